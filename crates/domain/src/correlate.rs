@@ -1,0 +1,486 @@
+//! The correlation rules that thread events into WorkItems, as a pure batch computation.
+//!
+//! A store loads what a batch of events could touch ([`Batch::needs`]), hands it over as
+//! [`Loaded`], applies the events in arrival order, and writes the resulting [`ChangeSet`]
+//! in one transaction. The rules live here once; every store shares them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use crate::event::{CompletionEvent, Service};
+use crate::ids::{CorrelationKey, EventId, Identifier};
+use crate::upstream::TaskSnapshot;
+use crate::workitem::WorkItem;
+
+/// What happened to one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Recorded onto the WorkItem under the canonical key.
+    Accepted {
+        /// The canonical key.
+        correlation_key: CorrelationKey,
+    },
+    /// Already recorded under this id; nothing changed.
+    Duplicate {
+        /// The canonical key of the item that holds the original.
+        correlation_key: CorrelationKey,
+    },
+}
+
+impl IngestOutcome {
+    /// The canonical key either way.
+    pub fn correlation_key(&self) -> &CorrelationKey {
+        match self {
+            Self::Accepted { correlation_key } | Self::Duplicate { correlation_key } => {
+                correlation_key
+            }
+        }
+    }
+}
+
+/// The existing state a batch can touch, as loaded by a store.
+#[derive(Debug, Default, Clone)]
+pub struct Loaded {
+    /// Which item each needed identifier belongs to.
+    pub owners: HashMap<Identifier, CorrelationKey>,
+    /// The items those identifiers point to.
+    pub items: HashMap<CorrelationKey, WorkItem>,
+    /// Needed event ids already recorded, with the item that holds each.
+    pub seen: HashMap<EventId, CorrelationKey>,
+}
+
+/// An event as it is recorded on the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    /// The event's id, if it had one.
+    pub event_id: Option<EventId>,
+    /// The item it belongs to.
+    pub item_key: CorrelationKey,
+    /// The sender.
+    pub service: Service,
+    /// The sender's task id.
+    pub task_id: String,
+    /// The status (the outcome when the sender sent `null`).
+    pub status: String,
+    /// The event's time.
+    pub time: DateTime<Utc>,
+    /// When CFactory received it.
+    pub received_at: DateTime<Utc>,
+    /// The JSON exactly as received.
+    pub raw: String,
+}
+
+/// What a store writes, in one transaction, after a batch.
+#[derive(Debug, Default, Clone)]
+pub struct ChangeSet {
+    /// Items to insert or replace (final state).
+    pub upserts: Vec<WorkItem>,
+    /// Items merged away; their rows go.
+    pub deleted: Vec<CorrelationKey>,
+    /// Existing rows filed under the first key move to the second (identifiers, events,
+    /// usage). Targets are final: no chains.
+    pub redirects: Vec<(CorrelationKey, CorrelationKey)>,
+    /// Identifiers to file (insert or repoint) under an item.
+    pub owners: Vec<(Identifier, CorrelationKey)>,
+    /// Events to append.
+    pub events: Vec<EventRecord>,
+}
+
+/// Where [`Batch::place`] filed a unit of work.
+struct Placement {
+    key: CorrelationKey,
+    conflict: Option<Vec<u64>>,
+    merged: bool,
+    sent_key_is_alias: bool,
+}
+
+/// One batch of events for one tenant, applied in arrival order.
+#[derive(Debug)]
+pub struct Batch {
+    owners: HashMap<Identifier, CorrelationKey>,
+    items: HashMap<CorrelationKey, WorkItem>,
+    seen: HashMap<EventId, CorrelationKey>,
+    redirects: HashMap<CorrelationKey, CorrelationKey>,
+    changed: BTreeSet<CorrelationKey>,
+    new_owners: BTreeMap<Identifier, CorrelationKey>,
+    events: Vec<EventRecord>,
+}
+
+impl Batch {
+    /// The identifiers and event ids a store must load before applying `events`.
+    pub fn needs(events: &[CompletionEvent]) -> (Vec<Identifier>, Vec<EventId>) {
+        let mut ids: BTreeSet<Identifier> = BTreeSet::new();
+        let mut event_ids: BTreeSet<EventId> = BTreeSet::new();
+        for e in events {
+            ids.extend(e.identifiers());
+            if let Some(id) = &e.id {
+                event_ids.insert(id.clone());
+            }
+        }
+        (ids.into_iter().collect(), event_ids.into_iter().collect())
+    }
+
+    /// The identifiers a store must load before applying `snapshots`.
+    pub fn needs_snapshots(snapshots: &[TaskSnapshot]) -> Vec<Identifier> {
+        let ids: BTreeSet<Identifier> = snapshots
+            .iter()
+            .flat_map(TaskSnapshot::identifiers)
+            .collect();
+        ids.into_iter().collect()
+    }
+
+    /// Starts a batch over what the store loaded.
+    pub fn new(loaded: Loaded) -> Self {
+        Self {
+            owners: loaded.owners,
+            items: loaded.items,
+            seen: loaded.seen,
+            redirects: HashMap::new(),
+            changed: BTreeSet::new(),
+            new_owners: BTreeMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn resolve(&self, key: &CorrelationKey) -> CorrelationKey {
+        let mut k = key;
+        while let Some(next) = self.redirects.get(k) {
+            k = next;
+        }
+        k.clone()
+    }
+
+    fn owner(&self, id: &Identifier) -> Option<CorrelationKey> {
+        self.new_owners
+            .get(id)
+            .or_else(|| self.owners.get(id))
+            .map(|k| self.resolve(k))
+    }
+
+    /// Applies one event (rules 1–6 of `docs/correlation.md`).
+    pub fn apply(&mut self, event: &CompletionEvent, received_at: DateTime<Utc>) -> IngestOutcome {
+        // Rule 1: dedup by id.
+        if let Some(id) = &event.id
+            && let Some(key) = self.seen.get(id)
+        {
+            return IngestOutcome::Duplicate {
+                correlation_key: self.resolve(key),
+            };
+        }
+        let placed = self.place(
+            event.identifiers(),
+            &event.correlation_key,
+            event.correlation.issue_number,
+            event.time,
+        );
+        let canonical = placed.key.clone();
+        let item = self.touch(&canonical, event.time);
+        if let Some(issues) = placed.conflict {
+            item.record_conflict(event, issues);
+        }
+        if placed.sent_key_is_alias {
+            item.add_alias(&event.correlation_key);
+        }
+        item.apply_event(event, received_at);
+
+        if let Some(id) = &event.id {
+            self.seen.insert(id.clone(), canonical.clone());
+        }
+        self.events.push(EventRecord {
+            event_id: event.id.clone(),
+            item_key: canonical.clone(),
+            service: event.service,
+            task_id: event.task_id.clone(),
+            status: event.status.clone(),
+            time: event.time,
+            received_at,
+            raw: event.raw.clone(),
+        });
+        IngestOutcome::Accepted {
+            correlation_key: canonical,
+        }
+    }
+
+    /// Applies an upstream's task snapshot taken at `at` (the row's own updated time, or
+    /// the poll time). It finds its item by the same rules as an event, adds no timeline
+    /// entry, and rewrites nothing when unchanged. Returns the item's key when it changed.
+    pub fn apply_snapshot(
+        &mut self,
+        snap: &TaskSnapshot,
+        at: DateTime<Utc>,
+        received_at: DateTime<Utc>,
+    ) -> Option<CorrelationKey> {
+        let key = snap.key()?;
+        let existed_before = self.owner(&Identifier::key(&key)).is_some()
+            || snap.identifiers().iter().any(|id| self.owner(id).is_some());
+        let placed = self.place(snap.identifiers(), &key, snap.correlation.issue_number, at);
+        let canonical = placed.key.clone();
+        let item = self
+            .items
+            .get_mut(&canonical)
+            .expect("place creates the item");
+        let mut changed = item.apply_snapshot(snap, at, received_at);
+        if placed.sent_key_is_alias {
+            let before = item.aliases.len();
+            item.add_alias(&key);
+            changed |= item.aliases.len() != before;
+        }
+        changed |= placed.merged || !existed_before;
+        if changed {
+            self.changed.insert(canonical.clone());
+            Some(canonical)
+        } else {
+            None
+        }
+    }
+
+    /// After a complete task list of `service`, clears the non-terminal stages of loaded
+    /// items whose task is no longer listed. Returns the keys of items it changed.
+    pub fn clear_missing(
+        &mut self,
+        service: Service,
+        present: &BTreeSet<String>,
+    ) -> Vec<CorrelationKey> {
+        let mut cleared = Vec::new();
+        for (key, item) in &mut self.items {
+            if item.clear_stage_if_gone(service, present) {
+                cleared.push(key.clone());
+            }
+        }
+        for key in &cleared {
+            self.changed.insert(key.clone());
+        }
+        cleared
+    }
+
+    /// Rules 2–4: finds the canonical item for a set of identifiers, merging synthetic
+    /// and opaque items into it, and files the identifiers under it. The item exists
+    /// afterwards (created empty at `at` when new).
+    fn place(
+        &mut self,
+        identifiers: Vec<Identifier>,
+        sent_key: &CorrelationKey,
+        linked_issue: Option<u64>,
+        at: DateTime<Utc>,
+    ) -> Placement {
+        let mut found: BTreeSet<CorrelationKey> = BTreeSet::new();
+        for id in &identifiers {
+            if let Some(k) = self.owner(id) {
+                found.insert(k);
+            }
+        }
+        let mut issues: BTreeSet<u64> = BTreeSet::new();
+        issues.extend(sent_key.issue_number());
+        issues.extend(linked_issue);
+        issues.extend(found.iter().filter_map(CorrelationKey::issue_number));
+
+        let own_key = self
+            .owner(&Identifier::key(sent_key))
+            .unwrap_or_else(|| sent_key.clone());
+
+        let mut merged = false;
+        let (canonical, conflict) = if issues.len() > 1 {
+            // Rule 4: never merge two issues; stay on the key as sent.
+            (own_key, Some(issues.iter().copied().collect()))
+        } else {
+            let canonical = match issues.first() {
+                Some(n) => CorrelationKey::issue(*n),
+                None => own_key,
+            };
+            self.items
+                .entry(canonical.clone())
+                .or_insert_with(|| WorkItem::new(canonical.clone(), at));
+            // Rule 3: items under synthetic or opaque keys merge into the canonical one.
+            for other in found.iter().filter(|k| **k != canonical) {
+                if let Some(absorbed) = self.items.remove(other) {
+                    self.items
+                        .get_mut(&canonical)
+                        .expect("canonical item exists")
+                        .absorb(absorbed);
+                }
+                self.redirects.insert(other.clone(), canonical.clone());
+                self.changed.remove(other);
+                merged = true;
+            }
+            if merged {
+                self.changed.insert(canonical.clone());
+            }
+            (canonical, None)
+        };
+        self.items
+            .entry(canonical.clone())
+            .or_insert_with(|| WorkItem::new(canonical.clone(), at));
+
+        for id in identifiers {
+            match self.owner(&id) {
+                Some(k) if k != canonical => {} // owned by another issue: not ours to take
+                _ => {
+                    self.new_owners.insert(id, canonical.clone());
+                }
+            }
+        }
+        self.new_owners
+            .insert(Identifier::key(&canonical), canonical.clone());
+        let sent_key_is_alias = *sent_key != canonical
+            && self.owner(&Identifier::key(sent_key)) == Some(canonical.clone());
+        Placement {
+            key: canonical,
+            conflict,
+            merged,
+            sent_key_is_alias,
+        }
+    }
+
+    fn touch(&mut self, key: &CorrelationKey, at: DateTime<Utc>) -> &mut WorkItem {
+        self.changed.insert(key.clone());
+        self.items
+            .entry(key.clone())
+            .or_insert_with(|| WorkItem::new(key.clone(), at))
+    }
+
+    /// The writes this batch needs.
+    pub fn finish(mut self) -> ChangeSet {
+        let redirects: Vec<(CorrelationKey, CorrelationKey)> = self
+            .redirects
+            .keys()
+            .map(|from| (from.clone(), self.resolve(from)))
+            .collect();
+        let deleted = redirects.iter().map(|(from, _)| from.clone()).collect();
+        let owners = self
+            .new_owners
+            .iter()
+            .map(|(id, k)| (id.clone(), self.resolve(k)))
+            .collect();
+        let mut events = std::mem::take(&mut self.events);
+        for e in &mut events {
+            e.item_key = self.resolve(&e.item_key);
+        }
+        let upserts = self
+            .changed
+            .iter()
+            .filter(|k| !self.redirects.contains_key(*k))
+            .filter_map(|k| self.items.remove(k))
+            .collect();
+        ChangeSet {
+            upserts,
+            deleted,
+            redirects,
+            owners,
+            events,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(
+        id: &str,
+        key: &str,
+        service: &str,
+        task: &str,
+        links: serde_json::Value,
+    ) -> CompletionEvent {
+        let v = json!({
+            "id": id, "time": "2026-06-01T12:00:00Z", "correlation_key": key,
+            "service": service, "task_id": task, "status": "in_progress", "phase": "act",
+            "correlation": links
+        });
+        CompletionEvent::parse(&v.to_string()).unwrap()
+    }
+
+    #[test]
+    fn merges_chain_within_one_batch_and_redirects_are_final() {
+        let now = Utc::now();
+        let mut batch = Batch::new(Loaded::default());
+        batch.apply(&event("1", "pf-s1", "pfactory", "s1", json!({})), now);
+        batch.apply(
+            &event(
+                "2",
+                "af-p:1",
+                "aifactory",
+                "p:1",
+                json!({"session_id": "s1"}),
+            ),
+            now,
+        );
+        let out = batch.apply(
+            &event(
+                "3",
+                "tf-x",
+                "tfactory",
+                "x",
+                json!({"aifactory_task_id": "p:1", "issue_number": 77}),
+            ),
+            now,
+        );
+        assert_eq!(out.correlation_key().as_str(), "77");
+        let changes = batch.finish();
+        assert_eq!(changes.upserts.len(), 1);
+        let item = &changes.upserts[0];
+        assert_eq!(item.correlation_key.as_str(), "77");
+        let mut aliases: Vec<&str> = item.aliases.iter().map(CorrelationKey::as_str).collect();
+        aliases.sort();
+        assert_eq!(aliases, ["af-p:1", "pf-s1", "tf-x"]);
+        assert!(changes.redirects.iter().all(|(_, to)| to.as_str() == "77"));
+        assert!(changes.events.iter().all(|e| e.item_key.as_str() == "77"));
+        assert!(changes.owners.iter().all(|(_, k)| k.as_str() == "77"));
+        assert_eq!(item.event_count, 3);
+    }
+
+    #[test]
+    fn a_known_duplicate_answers_with_its_current_key() {
+        let mut loaded = Loaded::default();
+        loaded.seen.insert(
+            EventId::parse("e").unwrap(),
+            CorrelationKey::parse("af-q").unwrap(),
+        );
+        let mut batch = Batch::new(loaded);
+        let out = batch.apply(&event("e", "af-q", "aifactory", "q", json!({})), Utc::now());
+        assert!(matches!(out, IngestOutcome::Duplicate { .. }));
+        let changes = batch.finish();
+        assert!(changes.events.is_empty() && changes.upserts.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_row_that_did_not_change_writes_nothing() {
+        let snap = TaskSnapshot {
+            service: Service::Aifactory,
+            task_id: "p:1".into(),
+            issue_number: None,
+            status: "in_progress".into(),
+            phase: None,
+            title: None,
+            project: None,
+            updated_at: None,
+            correlation: Default::default(),
+        };
+        let now = Utc::now();
+        let mut batch = Batch::new(Loaded::default());
+        assert_eq!(
+            batch.apply_snapshot(&snap, now, now).unwrap().as_str(),
+            "af-p:1"
+        );
+        let item = batch.finish().upserts.remove(0);
+        let mut loaded = Loaded::default();
+        loaded.owners.insert(
+            Identifier::key(&item.correlation_key),
+            item.correlation_key.clone(),
+        );
+        loaded.owners.insert(
+            Identifier::task("aifactory", "p:1"),
+            item.correlation_key.clone(),
+        );
+        loaded.items.insert(item.correlation_key.clone(), item);
+        let mut batch = Batch::new(loaded);
+        assert!(
+            batch
+                .apply_snapshot(&snap, now + chrono::Duration::minutes(5), now)
+                .is_none()
+        );
+        assert!(batch.finish().upserts.is_empty());
+    }
+}

@@ -1,0 +1,681 @@
+//! The RFC-0001 completion event (v1.3 with the 0001a evidence addendum), parsed from the
+//! exact JSON a sender posted. The original text is kept beside the typed view, so
+//! nothing a sender sent is lost, unknown fields included.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{CorrelationKey, EventId, Identifier, parse_issue_number};
+use crate::taxonomy::StatusClass;
+
+/// The service that emitted an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    /// Plans work; its task id is a plan session id.
+    Pfactory,
+    /// Does the work; its task id is a coding task id such as `proj:001`.
+    Aifactory,
+    /// Verifies it; its task id is a test spec id.
+    Tfactory,
+    /// CFactory itself: on the timeline, never on a stage.
+    Cfactory,
+}
+
+impl Service {
+    /// Parses the wire name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "pfactory" => Self::Pfactory,
+            "aifactory" => Self::Aifactory,
+            "tfactory" => Self::Tfactory,
+            "cfactory" => Self::Cfactory,
+            _ => return None,
+        })
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pfactory => "pfactory",
+            Self::Aifactory => "aifactory",
+            Self::Tfactory => "tfactory",
+            Self::Cfactory => "cfactory",
+        }
+    }
+
+    /// The prefix of the synthetic keys this service mints.
+    pub fn synthetic_prefix(self) -> Option<&'static str> {
+        match self {
+            Self::Pfactory => Some("pf-"),
+            Self::Aifactory => Some("af-"),
+            Self::Tfactory => Some("tf-"),
+            Self::Cfactory => None,
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an event was refused. `field` names the offending field as a dotted path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// The body was not JSON, or not a JSON object.
+    #[error("malformed JSON: {0}")]
+    Malformed(String),
+    /// A required field was absent.
+    #[error("missing required field `{field}`")]
+    Missing {
+        /// The field's path.
+        field: String,
+    },
+    /// A field was present but not acceptable.
+    #[error("invalid field `{field}`: {reason}")]
+    Invalid {
+        /// The field's path.
+        field: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+impl EventError {
+    /// The offending field, when there is one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Malformed(_) => None,
+            Self::Missing { field } | Self::Invalid { field, .. } => Some(field),
+        }
+    }
+
+    fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One worker's share of a task's usage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkerUsage {
+    /// The worker's id.
+    pub worker_id: Option<String>,
+    /// LLM provider.
+    pub provider: Option<String>,
+    /// Model id.
+    pub model: Option<String>,
+    /// Tokens used.
+    pub tokens: Option<u64>,
+    /// Dollars, when metered.
+    pub cost_usd: Option<f64>,
+    /// `api` and `cloud` are metered; subscription and local runs are not.
+    pub billing_mode: Option<String>,
+}
+
+/// A usage breakdown entry (`by_provider`, `by_model`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UsageBreakdown {
+    /// Prompt tokens.
+    pub input_tokens: Option<u64>,
+    /// Completion tokens.
+    pub output_tokens: Option<u64>,
+    /// Total tokens.
+    #[serde(alias = "tokens")]
+    pub total_tokens: Option<u64>,
+    /// Dollars.
+    pub cost_usd: Option<f64>,
+}
+
+/// The v1.1 `usage` block and its newer additions. Usage on snapshots is cumulative for
+/// the task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub input_tokens: Option<u64>,
+    /// Completion tokens.
+    pub output_tokens: Option<u64>,
+    /// Total tokens (input + output when absent).
+    pub total_tokens: Option<u64>,
+    /// Dollars.
+    pub cost_usd: Option<f64>,
+    /// Model id.
+    pub model: Option<String>,
+    /// Per-worker usage.
+    pub workers: Vec<WorkerUsage>,
+    /// Usage by provider.
+    pub by_provider: BTreeMap<String, UsageBreakdown>,
+    /// Usage by model.
+    pub by_model: BTreeMap<String, UsageBreakdown>,
+    /// The sender's budget block, kept as sent.
+    pub budget: Option<Value>,
+}
+
+impl Usage {
+    /// Total tokens, falling back to input + output.
+    pub fn total(&self) -> u64 {
+        self.total_tokens
+            .unwrap_or_else(|| self.input_tokens.unwrap_or(0) + self.output_tokens.unwrap_or(0))
+    }
+}
+
+/// The chain links a sender knows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Correlation {
+    /// PFactory plan session.
+    pub session_id: Option<String>,
+    /// GitHub issue number.
+    pub issue_number: Option<u64>,
+    /// AIFactory task id.
+    pub aifactory_task_id: Option<String>,
+    /// Git branch.
+    pub branch: Option<String>,
+    /// Pull request number.
+    pub pr_number: Option<u64>,
+    /// TFactory spec id.
+    pub tfactory_spec_id: Option<String>,
+}
+
+/// A prompt-injection scan verdict. Absence means no scan ran, never a pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InjectionScan {
+    /// `pass`, `flagged` or `skipped`.
+    pub verdict: String,
+    /// What was flagged, or why the scan was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Scanner id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanner: Option<String>,
+    /// Untrusted sources inspected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources_scanned: Vec<String>,
+}
+
+/// The 0001a `evidence` block, in both the RFC's shape and TFactory's real one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Evidence {
+    /// `tokens`, `tests`, `issues` or `artifact`.
+    pub proof_kind: Option<String>,
+    /// PFactory: the epic issue number.
+    pub epic_issue: Option<Value>,
+    /// PFactory: the child issues.
+    pub child_issues: Option<Vec<Value>>,
+    /// PFactory: how many child issues were emitted.
+    pub child_count: Option<i64>,
+    /// AIFactory: tokens spent.
+    pub total_tokens: Option<i64>,
+    /// AIFactory: dollars spent.
+    pub cost_usd: Option<f64>,
+    /// AIFactory: phases that completed.
+    pub phases_completed: Option<Vec<Value>>,
+    /// AIFactory: the worktree commit.
+    pub worktree_sha: Option<String>,
+    /// TFactory (RFC): `pass`, `fail` or `flag`.
+    pub verdict: Option<String>,
+    /// TFactory (RFC): lanes that ran.
+    pub lanes_run: Option<Vec<Value>>,
+    /// TFactory (RFC): tests generated.
+    pub tests_generated: Option<i64>,
+    /// TFactory (RFC): tests executed.
+    pub tests_executed: Option<i64>,
+    /// TFactory (real): verdict count.
+    pub verdicts: Option<i64>,
+    /// TFactory (real): accepted count.
+    pub accepted: Option<i64>,
+    /// TFactory (real): flagged count.
+    pub flagged: Option<i64>,
+    /// TFactory (real): rejected count.
+    pub rejected: Option<i64>,
+}
+
+/// A parsed completion event. `raw` is the JSON exactly as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionEvent {
+    /// The CloudEvents id; `None` is recorded and flagged.
+    pub id: Option<EventId>,
+    /// The key as sent.
+    pub correlation_key: CorrelationKey,
+    /// The emitting service.
+    pub service: Service,
+    /// The sender's local id.
+    pub task_id: String,
+    /// The status; when the sender sent `null`, the `outcome` stands in.
+    pub status: String,
+    /// The phase; falls back to the status when `null`.
+    pub phase: String,
+    /// When the transition happened (`time`, or legacy `updated_at`).
+    pub time: DateTime<Utc>,
+    /// Work item title, when the sender gave one.
+    pub title: Option<String>,
+    /// Repository or project, when the sender gave one.
+    pub project: Option<String>,
+    /// The usage block.
+    pub usage: Option<Usage>,
+    /// The correlation block.
+    pub correlation: Correlation,
+    /// The injection-scan block.
+    pub injection_scan: Option<InjectionScan>,
+    /// The evidence block.
+    pub evidence: Option<Evidence>,
+    /// TFactory's outcome (`success`, `failure`, `human_review`).
+    pub outcome: Option<String>,
+    /// TFactory's halt reason.
+    pub halt_reason: Option<String>,
+    /// The JSON exactly as received.
+    pub raw: String,
+}
+
+/// Largest accepted JSON text for one event.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+impl CompletionEvent {
+    /// Parses one event from the exact JSON text a sender posted.
+    pub fn parse(raw: &str) -> Result<Self, EventError> {
+        let value: Value =
+            serde_json::from_str(raw).map_err(|e| EventError::Malformed(e.to_string()))?;
+        Self::from_value(&value, raw.to_owned())
+    }
+
+    /// Parses one event from an already-decoded JSON value; `raw` is its original text.
+    pub fn from_value(value: &Value, raw: String) -> Result<Self, EventError> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| EventError::Malformed("an event must be a JSON object".into()))?;
+        let get = |name: &str| obj.get(name).filter(|v| !v.is_null());
+
+        let key_text = required_text(obj, "correlation_key")?;
+        let correlation_key = CorrelationKey::parse(&key_text)
+            .map_err(|e| EventError::invalid("correlation_key", e.to_string()))?;
+
+        let service_text = required_text(obj, "service")?;
+        let service = Service::parse(&service_text).ok_or_else(|| {
+            EventError::invalid(
+                "service",
+                format!(
+                    "unknown service `{service_text}`; expected pfactory, aifactory, tfactory or cfactory"
+                ),
+            )
+        })?;
+
+        let task_id = required_text(obj, "task_id")?;
+        if task_id.trim().is_empty() {
+            return Err(EventError::invalid("task_id", "must not be empty"));
+        }
+
+        let outcome = optional_text(obj, "outcome")?;
+        if !obj.contains_key("status") {
+            return Err(EventError::Missing {
+                field: "status".into(),
+            });
+        }
+        let status = match optional_text(obj, "status")? {
+            Some(s) if !s.trim().is_empty() => s,
+            _ => outcome.clone().ok_or_else(|| {
+                EventError::invalid("status", "is null or empty and no `outcome` stands in")
+            })?,
+        };
+
+        if !obj.contains_key("phase") {
+            return Err(EventError::Missing {
+                field: "phase".into(),
+            });
+        }
+        let phase = optional_text(obj, "phase")?.unwrap_or_else(|| status.clone());
+
+        let time = match (get("time"), get("updated_at")) {
+            (Some(t), _) => parse_time("time", t)?,
+            (None, Some(t)) => parse_time("updated_at", t)?,
+            (None, None) => {
+                return Err(EventError::Missing {
+                    field: "time".into(),
+                });
+            }
+        };
+
+        let id = match get("id") {
+            None => None,
+            Some(v) => {
+                let text =
+                    scalar_text(v).ok_or_else(|| EventError::invalid("id", "must be a string"))?;
+                Some(EventId::parse(&text).map_err(|e| EventError::invalid("id", e.to_string()))?)
+            }
+        };
+
+        let usage = block::<Usage>(obj, "usage")?;
+        let mut correlation = parse_correlation(get("correlation"))?;
+        // TFactory also puts chain links at the top level.
+        if correlation.branch.is_none() {
+            correlation.branch = optional_text(obj, "branch")?;
+        }
+        if correlation.pr_number.is_none() {
+            correlation.pr_number = loose_number(obj.get("pr_number"), "pr_number")?;
+        }
+        if correlation.tfactory_spec_id.is_none() && service == Service::Tfactory {
+            correlation.tfactory_spec_id = optional_text(obj, "spec_id")?;
+        }
+        let injection_scan = block::<InjectionScan>(obj, "injection_scan")?;
+        let evidence = block::<Evidence>(obj, "evidence")?;
+        let halt_reason = optional_text(obj, "halt_reason")?;
+        let title = optional_text(obj, "title")?;
+        let project = match optional_text(obj, "repo")? {
+            Some(repo) => Some(repo),
+            None => optional_text(obj, "project_id")?,
+        };
+
+        Ok(Self {
+            id,
+            correlation_key,
+            service,
+            task_id,
+            status,
+            phase,
+            time,
+            title,
+            project,
+            usage,
+            correlation,
+            injection_scan,
+            evidence,
+            outcome,
+            halt_reason,
+            raw,
+        })
+    }
+
+    /// The lifecycle class of this event's status.
+    pub fn status_class(&self) -> StatusClass {
+        StatusClass::classify(&self.status)
+    }
+
+    /// Every identifier this event can be found by: its key, its own task, each link.
+    pub fn identifiers(&self) -> Vec<Identifier> {
+        let mut ids = vec![Identifier::key(&self.correlation_key)];
+        if self.service != Service::Cfactory {
+            ids.push(Identifier::task(self.service.as_str(), &self.task_id));
+        }
+        let c = &self.correlation;
+        if let Some(n) = c.issue_number {
+            ids.push(Identifier::key(&CorrelationKey::issue(n)));
+        }
+        if let Some(s) = &c.session_id {
+            ids.push(Identifier::task("pfactory", s));
+        }
+        if let Some(t) = &c.aifactory_task_id {
+            ids.push(Identifier::task("aifactory", t));
+        }
+        if let Some(t) = &c.tfactory_spec_id {
+            ids.push(Identifier::task("tfactory", t));
+        }
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn required_text(obj: &serde_json::Map<String, Value>, field: &str) -> Result<String, EventError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Err(EventError::Missing {
+            field: field.to_owned(),
+        }),
+        Some(v) => scalar_text(v).ok_or_else(|| EventError::invalid(field, "must be a string")),
+    }
+}
+
+fn optional_text(
+    obj: &serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, EventError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => scalar_text(v)
+            .map(Some)
+            .ok_or_else(|| EventError::invalid(field, "must be a string")),
+    }
+}
+
+fn parse_time(field: &str, value: &Value) -> Result<DateTime<Utc>, EventError> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| EventError::invalid(field, "must be an ISO-8601 timestamp string"))?;
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            // Some emitters send a naive UTC time without an offset.
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc())
+        })
+        .map_err(|_| {
+            EventError::invalid(
+                field,
+                format!("`{text}` is not an ISO-8601 timestamp such as 2026-06-04T15:14:45Z"),
+            )
+        })
+}
+
+/// An integer that some senders spell as a string (`"142"`).
+fn loose_number(value: Option<&Value>, field: &str) -> Result<Option<u64>, EventError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| EventError::invalid(field, "must be a positive integer")),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => parse_issue_number(s)
+            .map(Some)
+            .ok_or_else(|| EventError::invalid(field, "must be a positive integer")),
+        Some(_) => Err(EventError::invalid(field, "must be a positive integer")),
+    }
+}
+
+fn parse_correlation(value: Option<&Value>) -> Result<Correlation, EventError> {
+    let Some(value) = value else {
+        return Ok(Correlation::default());
+    };
+    let obj = value
+        .as_object()
+        .ok_or_else(|| EventError::invalid("correlation", "must be an object"))?;
+    let text = |name: &str| -> Result<Option<String>, EventError> {
+        match obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match scalar_text(v) {
+                Some(s) if s.is_empty() => Ok(None),
+                Some(s) => Ok(Some(s)),
+                None => Err(EventError::invalid(
+                    &format!("correlation.{name}"),
+                    "must be a string",
+                )),
+            },
+        }
+    };
+    Ok(Correlation {
+        session_id: text("session_id")?,
+        issue_number: loose_number(obj.get("issue_number"), "correlation.issue_number")?,
+        aifactory_task_id: text("aifactory_task_id")?,
+        branch: text("branch")?,
+        pr_number: loose_number(obj.get("pr_number"), "correlation.pr_number")?,
+        tfactory_spec_id: text("tfactory_spec_id")?,
+    })
+}
+
+fn block<T: serde::de::DeserializeOwned>(
+    obj: &serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<Option<T>, EventError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_path_to_error::deserialize(v).map(Some).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                field.to_owned()
+            } else {
+                format!("{field}.{path}")
+            };
+            EventError::Invalid {
+                field,
+                reason: e.into_inner().to_string(),
+            }
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<CompletionEvent, EventError> {
+        CompletionEvent::parse(&v.to_string())
+    }
+
+    fn base() -> Value {
+        json!({
+            "id": "evt-1", "specversion": "1.0", "source": "/aifactory",
+            "type": "io.factory.aifactory.completion", "time": "2026-06-05T12:00:00Z",
+            "correlation_key": "142", "service": "aifactory", "task_id": "proj:001",
+            "status": "done", "phase": "act"
+        })
+    }
+
+    #[test]
+    fn parses_a_full_event_and_keeps_the_raw_text() {
+        let mut v = base();
+        v["usage"] = json!({"input_tokens": 2400, "output_tokens": 100, "cost_usd": 1.25,
+            "model": "claude-sonnet-4-6",
+            "workers": [{"worker_id": "w1", "provider": "anthropic", "tokens": 2500, "billing_mode": "api"}],
+            "by_model": {"claude-sonnet-4-6": {"tokens": 2500, "cost_usd": 1.25}}});
+        v["correlation"] =
+            json!({"session_id": "s1", "issue_number": "142", "branch": "feat/x", "pr_number": 7});
+        v["x_unknown"] = json!({"kept": true});
+        let raw = v.to_string();
+        let e = CompletionEvent::parse(&raw).unwrap();
+        assert_eq!(e.raw, raw);
+        assert_eq!(e.usage.as_ref().unwrap().total(), 2500);
+        assert_eq!(
+            e.usage.as_ref().unwrap().workers[0].billing_mode.as_deref(),
+            Some("api")
+        );
+        assert_eq!(
+            e.usage.as_ref().unwrap().by_model["claude-sonnet-4-6"].total_tokens,
+            Some(2500)
+        );
+        assert_eq!(e.correlation.issue_number, Some(142));
+        assert_eq!(e.correlation.pr_number, Some(7));
+        assert_eq!(e.id.as_ref().unwrap().as_str(), "evt-1");
+    }
+
+    #[test]
+    fn legacy_updated_at_is_accepted_and_one_time_is_required() {
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("time");
+        v["updated_at"] = json!("2026-06-04T15:14:45+00:00");
+        assert!(parse(v.clone()).is_ok());
+        v.as_object_mut().unwrap().remove("updated_at");
+        assert_eq!(parse(v).unwrap_err().field(), Some("time"));
+    }
+
+    #[test]
+    fn a_bad_timestamp_names_its_field() {
+        let mut v = base();
+        v["time"] = json!("yesterday");
+        assert_eq!(parse(v).unwrap_err().field(), Some("time"));
+    }
+
+    #[test]
+    fn each_required_field_is_named_when_missing() {
+        for field in ["correlation_key", "service", "task_id", "status", "phase"] {
+            let mut v = base();
+            v.as_object_mut().unwrap().remove(field);
+            let err = parse(v).unwrap_err();
+            assert_eq!(err.field(), Some(field), "{err}");
+            assert!(matches!(err, EventError::Missing { .. }));
+        }
+    }
+
+    #[test]
+    fn unknown_service_and_long_key_are_refused() {
+        let mut v = base();
+        v["service"] = json!("qfactory");
+        assert_eq!(parse(v).unwrap_err().field(), Some("service"));
+        let mut v = base();
+        v["correlation_key"] = json!("k".repeat(129));
+        assert_eq!(parse(v).unwrap_err().field(), Some("correlation_key"));
+    }
+
+    #[test]
+    fn null_status_takes_the_outcome() {
+        let mut v = base();
+        v["service"] = json!("tfactory");
+        v["status"] = Value::Null;
+        v["outcome"] = json!("failure");
+        let e = parse(v.clone()).unwrap();
+        assert_eq!(e.status, "failure");
+        assert_eq!(e.status_class(), StatusClass::Failed);
+        v.as_object_mut().unwrap().remove("outcome");
+        assert_eq!(parse(v).unwrap_err().field(), Some("status"));
+    }
+
+    #[test]
+    fn a_mistyped_block_field_names_its_path() {
+        let mut v = base();
+        v["usage"] = json!({"total_tokens": "many"});
+        let err = parse(v).unwrap_err();
+        assert_eq!(err.field(), Some("usage.total_tokens"));
+    }
+
+    #[test]
+    fn not_an_object_is_malformed() {
+        assert!(matches!(
+            CompletionEvent::parse("[1,2]"),
+            Err(EventError::Malformed(_))
+        ));
+        assert!(matches!(
+            CompletionEvent::parse("{"),
+            Err(EventError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn identifiers_cover_key_task_and_links() {
+        let mut v = base();
+        v["service"] = json!("tfactory");
+        v["correlation_key"] = json!("tf-spec9");
+        v["task_id"] = json!("spec9");
+        v["correlation"] = json!({"aifactory_task_id": "proj:001", "session_id": "s1"});
+        let ids: Vec<String> = parse(v)
+            .unwrap()
+            .identifiers()
+            .iter()
+            .map(|i| i.as_str().to_owned())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "aifactory:proj:001",
+                "key:tf-spec9",
+                "pfactory:s1",
+                "tfactory:spec9"
+            ]
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! Identifier newtypes: correlation keys, event ids, tenants and the lookup identifiers
+//! that correlation threads on. Each is parsed once at the edge; an invalid value cannot
+//! be built.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest accepted correlation key, in characters.
+pub const MAX_KEY_CHARS: usize = 128;
+
+/// Why a correlation key, event id or tenant was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The value was empty or only whitespace.
+    #[error("must not be empty")]
+    Empty,
+    /// The value was longer than the limit.
+    #[error("must be at most {0} characters")]
+    TooLong(usize),
+    /// The value contained a control character.
+    #[error("must not contain control characters")]
+    ControlCharacter,
+    /// The value contained characters outside the allowed set.
+    #[error("may only contain letters, digits, '-', '_' and '.'")]
+    BadCharacter,
+}
+
+fn check_text(value: &str, max: usize) -> Result<(), IdError> {
+    if value.trim().is_empty() {
+        return Err(IdError::Empty);
+    }
+    if value.chars().count() > max {
+        return Err(IdError::TooLong(max));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(IdError::ControlCharacter);
+    }
+    Ok(())
+}
+
+/// The key a WorkItem is filed under: a GitHub issue number (`"142"`), a synthetic key
+/// (`pf-…`, `af-…`, `tf-…`) or another opaque key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CorrelationKey(String);
+
+/// What kind of correlation key this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// A GitHub issue number.
+    Issue(u64),
+    /// A synthetic key minted by a service before an issue existed.
+    Synthetic,
+    /// Any other key.
+    Opaque,
+}
+
+impl CorrelationKey {
+    /// Parses a key: non-empty, at most 128 characters, no control characters.
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        check_text(value, MAX_KEY_CHARS)?;
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The key for a GitHub issue number.
+    pub fn issue(number: u64) -> Self {
+        Self(number.to_string())
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the key is an issue number, a synthetic key or opaque.
+    pub fn kind(&self) -> KeyKind {
+        if let Some(n) = parse_issue_number(&self.0) {
+            return KeyKind::Issue(n);
+        }
+        let synthetic = ["pf-", "af-", "tf-"]
+            .iter()
+            .any(|p| self.0.len() > p.len() && self.0.starts_with(p));
+        if synthetic {
+            KeyKind::Synthetic
+        } else {
+            KeyKind::Opaque
+        }
+    }
+
+    /// The issue number this key carries, if it is one.
+    pub fn issue_number(&self) -> Option<u64> {
+        match self.kind() {
+            KeyKind::Issue(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// Parses `"142"` (or `"#142"`) as an issue number; leading zeros and zero are refused so
+/// one issue has one spelling.
+pub fn parse_issue_number(text: &str) -> Option<u64> {
+    let digits = text.strip_prefix('#').unwrap_or(text);
+    if digits.is_empty() || digits.len() > 18 || digits.starts_with('0') {
+        return None;
+    }
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+impl TryFrom<String> for CorrelationKey {
+    type Error = IdError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        check_text(&value, MAX_KEY_CHARS)?;
+        Ok(Self(value))
+    }
+}
+
+impl From<CorrelationKey> for String {
+    fn from(key: CorrelationKey) -> Self {
+        key.0
+    }
+}
+
+impl fmt::Display for CorrelationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A completion event's CloudEvents `id`: the idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventId(String);
+
+/// Longest accepted event id.
+pub const MAX_EVENT_ID_CHARS: usize = 256;
+
+impl EventId {
+    /// Parses an event id: non-empty, at most 256 characters, no control characters.
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        check_text(value, MAX_EVENT_ID_CHARS)?;
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EventId {
+    type Error = IdError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        check_text(&value, MAX_EVENT_ID_CHARS)?;
+        Ok(Self(value))
+    }
+}
+
+impl From<EventId> for String {
+    fn from(id: EventId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A tenant: every row and every store call belongs to exactly one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// Parses a tenant name: 1–64 characters of letters, digits, `-`, `_` and `.`.
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        check_text(value, 64)?;
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(IdError::BadCharacter);
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The tenant that keyless writes (open mode, the CLI, pollers) go to.
+    pub fn default_tenant() -> Self {
+        Self("default".to_owned())
+    }
+
+    /// The tenant as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TenantId {
+    type Error = IdError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<TenantId> for String {
+    fn from(id: TenantId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Something an event or a WorkItem can be found by: a key (own or alias), an issue
+/// number, or a service's local task id. Correlation looks every one of them up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Identifier(String);
+
+impl Identifier {
+    /// The identifier of a key (a WorkItem's own key or one of its aliases).
+    pub fn key(key: &CorrelationKey) -> Self {
+        Self(format!("key:{}", key.as_str()))
+    }
+
+    /// The identifier of a service's local task id (`pfactory` sessions, `aifactory`
+    /// tasks, `tfactory` specs).
+    pub fn task(service: &str, task_id: &str) -> Self {
+        Self(format!("{service}:{task_id}"))
+    }
+
+    /// Rebuilds an identifier read back from a store.
+    pub fn from_stored(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The identifier as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_classified() {
+        assert_eq!(
+            CorrelationKey::parse("142").unwrap().kind(),
+            KeyKind::Issue(142)
+        );
+        assert_eq!(
+            CorrelationKey::parse("pf-abc").unwrap().kind(),
+            KeyKind::Synthetic
+        );
+        assert_eq!(
+            CorrelationKey::parse("af-proj:001").unwrap().kind(),
+            KeyKind::Synthetic
+        );
+        assert_eq!(
+            CorrelationKey::parse("pf-").unwrap().kind(),
+            KeyKind::Opaque
+        );
+        assert_eq!(
+            CorrelationKey::parse("0142").unwrap().kind(),
+            KeyKind::Opaque
+        );
+        assert_eq!(
+            CorrelationKey::parse("feature/x").unwrap().kind(),
+            KeyKind::Opaque
+        );
+    }
+
+    #[test]
+    fn bad_keys_are_refused() {
+        assert_eq!(CorrelationKey::parse(""), Err(IdError::Empty));
+        assert_eq!(CorrelationKey::parse("  "), Err(IdError::Empty));
+        assert_eq!(
+            CorrelationKey::parse(&"k".repeat(129)),
+            Err(IdError::TooLong(128))
+        );
+        assert!(CorrelationKey::parse(&"k".repeat(128)).is_ok());
+        assert_eq!(
+            CorrelationKey::parse("a\nb"),
+            Err(IdError::ControlCharacter)
+        );
+    }
+
+    #[test]
+    fn tenants_are_restricted() {
+        assert!(TenantId::parse("acme-prod").is_ok());
+        assert_eq!(TenantId::parse("a b"), Err(IdError::BadCharacter));
+        assert_eq!(TenantId::parse(""), Err(IdError::Empty));
+    }
+}

@@ -1,0 +1,461 @@
+//! An in-memory store: the fake every port contract test also runs against, and a store
+//! for tests of code above the ports. It applies the same correlation rules as the real
+//! stores through [`Batch`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
+use crate::correlate::{Batch, ChangeSet, IngestOutcome, Loaded};
+use crate::event::{CompletionEvent, Service};
+use crate::ids::{CorrelationKey, EventId, Identifier, TenantId};
+use crate::ports::{
+    ApiKey, ApiKeyStore, ChangeSink, ListCursor, ListQuery, StoreError, Timeline, TimelineCursor,
+    TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage, WorkItemStore,
+};
+use crate::upstream::TaskList;
+use crate::workitem::StageName;
+use crate::workitem::WorkItem;
+
+#[derive(Default)]
+struct TenantData {
+    owners: HashMap<Identifier, CorrelationKey>,
+    items: HashMap<CorrelationKey, WorkItem>,
+    events: Vec<TimelineEntry>,
+    event_items: Vec<CorrelationKey>,
+    seen: HashMap<EventId, CorrelationKey>,
+}
+
+#[derive(Default)]
+struct State {
+    tenants: HashMap<TenantId, TenantData>,
+    keys: BTreeMap<String, (ApiKey, String)>,
+    seq: i64,
+    last_received: Option<DateTime<Utc>>,
+}
+
+/// A store held in memory; cloning shares it.
+#[derive(Clone)]
+pub struct InMemoryStore {
+    state: Arc<Mutex<State>>,
+    clock: Arc<dyn Clock>,
+    sinks: Arc<Mutex<Vec<Arc<dyn ChangeSink>>>>,
+}
+
+impl InMemoryStore {
+    /// An empty store that stamps arrivals with `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            state: Arc::default(),
+            clock,
+            sinks: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("memory store lock")
+    }
+}
+
+fn resolve_item<'a>(data: &'a TenantData, key: &str) -> Option<&'a WorkItem> {
+    let key = CorrelationKey::parse(key).ok()?;
+    let owner = data.owners.get(&Identifier::key(&key))?;
+    data.items.get(owner)
+}
+
+fn load(data: &TenantData, ids: Vec<Identifier>, event_ids: Vec<EventId>) -> Loaded {
+    let mut loaded = Loaded::default();
+    for id in ids {
+        if let Some(k) = data.owners.get(&id) {
+            if let Some(item) = data.items.get(k) {
+                loaded.items.insert(k.clone(), item.clone());
+            }
+            loaded.owners.insert(id, k.clone());
+        }
+    }
+    for id in event_ids {
+        if let Some(k) = data.seen.get(&id) {
+            loaded.seen.insert(id, k.clone());
+        }
+    }
+    loaded
+}
+
+impl InMemoryStore {
+    /// Writes a change set; returns the keys of items that changed.
+    fn write(
+        &self,
+        state: &mut State,
+        tenant: &TenantId,
+        changes: ChangeSet,
+    ) -> Vec<CorrelationKey> {
+        let mut seq = state.seq;
+        let data = state.tenants.entry(tenant.clone()).or_default();
+        for (from, to) in &changes.redirects {
+            for v in data.owners.values_mut().chain(data.seen.values_mut()) {
+                if v == from {
+                    *v = to.clone();
+                }
+            }
+            for k in &mut data.event_items {
+                if k == from {
+                    *k = to.clone();
+                }
+            }
+        }
+        for k in &changes.deleted {
+            data.items.remove(k);
+        }
+        let changed: Vec<CorrelationKey> = changes
+            .upserts
+            .iter()
+            .map(|i| i.correlation_key.clone())
+            .collect();
+        for item in changes.upserts {
+            data.items.insert(item.correlation_key.clone(), item);
+        }
+        for (id, k) in changes.owners {
+            data.owners.insert(id, k);
+        }
+        for e in changes.events {
+            seq += 1;
+            if let Some(id) = &e.event_id {
+                data.seen.insert(id.clone(), e.item_key.clone());
+            }
+            data.event_items.push(e.item_key);
+            data.events.push(TimelineEntry {
+                seq,
+                event_id: e.event_id,
+                service: e.service,
+                task_id: e.task_id,
+                status: e.status,
+                time: e.time,
+                received_at: e.received_at,
+                raw: e.raw,
+            });
+        }
+        state.seq = seq;
+        changed
+    }
+
+    fn notify(&self, tenant: &TenantId, keys: &[CorrelationKey]) {
+        if keys.is_empty() {
+            return;
+        }
+        let sinks = self.sinks.lock().expect("sinks lock").clone();
+        for sink in sinks {
+            sink.items_changed(tenant, keys);
+        }
+    }
+}
+
+#[async_trait]
+impl WorkItemStore for InMemoryStore {
+    async fn ingest(
+        &self,
+        tenant: &TenantId,
+        events: Vec<CompletionEvent>,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let now = self.clock.now();
+        let (outcomes, changed) = {
+            let mut state = self.lock();
+            let mut received = state.last_received.map_or(now, |t| t.max(now));
+            let data = state.tenants.entry(tenant.clone()).or_default();
+            let (ids, event_ids) = Batch::needs(&events);
+            let mut batch = Batch::new(load(data, ids, event_ids));
+            let mut outcomes = Vec::with_capacity(events.len());
+            for e in &events {
+                received += chrono::Duration::microseconds(1);
+                outcomes.push(batch.apply(e, received));
+            }
+            state.last_received = Some(received);
+            let changed = self.write(&mut state, tenant, batch.finish());
+            (outcomes, changed)
+        };
+        self.notify(tenant, &changed);
+        Ok(outcomes)
+    }
+
+    async fn apply_snapshots(
+        &self,
+        tenant: &TenantId,
+        service: Service,
+        list: &TaskList,
+        poll_time: DateTime<Utc>,
+    ) -> Result<Vec<CorrelationKey>, StoreError> {
+        let changed = {
+            let mut state = self.lock();
+            let received = self.clock.now();
+            let data = state.tenants.entry(tenant.clone()).or_default();
+            let mut loaded = load(data, Batch::needs_snapshots(&list.tasks), Vec::new());
+            if list.complete
+                && let Some(stage) = StageName::of(service)
+            {
+                for item in data.items.values() {
+                    let live = item
+                        .stages
+                        .get(stage)
+                        .is_some_and(|s| !s.status_class.is_terminal());
+                    if live {
+                        loaded
+                            .items
+                            .entry(item.correlation_key.clone())
+                            .or_insert_with(|| item.clone());
+                    }
+                }
+            }
+            let mut batch = Batch::new(loaded);
+            for snap in &list.tasks {
+                batch.apply_snapshot(snap, snap.updated_at.unwrap_or(poll_time), received);
+            }
+            if list.complete {
+                let present: BTreeSet<String> =
+                    list.tasks.iter().map(|t| t.task_id.clone()).collect();
+                batch.clear_missing(service, &present);
+            }
+            self.write(&mut state, tenant, batch.finish())
+        };
+        self.notify(tenant, &changed);
+        Ok(changed)
+    }
+
+    async fn find_task(
+        &self,
+        tenant: &TenantId,
+        service: Service,
+        task_id: &str,
+    ) -> Result<Option<CorrelationKey>, StoreError> {
+        let state = self.lock();
+        Ok(state.tenants.get(tenant).and_then(|d| {
+            d.owners
+                .get(&Identifier::task(service.as_str(), task_id))
+                .cloned()
+        }))
+    }
+
+    async fn watch(&self, sink: Arc<dyn ChangeSink>) -> Result<(), StoreError> {
+        self.sinks.lock().expect("sinks lock").push(sink);
+        Ok(())
+    }
+
+    async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<WorkItem>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .tenants
+            .get(tenant)
+            .and_then(|d| resolve_item(d, key))
+            .cloned())
+    }
+
+    async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<WorkItemPage, StoreError> {
+        let state = self.lock();
+        let Some(data) = state.tenants.get(tenant) else {
+            return Ok(WorkItemPage {
+                count: 0,
+                items: Vec::new(),
+                next_cursor: None,
+                stalled_count: 0,
+            });
+        };
+        let needle = q.text.as_ref().map(|t| t.to_lowercase());
+        let mut matching: Vec<&WorkItem> = data
+            .items
+            .values()
+            .filter(|item| {
+                let active = item.stages.active();
+                q.stage.is_none_or(|s| active.is_some_and(|(n, _)| n == s))
+                    && q.status
+                        .is_none_or(|c| active.is_some_and(|(_, st)| st.status_class == c))
+                    && q.service
+                        .is_none_or(|svc| item.stages.iter().any(|(n, _)| n.service() == svc))
+                    && needle
+                        .as_ref()
+                        .is_none_or(|n| item.search_text().contains(n.as_str()))
+            })
+            .collect();
+        matching.sort_by(|a, b| {
+            (b.updated_at.timestamp_micros(), b.correlation_key.as_str())
+                .cmp(&(a.updated_at.timestamp_micros(), a.correlation_key.as_str()))
+        });
+        let count = matching.len() as u64;
+        let stalled_count = matching
+            .iter()
+            .filter(|i| i.stall_clock().is_some_and(|t| t < q.stalled_before))
+            .count() as u64;
+        let after: Vec<&WorkItem> = matching
+            .into_iter()
+            .filter(|i| match &q.cursor {
+                None => true,
+                Some(c) => {
+                    (i.updated_at.timestamp_micros(), i.correlation_key.as_str())
+                        < (c.updated_at_micros, c.key.as_str())
+                }
+            })
+            .collect();
+        let items: Vec<WorkItem> = after
+            .iter()
+            .take(q.limit as usize)
+            .map(|i| (*i).clone())
+            .collect();
+        let next_cursor = (after.len() > items.len()).then(|| {
+            let last = items.last().expect("a full page has a last item");
+            ListCursor {
+                updated_at_micros: last.updated_at.timestamp_micros(),
+                key: last.correlation_key.as_str().to_owned(),
+            }
+        });
+        Ok(WorkItemPage {
+            count,
+            items,
+            next_cursor,
+            stalled_count,
+        })
+    }
+
+    async fn timeline(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        limit: u32,
+        cursor: Option<&TimelineCursor>,
+    ) -> Result<Option<Timeline>, StoreError> {
+        let state = self.lock();
+        let Some(data) = state.tenants.get(tenant) else {
+            return Ok(None);
+        };
+        let Some(item) = resolve_item(data, key) else {
+            return Ok(None);
+        };
+        let mut all: Vec<&TimelineEntry> = data
+            .events
+            .iter()
+            .zip(&data.event_items)
+            .filter(|(_, k)| **k == item.correlation_key)
+            .map(|(e, _)| e)
+            .collect();
+        all.sort_by_key(|e| (e.time.timestamp_micros(), e.seq));
+        let span_seconds = match (all.first(), all.last()) {
+            (Some(a), Some(b)) => (b.time - a.time).num_seconds(),
+            _ => 0,
+        };
+        let after: Vec<&TimelineEntry> = all
+            .iter()
+            .copied()
+            .filter(|e| {
+                cursor.is_none_or(|c| (e.time.timestamp_micros(), e.seq) > (c.time_micros, c.seq))
+            })
+            .collect();
+        let events: Vec<TimelineEntry> = after
+            .iter()
+            .take(limit as usize)
+            .map(|e| (*e).clone())
+            .collect();
+        let next_cursor = (after.len() > events.len()).then(|| {
+            let last = events.last().expect("a full page has a last event");
+            TimelineCursor {
+                time_micros: last.time.timestamp_micros(),
+                seq: last.seq,
+            }
+        });
+        Ok(Some(Timeline {
+            correlation_key: item.correlation_key.clone(),
+            event_count: all.len() as u64,
+            events,
+            span_seconds,
+            next_cursor,
+        }))
+    }
+
+    async fn usage(
+        &self,
+        tenant: &TenantId,
+        group_by: UsageGroupBy,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        let state = self.lock();
+        let mut groups: BTreeMap<Option<String>, UsageRow> = BTreeMap::new();
+        if let Some(data) = state.tenants.get(tenant) {
+            for item in data.items.values() {
+                for task in &item.usage_by_task {
+                    let key = match group_by {
+                        UsageGroupBy::Service => Some(task.service.as_str().to_owned()),
+                        UsageGroupBy::Project => item.project.clone(),
+                        UsageGroupBy::Workitem => Some(item.correlation_key.to_string()),
+                        UsageGroupBy::Model => task.model.clone(),
+                    };
+                    let t = task.total();
+                    let row = groups.entry(key.clone()).or_insert(UsageRow {
+                        key,
+                        input_tokens: 0,
+                        output_tokens: 0,
+                        total_tokens: 0,
+                        cost_usd: 0.0,
+                    });
+                    row.input_tokens += t.input_tokens;
+                    row.output_tokens += t.output_tokens;
+                    row.total_tokens += t.total_tokens;
+                    row.cost_usd += t.cost_usd;
+                }
+            }
+        }
+        let mut rows: Vec<UsageRow> = groups.into_values().collect();
+        rows.sort_by(|a, b| b.total_tokens.cmp(&a.total_tokens).then(a.key.cmp(&b.key)));
+        Ok(rows)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for InMemoryStore {
+    async fn create_key(&self, key: &ApiKey, secret_sha256: &str) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.keys.contains_key(&key.id) || state.keys.values().any(|(_, h)| h == secret_sha256)
+        {
+            return Err(StoreError::Duplicate(format!("key {}", key.id)));
+        }
+        state
+            .keys
+            .insert(key.id.clone(), (key.clone(), secret_sha256.to_owned()));
+        Ok(())
+    }
+
+    async fn find_key(&self, secret_sha256: &str) -> Result<Option<ApiKey>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .keys
+            .values()
+            .find(|(k, h)| h == secret_sha256 && k.revoked_at.is_none())
+            .map(|(k, _)| k.clone()))
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let state = self.lock();
+        let mut keys: Vec<ApiKey> = state.keys.values().map(|(k, _)| k.clone()).collect();
+        keys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(keys)
+    }
+
+    async fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.keys.get_mut(id) {
+            Some((k, _)) if k.revoked_at.is_none() => {
+                k.revoked_at = Some(at);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn has_active_keys(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .keys
+            .values()
+            .any(|(k, _)| k.revoked_at.is_none()))
+    }
+}

@@ -1,0 +1,168 @@
+//! Evidence gates (RFC-0001a): a successful terminal status counts as proven only with
+//! the evidence its stage owes. Anything less is shown as unproven, never green.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Evidence, Service};
+use crate::taxonomy::StatusClass;
+
+/// Whether a stage's success is backed by evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Proof {
+    /// A done-class status with the evidence its stage owes.
+    Proven,
+    /// A done-class status without it.
+    Unproven,
+    /// The stage is not in the done class.
+    NotApplicable,
+}
+
+/// What a gate looks at on the event shown by a stage.
+#[derive(Debug, Clone, Copy)]
+pub struct GateInput<'a> {
+    /// The stage's service.
+    pub service: Service,
+    /// Its status class.
+    pub class: StatusClass,
+    /// The evidence block, if any.
+    pub evidence: Option<&'a Evidence>,
+    /// TFactory's outcome.
+    pub outcome: Option<&'a str>,
+    /// TFactory's halt reason.
+    pub halt_reason: Option<&'a str>,
+}
+
+/// Applies the evidence gate of the stage's service.
+pub fn judge(input: GateInput<'_>) -> Proof {
+    if input.class != StatusClass::Done {
+        return Proof::NotApplicable;
+    }
+    let Some(e) = input.evidence else {
+        return Proof::Unproven;
+    };
+    let proven = match input.service {
+        Service::Pfactory => {
+            e.epic_issue
+                .as_ref()
+                .is_some_and(|v| v.is_u64() || v.is_i64())
+                && e.child_count.is_some_and(|n| n >= 1)
+        }
+        Service::Aifactory => {
+            e.total_tokens.is_some_and(|n| n > 0)
+                && e.phases_completed.as_ref().is_some_and(|p| !p.is_empty())
+        }
+        Service::Tfactory => {
+            let failed_outcome = input
+                .outcome
+                .is_some_and(|o| o.eq_ignore_ascii_case("failure"))
+                || input
+                    .halt_reason
+                    .is_some_and(|r| r.starts_with("no_evidence"));
+            let rfc_pass =
+                e.verdict.as_deref() == Some("pass") && e.tests_executed.is_some_and(|n| n > 0);
+            let counted = [e.verdicts, e.accepted, e.flagged]
+                .iter()
+                .any(|n| n.is_some_and(|n| n > 0));
+            !failed_outcome && (rfc_pass || counted)
+        }
+        Service::Cfactory => return Proof::NotApplicable,
+    };
+    if proven {
+        Proof::Proven
+    } else {
+        Proof::Unproven
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn evidence(v: serde_json::Value) -> Evidence {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn gate(service: Service, e: Option<&Evidence>) -> Proof {
+        judge(GateInput {
+            service,
+            class: StatusClass::Done,
+            evidence: e,
+            outcome: None,
+            halt_reason: None,
+        })
+    }
+
+    #[test]
+    fn plan_needs_an_integer_epic_and_a_child() {
+        let ok = evidence(json!({"epic_issue": 140, "child_count": 2}));
+        assert_eq!(gate(Service::Pfactory, Some(&ok)), Proof::Proven);
+        let text_epic = evidence(json!({"epic_issue": "140", "child_count": 2}));
+        assert_eq!(gate(Service::Pfactory, Some(&text_epic)), Proof::Unproven);
+        let no_child = evidence(json!({"epic_issue": 140, "child_count": 0}));
+        assert_eq!(gate(Service::Pfactory, Some(&no_child)), Proof::Unproven);
+        assert_eq!(gate(Service::Pfactory, None), Proof::Unproven);
+    }
+
+    #[test]
+    fn build_needs_tokens_and_phases() {
+        let ok = evidence(json!({"total_tokens": 10, "phases_completed": ["coding"]}));
+        assert_eq!(gate(Service::Aifactory, Some(&ok)), Proof::Proven);
+        let zero = evidence(json!({"total_tokens": 0, "phases_completed": ["coding"]}));
+        assert_eq!(gate(Service::Aifactory, Some(&zero)), Proof::Unproven);
+        let no_phase = evidence(json!({"total_tokens": 10, "phases_completed": []}));
+        assert_eq!(gate(Service::Aifactory, Some(&no_phase)), Proof::Unproven);
+    }
+
+    #[test]
+    fn verify_accepts_both_shapes_and_refuses_failures() {
+        let rfc = evidence(json!({"verdict": "pass", "tests_executed": 3}));
+        assert_eq!(gate(Service::Tfactory, Some(&rfc)), Proof::Proven);
+        let fail = evidence(json!({"verdict": "fail", "tests_executed": 3}));
+        assert_eq!(gate(Service::Tfactory, Some(&fail)), Proof::Unproven);
+        let none_run = evidence(json!({"verdict": "pass", "tests_executed": 0}));
+        assert_eq!(gate(Service::Tfactory, Some(&none_run)), Proof::Unproven);
+        let real = evidence(json!({"proof_kind": "tests", "verdicts": 0, "accepted": 2}));
+        assert_eq!(gate(Service::Tfactory, Some(&real)), Proof::Proven);
+        let empty =
+            evidence(json!({"proof_kind": "tests", "verdicts": 0, "accepted": 0, "flagged": 0}));
+        assert_eq!(gate(Service::Tfactory, Some(&empty)), Proof::Unproven);
+        let halted = judge(GateInput {
+            service: Service::Tfactory,
+            class: StatusClass::Done,
+            evidence: Some(&real),
+            outcome: Some("success"),
+            halt_reason: Some("no_evidence: triage produced nothing"),
+        });
+        assert_eq!(halted, Proof::Unproven);
+        let failed = judge(GateInput {
+            service: Service::Tfactory,
+            class: StatusClass::Done,
+            evidence: Some(&real),
+            outcome: Some("failure"),
+            halt_reason: None,
+        });
+        assert_eq!(failed, Proof::Unproven);
+    }
+
+    #[test]
+    fn only_done_stages_are_judged() {
+        for class in [
+            StatusClass::Failed,
+            StatusClass::Running,
+            StatusClass::Review,
+            StatusClass::Queued,
+            StatusClass::Stuck,
+        ] {
+            let p = judge(GateInput {
+                service: Service::Aifactory,
+                class,
+                evidence: None,
+                outcome: None,
+                halt_reason: None,
+            });
+            assert_eq!(p, Proof::NotApplicable);
+        }
+    }
+}

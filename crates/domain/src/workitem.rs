@@ -1,0 +1,831 @@
+//! The WorkItem: one unit of work threaded along plan session → issue → coding task →
+//! branch/PR → test spec, with one stage per service, usage, and liveness.
+
+use std::ops::AddAssign;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::{CompletionEvent, InjectionScan, Service, Usage, WorkerUsage};
+use crate::ids::{CorrelationKey, EventId};
+use crate::proof::{self, GateInput, Proof};
+use crate::taxonomy::StatusClass;
+use crate::upstream::TaskSnapshot;
+
+/// Default silence after which a running stage counts as stalled.
+pub const DEFAULT_STALL_DEADLINE_SECONDS: i64 = 900;
+
+/// Most correlation conflicts kept on one item; older ones are summarised by the count.
+const MAX_CONFLICTS_KEPT: usize = 20;
+
+/// A pipeline stage, named in the cockpit's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageName {
+    /// PFactory's plan.
+    Plan,
+    /// AIFactory's coding.
+    Code,
+    /// TFactory's verification.
+    Test,
+}
+
+impl StageName {
+    /// The stage a service's events land on; CFactory's own events land on none.
+    pub fn of(service: Service) -> Option<Self> {
+        match service {
+            Service::Pfactory => Some(Self::Plan),
+            Service::Aifactory => Some(Self::Code),
+            Service::Tfactory => Some(Self::Test),
+            Service::Cfactory => None,
+        }
+    }
+
+    /// The service that owns the stage.
+    pub fn service(self) -> Service {
+        match self {
+            Self::Plan => Service::Pfactory,
+            Self::Code => Service::Aifactory,
+            Self::Test => Service::Tfactory,
+        }
+    }
+
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plan => "plan",
+            Self::Code => "code",
+            Self::Test => "test",
+        }
+    }
+
+    /// Parses the API spelling.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "plan" => Self::Plan,
+            "code" => Self::Code,
+            "test" => Self::Test,
+            _ => return None,
+        })
+    }
+
+    /// All stages, in pipeline order.
+    pub const ALL: [StageName; 3] = [Self::Plan, Self::Code, Self::Test];
+}
+
+/// Tokens and dollars. The same four fields everywhere usage appears.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageAmounts {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Total tokens.
+    pub total_tokens: u64,
+    /// Dollars.
+    pub cost_usd: f64,
+}
+
+impl UsageAmounts {
+    /// The amounts an event's usage block reports.
+    pub fn of(usage: &Usage) -> Self {
+        Self {
+            input_tokens: usage.input_tokens.unwrap_or(0),
+            output_tokens: usage.output_tokens.unwrap_or(0),
+            total_tokens: usage.total(),
+            cost_usd: usage.cost_usd.unwrap_or(0.0),
+        }
+    }
+
+    /// Whether these amounts are below `other`: a running total that went down.
+    fn went_down_from(&self, other: &Self) -> bool {
+        self.total_tokens < other.total_tokens || self.cost_usd < other.cost_usd - 1e-9
+    }
+}
+
+impl AddAssign for UsageAmounts {
+    fn add_assign(&mut self, rhs: Self) {
+        self.input_tokens += rhs.input_tokens;
+        self.output_tokens += rhs.output_tokens;
+        self.total_tokens += rhs.total_tokens;
+        self.cost_usd += rhs.cost_usd;
+    }
+}
+
+/// One task's usage: the running total of its current run plus the totals of the runs
+/// before it (a correction after a handback starts a new run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskUsage {
+    /// The service.
+    pub service: Service,
+    /// The service's task id.
+    pub task_id: String,
+    /// The model the latest usage named.
+    pub model: Option<String>,
+    /// The time of the event the current run's total came from.
+    pub at: DateTime<Utc>,
+    /// The current run's running total.
+    pub current: UsageAmounts,
+    /// Earlier runs' totals.
+    pub earlier_runs: UsageAmounts,
+    /// How many runs were seen.
+    pub runs: u32,
+    /// The phase of the event the current total came from.
+    #[serde(default)]
+    pub phase: Option<String>,
+    /// Per-worker usage of the latest event (provider, model, billing mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerUsage>,
+}
+
+impl TaskUsage {
+    /// Earlier runs plus the current one.
+    pub fn total(&self) -> UsageAmounts {
+        let mut t = self.earlier_runs;
+        t += self.current;
+        t
+    }
+}
+
+/// One stage: the event with the latest `time` that its service sent for this item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    /// The task the shown event came from.
+    pub task_id: String,
+    /// Its status as sent.
+    pub status: String,
+    /// Its status class.
+    pub status_class: StatusClass,
+    /// Its phase.
+    pub phase: String,
+    /// Its time.
+    pub at: DateTime<Utc>,
+    /// Evidence gate result.
+    pub proof: Proof,
+    /// The stage's usage (all of its service's tasks on this item).
+    pub usage: UsageAmounts,
+    /// The shown event's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    /// The shown event's injection scan; absent means no scan ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injection_scan: Option<InjectionScan>,
+    /// TFactory's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// TFactory's halt reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt_reason: Option<String>,
+    /// When the stage's first event happened.
+    pub started_at: DateTime<Utc>,
+    /// When CFactory received the shown event (breaks ties between equal times).
+    pub received_at: DateTime<Utc>,
+}
+
+/// The three stages.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stages {
+    /// PFactory's plan.
+    pub plan: Option<Stage>,
+    /// AIFactory's code.
+    pub code: Option<Stage>,
+    /// TFactory's test.
+    pub test: Option<Stage>,
+}
+
+impl Stages {
+    /// The stage slot by name.
+    pub fn get(&self, name: StageName) -> Option<&Stage> {
+        match name {
+            StageName::Plan => self.plan.as_ref(),
+            StageName::Code => self.code.as_ref(),
+            StageName::Test => self.test.as_ref(),
+        }
+    }
+
+    fn slot(&mut self, name: StageName) -> &mut Option<Stage> {
+        match name {
+            StageName::Plan => &mut self.plan,
+            StageName::Code => &mut self.code,
+            StageName::Test => &mut self.test,
+        }
+    }
+
+    /// Present stages with their names, in pipeline order.
+    pub fn iter(&self) -> impl Iterator<Item = (StageName, &Stage)> {
+        StageName::ALL
+            .into_iter()
+            .filter_map(|n| self.get(n).map(|s| (n, s)))
+    }
+
+    /// The furthest stage that has started.
+    pub fn active(&self) -> Option<(StageName, &Stage)> {
+        self.iter().last()
+    }
+}
+
+/// Rule 5: the later `time` wins; equal times go to the later arrival.
+fn newer(candidate: &Stage, current: &Stage) -> bool {
+    (candidate.at, candidate.received_at) >= (current.at, current.received_at)
+}
+
+/// The chain links known for an item.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Links {
+    /// PFactory plan session.
+    pub session_id: Option<String>,
+    /// GitHub issue number.
+    pub issue_number: Option<u64>,
+    /// AIFactory tasks.
+    pub aifactory_task_ids: Vec<String>,
+    /// Git branch.
+    pub branch: Option<String>,
+    /// Pull request.
+    pub pr_number: Option<u64>,
+    /// TFactory specs.
+    pub tfactory_spec_ids: Vec<String>,
+}
+
+fn push_unique(list: &mut Vec<String>, value: &str) {
+    if !list.iter().any(|v| v == value) {
+        list.push(value.to_owned());
+    }
+}
+
+impl Links {
+    fn absorb(&mut self, other: &Links) {
+        if self.session_id.is_none() {
+            self.session_id.clone_from(&other.session_id);
+        }
+        if self.issue_number.is_none() {
+            self.issue_number = other.issue_number;
+        }
+        for t in &other.aifactory_task_ids {
+            push_unique(&mut self.aifactory_task_ids, t);
+        }
+        if self.branch.is_none() {
+            self.branch.clone_from(&other.branch);
+        }
+        if self.pr_number.is_none() {
+            self.pr_number = other.pr_number;
+        }
+        for t in &other.tfactory_spec_ids {
+            push_unique(&mut self.tfactory_spec_ids, t);
+        }
+    }
+}
+
+/// Two issue numbers claimed one unit of work; the event stayed on its own key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CorrelationConflict {
+    /// The event that carried the conflict.
+    pub event_id: Option<EventId>,
+    /// The issue numbers that disagreed.
+    pub issue_numbers: Vec<u64>,
+    /// The event's time.
+    pub at: DateTime<Utc>,
+}
+
+/// Ingest findings kept on the item so anomalies can surface them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IngestFlags {
+    /// Events recorded without an `id`.
+    pub missing_event_id: u64,
+    /// Correlation conflicts seen (all of them).
+    pub correlation_conflict_count: u64,
+    /// The most recent conflicts.
+    pub correlation_conflicts: Vec<CorrelationConflict>,
+}
+
+/// Whether an item is alive, computed at read time against the clock.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Liveness {
+    /// The furthest started stage.
+    pub active_stage: Option<StageName>,
+    /// Seconds since the latest stage activity.
+    pub last_activity_age_seconds: Option<i64>,
+    /// A running or stuck stage silent past the stall deadline.
+    pub stalled: bool,
+}
+
+/// One unit of work across the three services.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkItem {
+    /// The canonical key.
+    pub correlation_key: CorrelationKey,
+    /// Keys merged into this item.
+    pub aliases: Vec<CorrelationKey>,
+    /// Title, when a sender gave one.
+    pub title: Option<String>,
+    /// Repository or project.
+    pub project: Option<String>,
+    /// Chain links.
+    pub links: Links,
+    /// Plan, code and test.
+    pub stages: Stages,
+    /// Usage over every task.
+    pub usage_total: UsageAmounts,
+    /// Usage per (service, task).
+    pub usage_by_task: Vec<TaskUsage>,
+    /// Events accepted onto this item.
+    pub event_count: u64,
+    /// Round trips from a failed test back to more coding (handbacks).
+    #[serde(default)]
+    pub handbacks: u32,
+    /// Ingest findings.
+    pub flags: IngestFlags,
+    /// Time of the earliest event.
+    pub created_at: DateTime<Utc>,
+    /// Time of the latest event.
+    pub updated_at: DateTime<Utc>,
+    /// Liveness at read time.
+    #[serde(default)]
+    pub liveness: Liveness,
+}
+
+impl WorkItem {
+    /// An empty item under `key`, first seen at `at`.
+    pub fn new(key: CorrelationKey, at: DateTime<Utc>) -> Self {
+        let links = Links {
+            issue_number: key.issue_number(),
+            ..Links::default()
+        };
+        Self {
+            correlation_key: key,
+            aliases: Vec::new(),
+            title: None,
+            project: None,
+            links,
+            stages: Stages::default(),
+            usage_total: UsageAmounts::default(),
+            usage_by_task: Vec::new(),
+            event_count: 0,
+            handbacks: 0,
+            flags: IngestFlags::default(),
+            created_at: at,
+            updated_at: at,
+            liveness: Liveness::default(),
+        }
+    }
+
+    /// Applies an accepted event: stage (rule 5), usage (rule 6), links and times.
+    pub fn apply_event(&mut self, event: &CompletionEvent, received_at: DateTime<Utc>) {
+        self.event_count += 1;
+        if event.id.is_none() {
+            self.flags.missing_event_id += 1;
+        }
+        self.created_at = self.created_at.min(event.time);
+        self.updated_at = self.updated_at.max(event.time);
+        if self.title.is_none() {
+            self.title.clone_from(&event.title);
+        }
+        if self.project.is_none() {
+            self.project.clone_from(&event.project);
+        }
+        self.absorb_links(event);
+        if let Some(usage) = &event.usage {
+            self.record_usage(event, usage);
+        }
+        let Some(name) = StageName::of(event.service) else {
+            return;
+        };
+        if self.is_handback(event) {
+            self.handbacks += 1;
+        }
+        let class = event.status_class();
+        let candidate = Stage {
+            task_id: event.task_id.clone(),
+            status: event.status.clone(),
+            status_class: class,
+            phase: event.phase.clone(),
+            at: event.time,
+            proof: proof::judge(GateInput {
+                service: event.service,
+                class,
+                evidence: event.evidence.as_ref(),
+                outcome: event.outcome.as_deref(),
+                halt_reason: event.halt_reason.as_deref(),
+            }),
+            usage: UsageAmounts::default(),
+            event_id: event.id.clone(),
+            injection_scan: event.injection_scan.clone(),
+            outcome: event.outcome.clone(),
+            halt_reason: event.halt_reason.clone(),
+            started_at: event.time,
+            received_at,
+        };
+        let slot = self.stages.slot(name);
+        match slot {
+            Some(current) => {
+                let started_at = current.started_at.min(event.time);
+                if newer(&candidate, current) {
+                    *current = candidate;
+                }
+                current.started_at = started_at;
+            }
+            None => *slot = Some(candidate),
+        }
+        self.recompute_usage();
+    }
+
+    /// Coding work that resumes after the test stage failed, where the code stage had
+    /// been shown before that failure: one round trip of a handback loop.
+    fn is_handback(&self, event: &CompletionEvent) -> bool {
+        if event.service != Service::Aifactory {
+            return false;
+        }
+        let (Some(test), Some(code)) = (&self.stages.test, &self.stages.code) else {
+            return false;
+        };
+        test.status_class == StatusClass::Failed && code.at <= test.at && event.time >= test.at
+    }
+
+    fn absorb_links(&mut self, event: &CompletionEvent) {
+        let c = &event.correlation;
+        let own = Links {
+            session_id: c
+                .session_id
+                .clone()
+                .or_else(|| (event.service == Service::Pfactory).then(|| event.task_id.clone())),
+            issue_number: c.issue_number.or(event.correlation_key.issue_number()),
+            aifactory_task_ids: c
+                .aifactory_task_id
+                .iter()
+                .cloned()
+                .chain((event.service == Service::Aifactory).then(|| event.task_id.clone()))
+                .collect(),
+            branch: c.branch.clone(),
+            pr_number: c.pr_number,
+            tfactory_spec_ids: c
+                .tfactory_spec_id
+                .iter()
+                .cloned()
+                .chain((event.service == Service::Tfactory).then(|| event.task_id.clone()))
+                .collect(),
+        };
+        // A later branch or PR replaces an earlier one; the rest only fills gaps.
+        if own.branch.is_some() && event.time >= self.updated_at {
+            self.links.branch.clone_from(&own.branch);
+        }
+        if own.pr_number.is_some() && event.time >= self.updated_at {
+            self.links.pr_number = own.pr_number;
+        }
+        if self.links.issue_number.is_none() {
+            self.links.issue_number = self.correlation_key.issue_number();
+        }
+        self.links.absorb(&own);
+    }
+
+    /// Rule 6: a task's usage is its latest event's running total; a total that goes
+    /// down starts a new run, and the earlier run's total is kept.
+    fn record_usage(&mut self, event: &CompletionEvent, usage: &Usage) {
+        let amounts = UsageAmounts::of(usage);
+        let entry = self
+            .usage_by_task
+            .iter_mut()
+            .find(|t| t.service == event.service && t.task_id == event.task_id);
+        match entry {
+            None => self.usage_by_task.push(TaskUsage {
+                service: event.service,
+                task_id: event.task_id.clone(),
+                model: usage.model.clone(),
+                at: event.time,
+                current: amounts,
+                earlier_runs: UsageAmounts::default(),
+                runs: 1,
+                phase: Some(event.phase.clone()),
+                workers: usage.workers.clone(),
+            }),
+            Some(task) if event.time >= task.at => {
+                if amounts.went_down_from(&task.current) {
+                    task.earlier_runs += task.current;
+                    task.runs += 1;
+                }
+                task.current = amounts;
+                task.at = event.time;
+                task.phase = Some(event.phase.clone());
+                if !usage.workers.is_empty() {
+                    task.workers.clone_from(&usage.workers);
+                }
+                if usage.model.is_some() {
+                    task.model.clone_from(&usage.model);
+                }
+            }
+            Some(_) => {}
+        }
+        self.recompute_usage();
+    }
+
+    fn recompute_usage(&mut self) {
+        let mut total = UsageAmounts::default();
+        let mut per_stage = [UsageAmounts::default(); 3];
+        for task in &self.usage_by_task {
+            let t = task.total();
+            total += t;
+            if let Some(stage) = StageName::of(task.service) {
+                per_stage[stage as usize] += t;
+            }
+        }
+        self.usage_total = total;
+        for name in StageName::ALL {
+            if let Some(stage) = self.stages.slot(name) {
+                stage.usage = per_stage[name as usize];
+            }
+        }
+    }
+
+    /// Applies an upstream's task snapshot seen at `at`: no timeline entry, nothing
+    /// rewritten when unchanged, a terminal stage never regressed, and an older snapshot
+    /// never replacing a newer stage. Returns whether anything changed.
+    pub fn apply_snapshot(
+        &mut self,
+        snap: &TaskSnapshot,
+        at: DateTime<Utc>,
+        received_at: DateTime<Utc>,
+    ) -> bool {
+        let mut changed = false;
+        if self.title.is_none() && snap.title.is_some() {
+            self.title.clone_from(&snap.title);
+            changed = true;
+        }
+        if self.project.is_none() && snap.project.is_some() {
+            self.project.clone_from(&snap.project);
+            changed = true;
+        }
+        let before = self.links.clone();
+        let c = &snap.correlation;
+        let own = Links {
+            session_id: c
+                .session_id
+                .clone()
+                .or_else(|| (snap.service == Service::Pfactory).then(|| snap.task_id.clone())),
+            issue_number: c.issue_number.or(snap.issue_number),
+            aifactory_task_ids: c
+                .aifactory_task_id
+                .iter()
+                .cloned()
+                .chain((snap.service == Service::Aifactory).then(|| snap.task_id.clone()))
+                .collect(),
+            branch: c.branch.clone(),
+            pr_number: c.pr_number,
+            tfactory_spec_ids: c
+                .tfactory_spec_id
+                .iter()
+                .cloned()
+                .chain((snap.service == Service::Tfactory).then(|| snap.task_id.clone()))
+                .collect(),
+        };
+        self.links.absorb(&own);
+        changed |= self.links != before;
+
+        if let Some(name) = StageName::of(snap.service) {
+            let class = StatusClass::classify(&snap.status);
+            let phase = snap.phase.clone().unwrap_or_else(|| snap.status.clone());
+            let slot = self.stages.slot(name);
+            let replace = match slot.as_ref() {
+                None => true,
+                Some(cur) => {
+                    let same = cur.task_id == snap.task_id
+                        && cur.status == snap.status
+                        && cur.phase == phase;
+                    let regress = cur.status_class.is_terminal() && !class.is_terminal();
+                    !same && !regress && at >= cur.at
+                }
+            };
+            if replace {
+                let previous = slot.take();
+                let same_task = previous.as_ref().is_some_and(|p| p.task_id == snap.task_id);
+                let proof = match &previous {
+                    // The run's evidence came with its event; a later snapshot of the same
+                    // successful run keeps it.
+                    Some(p) if same_task && p.status_class == class => p.proof,
+                    _ if class == StatusClass::Done => Proof::Unproven,
+                    _ => Proof::NotApplicable,
+                };
+                *slot = Some(Stage {
+                    task_id: snap.task_id.clone(),
+                    status: snap.status.clone(),
+                    status_class: class,
+                    phase,
+                    at,
+                    proof,
+                    usage: UsageAmounts::default(),
+                    event_id: previous
+                        .as_ref()
+                        .filter(|_| same_task)
+                        .and_then(|p| p.event_id.clone()),
+                    injection_scan: previous
+                        .as_ref()
+                        .filter(|_| same_task)
+                        .and_then(|p| p.injection_scan.clone()),
+                    outcome: None,
+                    halt_reason: None,
+                    started_at: previous.as_ref().map_or(at, |p| p.started_at.min(at)),
+                    received_at,
+                });
+                changed = true;
+                self.recompute_usage();
+            }
+        }
+        if changed {
+            self.created_at = self.created_at.min(at);
+            self.updated_at = self.updated_at.max(at);
+        }
+        changed
+    }
+
+    /// Clears `service`'s stage when it is not terminal and its task is no longer in the
+    /// service's complete task list. Returns whether it was cleared.
+    pub fn clear_stage_if_gone(
+        &mut self,
+        service: Service,
+        present: &std::collections::BTreeSet<String>,
+    ) -> bool {
+        let Some(name) = StageName::of(service) else {
+            return false;
+        };
+        let slot = self.stages.slot(name);
+        let gone = slot
+            .as_ref()
+            .is_some_and(|s| !s.status_class.is_terminal() && !present.contains(&s.task_id));
+        if gone {
+            *slot = None;
+        }
+        gone
+    }
+
+    /// Records that two issue numbers claimed this event's unit of work.
+    pub fn record_conflict(&mut self, event: &CompletionEvent, issue_numbers: Vec<u64>) {
+        self.flags.correlation_conflict_count += 1;
+        self.flags.correlation_conflicts.push(CorrelationConflict {
+            event_id: event.id.clone(),
+            issue_numbers,
+            at: event.time,
+        });
+        let excess = self
+            .flags
+            .correlation_conflicts
+            .len()
+            .saturating_sub(MAX_CONFLICTS_KEPT);
+        self.flags.correlation_conflicts.drain(..excess);
+    }
+
+    /// Adds a key this item is also known by.
+    pub fn add_alias(&mut self, key: &CorrelationKey) {
+        if key != &self.correlation_key && !self.aliases.contains(key) {
+            self.aliases.push(key.clone());
+        }
+    }
+
+    /// Rule 3: merges another item into this one (timeline moves in the store; here the
+    /// stages, links, usage, aliases and counts).
+    pub fn absorb(&mut self, other: WorkItem) {
+        self.add_alias(&other.correlation_key);
+        for alias in &other.aliases {
+            self.add_alias(alias);
+        }
+        if self.title.is_none() {
+            self.title = other.title;
+        }
+        if self.project.is_none() {
+            self.project = other.project;
+        }
+        self.links.absorb(&other.links);
+        for name in StageName::ALL {
+            let Some(theirs) = other.stages.get(name).cloned() else {
+                continue;
+            };
+            let slot = self.stages.slot(name);
+            match slot {
+                Some(mine) => {
+                    let started_at = mine.started_at.min(theirs.started_at);
+                    if newer(&theirs, mine) {
+                        *mine = theirs;
+                    }
+                    mine.started_at = started_at;
+                }
+                None => *slot = Some(theirs),
+            }
+        }
+        for task in other.usage_by_task {
+            match self
+                .usage_by_task
+                .iter_mut()
+                .find(|t| t.service == task.service && t.task_id == task.task_id)
+            {
+                Some(mine) if task.at > mine.at => *mine = task,
+                Some(_) => {}
+                None => self.usage_by_task.push(task),
+            }
+        }
+        self.event_count += other.event_count;
+        self.handbacks += other.handbacks;
+        self.flags.missing_event_id += other.flags.missing_event_id;
+        self.flags.correlation_conflict_count += other.flags.correlation_conflict_count;
+        self.flags
+            .correlation_conflicts
+            .extend(other.flags.correlation_conflicts);
+        self.created_at = self.created_at.min(other.created_at);
+        self.updated_at = self.updated_at.max(other.updated_at);
+        self.recompute_usage();
+    }
+
+    /// The earliest `at` among stages that can stall (running or stuck), if any.
+    pub fn stall_clock(&self) -> Option<DateTime<Utc>> {
+        self.stages
+            .iter()
+            .filter(|(_, s)| s.status_class.can_stall())
+            .map(|(_, s)| s.at)
+            .min()
+    }
+
+    /// Fills `liveness` for the moment `now`.
+    pub fn refresh_liveness(&mut self, now: DateTime<Utc>, stall_deadline: Duration) {
+        let last = self.stages.iter().map(|(_, s)| s.at).max();
+        self.liveness = Liveness {
+            active_stage: self.stages.active().map(|(n, _)| n),
+            last_activity_age_seconds: last.map(|t| (now - t).num_seconds().max(0)),
+            stalled: self.stall_clock().is_some_and(|t| now - t > stall_deadline),
+        };
+    }
+
+    /// Lower-cased text that list filters and search match against.
+    pub fn search_text(&self) -> String {
+        let mut parts: Vec<&str> = vec![self.correlation_key.as_str()];
+        parts.extend(self.aliases.iter().map(CorrelationKey::as_str));
+        parts.extend(self.title.as_deref());
+        parts.extend(self.project.as_deref());
+        parts.extend(self.links.branch.as_deref());
+        parts.extend(self.links.session_id.as_deref());
+        parts.extend(self.links.aifactory_task_ids.iter().map(String::as_str));
+        parts.extend(self.links.tfactory_spec_ids.iter().map(String::as_str));
+        parts.join("\u{1f}").to_lowercase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(service: &str, status: &str, minute: i64, usage: Option<u64>) -> CompletionEvent {
+        let mut v = json!({
+            "id": format!("{service}-{status}-{minute}"),
+            "time": (chrono::DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z").unwrap()
+                + Duration::minutes(minute)).to_rfc3339(),
+            "correlation_key": "142", "service": service, "task_id": "t1",
+            "status": status, "phase": "act"
+        });
+        if let Some(total) = usage {
+            v["usage"] = json!({"total_tokens": total, "cost_usd": total as f64 / 1000.0,
+                "workers": [{"worker_id": "w", "provider": "anthropic", "billing_mode": "api"}]});
+        }
+        CompletionEvent::parse(&v.to_string()).unwrap()
+    }
+
+    fn item() -> WorkItem {
+        WorkItem::new(CorrelationKey::issue(142), Utc::now())
+    }
+
+    #[test]
+    fn a_failed_test_followed_by_coding_counts_one_handback() {
+        let mut w = item();
+        let now = Utc::now();
+        w.apply_event(&event("aifactory", "done", 0, Some(100)), now);
+        w.apply_event(&event("tfactory", "failed", 5, None), now);
+        assert_eq!(w.handbacks, 0);
+        w.apply_event(&event("aifactory", "in_progress", 6, Some(10)), now);
+        assert_eq!(w.handbacks, 1);
+        // More coding in the same round trip is not another handback.
+        w.apply_event(&event("aifactory", "done", 7, Some(50)), now);
+        assert_eq!(w.handbacks, 1);
+        w.apply_event(&event("tfactory", "failed", 9, None), now);
+        w.apply_event(&event("aifactory", "in_progress", 10, Some(5)), now);
+        assert_eq!(w.handbacks, 2);
+        let task = w
+            .usage_by_task
+            .iter()
+            .find(|t| t.service == Service::Aifactory)
+            .unwrap();
+        assert_eq!(task.runs, 3);
+        assert_eq!(task.total().total_tokens, 100 + 50 + 5);
+        assert_eq!(task.workers[0].billing_mode.as_deref(), Some("api"));
+    }
+
+    #[test]
+    fn liveness_flags_only_silent_running_stages() {
+        let mut w = item();
+        let now = Utc::now();
+        w.apply_event(&event("aifactory", "in_progress", 0, None), now);
+        let t0 = w.stages.code.as_ref().unwrap().at;
+        w.refresh_liveness(t0 + Duration::seconds(901), Duration::seconds(900));
+        assert!(w.liveness.stalled);
+        assert_eq!(w.liveness.active_stage, Some(StageName::Code));
+        assert_eq!(w.liveness.last_activity_age_seconds, Some(901));
+        w.refresh_liveness(t0 + Duration::seconds(899), Duration::seconds(900));
+        assert!(!w.liveness.stalled);
+        w.apply_event(&event("aifactory", "human_review", 1, None), now);
+        w.refresh_liveness(t0 + Duration::days(2), Duration::seconds(900));
+        assert!(!w.liveness.stalled, "review is parked, not stalled");
+    }
+}

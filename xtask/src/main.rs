@@ -1,0 +1,50 @@
+//! Project tasks, run as `cargo xtask <task>`: the whole test gate, the benchmarks and the
+//! demo. Everything here drives the project from outside, the way a developer or CI would.
+
+mod arch;
+mod bench;
+mod demo;
+mod postgres;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "CFactory project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Format check, clippy -D warnings, the architecture check and every test.
+    Test {
+        /// Skip fmt and clippy (tests and the architecture check still run).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Check that the domain crate depends on no I/O crate and on no other crate of ours.
+    Arch,
+    /// Build what the demo needs and run `cfactory demo` (server + simulator).
+    Demo {
+        /// Arguments passed to `cfactory demo`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Benchmarks; each prints its figures.
+    Bench {
+        #[command(subcommand)]
+        which: bench::Which,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.task {
+        Task::Test { quick } => test::run(quick),
+        Task::Arch => arch::check(),
+        Task::Demo { args } => demo::run(&args),
+        Task::Bench { which } => bench::run(which),
+    }
+}

@@ -1,0 +1,75 @@
+//! `cargo xtask test`: the project's whole test gate, the README's test command.
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::postgres::{self, Postgres};
+
+fn run_step(name: &str, cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: {name}");
+    let status = cmd.status().with_context(|| format!("starting {name}"))?;
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(env!("CARGO"))
+}
+
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs fmt, clippy, the architecture check and every test.
+pub fn run(quick: bool) -> anyhow::Result<()> {
+    if !quick {
+        run_step(
+            "cargo fmt --check",
+            cargo().args(["fmt", "--all", "--", "--check"]),
+        )?;
+        run_step(
+            "cargo clippy -D warnings",
+            cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
+    }
+    crate::arch::check()?;
+
+    let mut features: Vec<&str> = Vec::new();
+    let mut env: Vec<(&str, String)> = Vec::new();
+    match postgres::locate()? {
+        Postgres::Url(url) => {
+            eprintln!("xtask: Postgres tests use {url}");
+            env.push(("DATABASE_URL", url));
+        }
+        Postgres::Testcontainers => {
+            eprintln!("xtask: no PostgreSQL found; Postgres tests start containers");
+            features.push("cfactory-postgres/testcontainers");
+        }
+    }
+
+    let mut tests = cargo();
+    if has_nextest() {
+        tests.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        tests.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    if !features.is_empty() {
+        tests.args(["--features", &features.join(",")]);
+    }
+    tests.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    run_step("workspace tests", &mut tests)?;
+    Ok(())
+}
