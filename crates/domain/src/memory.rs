@@ -109,10 +109,12 @@ impl InMemoryStore {
         for k in &changes.deleted {
             data.items.remove(k);
         }
+        // Upserted keys, then keys merged away (they now resolve to their new owner).
         let changed: Vec<CorrelationKey> = changes
             .upserts
             .iter()
             .map(|i| i.correlation_key.clone())
+            .chain(changes.deleted.iter().cloned())
             .collect();
         for item in changes.upserts {
             data.items.insert(item.correlation_key.clone(), item);
@@ -300,13 +302,13 @@ impl WorkItemStore for InMemoryStore {
             .take(q.limit as usize)
             .map(|i| (*i).clone())
             .collect();
-        let next_cursor = (after.len() > items.len()).then(|| {
-            let last = items.last().expect("a full page has a last item");
-            ListCursor {
+        let next_cursor = items
+            .last()
+            .filter(|_| after.len() > items.len())
+            .map(|last| ListCursor {
                 updated_at_micros: last.updated_at.timestamp_micros(),
                 key: last.correlation_key.as_str().to_owned(),
-            }
-        });
+            });
         Ok(WorkItemPage {
             count,
             items,

@@ -1,6 +1,58 @@
 //! The `cfactory` binary.
 
-fn main() {
-    eprintln!("cfactory: the server is not built yet");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use cfactory_server::cli::{self, Cli, Command};
+use cfactory_server::settings::LogFormat;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("CFACTORY_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = cli.settings()?;
+    init_tracing(settings.log_format);
+    match &cli.command {
+        Command::Serve(_) => cfactory_server::app::serve(settings).await?,
+        Command::Migrate => cli::migrate(&settings).await?,
+        Command::Keys(command) => cli::keys(&settings, command).await?,
+        Command::Ingest(args) => {
+            let report = cli::ingest(&settings, args).await?;
+            for reason in &report.rejected {
+                eprintln!("rejected: {reason}");
+            }
+            eprintln!(
+                "ingested: {} accepted, {} duplicate, {} rejected",
+                report.accepted,
+                report.duplicate,
+                report.rejected.len()
+            );
+            if !report.rejected.is_empty() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cfactory: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -1,1 +1,257 @@
-//! Postgres store.
+//! CFactory's PostgreSQL store: an adapter on the hexagon's edge that implements the
+//! domain's [`WorkItemStore`] and [`ApiKeyStore`] ports over sqlx.
+//!
+//! Ingest goes through one writer task per store, which applies every request waiting in
+//! one transaction (group commit) under a per-tenant advisory lock, so several processes
+//! can share a database. Reads go straight to the pool. Committed changes are announced
+//! with `NOTIFY`, and [`WorkItemStore::watch`] hears them from any process. sqlx types never
+//! leave this crate.
+
+mod error;
+mod feed;
+mod keys;
+mod read;
+mod rows;
+pub mod testing;
+mod writer;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cfactory_domain::correlate::IngestOutcome;
+use cfactory_domain::ports::{
+    ChangeSink, ListQuery, StoreError, Timeline, TimelineCursor, UsageGroupBy, UsageRow,
+    WorkItemPage, WorkItemStore,
+};
+use cfactory_domain::upstream::TaskList;
+use cfactory_domain::{
+    Clock, CompletionEvent, CorrelationKey, Service, SystemClock, TenantId, WorkItem,
+};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::error::{migrate_error, store_error};
+
+/// How long `connect` waits for the server before it answers `Unavailable`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a [`PgStore`] connects and behaves.
+pub struct PgOptions {
+    /// Most connections the pool opens (the writer and the change listener take one each).
+    pub max_connections: u32,
+    /// Whether `connect` applies pending migrations.
+    pub migrate: bool,
+    /// Stamps `received_at` on arriving events.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            migrate: true,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The PostgreSQL store; cloning shares the pool, the writer and the change feed.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+    writer: writer::Writer,
+    feed: feed::Feed,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (and migrates it when `options.migrate`).
+    /// `Unavailable` when the server cannot be reached; the message never holds the
+    /// password.
+    pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
+        let redact = |message: String| redact_password(url, message);
+        let connect_options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(redact(format!("bad database URL: {e}"))))?;
+        let unavailable = |detail: String| {
+            StoreError::Unavailable(redact(format!(
+                "cannot connect to PostgreSQL at {}: {detail}",
+                display_target(url)
+            )))
+        };
+        // One direct connection first: a refused connection fails at once, where the pool
+        // would keep retrying until its timeout.
+        let probe = PgConnection::connect_with(&connect_options);
+        match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+            }
+            Ok(Err(e)) => return Err(unavailable(e.to_string())),
+            Err(_) => return Err(unavailable("timed out".into())),
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(connect_options)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let store = PgStore {
+            inner: Arc::new(Inner {
+                writer: writer::Writer::start(pool.clone(), options.clock.clone()),
+                feed: feed::Feed::new(pool.clone()),
+                pool,
+                clock: options.clock,
+            }),
+        };
+        if options.migrate {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Applies pending migrations; running it again changes nothing.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("../../../migrations/postgres")
+            .run(&self.inner.pool)
+            .await
+            .map_err(migrate_error)
+    }
+
+    /// Lets the writer finish what is queued, stops the change listener and closes the
+    /// pool. Calls after this answer `Unavailable`.
+    pub async fn close(&self) {
+        self.inner.writer.close().await;
+        self.inner.feed.stop().await;
+        self.inner.pool.close().await;
+    }
+}
+
+/// `host:port/database` of a URL, for messages: no user, no password.
+fn display_target(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split('?').next().unwrap_or(rest).to_owned()
+}
+
+/// Removes the URL's password from `message`, in case a driver error quoted it.
+fn redact_password(url: &str, message: String) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let Some((userinfo, _)) = rest.rsplit_once('@') else {
+        return message;
+    };
+    match userinfo.split_once(':') {
+        Some((_, password)) if !password.is_empty() => message
+            .replace(&format!(":{password}@"), ":***@")
+            .replace(password, "***"),
+        _ => message,
+    }
+}
+
+#[async_trait]
+impl WorkItemStore for PgStore {
+    #[tracing::instrument(name = "pg.ingest", skip_all, fields(tenant = %tenant, events = events.len()))]
+    async fn ingest(
+        &self,
+        tenant: &TenantId,
+        events: Vec<CompletionEvent>,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.inner.writer.ingest(tenant.clone(), events).await
+    }
+
+    #[tracing::instrument(name = "pg.get", skip_all, fields(tenant = %tenant))]
+    async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<WorkItem>, StoreError> {
+        read::get(&self.inner.pool, tenant, key).await
+    }
+
+    #[tracing::instrument(name = "pg.list", skip_all, fields(tenant = %tenant))]
+    async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<WorkItemPage, StoreError> {
+        read::list(&self.inner.pool, tenant, query).await
+    }
+
+    #[tracing::instrument(name = "pg.timeline", skip_all, fields(tenant = %tenant))]
+    async fn timeline(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        limit: u32,
+        cursor: Option<&TimelineCursor>,
+    ) -> Result<Option<Timeline>, StoreError> {
+        read::timeline(&self.inner.pool, tenant, key, limit, cursor).await
+    }
+
+    #[tracing::instrument(name = "pg.usage", skip_all, fields(tenant = %tenant))]
+    async fn usage(
+        &self,
+        tenant: &TenantId,
+        group_by: UsageGroupBy,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        read::usage(&self.inner.pool, tenant, group_by).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "pg.apply_snapshots", skip_all, fields(tenant = %tenant, service = service.as_str()))]
+    async fn apply_snapshots(
+        &self,
+        tenant: &TenantId,
+        service: Service,
+        list: &TaskList,
+        poll_time: DateTime<Utc>,
+    ) -> Result<Vec<CorrelationKey>, StoreError> {
+        let received_at = writer::to_micros(self.inner.clock.now());
+        writer::apply_snapshots(
+            &self.inner.pool,
+            tenant,
+            service,
+            list,
+            poll_time,
+            received_at,
+        )
+        .await
+    }
+
+    async fn find_task(
+        &self,
+        tenant: &TenantId,
+        service: Service,
+        task_id: &str,
+    ) -> Result<Option<CorrelationKey>, StoreError> {
+        read::find_task(&self.inner.pool, tenant, service, task_id).await
+    }
+
+    async fn watch(&self, sink: Arc<dyn ChangeSink>) -> Result<(), StoreError> {
+        self.inner.feed.watch(sink).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_never_carry_the_password() {
+        let url = "postgres://app:s3cret@db.example:5432/cfactory?sslmode=require";
+        assert_eq!(display_target(url), "db.example:5432/cfactory");
+        let message = redact_password(url, format!("failed for {url}"));
+        assert!(!message.contains("s3cret"), "{message}");
+        assert_eq!(
+            redact_password("postgres://db/x", "plain".into()),
+            "plain".to_owned()
+        );
+    }
+}

@@ -1,1 +1,306 @@
-//! SQLite store.
+//! CFactory's embedded store: [`SqliteStore`] implements the domain's `WorkItemStore` and
+//! `ApiKeyStore` ports over one SQLite file (sqlx, WAL mode).
+//!
+//! An adapter on the hexagon's edge: it may touch sqlx and the file system, and hands the
+//! domain only domain types. Reads go through a pool of read-only connections; every
+//! write goes through one writer task that owns the only writing connection and applies
+//! queued ingest requests together, one transaction per group (see `writer.rs`). The
+//! correlation rules are the domain's [`Batch`](cfactory_domain::Batch); this crate only
+//! loads what a batch needs and writes what it returns, so it behaves exactly like the
+//! in-memory store.
+
+mod error;
+mod read;
+mod rows;
+mod writer;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cfactory_domain::correlate::IngestOutcome;
+use cfactory_domain::ports::{
+    ApiKey, ApiKeyStore, ChangeSink, Clock, ListQuery, StoreError, Timeline, TimelineCursor,
+    UsageGroupBy, UsageRow, WorkItemPage, WorkItemStore,
+};
+use cfactory_domain::upstream::TaskList;
+use cfactory_domain::{CompletionEvent, CorrelationKey, Service, SystemClock, TenantId, WorkItem};
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{migrate_error, store_error, writer_gone};
+use crate::writer::{IngestRequest, Job, Sinks, Writer};
+
+/// The schema, applied on open.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../../migrations/sqlite");
+
+/// Read-only connections in the read pool.
+const READERS: u32 = 8;
+/// Requests that may wait for the writer before senders wait too.
+const QUEUE_DEPTH: usize = 4096;
+/// How long a connection waits on a lock held by another process before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a [`SqliteStore`] is set up.
+pub struct SqliteOptions {
+    /// Stamps each event's arrival (`received_at`) and each hydration.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+struct Inner {
+    readers: SqlitePool,
+    jobs: mpsc::Sender<Job>,
+    sinks: Sinks,
+    /// The writer task, until [`SqliteStore::close`] waits for it.
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The SQLite store; cloning shares it (one writer task, one read pool).
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, parent dirs too) the database file and migrates it.
+    /// `Unavailable`, naming the path and the cause, when the file cannot be created,
+    /// opened or migrated.
+    pub async fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let unavailable = |what: &str, cause: &dyn std::fmt::Display| {
+            StoreError::Unavailable(format!(
+                "cannot {what} the SQLite database at {}: {cause}",
+                path.display()
+            ))
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| unavailable("create the directory of", &e))?;
+        }
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(false);
+        let mut conn = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .connect()
+            .await
+            .map_err(|e| unavailable("open", &e))?;
+        MIGRATOR
+            .run(&mut conn)
+            .await
+            .map_err(|e| match migrate_error(e) {
+                StoreError::Unavailable(cause) => unavailable("migrate", &cause),
+                other => other,
+            })?;
+        let last_received: Option<i64> = sqlx::query("SELECT MAX(received_at) FROM events")
+            .fetch_one(&mut conn)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(store_error)?;
+        let last_received = last_received
+            .map(|v| rows::from_micros("arrival time", v))
+            .transpose()?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .test_before_acquire(false)
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(|e| unavailable("open a reader on", &e))?;
+        let sinks = Sinks::default();
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        let writer = Writer::new(conn, options.clock, sinks.clone(), last_received);
+        let task = tokio::spawn(writer.run(queue));
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                readers,
+                jobs,
+                sinks,
+                writer: Mutex::new(Some(task)),
+            }),
+        })
+    }
+
+    /// Flushes the writer (everything queued is committed or answered), then closes the
+    /// connections. Calls on any clone afterwards answer `Unavailable`.
+    pub async fn close(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.inner.jobs.send(Job::Close { reply }).await.is_ok() {
+            let _ = done.await;
+        }
+        let task = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task
+            && let Err(error) = task.await
+        {
+            tracing::warn!(%error, "the SQLite writer task ended badly");
+        }
+        self.inner.readers.close().await;
+    }
+
+    /// Queues `job` for the writer and waits for its answer.
+    async fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .jobs
+            .send(job(reply))
+            .await
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+}
+
+#[async_trait]
+impl WorkItemStore for SqliteStore {
+    #[tracing::instrument(name = "sqlite.ingest", skip_all, fields(tenant = %tenant, events = events.len()))]
+    async fn ingest(
+        &self,
+        tenant: &TenantId,
+        events: Vec<CompletionEvent>,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.submit(|reply| {
+            Job::Ingest(IngestRequest {
+                tenant: tenant.clone(),
+                events,
+                reply,
+            })
+        })
+        .await
+    }
+
+    #[tracing::instrument(name = "sqlite.get", skip_all, fields(tenant = %tenant))]
+    async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<WorkItem>, StoreError> {
+        read::get(&self.inner.readers, tenant, key).await
+    }
+
+    #[tracing::instrument(name = "sqlite.list", skip_all, fields(tenant = %tenant))]
+    async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<WorkItemPage, StoreError> {
+        read::list(&self.inner.readers, tenant, query).await
+    }
+
+    #[tracing::instrument(name = "sqlite.timeline", skip_all, fields(tenant = %tenant))]
+    async fn timeline(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        limit: u32,
+        cursor: Option<&TimelineCursor>,
+    ) -> Result<Option<Timeline>, StoreError> {
+        read::timeline(&self.inner.readers, tenant, key, limit, cursor).await
+    }
+
+    #[tracing::instrument(name = "sqlite.usage", skip_all, fields(tenant = %tenant))]
+    async fn usage(
+        &self,
+        tenant: &TenantId,
+        group_by: UsageGroupBy,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        read::usage(&self.inner.readers, tenant, group_by).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if self.inner.jobs.is_closed() {
+            return Err(writer_gone());
+        }
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.readers)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "sqlite.apply_snapshots", skip_all, fields(tenant = %tenant, service = service.as_str(), rows = list.tasks.len()))]
+    async fn apply_snapshots(
+        &self,
+        tenant: &TenantId,
+        service: Service,
+        list: &TaskList,
+        poll_time: DateTime<Utc>,
+    ) -> Result<Vec<CorrelationKey>, StoreError> {
+        self.submit(|reply| Job::Snapshots {
+            tenant: tenant.clone(),
+            service,
+            list: list.clone(),
+            poll_time,
+            reply,
+        })
+        .await
+    }
+
+    async fn find_task(
+        &self,
+        tenant: &TenantId,
+        service: Service,
+        task_id: &str,
+    ) -> Result<Option<CorrelationKey>, StoreError> {
+        read::find_task(&self.inner.readers, tenant, service, task_id).await
+    }
+
+    async fn watch(&self, sink: Arc<dyn ChangeSink>) -> Result<(), StoreError> {
+        self.inner
+            .sinks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(sink);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for SqliteStore {
+    async fn create_key(&self, key: &ApiKey, secret_sha256: &str) -> Result<(), StoreError> {
+        self.submit(|reply| Job::CreateKey {
+            key: key.clone(),
+            secret_sha256: secret_sha256.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    async fn find_key(&self, secret_sha256: &str) -> Result<Option<ApiKey>, StoreError> {
+        read::find_key(&self.inner.readers, secret_sha256).await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        read::list_keys(&self.inner.readers).await
+    }
+
+    async fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.submit(|reply| Job::RevokeKey {
+            id: id.to_owned(),
+            at,
+            reply,
+        })
+        .await
+    }
+
+    async fn has_active_keys(&self) -> Result<bool, StoreError> {
+        read::has_active_keys(&self.inner.readers).await
+    }
+}

@@ -1,0 +1,290 @@
+//! The read side: items, lists, timelines and usage, straight from the pool. Lists and
+//! timelines use the indexed columns and keyset cursors; only the page's documents load.
+
+use cfactory_domain::ports::{
+    ListCursor, ListQuery, StoreError, Timeline, TimelineCursor, TimelineEntry, UsageGroupBy,
+    UsageRow, WorkItemPage,
+};
+use cfactory_domain::{
+    CorrelationKey, EventId, Identifier, Service, StageName, TenantId, WorkItem,
+};
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, QueryBuilder};
+
+use crate::error::{corrupt, store_error};
+use crate::rows::{has_column, item_from_doc, key_from_column, pg_text};
+
+/// The identifier text a key is filed under, or `None` for text that is no key.
+fn key_identifier(key: &str) -> Option<String> {
+    let key = CorrelationKey::parse(key).ok()?;
+    Some(Identifier::key(&key).as_str().to_owned())
+}
+
+/// The item filed under `key` or an alias of it.
+pub(crate) async fn get(
+    pool: &PgPool,
+    tenant: &TenantId,
+    key: &str,
+) -> Result<Option<WorkItem>, StoreError> {
+    let Some(ident) = key_identifier(key) else {
+        return Ok(None);
+    };
+    let doc: Option<(String,)> = sqlx::query_as(
+        "SELECT w.doc::text FROM identifiers i \
+         JOIN workitems w ON w.tenant_id = i.tenant_id AND w.key = i.item_key \
+         WHERE i.tenant_id = $1 AND i.ident = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(ident)
+    .fetch_optional(pool)
+    .await
+    .map_err(store_error)?;
+    doc.map(|(doc,)| item_from_doc(&doc)).transpose()
+}
+
+/// The owner of `service`'s task `task_id`.
+pub(crate) async fn find_task(
+    pool: &PgPool,
+    tenant: &TenantId,
+    service: Service,
+    task_id: &str,
+) -> Result<Option<CorrelationKey>, StoreError> {
+    let ident = Identifier::task(service.as_str(), task_id);
+    let key: Option<(String,)> =
+        sqlx::query_as("SELECT item_key FROM identifiers WHERE tenant_id = $1 AND ident = $2")
+            .bind(tenant.as_str())
+            .bind(pg_text(ident.as_str()).as_ref())
+            .fetch_optional(pool)
+            .await
+            .map_err(store_error)?;
+    key.map(|(k,)| key_from_column(&k)).transpose()
+}
+
+/// `LIKE` pattern matching `needle` anywhere, with its wildcards escaped.
+fn contains_pattern(needle: &str) -> String {
+    let mut pattern = String::with_capacity(needle.len() + 2);
+    pattern.push('%');
+    for c in pg_text(&needle.to_lowercase()).chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Appends ` WHERE …` for the tenant and the query's filters.
+fn push_filter(sql: &mut QueryBuilder<Postgres>, tenant: &TenantId, query: &ListQuery) {
+    sql.push(" WHERE tenant_id = ")
+        .push_bind(tenant.as_str().to_owned());
+    if let Some(stage) = query.stage {
+        sql.push(" AND active_stage = ").push_bind(stage.as_str());
+    }
+    if let Some(class) = query.status {
+        sql.push(" AND active_class = ").push_bind(class.as_str());
+    }
+    if let Some(service) = query.service {
+        match StageName::of(service) {
+            Some(stage) => sql.push(format_args!(" AND {}", has_column(stage))),
+            // A service without a stage is never on one.
+            None => sql.push(" AND FALSE"),
+        };
+    }
+    if let Some(text) = &query.text {
+        sql.push(" AND search_text LIKE ")
+            .push_bind(contains_pattern(text));
+    }
+}
+
+/// A page of items matching `query`, newest change first.
+pub(crate) async fn list(
+    pool: &PgPool,
+    tenant: &TenantId,
+    query: &ListQuery,
+) -> Result<WorkItemPage, StoreError> {
+    let mut counts = QueryBuilder::new("SELECT COUNT(*), COUNT(*) FILTER (WHERE stall_at < ");
+    counts
+        .push_bind(query.stalled_before)
+        .push(") FROM workitems");
+    push_filter(&mut counts, tenant, query);
+    let (count, stalled_count): (i64, i64) = counts
+        .build_query_as()
+        .fetch_one(pool)
+        .await
+        .map_err(store_error)?;
+
+    let mut page = QueryBuilder::new("SELECT doc::text FROM workitems");
+    push_filter(&mut page, tenant, query);
+    if let Some(cursor) = &query.cursor {
+        let after = DateTime::from_timestamp_micros(cursor.updated_at_micros)
+            .ok_or_else(|| StoreError::Unexpected("list cursor out of range".into()))?;
+        page.push(" AND (updated_at, key) < (")
+            .push_bind(after)
+            .push(", ")
+            .push_bind(cursor.key.clone())
+            .push(")");
+    }
+    page.push(" ORDER BY updated_at DESC, key DESC LIMIT ")
+        .push_bind(i64::from(query.limit) + 1);
+    let docs: Vec<(String,)> = page
+        .build_query_as()
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    let more = docs.len() > query.limit as usize;
+    let items = docs
+        .iter()
+        .take(query.limit as usize)
+        .map(|(doc,)| item_from_doc(doc))
+        .collect::<Result<Vec<WorkItem>, StoreError>>()?;
+    let next_cursor = items.last().filter(|_| more).map(|last| ListCursor {
+        updated_at_micros: last.updated_at.timestamp_micros(),
+        key: last.correlation_key.as_str().to_owned(),
+    });
+    Ok(WorkItemPage {
+        count: count as u64,
+        items,
+        next_cursor,
+        stalled_count: stalled_count as u64,
+    })
+}
+
+type EventRow = (
+    i64,
+    Option<String>,
+    String,
+    String,
+    String,
+    DateTime<Utc>,
+    i32,
+    DateTime<Utc>,
+    String,
+);
+
+fn entry(row: EventRow) -> Result<TimelineEntry, StoreError> {
+    let (seq, event_id, service, task_id, status, time, time_nanos, received_at, raw) = row;
+    Ok(TimelineEntry {
+        seq,
+        event_id: event_id
+            .map(|id| EventId::parse(&id).map_err(|e| corrupt("event id", e)))
+            .transpose()?,
+        service: Service::parse(&service).ok_or_else(|| corrupt("service", &service))?,
+        task_id,
+        status,
+        time: time + chrono::Duration::nanoseconds(i64::from(time_nanos)),
+        received_at,
+        raw,
+    })
+}
+
+/// A page of the timeline of the item under `key` (or an alias), oldest first.
+pub(crate) async fn timeline(
+    pool: &PgPool,
+    tenant: &TenantId,
+    key: &str,
+    limit: u32,
+    cursor: Option<&TimelineCursor>,
+) -> Result<Option<Timeline>, StoreError> {
+    let Some(ident) = key_identifier(key) else {
+        return Ok(None);
+    };
+    let owner: Option<(String,)> = sqlx::query_as(
+        "SELECT w.key FROM identifiers i \
+         JOIN workitems w ON w.tenant_id = i.tenant_id AND w.key = i.item_key \
+         WHERE i.tenant_id = $1 AND i.ident = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(ident)
+    .fetch_optional(pool)
+    .await
+    .map_err(store_error)?;
+    let Some((item_key,)) = owner else {
+        return Ok(None);
+    };
+    let (event_count, first, last): (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+        sqlx::query_as(
+            "SELECT COUNT(*), MIN(time), MAX(time) FROM events \
+             WHERE tenant_id = $1 AND item_key = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(&item_key)
+        .fetch_one(pool)
+        .await
+        .map_err(store_error)?;
+    let after = cursor
+        .map(|c| {
+            DateTime::from_timestamp_micros(c.time_micros)
+                .map(|at| (at, c.seq))
+                .ok_or_else(|| StoreError::Unexpected("timeline cursor out of range".into()))
+        })
+        .transpose()?;
+    let rows: Vec<EventRow> = sqlx::query_as(
+        "SELECT seq, event_id, service, task_id, status, time, time_nanos, received_at, raw \
+         FROM events WHERE tenant_id = $1 AND item_key = $2 AND ($3::timestamptz IS NULL OR (time, seq) > ($3, $4)) \
+         ORDER BY time, seq LIMIT $5",
+    )
+    .bind(tenant.as_str())
+    .bind(&item_key)
+    .bind(after.map(|(at, _)| at))
+    .bind(after.map_or(0, |(_, seq)| seq))
+    .bind(i64::from(limit) + 1)
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    let more = rows.len() > limit as usize;
+    let events = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(entry)
+        .collect::<Result<Vec<TimelineEntry>, StoreError>>()?;
+    let next_cursor = events.last().filter(|_| more).map(|last| TimelineCursor {
+        time_micros: last.time.timestamp_micros(),
+        seq: last.seq,
+    });
+    Ok(Some(Timeline {
+        correlation_key: key_from_column(&item_key)?,
+        event_count: event_count as u64,
+        events,
+        span_seconds: match (first, last) {
+            (Some(a), Some(b)) => (b - a).num_seconds(),
+            _ => 0,
+        },
+        next_cursor,
+    }))
+}
+
+/// The tenant's usage summed per group, largest total first, then by group value.
+pub(crate) async fn usage(
+    pool: &PgPool,
+    tenant: &TenantId,
+    group_by: UsageGroupBy,
+) -> Result<Vec<UsageRow>, StoreError> {
+    let column = match group_by {
+        UsageGroupBy::Service => "service",
+        UsageGroupBy::Project => "project",
+        UsageGroupBy::Workitem => "item_key",
+        UsageGroupBy::Model => "model",
+    };
+    let sql = format!(
+        "SELECT {column}, SUM(input_tokens)::int8, SUM(output_tokens)::int8, \
+             SUM(total_tokens)::int8, SUM(cost_usd) \
+         FROM usage WHERE tenant_id = $1 GROUP BY {column} \
+         ORDER BY 4 DESC, 1 ASC NULLS FIRST"
+    );
+    let rows: Vec<(Option<String>, i64, i64, i64, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant.as_str())
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    Ok(rows
+        .into_iter()
+        .map(|(key, input, output, total, cost)| UsageRow {
+            key,
+            input_tokens: input.max(0) as u64,
+            output_tokens: output.max(0) as u64,
+            total_tokens: total.max(0) as u64,
+            cost_usd: cost,
+        })
+        .collect())
+}

@@ -1,0 +1,133 @@
+//! How domain values become column values and back: the WorkItem document, its filter
+//! columns, and the text and time rules PostgreSQL imposes (no NUL in TEXT, microsecond
+//! timestamps). Private to this crate.
+
+use std::borrow::Cow;
+
+use cfactory_domain::ports::StoreError;
+use cfactory_domain::{CorrelationKey, StageName, WorkItem};
+use chrono::{DateTime, Utc};
+
+use crate::error::corrupt;
+
+/// `at` cut to the microsecond PostgreSQL keeps, rounding down like
+/// `timestamp_micros`, so what is written reads back equal.
+pub(crate) fn to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
+}
+
+/// TEXT columns cannot hold NUL; the JSON document keeps the exact value.
+pub(crate) fn pg_text(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{fffd}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// A stored WorkItem document.
+pub(crate) fn item_from_doc(doc: &str) -> Result<WorkItem, StoreError> {
+    serde_json::from_str(doc).map_err(|e| corrupt("work item", e))
+}
+
+/// A stored correlation key.
+pub(crate) fn key_from_column(text: &str) -> Result<CorrelationKey, StoreError> {
+    CorrelationKey::parse(text).map_err(|e| corrupt("correlation key", e))
+}
+
+/// The name of the boolean column saying a stage is present.
+pub(crate) fn has_column(stage: StageName) -> &'static str {
+    match stage {
+        StageName::Plan => "has_plan",
+        StageName::Code => "has_code",
+        StageName::Test => "has_test",
+    }
+}
+
+/// The name of the boolean column saying a stage is present and not terminal.
+pub(crate) fn open_column(stage: StageName) -> &'static str {
+    match stage {
+        StageName::Plan => "open_plan",
+        StageName::Code => "open_code",
+        StageName::Test => "open_test",
+    }
+}
+
+/// The `workitems` columns of a batch of items, one vector per column, for `UNNEST`.
+#[derive(Default)]
+pub(crate) struct ItemColumns {
+    pub keys: Vec<String>,
+    pub created_at: Vec<DateTime<Utc>>,
+    pub updated_at: Vec<DateTime<Utc>>,
+    pub active_stage: Vec<Option<String>>,
+    pub active_class: Vec<Option<String>>,
+    pub has: [Vec<bool>; 3],
+    pub open: [Vec<bool>; 3],
+    pub stall_at: Vec<Option<DateTime<Utc>>>,
+    pub search_text: Vec<String>,
+    pub docs: Vec<String>,
+}
+
+impl ItemColumns {
+    /// Adds one item's row.
+    pub fn push(&mut self, item: &WorkItem) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(item)
+            .map_err(|e| StoreError::Unexpected(format!("work item does not serialise: {e}")))?;
+        let active = item.stages.active();
+        self.keys.push(item.correlation_key.as_str().to_owned());
+        self.created_at.push(to_micros(item.created_at));
+        self.updated_at.push(to_micros(item.updated_at));
+        self.active_stage
+            .push(active.map(|(name, _)| name.as_str().to_owned()));
+        self.active_class
+            .push(active.map(|(_, stage)| stage.status_class.as_str().to_owned()));
+        for (i, name) in StageName::ALL.into_iter().enumerate() {
+            let stage = item.stages.get(name);
+            self.has[i].push(stage.is_some());
+            self.open[i].push(stage.is_some_and(|s| !s.status_class.is_terminal()));
+        }
+        self.stall_at.push(item.stall_clock().map(to_micros));
+        self.search_text
+            .push(pg_text(&item.search_text()).into_owned());
+        self.docs.push(doc);
+        Ok(())
+    }
+}
+
+/// The `usage` rows of a batch of items, one vector per column.
+#[derive(Default)]
+pub(crate) struct UsageColumns {
+    pub item_key: Vec<String>,
+    pub service: Vec<String>,
+    pub task_id: Vec<String>,
+    pub model: Vec<Option<String>>,
+    pub project: Vec<Option<String>>,
+    pub input_tokens: Vec<i64>,
+    pub output_tokens: Vec<i64>,
+    pub total_tokens: Vec<i64>,
+    pub cost_usd: Vec<f64>,
+}
+
+fn tokens(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl UsageColumns {
+    /// Adds one row per task with usage on `item`.
+    pub fn push(&mut self, item: &WorkItem) {
+        for task in &item.usage_by_task {
+            let total = task.total();
+            self.item_key.push(item.correlation_key.as_str().to_owned());
+            self.service.push(task.service.as_str().to_owned());
+            self.task_id.push(pg_text(&task.task_id).into_owned());
+            self.model
+                .push(task.model.as_deref().map(|m| pg_text(m).into_owned()));
+            self.project
+                .push(item.project.as_deref().map(|p| pg_text(p).into_owned()));
+            self.input_tokens.push(tokens(total.input_tokens));
+            self.output_tokens.push(tokens(total.output_tokens));
+            self.total_tokens.push(tokens(total.total_tokens));
+            self.cost_usd.push(total.cost_usd);
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! The write side: one writer task per store applies every ingest request waiting in one
+//! transaction (group commit), and hydration snapshots run in their own transaction. Both
+//! take a per-tenant advisory lock first, so processes sharing the database serialise
+//! their writes to a tenant and never fork an item.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use cfactory_domain::correlate::{ChangeSet, IngestOutcome, Loaded};
+use cfactory_domain::ports::StoreError;
+use cfactory_domain::upstream::TaskList;
+use cfactory_domain::{
+    Batch, Clock, CompletionEvent, CorrelationKey, EventId, Identifier, Service, StageName,
+    TenantId,
+};
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::error::store_error;
+use crate::feed;
+use crate::rows::{
+    ItemColumns, UsageColumns, item_from_doc, key_from_column, open_column, pg_text,
+};
+
+pub(crate) use crate::rows::to_micros;
+
+/// A group stops growing once it holds this many events.
+const MAX_GROUP_EVENTS: usize = 512;
+/// Requests waiting for the writer before callers wait to queue.
+const QUEUE_DEPTH: usize = 4096;
+
+struct IngestRequest {
+    tenant: TenantId,
+    events: Vec<CompletionEvent>,
+    reply: oneshot::Sender<Result<Vec<IngestOutcome>, StoreError>>,
+}
+
+enum Job {
+    Ingest(IngestRequest),
+    Close(oneshot::Sender<()>),
+}
+
+/// The handle on a store's writer task.
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the store is closed".into())
+}
+
+impl Writer {
+    /// Starts the writer task.
+    pub fn start(pool: PgPool, clock: Arc<dyn Clock>) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        let task = tokio::spawn(run(pool, clock, queue));
+        Self {
+            jobs,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Queues `events` and waits for their commit.
+    pub async fn ingest(
+        &self,
+        tenant: TenantId,
+        events: Vec<CompletionEvent>,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let request = IngestRequest {
+            tenant,
+            events,
+            reply,
+        };
+        self.jobs
+            .send(Job::Ingest(request))
+            .await
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Lets the writer commit what is queued, then stops it.
+    pub async fn close(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.jobs.send(Job::Close(done)).await.is_ok() {
+            let _ = finished.await;
+        }
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A request with its arrival stamps.
+struct Stamped {
+    request: IngestRequest,
+    received_at: Vec<DateTime<Utc>>,
+}
+
+async fn run(pool: PgPool, clock: Arc<dyn Clock>, mut queue: mpsc::Receiver<Job>) {
+    let mut last_received: Option<DateTime<Utc>> = None;
+    let mut stamp = |request: IngestRequest| {
+        let now = to_micros(clock.now());
+        let mut received = last_received.map_or(now, |t| t.max(now));
+        let received_at = request
+            .events
+            .iter()
+            .map(|_| {
+                received += chrono::Duration::microseconds(1);
+                received
+            })
+            .collect();
+        last_received = Some(received);
+        Stamped {
+            request,
+            received_at,
+        }
+    };
+    while let Some(job) = queue.recv().await {
+        let mut group = Vec::new();
+        let mut closing = None;
+        match job {
+            Job::Ingest(request) => group.push(stamp(request)),
+            Job::Close(done) => closing = Some(done),
+        }
+        let mut size: usize = group.iter().map(|s| s.received_at.len()).sum();
+        while closing.is_none() && size < MAX_GROUP_EVENTS {
+            match queue.try_recv() {
+                Ok(Job::Ingest(request)) => {
+                    size += request.events.len();
+                    group.push(stamp(request));
+                }
+                Ok(Job::Close(done)) => closing = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !group.is_empty() {
+            commit_and_reply(&pool, group).await;
+        }
+        if let Some(done) = closing {
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// Commits a group and answers each waiter. When the group fails, each request is tried
+/// on its own, so one bad request fails alone and the others still commit.
+async fn commit_and_reply(pool: &PgPool, group: Vec<Stamped>) {
+    let all: Vec<&Stamped> = group.iter().collect();
+    let results = match commit_group(pool, &all).await {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(error) if group.len() == 1 => vec![Err(error)],
+        Err(error) => {
+            tracing::warn!(%error, requests = group.len(), "group commit failed; retrying each request alone");
+            let mut results = Vec::with_capacity(group.len());
+            for one in &group {
+                results.push(commit_group(pool, &[one]).await.map(|mut o| o.remove(0)));
+            }
+            results
+        }
+    };
+    for (stamped, result) in group.into_iter().zip(results) {
+        if let Err(error) = &result {
+            tracing::error!(%error, tenant = %stamped.request.tenant, "ingest failed");
+        }
+        let _ = stamped.request.reply.send(result);
+    }
+}
+
+/// One transaction over `group`: each tenant's events, in arrival order, through one
+/// [`Batch`]. Returns each request's outcomes.
+async fn commit_group(
+    pool: &PgPool,
+    group: &[&Stamped],
+) -> Result<Vec<Vec<IngestOutcome>>, StoreError> {
+    let mut by_tenant: BTreeMap<&TenantId, Vec<usize>> = BTreeMap::new();
+    for (i, stamped) in group.iter().enumerate() {
+        by_tenant
+            .entry(&stamped.request.tenant)
+            .or_default()
+            .push(i);
+    }
+    let mut tx = pool.begin().await.map_err(store_error)?;
+    // Locks in tenant order, so two processes never wait on each other in a cycle.
+    for tenant in by_tenant.keys() {
+        lock_tenant(&mut tx, tenant).await?;
+    }
+    let mut outcomes: Vec<Vec<IngestOutcome>> = vec![Vec::new(); group.len()];
+    for (tenant, indices) in &by_tenant {
+        let mut ids: BTreeSet<Identifier> = BTreeSet::new();
+        let mut event_ids: BTreeSet<EventId> = BTreeSet::new();
+        for &i in indices {
+            let (more_ids, more_event_ids) = Batch::needs(&group[i].request.events);
+            ids.extend(more_ids);
+            event_ids.extend(more_event_ids);
+        }
+        let loaded = load(&mut tx, tenant, ids, event_ids).await?;
+        let mut batch = Batch::new(loaded);
+        for &i in indices {
+            let Stamped {
+                request,
+                received_at,
+            } = group[i];
+            outcomes[i] = request
+                .events
+                .iter()
+                .zip(received_at)
+                .map(|(event, at)| batch.apply(event, *at))
+                .collect();
+        }
+        let changes = batch.finish();
+        let mut changed = write(&mut tx, tenant, &changes).await?;
+        changed.extend(changes.deleted.iter().cloned());
+        feed::notify(&mut tx, tenant, &changed).await?;
+    }
+    tx.commit().await.map_err(store_error)?;
+    Ok(outcomes)
+}
+
+/// Applies one poll of `service`'s task list in its own transaction; returns the keys of
+/// the items it rewrote.
+pub(crate) async fn apply_snapshots(
+    pool: &PgPool,
+    tenant: &TenantId,
+    service: Service,
+    list: &TaskList,
+    poll_time: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+) -> Result<Vec<CorrelationKey>, StoreError> {
+    let mut tx = pool.begin().await.map_err(store_error)?;
+    lock_tenant(&mut tx, tenant).await?;
+    let ids = Batch::needs_snapshots(&list.tasks).into_iter().collect();
+    let mut loaded = load(&mut tx, tenant, ids, BTreeSet::new()).await?;
+    if list.complete
+        && let Some(stage) = StageName::of(service)
+    {
+        // Items whose stage of this service is still live, so missing tasks can clear.
+        let sql = format!(
+            "SELECT key, doc::text FROM workitems WHERE tenant_id = $1 AND {}",
+            open_column(stage)
+        );
+        let live: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        for (key, doc) in live {
+            let key = key_from_column(&key)?;
+            if let std::collections::hash_map::Entry::Vacant(slot) = loaded.items.entry(key) {
+                slot.insert(item_from_doc(&doc)?);
+            }
+        }
+    }
+    let mut batch = Batch::new(loaded);
+    for snap in &list.tasks {
+        batch.apply_snapshot(snap, snap.updated_at.unwrap_or(poll_time), received_at);
+    }
+    if list.complete {
+        let present: BTreeSet<String> = list.tasks.iter().map(|t| t.task_id.clone()).collect();
+        batch.clear_missing(service, &present);
+    }
+    let changes = batch.finish();
+    let changed = write(&mut tx, tenant, &changes).await?;
+    let mut heard = changed.clone();
+    heard.extend(changes.deleted.iter().cloned());
+    feed::notify(&mut tx, tenant, &heard).await?;
+    tx.commit().await.map_err(store_error)?;
+    Ok(changed)
+}
+
+/// Serialises writers to one tenant, across processes, until the transaction ends.
+async fn lock_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('cfactory.tenant:' || $1, 0))")
+        .bind(tenant.as_str())
+        .execute(conn)
+        .await
+        .map_err(store_error)?;
+    Ok(())
+}
+
+/// Loads what a batch can touch: the owners of `ids`, their items, and which of
+/// `event_ids` are already recorded.
+async fn load(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    ids: BTreeSet<Identifier>,
+    event_ids: BTreeSet<EventId>,
+) -> Result<Loaded, StoreError> {
+    let mut loaded = Loaded::default();
+    if !ids.is_empty() {
+        // Stored identifiers are NUL-free; map each back to the one the batch asks for.
+        let wanted: HashMap<String, Identifier> = ids
+            .into_iter()
+            .map(|id| (pg_text(id.as_str()).into_owned(), id))
+            .collect();
+        let texts: Vec<&str> = wanted.keys().map(String::as_str).collect();
+        let owners: Vec<(String, String)> = sqlx::query_as(
+            "SELECT ident, item_key FROM identifiers WHERE tenant_id = $1 AND ident = ANY($2)",
+        )
+        .bind(tenant.as_str())
+        .bind(&texts)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(store_error)?;
+        let mut keys: BTreeSet<String> = BTreeSet::new();
+        for (ident, key) in owners {
+            if let Some(id) = wanted.get(&ident) {
+                loaded.owners.insert(id.clone(), key_from_column(&key)?);
+                keys.insert(key);
+            }
+        }
+        if !keys.is_empty() {
+            let keys: Vec<String> = keys.into_iter().collect();
+            let items: Vec<(String, String)> = sqlx::query_as(
+                "SELECT key, doc::text FROM workitems WHERE tenant_id = $1 AND key = ANY($2)",
+            )
+            .bind(tenant.as_str())
+            .bind(&keys)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(store_error)?;
+            for (key, doc) in items {
+                loaded
+                    .items
+                    .insert(key_from_column(&key)?, item_from_doc(&doc)?);
+            }
+        }
+    }
+    if !event_ids.is_empty() {
+        let texts: Vec<&str> = event_ids.iter().map(EventId::as_str).collect();
+        let seen: Vec<(String, String)> = sqlx::query_as(
+            "SELECT event_id, item_key FROM events WHERE tenant_id = $1 AND event_id = ANY($2)",
+        )
+        .bind(tenant.as_str())
+        .bind(&texts)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(store_error)?;
+        for (id, key) in seen {
+            let id = EventId::parse(&id).map_err(|e| crate::error::corrupt("event id", e))?;
+            loaded.seen.insert(id, key_from_column(&key)?);
+        }
+    }
+    Ok(loaded)
+}
+
+/// Writes a change set with one bulk statement per table; returns the keys of the
+/// items it rewrote.
+async fn write(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    changes: &ChangeSet,
+) -> Result<Vec<CorrelationKey>, StoreError> {
+    let tenant = tenant.as_str();
+    if !changes.redirects.is_empty() {
+        let from: Vec<&str> = changes.redirects.iter().map(|(f, _)| f.as_str()).collect();
+        let to: Vec<&str> = changes.redirects.iter().map(|(_, t)| t.as_str()).collect();
+        for table in ["identifiers", "events"] {
+            let sql = format!(
+                "UPDATE {table} AS t SET item_key = r.to_key \
+                 FROM UNNEST($2::text[], $3::text[]) AS r(from_key, to_key) \
+                 WHERE t.tenant_id = $1 AND t.item_key = r.from_key"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant)
+                .bind(&from)
+                .bind(&to)
+                .execute(&mut *conn)
+                .await
+                .map_err(store_error)?;
+        }
+    }
+    if !changes.deleted.is_empty() {
+        let deleted: Vec<&str> = changes.deleted.iter().map(CorrelationKey::as_str).collect();
+        sqlx::query("DELETE FROM workitems WHERE tenant_id = $1 AND key = ANY($2)")
+            .bind(tenant)
+            .bind(&deleted)
+            .execute(&mut *conn)
+            .await
+            .map_err(store_error)?;
+    }
+    let touched: Vec<&str> = changes
+        .deleted
+        .iter()
+        .chain(changes.upserts.iter().map(|i| &i.correlation_key))
+        .map(CorrelationKey::as_str)
+        .collect();
+    if !touched.is_empty() {
+        sqlx::query("DELETE FROM usage WHERE tenant_id = $1 AND item_key = ANY($2)")
+            .bind(tenant)
+            .bind(&touched)
+            .execute(&mut *conn)
+            .await
+            .map_err(store_error)?;
+    }
+    if !changes.upserts.is_empty() {
+        upsert_items(conn, tenant, changes).await?;
+    }
+    if !changes.owners.is_empty() {
+        let idents: Vec<String> = changes
+            .owners
+            .iter()
+            .map(|(id, _)| pg_text(id.as_str()).into_owned())
+            .collect();
+        let keys: Vec<&str> = changes.owners.iter().map(|(_, k)| k.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO identifiers (tenant_id, ident, item_key) \
+             SELECT $1, o.ident, o.item_key FROM UNNEST($2::text[], $3::text[]) AS o(ident, item_key) \
+             ON CONFLICT (tenant_id, ident) DO UPDATE SET item_key = EXCLUDED.item_key \
+             WHERE identifiers.item_key <> EXCLUDED.item_key",
+        )
+        .bind(tenant)
+        .bind(&idents)
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await
+        .map_err(store_error)?;
+    }
+    if !changes.events.is_empty() {
+        insert_events(conn, tenant, changes).await?;
+    }
+    Ok(changes
+        .upserts
+        .iter()
+        .map(|i| i.correlation_key.clone())
+        .collect())
+}
+
+async fn upsert_items(
+    conn: &mut PgConnection,
+    tenant: &str,
+    changes: &ChangeSet,
+) -> Result<(), StoreError> {
+    let mut items = ItemColumns::default();
+    let mut usage = UsageColumns::default();
+    for item in &changes.upserts {
+        items.push(item)?;
+        usage.push(item);
+    }
+    let [has_plan, has_code, has_test] = &items.has;
+    let [open_plan, open_code, open_test] = &items.open;
+    sqlx::query(
+        "INSERT INTO workitems (tenant_id, key, created_at, updated_at, active_stage, \
+             active_class, has_plan, has_code, has_test, open_plan, open_code, open_test, \
+             stall_at, search_text, doc) \
+         SELECT $1, u.key, u.created_at, u.updated_at, u.active_stage, u.active_class, \
+             u.has_plan, u.has_code, u.has_test, u.open_plan, u.open_code, u.open_test, \
+             u.stall_at, u.search_text, u.doc::json \
+         FROM UNNEST($2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[], \
+             $7::bool[], $8::bool[], $9::bool[], $10::bool[], $11::bool[], $12::bool[], \
+             $13::timestamptz[], $14::text[], $15::text[]) \
+             AS u(key, created_at, updated_at, active_stage, active_class, has_plan, has_code, \
+             has_test, open_plan, open_code, open_test, stall_at, search_text, doc) \
+         ON CONFLICT (tenant_id, key) DO UPDATE SET \
+             created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, \
+             active_stage = EXCLUDED.active_stage, active_class = EXCLUDED.active_class, \
+             has_plan = EXCLUDED.has_plan, has_code = EXCLUDED.has_code, \
+             has_test = EXCLUDED.has_test, open_plan = EXCLUDED.open_plan, \
+             open_code = EXCLUDED.open_code, open_test = EXCLUDED.open_test, \
+             stall_at = EXCLUDED.stall_at, search_text = EXCLUDED.search_text, \
+             doc = EXCLUDED.doc",
+    )
+    .bind(tenant)
+    .bind(&items.keys)
+    .bind(&items.created_at)
+    .bind(&items.updated_at)
+    .bind(&items.active_stage)
+    .bind(&items.active_class)
+    .bind(has_plan)
+    .bind(has_code)
+    .bind(has_test)
+    .bind(open_plan)
+    .bind(open_code)
+    .bind(open_test)
+    .bind(&items.stall_at)
+    .bind(&items.search_text)
+    .bind(&items.docs)
+    .execute(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    if !usage.item_key.is_empty() {
+        sqlx::query(
+            "INSERT INTO usage (tenant_id, item_key, service, task_id, model, project, \
+                 input_tokens, output_tokens, total_tokens, cost_usd) \
+             SELECT $1, u.* FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], \
+                 $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::float8[]) AS u",
+        )
+        .bind(tenant)
+        .bind(&usage.item_key)
+        .bind(&usage.service)
+        .bind(&usage.task_id)
+        .bind(&usage.model)
+        .bind(&usage.project)
+        .bind(&usage.input_tokens)
+        .bind(&usage.output_tokens)
+        .bind(&usage.total_tokens)
+        .bind(&usage.cost_usd)
+        .execute(&mut *conn)
+        .await
+        .map_err(store_error)?;
+    }
+    Ok(())
+}
+
+async fn insert_events(
+    conn: &mut PgConnection,
+    tenant: &str,
+    changes: &ChangeSet,
+) -> Result<(), StoreError> {
+    let events = &changes.events;
+    let event_ids: Vec<Option<&str>> = events
+        .iter()
+        .map(|e| e.event_id.as_ref().map(EventId::as_str))
+        .collect();
+    let item_keys: Vec<&str> = events.iter().map(|e| e.item_key.as_str()).collect();
+    let services: Vec<&str> = events.iter().map(|e| e.service.as_str()).collect();
+    let task_ids: Vec<String> = events
+        .iter()
+        .map(|e| pg_text(&e.task_id).into_owned())
+        .collect();
+    let statuses: Vec<String> = events
+        .iter()
+        .map(|e| pg_text(&e.status).into_owned())
+        .collect();
+    let times: Vec<DateTime<Utc>> = events.iter().map(|e| to_micros(e.time)).collect();
+    let time_nanos: Vec<i32> = events
+        .iter()
+        .map(|e| (e.time.timestamp_subsec_nanos() % 1000) as i32)
+        .collect();
+    let received: Vec<DateTime<Utc>> = events.iter().map(|e| to_micros(e.received_at)).collect();
+    let raws: Vec<String> = events
+        .iter()
+        .map(|e| pg_text(&e.raw).into_owned())
+        .collect();
+    // WITH ORDINALITY keeps sequence numbers in arrival order.
+    sqlx::query(
+        "INSERT INTO events (tenant_id, event_id, item_key, service, task_id, status, time, \
+             time_nanos, received_at, raw) \
+         SELECT $1, e.event_id, e.item_key, e.service, e.task_id, e.status, e.time, \
+             e.time_nanos, e.received_at, e.raw \
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+             $7::timestamptz[], $8::int4[], $9::timestamptz[], $10::text[]) \
+             WITH ORDINALITY AS e(event_id, item_key, service, task_id, status, time, \
+             time_nanos, received_at, raw, ord) \
+         ORDER BY e.ord",
+    )
+    .bind(tenant)
+    .bind(&event_ids)
+    .bind(&item_keys)
+    .bind(&services)
+    .bind(&task_ids)
+    .bind(&statuses)
+    .bind(&times)
+    .bind(&time_nanos)
+    .bind(&received)
+    .bind(&raws)
+    .execute(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}

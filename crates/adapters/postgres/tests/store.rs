@@ -1,0 +1,268 @@
+//! PostgreSQL-only behaviour the shared contract cannot see: group commit under load,
+//! several processes on one database, the cross-process change feed, migrations and
+//! connection failures.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cfactory_domain::ports::{ChangeSink, ListQuery, StoreError, WorkItemStore};
+use cfactory_domain::{CompletionEvent, CorrelationKey, IngestOutcome, TenantId};
+use cfactory_postgres::testing::TestDatabase;
+use cfactory_postgres::{PgOptions, PgStore};
+use cfactory_store_contract::event_json;
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+
+async fn connect(database: &TestDatabase) -> PgStore {
+    PgStore::connect(database.url(), PgOptions::default())
+        .await
+        .expect("the test database accepts connections")
+}
+
+fn tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+fn event(id: &str, key: &str, task: &str, minute: i64) -> CompletionEvent {
+    let v = event_json(
+        Some(id),
+        key,
+        "aifactory",
+        task,
+        "in_progress",
+        minute,
+        json!({}),
+    );
+    CompletionEvent::parse(&v.to_string()).expect("test event parses")
+}
+
+fn all_items() -> ListQuery {
+    ListQuery {
+        stage: None,
+        status: None,
+        service: None,
+        text: None,
+        limit: 500,
+        cursor: None,
+        stalled_before: Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap(),
+    }
+}
+
+async fn event_rows(database: &TestDatabase) -> u64 {
+    let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_on_shared_and_own_keys_lose_nothing() {
+    let database = TestDatabase::create().await;
+    let store = connect(&database).await;
+    let writers = 32;
+    let per_writer = 8;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                // Half of each writer's events go to one shared item, half to its own.
+                let key = if i % 2 == 0 {
+                    "500".to_owned()
+                } else {
+                    format!("{}", 1000 + w)
+                };
+                let batch = vec![event(&format!("w{w}-{i}"), &key, &format!("t{w}"), i)];
+                let out = store.ingest(&tenant(), batch).await.unwrap();
+                assert!(matches!(out[0], IngestOutcome::Accepted { .. }));
+            }
+        }));
+    }
+    for task in futures::future::join_all(tasks).await {
+        task.unwrap();
+    }
+    let shared = store.get(&tenant(), "500").await.unwrap().unwrap();
+    assert_eq!(shared.event_count, (writers * per_writer / 2) as u64);
+    for w in 0..writers {
+        let own = store
+            .get(&tenant(), &format!("{}", 1000 + w))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(own.event_count, (per_writer / 2) as u64);
+    }
+    assert_eq!(
+        store.list(&tenant(), &all_items()).await.unwrap().count,
+        (writers + 1) as u64
+    );
+    assert_eq!(event_rows(&database).await, (writers * per_writer) as u64);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_database_keep_one_consistent_item() {
+    let database = TestDatabase::create().await;
+    let a = connect(&database).await;
+    let b = connect(&database).await;
+    let per_store = 40;
+    let mut tasks = Vec::new();
+    for (name, store) in [("a", a.clone()), ("b", b.clone())] {
+        for lane in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..per_store / 4 {
+                    let id = format!("{name}-{lane}-{i}");
+                    // The same retried id from both stores must be recorded once.
+                    let retry = format!("shared-{lane}-{i}");
+                    let batch = vec![
+                        event(&id, "77", &format!("{name}{lane}"), i),
+                        event(&retry, "77", "shared", i),
+                    ];
+                    store.ingest(&tenant(), batch).await.unwrap();
+                }
+            }));
+        }
+    }
+    for task in futures::future::join_all(tasks).await {
+        task.unwrap();
+    }
+    let from_a = a.get(&tenant(), "77").await.unwrap().unwrap();
+    let from_b = b.get(&tenant(), "77").await.unwrap().unwrap();
+    assert_eq!(from_a, from_b);
+    let unique = 2 * per_store + per_store;
+    assert_eq!(from_a.event_count, unique as u64);
+    assert_eq!(event_rows(&database).await, unique as u64);
+    let timeline = b
+        .timeline(&tenant(), "77", 1000, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(timeline.event_count, unique as u64);
+    a.close().await;
+    b.close().await;
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(String, Vec<String>)>>);
+
+impl ChangeSink for Recorder {
+    fn items_changed(&self, tenant: &TenantId, keys: &[CorrelationKey]) {
+        self.0.lock().unwrap().push((
+            tenant.to_string(),
+            keys.iter().map(|k| k.to_string()).collect(),
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_committed_by_one_store_reaches_another_stores_sink() {
+    let database = TestDatabase::create().await;
+    let writer = connect(&database).await;
+    let watcher = connect(&database).await;
+    let recorder = Arc::new(Recorder::default());
+    watcher.watch(recorder.clone()).await.unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    writer
+        .ingest(&acme, vec![event("n1", "af-q:1", "q:1", 0)])
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while recorder.0.lock().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let heard = recorder.0.lock().unwrap().clone();
+    assert_eq!(heard, [("acme".to_owned(), vec!["af-q:1".to_owned()])]);
+    writer.close().await;
+    watcher.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_is_heard_under_both_keys() {
+    let database = TestDatabase::create().await;
+    let store = connect(&database).await;
+    store
+        .ingest(&tenant(), vec![event("m1", "af-p:9", "p:9", 0)])
+        .await
+        .unwrap();
+    let recorder = Arc::new(Recorder::default());
+    store.watch(recorder.clone()).await.unwrap();
+    store
+        .ingest(&tenant(), vec![event("m2", "31", "p:9", 1)])
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while recorder.0.lock().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let heard = recorder.0.lock().unwrap().clone();
+    assert_eq!(
+        heard,
+        [(
+            "default".to_owned(),
+            vec!["31".to_owned(), "af-p:9".to_owned()]
+        )]
+    );
+    let merged = store.get(&tenant(), "af-p:9").await.unwrap().unwrap();
+    assert_eq!(merged.correlation_key.as_str(), "31");
+    assert_eq!(merged.event_count, 2);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_again_changes_nothing() {
+    let database = TestDatabase::create().await;
+    let store = connect(&database).await;
+    store
+        .ingest(&tenant(), vec![event("k1", "5", "p", 0)])
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let again = PgStore::connect(database.url(), PgOptions::default())
+        .await
+        .unwrap();
+    again.migrate().await.unwrap();
+    assert_eq!(
+        again
+            .get(&tenant(), "5")
+            .await
+            .unwrap()
+            .unwrap()
+            .event_count,
+        1
+    );
+    store.close().await;
+    again.close().await;
+}
+
+#[tokio::test]
+async fn a_closed_store_answers_unavailable() {
+    let database = TestDatabase::create().await;
+    let store = connect(&database).await;
+    store.close().await;
+    let result = store
+        .ingest(&tenant(), vec![event("c1", "5", "p", 0)])
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable_quickly_without_the_password() {
+    let started = Instant::now();
+    let result = PgStore::connect(
+        "postgres://app:hunter2secret@127.0.0.1:1/cfactory",
+        PgOptions::default(),
+    )
+    .await;
+    let Err(StoreError::Unavailable(message)) = result else {
+        panic!("expected Unavailable");
+    };
+    assert!(!message.contains("hunter2secret"), "{message}");
+    assert!(message.contains("127.0.0.1:1/cfactory"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

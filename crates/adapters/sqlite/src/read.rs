@@ -1,0 +1,374 @@
+//! Reads, on the pool of read-only connections. Lists and timelines are keyset-paged
+//! over indexed columns; a page and its counts come from one read transaction, so they
+//! agree with each other.
+
+use cfactory_domain::ports::{
+    ApiKey, ListCursor, ListQuery, StoreError, Timeline, TimelineCursor, TimelineEntry,
+    UsageGroupBy, UsageRow, WorkItemPage,
+};
+use cfactory_domain::workitem::StageName;
+use cfactory_domain::{CorrelationKey, EventId, Identifier, Service, TenantId, WorkItem};
+use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, Row, Sqlite};
+
+use crate::error::{corrupt, store_error};
+use crate::rows;
+
+type Query = sqlx::query::Query<'static, Sqlite, SqliteArguments>;
+
+/// Binds a list query's filter values, in the order [`filters`] wrote them.
+fn bind_all(mut query: Query, binds: &[String]) -> Query {
+    for value in binds {
+        query = query.bind(value.clone());
+    }
+    query
+}
+
+/// The key of the item filed under `key` or an alias of it, on `conn`.
+async fn resolve(
+    conn: &mut SqliteConnection,
+    tenant: &TenantId,
+    key: &str,
+) -> Result<Option<CorrelationKey>, StoreError> {
+    let Ok(key) = CorrelationKey::parse(key) else {
+        return Ok(None);
+    };
+    let found = sqlx::query(
+        "SELECT w.key FROM identifiers AS i JOIN workitems AS w \
+         ON w.tenant_id = i.tenant_id AND w.key = i.item_key \
+         WHERE i.tenant_id = ?1 AND i.ident = ?2",
+    )
+    .bind(tenant.as_str())
+    .bind(Identifier::key(&key).as_str())
+    .fetch_optional(conn)
+    .await
+    .map_err(store_error)?;
+    found
+        .map(|row| rows::key(row.try_get(0).map_err(store_error)?))
+        .transpose()
+}
+
+/// The item filed under `key` or an alias of it.
+pub(crate) async fn get(
+    pool: &SqlitePool,
+    tenant: &TenantId,
+    key: &str,
+) -> Result<Option<WorkItem>, StoreError> {
+    let Ok(key) = CorrelationKey::parse(key) else {
+        return Ok(None);
+    };
+    let found = sqlx::query(
+        "SELECT w.doc FROM identifiers AS i JOIN workitems AS w \
+         ON w.tenant_id = i.tenant_id AND w.key = i.item_key \
+         WHERE i.tenant_id = ?1 AND i.ident = ?2",
+    )
+    .bind(tenant.as_str())
+    .bind(Identifier::key(&key).as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(store_error)?;
+    found
+        .map(|row| rows::item(row.try_get(0).map_err(store_error)?))
+        .transpose()
+}
+
+/// The key of the item `service`'s task `task_id` belongs to.
+pub(crate) async fn find_task(
+    pool: &SqlitePool,
+    tenant: &TenantId,
+    service: Service,
+    task_id: &str,
+) -> Result<Option<CorrelationKey>, StoreError> {
+    let found = sqlx::query("SELECT item_key FROM identifiers WHERE tenant_id = ?1 AND ident = ?2")
+        .bind(tenant.as_str())
+        .bind(Identifier::task(service.as_str(), task_id).as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(store_error)?;
+    found
+        .map(|row| rows::key(row.try_get(0).map_err(store_error)?))
+        .transpose()
+}
+
+/// The `AND ...` conditions of a list query after the tenant, with their values.
+fn filters(q: &ListQuery) -> (String, Vec<String>) {
+    let mut sql = String::new();
+    let mut binds = Vec::new();
+    if let Some(stage) = q.stage {
+        sql.push_str(" AND active_stage = ?");
+        binds.push(stage.as_str().to_owned());
+    }
+    if let Some(class) = q.status {
+        sql.push_str(" AND active_class = ?");
+        binds.push(class.as_str().to_owned());
+    }
+    if let Some(service) = q.service {
+        match StageName::of(service) {
+            Some(stage) => {
+                sql.push_str(" AND ");
+                sql.push_str(rows::has_column(stage));
+                sql.push_str(" = 1");
+            }
+            // CFactory's own events make no stage, so no item has one of its stages.
+            None => sql.push_str(" AND 0"),
+        }
+    }
+    if let Some(text) = &q.text {
+        sql.push_str(" AND instr(search_text, ?) > 0");
+        binds.push(text.to_lowercase());
+    }
+    (sql, binds)
+}
+
+/// A page of items matching `q`, newest change first, with the match counts.
+pub(crate) async fn list(
+    pool: &SqlitePool,
+    tenant: &TenantId,
+    q: &ListQuery,
+) -> Result<WorkItemPage, StoreError> {
+    let (conditions, binds) = filters(q);
+    let mut tx = pool.begin().await.map_err(store_error)?;
+
+    let count_sql = format!(
+        "SELECT COUNT(*), COUNT(CASE WHEN stall_at < ? THEN 1 END) FROM workitems \
+         WHERE tenant_id = ?{conditions}"
+    );
+    let query = sqlx::query(AssertSqlSafe(count_sql))
+        .bind(rows::micros(q.stalled_before))
+        .bind(tenant.as_str().to_owned());
+    let counts = bind_all(query, &binds)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    let count: i64 = counts.try_get(0).map_err(store_error)?;
+    let stalled_count: i64 = counts.try_get(1).map_err(store_error)?;
+
+    let after = if q.cursor.is_some() {
+        " AND (updated_at, key) < (?, ?)"
+    } else {
+        ""
+    };
+    let page_sql = format!(
+        "SELECT doc FROM workitems WHERE tenant_id = ?{conditions}{after} \
+         ORDER BY updated_at DESC, key DESC LIMIT ?"
+    );
+    let mut query = bind_all(
+        sqlx::query(AssertSqlSafe(page_sql)).bind(tenant.as_str().to_owned()),
+        &binds,
+    );
+    if let Some(cursor) = &q.cursor {
+        query = query
+            .bind(cursor.updated_at_micros)
+            .bind(cursor.key.clone());
+    }
+    let found = query
+        .bind(i64::from(q.limit) + 1)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    tx.commit().await.map_err(store_error)?;
+
+    let mut items = found
+        .iter()
+        .map(|row| rows::item(row.try_get(0).map_err(store_error)?))
+        .collect::<Result<Vec<WorkItem>, _>>()?;
+    let more = items.len() > q.limit as usize;
+    items.truncate(q.limit as usize);
+    let next_cursor = if more {
+        items.last().map(|last| ListCursor {
+            updated_at_micros: rows::micros(last.updated_at),
+            key: last.correlation_key.as_str().to_owned(),
+        })
+    } else {
+        None
+    };
+    Ok(WorkItemPage {
+        count: count as u64,
+        items,
+        next_cursor,
+        stalled_count: stalled_count as u64,
+    })
+}
+
+/// A page of the timeline of the item under `key`, oldest first.
+pub(crate) async fn timeline(
+    pool: &SqlitePool,
+    tenant: &TenantId,
+    key: &str,
+    limit: u32,
+    cursor: Option<&TimelineCursor>,
+) -> Result<Option<Timeline>, StoreError> {
+    let mut tx = pool.begin().await.map_err(store_error)?;
+    let Some(item_key) = resolve(&mut tx, tenant, key).await? else {
+        return Ok(None);
+    };
+    let stats = sqlx::query(
+        "SELECT COUNT(*), MIN(time), MAX(time) FROM events WHERE tenant_id = ?1 AND item_key = ?2",
+    )
+    .bind(tenant.as_str())
+    .bind(item_key.as_str())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(store_error)?;
+    let event_count: i64 = stats.try_get(0).map_err(store_error)?;
+    let first: Option<i64> = stats.try_get(1).map_err(store_error)?;
+    let last: Option<i64> = stats.try_get(2).map_err(store_error)?;
+    let span_seconds = match (first, last) {
+        (Some(a), Some(b)) => (rows::from_micros("event time", b)?
+            - rows::from_micros("event time", a)?)
+        .num_seconds(),
+        _ => 0,
+    };
+    let page = match cursor {
+        None => sqlx::query(
+            "SELECT seq, event_id, service, task_id, status, time, received_at, raw FROM events \
+             WHERE tenant_id = ?1 AND item_key = ?2 ORDER BY time, seq LIMIT ?3",
+        )
+        .bind(tenant.as_str())
+        .bind(item_key.as_str())
+        .bind(i64::from(limit) + 1),
+        Some(c) => sqlx::query(
+            "SELECT seq, event_id, service, task_id, status, time, received_at, raw FROM events \
+             WHERE tenant_id = ?1 AND item_key = ?2 AND (time, seq) > (?4, ?5) \
+             ORDER BY time, seq LIMIT ?3",
+        )
+        .bind(tenant.as_str())
+        .bind(item_key.as_str())
+        .bind(i64::from(limit) + 1)
+        .bind(c.time_micros)
+        .bind(c.seq),
+    }
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(store_error)?;
+    tx.commit().await.map_err(store_error)?;
+
+    let mut events = page
+        .iter()
+        .map(timeline_entry)
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = events.len() > limit as usize;
+    events.truncate(limit as usize);
+    let next_cursor = if more {
+        events.last().map(|e| TimelineCursor {
+            time_micros: rows::micros(e.time),
+            seq: e.seq,
+        })
+    } else {
+        None
+    };
+    Ok(Some(Timeline {
+        correlation_key: item_key,
+        event_count: event_count as u64,
+        events,
+        span_seconds,
+        next_cursor,
+    }))
+}
+
+fn timeline_entry(row: &sqlx::sqlite::SqliteRow) -> Result<TimelineEntry, StoreError> {
+    let event_id: Option<String> = row.try_get("event_id").map_err(store_error)?;
+    let service: String = row.try_get("service").map_err(store_error)?;
+    Ok(TimelineEntry {
+        seq: row.try_get("seq").map_err(store_error)?,
+        event_id: event_id
+            .map(|id| EventId::parse(&id).map_err(|e| corrupt("event id", e)))
+            .transpose()?,
+        service: Service::parse(&service).ok_or_else(|| corrupt("event service", &service))?,
+        task_id: row.try_get("task_id").map_err(store_error)?,
+        status: row.try_get("status").map_err(store_error)?,
+        time: rows::from_micros("event time", row.try_get("time").map_err(store_error)?)?,
+        received_at: rows::from_micros(
+            "arrival time",
+            row.try_get("received_at").map_err(store_error)?,
+        )?,
+        raw: row.try_get("raw").map_err(store_error)?,
+    })
+}
+
+/// The tenant's usage summed per group, largest total first (ties by group value).
+pub(crate) async fn usage(
+    pool: &SqlitePool,
+    tenant: &TenantId,
+    group_by: UsageGroupBy,
+) -> Result<Vec<UsageRow>, StoreError> {
+    let sql = match group_by {
+        UsageGroupBy::Service => {
+            "SELECT service, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), \
+             SUM(cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY service"
+        }
+        UsageGroupBy::Project => {
+            "SELECT project, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), \
+             SUM(cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY project"
+        }
+        UsageGroupBy::Workitem => {
+            "SELECT item_key, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), \
+             SUM(cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY item_key"
+        }
+        UsageGroupBy::Model => {
+            "SELECT model, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), \
+             SUM(cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY model"
+        }
+    };
+    let found = sqlx::query(sql)
+        .bind(tenant.as_str())
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    let mut groups = found
+        .iter()
+        .map(|row| {
+            let tokens = |i: usize| -> Result<u64, StoreError> {
+                let v: i64 = row.try_get(i).map_err(store_error)?;
+                Ok(v.max(0) as u64)
+            };
+            Ok(UsageRow {
+                key: row.try_get(0).map_err(store_error)?,
+                input_tokens: tokens(1)?,
+                output_tokens: tokens(2)?,
+                total_tokens: tokens(3)?,
+                cost_usd: row.try_get(4).map_err(store_error)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    groups.sort_by(|a, b| b.total_tokens.cmp(&a.total_tokens).then(a.key.cmp(&b.key)));
+    Ok(groups)
+}
+
+/// The unrevoked key with this hash.
+pub(crate) async fn find_key(
+    pool: &SqlitePool,
+    secret_sha256: &str,
+) -> Result<Option<ApiKey>, StoreError> {
+    let found = sqlx::query(
+        "SELECT id, name, tenant_id, scopes, created_at, revoked_at FROM api_keys \
+         WHERE secret_sha256 = ?1 AND revoked_at IS NULL",
+    )
+    .bind(secret_sha256)
+    .fetch_optional(pool)
+    .await
+    .map_err(store_error)?;
+    found.as_ref().map(rows::api_key).transpose()
+}
+
+/// Every key, oldest first (ties by id).
+pub(crate) async fn list_keys(pool: &SqlitePool) -> Result<Vec<ApiKey>, StoreError> {
+    let found = sqlx::query(
+        "SELECT id, name, tenant_id, scopes, created_at, revoked_at FROM api_keys \
+         ORDER BY created_at, id",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    found.iter().map(rows::api_key).collect()
+}
+
+/// Whether any unrevoked key exists.
+pub(crate) async fn has_active_keys(pool: &SqlitePool) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL)")
+        .fetch_one(pool)
+        .await
+        .map_err(store_error)?;
+    let exists: bool = row.try_get(0).map_err(store_error)?;
+    Ok(exists)
+}

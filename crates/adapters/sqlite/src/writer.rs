@@ -1,0 +1,617 @@
+//! The single writer: one task owns the one connection that writes. Ingest requests
+//! queue on a channel; the task drains whatever is waiting (up to [`MAX_GROUP_EVENTS`])
+//! and applies it in one `BEGIN IMMEDIATE` transaction (group commit), then tells the
+//! change sinks and answers each waiter with its own outcomes. Hydration and API-key
+//! writes go through the same task, one transaction each, so SQLite never sees two
+//! writers.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use cfactory_domain::correlate::{Batch, ChangeSet, IngestOutcome, Loaded};
+use cfactory_domain::ports::{ApiKey, ChangeSink, Clock, StoreError};
+use cfactory_domain::upstream::TaskList;
+use cfactory_domain::workitem::StageName;
+use cfactory_domain::{CompletionEvent, CorrelationKey, EventId, Identifier, Service, TenantId};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Connection, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::store_error;
+use crate::rows;
+
+/// Most events one group commit applies; a request is never split.
+pub(crate) const MAX_GROUP_EVENTS: usize = 512;
+
+/// The change sinks registered with `watch`, shared by the store and its writer.
+pub(crate) type Sinks = Arc<RwLock<Vec<Arc<dyn ChangeSink>>>>;
+
+/// A reply channel for one job.
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// One `ingest` call waiting for the writer.
+pub(crate) struct IngestRequest {
+    pub(crate) tenant: TenantId,
+    pub(crate) events: Vec<CompletionEvent>,
+    pub(crate) reply: Reply<Vec<IngestOutcome>>,
+}
+
+/// Work for the writer task.
+pub(crate) enum Job {
+    /// Events to correlate and record (grouped with their neighbours).
+    Ingest(IngestRequest),
+    /// One poll of a service's task list.
+    Snapshots {
+        tenant: TenantId,
+        service: Service,
+        list: TaskList,
+        poll_time: DateTime<Utc>,
+        reply: Reply<Vec<CorrelationKey>>,
+    },
+    /// A new API key.
+    CreateKey {
+        key: ApiKey,
+        secret_sha256: String,
+        reply: Reply<()>,
+    },
+    /// Revokes an API key.
+    RevokeKey {
+        id: String,
+        at: DateTime<Utc>,
+        reply: Reply<bool>,
+    },
+    /// Finish what is queued, then close the connection.
+    Close { reply: oneshot::Sender<()> },
+}
+
+impl Job {
+    /// How much of a group this job takes.
+    fn weight(&self) -> usize {
+        match self {
+            Self::Ingest(request) => request.events.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
+/// What one committed group produced.
+struct Committed {
+    /// Per request, its outcomes.
+    outcomes: Vec<Vec<IngestOutcome>>,
+    /// Per tenant, the keys to announce.
+    changed: Vec<(TenantId, Vec<CorrelationKey>)>,
+}
+
+/// What writing one change set touched.
+struct Written {
+    /// Items inserted or rewritten.
+    upserted: Vec<CorrelationKey>,
+    /// Those plus the keys merged away: what the change sinks hear.
+    announced: Vec<CorrelationKey>,
+}
+
+/// The writer task's state.
+pub(crate) struct Writer {
+    conn: SqliteConnection,
+    clock: Arc<dyn Clock>,
+    sinks: Sinks,
+    /// The last arrival stamp handed out; stamps only move forward.
+    last_received: Option<DateTime<Utc>>,
+}
+
+impl Writer {
+    /// A writer over `conn`, stamping arrivals after `last_received`.
+    pub(crate) fn new(
+        conn: SqliteConnection,
+        clock: Arc<dyn Clock>,
+        sinks: Sinks,
+        last_received: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self {
+            conn,
+            clock,
+            sinks,
+            last_received,
+        }
+    }
+
+    /// Serves `jobs` until every sender is gone or a `Close` has been served.
+    pub(crate) async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        let mut closers = Vec::new();
+        while let Some(first) = jobs.recv().await {
+            let mut weight = first.weight();
+            let mut drained = vec![first];
+            while weight < MAX_GROUP_EVENTS {
+                let Ok(job) = jobs.try_recv() else { break };
+                weight += job.weight();
+                drained.push(job);
+            }
+            let mut group = Vec::new();
+            for job in drained {
+                match job {
+                    Job::Ingest(request) => group.push(request),
+                    Job::Close { reply } => {
+                        // Refuse new work; what is already queued is still served.
+                        jobs.close();
+                        closers.push(reply);
+                    }
+                    other => {
+                        self.ingest(std::mem::take(&mut group)).await;
+                        self.exclusive(other).await;
+                    }
+                }
+            }
+            self.ingest(group).await;
+        }
+        if let Err(error) = self.conn.close().await {
+            tracing::warn!(%error, "closing the SQLite writer connection failed");
+        }
+        for closer in closers {
+            let _ = closer.send(());
+        }
+    }
+
+    /// Hands out `count` arrival stamps; returns the one before the first.
+    fn stamp(&mut self, count: usize) -> DateTime<Utc> {
+        let now = self.clock.now();
+        let base = self.last_received.map_or(now, |t| t.max(now));
+        self.last_received = Some(base + Duration::microseconds(count as i64));
+        base
+    }
+
+    fn notify(&self, tenant: &TenantId, keys: &[CorrelationKey]) {
+        if keys.is_empty() {
+            return;
+        }
+        let sinks = self
+            .sinks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for sink in sinks {
+            sink.items_changed(tenant, keys);
+        }
+    }
+
+    /// Applies a group of ingest requests in one transaction; when that fails, each
+    /// request is tried alone so one bad request fails alone.
+    async fn ingest(&mut self, group: Vec<IngestRequest>) {
+        if group.is_empty() {
+            return;
+        }
+        let stamps: Vec<DateTime<Utc>> = group.iter().map(|r| self.stamp(r.events.len())).collect();
+        let error = match self.commit(&group, &stamps).await {
+            Ok(done) => return self.answer(group, done),
+            Err(error) => error,
+        };
+        if group.len() == 1 {
+            let request = group.into_iter().next().expect("one request");
+            let _ = request.reply.send(Err(error));
+            return;
+        }
+        tracing::warn!(%error, requests = group.len(), "group commit failed; retrying each request alone");
+        for (request, stamp) in group.into_iter().zip(stamps) {
+            match self.commit(std::slice::from_ref(&request), &[stamp]).await {
+                Ok(done) => self.answer(vec![request], done),
+                Err(error) => {
+                    let _ = request.reply.send(Err(error));
+                }
+            }
+        }
+    }
+
+    /// Tells the sinks, then each waiter (so a caller that hears back finds the sinks
+    /// already told, as with the in-memory store).
+    fn answer(&self, group: Vec<IngestRequest>, done: Committed) {
+        for (tenant, keys) in &done.changed {
+            self.notify(tenant, keys);
+        }
+        for (request, outcomes) in group.into_iter().zip(done.outcomes) {
+            let _ = request.reply.send(Ok(outcomes));
+        }
+    }
+
+    async fn commit(
+        &mut self,
+        group: &[IngestRequest],
+        stamps: &[DateTime<Utc>],
+    ) -> Result<Committed, StoreError> {
+        // One batch per tenant, each over its requests in arrival order.
+        let mut tenants: Vec<(&TenantId, Vec<usize>)> = Vec::new();
+        for (i, request) in group.iter().enumerate() {
+            match tenants.iter_mut().find(|(t, _)| **t == request.tenant) {
+                Some((_, members)) => members.push(i),
+                None => tenants.push((&request.tenant, vec![i])),
+            }
+        }
+        let mut tx = self
+            .conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(store_error)?;
+        let mut outcomes = vec![Vec::new(); group.len()];
+        let mut changed = Vec::with_capacity(tenants.len());
+        for (tenant, members) in tenants {
+            let mut ids = BTreeSet::new();
+            let mut event_ids = BTreeSet::new();
+            for &i in &members {
+                let (more_ids, more_event_ids) = Batch::needs(&group[i].events);
+                ids.extend(more_ids);
+                event_ids.extend(more_event_ids);
+            }
+            let loaded = load(&mut tx, tenant, &ids, &event_ids).await?;
+            let mut batch = Batch::new(loaded);
+            for &i in &members {
+                let base = stamps[i];
+                outcomes[i] = group[i]
+                    .events
+                    .iter()
+                    .zip(1..)
+                    .map(|(event, n)| batch.apply(event, base + Duration::microseconds(n)))
+                    .collect();
+            }
+            let written = write(&mut tx, tenant, batch.finish()).await?;
+            changed.push((tenant.clone(), written.announced));
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(Committed { outcomes, changed })
+    }
+
+    /// Runs a job that is not grouped, in its own transaction.
+    async fn exclusive(&mut self, job: Job) {
+        match job {
+            Job::Snapshots {
+                tenant,
+                service,
+                list,
+                poll_time,
+                reply,
+            } => {
+                let result = self.snapshots(&tenant, service, &list, poll_time).await;
+                let result = result.map(|written| {
+                    self.notify(&tenant, &written.announced);
+                    written.upserted
+                });
+                let _ = reply.send(result);
+            }
+            Job::CreateKey {
+                key,
+                secret_sha256,
+                reply,
+            } => {
+                let _ = reply.send(self.create_key(&key, &secret_sha256).await);
+            }
+            Job::RevokeKey { id, at, reply } => {
+                let _ = reply.send(self.revoke_key(&id, at).await);
+            }
+            // `run` groups these and handles closing itself; served here only for
+            // completeness.
+            Job::Ingest(request) => self.ingest(vec![request]).await,
+            Job::Close { reply } => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    async fn snapshots(
+        &mut self,
+        tenant: &TenantId,
+        service: Service,
+        list: &TaskList,
+        poll_time: DateTime<Utc>,
+    ) -> Result<Written, StoreError> {
+        let received = self.clock.now();
+        let mut tx = self
+            .conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(store_error)?;
+        let ids: BTreeSet<Identifier> = Batch::needs_snapshots(&list.tasks).into_iter().collect();
+        let mut loaded = load(&mut tx, tenant, &ids, &BTreeSet::new()).await?;
+        if list.complete
+            && let Some(stage) = StageName::of(service)
+        {
+            // A complete list may clear stages whose task vanished: load every item with
+            // this service's stage still open.
+            let sql = match stage {
+                StageName::Plan => {
+                    "SELECT doc FROM workitems WHERE tenant_id = ?1 AND open_plan = 1"
+                }
+                StageName::Code => {
+                    "SELECT doc FROM workitems WHERE tenant_id = ?1 AND open_code = 1"
+                }
+                StageName::Test => {
+                    "SELECT doc FROM workitems WHERE tenant_id = ?1 AND open_test = 1"
+                }
+            };
+            let found = sqlx::query(sql)
+                .bind(tenant.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            for row in found {
+                let item = rows::item(row.try_get("doc").map_err(store_error)?)?;
+                loaded
+                    .items
+                    .entry(item.correlation_key.clone())
+                    .or_insert(item);
+            }
+        }
+        let mut batch = Batch::new(loaded);
+        for snap in &list.tasks {
+            batch.apply_snapshot(snap, snap.updated_at.unwrap_or(poll_time), received);
+        }
+        if list.complete {
+            let present: BTreeSet<String> = list.tasks.iter().map(|t| t.task_id.clone()).collect();
+            batch.clear_missing(service, &present);
+        }
+        let written = write(&mut tx, tenant, batch.finish()).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(written)
+    }
+
+    async fn create_key(&mut self, key: &ApiKey, secret_sha256: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, tenant_id, scopes, secret_sha256, created_at, revoked_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(&key.id)
+        .bind(&key.name)
+        .bind(key.tenant.as_str())
+        .bind(rows::scopes_text(&key.scopes))
+        .bind(secret_sha256)
+        .bind(rows::micros(key.created_at))
+        .bind(key.revoked_at.map(rows::micros))
+        .execute(&mut self.conn)
+        .await
+        .map_err(|e| match store_error(e) {
+            StoreError::Duplicate(_) => StoreError::Duplicate(format!("key {}", key.id)),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn revoke_key(&mut self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(rows::micros(at))
+                .execute(&mut self.conn)
+                .await
+                .map_err(store_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+/// A JSON array of strings, the parameter `json_each` reads.
+fn json_list<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    Value::Array(values.map(|v| Value::String(v.to_owned())).collect()).to_string()
+}
+
+/// Loads what a batch needs: the owners of `ids`, the items they point at, and which of
+/// `event_ids` were already recorded.
+async fn load(
+    conn: &mut SqliteConnection,
+    tenant: &TenantId,
+    ids: &BTreeSet<Identifier>,
+    event_ids: &BTreeSet<EventId>,
+) -> Result<Loaded, StoreError> {
+    let mut loaded = Loaded::default();
+    if !ids.is_empty() {
+        let found = sqlx::query(
+            "SELECT i.ident, i.item_key FROM json_each(?2) AS j CROSS JOIN identifiers AS i \
+             WHERE i.tenant_id = ?1 AND i.ident = j.value",
+        )
+        .bind(tenant.as_str())
+        .bind(json_list(ids.iter().map(Identifier::as_str)))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(store_error)?;
+        for row in found {
+            let ident: String = row.try_get(0).map_err(store_error)?;
+            let owner = rows::key(row.try_get(1).map_err(store_error)?)?;
+            loaded.owners.insert(Identifier::from_stored(ident), owner);
+        }
+    }
+    if !loaded.owners.is_empty() {
+        let keys: BTreeSet<&str> = loaded.owners.values().map(CorrelationKey::as_str).collect();
+        let found = sqlx::query(
+            "SELECT w.doc FROM json_each(?2) AS j CROSS JOIN workitems AS w \
+             WHERE w.tenant_id = ?1 AND w.key = j.value",
+        )
+        .bind(tenant.as_str())
+        .bind(json_list(keys.into_iter()))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(store_error)?;
+        for row in found {
+            let item = rows::item(row.try_get(0).map_err(store_error)?)?;
+            loaded.items.insert(item.correlation_key.clone(), item);
+        }
+    }
+    if !event_ids.is_empty() {
+        let found = sqlx::query(
+            "SELECT e.event_id, e.item_key FROM json_each(?2) AS j CROSS JOIN events AS e \
+             WHERE e.tenant_id = ?1 AND e.event_id = j.value",
+        )
+        .bind(tenant.as_str())
+        .bind(json_list(event_ids.iter().map(EventId::as_str)))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(store_error)?;
+        for row in found {
+            let id: String = row.try_get(0).map_err(store_error)?;
+            let id = EventId::parse(&id).map_err(|e| crate::error::corrupt("event id", e))?;
+            loaded
+                .seen
+                .insert(id, rows::key(row.try_get(1).map_err(store_error)?)?);
+        }
+    }
+    Ok(loaded)
+}
+
+/// Writes one tenant's change set inside the caller's transaction, with one bulk
+/// statement per table (merges, rare, row by row).
+async fn write(
+    conn: &mut SqliteConnection,
+    tenant: &TenantId,
+    changes: ChangeSet,
+) -> Result<Written, StoreError> {
+    let t = tenant.as_str();
+    for (from, to) in &changes.redirects {
+        for sql in [
+            "UPDATE identifiers SET item_key = ?3 WHERE tenant_id = ?1 AND item_key = ?2",
+            "UPDATE events SET item_key = ?3 WHERE tenant_id = ?1 AND item_key = ?2",
+        ] {
+            sqlx::query(sql)
+                .bind(t)
+                .bind(from.as_str())
+                .bind(to.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(store_error)?;
+        }
+    }
+    for key in &changes.deleted {
+        for sql in [
+            "DELETE FROM workitems WHERE tenant_id = ?1 AND key = ?2",
+            // The survivor's usage (which absorbed these rows) is rewritten below.
+            "DELETE FROM usage WHERE tenant_id = ?1 AND item_key = ?2",
+        ] {
+            sqlx::query(sql)
+                .bind(t)
+                .bind(key.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(store_error)?;
+        }
+    }
+    let upserted: Vec<CorrelationKey> = changes
+        .upserts
+        .iter()
+        .map(|i| i.correlation_key.clone())
+        .collect();
+    if !changes.upserts.is_empty() {
+        // One prepared statement per item: a bulk `json_each` upsert would parse each
+        // (large) document once per column.
+        for item in &changes.upserts {
+            let row = rows::ItemRow::of(item)?;
+            sqlx::query(
+                "INSERT INTO workitems (tenant_id, key, created_at, updated_at, active_stage, \
+                   active_class, has_plan, has_code, has_test, open_plan, open_code, open_test, \
+                   stall_at, search_text, doc) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+                 ON CONFLICT (tenant_id, key) DO UPDATE SET created_at = excluded.created_at, \
+                   updated_at = excluded.updated_at, active_stage = excluded.active_stage, \
+                   active_class = excluded.active_class, has_plan = excluded.has_plan, \
+                   has_code = excluded.has_code, has_test = excluded.has_test, \
+                   open_plan = excluded.open_plan, open_code = excluded.open_code, \
+                   open_test = excluded.open_test, stall_at = excluded.stall_at, \
+                   search_text = excluded.search_text, doc = excluded.doc",
+            )
+            .bind(t)
+            .bind(item.correlation_key.as_str())
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .bind(row.active_stage)
+            .bind(row.active_class)
+            .bind(row.has[0])
+            .bind(row.has[1])
+            .bind(row.has[2])
+            .bind(row.open[0])
+            .bind(row.open[1])
+            .bind(row.open[2])
+            .bind(row.stall_at)
+            .bind(row.search_text)
+            .bind(row.doc)
+            .execute(&mut *conn)
+            .await
+            .map_err(store_error)?;
+        }
+        sqlx::query(
+            "DELETE FROM usage WHERE tenant_id = ?1 \
+             AND item_key IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(t)
+        .bind(json_list(upserted.iter().map(CorrelationKey::as_str)))
+        .execute(&mut *conn)
+        .await
+        .map_err(store_error)?;
+        let usage: Vec<Value> = changes.upserts.iter().flat_map(rows::usage_rows).collect();
+        if !usage.is_empty() {
+            sqlx::query(
+                "INSERT INTO usage (tenant_id, item_key, service, task_id, model, project, \
+                   input_tokens, output_tokens, total_tokens, cost_usd) \
+                 SELECT ?1, j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, \
+                   j.value->>5, j.value->>6, j.value->>7, j.value->>8 \
+                 FROM json_each(?2) AS j WHERE true \
+                 ON CONFLICT (tenant_id, item_key, service, task_id) DO UPDATE SET \
+                   input_tokens = input_tokens + excluded.input_tokens, \
+                   output_tokens = output_tokens + excluded.output_tokens, \
+                   total_tokens = total_tokens + excluded.total_tokens, \
+                   cost_usd = cost_usd + excluded.cost_usd",
+            )
+            .bind(t)
+            .bind(Value::Array(usage).to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(store_error)?;
+        }
+    }
+    if !changes.owners.is_empty() {
+        let owners: Vec<Value> = changes
+            .owners
+            .iter()
+            .map(|(id, key)| serde_json::json!([id.as_str(), key.as_str()]))
+            .collect();
+        sqlx::query(
+            "INSERT INTO identifiers (tenant_id, ident, item_key) \
+             SELECT ?1, j.value->>0, j.value->>1 FROM json_each(?2) AS j WHERE true \
+             ON CONFLICT (tenant_id, ident) DO UPDATE SET item_key = excluded.item_key \
+             WHERE item_key <> excluded.item_key",
+        )
+        .bind(t)
+        .bind(Value::Array(owners).to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(store_error)?;
+    }
+    if !changes.events.is_empty() {
+        let events: Vec<Value> = changes
+            .events
+            .iter()
+            .map(|e| {
+                serde_json::json!([
+                    e.event_id.as_ref().map(EventId::as_str),
+                    e.item_key.as_str(),
+                    e.service.as_str(),
+                    e.task_id,
+                    e.status,
+                    rows::micros(e.time),
+                    rows::micros(e.received_at),
+                    e.raw,
+                ])
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO events (tenant_id, event_id, item_key, service, task_id, status, \
+               time, received_at, raw) \
+             SELECT ?1, j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, \
+               j.value->>5, j.value->>6, j.value->>7 \
+             FROM json_each(?2) AS j ORDER BY j.key",
+        )
+        .bind(t)
+        .bind(Value::Array(events).to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(store_error)?;
+    }
+    let mut announced = upserted.clone();
+    announced.extend(changes.deleted);
+    Ok(Written {
+        upserted,
+        announced,
+    })
+}

@@ -1,0 +1,144 @@
+//! Who is calling: an API key from `Authorization: Bearer`, `X-API-Key`, or (on the
+//! event ingress only) `?token=`, looked up by its SHA-256 on every request so keys made
+//! or revoked by another process take effect at once. With no keys at all the server is
+//! in open mode, which only a loopback-bound server allows. Keys are never logged.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use cfactory_domain::TenantId;
+use cfactory_domain::ports::Scope;
+
+use crate::app::AppState;
+use crate::keys::hash_secret;
+use crate::problem::ApiError;
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The tenant every store call of the request uses.
+    pub tenant: TenantId,
+    /// The key's public id (`None` in open mode).
+    pub key_id: Option<String>,
+    scopes: Vec<Scope>,
+}
+
+impl Caller {
+    /// Whether the caller may use `scope`.
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
+    }
+
+    /// `Ok` when the caller has `scope`, else 403.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.allows(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                detail: format!("this key lacks the `{}` scope", scope.as_str()),
+            })
+        }
+    }
+
+    /// The scopes, sorted.
+    pub fn scopes(&self) -> &[Scope] {
+        &self.scopes
+    }
+}
+
+/// The key a request carries, if any. `?token=` counts only when `allow_query`.
+fn presented_key(parts: &Parts, allow_query: bool) -> Option<String> {
+    let headers: &HeaderMap = &parts.headers;
+    if let Some(value) = headers.get(header::AUTHORIZATION)
+        && let Ok(text) = value.to_str()
+        && let Some((scheme, token)) = text.split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
+    {
+        return Some(token.trim().to_owned());
+    }
+    if let Some(value) = headers.get("x-api-key")
+        && let Ok(text) = value.to_str()
+    {
+        return Some(text.trim().to_owned());
+    }
+    if allow_query {
+        let query = parts.uri.query()?;
+        return url_query_value(query, "token");
+    }
+    None
+}
+
+fn url_query_value(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| v.to_owned())
+    })
+}
+
+/// Whether `?token=` is honoured on this path: the event ingress only.
+fn ingress_path(path: &str) -> bool {
+    path == "/api/events" || path == "/api/events/completion"
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let allow_query = ingress_path(parts.uri.path());
+        match presented_key(parts, allow_query) {
+            Some(secret) if !secret.is_empty() => {
+                let key = state.keys.find_key(&hash_secret(&secret)).await?;
+                let key = key.ok_or_else(|| ApiError::Unauthorized {
+                    detail: "unknown or revoked API key".into(),
+                })?;
+                Ok(Self {
+                    tenant: key.tenant,
+                    key_id: Some(key.id),
+                    scopes: key.scopes,
+                })
+            }
+            _ => {
+                if state.open_mode_allowed && !state.keys.has_active_keys().await? {
+                    return Ok(Self {
+                        tenant: state.default_tenant.clone(),
+                        key_id: None,
+                        scopes: vec![Scope::Read, Scope::Write, Scope::Ingest],
+                    });
+                }
+                Err(ApiError::Unauthorized {
+                    detail: "an API key is required: send `Authorization: Bearer <key>` or \
+                             `X-API-Key: <key>`"
+                        .into(),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut req = Request::builder().uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn keys_come_from_headers_and_only_ingress_takes_a_query_token() {
+        let p = parts("/api/workitems", &[("authorization", "Bearer cfk_a")]);
+        assert_eq!(presented_key(&p, false).as_deref(), Some("cfk_a"));
+        let p = parts("/api/workitems", &[("x-api-key", "cfk_b")]);
+        assert_eq!(presented_key(&p, false).as_deref(), Some("cfk_b"));
+        let p = parts("/api/workitems?token=cfk_c", &[]);
+        assert!(!ingress_path(p.uri.path()));
+        assert_eq!(presented_key(&p, false), None);
+        let p = parts("/api/events/completion?x=1&token=cfk_d", &[]);
+        assert!(ingress_path(p.uri.path()));
+        assert_eq!(presented_key(&p, true).as_deref(), Some("cfk_d"));
+    }
+}

@@ -1,0 +1,398 @@
+//! The `cfactory` command line: `serve`, `migrate`, `keys`, `ingest`. Every setting flag
+//! has a `CFACTORY_*` environment twin; a TOML file given by `--config` sits beneath both.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use cfactory_domain::ports::ApiKeyStore;
+use cfactory_domain::{CompletionEvent, IngestOutcome, TenantId};
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::value::RawValue;
+
+use crate::keys;
+use crate::settings::{FileSettings, LogFormat, Overrides, Settings};
+use crate::stores::Stores;
+
+/// CFactory: the cockpit over PFactory, AIFactory and TFactory.
+#[derive(Debug, Parser)]
+#[command(name = "cfactory", version, about, long_about = None)]
+pub struct Cli {
+    /// Settings every command shares.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings every command shares.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML config file (keys as the environment names without `CFACTORY_`, lower-cased).
+    #[arg(long, global = true, env = "CFACTORY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// postgres://… or sqlite://PATH [default: sqlite://<data dir>/cfactory.db]
+    #[arg(
+        long,
+        global = true,
+        env = "CFACTORY_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Where the embedded store lives [default: ~/.cfactory]
+    #[arg(long, global = true, env = "CFACTORY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Tenant for writes that come with no key (open mode, `ingest`) [default: default]
+    #[arg(long, global = true, env = "CFACTORY_TENANT")]
+    pub tenant: Option<String>,
+    /// Log format [default: text]
+    #[arg(long, global = true, env = "CFACTORY_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API (default 127.0.0.1:3111) and the cockpit (default 127.0.0.1:3110).
+    Serve(ServeArgs),
+    /// Apply the store's migrations and exit.
+    Migrate,
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Replay completion events (a JSON object, a JSON array, or NDJSON) from FILE or `-`
+    /// (stdin) through the ingest path.
+    Ingest(IngestArgs),
+}
+
+/// `serve` flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// API address [default: 127.0.0.1:3111]
+    #[arg(long, env = "CFACTORY_API_ADDR")]
+    pub api_addr: Option<String>,
+    /// Cockpit address [default: 127.0.0.1:3110]
+    #[arg(long, env = "CFACTORY_UI_ADDR")]
+    pub ui_addr: Option<String>,
+    /// Seconds of silence after which a running stage counts as stalled [default: 900]
+    #[arg(long, env = "CFACTORY_STALL_DEADLINE_SECONDS")]
+    pub stall_deadline_seconds: Option<u64>,
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it once (only its SHA-256 is stored).
+    Create {
+        /// Comma-separated: read, write, ingest, admin.
+        #[arg(long)]
+        scopes: String,
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by its id (takes effect at once, also in a running server).
+    Revoke {
+        /// The key's id, as `keys list` shows it.
+        id: String,
+    },
+}
+
+/// `ingest` arguments.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The file to read, or `-` for stdin.
+    pub file: String,
+    /// Events per store transaction.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub batch_size: u32,
+}
+
+impl Cli {
+    /// Resolves the settings for this invocation.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let file = match &self.global.config {
+            Some(path) => FileSettings::load(path)?,
+            None => FileSettings::default(),
+        };
+        let mut over = Overrides {
+            database_url: self.global.database_url.clone(),
+            data_dir: self.global.data_dir.clone(),
+            tenant: self.global.tenant.clone(),
+            log_format: self.global.log_format,
+            api_keys: std::env::var("CFACTORY_API_KEYS").ok(),
+            ..Overrides::default()
+        };
+        if let Command::Serve(s) = &self.command {
+            over.api_addr = s.api_addr.clone();
+            over.ui_addr = s.ui_addr.clone();
+            over.stall_deadline_seconds = s.stall_deadline_seconds;
+        }
+        Settings::resolve(file, over)
+    }
+}
+
+/// `cfactory migrate`.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let stores = Stores::open(&settings.database)
+        .await
+        .context("opening the store")?;
+    stores.close().await;
+    eprintln!("migrations applied to {}", settings.database.describe());
+    Ok(())
+}
+
+/// `cfactory keys …`.
+pub async fn keys(settings: &Settings, command: &KeysCommand) -> anyhow::Result<()> {
+    let stores = Stores::open(&settings.database)
+        .await
+        .context("opening the store")?;
+    let result = run_keys(stores.keys.as_ref(), &settings.tenant, command).await;
+    stores.close().await;
+    result
+}
+
+async fn run_keys(
+    store: &dyn ApiKeyStore,
+    tenant: &TenantId,
+    command: &KeysCommand,
+) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create { scopes, name } => {
+            let scopes = keys::parse_scopes(scopes)?;
+            let minted = keys::mint(tenant.clone(), scopes, name.clone(), Utc::now());
+            store
+                .create_key(&minted.key, &keys::hash_secret(&minted.secret))
+                .await?;
+            let scopes: Vec<&str> = minted.key.scopes.iter().map(|s| s.as_str()).collect();
+            eprintln!(
+                "created key {} for tenant {} with scopes {} (shown once; store it now)",
+                minted.key.id,
+                minted.key.tenant,
+                scopes.join(",")
+            );
+            println!("{}", minted.secret);
+        }
+        KeysCommand::List => {
+            let list = store.list_keys().await?;
+            if list.is_empty() {
+                eprintln!("no keys: the server runs in open mode on loopback addresses only");
+            }
+            println!(
+                "{:<18} {:<12} {:<24} {:<26} STATE",
+                "ID", "TENANT", "SCOPES", "CREATED"
+            );
+            for k in list {
+                let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
+                let state = match k.revoked_at {
+                    Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
+                    None => "active".into(),
+                };
+                println!(
+                    "{:<18} {:<12} {:<24} {:<26} {state}{}",
+                    k.id,
+                    k.tenant,
+                    scopes.join(","),
+                    k.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    k.name.map(|n| format!("  ({n})")).unwrap_or_default()
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            if store.revoke_key(id, Utc::now()).await? {
+                eprintln!("revoked {id}");
+            } else {
+                bail!("no active key with id `{id}`");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `ingest` did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Newly committed.
+    pub accepted: u64,
+    /// Already held.
+    pub duplicate: u64,
+    /// Refused, each with its reason.
+    pub rejected: Vec<String>,
+}
+
+/// Reads every event in `text` (one object, an array, NDJSON or concatenated objects).
+/// Events that do not parse are reported with their position and skipped; a break in the
+/// JSON itself ends the read there (everything before it is kept).
+pub fn read_events(text: &str) -> (Vec<CompletionEvent>, Vec<String>) {
+    let mut events = Vec::new();
+    let mut rejected = Vec::new();
+    let mut n = 0usize;
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
+    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let take = |raw: &RawValue,
+                n: usize,
+                line: usize,
+                events: &mut Vec<CompletionEvent>,
+                rejected: &mut Vec<String>| {
+        match CompletionEvent::parse(raw.get()) {
+            Ok(e) => events.push(e),
+            Err(e) => take_error(rejected, n, line, &e.to_string()),
+        }
+    };
+    loop {
+        let start = stream.byte_offset();
+        match stream.next() {
+            None => break,
+            Some(Ok(raw)) => {
+                let rest = &text[start..];
+                let line = line_of(start + (rest.len() - rest.trim_start().len()));
+                if raw.get().trim_start().starts_with('[') {
+                    match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
+                        Ok(items) => {
+                            for item in items {
+                                n += 1;
+                                take(item, n, line, &mut events, &mut rejected);
+                            }
+                        }
+                        Err(e) => {
+                            n += 1;
+                            take_error(&mut rejected, n, line, &e.to_string());
+                        }
+                    }
+                } else {
+                    n += 1;
+                    take(raw, n, line, &mut events, &mut rejected);
+                }
+            }
+            Some(Err(e)) => {
+                take_error(
+                    &mut rejected,
+                    n + 1,
+                    e.line(),
+                    &format!("malformed JSON ({e}); nothing after this point was read"),
+                );
+                break;
+            }
+        }
+    }
+    (events, rejected)
+}
+
+fn take_error(rejected: &mut Vec<String>, n: usize, line: usize, why: &str) {
+    rejected.push(format!("event {n} (line {line}): {why}"));
+}
+
+/// `cfactory ingest FILE|-`.
+pub async fn ingest(settings: &Settings, args: &IngestArgs) -> anyhow::Result<IngestReport> {
+    let text = if args.file == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file))?
+    };
+    let (events, rejected) = read_events(&text);
+    let stores = Stores::open(&settings.database)
+        .await
+        .context("opening the store")?;
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(events.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} ingesting [{bar:40}] {pos}/{len} events  {per_sec}  eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let mut report = IngestReport {
+        rejected,
+        ..IngestReport::default()
+    };
+    let mut events = events.into_iter().peekable();
+    let mut failure = None;
+    while events.peek().is_some() {
+        let chunk: Vec<CompletionEvent> = events.by_ref().take(args.batch_size as usize).collect();
+        let len = chunk.len() as u64;
+        match stores.work.ingest(&settings.tenant, chunk).await {
+            Ok(outcomes) => {
+                for o in outcomes {
+                    match o {
+                        IngestOutcome::Accepted { .. } => report.accepted += 1,
+                        IngestOutcome::Duplicate { .. } => report.duplicate += 1,
+                    }
+                }
+                bar.inc(len);
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    stores.close().await;
+    if let Some(e) = failure {
+        bail!(
+            "the store failed after {} events were committed ({} accepted, {} duplicate); \
+             re-run to continue, duplicates are skipped: {e}",
+            report.accepted + report.duplicate,
+            report.accepted,
+            report.duplicate
+        );
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str) -> String {
+        format!(
+            r#"{{"id":"{id}","correlation_key":"7","service":"aifactory","task_id":"t","status":"running","phase":"coding","time":"2026-11-01T10:00:00Z"}}"#
+        )
+    }
+
+    #[test]
+    fn reads_ndjson_arrays_and_pretty_objects() {
+        let text = format!(
+            "{}\n{}\n[{},{}]\n",
+            event("a"),
+            event("b"),
+            event("c"),
+            event("d")
+        );
+        let (events, rejected) = read_events(&text);
+        assert_eq!(events.len(), 4);
+        assert!(rejected.is_empty());
+        let pretty = serde_json::to_string_pretty(
+            &serde_json::from_str::<serde_json::Value>(&event("e")).unwrap(),
+        )
+        .unwrap();
+        let (events, _) = read_events(&pretty);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].raw, pretty);
+    }
+
+    #[test]
+    fn bad_events_are_reported_with_their_line_and_the_rest_kept() {
+        let bad = event("x").replace(r#""status":"running","#, "");
+        let text = format!("{}\n{bad}\n{}\n{{\"broken\": \n", event("a"), event("b"));
+        let (events, rejected) = read_events(&text);
+        assert_eq!(events.len(), 2, "{rejected:?}");
+        assert_eq!(rejected.len(), 2, "{rejected:?}");
+        assert!(rejected[0].contains("event 2 (line 2)"), "{}", rejected[0]);
+        assert!(rejected[0].contains("status"), "{}", rejected[0]);
+        assert!(rejected[1].contains("malformed JSON"), "{}", rejected[1]);
+    }
+}

@@ -1,0 +1,13 @@
+//! The `cfactory` server: axum routers, authentication, configuration and the command
+//! line, wired over the domain's ports. Thin by design: parse a request into domain types,
+//! call the domain or a store port, map the result.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod keys;
+pub mod metrics;
+pub mod problem;
+pub mod settings;
+pub mod stores;

@@ -1,0 +1,326 @@
+//! One typed `Settings`, resolved once at start: defaults, then the config file, then
+//! `CFACTORY_*` environment variables and flags (clap gives a flag precedence over its
+//! environment twin). Validation happens here so the rest of the server never sees a bad
+//! value.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use cfactory_domain::TenantId;
+use serde::Deserialize;
+
+/// The default API address.
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:3111";
+/// The default cockpit address.
+pub const DEFAULT_UI_ADDR: &str = "127.0.0.1:3110";
+/// The default stall deadline.
+pub const DEFAULT_STALL_DEADLINE_SECONDS: u64 = 900;
+
+/// A value that must never reach a log: `Debug` and `Display` print a redacted form.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Where WorkItems are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A PostgreSQL server; the URL may carry a password.
+    Postgres(Secret),
+    /// The embedded SQLite file.
+    Sqlite(PathBuf),
+}
+
+impl Database {
+    /// Reads a `--database-url`: `postgres://…`, `postgresql://…`, `sqlite://PATH` or
+    /// `sqlite:PATH`.
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(Secret::new(url)));
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                bail!("the SQLite URL `{url}` names no file; use sqlite://PATH");
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        bail!(
+            "unsupported database URL (it must start with postgres://, postgresql:// or \
+             sqlite://)"
+        )
+    }
+
+    /// A form safe to print: the Postgres password is masked.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Postgres(url) => redact_password(url.expose()),
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some(parts) => parts,
+        None => return url.to_owned(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The config file's shape: every field optional, names as in the environment without
+/// the `CFACTORY_` prefix, lower-cased.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// See `--database-url`.
+    pub database_url: Option<String>,
+    /// See `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// See `--api-addr`.
+    pub api_addr: Option<String>,
+    /// See `--ui-addr`.
+    pub ui_addr: Option<String>,
+    /// See `--tenant`.
+    pub tenant: Option<String>,
+    /// See `--stall-deadline-seconds`.
+    pub stall_deadline_seconds: Option<u64>,
+    /// See `--log-format`.
+    pub log_format: Option<LogFormat>,
+    /// See `CFACTORY_API_KEYS`.
+    pub api_keys: Option<String>,
+}
+
+impl FileSettings {
+    /// Reads a TOML config file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))
+    }
+}
+
+/// What flags and environment variables said (already merged by clap).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--database-url` / `CFACTORY_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `--data-dir` / `CFACTORY_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--api-addr` / `CFACTORY_API_ADDR`.
+    pub api_addr: Option<String>,
+    /// `--ui-addr` / `CFACTORY_UI_ADDR`.
+    pub ui_addr: Option<String>,
+    /// `--tenant` / `CFACTORY_TENANT`.
+    pub tenant: Option<String>,
+    /// `--stall-deadline-seconds` / `CFACTORY_STALL_DEADLINE_SECONDS`.
+    pub stall_deadline_seconds: Option<u64>,
+    /// `--log-format` / `CFACTORY_LOG_FORMAT`.
+    pub log_format: Option<LogFormat>,
+    /// `CFACTORY_API_KEYS`.
+    pub api_keys: Option<String>,
+}
+
+/// The resolved, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The store.
+    pub database: Database,
+    /// Where the embedded store and other local state live.
+    pub data_dir: PathBuf,
+    /// The API listener.
+    pub api_addr: SocketAddr,
+    /// The cockpit listener.
+    pub ui_addr: SocketAddr,
+    /// The tenant for writes that come with no key.
+    pub tenant: TenantId,
+    /// Silence after which a running stage counts as stalled.
+    pub stall_deadline_seconds: u64,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Keys to seed at start, as `KEY:SCOPES[:TENANT]` entries.
+    pub seed_keys: Option<Secret>,
+}
+
+fn default_data_dir() -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) if !home.is_empty() => PathBuf::from(home).join(".cfactory"),
+        _ => PathBuf::from(".cfactory"),
+    }
+}
+
+fn parse_addr(name: &str, text: &str) -> anyhow::Result<SocketAddr> {
+    text.trim()
+        .parse()
+        .with_context(|| format!("{name} `{text}` is not an address like 127.0.0.1:3111"))
+}
+
+impl Settings {
+    /// Resolves defaults < `file` < `over`.
+    pub fn resolve(file: FileSettings, over: Overrides) -> anyhow::Result<Self> {
+        let data_dir = over
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(default_data_dir);
+        let database = match over.database_url.or(file.database_url) {
+            Some(url) if !url.trim().is_empty() => Database::parse(&url)?,
+            _ => Database::Sqlite(data_dir.join("cfactory.db")),
+        };
+        let api_addr = parse_addr(
+            "--api-addr",
+            &over
+                .api_addr
+                .or(file.api_addr)
+                .unwrap_or_else(|| DEFAULT_API_ADDR.into()),
+        )?;
+        let ui_addr = parse_addr(
+            "--ui-addr",
+            &over
+                .ui_addr
+                .or(file.ui_addr)
+                .unwrap_or_else(|| DEFAULT_UI_ADDR.into()),
+        )?;
+        let tenant_text = over.tenant.or(file.tenant);
+        let tenant = match tenant_text {
+            Some(t) => TenantId::parse(&t).map_err(|e| anyhow::anyhow!("--tenant `{t}`: {e}"))?,
+            None => TenantId::default_tenant(),
+        };
+        let stall_deadline_seconds = over
+            .stall_deadline_seconds
+            .or(file.stall_deadline_seconds)
+            .unwrap_or(DEFAULT_STALL_DEADLINE_SECONDS);
+        if stall_deadline_seconds == 0 {
+            bail!("--stall-deadline-seconds must be at least 1");
+        }
+        Ok(Self {
+            database,
+            data_dir,
+            api_addr,
+            ui_addr,
+            tenant,
+            stall_deadline_seconds,
+            log_format: over
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+            seed_keys: over
+                .api_keys
+                .or(file.api_keys)
+                .filter(|k| !k.trim().is_empty())
+                .map(Secret::new),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_use_the_embedded_store_in_the_data_dir() {
+        let over = Overrides {
+            data_dir: Some("/tmp/cf".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(FileSettings::default(), over).unwrap();
+        assert_eq!(s.database, Database::Sqlite("/tmp/cf/cfactory.db".into()));
+        assert_eq!(s.api_addr.to_string(), DEFAULT_API_ADDR);
+        assert_eq!(s.ui_addr.to_string(), DEFAULT_UI_ADDR);
+        assert_eq!(s.tenant.as_str(), "default");
+        assert_eq!(s.stall_deadline_seconds, 900);
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let file: FileSettings =
+            toml::from_str("api_addr = \"127.0.0.1:4000\"\ntenant = \"acme\"\n").unwrap();
+        let over = Overrides {
+            api_addr: Some("127.0.0.1:5000".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(file, over).unwrap();
+        assert_eq!(s.api_addr.port(), 5000);
+        assert_eq!(s.tenant.as_str(), "acme");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_setting_named() {
+        let bad = |over: Overrides| {
+            Settings::resolve(FileSettings::default(), over)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            bad(Overrides {
+                api_addr: Some("nowhere".into()),
+                ..Overrides::default()
+            })
+            .contains("--api-addr")
+        );
+        assert!(
+            bad(Overrides {
+                database_url: Some("mysql://x".into()),
+                ..Overrides::default()
+            })
+            .contains("unsupported database URL")
+        );
+        assert!(
+            bad(Overrides {
+                tenant: Some("a b".into()),
+                ..Overrides::default()
+            })
+            .contains("--tenant")
+        );
+        assert!(toml::from_str::<FileSettings>("colour = 1").is_err());
+    }
+
+    #[test]
+    fn passwords_never_print() {
+        let db = Database::parse("postgres://me:hunter2@db:5432/cf").unwrap();
+        assert_eq!(db.describe(), "postgres://me:***@db:5432/cf");
+        assert!(!format!("{db:?}").contains("hunter2"));
+        assert_eq!(
+            Database::parse("sqlite:///var/x.db?mode=rwc").unwrap(),
+            Database::Sqlite("/var/x.db".into())
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! Opens the configured store adapter and hands the server its ports. The only module
+//! that names a store crate.
+
+use std::sync::Arc;
+
+use cfactory_domain::ports::{ApiKeyStore, StoreError, WorkItemStore};
+use cfactory_postgres::{PgOptions, PgStore};
+use cfactory_sqlite::{SqliteOptions, SqliteStore};
+
+use crate::settings::Database;
+
+/// The opened store, seen through its ports.
+#[derive(Clone)]
+pub struct Stores {
+    /// WorkItems, events, usage.
+    pub work: Arc<dyn WorkItemStore>,
+    /// API keys.
+    pub keys: Arc<dyn ApiKeyStore>,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Postgres(PgStore),
+    Sqlite(SqliteStore),
+}
+
+impl Stores {
+    /// Opens `database`, running its migrations (SQLite always migrates on open).
+    pub async fn open(database: &Database) -> Result<Self, StoreError> {
+        let backend = match database {
+            Database::Postgres(url) => Backend::Postgres(
+                PgStore::connect(
+                    url.expose(),
+                    PgOptions {
+                        migrate: true,
+                        ..PgOptions::default()
+                    },
+                )
+                .await?,
+            ),
+            Database::Sqlite(path) => {
+                Backend::Sqlite(SqliteStore::open(path, SqliteOptions::default()).await?)
+            }
+        };
+        Ok(match &backend {
+            Backend::Postgres(pg) => Self {
+                work: Arc::new(pg.clone()),
+                keys: Arc::new(pg.clone()),
+                backend,
+            },
+            Backend::Sqlite(lite) => Self {
+                work: Arc::new(lite.clone()),
+                keys: Arc::new(lite.clone()),
+                backend,
+            },
+        })
+    }
+
+    /// Flushes pending writes and closes connections.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Postgres(pg) => pg.close().await,
+            Backend::Sqlite(lite) => lite.close().await,
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! The HTTP API and CLI, driven over the wire against the built binary.
+
+mod common;
+
+use common::{Server, Store, event};
+use serde_json::{Value, json};
+
+const T0: &str = "2026-11-01T10:00:00Z";
+
+fn problem_field(body: &Value) -> Option<&str> {
+    body.get("field").and_then(Value::as_str)
+}
+
+#[tokio::test]
+async fn an_event_is_accepted_once_and_kept_exactly_as_sent() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    // Odd spacing, field order and an unknown field must all survive.
+    let raw = r#"{ "status":"running","service":"aifactory","task_id":"t-1","phase":null,"correlation_key":"142","time":"2026-11-01T10:00:00Z","id":"ev-1","x_custom":{"keep":[1,2]} }"#;
+    let (status, body) = server.post_raw("/api/events/completion", raw, None).await;
+    assert_eq!(status, 202, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body,
+        json!({"status": "accepted", "correlation_key": "142"})
+    );
+
+    let (status, body) = server.post_raw("/api/events", raw, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["status"],
+        "duplicate"
+    );
+
+    let (status, item) = server.get("/api/workitems/142").await;
+    assert_eq!(status, 200);
+    assert_eq!(item["stages"]["code"]["status"], "running");
+    assert_eq!(item["stages"]["code"]["status_class"], "running");
+    assert_eq!(item["stages"]["code"]["proof"], "not_applicable");
+    assert_eq!(item["event_count"], 1);
+    assert!(item["liveness"]["stalled"].is_boolean());
+
+    let text = reqwest::get(server.url("/api/workitems/142/timeline"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(raw), "timeline lost the exact text: {text}");
+    let timeline: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(timeline["event_count"], 1);
+    assert_eq!(timeline["events"][0]["event"]["x_custom"]["keep"][1], 2);
+}
+
+#[tokio::test]
+async fn a_batch_answers_in_order_and_synthetic_keys_merge_into_the_issue() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let mut linked = event(
+        "b2",
+        "af-77",
+        "aifactory",
+        "77",
+        "done",
+        "2026-11-01T10:05:00Z",
+    );
+    linked["correlation"] = json!({"issue_number": 9});
+    let batch = json!([
+        event("b1", "af-77", "aifactory", "77", "running", T0),
+        linked,
+        event("b1", "af-77", "aifactory", "77", "running", T0),
+    ]);
+    let (status, body) = server
+        .post("/api/events/completion", &batch.to_string())
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let statuses: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["accepted", "accepted", "duplicate"]);
+    assert_eq!(body[1]["correlation_key"], "9");
+
+    let (status, item) = server.get("/api/workitems/af-77").await;
+    assert_eq!(status, 200, "the old key resolves as an alias");
+    assert_eq!(item["correlation_key"], "9");
+    assert!(
+        item["aliases"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("af-77"))
+    );
+    assert_eq!(item["stages"]["code"]["status_class"], "done");
+}
+
+#[tokio::test]
+async fn every_bad_input_is_refused_with_its_field_and_stores_nothing() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let good = event("g1", "1", "pfactory", "s1", "running", T0);
+    assert_eq!(
+        server
+            .post("/api/events/completion", &good.to_string())
+            .await
+            .0,
+        202
+    );
+
+    let mut cases: Vec<(String, u16, Option<&str>)> = vec![
+        ("{\"id\": ".into(), 400, None),
+        ("not json at all".into(), 400, None),
+        ("[]".into(), 400, None),
+    ];
+    let without = |field: &str| {
+        let mut e = event("x", "2", "aifactory", "t", "done", T0);
+        e.as_object_mut().unwrap().remove(field);
+        e.to_string()
+    };
+    cases.push((without("status"), 422, Some("status")));
+    cases.push((without("correlation_key"), 422, Some("correlation_key")));
+    cases.push((without("time"), 422, Some("time")));
+    cases.push((without("task_id"), 422, Some("task_id")));
+    let mut bad_time = event("x", "2", "aifactory", "t", "done", "yesterday");
+    cases.push((bad_time.to_string(), 422, Some("time")));
+    bad_time["time"] = json!(T0);
+    bad_time["service"] = json!("zfactory");
+    cases.push((bad_time.to_string(), 422, Some("service")));
+    let long_key = event("x", &"k".repeat(129), "aifactory", "t", "done", T0);
+    cases.push((long_key.to_string(), 422, Some("correlation_key")));
+    let batch = json!([
+        event("y1", "3", "aifactory", "t", "done", T0),
+        json!({"id": "y2"})
+    ]);
+    cases.push((batch.to_string(), 422, Some("[1].correlation_key")));
+    let padding = "p".repeat(1024 * 1024);
+    let mut huge = event("h", "4", "aifactory", "t", "done", T0);
+    huge["pad"] = json!(padding);
+    cases.push((huge.to_string(), 413, None));
+    let many: Vec<Value> = (0..1001)
+        .map(|i| event(&format!("m{i}"), "5", "aifactory", "t", "done", T0))
+        .collect();
+    cases.push((Value::Array(many).to_string(), 413, None));
+
+    for (body, want, field) in cases {
+        let resp = server
+            .http
+            .post(server.url("/api/events/completion"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status().as_u16(),
+            want,
+            "for {}",
+            &body[..body.len().min(120)]
+        );
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/problem+json",
+            "for {}",
+            &body[..body.len().min(120)]
+        );
+        let problem: Value = resp.json().await.unwrap();
+        assert_eq!(problem["status"], want);
+        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        if let Some(field) = field {
+            assert_eq!(problem_field(&problem), Some(field), "{problem}");
+        }
+    }
+
+    let (_, list) = server.get("/api/workitems").await;
+    assert_eq!(
+        list["count"], 1,
+        "only the good event's item exists: {list}"
+    );
+    let (_, metrics) = server.get("/metrics").await;
+    let metrics = metrics.as_str().unwrap().to_owned();
+    assert!(
+        metrics.contains("cfactory_events_total{result=\"accepted\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("cfactory_events_total{result=\"rejected\"} 0"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn the_list_filters_counts_and_pages_newest_first() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let mut batch = Vec::new();
+    for i in 0..7 {
+        let status = if i % 2 == 0 { "running" } else { "done" };
+        batch.push(event(
+            &format!("l{i}"),
+            &format!("{}", 100 + i),
+            "aifactory",
+            &format!("t{i}"),
+            status,
+            &format!("2026-11-01T10:0{i}:00Z"),
+        ));
+    }
+    let (status, _) = server
+        .post("/api/events", &Value::Array(batch).to_string())
+        .await;
+    assert_eq!(status, 202);
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/workitems?limit=3&cursor={}", urlencode(c)),
+            None => "/api/workitems?limit=3".into(),
+        };
+        let (status, page) = server.get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["count"], 7);
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["correlation_key"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["106", "105", "104", "103", "102", "101", "100"]);
+
+    let (_, running) = server.get("/api/workitems?status=running&stage=code").await;
+    assert_eq!(running["count"], 4);
+    let (_, text) = server
+        .get("/api/workitems?q=10&service=aifactory&limit=100000")
+        .await;
+    assert_eq!(text["count"], 7);
+    let (_, none) = server.get("/api/workitems?service=tfactory").await;
+    assert_eq!(none["count"], 0);
+
+    for (query, field) in [
+        ("status=green", "status"),
+        ("stage=deploy", "stage"),
+        ("service=x", "service"),
+        ("limit=0", "limit"),
+        ("cursor=%%%", "cursor"),
+    ] {
+        let (status, problem) = server.get(&format!("/api/workitems?{query}")).await;
+        assert_eq!(status, 422, "{query}: {problem}");
+        assert_eq!(problem_field(&problem), Some(field), "{query}");
+    }
+    let (status, _) = server.get("/api/workitems/999").await;
+    assert_eq!(status, 404);
+    let (status, _) = server.get("/api/workitems/999/timeline").await;
+    assert_eq!(status, 404);
+    let (status, rows) = server.get("/api/usage?group_by=model").await;
+    assert_eq!(status, 200);
+    assert!(rows.is_array());
+    let (status, problem) = server.get("/api/usage?group_by=colour").await;
+    assert_eq!(status, 422);
+    assert_eq!(problem_field(&problem), Some("group_by"));
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn usage_sums_per_group() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let mut e = event("u1", "12", "aifactory", "t1", "done", T0);
+    e["usage"] = json!({"input_tokens": 100, "output_tokens": 20, "total_tokens": 120, "cost_usd": 0.5, "model": "m-1"});
+    let (status, body) = server.post("/api/events", &e.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+    let (_, rows) = server.get("/api/usage?group_by=service").await;
+    assert_eq!(rows[0]["key"], "aifactory", "{rows}");
+    assert_eq!(rows[0]["total_tokens"], 120);
+    assert_eq!(rows[0]["cost_usd"], 0.5);
+    let (_, item) = server.get("/api/workitems/12").await;
+    assert_eq!(item["usage_total"]["total_tokens"], 120);
+}
+
+#[tokio::test]
+async fn keys_end_open_mode_scope_requests_and_isolate_tenants() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let e = event("k1", "50", "aifactory", "t", "running", T0).to_string();
+    assert_eq!(server.post("/api/events", &e).await.0, 202, "open mode");
+
+    let ingest = store.create_key("ingest", None);
+    assert!(ingest.starts_with("cfk_") && ingest.len() >= 36, "{ingest}");
+    let reader = store.create_key("read", None);
+    let other = store.create_key("read,ingest", Some("acme"));
+
+    // The first key ended open mode at once.
+    let (status, problem) = server.get("/api/workitems").await;
+    assert_eq!(status, 401, "{problem}");
+    assert_eq!(server.post("/api/events", &e).await.0, 401);
+    let (status, _) = server.get_with("/api/workitems", Some("cfk_wrong")).await;
+    assert_eq!(status, 401);
+
+    let e2 = event("k2", "50", "aifactory", "t", "done", "2026-11-01T11:00:00Z").to_string();
+    let (status, _) = server.post_raw("/api/events", &e2, Some(&ingest)).await;
+    assert_eq!(status, 202);
+    let (status, _) = server.get_with("/api/workitems", Some(&ingest)).await;
+    assert_eq!(status, 403, "ingest scope cannot read");
+    let (status, _) = server.post_raw("/api/events", &e2, Some(&reader)).await;
+    assert_eq!(status, 403, "read scope cannot ingest");
+
+    // ?token= works on the ingress only.
+    let e3 = event("k3", "51", "aifactory", "t", "done", T0).to_string();
+    let (status, _) = server
+        .post_raw(&format!("/api/events/completion?token={ingest}"), &e3, None)
+        .await;
+    assert_eq!(status, 202);
+    let (status, _) = server.get(&format!("/api/workitems?token={reader}")).await;
+    assert_eq!(status, 401);
+
+    let (status, item) = server.get_with("/api/workitems/50", Some(&reader)).await;
+    assert_eq!(status, 200);
+    assert_eq!(item["stages"]["code"]["status_class"], "done");
+
+    // Another tenant sees none of it, and its own writes stay its own.
+    let (status, _) = server.get_with("/api/workitems/50", Some(&other)).await;
+    assert_eq!(status, 404);
+    let (_, list) = server.get_with("/api/workitems", Some(&other)).await;
+    assert_eq!(list["count"], 0);
+    let (status, _) = server.post_raw("/api/events", &e3, Some(&other)).await;
+    assert_eq!(status, 202, "the same id is new in another tenant");
+
+    // Keys never show in the log.
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(!log.contains(&ingest[4..]), "a key reached the log");
+
+    // Revoking takes effect at once.
+    let (_, listing, _) = store.cli(&["keys", "list"], None);
+    let id = listing
+        .lines()
+        .find(|l| l.contains(" read ") || l.contains(" read  "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let (status, _, err) = store.cli(&["keys", "revoke", &id], None);
+    assert!(status.success(), "{err}");
+    let (status, _) = server.get_with("/api/workitems", Some(&reader)).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = store.cli(&["keys", "revoke", &id], None);
+    assert!(!status.success(), "a second revoke reports no active key");
+}
+
+#[tokio::test]
+async fn a_public_bind_without_keys_refuses_to_start() {
+    let store = Store::sqlite();
+    let log = Server::start_with(&store, &["--api-addr", "0.0.0.0:0"], &[])
+        .err()
+        .expect("must refuse");
+    assert!(log.contains("cfactory keys create"), "{log}");
+
+    // With a key it starts.
+    store.create_key("admin", None);
+    let server = Server::start_with(&store, &["--api-addr", "0.0.0.0:0"], &[]).unwrap();
+    assert_eq!(server.get("/health").await.0, 200);
+}
+
+#[tokio::test]
+async fn seeded_keys_work_and_bad_seeds_stop_the_start() {
+    let store = Store::sqlite();
+    let secret = "cfk_seededseededseededseededseeded";
+    let server = Server::start_with(
+        &store,
+        &[],
+        &[("CFACTORY_API_KEYS", &format!("{secret}:read"))],
+    )
+    .unwrap();
+    assert_eq!(server.get_with("/api/workitems", Some(secret)).await.0, 200);
+    assert_eq!(server.get("/api/workitems").await.0, 401);
+    drop(server);
+    let log = Server::start_with(&store, &[], &[("CFACTORY_API_KEYS", "cfk_x:fly")])
+        .err()
+        .expect("a bad seed stops the start");
+    assert!(log.contains("CFACTORY_API_KEYS"), "{log}");
+}
+
+#[tokio::test]
+async fn sigterm_exits_cleanly_and_committed_events_survive() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let e = event("s1", "60", "tfactory", "spec", "running", T0).to_string();
+    assert_eq!(server.post("/api/events", &e).await.0, 202);
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let server = Server::start(&store);
+    let (status, item) = server.get("/api/workitems/60").await;
+    assert_eq!(status, 200);
+    assert_eq!(item["stages"]["test"]["status"], "running");
+}
+
+#[tokio::test]
+async fn probes_metrics_and_the_cockpit_address_answer() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    assert_eq!(server.get("/health").await.1["status"], "ok");
+    assert_eq!(server.get("/ready").await.1["status"], "ready");
+    let page = reqwest::get(format!("{}/", server.ui)).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("CFactory"));
+    let list = reqwest::get(format!("{}/api/workitems", server.ui))
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200, "the cockpit address serves the API too");
+    let (status, problem) = server.get("/api/nothing-here").await;
+    assert_eq!(status, 404);
+    assert_eq!(problem["status"], 404);
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_the_published_contract_paths() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let (status, doc) = server.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let paths = doc["paths"].as_object().unwrap();
+    // The published contract, checked in beside this test.
+    let yaml = include_str!("contracts/cfactory.openapi.yaml");
+    let mut checked = 0;
+    let mut current: Option<&str> = None;
+    for line in yaml.lines() {
+        if let Some(path) = line.strip_prefix("  /").and_then(|p| p.strip_suffix(':')) {
+            current = Some(&line[2..3 + path.len()]);
+            continue;
+        }
+        if !line.starts_with(' ') {
+            current = None;
+        }
+        let method = line
+            .strip_prefix("    ")
+            .and_then(|m| m.strip_suffix(':'))
+            .filter(|m| ["get", "post", "put", "delete", "patch"].contains(m));
+        if let (Some(path), Some(method)) = (current, method) {
+            // Built by later parts of the product: the copilot and the live stream.
+            if path.starts_with("/api/copilot") || path.starts_with("/ws/") {
+                continue;
+            }
+            let op = paths
+                .get(path)
+                .and_then(|p| p.get(method))
+                .unwrap_or_else(|| panic!("/openapi.json lacks {method} {path}"));
+            assert!(op.get("responses").is_some());
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked, 5,
+        "the five implemented operations were all checked"
+    );
+}
+
+#[tokio::test]
+async fn the_ingest_command_replays_files_and_reports_bad_lines() {
+    let store = Store::sqlite();
+    let mut lines: Vec<String> = (0..5)
+        .map(|i| event(&format!("n{i}"), "70", "aifactory", "t", "running", T0).to_string())
+        .collect();
+    lines.insert(2, r#"{"id":"bad","service":"aifactory"}"#.into());
+    let text = lines.join("\n");
+    let (status, _, err) = store.cli(&["ingest", "-"], Some(&text));
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("5 accepted, 0 duplicate, 1 rejected"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.json");
+    std::fs::write(&file, format!("[{}]", lines[0])).unwrap();
+    let (status, _, err) = store.cli(&["ingest", file.to_str().unwrap()], None);
+    assert!(status.success(), "{err}");
+    assert!(err.contains("0 accepted, 1 duplicate"), "{err}");
+
+    let (status, _, err) = store.cli(&["ingest", "/nonexistent/file.json"], None);
+    assert!(!status.success());
+    assert!(err.contains("/nonexistent/file.json"), "{err}");
+
+    let server = Server::start(&store);
+    let (_, item) = server.get("/api/workitems/70").await;
+    assert_eq!(item["event_count"], 5);
+}
+
+#[tokio::test]
+async fn postgres_serves_the_same_api_and_answers_503_when_the_store_is_gone() {
+    let store = Store::postgres().await;
+    let (status, _, err) = store.cli(&["migrate"], None);
+    assert!(status.success(), "{err}");
+    let server = Server::start(&store);
+    let e = event("p1", "80", "aifactory", "t", "running", T0).to_string();
+    assert_eq!(server.post("/api/events", &e).await.0, 202);
+    assert_eq!(server.post("/api/events", &e).await.0, 200);
+    let (_, item) = server.get("/api/workitems/80").await;
+    assert_eq!(item["event_count"], 1);
+
+    // Take the database away under the running server.
+    let admin_url = std::env::var("DATABASE_URL").unwrap();
+    let db_name = store.url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE \"{db_name}\" ALLOW_CONNECTIONS false"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&db_name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+    let e2 = event("p2", "81", "aifactory", "t", "running", T0).to_string();
+    let resp = server
+        .http
+        .post(server.url("/api/events"))
+        .body(e2.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        503,
+        "{}",
+        server.log.lock().unwrap().join("\n")
+    );
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(server.get("/ready").await.0, 503);
+
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE \"{db_name}\" ALLOW_CONNECTIONS true"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    // Back up: nothing of the refused event was claimed, so it is new now.
+    let mut status = 0;
+    for _ in 0..50 {
+        status = server.post("/api/events", &e2).await.0;
+        if status != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 202);
+}
