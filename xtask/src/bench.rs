@@ -35,6 +35,22 @@ pub enum Which {
         #[arg(long, default_value_t = 10_000)]
         growth_events: usize,
     },
+    /// Cockpit WebSocket fan-out: delivery latency to many clients at a steady ingest
+    /// rate, dropped clients and server RSS, then the rate at which p99 passes 100 ms.
+    Fanout {
+        /// WebSocket clients.
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Steady ingest rate, events per second.
+        #[arg(long, default_value_t = 50)]
+        rate: u32,
+        /// Seconds at the steady rate.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Highest rate the escalation tries.
+        #[arg(long, default_value_t = 1600)]
+        max_rate: u32,
+    },
 }
 
 /// Runs a benchmark.
@@ -50,6 +66,12 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             stores,
             growth_events,
         } => rt.block_on(ingest(events, keys, &senders, &stores, growth_events)),
+        Which::Fanout {
+            clients,
+            rate,
+            seconds,
+            max_rate,
+        } => rt.block_on(crate::fanout::run(clients, rate, seconds, max_rate)),
     }
 }
 
@@ -78,7 +100,7 @@ impl Server {
                 "--data-dir",
             ])
             .arg(data_dir)
-            .env("RUST_LOG", "warn")
+            .env("CFACTORY_LOG", "warn")
             .env("CFACTORY_POLL_INTERVAL_SECONDS", "0")
             .stdout(Stdio::null())
             .spawn()
@@ -97,6 +119,11 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         bail!("cfactory serve did not become ready on {}", server.base)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM and waits; returns whether it exited 0.

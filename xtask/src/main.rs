@@ -4,6 +4,7 @@
 mod arch;
 mod bench;
 mod demo;
+mod fanout;
 mod postgres;
 mod test;
 

@@ -13,8 +13,8 @@ use crate::correlate::{Batch, ChangeSet, IngestOutcome, Loaded};
 use crate::event::{CompletionEvent, Service};
 use crate::ids::{CorrelationKey, EventId, Identifier, TenantId};
 use crate::ports::{
-    ApiKey, ApiKeyStore, ChangeSink, ListCursor, ListQuery, StoreError, Timeline, TimelineCursor,
-    TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage, WorkItemStore,
+    ApiKey, ApiKeyStore, ChangeSink, ListCursor, ListQuery, ServiceRegistry, StoreError, Timeline,
+    TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage, WorkItemStore,
 };
 use crate::upstream::TaskList;
 use crate::workitem::StageName;
@@ -33,6 +33,7 @@ struct TenantData {
 struct State {
     tenants: HashMap<TenantId, TenantData>,
     keys: BTreeMap<String, (ApiKey, String)>,
+    services: BTreeMap<String, String>,
     seq: i64,
     last_received: Option<DateTime<Utc>>,
 }
@@ -459,5 +460,29 @@ impl ApiKeyStore for InMemoryStore {
             .keys
             .values()
             .any(|(k, _)| k.revoked_at.is_none()))
+    }
+}
+
+#[async_trait]
+impl ServiceRegistry for InMemoryStore {
+    async fn service_urls(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .lock()
+            .services
+            .iter()
+            .map(|(s, u)| (s.clone(), u.clone()))
+            .collect())
+    }
+
+    async fn set_service_url(
+        &self,
+        service: &str,
+        url: &str,
+        _at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .services
+            .insert(service.to_owned(), url.to_owned());
+        Ok(())
     }
 }

@@ -409,3 +409,19 @@ pub trait ApiKeyStore: Send + Sync {
     /// Whether any unrevoked key exists (no key means open mode).
     async fn has_active_keys(&self) -> Result<bool, StoreError>;
 }
+
+/// Where the upstream services' base URLs live once a person sets them from the cockpit,
+/// so a restart keeps them. Deployment-wide, not per tenant.
+#[async_trait]
+pub trait ServiceRegistry: Send + Sync {
+    /// Every stored `(service, base URL)`, sorted by service name; empty when none.
+    async fn service_urls(&self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Stores `url` for `service`, replacing any earlier URL.
+    async fn set_service_url(
+        &self,
+        service: &str,
+        url: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}

@@ -182,6 +182,19 @@ pub struct Stage {
     pub received_at: DateTime<Utc>,
 }
 
+impl Stage {
+    /// Whether the stage ended in failure: a failed-class status, or a run that reported
+    /// `outcome: "failure"` under a finished status (TFactory's `triaged` with failing
+    /// tests or no verdict).
+    pub fn failed(&self) -> bool {
+        self.status_class == StatusClass::Failed
+            || self
+                .outcome
+                .as_deref()
+                .is_some_and(|o| o.eq_ignore_ascii_case("failure"))
+    }
+}
+
 /// The three stages.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stages {
@@ -437,7 +450,7 @@ impl WorkItem {
         let (Some(test), Some(code)) = (&self.stages.test, &self.stages.code) else {
             return false;
         };
-        test.status_class == StatusClass::Failed && code.at <= test.at && event.time >= test.at
+        test.failed() && code.at <= test.at && event.time >= test.at
     }
 
     fn absorb_links(&mut self, event: &CompletionEvent) {
@@ -785,6 +798,27 @@ mod tests {
 
     fn item() -> WorkItem {
         WorkItem::new(CorrelationKey::issue(142), Utc::now())
+    }
+
+    #[test]
+    fn a_triaged_run_with_a_failure_outcome_counts_as_a_failed_test() {
+        let mut w = item();
+        let now = Utc::now();
+        w.apply_event(&event("aifactory", "done", 0, Some(100)), now);
+        let failing = CompletionEvent::parse(
+            r#"{"id":"tf-1","correlation_key":"142","service":"tfactory","task_id":"spec-1","status":"triaged","phase":"test","outcome":"failure","halt_reason":"tests_failed: 2 failing","time":"2026-06-01T12:05:00Z"}"#,
+        )
+        .unwrap();
+        w.apply_event(&failing, now);
+        assert!(w.stages.test.as_ref().unwrap().failed());
+        w.apply_event(&event("aifactory", "in_progress", 6, Some(10)), now);
+        assert_eq!(w.handbacks, 1);
+        let passing = CompletionEvent::parse(
+            r#"{"id":"tf-2","correlation_key":"142","service":"tfactory","task_id":"spec-1","status":"triaged","phase":"test","outcome":"success","time":"2026-06-01T12:09:00Z"}"#,
+        )
+        .unwrap();
+        w.apply_event(&passing, now);
+        assert!(!w.stages.test.as_ref().unwrap().failed());
     }
 
     #[test]

@@ -12,8 +12,8 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use cfactory_domain::ports::{ApiKeyStore, Clock, WorkItemStore};
-use cfactory_domain::{SystemClock, TenantId};
+use cfactory_domain::ports::{ApiKeyStore, Clock, ServiceRegistry, WorkItemStore};
+use cfactory_domain::{Service, SystemClock, TenantId};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -21,6 +21,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::api;
 use crate::keys;
+use crate::live::hub::Hub;
+use crate::live::sentinel::Sentinel;
+use crate::live::upstreams::{Upstreams, WATCHED};
 use crate::metrics::Metrics;
 use crate::problem::ApiError;
 use crate::settings::Settings;
@@ -43,6 +46,12 @@ pub struct AppState {
     pub default_tenant: TenantId,
     /// Silence after which a running stage is stalled.
     pub stall_deadline: chrono::Duration,
+    /// Upstream URLs set from the cockpit.
+    pub services: Arc<dyn ServiceRegistry>,
+    /// Fans changes out to cockpit sockets.
+    pub hub: Hub,
+    /// The watched upstream services.
+    pub upstreams: Arc<Upstreams>,
 }
 
 async fn not_found() -> ApiError {
@@ -130,9 +139,30 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} for the {what}"))
 }
 
-/// Opens the store, seeds keys, binds both addresses and serves until SIGTERM/Ctrl-C;
-/// then stops accepting, finishes requests in flight and closes the store.
-pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+/// A started server: its state, its background tasks and its listeners' addresses.
+pub struct Running {
+    /// What the handlers share.
+    pub state: AppState,
+    /// The bound API address.
+    pub api_addr: SocketAddr,
+    /// The bound cockpit address.
+    pub ui_addr: SocketAddr,
+    stores: Stores,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    stop: watch::Sender<bool>,
+}
+
+/// How often the sentinel directory is scanned.
+const SENTINEL_SCAN: Duration = Duration::from_millis(500);
+
+/// Opens the store, seeds keys, starts the hub, the upstream pollers and followers and
+/// the sentinel, and binds both addresses. `factory` builds the adapter for each
+/// configured upstream.
+pub async fn start(
+    settings: &Settings,
+    factory: crate::upstream_factory::Factory,
+) -> anyhow::Result<Running> {
     let loopback = settings.api_addr.ip().is_loopback() && settings.ui_addr.ip().is_loopback();
     tracing::info!(store = %settings.database.describe(), "opening the store");
     let stores = Stores::open(&settings.database)
@@ -140,10 +170,21 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("opening the store")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if let Some(seeds) = &settings.seed_keys {
-        let seeds = keys::parse_seeds(seeds.expose())?;
-        let added = keys::seed(stores.keys.as_ref(), seeds, clock.now()).await?;
-        if added > 0 {
-            tracing::info!(added, "seeded API keys from CFACTORY_API_KEYS");
+        let seeded = match keys::parse_seeds(seeds.expose()) {
+            Ok(seeds) => keys::seed(stores.keys.as_ref(), seeds, clock.now())
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        match seeded {
+            Ok(added) if added > 0 => {
+                tracing::info!(added, "seeded API keys from CFACTORY_API_KEYS")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                stores.close().await;
+                return Err(e);
+            }
         }
     }
     let has_keys = stores.keys.has_active_keys().await?;
@@ -160,54 +201,131 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             "no API keys exist: open mode (loopback only) until the first key is created"
         );
     }
+    let stall_deadline = chrono::Duration::seconds(
+        i64::try_from(settings.stall_deadline_seconds).unwrap_or(i64::MAX / 1_000_000),
+    );
+
+    let hub = Hub::start(
+        stores.work.clone(),
+        clock.clone(),
+        stall_deadline,
+        settings.tenant.clone(),
+    );
+    stores.work.watch(Arc::new(hub.clone())).await?;
+
+    let mut urls = std::collections::BTreeMap::new();
+    let up = &settings.upstreams;
+    for (service, target) in [
+        (Service::Pfactory, &up.pfactory),
+        (Service::Aifactory, &up.aifactory),
+        (Service::Tfactory, &up.tfactory),
+    ] {
+        if let Some(url) = &target.url {
+            urls.insert(service, url.clone());
+        }
+    }
+    for (name, url) in stores.services.service_urls().await? {
+        match Service::parse(&name).filter(|s| WATCHED.contains(s)) {
+            Some(service) => {
+                urls.insert(service, url);
+            }
+            None => tracing::warn!(%name, "ignoring a stored URL for an unknown service"),
+        }
+    }
+    let upstreams = Arc::new(Upstreams::new(
+        urls,
+        factory,
+        stores.work.clone(),
+        clock.clone(),
+        settings.tenant.clone(),
+        Arc::new(hub.clone()),
+    ));
+    upstreams.start_followers().await;
+    let mut tasks = Vec::new();
+    if up.poll_interval_seconds > 0 {
+        let every = Duration::from_secs(up.poll_interval_seconds);
+        tasks.push(tokio::spawn(upstreams.clone().run(every)));
+    }
+    if let Some(dir) = &up.sentinel_dir {
+        let sentinel = Sentinel::new(dir.clone(), settings.tenant.clone(), stores.work.clone());
+        tasks.push(tokio::spawn(sentinel.run(SENTINEL_SCAN)));
+    }
 
     let state = AppState {
         work: stores.work.clone(),
         keys: stores.keys.clone(),
+        services: stores.services.clone(),
         clock,
         metrics: Arc::new(Metrics::default()),
         open_mode_allowed: loopback,
         default_tenant: settings.tenant.clone(),
-        stall_deadline: chrono::Duration::seconds(
-            i64::try_from(settings.stall_deadline_seconds).unwrap_or(i64::MAX / 1_000_000),
-        ),
+        stall_deadline,
+        hub,
+        upstreams,
     };
     let api_listener = bind(settings.api_addr, "API").await?;
     let ui_listener = bind(settings.ui_addr, "cockpit").await?;
-    // The first lines a supervisor or test reads to find the bound ports.
-    eprintln!(
-        "cfactory: API listening on http://{}",
-        api_listener.local_addr()?
-    );
-    eprintln!(
-        "cfactory: cockpit listening on http://{}",
-        ui_listener.local_addr()?
-    );
-
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let api_addr = api_listener.local_addr()?;
+    let ui_addr = ui_listener.local_addr()?;
+    let (stop, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
     let api = axum::serve(api_listener, build_app(state.clone()))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let ui = axum::serve(ui_listener, build_ui_app(state)).with_graceful_shutdown(stopped(stop_rx));
-    let api = tokio::spawn(async move { api.await });
-    let ui = tokio::spawn(async move { ui.await });
+    let ui = axum::serve(ui_listener, build_ui_app(state.clone()))
+        .with_graceful_shutdown(stopped(stop_rx));
+    let servers = vec![
+        tokio::spawn(async move { api.await }),
+        tokio::spawn(async move { ui.await }),
+    ];
+    Ok(Running {
+        state,
+        api_addr,
+        ui_addr,
+        stores,
+        tasks,
+        servers,
+        stop,
+    })
+}
 
-    shutdown_signal().await;
-    tracing::info!("shutting down: finishing requests in flight");
-    let _ = stop_tx.send(true);
-    let drained = async {
-        let (a, u) = tokio::join!(api, ui);
-        a??;
-        u??;
-        anyhow::Ok(())
-    };
-    match tokio::time::timeout(Duration::from_secs(30), drained).await {
-        Ok(result) => result?,
-        Err(_) => tracing::warn!("requests still in flight after 30 s; closing anyway"),
+impl Running {
+    /// Stops accepting, finishes requests in flight (at most 30 s), stops the background
+    /// tasks and closes the store.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = self.stop.send(true);
+        let drained = async {
+            for server in self.servers {
+                server.await??;
+            }
+            anyhow::Ok(())
+        };
+        let result = match tokio::time::timeout(Duration::from_secs(30), drained).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!("requests still in flight after 30 s; closing anyway");
+                Ok(())
+            }
+        };
+        for task in self.tasks {
+            task.abort();
+        }
+        self.state.upstreams.stop_followers().await;
+        self.stores.close().await;
+        tracing::info!("store closed; bye");
+        result
     }
-    stores.close().await;
-    tracing::info!("store closed; bye");
-    Ok(())
+}
+
+/// Runs the server until SIGTERM or Ctrl-C, then shuts down cleanly.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let factory = crate::upstream_factory::factory(&settings.upstreams);
+    let running = start(&settings, factory).await?;
+    // The first lines a supervisor or test reads to find the bound ports.
+    eprintln!("cfactory: API listening on http://{}", running.api_addr);
+    eprintln!("cfactory: cockpit listening on http://{}", running.ui_addr);
+    shutdown_signal().await;
+    running.shutdown().await
 }

@@ -66,6 +66,33 @@ pub enum Command {
     /// Replay completion events (a JSON object, a JSON array, or NDJSON) from FILE or `-`
     /// (stdin) through the ingest path.
     Ingest(IngestArgs),
+    /// Run simulated PFactory, AIFactory and TFactory (REST, WebSocket feeds, webhooks).
+    Sim(cfactory_sim::SimArgs),
+    /// Run the cockpit and the simulator wired to it: the whole pipeline on one machine.
+    Demo(DemoArgs),
+}
+
+/// `demo` flags: those of `serve`, plus how the simulator plays.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Everything `serve` takes.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Scenarios to play (comma-separated or repeated); none means all of them.
+    #[arg(long = "scenario", value_enum, value_delimiter = ',')]
+    pub scenarios: Vec<cfactory_sim::Scenario>,
+    /// Seed that makes a run repeatable.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Time scale of the simulated pipeline (2.0 = twice as fast).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Units of work to run (default: enough to cover every scenario).
+    #[arg(long)]
+    pub units: Option<usize>,
+    /// Key the simulator's webhooks carry (needed once the store has keys).
+    #[arg(long, env = "CFACTORY_DEMO_WEBHOOK_TOKEN", hide_env_values = true)]
+    pub webhook_token: Option<String>,
 }
 
 /// `serve` flags.
@@ -80,6 +107,55 @@ pub struct ServeArgs {
     /// Seconds of silence after which a running stage counts as stalled [default: 900]
     #[arg(long, env = "CFACTORY_STALL_DEADLINE_SECONDS")]
     pub stall_deadline_seconds: Option<u64>,
+    /// The upstream services.
+    #[command(flatten)]
+    pub upstreams: UpstreamArgs,
+}
+
+/// Where the upstream services are and how to watch them.
+#[derive(Debug, Default, Args)]
+pub struct UpstreamArgs {
+    /// PFactory's base URL (no adapter runs while unset)
+    #[arg(long, env = "CFACTORY_PFACTORY_URL")]
+    pub pfactory_url: Option<String>,
+    /// AIFactory's base URL (no adapter runs while unset)
+    #[arg(long, env = "CFACTORY_AIFACTORY_URL")]
+    pub aifactory_url: Option<String>,
+    /// TFactory's base URL (no adapter runs while unset)
+    #[arg(long, env = "CFACTORY_TFACTORY_URL")]
+    pub tfactory_url: Option<String>,
+    /// Bearer token sent to every upstream
+    #[arg(long, env = "CFACTORY_UPSTREAM_TOKEN", hide_env_values = true)]
+    pub upstream_token: Option<String>,
+    /// PFactory's own token (overrides --upstream-token)
+    #[arg(long, env = "CFACTORY_PFACTORY_TOKEN", hide_env_values = true)]
+    pub pfactory_token: Option<String>,
+    /// AIFactory's own token (overrides --upstream-token)
+    #[arg(long, env = "CFACTORY_AIFACTORY_TOKEN", hide_env_values = true)]
+    pub aifactory_token: Option<String>,
+    /// TFactory's own token (overrides --upstream-token)
+    #[arg(long, env = "CFACTORY_TFACTORY_TOKEN", hide_env_values = true)]
+    pub tfactory_token: Option<String>,
+    /// Seconds between poll rounds; 0 turns polling off [default: 5]
+    #[arg(long, env = "CFACTORY_POLL_INTERVAL_SECONDS")]
+    pub poll_interval_seconds: Option<u64>,
+    /// Watch this directory tree for COMPLETED.json files
+    #[arg(long, env = "CFACTORY_SENTINEL_DIR")]
+    pub sentinel_dir: Option<PathBuf>,
+}
+
+impl UpstreamArgs {
+    fn apply(&self, over: &mut Overrides) {
+        over.pfactory_url = self.pfactory_url.clone();
+        over.aifactory_url = self.aifactory_url.clone();
+        over.tfactory_url = self.tfactory_url.clone();
+        over.upstream_token = self.upstream_token.clone();
+        over.pfactory_token = self.pfactory_token.clone();
+        over.aifactory_token = self.aifactory_token.clone();
+        over.tfactory_token = self.tfactory_token.clone();
+        over.poll_interval_seconds = self.poll_interval_seconds;
+        over.sentinel_dir = self.sentinel_dir.clone();
+    }
 }
 
 /// `keys` subcommands.
@@ -128,10 +204,16 @@ impl Cli {
             api_keys: std::env::var("CFACTORY_API_KEYS").ok(),
             ..Overrides::default()
         };
-        if let Command::Serve(s) = &self.command {
+        let serve = match &self.command {
+            Command::Serve(s) => Some(s),
+            Command::Demo(d) => Some(&d.serve),
+            _ => None,
+        };
+        if let Some(s) = serve {
             over.api_addr = s.api_addr.clone();
             over.ui_addr = s.ui_addr.clone();
             over.stall_deadline_seconds = s.stall_deadline_seconds;
+            s.upstreams.apply(&mut over);
         }
         Settings::resolve(file, over)
     }

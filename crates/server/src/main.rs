@@ -22,12 +22,14 @@ fn init_tracing(format: LogFormat) {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = cli.settings()?;
     init_tracing(settings.log_format);
-    match &cli.command {
+    match cli.command {
+        Command::Sim(args) => cfactory_server::demo::sim(args).await?,
+        Command::Demo(args) => cfactory_server::demo::demo(settings, &args).await?,
         Command::Serve(_) => cfactory_server::app::serve(settings).await?,
         Command::Migrate => cli::migrate(&settings).await?,
-        Command::Keys(command) => cli::keys(&settings, command).await?,
+        Command::Keys(command) => cli::keys(&settings, &command).await?,
         Command::Ingest(args) => {
-            let report = cli::ingest(&settings, args).await?;
+            let report = cli::ingest(&settings, &args).await?;
             for reason in &report.rejected {
                 eprintln!("rejected: {reason}");
             }

@@ -128,6 +128,24 @@ pub struct FileSettings {
     pub log_format: Option<LogFormat>,
     /// See `CFACTORY_API_KEYS`.
     pub api_keys: Option<String>,
+    /// See `--pfactory-url`.
+    pub pfactory_url: Option<String>,
+    /// See `--aifactory-url`.
+    pub aifactory_url: Option<String>,
+    /// See `--tfactory-url`.
+    pub tfactory_url: Option<String>,
+    /// See `--upstream-token`.
+    pub upstream_token: Option<String>,
+    /// See `--pfactory-token`.
+    pub pfactory_token: Option<String>,
+    /// See `--aifactory-token`.
+    pub aifactory_token: Option<String>,
+    /// See `--tfactory-token`.
+    pub tfactory_token: Option<String>,
+    /// See `--poll-interval-seconds`.
+    pub poll_interval_seconds: Option<u64>,
+    /// See `--sentinel-dir`.
+    pub sentinel_dir: Option<PathBuf>,
 }
 
 impl FileSettings {
@@ -158,6 +176,24 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     /// `CFACTORY_API_KEYS`.
     pub api_keys: Option<String>,
+    /// Flag `--pfactory-url`.
+    pub pfactory_url: Option<String>,
+    /// Flag `--aifactory-url`.
+    pub aifactory_url: Option<String>,
+    /// Flag `--tfactory-url`.
+    pub tfactory_url: Option<String>,
+    /// Flag `--upstream-token`.
+    pub upstream_token: Option<String>,
+    /// Flag `--pfactory-token`.
+    pub pfactory_token: Option<String>,
+    /// Flag `--aifactory-token`.
+    pub aifactory_token: Option<String>,
+    /// Flag `--tfactory-token`.
+    pub tfactory_token: Option<String>,
+    /// Flag `--poll-interval-seconds`.
+    pub poll_interval_seconds: Option<u64>,
+    /// Flag `--sentinel-dir`.
+    pub sentinel_dir: Option<PathBuf>,
 }
 
 /// The resolved, validated configuration.
@@ -179,6 +215,53 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Keys to seed at start, as `KEY:SCOPES[:TENANT]` entries.
     pub seed_keys: Option<Secret>,
+    /// The upstream services to watch.
+    pub upstreams: UpstreamSettings,
+}
+
+/// How to reach one upstream service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTarget {
+    /// Its base URL, if configured (a URL stored from the cockpit overrides it).
+    pub url: Option<String>,
+    /// The bearer token to send.
+    pub token: Option<Secret>,
+}
+
+/// The upstream services and how to watch them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSettings {
+    /// PFactory.
+    pub pfactory: UpstreamTarget,
+    /// AIFactory.
+    pub aifactory: UpstreamTarget,
+    /// TFactory.
+    pub tfactory: UpstreamTarget,
+    /// Seconds between poll rounds; 0 turns polling off.
+    pub poll_interval_seconds: u64,
+    /// A directory to watch for `COMPLETED.json` files.
+    pub sentinel_dir: Option<PathBuf>,
+}
+
+/// The default poll interval.
+pub const DEFAULT_POLL_INTERVAL_SECONDS: u64 = 5;
+
+fn upstream_url(name: &str, url: Option<String>) -> anyhow::Result<Option<String>> {
+    match url.filter(|u| !u.trim().is_empty()) {
+        None => Ok(None),
+        Some(u) => {
+            let trimmed = u.trim().trim_end_matches('/');
+            let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+                && trimmed
+                    .split("://")
+                    .nth(1)
+                    .is_some_and(|rest| !rest.is_empty());
+            if !ok {
+                bail!("--{name}-url must be an absolute http:// or https:// URL");
+            }
+            Ok(Some(trimmed.to_owned()))
+        }
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -231,7 +314,40 @@ impl Settings {
         if stall_deadline_seconds == 0 {
             bail!("--stall-deadline-seconds must be at least 1");
         }
+        let shared_token = over.upstream_token.or(file.upstream_token);
+        let target = |name: &str, url: Option<String>, token: Option<String>| {
+            anyhow::Ok(UpstreamTarget {
+                url: upstream_url(name, url)?,
+                token: token
+                    .or_else(|| shared_token.clone())
+                    .filter(|t| !t.trim().is_empty())
+                    .map(Secret::new),
+            })
+        };
+        let upstreams = UpstreamSettings {
+            pfactory: target(
+                "pfactory",
+                over.pfactory_url.or(file.pfactory_url),
+                over.pfactory_token.or(file.pfactory_token),
+            )?,
+            aifactory: target(
+                "aifactory",
+                over.aifactory_url.or(file.aifactory_url),
+                over.aifactory_token.or(file.aifactory_token),
+            )?,
+            tfactory: target(
+                "tfactory",
+                over.tfactory_url.or(file.tfactory_url),
+                over.tfactory_token.or(file.tfactory_token),
+            )?,
+            poll_interval_seconds: over
+                .poll_interval_seconds
+                .or(file.poll_interval_seconds)
+                .unwrap_or(DEFAULT_POLL_INTERVAL_SECONDS),
+            sentinel_dir: over.sentinel_dir.or(file.sentinel_dir),
+        };
         Ok(Self {
+            upstreams,
             database,
             data_dir,
             api_addr,
@@ -267,6 +383,31 @@ mod tests {
         assert_eq!(s.ui_addr.to_string(), DEFAULT_UI_ADDR);
         assert_eq!(s.tenant.as_str(), "default");
         assert_eq!(s.stall_deadline_seconds, 900);
+        assert_eq!(s.upstreams.poll_interval_seconds, 5);
+        assert_eq!(s.upstreams.aifactory.url, None);
+    }
+
+    #[test]
+    fn upstream_tokens_fall_back_to_the_shared_one() {
+        let over = Overrides {
+            aifactory_url: Some("http://127.0.0.1:3122/".into()),
+            upstream_token: Some("shared".into()),
+            tfactory_token: Some("own".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(FileSettings::default(), over).unwrap();
+        assert_eq!(
+            s.upstreams.aifactory.url.as_deref(),
+            Some("http://127.0.0.1:3122")
+        );
+        assert_eq!(s.upstreams.aifactory.token, Some(Secret::new("shared")));
+        assert_eq!(s.upstreams.tfactory.token, Some(Secret::new("own")));
+        let bad = Overrides {
+            pfactory_url: Some("ftp://x".into()),
+            ..Overrides::default()
+        };
+        let err = Settings::resolve(FileSettings::default(), bad).unwrap_err();
+        assert!(err.to_string().contains("--pfactory-url"), "{err}");
     }
 
     #[test]

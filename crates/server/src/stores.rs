@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cfactory_domain::ports::{ApiKeyStore, StoreError, WorkItemStore};
+use cfactory_domain::ports::{ApiKeyStore, ServiceRegistry, StoreError, WorkItemStore};
 use cfactory_postgres::{PgOptions, PgStore};
 use cfactory_sqlite::{SqliteOptions, SqliteStore};
 
@@ -16,6 +16,8 @@ pub struct Stores {
     pub work: Arc<dyn WorkItemStore>,
     /// API keys.
     pub keys: Arc<dyn ApiKeyStore>,
+    /// Upstream URLs set from the cockpit.
+    pub services: Arc<dyn ServiceRegistry>,
     backend: Backend,
 }
 
@@ -47,11 +49,13 @@ impl Stores {
             Backend::Postgres(pg) => Self {
                 work: Arc::new(pg.clone()),
                 keys: Arc::new(pg.clone()),
+                services: Arc::new(pg.clone()),
                 backend,
             },
             Backend::Sqlite(lite) => Self {
                 work: Arc::new(lite.clone()),
                 keys: Arc::new(lite.clone()),
+                services: Arc::new(lite.clone()),
                 backend,
             },
         })

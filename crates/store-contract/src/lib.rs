@@ -10,7 +10,8 @@ use std::sync::Mutex;
 
 use cfactory_domain::event::Correlation;
 use cfactory_domain::ports::{
-    ApiKey, ApiKeyStore, ChangeSink, ListQuery, Scope, StoreError, UsageGroupBy, WorkItemStore,
+    ApiKey, ApiKeyStore, ChangeSink, ListQuery, Scope, ServiceRegistry, StoreError, UsageGroupBy,
+    WorkItemStore,
 };
 use cfactory_domain::proof::Proof;
 use cfactory_domain::upstream::{TaskList, TaskSnapshot};
@@ -26,6 +27,8 @@ pub struct Subject {
     pub work: Arc<dyn WorkItemStore>,
     /// The API-key port.
     pub keys: Arc<dyn ApiKeyStore>,
+    /// The service-URL port.
+    pub services: Arc<dyn ServiceRegistry>,
     /// Whatever must live as long as the store.
     pub guard: Option<Box<dyn Any + Send>>,
 }
@@ -54,6 +57,7 @@ macro_rules! contract_tests {
             cfactory_events_touch_no_stage,
             evidence_gates_set_proof,
             api_keys_lifecycle,
+            service_urls_persist_and_replace,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1189,5 +1193,33 @@ pub async fn the_change_feed_hears_ingest_and_hydration(s: &Subject) {
     assert!(
         heard.contains(&("default".to_owned(), vec!["62".to_owned()])),
         "{heard:?}"
+    );
+}
+
+/// Service URLs: empty at first, stored, replaced, listed by name.
+pub async fn service_urls_persist_and_replace(s: &Subject) {
+    assert!(s.services.service_urls().await.unwrap().is_empty());
+    let at = t(0);
+    s.services
+        .set_service_url("tfactory", "http://127.0.0.1:3123", at)
+        .await
+        .unwrap();
+    s.services
+        .set_service_url("aifactory", "http://127.0.0.1:3122", at)
+        .await
+        .unwrap();
+    s.services
+        .set_service_url("tfactory", "https://tf.example.com/base", at)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.services.service_urls().await.unwrap(),
+        vec![
+            ("aifactory".to_owned(), "http://127.0.0.1:3122".to_owned()),
+            (
+                "tfactory".to_owned(),
+                "https://tf.example.com/base".to_owned()
+            ),
+        ]
     );
 }

@@ -10,7 +10,8 @@ async fn fresh() -> Subject {
     let store = InMemoryStore::new(Arc::new(SystemClock));
     Subject {
         work: Arc::new(store.clone()),
-        keys: Arc::new(store),
+        keys: Arc::new(store.clone()),
+        services: Arc::new(store),
         guard: None,
     }
 }

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use cfactory_domain::TenantId;
-use cfactory_domain::ports::{ApiKey, ApiKeyStore, Scope, StoreError};
+use cfactory_domain::ports::{ApiKey, ApiKeyStore, Scope, ServiceRegistry, StoreError};
 use chrono::{DateTime, Utc};
 
 use crate::PgStore;
@@ -95,5 +95,34 @@ impl ApiKeyStore for PgStore {
                 .await
                 .map_err(store_error)?;
         Ok(any)
+    }
+}
+
+#[async_trait]
+impl ServiceRegistry for PgStore {
+    async fn service_urls(&self) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query_as("SELECT name, url FROM services ORDER BY name")
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn set_service_url(
+        &self,
+        service: &str,
+        url: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO services (name, url, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, updated_at = EXCLUDED.updated_at",
+        )
+        .bind(service)
+        .bind(url)
+        .bind(at)
+        .execute(&self.inner.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
     }
 }

@@ -77,8 +77,12 @@ impl PgStore {
     /// password.
     pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
         let redact = |message: String| redact_password(url, message);
+        // Lookups bind whole arrays (`= ANY($2)`); a cached generic plan cannot see their
+        // size and falls back to scanning the tenant, so every statement is planned for
+        // its own parameters.
         let connect_options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Unavailable(redact(format!("bad database URL: {e}"))))?;
+            .map_err(|e| StoreError::Unavailable(redact(format!("bad database URL: {e}"))))?
+            .options([("plan_cache_mode", "force_custom_plan")]);
         let unavailable = |detail: String| {
             StoreError::Unavailable(redact(format!(
                 "cannot connect to PostgreSQL at {}: {detail}",

@@ -21,8 +21,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cfactory_domain::correlate::IngestOutcome;
 use cfactory_domain::ports::{
-    ApiKey, ApiKeyStore, ChangeSink, Clock, ListQuery, StoreError, Timeline, TimelineCursor,
-    UsageGroupBy, UsageRow, WorkItemPage, WorkItemStore,
+    ApiKey, ApiKeyStore, ChangeSink, Clock, ListQuery, ServiceRegistry, StoreError, Timeline,
+    TimelineCursor, UsageGroupBy, UsageRow, WorkItemPage, WorkItemStore,
 };
 use cfactory_domain::upstream::TaskList;
 use cfactory_domain::{CompletionEvent, CorrelationKey, Service, SystemClock, TenantId, WorkItem};
@@ -302,5 +302,27 @@ impl ApiKeyStore for SqliteStore {
 
     async fn has_active_keys(&self) -> Result<bool, StoreError> {
         read::has_active_keys(&self.inner.readers).await
+    }
+}
+
+#[async_trait]
+impl ServiceRegistry for SqliteStore {
+    async fn service_urls(&self) -> Result<Vec<(String, String)>, StoreError> {
+        read::service_urls(&self.inner.readers).await
+    }
+
+    async fn set_service_url(
+        &self,
+        service: &str,
+        url: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.submit(|reply| Job::SetServiceUrl {
+            service: service.to_owned(),
+            url: url.to_owned(),
+            at,
+            reply,
+        })
+        .await
     }
 }

@@ -372,3 +372,11 @@ pub(crate) async fn has_active_keys(pool: &SqlitePool) -> Result<bool, StoreErro
     let exists: bool = row.try_get(0).map_err(store_error)?;
     Ok(exists)
 }
+
+/// Every stored service URL, by name.
+pub(crate) async fn service_urls(pool: &SqlitePool) -> Result<Vec<(String, String)>, StoreError> {
+    sqlx::query_as("SELECT name, url FROM services ORDER BY name")
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)
+}

@@ -62,6 +62,13 @@ pub(crate) enum Job {
         at: DateTime<Utc>,
         reply: Reply<bool>,
     },
+    /// Stores a service's base URL.
+    SetServiceUrl {
+        service: String,
+        url: String,
+        at: DateTime<Utc>,
+        reply: Reply<()>,
+    },
     /// Finish what is queued, then close the connection.
     Close { reply: oneshot::Sender<()> },
 }
@@ -286,6 +293,14 @@ impl Writer {
             Job::RevokeKey { id, at, reply } => {
                 let _ = reply.send(self.revoke_key(&id, at).await);
             }
+            Job::SetServiceUrl {
+                service,
+                url,
+                at,
+                reply,
+            } => {
+                let _ = reply.send(self.set_service_url(&service, &url, at).await);
+            }
             // `run` groups these and handles closing itself; served here only for
             // completeness.
             Job::Ingest(request) => self.ingest(vec![request]).await,
@@ -370,6 +385,25 @@ impl Writer {
             StoreError::Duplicate(_) => StoreError::Duplicate(format!("key {}", key.id)),
             other => other,
         })?;
+        Ok(())
+    }
+
+    async fn set_service_url(
+        &mut self,
+        service: &str,
+        url: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO services (name, url, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at",
+        )
+        .bind(service)
+        .bind(url)
+        .bind(rows::micros(at))
+        .execute(&mut self.conn)
+        .await
+        .map_err(store_error)?;
         Ok(())
     }
 

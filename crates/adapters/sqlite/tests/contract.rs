@@ -13,7 +13,8 @@ async fn fresh() -> Subject {
         .expect("the store opens");
     Subject {
         work: Arc::new(store.clone()),
-        keys: Arc::new(store),
+        keys: Arc::new(store.clone()),
+        services: Arc::new(store),
         guard: Some(Box::new(dir)),
     }
 }

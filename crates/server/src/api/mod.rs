@@ -2,6 +2,7 @@
 //! document generated from the handlers' annotations.
 
 pub mod events;
+pub mod services;
 pub mod workitems;
 
 use axum::Json;
@@ -62,16 +63,21 @@ impl Modify for Security {
         workitems::one,
         workitems::timeline,
         workitems::usage,
+        services::list,
+        services::set_url,
+        services::refresh,
+        services::process,
         health,
         ready,
         metrics,
     ),
-    components(schemas(ProblemDoc)),
+    components(schemas(ProblemDoc, services::SetUrl)),
     modifiers(&Security),
     tags(
         (name = "events", description = "Completion-event ingress (RFC-0001)"),
         (name = "workitems", description = "WorkItems and their timelines"),
         (name = "usage", description = "Tokens and spend"),
+        (name = "services", description = "The upstream services: health, URLs, refresh"),
         (name = "ops", description = "Probes and metrics"),
     )
 )]
@@ -82,6 +88,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(events::router())
         .merge(workitems::router())
+        .merge(services::router())
+        .route("/api/ws", get(crate::live::ws::upgrade))
+        .route("/ws/cockpit", get(crate::live::ws::upgrade))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))

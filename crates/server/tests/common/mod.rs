@@ -104,8 +104,18 @@ impl Server {
 
     /// Starts with extra args and env; `Err(log)` when it exits before listening.
     pub fn start_with(store: &Store, args: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
+        Self::run("serve", store, args, env)
+    }
+
+    /// Runs `cfactory <command>` (serve or demo) until it reports both listeners.
+    pub fn run(
+        command: &str,
+        store: &Store,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let mut cmd = Command::new(bin());
-        cmd.args(["serve", "--database-url", &store.url])
+        cmd.args([command, "--database-url", &store.url])
             .args(args)
             .env_remove("CFACTORY_API_KEYS")
             .env("CFACTORY_LOG", "info")

@@ -1,0 +1,275 @@
+//! CFactory's AIFactory adapter: coding tasks as Upstream snapshots, health, execution
+//! graphs and live feeds.
+//!
+//! An adapter in the hexagon: it implements the domain's [`Upstream`] port over
+//! AIFactory's REST and WebSocket surface through `cfactory-upstream-http`, and maps
+//! AIFactory's rows (camelCase from its code, snake_case from its published YAML) onto the
+//! domain's types.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cfactory_domain::event::{Correlation, Service};
+use cfactory_domain::ports::{LiveSink, Upstream};
+use cfactory_domain::upstream::{
+    HealthReport, ProcessGraph, ProcessNode, TaskList, TaskSnapshot, UpstreamError,
+};
+use cfactory_domain::workitem::StageName;
+use cfactory_upstream_http::fields::{as_text, list, number, text, time, unwrap_object};
+use cfactory_upstream_http::{
+    UpstreamClient, UpstreamConfig, follow_feeds, path_segment, probe, read_task_list,
+};
+use serde_json::Value;
+
+const LIST_PATH: &str = "/api/tasks";
+const FEEDS: [&str; 2] = ["/ws/events", "/ws/progress"];
+
+/// Where a row may carry the GitHub issue it works on.
+const ISSUE_FIELDS: [&str; 10] = [
+    "provenance.issue_number",
+    "metadata.provenance.issue_number",
+    "correlation.issue_number",
+    "issue_number",
+    "issueNumber",
+    "github_issue",
+    "githubIssue",
+    "metadata.issue_number",
+    "metadata.githubIssueNumber",
+    "correlation_key",
+];
+
+/// AIFactory, the coding service, seen through its REST API and live feeds.
+#[derive(Debug, Clone)]
+pub struct AIFactory {
+    client: UpstreamClient,
+}
+
+impl AIFactory {
+    /// An adapter for the AIFactory at `config`.
+    pub fn new(config: UpstreamConfig) -> Self {
+        Self {
+            client: UpstreamClient::new(config),
+        }
+    }
+}
+
+#[async_trait]
+impl Upstream for AIFactory {
+    fn service(&self) -> Service {
+        Service::Aifactory
+    }
+
+    #[tracing::instrument(skip(self), fields(service = "aifactory"))]
+    async fn probe(&self) -> HealthReport {
+        probe(&self.client, Service::Aifactory, &[LIST_PATH.to_owned()]).await
+    }
+
+    #[tracing::instrument(skip(self), fields(service = "aifactory"))]
+    async fn list_tasks(&self) -> Result<TaskList, UpstreamError> {
+        read_task_list(
+            &self.client,
+            &[LIST_PATH.to_owned()],
+            &["tasks", "items", "data"],
+            task_snapshot,
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip(self), fields(service = "aifactory"))]
+    async fn process(&self, task_id: &str) -> Result<ProcessGraph, UpstreamError> {
+        let body = self
+            .client
+            .get_json(&format!("{LIST_PATH}/{}", path_segment(task_id)))
+            .await?;
+        let task = unwrap_object(&body, &["task"]);
+        Ok(ProcessGraph {
+            service: Service::Aifactory,
+            stage: StageName::Code,
+            task_id: task_id.to_owned(),
+            nodes: subtask_nodes(task),
+        })
+    }
+
+    async fn follow(&self, sink: Arc<dyn LiveSink>) {
+        follow_feeds(&self.client, Service::Aifactory, &FEEDS, sink).await;
+    }
+}
+
+/// The task id `project_id:spec_id`, from an explicit id or composed from its parts.
+fn task_id_of(row: &Value) -> Option<String> {
+    let explicit = text(row, &["task_id", "taskId", "id"]);
+    if explicit.as_deref().is_some_and(|id| id.contains(':')) {
+        return explicit;
+    }
+    let project = text(row, &["project_id", "projectId"]);
+    let spec = text(row, &["spec_id", "specId"]);
+    match (project, spec) {
+        (Some(p), Some(s)) => Some(format!("{p}:{s}")),
+        _ => explicit,
+    }
+}
+
+/// One task row as a snapshot; `None` when it has no id.
+fn task_snapshot(row: &Value) -> Option<TaskSnapshot> {
+    let task_id = task_id_of(row)?;
+    let issue_number = number(row, &ISSUE_FIELDS);
+    Some(TaskSnapshot {
+        service: Service::Aifactory,
+        task_id,
+        issue_number,
+        status: text(row, &["status"]).unwrap_or_else(|| "unknown".into()),
+        phase: text(
+            row,
+            &[
+                "executionProgress.phase",
+                "execution_progress.phase",
+                "phase",
+            ],
+        ),
+        title: text(row, &["title", "name", "feature"]),
+        project: text(
+            row,
+            &[
+                "project",
+                "projectName",
+                "project_name",
+                "repo",
+                "provenance.repo",
+                "project_id",
+                "projectId",
+            ],
+        ),
+        updated_at: time(row, &["updatedAt", "updated_at", "createdAt", "created_at"]),
+        correlation: Correlation {
+            session_id: text(
+                row,
+                &[
+                    "provenance.session_id",
+                    "metadata.provenance.session_id",
+                    "correlation.session_id",
+                    "session_id",
+                ],
+            ),
+            issue_number,
+            aifactory_task_id: None,
+            branch: text(
+                row,
+                &[
+                    "branchName",
+                    "branch",
+                    "worktree.branch",
+                    "correlation.branch",
+                ],
+            ),
+            pr_number: number(
+                row,
+                &[
+                    "prNumber",
+                    "pr_number",
+                    "correlation.pr_number",
+                    "pr.number",
+                ],
+            ),
+            tfactory_spec_id: text(
+                row,
+                &[
+                    "tfactory_spec_id",
+                    "tfactorySpecId",
+                    "correlation.tfactory_spec_id",
+                ],
+            ),
+        },
+    })
+}
+
+/// The task's subtasks (or, failing those, its phases' subtasks) as graph nodes.
+fn subtask_nodes(task: &Value) -> Vec<ProcessNode> {
+    let mut subtasks: Vec<&Value> = list(task, &["subtasks"]).iter().collect();
+    if subtasks.is_empty() {
+        subtasks = list(task, &["phases", "plan.phases"])
+            .iter()
+            .flat_map(|phase| list(phase, &["subtasks"]))
+            .collect();
+    }
+    subtasks
+        .iter()
+        .enumerate()
+        .map(|(i, sub)| ProcessNode {
+            id: text(sub, &["id", "subtask_id", "subtaskId"]).unwrap_or_else(|| i.to_string()),
+            label: text(sub, &["title", "name", "description"])
+                .unwrap_or_else(|| format!("Subtask {}", i + 1)),
+            status: text(sub, &["status", "state"]).unwrap_or_else(|| "pending".into()),
+            started_at: time(sub, &["started_at", "startedAt"]),
+            finished_at: time(
+                sub,
+                &["completed_at", "completedAt", "finished_at", "finishedAt"],
+            ),
+            deps: list(sub, &["depends_on", "dependsOn", "dependencies"])
+                .iter()
+                .filter_map(as_text)
+                .collect(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn camel_case_rows_map() {
+        let t = task_snapshot(&json!({
+            "id": "shop:003", "status": "in_progress", "title": "Refunds",
+            "executionProgress": {"phase": "coding", "phaseProgress": 30},
+            "branchName": "af/142-refunds", "projectName": "shop",
+            "provenance": {"issue_number": 142, "session_id": "001-refund"},
+            "updatedAt": "2026-02-01T00:00:00Z"
+        }))
+        .unwrap();
+        assert_eq!(t.task_id, "shop:003");
+        assert_eq!(t.phase.as_deref(), Some("coding"));
+        assert_eq!(t.issue_number, Some(142));
+        assert_eq!(t.correlation.branch.as_deref(), Some("af/142-refunds"));
+        assert_eq!(t.correlation.session_id.as_deref(), Some("001-refund"));
+        assert_eq!(t.project.as_deref(), Some("shop"));
+        assert!(t.updated_at.is_some());
+    }
+
+    #[test]
+    fn snake_case_rows_and_composed_ids() {
+        let t = task_snapshot(&json!({
+            "project_id": "proj", "spec_id": "001", "id": "001", "status": "merged",
+            "correlation_key": "77", "branch": "af/77", "pr_number": 9
+        }))
+        .unwrap();
+        assert_eq!(t.task_id, "proj:001");
+        assert_eq!(t.issue_number, Some(77));
+        assert_eq!(t.correlation.pr_number, Some(9));
+        let u = task_snapshot(
+            &json!({"task_id": "p:2", "status": "backlog", "correlation_key": "af-p:2"}),
+        )
+        .unwrap();
+        assert_eq!(u.issue_number, None);
+        assert_eq!(u.key().unwrap().as_str(), "af-p:2");
+    }
+
+    #[test]
+    fn subtasks_and_phase_subtasks_become_nodes() {
+        let nodes = subtask_nodes(&json!({"subtasks": [
+            {"id": "s1", "title": "model", "status": "completed"},
+            {"id": "s2", "description": "api", "depends_on": ["s1"]}
+        ]}));
+        assert_eq!(nodes[1].deps, ["s1"]);
+        assert_eq!(nodes[1].label, "api");
+        assert_eq!(nodes[1].status, "pending");
+        let nodes = subtask_nodes(&json!({"phases": [
+            {"subtasks": [{"id": "a"}]}, {"subtasks": [{"id": "b", "dependsOn": ["a"]}]}
+        ]}));
+        assert_eq!(
+            nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(nodes[1].deps, ["a"]);
+    }
+}

@@ -1,0 +1,19 @@
+//! Shared HTTP and WebSocket plumbing for CFactory's upstream adapters: bearer auth, health
+//! classification, paged reads, reconnecting feeds.
+//!
+//! This crate sits in the adapters ring of the hexagon. It may touch the network (reqwest,
+//! tokio-tungstenite) but none of those types leave it: callers see [`UpstreamConfig`],
+//! [`UpstreamClient`], JSON values and the domain's upstream types.
+
+mod client;
+mod config;
+mod feed;
+pub mod fields;
+mod list;
+mod probe;
+
+pub use client::{UpstreamClient, path_segment};
+pub use config::{ConfigError, UpstreamConfig};
+pub use feed::follow_feeds;
+pub use list::read_task_list;
+pub use probe::probe;

@@ -1,0 +1,167 @@
+//! The upstream services as the cockpit sees them: their health and URLs, a poll round on
+//! demand, and a WorkItem's execution graph from the service of its furthest stage. No
+//! answer here carries an upstream URL in an error, and `/process` never answers 5xx for
+//! an upstream's failure.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::{get, post, put};
+use cfactory_domain::Service;
+use cfactory_domain::ports::Scope;
+use cfactory_domain::upstream::UpstreamError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::live::upstreams::{RoundReport, ServiceView, UrlError};
+use crate::problem::ApiError;
+
+/// The routes of this area.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/services", get(list))
+        .route("/api/services/{name}", put(set_url))
+        .route("/api/refresh", post(refresh))
+        .route("/api/workitems/{correlationKey}/process", get(process))
+}
+
+/// Every watched service with its URL and latest health.
+#[utoipa::path(
+    get,
+    path = "/api/services",
+    tag = "services",
+    responses((status = 200, description = "Each upstream's URL and health", body = Object)),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    let services: Vec<ServiceView> = state.upstreams.views().await;
+    Ok(Json(json!({ "services": services })))
+}
+
+/// A new base URL for a service.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetUrl {
+    /// An absolute http:// or https:// URL.
+    pub url: String,
+}
+
+/// Points a service at a new base URL (stored, then probed at once).
+#[utoipa::path(
+    put,
+    path = "/api/services/{name}",
+    tag = "services",
+    params(("name" = String, Path, description = "pfactory, aifactory or tfactory")),
+    request_body = SetUrl,
+    responses(
+        (status = 200, description = "The service with its fresh probe", body = Object),
+        (status = 404, description = "Not a watched service", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Not an http(s) URL", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn set_url(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Result<Json<SetUrl>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ServiceView>, ApiError> {
+    caller.require(Scope::Write)?;
+    let Json(body) = body.map_err(|e| ApiError::BadRequest {
+        detail: e.body_text(),
+    })?;
+    let service = Service::parse(&name)
+        .filter(|s| crate::live::upstreams::WATCHED.contains(s))
+        .ok_or_else(|| ApiError::NotFound {
+            detail: format!("no watched service `{name}` (pfactory, aifactory, tfactory)"),
+        })?;
+    let url = crate::live::upstreams::validate_url(&body.url)
+        .map_err(|e| ApiError::field("url", e.to_string()))?;
+    state
+        .services
+        .set_service_url(service.as_str(), &url, state.clock.now())
+        .await?;
+    let view = state
+        .upstreams
+        .set_url(service, &url)
+        .await
+        .map_err(|e| match e {
+            UrlError::NotHttp => ApiError::field("url", e.to_string()),
+            UrlError::UnknownService => ApiError::NotFound {
+                detail: format!("no watched service `{name}`"),
+            },
+        })?;
+    Ok(Json(view))
+}
+
+/// Runs one poll round now.
+#[utoipa::path(
+    post,
+    path = "/api/refresh",
+    tag = "services",
+    responses((status = 200, description = "What the round did per service", body = Object)),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::Write)?;
+    let services: Vec<RoundReport> = state.upstreams.round().await;
+    Ok(Json(json!({ "services": services })))
+}
+
+fn unavailable(reason: impl Into<String>) -> Json<Value> {
+    Json(json!({"available": false, "reason": reason.into()}))
+}
+
+/// The execution graph of the item's furthest stage, from the service that runs it.
+#[utoipa::path(
+    get,
+    path = "/api/workitems/{correlationKey}/process",
+    tag = "workitems",
+    params(("correlationKey" = String, Path, description = "The item's key or an alias")),
+    responses(
+        (status = 200, description = "`{available: true, service, stage, task_id, nodes}` or `{available: false, reason}`", body = Object),
+        (status = 404, description = "No such item for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn process(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    let item = match state.work.get(&caller.tenant, &key).await {
+        Ok(Some(item)) => item,
+        Ok(None) => return Err(ApiError::no_item(&key)),
+        Err(e) => {
+            tracing::warn!(error = %e, "process: the store failed");
+            return Ok(unavailable("the store is unavailable"));
+        }
+    };
+    let Some((stage, current)) = item.stages.active() else {
+        return Ok(unavailable("no stage has started"));
+    };
+    let service = stage.service();
+    let Some(upstream) = state.upstreams.upstream(service).await else {
+        return Ok(unavailable(format!("{service} is not configured")));
+    };
+    match upstream.process(&current.task_id).await {
+        Ok(graph) => Ok(Json(json!({
+            "available": true,
+            "service": graph.service,
+            "stage": graph.stage,
+            "task_id": graph.task_id,
+            "nodes": graph.nodes,
+        }))),
+        Err(e) => Ok(unavailable(match e {
+            UpstreamError::NotFound => format!("{service} has no task {}", current.task_id),
+            other => format!("{service}: {other}"),
+        })),
+    }
+}

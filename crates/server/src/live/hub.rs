@@ -1,0 +1,327 @@
+//! The live cockpit hub: fans committed WorkItem changes and upstream progress out to
+//! WebSocket clients, per tenant. Ingest never waits on it: the store's change notice
+//! only enqueues keys; a worker fetches each changed item once, serialises it once, and
+//! offers the same frame to every client of the tenant. A client whose bounded buffer is
+//! full is dropped rather than slowing anyone else.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cfactory_domain::ports::{ChangeSink, LiveSink, WorkItemStore};
+use cfactory_domain::upstream::LiveUpdate;
+use cfactory_domain::{Clock, CorrelationKey, Service, TenantId};
+use chrono::Duration;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+/// One serialised frame, shared by every client that receives it.
+pub type Frame = Arc<str>;
+
+/// How many frames a client may have waiting before it is dropped.
+pub const CLIENT_BUFFER: usize = 512;
+
+enum Work {
+    Changed(TenantId, Vec<CorrelationKey>),
+    Live(TenantId, Service, LiveUpdate),
+}
+
+struct Client {
+    id: u64,
+    tx: mpsc::Sender<Frame>,
+}
+
+struct Inner {
+    clients: Mutex<HashMap<TenantId, Vec<Client>>>,
+    next_id: AtomicU64,
+    dropped: AtomicU64,
+    work: mpsc::UnboundedSender<Work>,
+    live_tenant: TenantId,
+}
+
+/// Fans changes out to subscribed WebSocket clients. Cloning shares it.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+/// A client's subscription: frames arrive on `frames`; when the hub drops the client the
+/// channel closes.
+pub struct Subscription {
+    /// The subscription's id.
+    pub id: u64,
+    /// The client's frames.
+    pub frames: mpsc::Receiver<Frame>,
+}
+
+impl Hub {
+    /// Starts the hub's worker. Upstream progress (which has no tenant of its own) goes to
+    /// `live_tenant`, the tenant the pollers write to.
+    pub fn start(
+        store: Arc<dyn WorkItemStore>,
+        clock: Arc<dyn Clock>,
+        stall_deadline: Duration,
+        live_tenant: TenantId,
+    ) -> Self {
+        let (work, mut queue) = mpsc::unbounded_channel();
+        let hub = Self {
+            inner: Arc::new(Inner {
+                clients: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                dropped: AtomicU64::new(0),
+                work,
+                live_tenant,
+            }),
+        };
+        let worker = hub.clone();
+        tokio::spawn(async move {
+            while let Some(item) = queue.recv().await {
+                match item {
+                    Work::Changed(tenant, keys) => {
+                        worker
+                            .send_items(&*store, &*clock, stall_deadline, &tenant, keys)
+                            .await;
+                    }
+                    Work::Live(tenant, service, update) => {
+                        worker
+                            .send_progress(&*store, &tenant, service, update)
+                            .await;
+                    }
+                }
+            }
+        });
+        hub
+    }
+
+    /// Subscribes a client of `tenant`.
+    pub fn subscribe(&self, tenant: &TenantId) -> Subscription {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, frames) = mpsc::channel(CLIENT_BUFFER);
+        self.clients()
+            .entry(tenant.clone())
+            .or_default()
+            .push(Client { id, tx });
+        Subscription { id, frames }
+    }
+
+    /// Removes a client (when its socket closes).
+    pub fn unsubscribe(&self, tenant: &TenantId, id: u64) {
+        if let Some(list) = self.clients().get_mut(tenant) {
+            list.retain(|c| c.id != id);
+        }
+    }
+
+    /// Clients currently subscribed.
+    pub fn client_count(&self) -> usize {
+        self.clients().values().map(Vec::len).sum()
+    }
+
+    /// Clients dropped because they fell behind, since start.
+    pub fn dropped_count(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Vec<Client>>> {
+        self.inner.clients.lock().expect("hub clients lock")
+    }
+
+    /// Offers `frame` to every client of `tenant`, dropping those that are full or gone.
+    pub fn broadcast(&self, tenant: &TenantId, frame: Frame) {
+        let mut clients = self.clients();
+        let Some(list) = clients.get_mut(tenant) else {
+            return;
+        };
+        let before = list.len();
+        list.retain(|c| match c.tx.try_send(frame.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(client = c.id, "dropping a cockpit client that fell behind");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+        let gone = (before - list.len()) as u64;
+        if gone > 0 {
+            self.inner.dropped.fetch_add(gone, Ordering::Relaxed);
+        }
+    }
+
+    fn has_clients(&self, tenant: &TenantId) -> bool {
+        self.clients().get(tenant).is_some_and(|l| !l.is_empty())
+    }
+
+    async fn send_items(
+        &self,
+        store: &dyn WorkItemStore,
+        clock: &dyn Clock,
+        stall_deadline: Duration,
+        tenant: &TenantId,
+        keys: Vec<CorrelationKey>,
+    ) {
+        if !self.has_clients(tenant) {
+            return;
+        }
+        let mut sent = Vec::with_capacity(keys.len());
+        for key in keys {
+            match store.get(tenant, key.as_str()).await {
+                Ok(Some(mut item)) => {
+                    // A merged-away key resolves to its absorber; send that once.
+                    if sent.contains(&item.correlation_key) {
+                        continue;
+                    }
+                    item.refresh_liveness(clock.now(), stall_deadline);
+                    let frame = json!({"type": "workitem", "item": item, "merged_from":
+                        (item.correlation_key != key).then(|| key.to_string())});
+                    sent.push(item.correlation_key.clone());
+                    self.broadcast(tenant, Arc::from(frame.to_string()));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "hub could not read a changed item"),
+            }
+        }
+    }
+
+    async fn send_progress(
+        &self,
+        store: &dyn WorkItemStore,
+        tenant: &TenantId,
+        service: Service,
+        update: LiveUpdate,
+    ) {
+        if !self.has_clients(tenant) {
+            return;
+        }
+        let (task_id, phase, percent, message, at, status) = match &update {
+            LiveUpdate::Progress {
+                task_id,
+                phase,
+                percent,
+                message,
+                at,
+            } => (task_id, phase.clone(), *percent, message.clone(), *at, None),
+            LiveUpdate::Status {
+                task_id,
+                status,
+                at,
+            } => (task_id, None, None, None, *at, Some(status.clone())),
+        };
+        let key = match store.find_task(tenant, service, task_id).await {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::warn!(error = %e, "hub could not resolve a live task");
+                None
+            }
+        };
+        let frame = json!({
+            "type": "progress",
+            "correlation_key": key.map(|k| k.to_string()),
+            "service": service,
+            "task_id": task_id,
+            "phase": phase,
+            "percent": percent,
+            "message": message,
+            "status": status,
+            "at": at,
+        });
+        self.broadcast(tenant, Arc::from(frame.to_string()));
+    }
+}
+
+impl ChangeSink for Hub {
+    fn items_changed(&self, tenant: &TenantId, keys: &[CorrelationKey]) {
+        let _ = self
+            .inner
+            .work
+            .send(Work::Changed(tenant.clone(), keys.to_vec()));
+    }
+}
+
+impl LiveSink for Hub {
+    fn live_update(&self, service: Service, update: LiveUpdate) {
+        let tenant = self.inner.live_tenant.clone();
+        let _ = self.inner.work.send(Work::Live(tenant, service, update));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cfactory_domain::memory::InMemoryStore;
+    use cfactory_domain::{CompletionEvent, SystemClock};
+    use serde_json::Value;
+
+    fn event(id: &str, key: &str) -> CompletionEvent {
+        CompletionEvent::parse(&format!(
+            r#"{{"id":"{id}","correlation_key":"{key}","service":"aifactory","task_id":"t-{key}","status":"in_progress","phase":"coding","time":"2026-11-01T10:00:00Z"}}"#
+        ))
+        .unwrap()
+    }
+
+    async fn setup() -> (Hub, InMemoryStore) {
+        let store = InMemoryStore::new(Arc::new(SystemClock));
+        let hub = Hub::start(
+            Arc::new(store.clone()),
+            Arc::new(SystemClock),
+            Duration::seconds(900),
+            TenantId::default_tenant(),
+        );
+        store.watch(Arc::new(hub.clone())).await.unwrap();
+        (hub, store)
+    }
+
+    async fn next(sub: &mut Subscription) -> Value {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), sub.frames.recv())
+            .await
+            .expect("a frame within 5 s")
+            .expect("subscribed");
+        serde_json::from_str(&frame).unwrap()
+    }
+
+    #[tokio::test]
+    async fn changes_reach_only_their_tenants_clients() {
+        let (hub, store) = setup().await;
+        let acme = TenantId::parse("acme").unwrap();
+        let mut mine = hub.subscribe(&TenantId::default_tenant());
+        let mut theirs = hub.subscribe(&acme);
+        store
+            .ingest(&TenantId::default_tenant(), vec![event("a", "5")])
+            .await
+            .unwrap();
+        let frame = next(&mut mine).await;
+        assert_eq!(frame["type"], "workitem");
+        assert_eq!(frame["item"]["correlation_key"], "5");
+        assert_eq!(frame["item"]["stages"]["code"]["status"], "in_progress");
+        assert!(theirs.frames.try_recv().is_err(), "another tenant heard it");
+
+        hub.live_update(
+            Service::Aifactory,
+            LiveUpdate::Progress {
+                task_id: "t-5".into(),
+                phase: Some("coding".into()),
+                percent: Some(40.0),
+                message: None,
+                at: chrono::Utc::now(),
+            },
+        );
+        let frame = next(&mut mine).await;
+        assert_eq!(frame["type"], "progress");
+        assert_eq!(frame["correlation_key"], "5");
+        assert_eq!(frame["percent"], 40.0);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_is_dropped_and_others_keep_going() {
+        let (hub, _store) = setup().await;
+        let tenant = TenantId::default_tenant();
+        let slow = hub.subscribe(&tenant);
+        let mut fast = hub.subscribe(&tenant);
+        for i in 0..=CLIENT_BUFFER {
+            hub.broadcast(&tenant, Arc::from(format!("{{\"n\":{i}}}")));
+            // The fast client reads as it goes.
+            assert!(fast.frames.try_recv().is_ok());
+        }
+        assert_eq!(hub.dropped_count(), 1);
+        assert_eq!(hub.client_count(), 1);
+        drop(slow);
+    }
+}

@@ -1,0 +1,8 @@
+//! Everything that keeps the cockpit live: the hub that fans changes out to WebSocket
+//! clients, the cockpit socket itself, the upstream pollers and followers, and the
+//! same-host sentinel directory watcher.
+
+pub mod hub;
+pub mod sentinel;
+pub mod upstreams;
+pub mod ws;

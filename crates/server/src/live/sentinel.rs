@@ -1,0 +1,264 @@
+//! The same-host sentinel: services on this host may drop a `COMPLETED.json` (one event,
+//! or an array of them) anywhere under `CFACTORY_SENTINEL_DIR`. Each file is read once its
+//! write has settled (same size and modification time on two scans in a row), ingested
+//! through the normal path, and read again whenever it is rewritten; the store's dedup by
+//! event id keeps that idempotent. A half-written file is retried, never half-ingested.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use cfactory_domain::ports::WorkItemStore;
+use cfactory_domain::{CompletionEvent, IngestOutcome, TenantId};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// The file name services write.
+pub const SENTINEL_FILE: &str = "COMPLETED.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: SystemTime,
+}
+
+#[derive(Debug, Default)]
+struct FileState {
+    last_seen: Option<Stamp>,
+    handled: Option<Stamp>,
+}
+
+/// What one scan did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Events newly accepted.
+    pub accepted: usize,
+    /// Events already recorded.
+    pub duplicates: usize,
+    /// Files that settled but could not be read as events.
+    pub rejected: usize,
+    /// Files still being written.
+    pub pending: usize,
+}
+
+/// Watches one directory tree.
+pub struct Sentinel {
+    dir: PathBuf,
+    tenant: TenantId,
+    store: Arc<dyn WorkItemStore>,
+    files: HashMap<PathBuf, FileState>,
+}
+
+fn find_files(dir: &Path, out: &mut Vec<(PathBuf, Stamp)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            find_files(&path, out);
+        } else if entry.file_name() == SENTINEL_FILE {
+            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            out.push((
+                path,
+                Stamp {
+                    len: meta.len(),
+                    modified,
+                },
+            ));
+        }
+    }
+}
+
+/// Parses a sentinel file: one event object or an array of them.
+fn parse_file(text: &str) -> Result<Vec<CompletionEvent>, String> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        let items: Vec<Box<RawValue>> =
+            serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+        items
+            .iter()
+            .map(|raw| {
+                let value: Value = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+                CompletionEvent::from_value(&value, raw.get().to_owned()).map_err(|e| e.to_string())
+            })
+            .collect()
+    } else {
+        CompletionEvent::parse(text)
+            .map(|e| vec![e])
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Sentinel {
+    /// A sentinel over `dir`, ingesting for `tenant`.
+    pub fn new(dir: PathBuf, tenant: TenantId, store: Arc<dyn WorkItemStore>) -> Self {
+        Self {
+            dir,
+            tenant,
+            store,
+            files: HashMap::new(),
+        }
+    }
+
+    /// Scans forever, every `interval`.
+    pub async fn run(mut self, interval: Duration) {
+        tracing::info!(dir = %self.dir.display(), "watching for COMPLETED.json files");
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let report = self.scan_once().await;
+            if report.accepted + report.rejected > 0 {
+                tracing::info!(?report, "sentinel scan");
+            }
+        }
+    }
+
+    /// One scan: ingests every settled, new or rewritten file.
+    pub async fn scan_once(&mut self) -> ScanReport {
+        let dir = self.dir.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            find_files(&dir, &mut out);
+            out
+        })
+        .await
+        .unwrap_or_default();
+        let mut report = ScanReport::default();
+        for (path, stamp) in found {
+            let state = self.files.entry(path.clone()).or_default();
+            let settled = state.last_seen == Some(stamp);
+            state.last_seen = Some(stamp);
+            if state.handled == Some(stamp) {
+                continue;
+            }
+            if !settled {
+                report.pending += 1;
+                continue;
+            }
+            let text = match tokio::fs::read_to_string(&path).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read sentinel file");
+                    report.pending += 1;
+                    continue;
+                }
+            };
+            match parse_file(&text) {
+                Ok(events) => match self.store.ingest(&self.tenant, events).await {
+                    Ok(outcomes) => {
+                        for o in outcomes {
+                            match o {
+                                IngestOutcome::Accepted { .. } => report.accepted += 1,
+                                IngestOutcome::Duplicate { .. } => report.duplicates += 1,
+                            }
+                        }
+                        self.mark(&path, stamp);
+                    }
+                    // The store is down: leave the file unhandled and try again next scan.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sentinel could not ingest; will retry");
+                        report.pending += 1;
+                    }
+                },
+                Err(reason) => {
+                    tracing::warn!(path = %path.display(), %reason, "sentinel file is not a completion event");
+                    report.rejected += 1;
+                    self.mark(&path, stamp);
+                }
+            }
+        }
+        report
+    }
+
+    fn mark(&mut self, path: &Path, stamp: Stamp) {
+        if let Some(state) = self.files.get_mut(path) {
+            state.handled = Some(stamp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cfactory_domain::SystemClock;
+    use cfactory_domain::memory::InMemoryStore;
+
+    fn event(id: &str) -> String {
+        format!(
+            r#"{{"id":"{id}","correlation_key":"31","service":"tfactory","task_id":"spec-1","status":"executing","phase":"executing","time":"2026-11-01T10:00:00Z"}}"#
+        )
+    }
+
+    fn sentinel(dir: &Path) -> (Sentinel, InMemoryStore) {
+        let store = InMemoryStore::new(Arc::new(SystemClock));
+        (
+            Sentinel::new(
+                dir.to_path_buf(),
+                TenantId::default_tenant(),
+                Arc::new(store.clone()),
+            ),
+            store,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_settled_file_is_ingested_once_and_a_rewrite_is_deduplicated() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("spec-1");
+        std::fs::create_dir_all(&nested).unwrap();
+        let file = nested.join(SENTINEL_FILE);
+        std::fs::write(&file, event("s-1")).unwrap();
+        let (mut s, store) = sentinel(dir.path());
+
+        let first = s.scan_once().await;
+        assert_eq!((first.accepted, first.pending), (0, 1), "not settled yet");
+        let second = s.scan_once().await;
+        assert_eq!(second.accepted, 1);
+        let third = s.scan_once().await;
+        assert_eq!(
+            third,
+            ScanReport::default(),
+            "a handled file is not read again"
+        );
+
+        // Rewritten with the same event plus a new one: read again, deduplicated by id.
+        std::fs::write(&file, format!("[{},{}]", event("s-1"), event("s-2"))).unwrap();
+        s.scan_once().await;
+        let fourth = s.scan_once().await;
+        assert_eq!((fourth.accepted, fourth.duplicates), (1, 1));
+        let item = store
+            .get(&TenantId::default_tenant(), "31")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(item.event_count, 2);
+    }
+
+    #[tokio::test]
+    async fn a_half_written_file_is_never_half_ingested() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(SENTINEL_FILE);
+        let whole = format!("[{},{}]", event("h-1"), event("h-2"));
+        std::fs::write(&file, &whole[..whole.len() / 2 + 10]).unwrap();
+        let (mut s, store) = sentinel(dir.path());
+        s.scan_once().await;
+        let report = s.scan_once().await;
+        assert_eq!(report.accepted, 0);
+        assert_eq!(report.rejected, 1);
+        assert!(
+            store
+                .get(&TenantId::default_tenant(), "31")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The writer finishes: the whole file is taken.
+        std::fs::write(&file, &whole).unwrap();
+        s.scan_once().await;
+        assert_eq!(s.scan_once().await.accepted, 2);
+    }
+}

@@ -1,0 +1,179 @@
+//! The cockpit WebSocket at `/api/ws` and `/ws/cockpit`: read scope, same-origin only
+//! for browsers, a bounded snapshot first, then every change of the caller's tenant as
+//! the hub publishes it, with pings to keep proxies from closing an idle socket.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use cfactory_domain::TenantId;
+use cfactory_domain::ports::{ListQuery, Scope};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::problem::ApiError;
+
+/// Items in the first frame.
+pub const SNAPSHOT_ITEMS: u32 = 100;
+/// How often the server pings.
+pub const PING_EVERY: Duration = Duration::from_secs(20);
+
+/// Whether a browser's `Origin` is this server's own: same host and port as the request's
+/// `Host`. Non-browser clients send no `Origin` and pass.
+pub fn origin_allowed(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or_default();
+    !origin_host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+}
+
+/// Upgrades to the cockpit stream.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Read)?;
+    if !origin_allowed(&headers) {
+        return Err(ApiError::Forbidden {
+            detail: "this WebSocket only accepts the cockpit's own origin".into(),
+        });
+    }
+    let tenant = caller.tenant;
+    Ok(ws.on_upgrade(move |socket| stream(socket, state, tenant)))
+}
+
+async fn snapshot(state: &AppState, tenant: &TenantId) -> Option<String> {
+    let now = state.clock.now();
+    let query = ListQuery {
+        stage: None,
+        status: None,
+        service: None,
+        text: None,
+        limit: SNAPSHOT_ITEMS,
+        cursor: None,
+        stalled_before: now - state.stall_deadline,
+    };
+    match state.work.list(tenant, &query).await {
+        Ok(page) => {
+            let items: Vec<_> = page
+                .items
+                .into_iter()
+                .map(|mut i| {
+                    i.refresh_liveness(now, state.stall_deadline);
+                    i
+                })
+                .collect();
+            Some(
+                json!({
+                    "type": "snapshot",
+                    "counts": {"workitems": page.count, "stalled": page.stalled_count},
+                    "items": items,
+                    "next_cursor": page.next_cursor.map(|c| c.encode()),
+                })
+                .to_string(),
+            )
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cockpit snapshot failed");
+            None
+        }
+    }
+}
+
+async fn stream(mut socket: WebSocket, state: AppState, tenant: TenantId) {
+    // Subscribe before reading the snapshot so no change falls between the two.
+    let mut sub = state.hub.subscribe(&tenant);
+    let Some(first) = snapshot(&state, &tenant).await else {
+        let _ = socket
+            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                code: 1011,
+                reason: "the store is unavailable".into(),
+            })))
+            .await;
+        state.hub.unsubscribe(&tenant, sub.id);
+        return;
+    };
+    if socket.send(Message::Text(first.into())).await.is_err() {
+        state.hub.unsubscribe(&tenant, sub.id);
+        return;
+    }
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            frame = sub.frames.recv() => match frame {
+                Some(frame) => {
+                    if socket.send(Message::Text(frame.as_ref().into())).await.is_err() {
+                        break;
+                    }
+                }
+                None => {
+                    // The hub dropped this client for falling behind.
+                    let _ = socket.send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: 1013,
+                        reason: "client fell behind; reconnect".into(),
+                    }))).await;
+                    break;
+                }
+            },
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    state.hub.unsubscribe(&tenant, sub.id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn only_the_cockpits_own_origin_passes() {
+        assert!(origin_allowed(&headers(None, "127.0.0.1:3110")));
+        assert!(origin_allowed(&headers(
+            Some("http://127.0.0.1:3110"),
+            "127.0.0.1:3110"
+        )));
+        assert!(!origin_allowed(&headers(
+            Some("http://evil.example"),
+            "127.0.0.1:3110"
+        )));
+        assert!(!origin_allowed(&headers(
+            Some("http://127.0.0.1:3111"),
+            "127.0.0.1:3110"
+        )));
+        assert!(!origin_allowed(&headers(Some("null"), "127.0.0.1:3110")));
+    }
+}

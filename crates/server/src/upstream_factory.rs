@@ -1,0 +1,42 @@
+//! Builds the adapter for each upstream service: the only module that names the
+//! PFactory, AIFactory and TFactory adapter crates. A fourth service is one more arm here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cfactory_domain::Service;
+use cfactory_domain::ports::Upstream;
+use cfactory_upstream_http::UpstreamConfig;
+
+use crate::live::upstreams::UpstreamFactory;
+use crate::settings::UpstreamSettings;
+
+/// Per-call timeout of upstream requests.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The factory type the server starts with.
+pub type Factory = UpstreamFactory;
+
+/// A factory that builds each service's adapter with its configured token.
+pub fn factory(settings: &UpstreamSettings) -> Factory {
+    let tokens = [
+        (Service::Pfactory, settings.pfactory.token.clone()),
+        (Service::Aifactory, settings.aifactory.token.clone()),
+        (Service::Tfactory, settings.tfactory.token.clone()),
+    ];
+    Arc::new(move |service: Service, url: &str| {
+        let token = tokens
+            .iter()
+            .find(|(s, _)| *s == service)
+            .and_then(|(_, t)| t.as_ref().map(|t| t.expose().to_owned()));
+        let config =
+            UpstreamConfig::new(url, token, UPSTREAM_TIMEOUT).map_err(|e| e.to_string())?;
+        let upstream: Arc<dyn Upstream> = match service {
+            Service::Pfactory => Arc::new(cfactory_pfactory::PFactory::new(config)),
+            Service::Aifactory => Arc::new(cfactory_aifactory::AIFactory::new(config)),
+            Service::Tfactory => Arc::new(cfactory_tfactory::TFactory::new(config)),
+            other => return Err(format!("no adapter for {other}")),
+        };
+        Ok(upstream)
+    })
+}

@@ -1,0 +1,258 @@
+//! The live side over the wire: the cockpit WebSocket, changes across two server
+//! processes, the sentinel directory, and the services registry.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, Store, event};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const T0: &str = "2026-11-01T10:00:00Z";
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(server: &Server, path: &str, headers: &[(&str, &str)]) -> Result<Socket, u16> {
+    let url = format!("{}{path}", server.api.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    for (k, v) in headers {
+        request.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("websocket failed: {e}"),
+    }
+}
+
+/// The next JSON text frame, skipping pings; panics after 10 s.
+async fn next_json(socket: &mut Socket) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("the socket stays open")
+            .expect("a good frame");
+        if let Message::Text(text) = msg {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+/// Frames until one of type `workitem` for `key`.
+async fn wait_for_item(socket: &mut Socket, key: &str) -> Value {
+    loop {
+        let frame = next_json(socket).await;
+        if frame["type"] == "workitem" && frame["item"]["correlation_key"] == key {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_cockpit_socket_sends_a_snapshot_then_every_change() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let e = event("w1", "300", "aifactory", "t", "in_progress", T0).to_string();
+    assert_eq!(server.post("/api/events", &e).await.0, 202);
+
+    for path in ["/api/ws", "/ws/cockpit"] {
+        let mut socket = connect(&server, path, &[]).await.unwrap();
+        let first = next_json(&mut socket).await;
+        assert_eq!(first["type"], "snapshot", "{path}");
+        assert_eq!(first["counts"]["workitems"], 1);
+        assert_eq!(first["items"][0]["correlation_key"], "300");
+        socket.close(None).await.ok();
+    }
+
+    let mut socket = connect(&server, "/api/ws", &[]).await.unwrap();
+    next_json(&mut socket).await;
+    let e2 = event(
+        "w2",
+        "300",
+        "aifactory",
+        "t",
+        "done",
+        "2026-11-01T10:05:00Z",
+    )
+    .to_string();
+    assert_eq!(server.post("/api/events", &e2).await.0, 202);
+    let frame = wait_for_item(&mut socket, "300").await;
+    assert_eq!(frame["item"]["stages"]["code"]["status"], "done");
+
+    // A merge announces the surviving item.
+    let mut linked = event("w3", "af-9", "aifactory", "9", "in_progress", T0);
+    assert_eq!(server.post("/api/events", &linked.to_string()).await.0, 202);
+    wait_for_item(&mut socket, "af-9").await;
+    linked["id"] = json!("w4");
+    linked["correlation"] = json!({"issue_number": 301});
+    assert_eq!(server.post("/api/events", &linked.to_string()).await.0, 202);
+    let merged = wait_for_item(&mut socket, "301").await;
+    assert!(
+        merged["item"]["aliases"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("af-9"))
+    );
+}
+
+#[tokio::test]
+async fn the_socket_refuses_foreign_origins_and_keyless_callers() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let status = connect(&server, "/api/ws", &[("origin", "http://evil.example")])
+        .await
+        .err();
+    assert_eq!(status, Some(403));
+    let own = server.api.clone();
+    assert!(
+        connect(&server, "/api/ws", &[("origin", &own)])
+            .await
+            .is_ok()
+    );
+
+    let key = store.create_key("read", None);
+    let ingest = store.create_key("ingest", None);
+    assert_eq!(connect(&server, "/api/ws", &[]).await.err(), Some(401));
+    assert_eq!(
+        connect(&server, "/api/ws", &[("x-api-key", &ingest)])
+            .await
+            .err(),
+        Some(403)
+    );
+    let mut socket = connect(
+        &server,
+        "/api/ws",
+        &[("authorization", &format!("Bearer {key}"))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(next_json(&mut socket).await["type"], "snapshot");
+}
+
+#[tokio::test]
+async fn a_change_ingested_by_one_process_reaches_the_others_clients() {
+    let store = Store::postgres().await;
+    let a = Server::start(&store);
+    let b = Server::start(&store);
+    let mut socket = connect(&b, "/api/ws", &[]).await.unwrap();
+    assert_eq!(next_json(&mut socket).await["type"], "snapshot");
+    let e = event("x1", "400", "tfactory", "spec-4", "executing", T0).to_string();
+    assert_eq!(a.post("/api/events", &e).await.0, 202);
+    let frame = wait_for_item(&mut socket, "400").await;
+    assert_eq!(frame["item"]["stages"]["test"]["status"], "executing");
+}
+
+#[tokio::test]
+async fn the_sentinel_ingests_completed_files_through_the_normal_path() {
+    let store = Store::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &store,
+        &["--sentinel-dir", dir.path().to_str().unwrap()],
+        &[],
+    )
+    .unwrap();
+    let task_dir = dir.path().join("proj").join("007");
+    std::fs::create_dir_all(&task_dir).unwrap();
+    let e = event("sen-1", "500", "aifactory", "proj:007", "done", T0);
+    std::fs::write(task_dir.join("COMPLETED.json"), e.to_string()).unwrap();
+    let mut found = None;
+    for _ in 0..100 {
+        let (status, item) = server.get("/api/workitems/500").await;
+        if status == 200 {
+            found = Some(item);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let item = found.expect("the sentinel file was ingested within 10 s");
+    assert_eq!(item["stages"]["code"]["status"], "done");
+    // The same event posted over HTTP is a duplicate: one path, one dedup.
+    assert_eq!(server.post("/api/events", &e.to_string()).await.0, 200);
+}
+
+#[tokio::test]
+async fn service_urls_are_validated_probed_and_kept_across_restarts() {
+    let store = Store::sqlite();
+    let server = Server::start_with(&store, &["--poll-interval-seconds", "0"], &[]).unwrap();
+    let (status, body) = server.get("/api/services").await;
+    assert_eq!(status, 200);
+    let services = body["services"].as_array().unwrap();
+    assert_eq!(services.len(), 3);
+    assert!(services.iter().all(|s| s["configured"] == false));
+
+    let put = |name: &str, url: &str| {
+        let request = server
+            .http
+            .put(server.url(&format!("/api/services/{name}")))
+            .json(&json!({ "url": url }));
+        async move {
+            let resp = request.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, problem) = put("aifactory", "ftp://files.example").await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["field"], "url");
+    assert_eq!(put("aifactory", "not a url").await.0, 422);
+    assert_eq!(put("zfactory", "http://127.0.0.1:9").await.0, 404);
+
+    // Nothing listens on port 9: offline, and no URL in what the API says went wrong.
+    let (status, view) = put("aifactory", "http://127.0.0.1:9/").await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["url"], "http://127.0.0.1:9");
+    assert_eq!(view["health"]["status"], "offline");
+    let (status, round) = server
+        .http
+        .post(server.url("/api/refresh"))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), r))
+        .unwrap();
+    assert_eq!(status, 200);
+    let round: Value = round.json().await.unwrap();
+    let ai = round["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "aifactory")
+        .unwrap()
+        .clone();
+    assert_eq!(ai["health"], "offline");
+    assert!(!ai.to_string().contains("127.0.0.1:9"), "{ai}");
+
+    // An item whose stage runs at a service that cannot answer: no 5xx.
+    let e = event("p1", "600", "aifactory", "proj:1", "in_progress", T0).to_string();
+    assert_eq!(server.post("/api/events", &e).await.0, 202);
+    let (status, graph) = server.get("/api/workitems/600/process").await;
+    assert_eq!(status, 200);
+    assert_eq!(graph["available"], false);
+    assert!(graph["reason"].as_str().is_some());
+    assert_eq!(server.get("/api/workitems/601/process").await.0, 404);
+
+    drop(server);
+    let server = Server::start_with(&store, &["--poll-interval-seconds", "0"], &[]).unwrap();
+    let (_, body) = server.get("/api/services").await;
+    let ai = body["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "aifactory")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        ai["url"], "http://127.0.0.1:9",
+        "the stored URL survived a restart"
+    );
+    assert_eq!(ai["configured"], true);
+}
