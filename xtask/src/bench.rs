@@ -51,6 +51,22 @@ pub enum Which {
         #[arg(long, default_value_t = 1600)]
         max_rate: u32,
     },
+    /// Insight and read endpoints (rollups, anomalies, needs-you, search, activity, lists)
+    /// over a large history in PostgreSQL, seeded through the ingest API.
+    Queries {
+        /// Work items to seed.
+        #[arg(long, default_value_t = 100_000)]
+        items: usize,
+        /// Events per finished item (at most 10).
+        #[arg(long, default_value_t = 10)]
+        events_per_item: usize,
+        /// Timed requests per endpoint.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        /// Reseed even when the kept database already holds this fleet.
+        #[arg(long)]
+        fresh: bool,
+    },
 }
 
 /// Runs a benchmark.
@@ -72,6 +88,12 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             seconds,
             max_rate,
         } => rt.block_on(crate::fanout::run(clients, rate, seconds, max_rate)),
+        Which::Queries {
+            items,
+            events_per_item,
+            requests,
+            fresh,
+        } => rt.block_on(crate::queries::run(items, events_per_item, requests, fresh)),
     }
 }
 
@@ -110,7 +132,8 @@ impl Server {
             base: format!("http://127.0.0.1:{api}"),
         };
         let client = reqwest::Client::new();
-        for _ in 0..200 {
+        // Ready means the store answers and the read model has loaded: minutes at most.
+        for _ in 0..6_000 {
             if let Ok(r) = client.get(format!("{}/ready", server.base)).send().await
                 && r.status().is_success()
             {

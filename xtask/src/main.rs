@@ -6,6 +6,7 @@ mod bench;
 mod demo;
 mod fanout;
 mod postgres;
+mod queries;
 mod test;
 
 use clap::{Parser, Subcommand};

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod correlate;
 pub mod event;
 pub mod ids;
+pub mod insights;
 pub mod memory;
 pub mod ports;
 pub mod proof;

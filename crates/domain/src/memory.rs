@@ -13,8 +13,9 @@ use crate::correlate::{Batch, ChangeSet, IngestOutcome, Loaded};
 use crate::event::{CompletionEvent, Service};
 use crate::ids::{CorrelationKey, EventId, Identifier, TenantId};
 use crate::ports::{
-    ApiKey, ApiKeyStore, ChangeSink, ListCursor, ListQuery, ServiceRegistry, StoreError, Timeline,
-    TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage, WorkItemStore,
+    ActivityEntry, ApiKey, ApiKeyStore, ChangeSink, ListCursor, ListQuery, ServiceRegistry,
+    StoreError, Timeline, TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage,
+    WorkItemStore,
 };
 use crate::upstream::TaskList;
 use crate::workitem::StageName;
@@ -410,6 +411,66 @@ impl WorkItemStore for InMemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        let state = self.lock();
+        let mut tenants: Vec<TenantId> = state
+            .tenants
+            .iter()
+            .filter(|(_, data)| !data.items.is_empty())
+            .map(|(t, _)| t.clone())
+            .collect();
+        tenants.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        Ok(tenants)
+    }
+
+    async fn scan_items(
+        &self,
+        tenant: &TenantId,
+        after: Option<&CorrelationKey>,
+        limit: u32,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        let state = self.lock();
+        let Some(data) = state.tenants.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        let mut keys: Vec<&CorrelationKey> = data
+            .items
+            .keys()
+            .filter(|k| after.is_none_or(|a| k.as_str() > a.as_str()))
+            .collect();
+        keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        Ok(keys
+            .into_iter()
+            .take(limit as usize)
+            .map(|k| data.items[k].clone())
+            .collect())
+    }
+
+    async fn activity(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<ActivityEntry>, StoreError> {
+        let state = self.lock();
+        let Some(data) = state.tenants.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        // Events are appended in sequence order, so the newest are at the end.
+        Ok(data
+            .events
+            .iter()
+            .zip(&data.event_items)
+            .rev()
+            .filter(|(e, _)| before_seq.is_none_or(|b| e.seq < b))
+            .take(limit as usize)
+            .map(|(e, k)| ActivityEntry {
+                correlation_key: k.clone(),
+                entry: e.clone(),
+            })
+            .collect())
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::correlate::IngestOutcome;
 use crate::event::{CompletionEvent, Service};
 use crate::ids::{CorrelationKey, EventId, TenantId};
+use crate::insights::{Anomaly, NeedsYou, Rollups, SearchHit, Window};
 use crate::taxonomy::StatusClass;
 use crate::upstream::{HealthReport, LiveUpdate, ProcessGraph, TaskList, UpstreamError};
 use crate::workitem::{StageName, WorkItem};
@@ -170,6 +171,18 @@ pub struct Timeline {
     pub next_cursor: Option<TimelineCursor>,
 }
 
+/// One event of the tenant-wide activity feed: a timeline entry and the item it is on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityEntry {
+    /// The canonical key of the item the event is on now.
+    pub correlation_key: CorrelationKey,
+    /// The event.
+    pub entry: TimelineEntry,
+}
+
+/// Largest page of the activity feed.
+pub const MAX_ACTIVITY_PAGE: u32 = 500;
+
 /// How usage is grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -251,6 +264,27 @@ pub trait WorkItemStore: Send + Sync {
     /// `Ok` when the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Every tenant that has at least one item, in byte order.
+    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError>;
+
+    /// At most `limit` of the tenant's items in key byte order, after `after` when given:
+    /// how a read model loads the whole tenant a page at a time.
+    async fn scan_items(
+        &self,
+        tenant: &TenantId,
+        after: Option<&CorrelationKey>,
+        limit: u32,
+    ) -> Result<Vec<WorkItem>, StoreError>;
+
+    /// The tenant's events across all items, newest arrival (highest `seq`) first: at most
+    /// `limit` of them with `seq` below `before_seq` when given.
+    async fn activity(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<ActivityEntry>, StoreError>;
+
     /// Applies one poll of `service`'s task list for `tenant` (hydration): each row lands
     /// on its WorkItem by the correlation rules without a timeline entry; unchanged rows
     /// write nothing; when `list.complete`, non-terminal stages of tasks no longer listed
@@ -290,6 +324,42 @@ pub trait WorkItemStore: Send + Sync {
         let _ = sink;
         Ok(())
     }
+}
+
+/// The insights over a tenant's items, answered from wherever the server keeps them (its
+/// in-memory read model). The HTTP handlers and the copilot's tools both go through it.
+#[async_trait]
+pub trait InsightSource: Send + Sync {
+    /// Rollups over `window` at the moment `now`.
+    async fn rollups(
+        &self,
+        tenant: &TenantId,
+        window: Window,
+        now: DateTime<Utc>,
+    ) -> Result<Rollups, StoreError>;
+
+    /// Every anomaly at the moment `now`, most severe first; only `key`'s when given.
+    async fn anomalies(
+        &self,
+        tenant: &TenantId,
+        key: Option<&CorrelationKey>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Anomaly>, StoreError>;
+
+    /// The items that need a person at the moment `now`, most urgent first.
+    async fn needs_you(
+        &self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<NeedsYou>, StoreError>;
+
+    /// At most `limit` search hits for `query`, best first.
+    async fn search(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, StoreError>;
 }
 
 /// Hears which items changed after each commit.

@@ -9,9 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
 use cfactory_domain::ports::{ApiKeyStore, Clock, ServiceRegistry, WorkItemStore};
 use cfactory_domain::{Service, SystemClock, TenantId};
 use tokio::net::TcpListener;
@@ -52,6 +50,12 @@ pub struct AppState {
     pub hub: Hub,
     /// The watched upstream services.
     pub upstreams: Arc<Upstreams>,
+    /// Browser sessions.
+    pub sessions: Arc<crate::session::Sessions>,
+    /// Where the cockpit's files come from.
+    pub ui: crate::ui::UiSource,
+    /// Every tenant's items in memory, for insights.
+    pub model: crate::readmodel::ReadModel,
 }
 
 async fn not_found() -> ApiError {
@@ -81,29 +85,21 @@ pub fn build_app(state: AppState) -> Router {
     )
 }
 
-const PLACEHOLDER: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>CFactory</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#1f2933}code{background:#eef1f4;padding:.1rem .3rem;border-radius:3px}</style>
-</head><body><main>
-<h1>CFactory</h1>
-<p>The cockpit is running. Its browser interface is not part of this build; the API answers under <code>/api</code> on this address and on the API address.</p>
-<p>Try <a href="/api/workitems"><code>/api/workitems</code></a>, <a href="/health"><code>/health</code></a> or <a href="/openapi.json"><code>/openapi.json</code></a>.</p>
-</main></body></html>"#;
-
-async fn placeholder() -> Response {
-    let mut response = Html(PLACEHOLDER).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+async fn cockpit(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    uri: axum::http::Uri,
+) -> Response {
+    if uri.path().starts_with("/api/") {
+        return not_found().await.into_response();
+    }
+    crate::ui::serve(&state.ui, &uri)
 }
 
-/// The cockpit address's router: the cockpit page plus the same API, one origin.
+/// The cockpit address's router: the cockpit's files plus the same API, one origin.
 pub fn build_ui_app(state: AppState) -> Router {
     traced(
         api::router()
-            .route("/", get(placeholder))
-            .fallback(|| async { (StatusCode::NOT_FOUND, Html(PLACEHOLDER)) })
+            .fallback(cockpit)
             .with_state(state)
             .layer(CatchPanicLayer::custom(|_| {
                 ApiError::Internal.into_response()
@@ -211,7 +207,14 @@ pub async fn start(
         stall_deadline,
         settings.tenant.clone(),
     );
-    stores.work.watch(Arc::new(hub.clone())).await?;
+    // The read model hears every committed change, applies it, then passes it to the
+    // hub: a client told of a change finds it in the insights it asks for next.
+    let model = crate::readmodel::ReadModel::start(
+        stores.work.clone(),
+        Some(hub.clone()),
+        settings.thresholds.clone(),
+    );
+    stores.work.watch(Arc::new(model.clone())).await?;
 
     let mut urls = std::collections::BTreeMap::new();
     let up = &settings.upstreams;
@@ -262,6 +265,9 @@ pub async fn start(
         stall_deadline,
         hub,
         upstreams,
+        sessions: Arc::default(),
+        ui: crate::ui::UiSource::from_env(),
+        model,
     };
     let api_listener = bind(settings.api_addr, "API").await?;
     let ui_listener = bind(settings.ui_addr, "cockpit").await?;

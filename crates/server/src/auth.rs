@@ -85,9 +85,30 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let allow_query = ingress_path(parts.uri.path());
-        match presented_key(parts, allow_query) {
-            Some(secret) if !secret.is_empty() => {
-                let key = state.keys.find_key(&hash_secret(&secret)).await?;
+        let presented = presented_key(parts, allow_query)
+            .filter(|s| !s.is_empty())
+            .map(|secret| hash_secret(&secret));
+        // A browser session stands in for a key; a state-changing request made with it
+        // must come from the cockpit's own origin.
+        let from_cookie = presented.is_none();
+        let presented = presented.or_else(|| {
+            crate::session::cookie_token(&parts.headers).and_then(|t| state.sessions.key_hash(&t))
+        });
+        if from_cookie
+            && presented.is_some()
+            && !matches!(
+                parts.method,
+                axum::http::Method::GET | axum::http::Method::HEAD
+            )
+            && !crate::live::ws::origin_allowed(&parts.headers)
+        {
+            return Err(ApiError::Forbidden {
+                detail: "a session may only be used from the cockpit's own origin".into(),
+            });
+        }
+        match presented {
+            Some(hash) => {
+                let key = state.keys.find_key(&hash).await?;
                 let key = key.ok_or_else(|| ApiError::Unauthorized {
                     detail: "unknown or revoked API key".into(),
                 })?;
@@ -97,7 +118,7 @@ impl FromRequestParts<AppState> for Caller {
                     scopes: key.scopes,
                 })
             }
-            _ => {
+            None => {
                 if state.open_mode_allowed && !state.keys.has_active_keys().await? {
                     return Ok(Self {
                         tenant: state.default_tenant.clone(),

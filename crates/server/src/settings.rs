@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use cfactory_domain::TenantId;
+use cfactory_domain::insights::Thresholds;
 use serde::Deserialize;
 
 /// The default API address.
@@ -146,6 +147,9 @@ pub struct FileSettings {
     pub poll_interval_seconds: Option<u64>,
     /// See `--sentinel-dir`.
     pub sentinel_dir: Option<PathBuf>,
+    /// The `[anomalies]` table: the anomaly rules' thresholds (the stall limit is
+    /// `stall_deadline_seconds`).
+    pub anomalies: Option<Thresholds>,
 }
 
 impl FileSettings {
@@ -217,6 +221,8 @@ pub struct Settings {
     pub seed_keys: Option<Secret>,
     /// The upstream services to watch.
     pub upstreams: UpstreamSettings,
+    /// The anomaly rules' thresholds.
+    pub thresholds: Thresholds,
 }
 
 /// How to reach one upstream service.
@@ -346,8 +352,17 @@ impl Settings {
                 .unwrap_or(DEFAULT_POLL_INTERVAL_SECONDS),
             sentinel_dir: over.sentinel_dir.or(file.sentinel_dir),
         };
+        let mut thresholds = file.anomalies.unwrap_or_default();
+        thresholds.stall_seconds = i64::try_from(stall_deadline_seconds).unwrap_or(i64::MAX);
+        if !(thresholds.z_score > 0.0
+            && thresholds.ewma_alpha > 0.0
+            && thresholds.ewma_alpha <= 1.0)
+        {
+            bail!("[anomalies]: z_score must be positive and ewma_alpha in (0, 1]");
+        }
         Ok(Self {
             upstreams,
+            thresholds,
             database,
             data_dir,
             api_addr,

@@ -556,3 +556,115 @@ async fn postgres_serves_the_same_api_and_answers_503_when_the_store_is_gone() {
     }
     assert_eq!(status, 202);
 }
+
+#[tokio::test]
+async fn a_browser_session_stands_in_for_the_key_and_ends_on_sign_out() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let (status, open) = server.get("/api/session").await;
+    assert_eq!(status, 200);
+    assert_eq!(open["open_mode"], true);
+
+    let key = store.create_key("read,write", None);
+    assert_eq!(server.get("/api/session").await.0, 401);
+    let http = reqwest::Client::new();
+    let wrong = http
+        .post(server.url("/api/session"))
+        .json(&json!({"key": "cfk_wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+
+    let ok = http
+        .post(server.url("/api/session"))
+        .json(&json!({ "key": key }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let set = ok.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(!set.contains(&key), "the cookie must not carry the key");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let who: Value = ok.json().await.unwrap();
+    assert_eq!(who["scopes"], json!(["read", "write"]));
+
+    let with_cookie = |method: reqwest::Method, path: &str| {
+        http.request(method, server.url(path))
+            .header("cookie", cookie.clone())
+    };
+    let r = with_cookie(reqwest::Method::GET, "/api/workitems")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = with_cookie(reqwest::Method::POST, "/api/refresh")
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        403,
+        "a cross-site write with the cookie is refused"
+    );
+    let r = with_cookie(reqwest::Method::POST, "/api/refresh")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    let out = with_cookie(reqwest::Method::DELETE, "/api/session")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status().as_u16(), 204);
+    let r = with_cookie(reqwest::Method::GET, "/api/workitems")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn the_cockpit_address_serves_the_ui_and_its_routes() {
+    let store = Store::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("assets")).unwrap();
+    std::fs::write(dir.path().join("index.html"), "<html>cockpit app</html>").unwrap();
+    std::fs::write(dir.path().join("assets/app-1.js"), "export {}").unwrap();
+    let server = Server::start_with(
+        &store,
+        &[],
+        &[("CFACTORY_UI_DIR", dir.path().to_str().unwrap())],
+    )
+    .unwrap();
+    for path in ["/", "/pipeline", "/services"] {
+        let page = reqwest::get(format!("{}{path}", server.ui)).await.unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        assert!(page.text().await.unwrap().contains("cockpit app"), "{path}");
+    }
+    let js = reqwest::get(format!("{}/assets/app-1.js", server.ui))
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+    let missing = reqwest::get(format!("{}/api/nope", server.ui))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+}

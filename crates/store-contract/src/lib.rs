@@ -58,6 +58,8 @@ macro_rules! contract_tests {
             evidence_gates_set_proof,
             api_keys_lifecycle,
             service_urls_persist_and_replace,
+            tenants_and_scans_cover_every_item_once,
+            activity_is_newest_first_across_items_and_follows_merges,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1221,5 +1223,141 @@ pub async fn service_urls_persist_and_replace(s: &Subject) {
                 "https://tf.example.com/base".to_owned()
             ),
         ]
+    );
+}
+
+/// `tenants` lists tenants with items; `scan_items` pages through every item once, in key
+/// byte order, and a merged-away key is not listed on its own.
+pub async fn tenants_and_scans_cover_every_item_once(s: &Subject) {
+    assert!(s.work.tenants().await.unwrap().is_empty());
+    let other = TenantId::parse("acme").unwrap();
+    for (i, key) in ["9", "10", "af-3", "pf-s1", "zz-other"].iter().enumerate() {
+        let v = event_json(
+            Some(&format!("e{i}")),
+            key,
+            "pfactory",
+            &format!("s{i}"),
+            "running",
+            0,
+            json!({}),
+        );
+        ingest_one(s, v).await;
+    }
+    // Task 5 starts under af-5, then issue 10 claims it: af-5 merges into "10".
+    ingest_one(
+        s,
+        event_json(
+            Some("m0"),
+            "af-5",
+            "aifactory",
+            "5",
+            "running",
+            1,
+            json!({}),
+        ),
+    )
+    .await;
+    ingest_one(
+        s,
+        event_json(Some("m1"), "10", "aifactory", "5", "running", 2, json!({})),
+    )
+    .await;
+    ingest_as(
+        s,
+        &other,
+        event_json(Some("o1"), "1", "aifactory", "1", "done", 0, json!({})),
+    )
+    .await;
+    let tenants = s.work.tenants().await.unwrap();
+    assert_eq!(tenants, vec![other.clone(), tenant()]);
+
+    let mut seen = Vec::new();
+    let mut after: Option<cfactory_domain::CorrelationKey> = None;
+    loop {
+        let page = s
+            .work
+            .scan_items(&tenant(), after.as_ref(), 2)
+            .await
+            .unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.correlation_key.clone());
+        seen.extend(page.iter().map(|i| i.correlation_key.to_string()));
+    }
+    assert_eq!(seen, vec!["10", "9", "af-3", "pf-s1", "zz-other"]);
+    let merged = s.work.scan_items(&tenant(), None, 10).await.unwrap();
+    let ten = merged
+        .iter()
+        .find(|i| i.correlation_key.as_str() == "10")
+        .unwrap();
+    assert!(ten.aliases.iter().any(|a| a.as_str() == "af-5"));
+    let theirs = s.work.scan_items(&other, None, 10).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+}
+
+/// The activity feed answers the tenant's events newest arrival first, pages by `seq`,
+/// names each event's item by its key after merges, and never shows another tenant's.
+pub async fn activity_is_newest_first_across_items_and_follows_merges(s: &Subject) {
+    let other = TenantId::parse("acme").unwrap();
+    ingest_one(
+        s,
+        event_json(Some("a1"), "7", "pfactory", "s1", "running", 5, json!({})),
+    )
+    .await;
+    ingest_one(
+        s,
+        event_json(
+            Some("a2"),
+            "af-2",
+            "aifactory",
+            "2",
+            "running",
+            1,
+            json!({}),
+        ),
+    )
+    .await;
+    ingest_as(
+        s,
+        &other,
+        event_json(Some("x1"), "7", "aifactory", "9", "done", 0, json!({})),
+    )
+    .await;
+    ingest_one(
+        s,
+        event_json(Some("a3"), "7", "aifactory", "2", "done", 2, json!({})),
+    )
+    .await;
+    let feed = s.work.activity(&tenant(), 10, None).await.unwrap();
+    let ids: Vec<String> = feed
+        .iter()
+        .map(|a| a.entry.event_id.as_ref().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["a3", "a2", "a1"],
+        "newest arrival first, whatever the event time"
+    );
+    assert!(
+        feed.iter().all(|a| a.correlation_key.as_str() == "7"),
+        "af-2 merged into issue 7, so its events name 7"
+    );
+    assert!(feed.windows(2).all(|w| w[0].entry.seq > w[1].entry.seq));
+    let first = s.work.activity(&tenant(), 2, None).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let rest = s
+        .work
+        .activity(&tenant(), 2, Some(first[1].entry.seq))
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].entry.event_id.as_ref().unwrap().as_str(), "a1");
+    assert_eq!(s.work.activity(&other, 10, None).await.unwrap().len(), 1);
+    assert!(
+        s.work
+            .activity(&TenantId::parse("nobody").unwrap(), 10, None)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

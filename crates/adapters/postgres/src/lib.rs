@@ -22,8 +22,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cfactory_domain::correlate::IngestOutcome;
 use cfactory_domain::ports::{
-    ChangeSink, ListQuery, StoreError, Timeline, TimelineCursor, UsageGroupBy, UsageRow,
-    WorkItemPage, WorkItemStore,
+    ActivityEntry, ChangeSink, ListQuery, StoreError, Timeline, TimelineCursor, UsageGroupBy,
+    UsageRow, WorkItemPage, WorkItemStore,
 };
 use cfactory_domain::upstream::TaskList;
 use cfactory_domain::{
@@ -207,6 +207,30 @@ impl WorkItemStore for PgStore {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        read::tenants(&self.inner.pool).await
+    }
+
+    #[tracing::instrument(name = "pg.scan_items", skip_all, fields(tenant = %tenant))]
+    async fn scan_items(
+        &self,
+        tenant: &TenantId,
+        after: Option<&CorrelationKey>,
+        limit: u32,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        read::scan_items(&self.inner.pool, tenant, after, limit).await
+    }
+
+    #[tracing::instrument(name = "pg.activity", skip_all, fields(tenant = %tenant))]
+    async fn activity(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<ActivityEntry>, StoreError> {
+        read::activity(&self.inner.pool, tenant, limit, before_seq).await
     }
 
     #[tracing::instrument(name = "pg.apply_snapshots", skip_all, fields(tenant = %tenant, service = service.as_str()))]

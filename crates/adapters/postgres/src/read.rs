@@ -2,8 +2,8 @@
 //! timelines use the indexed columns and keyset cursors; only the page's documents load.
 
 use cfactory_domain::ports::{
-    ListCursor, ListQuery, StoreError, Timeline, TimelineCursor, TimelineEntry, UsageGroupBy,
-    UsageRow, WorkItemPage,
+    ActivityEntry, ListCursor, ListQuery, StoreError, Timeline, TimelineCursor, TimelineEntry,
+    UsageGroupBy, UsageRow, WorkItemPage,
 };
 use cfactory_domain::{
     CorrelationKey, EventId, Identifier, Service, StageName, TenantId, WorkItem,
@@ -287,4 +287,78 @@ pub(crate) async fn usage(
             cost_usd: cost,
         })
         .collect())
+}
+
+/// Every tenant with an item.
+pub(crate) async fn tenants(pool: &PgPool) -> Result<Vec<TenantId>, StoreError> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT DISTINCT tenant_id FROM workitems ORDER BY tenant_id")
+            .fetch_all(pool)
+            .await
+            .map_err(store_error)?;
+    rows.into_iter()
+        .map(|(t,)| TenantId::parse(&t).map_err(|e| corrupt("tenant", e)))
+        .collect()
+}
+
+/// A page of the tenant's items in key order.
+pub(crate) async fn scan_items(
+    pool: &PgPool,
+    tenant: &TenantId,
+    after: Option<&CorrelationKey>,
+    limit: u32,
+) -> Result<Vec<WorkItem>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT doc::text FROM workitems WHERE tenant_id = $1 AND ($2::text IS NULL OR key > $2) \
+         ORDER BY key LIMIT $3",
+    )
+    .bind(tenant.as_str())
+    .bind(after.map(|k| pg_text(k.as_str()).into_owned()))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    rows.iter().map(|(doc,)| item_from_doc(doc)).collect()
+}
+
+/// The tenant's events, newest arrival first.
+pub(crate) async fn activity(
+    pool: &PgPool,
+    tenant: &TenantId,
+    limit: u32,
+    before_seq: Option<i64>,
+) -> Result<Vec<ActivityEntry>, StoreError> {
+    type ActivityRow = (
+        i64,
+        Option<String>,
+        String,
+        String,
+        String,
+        DateTime<Utc>,
+        i32,
+        DateTime<Utc>,
+        String,
+        String,
+    );
+    let rows: Vec<ActivityRow> = sqlx::query_as(
+        "SELECT seq, event_id, service, task_id, status, time, time_nanos, received_at, raw, \
+         item_key FROM events WHERE tenant_id = $1 AND ($2::bigint IS NULL OR seq < $2) \
+         ORDER BY seq DESC LIMIT $3",
+    )
+    .bind(tenant.as_str())
+    .bind(before_seq)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    rows.into_iter()
+        .map(
+            |(seq, id, service, task, status, time, nanos, received, raw, key)| {
+                Ok(ActivityEntry {
+                    correlation_key: key_from_column(&key)?,
+                    entry: entry((seq, id, service, task, status, time, nanos, received, raw))?,
+                })
+            },
+        )
+        .collect()
 }

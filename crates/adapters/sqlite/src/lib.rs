@@ -21,8 +21,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cfactory_domain::correlate::IngestOutcome;
 use cfactory_domain::ports::{
-    ApiKey, ApiKeyStore, ChangeSink, Clock, ListQuery, ServiceRegistry, StoreError, Timeline,
-    TimelineCursor, UsageGroupBy, UsageRow, WorkItemPage, WorkItemStore,
+    ActivityEntry, ApiKey, ApiKeyStore, ChangeSink, Clock, ListQuery, ServiceRegistry, StoreError,
+    Timeline, TimelineCursor, UsageGroupBy, UsageRow, WorkItemPage, WorkItemStore,
 };
 use cfactory_domain::upstream::TaskList;
 use cfactory_domain::{CompletionEvent, CorrelationKey, Service, SystemClock, TenantId, WorkItem};
@@ -233,6 +233,30 @@ impl WorkItemStore for SqliteStore {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        read::tenants(&self.inner.readers).await
+    }
+
+    #[tracing::instrument(name = "sqlite.scan_items", skip_all, fields(tenant = %tenant))]
+    async fn scan_items(
+        &self,
+        tenant: &TenantId,
+        after: Option<&CorrelationKey>,
+        limit: u32,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        read::scan_items(&self.inner.readers, tenant, after, limit).await
+    }
+
+    #[tracing::instrument(name = "sqlite.activity", skip_all, fields(tenant = %tenant))]
+    async fn activity(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<ActivityEntry>, StoreError> {
+        read::activity(&self.inner.readers, tenant, limit, before_seq).await
     }
 
     #[tracing::instrument(name = "sqlite.apply_snapshots", skip_all, fields(tenant = %tenant, service = service.as_str(), rows = list.tasks.len()))]

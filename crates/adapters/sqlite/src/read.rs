@@ -3,8 +3,8 @@
 //! agree with each other.
 
 use cfactory_domain::ports::{
-    ApiKey, ListCursor, ListQuery, StoreError, Timeline, TimelineCursor, TimelineEntry,
-    UsageGroupBy, UsageRow, WorkItemPage,
+    ActivityEntry, ApiKey, ListCursor, ListQuery, StoreError, Timeline, TimelineCursor,
+    TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage,
 };
 use cfactory_domain::workitem::StageName;
 use cfactory_domain::{CorrelationKey, EventId, Identifier, Service, TenantId, WorkItem};
@@ -379,4 +379,68 @@ pub(crate) async fn service_urls(pool: &SqlitePool) -> Result<Vec<(String, Strin
         .fetch_all(pool)
         .await
         .map_err(store_error)
+}
+
+/// Every tenant with an item.
+pub(crate) async fn tenants(pool: &SqlitePool) -> Result<Vec<TenantId>, StoreError> {
+    let rows = sqlx::query("SELECT DISTINCT tenant_id FROM workitems ORDER BY tenant_id")
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    rows.iter()
+        .map(|row| {
+            let text: String = row.try_get(0).map_err(store_error)?;
+            TenantId::parse(&text).map_err(|e| corrupt("tenant", e))
+        })
+        .collect()
+}
+
+/// A page of the tenant's items in key order.
+pub(crate) async fn scan_items(
+    pool: &SqlitePool,
+    tenant: &TenantId,
+    after: Option<&CorrelationKey>,
+    limit: u32,
+) -> Result<Vec<WorkItem>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT doc FROM workitems WHERE tenant_id = ?1 AND (?2 IS NULL OR key > ?2) \
+         ORDER BY key LIMIT ?3",
+    )
+    .bind(tenant.as_str())
+    .bind(after.map(CorrelationKey::as_str))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    rows.iter()
+        .map(|row| rows::item(row.try_get(0).map_err(store_error)?))
+        .collect()
+}
+
+/// The tenant's events, newest arrival first.
+pub(crate) async fn activity(
+    pool: &SqlitePool,
+    tenant: &TenantId,
+    limit: u32,
+    before_seq: Option<i64>,
+) -> Result<Vec<ActivityEntry>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, event_id, service, task_id, status, time, received_at, raw, item_key \
+         FROM events WHERE tenant_id = ?1 AND (?2 IS NULL OR seq < ?2) \
+         ORDER BY seq DESC LIMIT ?3",
+    )
+    .bind(tenant.as_str())
+    .bind(before_seq)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    rows.iter()
+        .map(|row| {
+            Ok(ActivityEntry {
+                correlation_key: rows::key(row.try_get("item_key").map_err(store_error)?)?,
+                entry: timeline_entry(row)?,
+            })
+        })
+        .collect()
 }

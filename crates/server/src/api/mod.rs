@@ -2,6 +2,7 @@
 //! document generated from the handlers' annotations.
 
 pub mod events;
+pub mod insights;
 pub mod services;
 pub mod workitems;
 
@@ -67,6 +68,13 @@ impl Modify for Security {
         services::set_url,
         services::refresh,
         services::process,
+        insights::rollups,
+        insights::tokens,
+        insights::anomalies,
+        insights::needs,
+        insights::needs_count,
+        insights::search,
+        insights::activity,
         health,
         ready,
         metrics,
@@ -77,6 +85,7 @@ impl Modify for Security {
         (name = "events", description = "Completion-event ingress (RFC-0001)"),
         (name = "workitems", description = "WorkItems and their timelines"),
         (name = "usage", description = "Tokens and spend"),
+        (name = "insights", description = "Rollups, cost, anomalies, needs-you, search and activity"),
         (name = "services", description = "The upstream services: health, URLs, refresh"),
         (name = "ops", description = "Probes and metrics"),
     )
@@ -89,6 +98,8 @@ pub fn router() -> Router<AppState> {
         .merge(events::router())
         .merge(workitems::router())
         .merge(services::router())
+        .merge(insights::router())
+        .merge(crate::session::router())
         .route("/api/ws", get(crate::live::ws::upgrade))
         .route("/ws/cockpit", get(crate::live::ws::upgrade))
         .route("/health", get(health))
@@ -126,6 +137,9 @@ pub async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, A
     if let Err(e) = state.work.ping().await {
         state.metrics.store_error();
         tracing::warn!(cause = %e, "readiness check failed");
+        return Err(ApiError::Unavailable);
+    }
+    if !state.model.is_loaded() {
         return Err(ApiError::Unavailable);
     }
     Ok(Json(Status {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use cfactory_domain::ports::{ChangeSink, LiveSink, WorkItemStore};
 use cfactory_domain::upstream::LiveUpdate;
-use cfactory_domain::{Clock, CorrelationKey, Service, TenantId};
+use cfactory_domain::{Clock, CorrelationKey, Service, TenantId, WorkItem};
 use chrono::Duration;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -37,6 +37,8 @@ struct Inner {
     dropped: AtomicU64,
     work: mpsc::UnboundedSender<Work>,
     live_tenant: TenantId,
+    clock: Arc<dyn Clock>,
+    stall_deadline: Duration,
 }
 
 /// Fans changes out to subscribed WebSocket clients. Cloning shares it.
@@ -71,6 +73,8 @@ impl Hub {
                 dropped: AtomicU64::new(0),
                 work,
                 live_tenant,
+                clock,
+                stall_deadline,
             }),
         };
         let worker = hub.clone();
@@ -78,9 +82,7 @@ impl Hub {
             while let Some(item) = queue.recv().await {
                 match item {
                     Work::Changed(tenant, keys) => {
-                        worker
-                            .send_items(&*store, &*clock, stall_deadline, &tenant, keys)
-                            .await;
+                        worker.send_items(&*store, &tenant, keys).await;
                     }
                     Work::Live(tenant, service, update) => {
                         worker
@@ -150,11 +152,27 @@ impl Hub {
         self.clients().get(tenant).is_some_and(|l| !l.is_empty())
     }
 
+    /// Sends `item`'s current state to the tenant's clients; `merged_from` names a key
+    /// that was just merged into it.
+    pub fn publish(
+        &self,
+        tenant: &TenantId,
+        item: &WorkItem,
+        merged_from: Option<&CorrelationKey>,
+    ) {
+        if !self.has_clients(tenant) {
+            return;
+        }
+        let mut item = item.clone();
+        item.refresh_liveness(self.inner.clock.now(), self.inner.stall_deadline);
+        let frame = json!({"type": "workitem", "item": item,
+            "merged_from": merged_from.map(CorrelationKey::as_str)});
+        self.broadcast(tenant, Arc::from(frame.to_string()));
+    }
+
     async fn send_items(
         &self,
         store: &dyn WorkItemStore,
-        clock: &dyn Clock,
-        stall_deadline: Duration,
         tenant: &TenantId,
         keys: Vec<CorrelationKey>,
     ) {
@@ -164,16 +182,14 @@ impl Hub {
         let mut sent = Vec::with_capacity(keys.len());
         for key in keys {
             match store.get(tenant, key.as_str()).await {
-                Ok(Some(mut item)) => {
+                Ok(Some(item)) => {
                     // A merged-away key resolves to its absorber; send that once.
                     if sent.contains(&item.correlation_key) {
                         continue;
                     }
-                    item.refresh_liveness(clock.now(), stall_deadline);
-                    let frame = json!({"type": "workitem", "item": item, "merged_from":
-                        (item.correlation_key != key).then(|| key.to_string())});
+                    let merged_from = (item.correlation_key != key).then_some(&key);
+                    self.publish(tenant, &item, merged_from);
                     sent.push(item.correlation_key.clone());
-                    self.broadcast(tenant, Arc::from(frame.to_string()));
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "hub could not read a changed item"),

@@ -1,0 +1,184 @@
+//! Billing modes: which usage counts dollars. Metered modes (`api`, `cloud`) count real
+//! dollars; subscription and local runs report tokens only; usage without a billing mode
+//! counts its `cost_usd` as sent.
+
+use chrono::{DateTime, Utc};
+
+use crate::event::Service;
+use crate::workitem::TaskUsage;
+
+/// Whether a billing mode bills real dollars (`api` or `cloud`, any case).
+pub fn is_metered(mode: &str) -> bool {
+    let mode = mode.trim();
+    mode.eq_ignore_ascii_case("api") || mode.eq_ignore_ascii_case("cloud")
+}
+
+/// One attributable slice of a task's usage: a worker's share, or the task-level rest.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Contribution<'a> {
+    pub service: Service,
+    pub model: Option<&'a str>,
+    pub provider: Option<&'a str>,
+    pub worker: Option<&'a str>,
+    pub billing_mode: Option<&'a str>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub total_tokens: u64,
+    /// Dollars counted; `None` when the mode is unmetered or nothing was sent.
+    pub cost_usd: Option<f64>,
+    pub at: DateTime<Utc>,
+}
+
+fn mode_of(raw: Option<&str>) -> Option<&str> {
+    raw.map(str::trim).filter(|m| !m.is_empty())
+}
+
+/// Dollars a slice counts: metered modes count what was sent (0 when absent), unmetered
+/// modes never count, no mode counts what was sent.
+fn dollars(mode: Option<&str>, sent: Option<f64>) -> Option<f64> {
+    match mode {
+        Some(m) if is_metered(m) => Some(sent.unwrap_or(0.0)),
+        Some(_) => None,
+        None => sent,
+    }
+}
+
+/// Splits a task's usage into per-worker slices plus a task-level rest.
+///
+/// Workers carry only a token total, so input/output tokens stay on the rest. The rest
+/// (earlier runs, tokens no worker claimed) takes the billing mode all workers share, or
+/// none when they differ. A task-level cost of exactly 0 reads as not sent, because the
+/// domain's `UsageAmounts` cannot tell the two apart.
+pub(crate) fn contributions(task: &TaskUsage) -> Vec<Contribution<'_>> {
+    let total = task.total();
+    let task_model = task.model.as_deref();
+    let mut out = Vec::with_capacity(task.workers.len() + 1);
+    let (mut worker_tokens, mut worker_cost) = (0u64, 0.0f64);
+    for w in &task.workers {
+        let mode = mode_of(w.billing_mode.as_deref());
+        let tokens = w.tokens.unwrap_or(0);
+        worker_tokens += tokens;
+        worker_cost += w.cost_usd.unwrap_or(0.0);
+        out.push(Contribution {
+            service: task.service,
+            model: w.model.as_deref().or(task_model),
+            provider: w.provider.as_deref(),
+            worker: w.worker_id.as_deref(),
+            billing_mode: mode,
+            input_tokens: 0,
+            output_tokens: 0,
+            total_tokens: tokens,
+            cost_usd: dollars(mode, w.cost_usd),
+            at: task.at,
+        });
+    }
+    let shared_mode = {
+        let mut modes = task
+            .workers
+            .iter()
+            .map(|w| mode_of(w.billing_mode.as_deref()));
+        match modes.next() {
+            Some(first) if modes.all(|m| m == first) => first,
+            _ => None,
+        }
+    };
+    let rest_tokens = total.total_tokens.saturating_sub(worker_tokens);
+    let rest_cost = (total.cost_usd - worker_cost).max(0.0);
+    if out.is_empty()
+        || rest_tokens > 0
+        || rest_cost > 1e-12
+        || total.input_tokens + total.output_tokens > 0
+    {
+        let sent = (rest_cost > 0.0).then_some(rest_cost);
+        out.push(Contribution {
+            service: task.service,
+            model: task_model,
+            provider: None,
+            worker: None,
+            billing_mode: shared_mode,
+            input_tokens: total.input_tokens,
+            output_tokens: total.output_tokens,
+            total_tokens: rest_tokens,
+            cost_usd: dollars(shared_mode, sent),
+            at: task.at,
+        });
+    }
+    out
+}
+
+/// The dollars a task counts under the billing rules, `None` when none are counted.
+pub(crate) fn task_cost(task: &TaskUsage) -> Option<f64> {
+    contributions(task)
+        .iter()
+        .filter_map(|c| c.cost_usd)
+        .fold(None, |acc, c| Some(acc.unwrap_or(0.0) + c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::WorkerUsage;
+    use crate::workitem::UsageAmounts;
+
+    fn task(total: u64, cost: f64, workers: Vec<WorkerUsage>) -> TaskUsage {
+        TaskUsage {
+            service: Service::Aifactory,
+            task_id: "p:1".into(),
+            model: Some("m".into()),
+            at: DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z")
+                .unwrap()
+                .into(),
+            current: UsageAmounts {
+                input_tokens: 0,
+                output_tokens: 0,
+                total_tokens: total,
+                cost_usd: cost,
+            },
+            earlier_runs: UsageAmounts::default(),
+            runs: 1,
+            phase: None,
+            workers,
+        }
+    }
+
+    fn worker(mode: Option<&str>, tokens: u64, cost: Option<f64>) -> WorkerUsage {
+        WorkerUsage {
+            worker_id: Some("w".into()),
+            provider: Some("anthropic".into()),
+            model: None,
+            tokens: Some(tokens),
+            cost_usd: cost,
+            billing_mode: mode.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn metered_modes_are_api_and_cloud_only() {
+        assert!(is_metered("api") && is_metered("Cloud"));
+        assert!(!is_metered("subscription") && !is_metered("local") && !is_metered(""));
+    }
+
+    #[test]
+    fn subscription_workers_never_count_dollars_even_when_sent() {
+        let t = task(100, 5.0, vec![worker(Some("subscription"), 100, Some(5.0))]);
+        assert_eq!(task_cost(&t), None);
+        let t = task(100, 5.0, vec![worker(Some("api"), 100, Some(5.0))]);
+        assert_eq!(task_cost(&t), Some(5.0));
+    }
+
+    #[test]
+    fn usage_without_a_mode_counts_its_cost_as_sent() {
+        assert_eq!(task_cost(&task(100, 2.5, vec![])), Some(2.5));
+        assert_eq!(task_cost(&task(100, 0.0, vec![])), None);
+    }
+
+    #[test]
+    fn tokens_no_worker_claimed_take_the_shared_mode() {
+        let t = task(150, 3.0, vec![worker(Some("local"), 100, None)]);
+        let parts = contributions(&t);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[1].total_tokens, 50);
+        assert_eq!(parts[1].billing_mode, Some("local"));
+        assert_eq!(task_cost(&t), None);
+    }
+}

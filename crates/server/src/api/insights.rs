@@ -1,0 +1,559 @@
+//! Insights: rollups, tokens and cost, anomalies, needs-you, search and the activity feed.
+//! Thin: each handler asks the read model (an [`InsightSource`], see
+//! [`crate::readmodel`]) with the clock's `now`; the activity feed pages the store's
+//! events.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use cfactory_domain::insights::{
+    Anomaly, CostRollup, DailyPoint, NeedsYou, Rollups, SearchHit, Window,
+};
+use cfactory_domain::ports::{InsightSource, MAX_ACTIVITY_PAGE, Scope};
+use cfactory_domain::{CorrelationKey, Service};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::problem::ApiError;
+use crate::readmodel::{ReadModel, read};
+
+/// The routes of this area.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/rollups", get(rollups))
+        .route("/api/tokens", get(tokens))
+        .route("/api/anomalies", get(anomalies))
+        .route("/api/needs-you", get(needs))
+        .route("/api/needs-you/count", get(needs_count))
+        .route("/api/search", get(search))
+        .route("/api/activity", get(activity))
+}
+
+/// Groups of a rollup longer than this are cut to their largest `top` entries.
+const DEFAULT_TOP: usize = 25;
+const MAX_TOP: usize = 1_000;
+
+fn parse_time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(Some(day.and_time(chrono::NaiveTime::MIN).and_utc()));
+    }
+    Err(ApiError::field(
+        field,
+        format!("`{field}` must be an RFC 3339 time or a YYYY-MM-DD date"),
+    ))
+}
+
+fn parse_count(
+    field: &str,
+    text: Option<&str>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(default),
+        Some(t) => match t.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n.min(max)),
+            _ => Err(ApiError::field(
+                field,
+                format!(
+                    "`{field}` must be a whole number from 1 (larger values are clamped to {max})"
+                ),
+            )),
+        },
+    }
+}
+
+fn insights<'s>(state: &'s AppState, caller: &Caller) -> Result<&'s ReadModel, ApiError> {
+    caller.require(Scope::Read)?;
+    Ok(&state.model)
+}
+
+/// The time window of a rollup.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WindowParams {
+    /// Start of the window (RFC 3339 or YYYY-MM-DD), inclusive.
+    since: Option<String>,
+    /// End of the window (RFC 3339 or YYYY-MM-DD), exclusive.
+    until: Option<String>,
+    /// Largest entries kept per breakdown (default 25, at most 1000).
+    top: Option<String>,
+}
+
+impl WindowParams {
+    fn window(&self) -> Result<(Window, usize), ApiError> {
+        let since = parse_time("since", self.since.as_deref())?;
+        let until = parse_time("until", self.until.as_deref())?;
+        if let (Some(s), Some(u)) = (since, until)
+            && s >= u
+        {
+            return Err(ApiError::field("until", "`until` must be after `since`"));
+        }
+        let top = parse_count("top", self.top.as_deref(), DEFAULT_TOP, MAX_TOP)?;
+        Ok((Window { since, until }, top))
+    }
+}
+
+/// Cuts every breakdown to its `top` largest entries, keeping how many there were.
+fn cut(cost: &mut CostRollup, top: usize) -> CostCounts {
+    let counts = CostCounts {
+        by_service: cost.by_service.len(),
+        by_model: cost.by_model.len(),
+        by_provider: cost.by_provider.len(),
+        by_workitem: cost.by_workitem.len(),
+        by_worker: cost.by_worker.len(),
+        by_billing_mode: cost.by_billing_mode.len(),
+    };
+    for list in [
+        &mut cost.by_model,
+        &mut cost.by_provider,
+        &mut cost.by_workitem,
+        &mut cost.by_worker,
+    ] {
+        list.truncate(top);
+    }
+    counts
+}
+
+/// How many entries each breakdown had before it was cut to `top`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CostCounts {
+    by_service: usize,
+    by_model: usize,
+    by_provider: usize,
+    by_workitem: usize,
+    by_worker: usize,
+    by_billing_mode: usize,
+}
+
+/// Rollups with the breakdown sizes.
+#[derive(Debug, Serialize)]
+pub struct RollupsBody {
+    #[serde(flatten)]
+    rollups: Rollups,
+    /// Entries per cost breakdown before the cut to `top`.
+    cost_group_counts: CostCounts,
+}
+
+/// Counts, latency, lead time, cost and the daily series over a window.
+#[utoipa::path(
+    get,
+    path = "/api/rollups",
+    tag = "insights",
+    operation_id = "getRollups",
+    params(WindowParams),
+    responses(
+        (status = 200, description = "Rollups over the window", body = Object),
+        (status = 422, description = "A bad window, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn rollups(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<WindowParams>,
+) -> Result<Json<RollupsBody>, ApiError> {
+    let (window, top) = params.window()?;
+    let mut rollups = insights(&state, &caller)?
+        .rollups(&caller.tenant, window, state.clock.now())
+        .await?;
+    let cost_group_counts = cut(&mut rollups.cost, top);
+    Ok(Json(RollupsBody {
+        rollups,
+        cost_group_counts,
+    }))
+}
+
+/// Cost and tokens alone.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokensBody {
+    #[schema(value_type = Object)]
+    window: Window,
+    #[schema(value_type = Object)]
+    cost: CostRollup,
+    #[schema(value_type = Vec<Object>)]
+    daily: Vec<DailyPoint>,
+    cost_group_counts: CostCounts,
+}
+
+/// Cost and tokens by service, model, provider, work item, worker and billing mode, with
+/// the daily series. Unmetered modes carry tokens and never dollars; a service that never
+/// sent usage reads `instrumented: false`.
+#[utoipa::path(
+    get,
+    path = "/api/tokens",
+    tag = "insights",
+    operation_id = "getTokens",
+    params(WindowParams),
+    responses(
+        (status = 200, description = "Cost and tokens over the window", body = TokensBody),
+        (status = 422, description = "A bad window, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<WindowParams>,
+) -> Result<Json<TokensBody>, ApiError> {
+    let Json(body) = rollups(State(state), caller, Query(params)).await?;
+    let RollupsBody {
+        rollups,
+        cost_group_counts,
+    } = body;
+    Ok(Json(TokensBody {
+        window: rollups.window,
+        cost: rollups.cost,
+        daily: rollups.daily,
+        cost_group_counts,
+    }))
+}
+
+/// Filters of the anomaly list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AnomalyParams {
+    /// Only this kind (e.g. `stalled`, `cost_spike`).
+    kind: Option<String>,
+    /// Only this severity or louder: `info`, `warning`, `high`.
+    severity: Option<String>,
+    /// Only this item (its canonical key).
+    correlation_key: Option<String>,
+    /// At most this many (default 200, at most 5000); `count` is the total.
+    limit: Option<String>,
+}
+
+/// Anomalies, most severe first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnomalyList {
+    /// How many match in all.
+    count: usize,
+    /// The first `limit` of them.
+    #[schema(value_type = Vec<Object>)]
+    anomalies: Vec<Anomaly>,
+}
+
+/// Failures, handback loops, stalls, unproven passes, injection findings, correlation
+/// conflicts, missing event ids, and cost and latency spikes, each with its evidence.
+#[utoipa::path(
+    get,
+    path = "/api/anomalies",
+    tag = "insights",
+    operation_id = "listAnomalies",
+    params(AnomalyParams),
+    responses(
+        (status = 200, description = "Anomalies, most severe first", body = AnomalyList),
+        (status = 422, description = "A bad filter, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn anomalies(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<AnomalyParams>,
+) -> Result<Json<AnomalyList>, ApiError> {
+    let limit = parse_count("limit", params.limit.as_deref(), 200, 5_000)?;
+    let kind = params
+        .kind
+        .as_deref()
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let severity = match params
+        .severity
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(s) => Some(
+            serde_json::from_value::<cfactory_domain::insights::Severity>(serde_json::json!(s))
+                .map_err(|_| {
+                    ApiError::field(
+                        "severity",
+                        format!("unknown severity `{s}` (info, warning, high)"),
+                    )
+                })?,
+        ),
+    };
+    let key = params
+        .correlation_key
+        .as_deref()
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            CorrelationKey::parse(k)
+                .map_err(|e| ApiError::field("correlation_key", format!("correlation key {e}")))
+        })
+        .transpose()?;
+    let found = insights(&state, &caller)?
+        .anomalies(&caller.tenant, key.as_ref(), state.clock.now())
+        .await?;
+    let mut matching: Vec<Anomaly> = found
+        .into_iter()
+        .filter(|a| kind.is_none_or(|k| a.kind.as_str() == k))
+        .filter(|a| severity.is_none_or(|s| a.severity >= s))
+        .collect();
+    let count = matching.len();
+    matching.truncate(limit);
+    Ok(Json(AnomalyList {
+        count,
+        anomalies: matching,
+    }))
+}
+
+/// Page size of needs-you.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NeedsParams {
+    /// At most this many (default 100, at most 5000); `count` is the total.
+    limit: Option<String>,
+}
+
+/// Items waiting on a person.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NeedsList {
+    /// How many in all.
+    count: usize,
+    /// The most urgent first.
+    #[schema(value_type = Vec<Object>)]
+    items: Vec<NeedsYou>,
+}
+
+/// Items awaiting a human decision, each with its reasons: a stage in review, a plan
+/// awaiting approval, a stalled stage, an unproven pass, a flagged injection scan.
+#[utoipa::path(
+    get,
+    path = "/api/needs-you",
+    tag = "insights",
+    operation_id = "needsYou",
+    params(NeedsParams),
+    responses((status = 200, description = "Items that need a person", body = NeedsList)),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn needs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<NeedsParams>,
+) -> Result<Json<NeedsList>, ApiError> {
+    let limit = parse_count("limit", params.limit.as_deref(), 100, 5_000)?;
+    let mut items = insights(&state, &caller)?
+        .needs_you(&caller.tenant, state.clock.now())
+        .await?;
+    let count = items.len();
+    items.truncate(limit);
+    Ok(Json(NeedsList { count, items }))
+}
+
+/// How many items need a person.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Count {
+    /// The count.
+    count: usize,
+}
+
+/// The needs-you count alone (for a badge).
+#[utoipa::path(
+    get,
+    path = "/api/needs-you/count",
+    tag = "insights",
+    operation_id = "needsYouCount",
+    responses((status = 200, description = "How many items need a person", body = Count)),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn needs_count(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Count>, ApiError> {
+    let count = insights(&state, &caller)?
+        .needs_you(&caller.tenant, state.clock.now())
+        .await?
+        .len();
+    Ok(Json(Count { count }))
+}
+
+/// A search.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    /// The text: a key, alias, title words, repo, branch, PR number, task or spec id.
+    q: Option<String>,
+    /// At most this many results (default 20, at most 200).
+    limit: Option<String>,
+}
+
+/// Search results, best first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResults {
+    /// The query as searched.
+    query: String,
+    /// Results returned.
+    count: usize,
+    /// Exact key matches first, then prefixes, then substrings; each says what matched.
+    #[schema(value_type = Vec<Object>)]
+    results: Vec<SearchHit>,
+}
+
+/// Ranked search over keys, aliases, titles, repos, branches, PR numbers, task and spec ids.
+#[utoipa::path(
+    get,
+    path = "/api/search",
+    tag = "insights",
+    operation_id = "search",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "Results, best first", body = SearchResults),
+        (status = 422, description = "No query", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn search(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<SearchParams>,
+) -> Result<Json<SearchResults>, ApiError> {
+    let query = params
+        .q
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    if query.is_empty() {
+        return Err(ApiError::field(
+            "q",
+            "`q` is required: the text to search for",
+        ));
+    }
+    if query.chars().count() > 200 {
+        return Err(ApiError::field("q", "`q` is at most 200 characters"));
+    }
+    let limit = parse_count("limit", params.limit.as_deref(), 20, 200)?;
+    let results = insights(&state, &caller)?
+        .search(&caller.tenant, &query, limit)
+        .await?;
+    Ok(Json(SearchResults {
+        query,
+        count: results.len(),
+        results,
+    }))
+}
+
+/// A page of the activity feed.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ActivityParams {
+    /// Page size (default 50, at most 500).
+    limit: Option<String>,
+    /// The previous page's `next_cursor`.
+    cursor: Option<String>,
+}
+
+/// One event of the feed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivityItem {
+    /// Arrival order; newer is larger.
+    seq: i64,
+    /// The item the event is on (its key after any merge).
+    correlation_key: String,
+    /// The item's title, when it has one.
+    title: Option<String>,
+    /// The event's id, if it had one.
+    id: Option<String>,
+    /// The sender.
+    #[schema(value_type = String)]
+    service: Service,
+    /// The sender's task.
+    task_id: String,
+    /// The status as sent.
+    status: String,
+    /// The event's own time.
+    time: DateTime<Utc>,
+    /// When CFactory received it.
+    received_at: DateTime<Utc>,
+}
+
+/// The feed page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivityPage {
+    /// Newest first.
+    items: Vec<ActivityItem>,
+    /// The next (older) page's cursor, or null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The event feed across all items, newest arrival first.
+#[utoipa::path(
+    get,
+    path = "/api/activity",
+    tag = "insights",
+    operation_id = "activity",
+    params(ActivityParams),
+    responses(
+        (status = 200, description = "A page of the feed", body = ActivityPage),
+        (status = 422, description = "A bad limit or cursor", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn activity(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<ActivityParams>,
+) -> Result<Json<ActivityPage>, ApiError> {
+    caller.require(Scope::Read)?;
+    let limit = parse_count(
+        "limit",
+        params.limit.as_deref(),
+        50,
+        MAX_ACTIVITY_PAGE as usize,
+    )?;
+    let before = match params
+        .cursor
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        None => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::field("cursor", "not a cursor this server issued"))?,
+        ),
+    };
+    let page = state
+        .work
+        .activity(&caller.tenant, limit as u32 + 1, before)
+        .await?;
+    let more = page.len() > limit;
+    let titles = state.model.tenant(&caller.tenant).await.ok();
+    let titles = titles.as_deref().map(read);
+    let items: Vec<ActivityItem> = page
+        .into_iter()
+        .take(limit)
+        .map(|a| ActivityItem {
+            seq: a.entry.seq,
+            title: titles
+                .as_ref()
+                .and_then(|v| v.items.get(&a.correlation_key))
+                .and_then(|i| i.title.clone()),
+            correlation_key: a.correlation_key.to_string(),
+            id: a.entry.event_id.map(|id| id.to_string()),
+            service: a.entry.service,
+            task_id: a.entry.task_id,
+            status: a.entry.status,
+            time: a.entry.time,
+            received_at: a.entry.received_at,
+        })
+        .collect();
+    let next_cursor = items.last().filter(|_| more).map(|i| i.seq.to_string());
+    Ok(Json(ActivityPage { items, next_cursor }))
+}

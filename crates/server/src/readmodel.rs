@@ -1,0 +1,415 @@
+//! The read model: every tenant's WorkItems held in memory, with the search index and
+//! the spike history kept current as changes commit. Insights (rollups, anomalies,
+//! needs-you, search) are pure functions over it, so they answer without scanning the
+//! store; the store stays the source of truth and the model is rebuilt from it at start.
+//!
+//! Changes arrive as keys through [`ChangeSink`] (the store's change feed, which also
+//! carries other processes' commits on a shared PostgreSQL). One worker drains them in
+//! batches, reads each changed item once, applies it, and then hands it to the cockpit
+//! hub, so a client that hears of a change and asks for insights sees that change.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cfactory_domain::insights::{
+    Anomaly, History, NeedsYou, Rollups, SearchHit, SearchIndex, Thresholds, Window, detect,
+    needs_you,
+};
+use cfactory_domain::ports::{ChangeSink, InsightSource, StoreError, WorkItemStore};
+use cfactory_domain::{CorrelationKey, TenantId, WorkItem};
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch};
+
+use crate::live::hub::Hub;
+
+/// Items read per page while loading a tenant.
+const LOAD_PAGE: u32 = 2_000;
+/// Most changed keys one worker round applies before it lets readers in again.
+const ROUND_KEYS: usize = 4_096;
+/// How long a request waits for the first load before answering 503.
+const LOAD_WAIT: Duration = Duration::from_secs(60);
+
+/// One tenant's items and the indexes kept beside them.
+#[derive(Default)]
+pub struct TenantView {
+    /// Items by canonical key.
+    pub items: HashMap<CorrelationKey, Arc<WorkItem>>,
+    /// Search over keys, aliases, titles and ids.
+    pub search: SearchIndex,
+    /// Cost and latency samples that spikes are judged against.
+    pub history: History,
+}
+
+impl TenantView {
+    fn apply(&mut self, asked: &CorrelationKey, found: Option<WorkItem>) -> Option<Arc<WorkItem>> {
+        let Some(item) = found else {
+            self.forget(asked);
+            return None;
+        };
+        if &item.correlation_key != asked {
+            // `asked` was merged into `item`: it is an alias now, not an item.
+            self.forget(asked);
+        }
+        for alias in &item.aliases {
+            if self.items.contains_key(alias) {
+                self.forget(alias);
+            }
+        }
+        self.search.upsert(&item);
+        self.history.record(&item);
+        let item = Arc::new(item);
+        self.items
+            .insert(item.correlation_key.clone(), item.clone());
+        Some(item)
+    }
+
+    fn forget(&mut self, key: &CorrelationKey) {
+        self.items.remove(key);
+        self.search.remove(key);
+        self.history.forget(key);
+    }
+}
+
+struct Inner {
+    thresholds: Thresholds,
+    views: RwLock<HashMap<TenantId, Arc<RwLock<TenantView>>>>,
+    loaded: watch::Sender<bool>,
+    queue: mpsc::UnboundedSender<(TenantId, Vec<CorrelationKey>)>,
+}
+
+/// Every tenant's items in memory. Cloning shares it.
+#[derive(Clone)]
+pub struct ReadModel {
+    inner: Arc<Inner>,
+}
+
+/// The model is still loading, or could not load.
+#[derive(Debug, thiserror::Error)]
+#[error("the read model is still loading from the store")]
+pub struct NotLoaded;
+
+impl ReadModel {
+    /// Starts loading every tenant from `store` and then applying changes as they are
+    /// reported; each applied item is passed to `hub` for the cockpit's sockets. Register
+    /// the model with the store's `watch` so it hears of changes.
+    pub fn start(store: Arc<dyn WorkItemStore>, hub: Option<Hub>, thresholds: Thresholds) -> Self {
+        let (queue, mut changes) = mpsc::unbounded_channel();
+        let (loaded, _) = watch::channel(false);
+        let model = Self {
+            inner: Arc::new(Inner {
+                thresholds,
+                views: RwLock::default(),
+                loaded,
+                queue,
+            }),
+        };
+        let worker = model.clone();
+        tokio::spawn(async move {
+            worker.load_all(&*store).await;
+            while let Some(first) = changes.recv().await {
+                let mut round = vec![first];
+                let mut keys = round[0].1.len();
+                while keys < ROUND_KEYS {
+                    match changes.try_recv() {
+                        Ok(more) => {
+                            keys += more.1.len();
+                            round.push(more);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                worker.apply_round(&*store, hub.as_ref(), round).await;
+            }
+        });
+        model
+    }
+
+    /// Loads every tenant, retrying while the store fails, then marks the model loaded.
+    async fn load_all(&self, store: &dyn WorkItemStore) {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.try_load_all(store).await {
+                Ok(items) => {
+                    tracing::info!(items, "read model loaded");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "loading the read model failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        self.inner.loaded.send_replace(true);
+    }
+
+    async fn try_load_all(&self, store: &dyn WorkItemStore) -> Result<usize, StoreError> {
+        let mut total = 0;
+        for tenant in store.tenants().await? {
+            let mut view = TenantView::default();
+            let mut after: Option<CorrelationKey> = None;
+            loop {
+                let page = store.scan_items(&tenant, after.as_ref(), LOAD_PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.correlation_key.clone());
+                for item in page {
+                    view.search.upsert(&item);
+                    view.history.record(&item);
+                    view.items
+                        .insert(item.correlation_key.clone(), Arc::new(item));
+                }
+            }
+            total += view.items.len();
+            self.views_mut().insert(tenant, Arc::new(RwLock::new(view)));
+        }
+        Ok(total)
+    }
+
+    async fn apply_round(
+        &self,
+        store: &dyn WorkItemStore,
+        hub: Option<&Hub>,
+        round: Vec<(TenantId, Vec<CorrelationKey>)>,
+    ) {
+        let mut by_tenant: HashMap<TenantId, Vec<CorrelationKey>> = HashMap::new();
+        for (tenant, keys) in round {
+            let list = by_tenant.entry(tenant).or_default();
+            for key in keys {
+                if !list.contains(&key) {
+                    list.push(key);
+                }
+            }
+        }
+        for (tenant, keys) in by_tenant {
+            // Read first, then take the write lock only to apply: readers wait for the
+            // apply, never for the store.
+            let mut found = Vec::with_capacity(keys.len());
+            for key in keys {
+                match store.get(&tenant, key.as_str()).await {
+                    Ok(item) => found.push((key, item)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "read model could not read a changed item")
+                    }
+                }
+            }
+            let view = self.view_or_create(&tenant);
+            let mut applied = Vec::with_capacity(found.len());
+            {
+                let mut view = view.write().expect("read model lock");
+                for (key, item) in found {
+                    if let Some(item) = view.apply(&key, item) {
+                        applied.push((key, item));
+                    }
+                }
+            }
+            if let Some(hub) = hub {
+                let mut sent = HashSet::new();
+                for (key, item) in applied {
+                    if sent.insert(item.correlation_key.clone()) {
+                        let merged_from = (item.correlation_key != key).then_some(&key);
+                        hub.publish(&tenant, &item, merged_from);
+                    }
+                }
+            }
+        }
+    }
+
+    fn views_mut(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<TenantId, Arc<RwLock<TenantView>>>> {
+        self.inner.views.write().expect("read model views lock")
+    }
+
+    fn view_or_create(&self, tenant: &TenantId) -> Arc<RwLock<TenantView>> {
+        if let Some(view) = self
+            .inner
+            .views
+            .read()
+            .expect("read model views lock")
+            .get(tenant)
+        {
+            return view.clone();
+        }
+        self.views_mut().entry(tenant.clone()).or_default().clone()
+    }
+
+    /// Waits (bounded) until the first load is done.
+    pub async fn ready(&self) -> Result<(), NotLoaded> {
+        let mut rx = self.inner.loaded.subscribe();
+        match tokio::time::timeout(LOAD_WAIT, rx.wait_for(|loaded| *loaded)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(NotLoaded),
+        }
+    }
+
+    /// Whether the first load is done.
+    pub fn is_loaded(&self) -> bool {
+        *self.inner.loaded.borrow()
+    }
+
+    /// The tenant's view once the model is loaded; read it with [`TenantView`]'s lock
+    /// held only while computing, never across an `.await`.
+    pub async fn tenant(&self, tenant: &TenantId) -> Result<Arc<RwLock<TenantView>>, NotLoaded> {
+        self.ready().await?;
+        Ok(self.view_or_create(tenant))
+    }
+
+    /// Items held for `tenant` (0 before the load).
+    pub fn item_count(&self, tenant: &TenantId) -> usize {
+        let views = self.inner.views.read().expect("read model views lock");
+        views.get(tenant).map_or(0, |v| read(v).items.len())
+    }
+}
+
+/// Read access to a view.
+pub fn read(view: &RwLock<TenantView>) -> RwLockReadGuard<'_, TenantView> {
+    view.read().expect("read model lock")
+}
+
+impl ReadModel {
+    /// The anomaly rules' limits.
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.inner.thresholds
+    }
+
+    async fn loaded_view(&self, tenant: &TenantId) -> Result<Arc<RwLock<TenantView>>, StoreError> {
+        self.tenant(tenant)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl InsightSource for ReadModel {
+    async fn rollups(
+        &self,
+        tenant: &TenantId,
+        window: Window,
+        now: DateTime<Utc>,
+    ) -> Result<Rollups, StoreError> {
+        let view = self.loaded_view(tenant).await?;
+        let view = read(&view);
+        Ok(Rollups::compute(
+            view.items.values().map(|i| &**i),
+            window,
+            now,
+        ))
+    }
+
+    async fn anomalies(
+        &self,
+        tenant: &TenantId,
+        key: Option<&CorrelationKey>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Anomaly>, StoreError> {
+        let view = self.loaded_view(tenant).await?;
+        let view = read(&view);
+        let th = &self.inner.thresholds;
+        Ok(match key {
+            Some(k) => detect(view.items.get(k).map(|i| &**i), &view.history, now, th),
+            None => detect(view.items.values().map(|i| &**i), &view.history, now, th),
+        })
+    }
+
+    async fn needs_you(
+        &self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<NeedsYou>, StoreError> {
+        let view = self.loaded_view(tenant).await?;
+        let view = read(&view);
+        Ok(needs_you(
+            view.items.values().map(|i| &**i),
+            now,
+            &self.inner.thresholds,
+        ))
+    }
+
+    async fn search(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        let view = self.loaded_view(tenant).await?;
+        Ok(read(&view).search.query(query, limit))
+    }
+}
+
+impl ChangeSink for ReadModel {
+    fn items_changed(&self, tenant: &TenantId, keys: &[CorrelationKey]) {
+        let _ = self.inner.queue.send((tenant.clone(), keys.to_vec()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cfactory_domain::CompletionEvent;
+    use cfactory_domain::SystemClock;
+    use cfactory_domain::memory::InMemoryStore;
+    use serde_json::json;
+
+    fn event(id: &str, key: &str, service: &str, task: &str, title: &str) -> CompletionEvent {
+        let v = json!({"specversion": "1.0", "id": id, "source": "/t", "type": "t",
+            "time": "2026-11-01T10:00:00Z", "correlation_key": key, "service": service,
+            "task_id": task, "status": "running", "phase": "act", "title": title});
+        CompletionEvent::parse(&v.to_string()).unwrap()
+    }
+
+    async fn settle(model: &ReadModel, tenant: &TenantId, want: usize) {
+        for _ in 0..200 {
+            if model.item_count(tenant) == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("read model never reached {want} items");
+    }
+
+    #[tokio::test]
+    async fn loads_what_the_store_holds_then_follows_changes_and_merges() {
+        let store = InMemoryStore::new(Arc::new(SystemClock));
+        let tenant = TenantId::default_tenant();
+        store
+            .ingest(
+                &tenant,
+                vec![event("e1", "41", "pfactory", "s1", "Old title")],
+            )
+            .await
+            .unwrap();
+        let model = ReadModel::start(Arc::new(store.clone()), None, Thresholds::default());
+        store.watch(Arc::new(model.clone())).await.unwrap();
+        model.ready().await.unwrap();
+        assert_eq!(model.item_count(&tenant), 1);
+
+        store
+            .ingest(
+                &tenant,
+                vec![event("e2", "af-9", "aifactory", "9", "Retry logic")],
+            )
+            .await
+            .unwrap();
+        settle(&model, &tenant, 2).await;
+        let view = model.tenant(&tenant).await.unwrap();
+        assert_eq!(read(&view).search.query("retry", 5).len(), 1);
+
+        // Issue 41 claims task 9: af-9 merges into 41 and stops being an item.
+        store
+            .ingest(
+                &tenant,
+                vec![event("e3", "41", "aifactory", "9", "Retry logic")],
+            )
+            .await
+            .unwrap();
+        settle(&model, &tenant, 1).await;
+        let view = read(&view);
+        let merged = &view.items[&CorrelationKey::parse("41").unwrap()];
+        assert!(merged.aliases.iter().any(|a| a.as_str() == "af-9"));
+        let hits = view.search.query("af-9", 5);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].correlation_key.as_str(), "41");
+    }
+}
