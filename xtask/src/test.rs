@@ -52,7 +52,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     match postgres::locate()? {
         Postgres::Url(url) => {
             eprintln!("xtask: Postgres tests use {url}");
-            env.push(("DATABASE_URL", url));
+            env.push(("CFACTORY_TEST_DATABASE_URL", url));
         }
         Postgres::Testcontainers => {
             eprintln!("xtask: no PostgreSQL found; Postgres tests start containers");

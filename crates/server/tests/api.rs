@@ -505,7 +505,7 @@ async fn postgres_serves_the_same_api_and_answers_503_when_the_store_is_gone() {
     assert_eq!(item["event_count"], 1);
 
     // Take the database away under the running server.
-    let admin_url = std::env::var("DATABASE_URL").unwrap();
+    let admin_url = cfactory_postgres::testing::server_url().unwrap();
     let db_name = store.url.rsplit('/').next().unwrap().to_owned();
     let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
         .await

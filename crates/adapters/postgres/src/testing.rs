@@ -1,6 +1,6 @@
 //! Test support for this and other crates: a fresh, uniquely named database per test on
-//! the server of `DATABASE_URL`, dropped when the test ends. Always compiled, so other
-//! crates' tests can use it.
+//! the server of `CFACTORY_TEST_DATABASE_URL` or `DATABASE_URL`, dropped when the test
+//! ends. Always compiled, so other crates' tests can use it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,23 +22,33 @@ pub struct TestDatabase {
     >,
 }
 
+/// The server the tests use: `CFACTORY_TEST_DATABASE_URL`, else `DATABASE_URL`. `cargo
+/// xtask test` sets the first, because a changed `DATABASE_URL` makes cargo rebuild sqlx's
+/// macros and everything above them.
+pub fn server_url() -> Option<String> {
+    ["CFACTORY_TEST_DATABASE_URL", "DATABASE_URL"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|u| !u.is_empty()))
+}
+
 impl TestDatabase {
     /// Creates a database named for this process and a counter on the server of
-    /// `DATABASE_URL` (with the `testcontainers` feature and no `DATABASE_URL`, in a new
+    /// `CFACTORY_TEST_DATABASE_URL` or `DATABASE_URL` (with the `testcontainers` feature and
+    /// neither set, in a new
     /// Postgres container). Panics when there is no server to use.
     pub async fn create() -> TestDatabase {
         #[cfg(feature = "testcontainers")]
-        let (admin_url, container) = match std::env::var("DATABASE_URL") {
-            Ok(url) => (url, None),
-            Err(_) => {
+        let (admin_url, container) = match server_url() {
+            Some(url) => (url, None),
+            None => {
                 let (url, container) = start_container().await;
                 (url, Some(container))
             }
         };
         #[cfg(not(feature = "testcontainers"))]
-        let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        let admin_url = server_url().unwrap_or_else(|| {
             panic!(
-                "PostgreSQL tests need a server: set DATABASE_URL \
+                "PostgreSQL tests need a server: set CFACTORY_TEST_DATABASE_URL or DATABASE_URL \
                  (e.g. postgres://postgres@127.0.0.1:5432/postgres) or run `cargo xtask test`"
             )
         });
@@ -52,7 +62,7 @@ impl TestDatabase {
         );
         let mut admin = PgConnection::connect(&admin_url)
             .await
-            .unwrap_or_else(|e| panic!("cannot reach the test server of DATABASE_URL: {e}"));
+            .unwrap_or_else(|e| panic!("cannot reach the test server at {admin_url}: {e}"));
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut admin)
             .await
