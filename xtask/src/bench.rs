@@ -51,6 +51,9 @@ pub enum Which {
         #[arg(long, default_value_t = 1600)]
         max_rate: u32,
     },
+    /// The cockpit board with 2,000 work items in Chromium: first render and scroll frame
+    /// times.
+    Ui,
     /// Insight and read endpoints (rollups, anomalies, needs-you, search, activity, lists)
     /// over a large history in PostgreSQL, seeded through the ingest API.
     Queries {
@@ -88,6 +91,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             seconds,
             max_rate,
         } => rt.block_on(crate::fanout::run(clients, rate, seconds, max_rate)),
+        Which::Ui => crate::ui::run_ui_bench(),
         Which::Queries {
             items,
             events_per_item,

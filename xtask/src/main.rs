@@ -8,6 +8,7 @@ mod fanout;
 mod postgres;
 mod queries;
 mod test;
+mod ui;
 
 use clap::{Parser, Subcommand};
 
@@ -20,7 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Format check, clippy -D warnings, the architecture check and every test.
+    /// Format check, clippy -D warnings, the architecture check, every test, and the UI's
+    /// gate (npm lint, build, size budget, Vitest, Playwright in Chromium).
     Test {
         /// Skip fmt and clippy (tests and the architecture check still run).
         #[arg(long)]

@@ -26,7 +26,8 @@ fn has_nextest() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Runs fmt, clippy, the architecture check and every test.
+/// Runs fmt, clippy, the architecture check, every Rust test and the UI's gate (lint,
+/// build, size budget, component tests, browser end-to-end run).
 pub fn run(quick: bool) -> anyhow::Result<()> {
     if !quick {
         run_step(
@@ -71,5 +72,6 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     }
     tests.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     run_step("workspace tests", &mut tests)?;
+    crate::ui::run_ui_gate()?;
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! excess over the median must reach it, so tiny values never fire.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -205,10 +206,29 @@ impl ItemSamples {
 
 /// Per-item samples of task cost, stage latency and item cost, the baselines spikes and
 /// drift are judged against. Build it with [`History::from_items`], or keep it current
-/// at ingest with [`History::record`] and [`History::forget`].
-#[derive(Debug, Clone, Default, PartialEq)]
+/// at ingest with [`History::record`] and [`History::forget`]. What detection derives
+/// from the whole history (baselines, the drift series) is computed on first use after a
+/// change and then reused, so repeated detections over an unchanged history do not redo
+/// it.
+#[derive(Debug, Clone, Default)]
 pub struct History {
     items: BTreeMap<CorrelationKey, ItemSamples>,
+    derived: OnceLock<Arc<Derived>>,
+}
+
+impl PartialEq for History {
+    fn eq(&self, other: &Self) -> bool {
+        self.items == other.items
+    }
+}
+
+/// What every detection needs from the whole history.
+#[derive(Debug, Default)]
+struct Derived {
+    cost: Baselines,
+    latency: Baselines,
+    /// (created at, key, dollars) of every costed item, oldest first.
+    drift: Vec<(DateTime<Utc>, CorrelationKey, f64)>,
 }
 
 impl History {
@@ -225,11 +245,14 @@ impl History {
     pub fn record(&mut self, item: &WorkItem) {
         self.items
             .insert(item.correlation_key.clone(), ItemSamples::of(item));
+        self.derived = OnceLock::new();
     }
 
     /// Drops the samples of the item filed under `key` (merged away or deleted).
     pub fn forget(&mut self, key: &CorrelationKey) {
-        self.items.remove(key);
+        if self.items.remove(key).is_some() {
+            self.derived = OnceLock::new();
+        }
     }
 
     /// Items recorded.
@@ -242,27 +265,40 @@ impl History {
         self.items.is_empty()
     }
 
-    fn baselines(&self) -> (Baselines<'_>, Baselines<'_>) {
+    fn derived(&self) -> Arc<Derived> {
+        self.derived.get_or_init(|| Arc::new(self.derive())).clone()
+    }
+
+    fn derive(&self) -> Derived {
         let mut cost: HashMap<&SeriesKey, Vec<f64>> = HashMap::new();
         let mut latency: HashMap<&SeriesKey, Vec<f64>> = HashMap::new();
-        for s in self.items.values() {
+        let mut drift = Vec::new();
+        for (key, s) in &self.items {
             for (k, _, v) in &s.task_costs {
                 cost.entry(k).or_default().push(*v);
             }
             for (k, _, v) in &s.stage_latencies {
                 latency.entry(k).or_default().push(*v);
             }
+            if let (Some(at), Some(c)) = (s.created_at, s.cost) {
+                drift.push((at, key.clone(), c));
+            }
         }
-        (baselines_of(cost), baselines_of(latency))
+        drift.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        Derived {
+            cost: baselines_of(cost),
+            latency: baselines_of(latency),
+            drift,
+        }
     }
 }
 
-type Baselines<'a> = HashMap<&'a SeriesKey, Baseline>;
+type Baselines = HashMap<SeriesKey, Baseline>;
 
-fn baselines_of(samples: HashMap<&SeriesKey, Vec<f64>>) -> Baselines<'_> {
+fn baselines_of(samples: HashMap<&SeriesKey, Vec<f64>>) -> Baselines {
     samples
         .into_iter()
-        .map(|(k, v)| (k, Baseline::of(v)))
+        .map(|(k, v)| (k.clone(), Baseline::of(v)))
         .collect()
 }
 
@@ -362,13 +398,13 @@ pub fn detect<'a>(
     now: DateTime<Utc>,
     th: &Thresholds,
 ) -> Vec<Anomaly> {
-    let (cost_base, latency_base) = history.baselines();
+    let derived = history.derived();
     let mut out = Vec::new();
     for item in items {
         item_rules(item, now, th, &mut out);
-        spikes(item, &cost_base, &latency_base, th, &mut out);
+        spikes(item, &derived.cost, &derived.latency, th, &mut out);
     }
-    if let Some(a) = cost_drift(history, th) {
+    if let Some(a) = cost_drift(&derived.drift, th) {
         out.push(a);
     }
     out.sort_by(|a, b| {
@@ -540,8 +576,8 @@ fn series_json(k: &SeriesKey) -> Value {
 
 fn spikes(
     item: &WorkItem,
-    cost_base: &Baselines<'_>,
-    latency_base: &Baselines<'_>,
+    cost_base: &Baselines,
+    latency_base: &Baselines,
     th: &Thresholds,
     out: &mut Vec<Anomaly>,
 ) {
@@ -598,14 +634,8 @@ fn spikes(
 /// baseline, runs over those newest items, and fires when it ends above
 /// `median + band·σ·√(α/(2−α)·(1 − (1−α)^{2t}))` by at least the cost floor. The
 /// anomaly is filed on the newest item.
-fn cost_drift(history: &History, th: &Thresholds) -> Option<Anomaly> {
+fn cost_drift(series: &[(DateTime<Utc>, CorrelationKey, f64)], th: &Thresholds) -> Option<Anomaly> {
     let alpha = th.ewma_alpha.clamp(1e-6, 1.0);
-    let mut series: Vec<(DateTime<Utc>, &CorrelationKey, f64)> = history
-        .items
-        .iter()
-        .filter_map(|(k, s)| Some((s.created_at?, k, s.cost?)))
-        .collect();
-    series.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     let span = ((2.0 - alpha) / alpha).ceil().max(1.0) as usize;
     if series.len() < th.min_samples + span {
         return None;
@@ -878,5 +908,30 @@ mod tests {
         assert_eq!(h.len(), 2);
         h.forget(&items[0].correlation_key);
         assert_eq!(h, History::from_items(&items[1..]));
+    }
+
+    #[test]
+    fn a_recorded_item_reaches_the_baselines_of_the_next_detection() {
+        let steady = fleet(&[1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 1.0, 1.02]);
+        let mut h = History::from_items(&steady);
+        let th = Thresholds::default();
+        let count = |h: &History, items: &[WorkItem]| {
+            detect(items, h, at(0), &th)
+                .iter()
+                .filter(|a| a.kind == AnomalyKind::CostSpike)
+                .count()
+        };
+        assert_eq!(
+            count(&h, &steady),
+            0,
+            "the baselines are now derived and kept"
+        );
+        let spike = costed("200", 20, 25.0);
+        h.record(&spike);
+        let mut all = steady.clone();
+        all.push(spike.clone());
+        assert_eq!(count(&h, &all), 1, "recording invalidates what was derived");
+        h.forget(&spike.correlation_key);
+        assert_eq!(count(&h, &steady), 0);
     }
 }

@@ -276,8 +276,9 @@ impl Rollups {
         let mut total = CostBucket::empty("all".to_owned());
         let mut groups: [BTreeMap<String, CostBucket>; 6] = Default::default();
         let mut instrumented: BTreeMap<Service, bool> = BTreeMap::new();
-        let mut days: BTreeMap<String, Day> = BTreeMap::new();
-        let day_of = |t: DateTime<Utc>| t.format("%Y-%m-%d").to_string();
+        // Keyed by the date itself: formatting happens once per day, not per record.
+        let mut days: BTreeMap<chrono::NaiveDate, Day> = BTreeMap::new();
+        let day_of = |t: DateTime<Utc>| t.date_naive();
 
         for item in items {
             for task in &item.usage_by_task {
@@ -385,7 +386,7 @@ impl Rollups {
             daily: days
                 .into_iter()
                 .map(|(date, d)| DailyPoint {
-                    date,
+                    date: date.format("%Y-%m-%d").to_string(),
                     cost_usd: d.cost_usd,
                     total_tokens: d.total_tokens,
                     lead_time: DurationStats::of(d.lead),

@@ -1,0 +1,52 @@
+import { act, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { App } from '../App';
+import { FakeSocket, mockFetch, openSession } from '../test-utils';
+
+const hit = { correlation_key: '185', title: 'Dark mode for the dashboard', matched_on: 'title', matched_value: 'Dark mode for the dashboard', score: 90 };
+
+describe('command palette', () => {
+  beforeEach(() => FakeSocket.install());
+
+  it('opens on Ctrl-K, lists search results from the API and opens the chosen item', async () => {
+    const fetch = mockFetch({
+      '/api/session': openSession,
+      '/api/search': (url: URL) => new Response(JSON.stringify({ query: url.searchParams.get('q'), count: 1, results: [hit] })),
+    });
+    render(<App />);
+    await screen.findByRole('heading', { name: 'Mission Control' });
+    await waitFor(() => expect(FakeSocket.sockets).toHaveLength(1)); // the shell's effects have run
+    expect(screen.queryByRole('dialog', { name: 'Command palette' })).toBeNull();
+
+    fireEvent.keyDown(window, { key: 'k', ctrlKey: true });
+    const input = screen.getByRole('combobox');
+    expect(document.activeElement).toBe(input);
+    fireEvent.change(input, { target: { value: 'dark' } });
+
+    const option = await screen.findByRole('option', { name: /#185 Dark mode for the dashboard/ });
+    expect(option.getAttribute('aria-selected')).toBe('true');
+    expect(fetch.mock.calls.some(([u]) => String(u) === '/api/search?q=dark&limit=8')).toBe(true);
+
+    fireEvent.keyDown(input, { key: 'Enter' });
+    expect(window.location.search).toBe('?task=185');
+    expect(screen.queryByRole('dialog', { name: 'Command palette' })).toBeNull();
+  });
+
+  it('opens on ⌘-K too, jumps to a view, and closes on Escape', async () => {
+    mockFetch({ '/api/session': openSession, '/api/search': { query: 'pip', count: 0, results: [] } });
+    render(<App />);
+    await screen.findByRole('heading', { name: 'Mission Control' });
+    await waitFor(() => expect(FakeSocket.sockets).toHaveLength(1)); // the shell's effects have run
+
+    fireEvent.keyDown(window, { key: 'K', metaKey: true });
+    fireEvent.change(screen.getByRole('combobox'), { target: { value: 'pipe' } });
+    const option = screen.getByRole('option', { name: /Go to Pipeline/ });
+    act(() => option.click());
+    expect(window.location.pathname).toBe('/pipeline');
+    await screen.findByRole('heading', { name: 'Pipeline' });
+
+    fireEvent.keyDown(window, { key: 'k', ctrlKey: true });
+    fireEvent.keyDown(within(screen.getByRole('dialog')).getByRole('combobox'), { key: 'Escape' });
+    await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
+  });
+});

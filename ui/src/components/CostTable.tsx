@@ -1,0 +1,77 @@
+// Cost and tokens per group. A group that never sent usage reads "not instrumented" (no
+// data is not zero), and one whose usage was never metered (subscription or local runs)
+// shows its tokens and no dollar figure at all.
+
+import type { CostBucket } from '../api';
+import { money, tokens } from '../format';
+import { openTask } from '../router';
+
+/** The cost cell's text: dollars only for metered usage. */
+export function costText(b: CostBucket): string {
+  if (!b.instrumented) return 'not instrumented';
+  if (!b.metered || b.cost_usd === null) return 'not metered';
+  return money(b.cost_usd);
+}
+
+interface Props {
+  caption: string;
+  /** Header of the first column. */
+  groupLabel: string;
+  buckets: CostBucket[];
+  /** Rows shown; the rest are summarised. */
+  limit?: number;
+  /** Whether keys are WorkItem keys (they then open the drawer). */
+  workItems?: boolean;
+  labelOf?: (key: string) => string;
+}
+
+export function CostTable({ caption, groupLabel, buckets, limit = 50, workItems = false, labelOf = (k) => k }: Props) {
+  if (buckets.length === 0) return <p className="muted">No usage reported for {caption.toLowerCase()}.</p>;
+  const rows = buckets.slice(0, limit);
+  return (
+    <table className="table">
+      <caption>{caption}</caption>
+      <thead>
+        <tr>
+          <th scope="col">{groupLabel}</th>
+          <th scope="col" className="num">
+            Tokens
+          </th>
+          <th scope="col" className="num">
+            In / out
+          </th>
+          <th scope="col" className="num">
+            Cost
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((b) => (
+          <tr key={b.key} data-instrumented={b.instrumented} data-metered={b.metered}>
+            <th scope="row">
+              {workItems ? (
+                <button type="button" className="link" onClick={() => openTask(b.key)}>
+                  #{b.key}
+                </button>
+              ) : (
+                labelOf(b.key)
+              )}
+            </th>
+            <td className="num">{tokens(b.total_tokens)}</td>
+            <td className="num">{b.instrumented ? `${tokens(b.input_tokens)} / ${tokens(b.output_tokens)}` : '—'}</td>
+            <td className={`num ${b.instrumented && b.metered ? '' : 'muted'}`}>{costText(b)}</td>
+          </tr>
+        ))}
+      </tbody>
+      {buckets.length > rows.length && (
+        <tfoot>
+          <tr>
+            <td colSpan={4} className="muted">
+              and {buckets.length - rows.length} more
+            </td>
+          </tr>
+        </tfoot>
+      )}
+    </table>
+  );
+}

@@ -1,0 +1,42 @@
+import { render, screen } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import { stage, workItem, renderWith } from '../test-utils';
+import { StageChip, stageLook } from './StageChip';
+import { WorkItemCard } from './WorkItemCard';
+
+describe('StageChip', () => {
+  it('shows a done stage without its evidence as amber "unproven", never green', () => {
+    render(<StageChip name="code" stage={stage({ status: 'done', status_class: 'done', proof: 'unproven' })} />);
+    const chip = screen.getByTitle('Code: done · unproven');
+    expect(chip.dataset.tone).toBe('amber');
+    expect(chip.textContent).toContain('unproven');
+    expect(chip.className).not.toContain('green');
+  });
+
+  it('is green only for a proven success', () => {
+    expect(stageLook(stage({ status: 'done', status_class: 'done', proof: 'proven' })).tone).toBe('green');
+    // A done status whose proof is not "proven" for any reason is not green either.
+    expect(stageLook(stage({ status: 'done', status_class: 'done', proof: 'not_applicable' })).tone).toBe('amber');
+  });
+
+  it('reads a finished run with a failure outcome as failed', () => {
+    const look = stageLook(stage({ status: 'triaged', status_class: 'done', proof: 'unproven', outcome: 'failure' }));
+    expect(look).toEqual({ tone: 'red', text: 'triaged' });
+  });
+
+  it('marks a stalled running stage and an absent one', () => {
+    expect(stageLook(stage(), true)).toEqual({ tone: 'orange', text: 'in_progress · stalled' });
+    expect(stageLook(null)).toEqual({ tone: 'grey', text: 'not started' });
+  });
+
+  it('puts the unproven chip on the board card', () => {
+    const item = workItem('176', {
+      plan: stage({ status: 'emitted', status_class: 'done', proof: 'proven' }),
+      code: stage({ status: 'done', status_class: 'done', proof: 'unproven' }),
+    });
+    renderWith(<WorkItemCard item={item} />);
+    expect(screen.getByTitle('Plan: emitted').dataset.tone).toBe('green');
+    expect(screen.getByTitle('Code: done · unproven').dataset.tone).toBe('amber');
+    expect(screen.getByTitle('Test: not started').dataset.tone).toBe('grey');
+  });
+});

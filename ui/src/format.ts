@@ -1,0 +1,54 @@
+// How the cockpit writes numbers, money, durations and times.
+
+const usd = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const compact = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 });
+const whole = new Intl.NumberFormat('en-US');
+
+export function money(n: number): string {
+  return usd.format(n);
+}
+
+export function tokens(n: number | null | undefined): string {
+  if (n === null || n === undefined) return '—';
+  return n >= 10_000 ? compact.format(n) : whole.format(n);
+}
+
+export function count(n: number | null | undefined): string {
+  return n === null || n === undefined ? '—' : whole.format(n);
+}
+
+/** A duration in seconds as the two largest units: `45s`, `3m 20s`, `2h 5m`, `3d 4h`. */
+export function duration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '—';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${s % 60}s`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h ${m % 60}m`;
+  return `${Math.floor(h / 24)}d ${h % 24}h`;
+}
+
+/** How long ago `iso` was, relative to `now`. */
+export function ago(iso: string, now = Date.now()): string {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '';
+  const s = Math.max(0, (now - t) / 1000);
+  return s < 5 ? 'just now' : `${duration(s).split(' ')[0]} ago`;
+}
+
+/** A timestamp in the reader's locale, to the second. */
+export function when(iso: string): string {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' });
+}
+
+/** Service names as people say them. */
+export const SERVICE_LABEL: Record<string, string> = {
+  pfactory: 'PFactory',
+  aifactory: 'AIFactory',
+  tfactory: 'TFactory',
+  cfactory: 'CFactory',
+};
+
+export const STAGE_LABEL: Record<string, string> = { plan: 'Plan', code: 'Code', test: 'Test' };

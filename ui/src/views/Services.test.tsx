@@ -1,0 +1,53 @@
+import { fireEvent, screen, waitFor, within } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import type { ServiceView } from '../api';
+import { json, mockFetch, renderWith } from '../test-utils';
+import { Services } from './Services';
+
+const view = (service: ServiceView['service'], url: string | null, status: ServiceView['health']['status']): ServiceView => ({
+  service,
+  url,
+  configured: url !== null,
+  health: { service, status, detail: status === 'offline' ? 'connection refused' : null, latency_ms: status === 'online' ? 8 : null, checked_at: new Date().toISOString() },
+});
+
+const services = [view('pfactory', 'http://127.0.0.1:3101', 'online'), view('aifactory', 'http://127.0.0.1:3102', 'offline'), view('tfactory', null, 'unknown')];
+
+describe('Services', () => {
+  it('shows each service health and URL, with no edit controls for a read-only user', async () => {
+    mockFetch({ '/api/services': { services } });
+    renderWith(<Services />, { session: { tenant: 't', scopes: ['read'], open_mode: false } });
+    const list = await screen.findByRole('list', { name: 'Upstream services' });
+    const rows = within(list).getAllByRole('listitem');
+    expect(rows.map((r) => r.querySelector('[data-health]')?.textContent)).toEqual(['online', 'offline', 'unknown']);
+    expect(rows[1]?.textContent).toContain('connection refused');
+    expect(rows[2]?.textContent).toContain('not configured');
+    expect(screen.queryByRole('button', { name: /Edit/ })).toBeNull();
+    expect(screen.queryByRole('button', { name: 'Check now' })).toBeNull();
+  });
+
+  it('lets a write-scoped user change a URL and shows the server refusal', async () => {
+    let puts = 0;
+    mockFetch({
+      'GET /api/services': { services },
+      'PUT /api/services/aifactory': (_u: URL, init?: RequestInit) => {
+        puts++;
+        const { url } = JSON.parse(String(init?.body)) as { url: string };
+        return url.startsWith('http://')
+          ? json(view('aifactory', url, 'online'))
+          : json({ title: 'Unprocessable content', status: 422, detail: 'url must be an absolute http(s) URL', field: 'url' }, 422);
+      },
+    });
+    renderWith(<Services />, { session: { tenant: 't', scopes: ['read', 'write'], open_mode: false } });
+    fireEvent.click(await screen.findByRole('button', { name: 'Edit the URL of AIFactory' }));
+    const input = screen.getByLabelText('Base URL of AIFactory');
+    fireEvent.change(input, { target: { value: 'ftp://nope' } });
+    fireEvent.submit(input.closest('form') as HTMLFormElement);
+    expect((await screen.findByRole('alert')).textContent).toContain('absolute http(s) URL');
+
+    fireEvent.change(input, { target: { value: 'http://10.0.0.5:3102' } });
+    fireEvent.submit(input.closest('form') as HTMLFormElement);
+    await waitFor(() => expect(screen.queryByLabelText('Base URL of AIFactory')).toBeNull());
+    expect(puts).toBe(2);
+  });
+});

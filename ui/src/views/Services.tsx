@@ -1,0 +1,135 @@
+// Services: each upstream's health and base URL. A user with the write scope can change a
+// URL (the server probes it at once) or run a poll round; others see no edit controls.
+
+import { useState, type FormEvent } from 'react';
+import { api, ApiError, canWrite, type HealthStatus, type ServiceView } from '../api';
+import { Panel } from '../components/States';
+import { SERVICE_LABEL, ago } from '../format';
+import { useSession } from '../session';
+import { useFetched } from '../useFetched';
+
+const HEALTH_TONE: Record<HealthStatus, string> = {
+  online: 'green',
+  unauthorized: 'amber',
+  offline: 'red',
+  error: 'red',
+  unknown: 'grey',
+};
+
+function UrlForm({ service, onSaved, onCancel }: { service: ServiceView; onSaved: () => void; onCancel: () => void }) {
+  const [url, setUrl] = useState(service.url ?? '');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const id = `url-${service.service}`;
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await api.setServiceUrl(service.service, url.trim());
+      onSaved();
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : 'the server could not be reached');
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form className="url-form" onSubmit={submit}>
+      <label htmlFor={id}>Base URL of {SERVICE_LABEL[service.service]}</label>
+      <input id={id} type="url" required value={url} onChange={(e) => setUrl(e.target.value)} placeholder="http://host:port" aria-invalid={error !== null} aria-describedby={error ? `${id}-error` : undefined} />
+      <button type="submit" disabled={busy}>
+        Save
+      </button>
+      <button type="button" className="secondary" onClick={onCancel}>
+        Cancel
+      </button>
+      {error && (
+        <p id={`${id}-error`} className="note note-error" role="alert">
+          {error}
+        </p>
+      )}
+    </form>
+  );
+}
+
+function ServiceRow({ service, editable, onChanged }: { service: ServiceView; editable: boolean; onChanged: () => void }) {
+  const [editing, setEditing] = useState(false);
+  const h = service.health;
+  return (
+    <li className="service" data-service={service.service}>
+      <div className="service-head">
+        <h2>{SERVICE_LABEL[service.service] ?? service.service}</h2>
+        <span className={`badge tone-${HEALTH_TONE[h.status] ?? 'grey'}`} data-health={h.status}>
+          {h.status}
+        </span>
+        {h.latency_ms !== null && <span className="muted small">{h.latency_ms} ms</span>}
+        <span className="muted small">checked {ago(h.checked_at)}</span>
+      </div>
+      {h.detail && <p className="muted small">{h.detail}</p>}
+      {editing ? (
+        <UrlForm
+          service={service}
+          onCancel={() => setEditing(false)}
+          onSaved={() => {
+            setEditing(false);
+            onChanged();
+          }}
+        />
+      ) : (
+        <p className="service-url">
+          <span className="muted">URL </span>
+          <code>{service.url ?? 'not configured'}</code>
+          {editable && (
+            <button type="button" className="link" onClick={() => setEditing(true)} aria-label={`Edit the URL of ${SERVICE_LABEL[service.service]}`}>
+              Edit
+            </button>
+          )}
+        </p>
+      )}
+    </li>
+  );
+}
+
+export function Services() {
+  const session = useSession();
+  const editable = canWrite(session);
+  const services = useFetched((signal) => api.services(signal), []);
+  const [refreshing, setRefreshing] = useState(false);
+
+  const refresh = async () => {
+    setRefreshing(true);
+    try {
+      await api.refresh();
+    } catch {
+      // The reload below shows whatever health the server now holds.
+    } finally {
+      setRefreshing(false);
+      services.reload();
+    }
+  };
+
+  return (
+    <section className="view" aria-labelledby="services-title">
+      <div className="view-head">
+        <h1 id="services-title">Services</h1>
+        {editable && (
+          <button type="button" onClick={refresh} disabled={refreshing}>
+            {refreshing ? 'Checking…' : 'Check now'}
+          </button>
+        )}
+      </div>
+      <Panel what="the services" data={services.data} error={services.error} onRetry={services.reload}>
+        {(d) => (
+          <ul className="services" aria-label="Upstream services">
+            {d.services.map((s) => (
+              <ServiceRow key={s.service} service={s} editable={editable} onChanged={services.reload} />
+            ))}
+          </ul>
+        )}
+      </Panel>
+    </section>
+  );
+}

@@ -1,0 +1,166 @@
+//! The cockpit UI's gate and benchmark, run from `ui/` with npm: install from the
+//! lockfile when needed, lint, build, the shipped-JavaScript size budget, component
+//! tests and the end-to-end run in the system's Chromium against `cfactory demo`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+
+/// Most gzipped JavaScript `ui/dist` may ship (issue 5), in bytes.
+const JS_BUDGET_BYTES: u64 = 300 * 1024;
+
+/// Prints the summed gzipped size of the files named on its command line (Node's zlib,
+/// level 9: what a server would send compressed).
+const GZIP_SIZE_SCRIPT: &str = "const fs=require('fs'),z=require('zlib');let n=0;\
+for(const f of process.argv.slice(1))n+=z.gzipSync(fs.readFileSync(f),{level:9}).length;\
+console.log(n)";
+
+/// The repository root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The UI's folder.
+fn ui_dir() -> PathBuf {
+    root().join("ui")
+}
+
+/// Runs one step in `ui/`, stopping the gate when it fails.
+fn run_step(name: &str, cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: ui: {name}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {name} (are Node.js and npm installed?)"))?;
+    if !status.success() {
+        bail!("ui: {name} failed ({status})");
+    }
+    Ok(())
+}
+
+/// `npm <args>` in `ui/`.
+fn npm(args: &[&str]) -> Command {
+    let mut cmd = Command::new("npm");
+    cmd.args(args).current_dir(ui_dir());
+    cmd
+}
+
+/// A file's modification time, if it exists.
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Whether `node_modules` is missing or older than `package-lock.json`. npm stamps every
+/// install in `node_modules/.package-lock.json`, so its time says when the last one ran.
+fn packages_stale(ui: &Path) -> bool {
+    let modules = ui.join("node_modules");
+    let installed = modified(&modules.join(".package-lock.json")).or_else(|| modified(&modules));
+    match (installed, modified(&ui.join("package-lock.json"))) {
+        (None, _) => true,
+        (Some(i), Some(lock)) => lock > i,
+        (Some(_), None) => false,
+    }
+}
+
+/// Installs the UI's packages from the lockfile when they are missing or stale.
+fn ensure_packages() -> anyhow::Result<()> {
+    if packages_stale(&ui_dir()) {
+        run_step("npm ci", &mut npm(&["ci"]))?;
+    }
+    Ok(())
+}
+
+/// Every JavaScript file under `dir`.
+fn js_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            js_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "js" || e == "mjs") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Checks the gzipped size of all JavaScript in `ui/dist` against the budget and prints it.
+fn check_js_budget() -> anyhow::Result<()> {
+    let mut files = Vec::new();
+    js_files(&ui_dir().join("dist"), &mut files)?;
+    if files.is_empty() {
+        bail!("ui: no JavaScript in ui/dist after the build");
+    }
+    let out = Command::new("node")
+        .arg("-e")
+        .arg(GZIP_SIZE_SCRIPT)
+        .args(&files)
+        .output()
+        .context("running node to measure ui/dist")?;
+    if !out.status.success() {
+        bail!(
+            "ui: measuring ui/dist failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let bytes: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("reading the gzipped size")?;
+    eprintln!(
+        "xtask: ui: shipped JavaScript is {:.1} KB gzipped in {} file(s) (budget {} KB)",
+        bytes as f64 / 1024.0,
+        files.len(),
+        JS_BUDGET_BYTES / 1024
+    );
+    if bytes > JS_BUDGET_BYTES {
+        bail!(
+            "ui: shipped JavaScript is {bytes} bytes gzipped, over the {JS_BUDGET_BYTES}-byte budget"
+        );
+    }
+    Ok(())
+}
+
+/// Builds the debug `cfactory` binary the e2e run and the benchmark drive (a no-op when
+/// it is current), and returns its path.
+fn build_server() -> anyhow::Result<PathBuf> {
+    run_step(
+        "cargo build -p cfactory-server",
+        Command::new(env!("CARGO"))
+            .args(["build", "-p", "cfactory-server"])
+            .current_dir(root()),
+    )?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    Ok(target.join("debug").join("cfactory"))
+}
+
+/// The UI gate: `npm ci` when needed, lint, build, the 300 KB gzipped JavaScript budget,
+/// the component tests and the end-to-end run (screenshots in `target/ui-shots/`).
+pub fn run_ui_gate() -> anyhow::Result<()> {
+    ensure_packages()?;
+    run_step("npm run lint", &mut npm(&["run", "lint"]))?;
+    run_step("npm run build", &mut npm(&["run", "build"]))?;
+    check_js_budget()?;
+    run_step("npm test", &mut npm(&["test"]))?;
+    let bin = build_server()?;
+    run_step(
+        "npm run e2e",
+        npm(&["run", "e2e"]).env("CFACTORY_BIN", &bin),
+    )?;
+    Ok(())
+}
+
+/// The board benchmark: 2,000 work items in Chromium; prints first-render and scroll
+/// frame times. Builds the UI first so it measures the current sources.
+pub fn run_ui_bench() -> anyhow::Result<()> {
+    ensure_packages()?;
+    run_step("npm run build", &mut npm(&["run", "build"]))?;
+    let bin = build_server()?;
+    run_step(
+        "npm run bench",
+        npm(&["run", "bench"]).env("CFACTORY_BIN", &bin),
+    )?;
+    Ok(())
+}
