@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::audit::{self, AuditEntry, AuditHead, AuditKey, AuditLog, AuditRecord};
 use crate::clock::Clock;
 use crate::correlate::{Batch, ChangeSet, IngestOutcome, Loaded};
 use crate::event::{CompletionEvent, Service};
@@ -37,6 +38,8 @@ struct State {
     services: BTreeMap<String, String>,
     seq: i64,
     last_received: Option<DateTime<Utc>>,
+    audit: Vec<AuditEntry>,
+    audit_heads: HashMap<TenantId, AuditHead>,
 }
 
 /// A store held in memory; cloning shares it.
@@ -545,5 +548,62 @@ impl ServiceRegistry for InMemoryStore {
             .services
             .insert(service.to_owned(), url.to_owned());
         Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditLog for InMemoryStore {
+    async fn append(
+        &self,
+        key: &AuditKey,
+        tenant: &TenantId,
+        record: AuditRecord,
+    ) -> Result<AuditEntry, StoreError> {
+        let mut state = self.lock();
+        let (seq, prev_hash) = audit::next_link(state.audit_heads.get(tenant));
+        let entry_hash = audit::seal(key, tenant, seq, &record, &prev_hash);
+        let entry = AuditEntry {
+            id: state.audit.len() as i64 + 1,
+            seq,
+            tenant: tenant.clone(),
+            record,
+            prev_hash,
+            entry_hash,
+        };
+        let head = audit::head(key, tenant, &entry.entry_hash, seq);
+        state.audit_heads.insert(tenant.clone(), head);
+        state.audit.push(entry.clone());
+        Ok(entry)
+    }
+
+    async fn audit_page(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        before_id: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .audit
+            .iter()
+            .rev()
+            .filter(|e| &e.tenant == tenant && before_id.is_none_or(|b| e.id < b))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn audit_chain(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(Vec<AuditEntry>, Option<AuditHead>), StoreError> {
+        let state = self.lock();
+        let rows = state
+            .audit
+            .iter()
+            .filter(|e| &e.tenant == tenant)
+            .cloned()
+            .collect();
+        Ok((rows, state.audit_heads.get(tenant).cloned()))
     }
 }

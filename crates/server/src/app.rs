@@ -56,6 +56,8 @@ pub struct AppState {
     pub ui: crate::ui::UiSource,
     /// Every tenant's items in memory, for insights.
     pub model: crate::readmodel::ReadModel,
+    /// The audit chains.
+    pub auditor: crate::audit::Auditor,
 }
 
 async fn not_found() -> ApiError {
@@ -192,6 +194,14 @@ pub async fn start(
              127.0.0.1"
         );
     }
+    let audit_key = match crate::audit::load_key(settings, loopback) {
+        Ok(key) => key,
+        Err(e) => {
+            stores.close().await;
+            return Err(e);
+        }
+    };
+    let auditor = crate::audit::Auditor::new(stores.audit.clone(), audit_key);
     if !has_keys {
         tracing::warn!(
             "no API keys exist: open mode (loopback only) until the first key is created"
@@ -268,6 +278,7 @@ pub async fn start(
         sessions: Arc::default(),
         ui: crate::ui::UiSource::from_env(),
         model,
+        auditor,
     };
     let api_listener = bind(settings.api_addr, "API").await?;
     let ui_listener = bind(settings.ui_addr, "cockpit").await?;

@@ -29,6 +29,14 @@ impl Caller {
         self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
     }
 
+    /// Who the caller is, as the audit log names them: the key's id, or `local` in open
+    /// mode. Never the key itself.
+    pub fn actor(&self) -> String {
+        self.key_id
+            .as_ref()
+            .map_or_else(|| "local".to_owned(), |id| format!("key:{id}"))
+    }
+
     /// `Ok` when the caller has `scope`, else 403.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.allows(scope) {

@@ -42,7 +42,7 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// Where the embedded store lives [default: ~/.cfactory]
+    /// Where the embedded store and the generated audit secret live [default: ~/.cfactory]
     #[arg(long, global = true, env = "CFACTORY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Tenant for writes that come with no key (open mode, `ingest`) [default: default]
@@ -70,6 +70,17 @@ pub enum Command {
     Sim(cfactory_sim::SimArgs),
     /// Run the cockpit and the simulator wired to it: the whole pipeline on one machine.
     Demo(DemoArgs),
+    /// Check the audit log's HMAC chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the tenant's chain (`--tenant`, default `default`); print the verdict as JSON
+    /// and exit non-zero unless it is ok.
+    Verify,
 }
 
 /// `demo` flags: those of `serve`, plus how the simulator plays.
@@ -202,6 +213,7 @@ impl Cli {
             tenant: self.global.tenant.clone(),
             log_format: self.global.log_format,
             api_keys: std::env::var("CFACTORY_API_KEYS").ok(),
+            audit_hmac_secret: std::env::var("CFACTORY_AUDIT_HMAC_SECRET").ok(),
             ..Overrides::default()
         };
         let serve = match &self.command {
@@ -234,13 +246,36 @@ pub async fn keys(settings: &Settings, command: &KeysCommand) -> anyhow::Result<
     let stores = Stores::open(&settings.database)
         .await
         .context("opening the store")?;
-    let result = run_keys(stores.keys.as_ref(), &settings.tenant, command).await;
+    let result = match crate::audit::load_key(settings, true) {
+        Ok(key) => {
+            let auditor = crate::audit::Auditor::new(stores.audit.clone(), key);
+            run_keys(stores.keys.as_ref(), &auditor, &settings.tenant, command).await
+        }
+        Err(e) => Err(e),
+    };
     stores.close().await;
     result
 }
 
+/// Records a key change on the key's tenant's audit chain.
+async fn audit_key_change(
+    auditor: &crate::audit::Auditor,
+    tenant: &TenantId,
+    kind: &str,
+    key_id: &str,
+) -> anyhow::Result<()> {
+    let mut entry = crate::audit::record("cli", kind, Utc::now());
+    entry.target = Some(key_id.to_owned());
+    auditor
+        .record(tenant, entry)
+        .await
+        .context("recording the key change in the audit log")?;
+    Ok(())
+}
+
 async fn run_keys(
     store: &dyn ApiKeyStore,
+    auditor: &crate::audit::Auditor,
     tenant: &TenantId,
     command: &KeysCommand,
 ) -> anyhow::Result<()> {
@@ -251,6 +286,7 @@ async fn run_keys(
             store
                 .create_key(&minted.key, &keys::hash_secret(&minted.secret))
                 .await?;
+            audit_key_change(auditor, tenant, "key.created", &minted.key.id).await?;
             let scopes: Vec<&str> = minted.key.scopes.iter().map(|s| s.as_str()).collect();
             eprintln!(
                 "created key {} for tenant {} with scopes {} (shown once; store it now)",
@@ -286,7 +322,15 @@ async fn run_keys(
             }
         }
         KeysCommand::Revoke { id } => {
+            let owner = store
+                .list_keys()
+                .await?
+                .into_iter()
+                .find(|k| &k.id == id)
+                .map(|k| k.tenant);
             if store.revoke_key(id, Utc::now()).await? {
+                let owner = owner.unwrap_or_else(|| tenant.clone());
+                audit_key_change(auditor, &owner, "key.revoked", id).await?;
                 eprintln!("revoked {id}");
             } else {
                 bail!("no active key with id `{id}`");
@@ -294,6 +338,24 @@ async fn run_keys(
         }
     }
     Ok(())
+}
+
+/// `cfactory audit verify`: the chain's report, and whether it is ok.
+pub async fn audit_verify(settings: &Settings) -> anyhow::Result<(String, bool)> {
+    let stores = Stores::open(&settings.database)
+        .await
+        .context("opening the store")?;
+    let result = async {
+        let key = crate::audit::load_key(settings, true)?;
+        let report = crate::audit::Auditor::new(stores.audit.clone(), key)
+            .verify(&settings.tenant)
+            .await?;
+        let ok = report.verdict == cfactory_domain::audit::Verdict::Ok;
+        anyhow::Ok((serde_json::to_string_pretty(&report)?, ok))
+    }
+    .await;
+    stores.close().await;
+    result
 }
 
 /// What `ingest` did.

@@ -28,6 +28,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(_) => cfactory_server::app::serve(settings).await?,
         Command::Migrate => cli::migrate(&settings).await?,
         Command::Keys(command) => cli::keys(&settings, &command).await?,
+        Command::Audit(cli::AuditCommand::Verify) => {
+            let (report, ok) = cli::audit_verify(&settings).await?;
+            println!("{report}");
+            if !ok {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Command::Ingest(args) => {
             let report = cli::ingest(&settings, &args).await?;
             for reason in &report.rejected {

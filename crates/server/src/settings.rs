@@ -150,6 +150,8 @@ pub struct FileSettings {
     /// The `[anomalies]` table: the anomaly rules' thresholds (the stall limit is
     /// `stall_deadline_seconds`).
     pub anomalies: Option<Thresholds>,
+    /// See `CFACTORY_AUDIT_HMAC_SECRET`.
+    pub audit_hmac_secret: Option<String>,
 }
 
 impl FileSettings {
@@ -180,6 +182,8 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     /// `CFACTORY_API_KEYS`.
     pub api_keys: Option<String>,
+    /// `CFACTORY_AUDIT_HMAC_SECRET`.
+    pub audit_hmac_secret: Option<String>,
     /// Flag `--pfactory-url`.
     pub pfactory_url: Option<String>,
     /// Flag `--aifactory-url`.
@@ -223,6 +227,9 @@ pub struct Settings {
     pub upstreams: UpstreamSettings,
     /// The anomaly rules' thresholds.
     pub thresholds: Thresholds,
+    /// The audit chain's HMAC secret, when configured (else a loopback server keeps one in
+    /// the data dir).
+    pub audit_secret: Option<Secret>,
 }
 
 /// How to reach one upstream service.
@@ -360,9 +367,21 @@ impl Settings {
         {
             bail!("[anomalies]: z_score must be positive and ewma_alpha in (0, 1]");
         }
+        let audit_secret = over
+            .audit_hmac_secret
+            .or(file.audit_hmac_secret)
+            .filter(|k| !k.trim().is_empty())
+            .map(Secret::new);
+        if audit_secret
+            .as_ref()
+            .is_some_and(|k| k.expose().trim().len() < 16)
+        {
+            bail!("CFACTORY_AUDIT_HMAC_SECRET must be at least 16 characters");
+        }
         Ok(Self {
             upstreams,
             thresholds,
+            audit_secret,
             database,
             data_dir,
             api_addr,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use cfactory_domain::audit::AuditLog;
 use cfactory_domain::ports::{ApiKeyStore, ServiceRegistry, StoreError, WorkItemStore};
 use cfactory_postgres::{PgOptions, PgStore};
 use cfactory_sqlite::{SqliteOptions, SqliteStore};
@@ -18,6 +19,8 @@ pub struct Stores {
     pub keys: Arc<dyn ApiKeyStore>,
     /// Upstream URLs set from the cockpit.
     pub services: Arc<dyn ServiceRegistry>,
+    /// The audit chains.
+    pub audit: Arc<dyn AuditLog>,
     backend: Backend,
 }
 
@@ -50,12 +53,14 @@ impl Stores {
                 work: Arc::new(pg.clone()),
                 keys: Arc::new(pg.clone()),
                 services: Arc::new(pg.clone()),
+                audit: Arc::new(pg.clone()),
                 backend,
             },
             Backend::Sqlite(lite) => Self {
                 work: Arc::new(lite.clone()),
                 keys: Arc::new(lite.clone()),
                 services: Arc::new(lite.clone()),
+                audit: Arc::new(lite.clone()),
                 backend,
             },
         })

@@ -366,7 +366,8 @@ async fn a_public_bind_without_keys_refuses_to_start() {
 
     // With a key it starts.
     store.create_key("admin", None);
-    let server = Server::start_with(&store, &["--api-addr", "0.0.0.0:0"], &[]).unwrap();
+    let secret = [("CFACTORY_AUDIT_HMAC_SECRET", "a-long-enough-shared-secret")];
+    let server = Server::start_with(&store, &["--api-addr", "0.0.0.0:0"], &secret).unwrap();
     assert_eq!(server.get("/health").await.0, 200);
 }
 

@@ -11,6 +11,7 @@ async fn fresh() -> Subject {
     Subject {
         work: Arc::new(store.clone()),
         keys: Arc::new(store.clone()),
+        audit: Arc::new(store.clone()),
         services: Arc::new(store),
         guard: None,
     }

@@ -9,6 +9,7 @@
 //! loads what a batch needs and writes what it returns, so it behaves exactly like the
 //! in-memory store.
 
+mod audit;
 mod error;
 mod read;
 mod rows;
@@ -156,6 +157,27 @@ impl SqliteStore {
             tracing::warn!(%error, "the SQLite writer task ended badly");
         }
         self.inner.readers.close().await;
+    }
+
+    /// Runs `write` alone on the writer's connection and waits for its answer: for writes
+    /// that must not interleave with any other (they open `BEGIN IMMEDIATE` themselves).
+    pub(crate) async fn exclusive<T: Send + 'static>(
+        &self,
+        write: impl for<'c> FnOnce(
+            &'c mut sqlx::SqliteConnection,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'c>,
+        > + Send
+        + 'static,
+    ) -> Result<T, StoreError> {
+        self.submit(|reply| {
+            Job::Exclusive(Box::new(move |conn| {
+                Box::pin(async move {
+                    let _ = reply.send(write(conn).await);
+                })
+            }))
+        })
+        .await
     }
 
     /// Queues `job` for the writer and waits for its answer.

@@ -69,9 +69,20 @@ pub(crate) enum Job {
         at: DateTime<Utc>,
         reply: Reply<()>,
     },
+    /// A write of its own (audit appends, action transitions): runs alone on the writer's
+    /// connection, in the transaction it opens itself, and answers through its own channel.
+    Exclusive(ExclusiveWrite),
     /// Finish what is queued, then close the connection.
     Close { reply: oneshot::Sender<()> },
 }
+
+/// A future borrowing the writer's connection.
+pub(crate) type ConnFuture<'c> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'c>>;
+
+/// See [`Job::Exclusive`].
+pub(crate) type ExclusiveWrite =
+    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> ConnFuture<'c> + Send>;
 
 impl Job {
     /// How much of a group this job takes.
@@ -304,6 +315,7 @@ impl Writer {
             // `run` groups these and handles closing itself; served here only for
             // completeness.
             Job::Ingest(request) => self.ingest(vec![request]).await,
+            Job::Exclusive(write) => write(&mut self.conn).await,
             Job::Close { reply } => {
                 let _ = reply.send(());
             }

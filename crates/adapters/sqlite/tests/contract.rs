@@ -14,6 +14,7 @@ async fn fresh() -> Subject {
     Subject {
         work: Arc::new(store.clone()),
         keys: Arc::new(store.clone()),
+        audit: Arc::new(store.clone()),
         services: Arc::new(store),
         guard: Some(Box::new(dir)),
     }

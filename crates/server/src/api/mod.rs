@@ -1,6 +1,7 @@
 //! The HTTP API: one router per area, merged by [`router`]; probes and the OpenAPI
 //! document generated from the handlers' annotations.
 
+pub mod audit;
 pub mod events;
 pub mod insights;
 pub mod services;
@@ -75,6 +76,8 @@ impl Modify for Security {
         insights::needs_count,
         insights::search,
         insights::activity,
+        audit::page,
+        audit::chain,
         health,
         ready,
         metrics,
@@ -86,6 +89,7 @@ impl Modify for Security {
         (name = "workitems", description = "WorkItems and their timelines"),
         (name = "usage", description = "Tokens and spend"),
         (name = "insights", description = "Rollups, cost, anomalies, needs-you, search and activity"),
+        (name = "audit", description = "The HMAC-chained audit log"),
         (name = "services", description = "The upstream services: health, URLs, refresh"),
         (name = "ops", description = "Probes and metrics"),
     )
@@ -99,6 +103,7 @@ pub fn router() -> Router<AppState> {
         .merge(workitems::router())
         .merge(services::router())
         .merge(insights::router())
+        .merge(audit::router())
         .merge(crate::session::router())
         .route("/api/ws", get(crate::live::ws::upgrade))
         .route("/ws/cockpit", get(crate::live::ws::upgrade))

@@ -84,6 +84,12 @@ pub async fn set_url(
         .services
         .set_service_url(service.as_str(), &url, state.clock.now())
         .await?;
+    let mut entry = crate::audit::record(&caller.actor(), "service.url_changed", state.clock.now());
+    entry.target = Some(service.as_str().to_owned());
+    entry.method = Some("PUT".to_owned());
+    entry.endpoint = Some(format!("/api/services/{}", service.as_str()));
+    entry.payload_sha256 = Some(cfactory_domain::audit::sha256_hex(url.as_bytes()));
+    state.auditor.record(&caller.tenant, entry).await?;
     let view = state
         .upstreams
         .set_url(service, &url)

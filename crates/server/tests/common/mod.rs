@@ -16,10 +16,11 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_cfactory")
 }
 
-/// A fresh store: a SQLite file in a temp dir, or a fresh Postgres database.
+/// A fresh store: a SQLite file in a temp dir, or a fresh Postgres database; each with
+/// its own data dir (where a loopback server keeps its audit secret).
 pub struct Store {
     pub url: String,
-    _dir: Option<tempfile::TempDir>,
+    pub data_dir: tempfile::TempDir,
     _pg: Option<cfactory_postgres::testing::TestDatabase>,
 }
 
@@ -29,7 +30,7 @@ impl Store {
         let url = format!("sqlite://{}", dir.path().join("cf.db").display());
         Self {
             url,
-            _dir: Some(dir),
+            data_dir: dir,
             _pg: None,
         }
     }
@@ -38,17 +39,23 @@ impl Store {
         let db = cfactory_postgres::testing::TestDatabase::create().await;
         Self {
             url: db.url().to_owned(),
-            _dir: None,
+            data_dir: tempfile::tempdir().unwrap(),
             _pg: Some(db),
         }
+    }
+
+    /// The data dir as text, for `--data-dir`.
+    pub fn data_dir(&self) -> &str {
+        self.data_dir.path().to_str().unwrap()
     }
 
     /// Runs a `cfactory` subcommand against this store; returns (status, stdout, stderr).
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (ExitStatus, String, String) {
         let mut cmd = Command::new(bin());
         cmd.args(args)
-            .args(["--database-url", &self.url])
+            .args(["--database-url", &self.url, "--data-dir", self.data_dir()])
             .env_remove("CFACTORY_API_KEYS")
+            .env_remove("CFACTORY_AUDIT_HMAC_SECRET")
             .env("CFACTORY_LOG", "warn")
             .stdin(if stdin.is_some() {
                 Stdio::piped()
@@ -118,11 +125,15 @@ impl Server {
         cmd.args([command, "--database-url", &store.url])
             .args(args)
             .env_remove("CFACTORY_API_KEYS")
+            .env_remove("CFACTORY_AUDIT_HMAC_SECRET")
             .env("CFACTORY_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if !args.contains(&"--data-dir") {
+            cmd.args(["--data-dir", store.data_dir()]);
+        }
         if !args.contains(&"--api-addr") {
             cmd.args(["--api-addr", "127.0.0.1:0"]);
         }

@@ -1,0 +1,460 @@
+//! The audit log: every executed, rejected or expired action, every service-URL change
+//! and every key change, appended to one HMAC chain per tenant.
+//!
+//! Each entry is sealed as `entry_hash = HMAC-SHA256(secret, canonical ‖ prev_hash)`,
+//! where `canonical` is the entry's fields in a fixed order and `prev_hash` the previous
+//! entry's hash (64 zeros for the first). The chain's head (the last hash and the count,
+//! itself sealed) is kept apart from the rows, so deleting the newest rows is caught as
+//! surely as editing an old one. Stores append under a lock that serialises every writer
+//! (other processes included); [`verify`] walks a chain and names each row that breaks.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ids::TenantId;
+use crate::ports::StoreError;
+
+/// The `prev_hash` of a chain's first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened, as the chain records it. `actor` is a key's id, a user, or `local` in
+/// open mode: never a raw key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Who did it.
+    pub actor: String,
+    /// What kind of change (`action.executed`, `service.url_changed`, `key.created`, …).
+    pub kind: String,
+    /// The WorkItem it concerned, if any.
+    pub correlation_key: Option<String>,
+    /// The service or object acted on.
+    pub target: Option<String>,
+    /// The HTTP method sent, for actions.
+    pub method: Option<String>,
+    /// The root-relative endpoint called, for actions.
+    pub endpoint: Option<String>,
+    /// The upstream's status code, when a call was made.
+    pub status_code: Option<u16>,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// The action's id, for actions.
+    pub action_id: Option<String>,
+    /// SHA-256 (hex) of the payload sent, never the payload itself.
+    pub payload_sha256: Option<String>,
+}
+
+/// A sealed entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// The store's row id.
+    pub id: i64,
+    /// Its position in the tenant's chain, from 1.
+    pub seq: u64,
+    /// The tenant whose chain it is on.
+    pub tenant: TenantId,
+    /// What happened.
+    #[serde(flatten)]
+    pub record: AuditRecord,
+    /// The previous entry's hash.
+    pub prev_hash: String,
+    /// This entry's seal.
+    pub entry_hash: String,
+}
+
+/// The chain's head, stored apart from its rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    /// The newest entry's hash.
+    pub last_hash: String,
+    /// Entries on the chain.
+    pub count: u64,
+    /// The head's own seal, so it cannot be rewound to match deleted rows.
+    pub head_mac: String,
+}
+
+/// The HMAC secret. Its `Debug` never shows it.
+#[derive(Clone)]
+pub struct AuditKey(Vec<u8>);
+
+impl AuditKey {
+    /// A key from secret bytes; `None` when shorter than 16 bytes.
+    pub fn new(secret: impl Into<Vec<u8>>) -> Option<Self> {
+        let secret = secret.into();
+        (secret.len() >= 16).then_some(Self(secret))
+    }
+
+    fn mac(&self, parts: &[&str]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        for part in parts {
+            mac.update(part.as_bytes());
+            mac.update(b"\n");
+        }
+        hex(&mac.finalize().into_bytes())
+    }
+}
+
+impl fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuditKey(***)")
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of `bytes` as hex: how payloads are recorded.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// The entry's fields in a fixed order, as one JSON array: the text that is sealed.
+pub fn canonical(tenant: &TenantId, seq: u64, r: &AuditRecord) -> String {
+    serde_json::json!([
+        tenant.as_str(),
+        seq,
+        r.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        r.actor,
+        r.kind,
+        r.correlation_key,
+        r.target,
+        r.method,
+        r.endpoint,
+        r.status_code,
+        r.ok,
+        r.action_id,
+        r.payload_sha256,
+    ])
+    .to_string()
+}
+
+/// Seals the entry at `seq` after `prev_hash`.
+pub fn seal(
+    key: &AuditKey,
+    tenant: &TenantId,
+    seq: u64,
+    r: &AuditRecord,
+    prev_hash: &str,
+) -> String {
+    key.mac(&[&canonical(tenant, seq, r), prev_hash])
+}
+
+/// The head after an append that made `last_hash` the `count`th entry.
+pub fn head(key: &AuditKey, tenant: &TenantId, last_hash: &str, count: u64) -> AuditHead {
+    AuditHead {
+        last_hash: last_hash.to_owned(),
+        count,
+        head_mac: key.mac(&["head", tenant.as_str(), last_hash, &count.to_string()]),
+    }
+}
+
+/// The next entry after `head` (or the first when there is none): its seq and prev hash.
+pub fn next_link(head: Option<&AuditHead>) -> (u64, String) {
+    match head {
+        Some(h) => (h.count + 1, h.last_hash.clone()),
+        None => (1, GENESIS.to_owned()),
+    }
+}
+
+/// A chain's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every row and the head check out.
+    Ok,
+    /// A row was edited or deleted, or the head does not match the rows.
+    Tampered,
+    /// Two rows claim the same place in the chain.
+    Forked,
+}
+
+/// What is wrong with one row (or the head).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// The row's fields no longer match its seal: it was edited.
+    Altered,
+    /// The row does not follow the row before it: rows between were deleted or edited.
+    BrokenLink,
+    /// The row shares its place (seq or predecessor) with another row.
+    Fork,
+    /// The head counts rows that are gone, or its last hash is not the newest row's.
+    Truncated,
+    /// The head's own seal does not match it.
+    HeadAltered,
+}
+
+/// One finding: the row id (0 for the head when the chain is empty) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The row.
+    pub id: i64,
+    /// What is wrong with it.
+    pub kind: FindingKind,
+}
+
+/// The result of [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainReport {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Rows checked.
+    pub rows: u64,
+    /// Every finding, in chain order.
+    pub findings: Vec<Finding>,
+}
+
+/// Checks `entries` (one tenant's chain, any order) and its `head` against `key`.
+pub fn verify(
+    key: &AuditKey,
+    tenant: &TenantId,
+    entries: &[AuditEntry],
+    head_row: Option<&AuditHead>,
+) -> ChainReport {
+    let mut sorted: Vec<&AuditEntry> = entries.iter().collect();
+    sorted.sort_by_key(|e| (e.seq, e.id));
+    let mut findings = Vec::new();
+    let mut prev: Option<&AuditEntry> = None;
+    let mut seen_prev = std::collections::HashSet::new();
+    for e in &sorted {
+        let expected_prev = prev.map_or(GENESIS, |p| p.entry_hash.as_str());
+        let same_place = prev.is_some_and(|p| p.seq == e.seq);
+        if same_place || !seen_prev.insert(e.prev_hash.as_str()) {
+            findings.push(Finding {
+                id: e.id,
+                kind: FindingKind::Fork,
+            });
+        } else if e.prev_hash != expected_prev || e.seq != prev.map_or(1, |p| p.seq + 1) {
+            findings.push(Finding {
+                id: e.id,
+                kind: FindingKind::BrokenLink,
+            });
+        }
+        if seal(key, tenant, e.seq, &e.record, &e.prev_hash) != e.entry_hash {
+            findings.push(Finding {
+                id: e.id,
+                kind: FindingKind::Altered,
+            });
+        }
+        if !same_place {
+            prev = Some(e);
+        }
+    }
+    let last = sorted.last();
+    match head_row {
+        Some(h) => {
+            let id = last.map_or(0, |e| e.id);
+            if head(key, tenant, &h.last_hash, h.count).head_mac != h.head_mac {
+                findings.push(Finding {
+                    id,
+                    kind: FindingKind::HeadAltered,
+                });
+            } else if h.count != sorted.len() as u64
+                || last.is_none_or(|e| e.entry_hash != h.last_hash)
+            {
+                findings.push(Finding {
+                    id,
+                    kind: FindingKind::Truncated,
+                });
+            }
+        }
+        None if !sorted.is_empty() => findings.push(Finding {
+            id: sorted[0].id,
+            kind: FindingKind::Truncated,
+        }),
+        None => {}
+    }
+    let verdict = if findings.iter().any(|f| f.kind == FindingKind::Fork) {
+        Verdict::Forked
+    } else if findings.is_empty() {
+        Verdict::Ok
+    } else {
+        Verdict::Tampered
+    };
+    ChainReport {
+        verdict,
+        rows: sorted.len() as u64,
+        findings,
+    }
+}
+
+/// Where audit chains live.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Seals `record` with `key` as the next entry of `tenant`'s chain and stores it with
+    /// the new head, under a lock that serialises every appender of the store (other
+    /// processes included), so the chain cannot fork.
+    async fn append(
+        &self,
+        key: &AuditKey,
+        tenant: &TenantId,
+        record: AuditRecord,
+    ) -> Result<AuditEntry, StoreError>;
+
+    /// A page of `tenant`'s entries, newest first: at most `limit` with ids below
+    /// `before_id` when given.
+    async fn audit_page(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        before_id: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// `tenant`'s whole chain (any order) and its head, for [`verify`].
+    async fn audit_chain(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(Vec<AuditEntry>, Option<AuditHead>), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> AuditKey {
+        AuditKey::new(b"0123456789abcdef0123".to_vec()).unwrap()
+    }
+
+    fn record(n: i64) -> AuditRecord {
+        AuditRecord {
+            at: DateTime::from_timestamp(1_790_000_000 + n, 0).unwrap(),
+            actor: "key:k1".into(),
+            kind: "action.executed".into(),
+            correlation_key: Some("142".into()),
+            target: Some("aifactory".into()),
+            method: Some("POST".into()),
+            endpoint: Some("/api/tasks/7/apply-correction".into()),
+            status_code: Some(200),
+            ok: true,
+            action_id: Some(format!("act-{n}")),
+            payload_sha256: Some(sha256_hex(b"{}")),
+        }
+    }
+
+    /// A chain of `n` entries appended the way a store does, and its head.
+    fn chain(n: u64) -> (Vec<AuditEntry>, AuditHead) {
+        let tenant = TenantId::default_tenant();
+        let mut entries: Vec<AuditEntry> = Vec::new();
+        let mut h: Option<AuditHead> = None;
+        for i in 0..n {
+            let (seq, prev) = next_link(h.as_ref());
+            let r = record(i as i64);
+            let entry_hash = seal(&key(), &tenant, seq, &r, &prev);
+            h = Some(head(&key(), &tenant, &entry_hash, seq));
+            entries.push(AuditEntry {
+                id: i as i64 + 10,
+                seq,
+                tenant: tenant.clone(),
+                record: r,
+                prev_hash: prev,
+                entry_hash,
+            });
+        }
+        (entries, h.unwrap())
+    }
+
+    fn check(entries: &[AuditEntry], h: Option<&AuditHead>) -> ChainReport {
+        verify(&key(), &TenantId::default_tenant(), entries, h)
+    }
+
+    #[test]
+    fn an_untouched_chain_is_ok() {
+        let (entries, h) = chain(5);
+        let report = check(&entries, Some(&h));
+        assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
+        assert_eq!(report.rows, 5);
+        assert_eq!(check(&[], None).verdict, Verdict::Ok);
+    }
+
+    #[test]
+    fn an_edited_row_is_named() {
+        let (mut entries, h) = chain(5);
+        entries[2].record.endpoint = Some("/elsewhere".into());
+        let report = check(&entries, Some(&h));
+        assert_eq!(report.verdict, Verdict::Tampered);
+        assert_eq!(
+            report.findings,
+            vec![Finding {
+                id: 12,
+                kind: FindingKind::Altered
+            }]
+        );
+    }
+
+    #[test]
+    fn a_deleted_middle_row_breaks_the_next_link() {
+        let (mut entries, h) = chain(5);
+        entries.remove(1);
+        let report = check(&entries, Some(&h));
+        assert_eq!(report.verdict, Verdict::Tampered);
+        assert!(report.findings.contains(&Finding {
+            id: 12,
+            kind: FindingKind::BrokenLink
+        }));
+    }
+
+    #[test]
+    fn deleting_the_newest_rows_is_caught_by_the_head() {
+        let (mut entries, h) = chain(5);
+        entries.truncate(3);
+        let report = check(&entries, Some(&h));
+        assert_eq!(report.verdict, Verdict::Tampered);
+        assert_eq!(report.findings[0].kind, FindingKind::Truncated);
+        assert_eq!(report.findings[0].id, 12, "names the newest surviving row");
+        // Rewinding the head to match needs the secret.
+        let mut rewound = h.clone();
+        rewound.count = 3;
+        rewound.last_hash = entries[2].entry_hash.clone();
+        let report = check(&entries, Some(&rewound));
+        assert_eq!(report.findings[0].kind, FindingKind::HeadAltered);
+        let forged = head(
+            &key(),
+            &TenantId::default_tenant(),
+            &entries[2].entry_hash,
+            3,
+        );
+        assert_eq!(check(&entries, Some(&forged)).verdict, Verdict::Ok);
+    }
+
+    #[test]
+    fn two_rows_in_one_place_are_a_fork() {
+        let (mut entries, h) = chain(3);
+        let mut twin = entries[1].clone();
+        twin.id = 99;
+        twin.record.actor = "someone-else".into();
+        let tenant = TenantId::default_tenant();
+        twin.entry_hash = seal(&key(), &tenant, twin.seq, &twin.record, &twin.prev_hash);
+        entries.push(twin);
+        let report = check(&entries, Some(&h));
+        assert_eq!(report.verdict, Verdict::Forked);
+        assert!(report.findings.contains(&Finding {
+            id: 99,
+            kind: FindingKind::Fork
+        }));
+    }
+
+    #[test]
+    fn another_secret_sees_every_row_altered() {
+        let (entries, h) = chain(2);
+        let other = AuditKey::new(b"another-secret-of-length".to_vec()).unwrap();
+        let report = verify(&other, &TenantId::default_tenant(), &entries, Some(&h));
+        assert_eq!(report.verdict, Verdict::Tampered);
+        assert_eq!(
+            report
+                .findings
+                .iter()
+                .filter(|f| f.kind == FindingKind::Altered)
+                .count(),
+            2
+        );
+        assert!(AuditKey::new(b"short".to_vec()).is_none());
+        assert_eq!(format!("{:?}", key()), "AuditKey(***)");
+    }
+}

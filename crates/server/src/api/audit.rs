@@ -1,0 +1,122 @@
+//! The audit log over HTTP: pages of the caller's tenant's chain and its verdict.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use cfactory_domain::audit::{AuditEntry, ChainReport};
+use cfactory_domain::ports::Scope;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::problem::ApiError;
+
+/// The routes of this area.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/audit", get(page))
+        .route("/api/audit/chain", get(chain))
+}
+
+/// A page request.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Page size (default 50, at most 500).
+    limit: Option<String>,
+    /// The previous page's `next_cursor`.
+    cursor: Option<String>,
+}
+
+/// A page of entries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// The entries.
+    #[schema(value_type = Vec<Object>)]
+    entries: Vec<AuditEntry>,
+    /// The next (older) page's cursor, or null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The caller's tenant's audit entries, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    tag = "audit",
+    operation_id = "listAudit",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "A page of the audit log", body = AuditPage),
+        (status = 422, description = "A bad limit or cursor", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn page(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<AuditPage>, ApiError> {
+    caller.require(Scope::Read)?;
+    let limit = match params
+        .limit
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        None => 50,
+        Some(t) => match t.parse::<u32>() {
+            Ok(n) if n > 0 => n.min(500),
+            _ => {
+                return Err(ApiError::field(
+                    "limit",
+                    "`limit` must be a whole number from 1 (larger values are clamped to 500)",
+                ));
+            }
+        },
+    };
+    let before = match params
+        .cursor
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        None => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::field("cursor", "not a cursor this server issued"))?,
+        ),
+    };
+    let mut entries = state
+        .auditor
+        .page(&caller.tenant, limit + 1, before)
+        .await?;
+    let more = entries.len() > limit as usize;
+    entries.truncate(limit as usize);
+    let next_cursor = entries.last().filter(|_| more).map(|e| e.id.to_string());
+    Ok(Json(AuditPage {
+        entries,
+        next_cursor,
+    }))
+}
+
+/// Verifies the caller's tenant's whole chain: `ok`, `tampered` or `forked`, with each
+/// finding naming its row.
+#[utoipa::path(
+    get,
+    path = "/api/audit/chain",
+    tag = "audit",
+    operation_id = "verifyAudit",
+    responses((status = 200, description = "The chain's verdict", body = Object)),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn chain(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ChainReport>, ApiError> {
+    caller.require(Scope::Read)?;
+    Ok(Json(state.auditor.verify(&caller.tenant).await?))
+}

@@ -1,0 +1,155 @@
+//! The audit log end to end: audited changes land on the tenant's chain, the chain
+//! verifies over the API and from the CLI, and edits or deletions made straight in the
+//! database are caught and named.
+
+mod common;
+
+use common::{Server, Store};
+use serde_json::{Value, json};
+
+async fn change_url(server: &Server, service: &str, port: u16) {
+    let (status, body) = server
+        .http
+        .put(server.url(&format!("/api/services/{service}")))
+        .json(&json!({"url": format!("http://127.0.0.1:{port}")}))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), r))
+        .unwrap();
+    assert_eq!(status, 200, "{:?}", body.text().await);
+}
+
+fn verify_cli(store: &Store) -> (bool, Value) {
+    let (status, out, err) = store.cli(&["audit", "verify"], None);
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}\n{err}"));
+    (status.success(), report)
+}
+
+/// Runs SQL straight against the store's database, as someone with database access would.
+async fn tamper(store: &Store, sql: &str) {
+    use sqlx::Connection;
+    if store.url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(&store.url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(&store.url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+async fn audited_changes_chain_verify_and_tampering_is_named(store: Store) {
+    let server = Server::start(&store);
+    for (i, service) in ["pfactory", "aifactory", "tfactory"].iter().enumerate() {
+        change_url(&server, service, 4000 + i as u16).await;
+    }
+    let (status, page) = server.get("/api/audit?limit=2").await;
+    assert_eq!(status, 200, "{page}");
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["kind"], "service.url_changed");
+    assert_eq!(entries[0]["target"], "tfactory", "newest first");
+    assert_eq!(entries[0]["actor"], "local", "open mode acts as local");
+    assert_eq!(entries[0]["seq"], 3);
+    assert!(entries[0]["payload_sha256"].as_str().unwrap().len() == 64);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, older) = server.get(&format!("/api/audit?cursor={cursor}")).await;
+    assert_eq!(older["entries"][0]["target"], "pfactory");
+    assert_eq!(older["next_cursor"], Value::Null);
+
+    let (_, chain) = server.get("/api/audit/chain").await;
+    assert_eq!(chain, json!({"verdict": "ok", "rows": 3, "findings": []}));
+    server.terminate();
+
+    // The CLI finds the same secret (kept in the data dir) and appends too.
+    let (ok, report) = verify_cli(&store);
+    assert!(ok, "{report}");
+    store.create_key("read", None);
+    let (ok, report) = verify_cli(&store);
+    assert!(ok && report["rows"] == 4, "{report}");
+
+    let id_of = |seq: u64, rows: &Value| {
+        rows["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["seq"] == seq)
+            .map(|e| e["id"].as_i64().unwrap())
+            .unwrap()
+    };
+    let server = Server::start(&store);
+    let key = store.create_key("read", None);
+    let (_, rows) = server.get_with("/api/audit", Some(&key)).await;
+    server.terminate();
+    let second = id_of(2, &rows);
+    let newest = id_of(5, &rows);
+    let fourth = id_of(4, &rows);
+
+    // An edited row is named.
+    tamper(
+        &store,
+        &format!("UPDATE audit_log SET endpoint = '/api/services/elsewhere' WHERE id = {second}"),
+    )
+    .await;
+    let (ok, report) = verify_cli(&store);
+    assert!(!ok);
+    assert_eq!(report["verdict"], "tampered");
+    assert_eq!(
+        report["findings"],
+        json!([{"id": second, "kind": "altered"}])
+    );
+
+    // Deleting the newest row shows at the head, naming the newest surviving row.
+    tamper(
+        &store,
+        &format!("DELETE FROM audit_log WHERE id = {newest}"),
+    )
+    .await;
+    let (_, report) = verify_cli(&store);
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"id": fourth, "kind": "truncated"})),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_audit_chain_catches_edits_and_deletions() {
+    audited_changes_chain_verify_and_tampering_is_named(Store::sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_audit_chain_catches_edits_and_deletions() {
+    audited_changes_chain_verify_and_tampering_is_named(Store::postgres().await).await;
+}
+
+#[tokio::test]
+async fn a_public_bind_needs_the_audit_secret() {
+    let store = Store::sqlite();
+    store.create_key("admin", None);
+    let args = ["--api-addr", "0.0.0.0:0", "--ui-addr", "0.0.0.0:0"];
+    let log = Server::start_with(&store, &args, &[])
+        .err()
+        .expect("refuses to start");
+    assert!(log.contains("CFACTORY_AUDIT_HMAC_SECRET"), "{log}");
+    // The CLI (loopback by nature) generated one; a server given the secret must not.
+    std::fs::remove_file(store.data_dir.path().join("audit.key")).unwrap();
+    let server = Server::start_with(
+        &store,
+        &args,
+        &[("CFACTORY_AUDIT_HMAC_SECRET", "a-long-enough-shared-secret")],
+    )
+    .expect("starts with the secret");
+    server.terminate();
+    assert!(
+        !store.data_dir.path().join("audit.key").exists(),
+        "a configured secret is never written down"
+    );
+}
