@@ -5,6 +5,7 @@
 //! into them. Outbound needs (storage, time) are the traits in [`ports`]; adapters in other
 //! crates implement them. This crate depends on no I/O crate.
 
+pub mod actions;
 pub mod audit;
 pub mod clock;
 pub mod correlate;

@@ -40,6 +40,7 @@ struct State {
     last_received: Option<DateTime<Utc>>,
     audit: Vec<AuditEntry>,
     audit_heads: HashMap<TenantId, AuditHead>,
+    conversations: HashMap<(TenantId, String), serde_json::Value>,
 }
 
 /// A store held in memory; cloning shares it.
@@ -605,5 +606,33 @@ impl AuditLog for InMemoryStore {
             .cloned()
             .collect();
         Ok((rows, state.audit_heads.get(tenant).cloned()))
+    }
+}
+
+#[async_trait]
+impl crate::ports::ConversationStore for InMemoryStore {
+    async fn save_conversation(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        doc: &serde_json::Value,
+        _at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .conversations
+            .insert((tenant.clone(), id.to_owned()), doc.clone());
+        Ok(())
+    }
+
+    async fn load_conversation(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(self
+            .lock()
+            .conversations
+            .get(&(tenant.clone(), id.to_owned()))
+            .cloned())
     }
 }

@@ -362,6 +362,27 @@ pub trait InsightSource: Send + Sync {
     ) -> Result<Vec<SearchHit>, StoreError>;
 }
 
+/// Where the copilot's conversations persist, per tenant, as JSON documents (the copilot
+/// crate owns their shape).
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// Stores `doc` as the tenant's conversation `id`, replacing any earlier version.
+    async fn save_conversation(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        doc: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The tenant's conversation `id`; `None` when the tenant has none by that id.
+    async fn load_conversation(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+}
+
 /// Hears which items changed after each commit.
 pub trait ChangeSink: Send + Sync {
     /// `keys` of `tenant` changed (ingest, hydration or merge; a key merged away is

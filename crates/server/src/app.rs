@@ -58,6 +58,12 @@ pub struct AppState {
     pub model: crate::readmodel::ReadModel,
     /// The audit chains.
     pub auditor: crate::audit::Auditor,
+    /// Proposals: propose, confirm, reject, expire.
+    pub actions: crate::actions::Actions,
+    /// The copilot, when a language model is configured.
+    pub copilot: Option<cfactory_copilot::Copilot>,
+    /// Copilot conversations.
+    pub conversations: Arc<dyn cfactory_domain::ports::ConversationStore>,
 }
 
 async fn not_found() -> ApiError {
@@ -264,6 +270,51 @@ pub async fn start(
         tasks.push(tokio::spawn(sentinel.run(SENTINEL_SCAN)));
     }
 
+    let tools = Arc::new(
+        cfactory_copilot::ToolRegistry::new(cfactory_copilot::CopilotPorts {
+            work: stores.work.clone(),
+            insights: Arc::new(model.clone()),
+            actions: stores.actions.clone(),
+            clock: clock.clone(),
+        })
+        .with_stall_deadline(stall_deadline)
+        .with_action_ttl(chrono::Duration::seconds(
+            i64::try_from(settings.action_ttl_seconds).unwrap_or(900),
+        )),
+    );
+    let copilot = match cfactory_copilot::ModelConfig::from_env() {
+        Ok(Some(config)) => {
+            tracing::info!(provider = ?config.provider, model = %config.model, "copilot model configured");
+            Some(cfactory_copilot::Copilot::new(
+                cfactory_copilot::build_model(&config),
+                tools.clone(),
+            ))
+        }
+        Ok(None) => None,
+        Err(e) => {
+            stores.close().await;
+            return Err(anyhow::anyhow!("copilot configuration: {e}"));
+        }
+    };
+    let tokens = [
+        (Service::Pfactory, &up.pfactory.token),
+        (Service::Aifactory, &up.aifactory.token),
+        (Service::Tfactory, &up.tfactory.token),
+    ]
+    .into_iter()
+    .filter_map(|(s, t)| t.clone().map(|t| (s, t)))
+    .collect();
+    let actions = crate::actions::Actions::new(crate::actions::ActionsDeps {
+        store: stores.actions.clone(),
+        work: stores.work.clone(),
+        tools,
+        upstreams: upstreams.clone(),
+        tokens,
+        auditor: auditor.clone(),
+        clock: clock.clone(),
+    });
+    tasks.push(tokio::spawn(actions.clone().run_sweeper()));
+
     let state = AppState {
         work: stores.work.clone(),
         keys: stores.keys.clone(),
@@ -279,6 +330,9 @@ pub async fn start(
         ui: crate::ui::UiSource::from_env(),
         model,
         auditor,
+        actions,
+        copilot,
+        conversations: stores.conversations.clone(),
     };
     let api_listener = bind(settings.api_addr, "API").await?;
     let ui_listener = bind(settings.ui_addr, "cockpit").await?;

@@ -118,6 +118,9 @@ pub struct ServeArgs {
     /// Seconds of silence after which a running stage counts as stalled [default: 900]
     #[arg(long, env = "CFACTORY_STALL_DEADLINE_SECONDS")]
     pub stall_deadline_seconds: Option<u64>,
+    /// Seconds a proposed action waits for a confirm before it expires [default: 900]
+    #[arg(long, env = "CFACTORY_ACTION_TTL_SECONDS")]
+    pub action_ttl_seconds: Option<u64>,
     /// The upstream services.
     #[command(flatten)]
     pub upstreams: UpstreamArgs,
@@ -225,6 +228,7 @@ impl Cli {
             over.api_addr = s.api_addr.clone();
             over.ui_addr = s.ui_addr.clone();
             over.stall_deadline_seconds = s.stall_deadline_seconds;
+            over.action_ttl_seconds = s.action_ttl_seconds;
             s.upstreams.apply(&mut over);
         }
         Settings::resolve(file, over)

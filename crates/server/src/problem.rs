@@ -51,6 +51,30 @@ pub enum ApiError {
         /// Why.
         detail: String,
     },
+    /// The request conflicts with the resource's state (an action already decided).
+    #[error("{detail}")]
+    Conflict {
+        /// Why.
+        detail: String,
+    },
+    /// A feature is not configured (no language model).
+    #[error("{detail}")]
+    NotConfigured {
+        /// How to configure it.
+        detail: String,
+    },
+    /// A service CFactory called failed.
+    #[error("{detail}")]
+    BadGateway {
+        /// What failed.
+        detail: String,
+    },
+    /// A service CFactory called did not answer in time.
+    #[error("{detail}")]
+    GatewayTimeout {
+        /// What timed out.
+        detail: String,
+    },
     /// The store is down: nothing was written.
     #[error("the store is unavailable")]
     Unavailable,
@@ -125,6 +149,18 @@ impl ApiError {
             Self::NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::NotConfigured { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-configured",
+                "Not configured",
+            ),
+            Self::BadGateway { .. } => (StatusCode::BAD_GATEWAY, "bad-gateway", "Bad gateway"),
+            Self::GatewayTimeout { .. } => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "gateway-timeout",
+                "Gateway timeout",
+            ),
             Self::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use cfactory_domain::TenantId;
 use cfactory_domain::insights::Thresholds;
+
+/// Default lifetime of a proposed action (15 minutes).
+pub const DEFAULT_ACTION_TTL_SECONDS: u64 = 900;
 use serde::Deserialize;
 
 /// The default API address.
@@ -125,6 +128,8 @@ pub struct FileSettings {
     pub tenant: Option<String>,
     /// See `--stall-deadline-seconds`.
     pub stall_deadline_seconds: Option<u64>,
+    /// See `--action-ttl-seconds`.
+    pub action_ttl_seconds: Option<u64>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
     /// See `CFACTORY_API_KEYS`.
@@ -178,6 +183,8 @@ pub struct Overrides {
     pub tenant: Option<String>,
     /// `--stall-deadline-seconds` / `CFACTORY_STALL_DEADLINE_SECONDS`.
     pub stall_deadline_seconds: Option<u64>,
+    /// `--action-ttl-seconds` / `CFACTORY_ACTION_TTL_SECONDS`.
+    pub action_ttl_seconds: Option<u64>,
     /// `--log-format` / `CFACTORY_LOG_FORMAT`.
     pub log_format: Option<LogFormat>,
     /// `CFACTORY_API_KEYS`.
@@ -219,6 +226,8 @@ pub struct Settings {
     pub tenant: TenantId,
     /// Silence after which a running stage counts as stalled.
     pub stall_deadline_seconds: u64,
+    /// How long a proposed action waits for a confirm.
+    pub action_ttl_seconds: u64,
     /// Log format.
     pub log_format: LogFormat,
     /// Keys to seed at start, as `KEY:SCOPES[:TENANT]` entries.
@@ -327,6 +336,13 @@ impl Settings {
         if stall_deadline_seconds == 0 {
             bail!("--stall-deadline-seconds must be at least 1");
         }
+        let action_ttl_seconds = over
+            .action_ttl_seconds
+            .or(file.action_ttl_seconds)
+            .unwrap_or(DEFAULT_ACTION_TTL_SECONDS);
+        if !(1..=7 * 86_400).contains(&action_ttl_seconds) {
+            bail!("--action-ttl-seconds must be from 1 to 604800 (a week)");
+        }
         let shared_token = over.upstream_token.or(file.upstream_token);
         let target = |name: &str, url: Option<String>, token: Option<String>| {
             anyhow::Ok(UpstreamTarget {
@@ -388,6 +404,7 @@ impl Settings {
             ui_addr,
             tenant,
             stall_deadline_seconds,
+            action_ttl_seconds,
             log_format: over
                 .log_format
                 .or(file.log_format)

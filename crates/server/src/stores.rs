@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
+use cfactory_domain::actions::ActionStore;
 use cfactory_domain::audit::AuditLog;
-use cfactory_domain::ports::{ApiKeyStore, ServiceRegistry, StoreError, WorkItemStore};
+use cfactory_domain::ports::{
+    ApiKeyStore, ConversationStore, ServiceRegistry, StoreError, WorkItemStore,
+};
 use cfactory_postgres::{PgOptions, PgStore};
 use cfactory_sqlite::{SqliteOptions, SqliteStore};
 
@@ -21,6 +24,10 @@ pub struct Stores {
     pub services: Arc<dyn ServiceRegistry>,
     /// The audit chains.
     pub audit: Arc<dyn AuditLog>,
+    /// Proposed actions.
+    pub actions: Arc<dyn ActionStore>,
+    /// Copilot conversations.
+    pub conversations: Arc<dyn ConversationStore>,
     backend: Backend,
 }
 
@@ -54,6 +61,8 @@ impl Stores {
                 keys: Arc::new(pg.clone()),
                 services: Arc::new(pg.clone()),
                 audit: Arc::new(pg.clone()),
+                actions: Arc::new(pg.clone()),
+                conversations: Arc::new(pg.clone()),
                 backend,
             },
             Backend::Sqlite(lite) => Self {
@@ -61,6 +70,8 @@ impl Stores {
                 keys: Arc::new(lite.clone()),
                 services: Arc::new(lite.clone()),
                 audit: Arc::new(lite.clone()),
+                actions: Arc::new(lite.clone()),
+                conversations: Arc::new(lite.clone()),
                 backend,
             },
         })

@@ -8,11 +8,14 @@ use std::sync::Arc;
 
 use std::sync::Mutex;
 
+use cfactory_domain::actions::{
+    ActionKind, ActionStatus, ActionStore, Endpoint, HttpMethod, PreparedAction, StepResult,
+};
 use cfactory_domain::audit::{self, AuditKey, AuditLog, AuditRecord, Verdict};
 use cfactory_domain::event::Correlation;
 use cfactory_domain::ports::{
-    ApiKey, ApiKeyStore, ChangeSink, ListQuery, Scope, ServiceRegistry, StoreError, UsageGroupBy,
-    WorkItemStore,
+    ApiKey, ApiKeyStore, ChangeSink, ConversationStore, ListQuery, Scope, ServiceRegistry,
+    StoreError, UsageGroupBy, WorkItemStore,
 };
 use cfactory_domain::proof::Proof;
 use cfactory_domain::upstream::{TaskList, TaskSnapshot};
@@ -32,6 +35,10 @@ pub struct Subject {
     pub services: Arc<dyn ServiceRegistry>,
     /// The audit-log port.
     pub audit: Arc<dyn AuditLog>,
+    /// The proposed-action port.
+    pub actions: Arc<dyn ActionStore>,
+    /// The conversation port.
+    pub conversations: Arc<dyn ConversationStore>,
     /// Whatever must live as long as the store.
     pub guard: Option<Box<dyn Any + Send>>,
 }
@@ -65,6 +72,8 @@ macro_rules! contract_tests {
             activity_is_newest_first_across_items_and_follows_merges,
             audit_chains_append_page_and_verify_per_tenant,
             concurrent_audit_appends_never_fork_the_chain,
+            actions_are_stored_listed_and_moved_exactly_once,
+            conversations_persist_per_tenant,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1463,4 +1472,172 @@ pub async fn concurrent_audit_appends_never_fork_the_chain(s: &Subject) {
     assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
     assert_eq!(report.rows, 24);
     assert_eq!(head.unwrap().count, 24);
+}
+
+fn action(id: &str, tenant: &TenantId, minute: i64) -> PreparedAction {
+    PreparedAction {
+        id: id.to_owned(),
+        kind: ActionKind::KickHandback,
+        correlation_key: CorrelationKey::parse("142").unwrap(),
+        target_service: Service::Aifactory,
+        method: HttpMethod::Post,
+        endpoint: Endpoint::parse("/api/tasks/t1/apply-correction").unwrap(),
+        payload: json!({"fix_request_md": "fix", "confirm": true, "by": "{{approver}}"}),
+        follow_ups: Vec::new(),
+        rationale: "tests failed".into(),
+        status: ActionStatus::Prepared,
+        created_at: t(minute),
+        expires_at: t(minute + 15),
+        note: Some("note".into()),
+        proposed_by: "local".into(),
+        tenant: tenant.clone(),
+        results: Vec::new(),
+    }
+}
+
+/// Actions read back as saved, list newest first per tenant with a status filter, and a
+/// transition is a compare-and-set: of many concurrent moves from `prepared`, one wins.
+pub async fn actions_are_stored_listed_and_moved_exactly_once(s: &Subject) {
+    let other = TenantId::parse("acme").unwrap();
+    let first = action("act_1", &tenant(), 0);
+    s.actions.save(&first).await.unwrap();
+    s.actions
+        .save(&action("act_2", &tenant(), 5))
+        .await
+        .unwrap();
+    s.actions.save(&action("act_9", &other, 1)).await.unwrap();
+    assert!(matches!(
+        s.actions.save(&first).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(
+        s.actions.get(&tenant(), "act_1").await.unwrap().unwrap(),
+        first
+    );
+    assert!(s.actions.get(&other, "act_1").await.unwrap().is_none());
+    let listed = s.actions.list(&tenant(), None, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        vec!["act_2", "act_1"]
+    );
+
+    let mut racers = Vec::new();
+    for _ in 0..8 {
+        let actions = s.actions.clone();
+        racers.push(tokio::spawn(async move {
+            actions
+                .transition(
+                    &tenant(),
+                    "act_1",
+                    ActionStatus::Prepared,
+                    ActionStatus::Executing,
+                    Vec::new(),
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for r in racers {
+        if r.await.unwrap().is_some() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "exactly one claim");
+    let result = StepResult {
+        method: HttpMethod::Post,
+        endpoint: Endpoint::parse("/api/tasks/t1/apply-correction").unwrap(),
+        status_code: Some(200),
+        ok: true,
+        response: json!({"success": true}),
+        error: None,
+        duration_ms: 12,
+    };
+    let done = s
+        .actions
+        .transition(
+            &tenant(),
+            "act_1",
+            ActionStatus::Executing,
+            ActionStatus::Executed,
+            vec![result.clone()],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, ActionStatus::Executed);
+    assert_eq!(done.results, vec![result]);
+    assert_eq!(
+        s.actions.get(&tenant(), "act_1").await.unwrap().unwrap(),
+        done
+    );
+    assert!(
+        s.actions
+            .transition(
+                &tenant(),
+                "act_1",
+                ActionStatus::Prepared,
+                ActionStatus::Rejected,
+                Vec::new()
+            )
+            .await
+            .unwrap()
+            .is_none(),
+        "an executed action is never moved again"
+    );
+    let executed = s
+        .actions
+        .list(&tenant(), Some(ActionStatus::Executed), 10)
+        .await
+        .unwrap();
+    assert_eq!(executed.len(), 1);
+    assert!(
+        s.actions
+            .transition(
+                &other,
+                "act_2",
+                ActionStatus::Prepared,
+                ActionStatus::Rejected,
+                Vec::new()
+            )
+            .await
+            .unwrap()
+            .is_none(),
+        "another tenant's id moves nothing"
+    );
+}
+
+/// A conversation reads back as saved, replaced by a later save, and only for its tenant.
+pub async fn conversations_persist_per_tenant(s: &Subject) {
+    let doc = json!({"id": "conv_1", "messages": [{"role": "user", "content": "hi"}]});
+    s.conversations
+        .save_conversation(&tenant(), "conv_1", &doc, t(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.conversations
+            .load_conversation(&tenant(), "conv_1")
+            .await
+            .unwrap(),
+        Some(doc)
+    );
+    let later = json!({"id": "conv_1", "messages": []});
+    s.conversations
+        .save_conversation(&tenant(), "conv_1", &later, t(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.conversations
+            .load_conversation(&tenant(), "conv_1")
+            .await
+            .unwrap(),
+        Some(later)
+    );
+    assert!(
+        s.conversations
+            .load_conversation(&TenantId::parse("acme").unwrap(), "conv_1")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

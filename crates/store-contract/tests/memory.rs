@@ -12,6 +12,8 @@ async fn fresh() -> Subject {
         work: Arc::new(store.clone()),
         keys: Arc::new(store.clone()),
         audit: Arc::new(store.clone()),
+        actions: Arc::new(cfactory_domain::actions::InMemoryActions::new()),
+        conversations: Arc::new(store.clone()),
         services: Arc::new(store),
         guard: None,
     }

@@ -7,6 +7,7 @@
 //! with `NOTIFY`, and [`WorkItemStore::watch`] hears them from any process. sqlx types never
 //! leave this crate.
 
+mod actions;
 mod audit;
 mod error;
 mod feed;

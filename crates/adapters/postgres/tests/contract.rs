@@ -15,6 +15,8 @@ async fn fresh() -> Subject {
         work: Arc::new(store.clone()),
         keys: Arc::new(store.clone()),
         audit: Arc::new(store.clone()),
+        actions: Arc::new(store.clone()),
+        conversations: Arc::new(store.clone()),
         services: Arc::new(store),
         guard: Some(Box::new(database)),
     }

@@ -9,6 +9,7 @@
 //! loads what a batch needs and writes what it returns, so it behaves exactly like the
 //! in-memory store.
 
+mod actions;
 mod audit;
 mod error;
 mod read;

@@ -1,9 +1,11 @@
 //! The HTTP API: one router per area, merged by [`router`]; probes and the OpenAPI
 //! document generated from the handlers' annotations.
 
+pub mod actions;
 pub mod audit;
 pub mod events;
 pub mod insights;
+pub mod mcp;
 pub mod services;
 pub mod workitems;
 
@@ -104,6 +106,8 @@ pub fn router() -> Router<AppState> {
         .merge(services::router())
         .merge(insights::router())
         .merge(audit::router())
+        .merge(actions::router())
+        .merge(mcp::router())
         .merge(crate::session::router())
         .route("/api/ws", get(crate::live::ws::upgrade))
         .route("/ws/cockpit", get(crate::live::ws::upgrade))

@@ -198,6 +198,16 @@ impl Upstreams {
             .collect()
     }
 
+    /// The base URL CFactory holds for a service (from its configuration or the cockpit),
+    /// if any: the only place an action's request may be sent.
+    pub async fn base_url(&self, service: Service) -> Option<String> {
+        self.slots
+            .read()
+            .await
+            .get(&service)
+            .and_then(|s| s.url.clone())
+    }
+
     /// The configured adapter of a service.
     pub async fn upstream(&self, service: Service) -> Option<Arc<dyn Upstream>> {
         self.slots

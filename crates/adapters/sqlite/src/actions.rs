@@ -1,0 +1,177 @@
+//! Proposed actions and copilot conversations over `actions` and `conversations`. Writes
+//! run on the writer's connection; a transition is one conditional `UPDATE … WHERE
+//! status = ?from`, so of two concurrent confirms exactly one claims the action.
+
+use async_trait::async_trait;
+use cfactory_domain::TenantId;
+use cfactory_domain::actions::{ActionStatus, ActionStore, PreparedAction, StepResult};
+use cfactory_domain::ports::{ConversationStore, StoreError};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::SqliteStore;
+use crate::error::{corrupt, store_error};
+use crate::rows;
+
+fn action_from(doc: &str) -> Result<PreparedAction, StoreError> {
+    serde_json::from_str(doc).map_err(|e| corrupt("action", e))
+}
+
+#[async_trait]
+impl ActionStore for SqliteStore {
+    async fn save(&self, action: &PreparedAction) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(action)
+            .map_err(|e| StoreError::Unexpected(format!("action does not serialise: {e}")))?;
+        let (tenant, id, status) = (
+            action.tenant.as_str().to_owned(),
+            action.id.clone(),
+            action.status.as_str(),
+        );
+        let (created, expires) = (
+            rows::micros(action.created_at),
+            rows::micros(action.expires_at),
+        );
+        self.exclusive(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "INSERT INTO actions (tenant_id, id, status, created_at, expires_at, doc) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                )
+                .bind(&tenant)
+                .bind(&id)
+                .bind(status)
+                .bind(created)
+                .bind(expires)
+                .bind(doc)
+                .execute(conn)
+                .await
+                .map_err(store_error)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Duplicate(format!("action {id}")));
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn get(&self, tenant: &TenantId, id: &str) -> Result<Option<PreparedAction>, StoreError> {
+        let row = sqlx::query("SELECT doc FROM actions WHERE tenant_id = ?1 AND id = ?2")
+            .bind(tenant.as_str())
+            .bind(id)
+            .fetch_optional(&self.inner.readers)
+            .await
+            .map_err(store_error)?;
+        row.map(|r| action_from(&r.try_get::<String, _>(0).map_err(store_error)?))
+            .transpose()
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        status: Option<ActionStatus>,
+        limit: u32,
+    ) -> Result<Vec<PreparedAction>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT doc FROM actions WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
+             ORDER BY created_at DESC, id DESC LIMIT ?3",
+        )
+        .bind(tenant.as_str())
+        .bind(status.map(ActionStatus::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.inner.readers)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|r| action_from(&r.try_get::<String, _>(0).map_err(store_error)?))
+            .collect()
+    }
+
+    async fn transition(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        from: ActionStatus,
+        to: ActionStatus,
+        results: Vec<StepResult>,
+    ) -> Result<Option<PreparedAction>, StoreError> {
+        let results = serde_json::to_string(&results)
+            .map_err(|e| StoreError::Unexpected(format!("results do not serialise: {e}")))?;
+        let (tenant, id) = (tenant.as_str().to_owned(), id.to_owned());
+        self.exclusive(move |conn| {
+            Box::pin(async move {
+                let row = sqlx::query(
+                    "UPDATE actions SET status = ?4, \
+                     doc = json_set(doc, '$.status', ?4, '$.results', json(?5)) \
+                     WHERE tenant_id = ?1 AND id = ?2 AND status = ?3 RETURNING doc",
+                )
+                .bind(&tenant)
+                .bind(&id)
+                .bind(from.as_str())
+                .bind(to.as_str())
+                .bind(results)
+                .fetch_optional(conn)
+                .await
+                .map_err(store_error)?;
+                row.map(|r| action_from(&r.try_get::<String, _>(0).map_err(store_error)?))
+                    .transpose()
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ConversationStore for SqliteStore {
+    async fn save_conversation(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        doc: &Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (tenant, id, doc, at) = (
+            tenant.as_str().to_owned(),
+            id.to_owned(),
+            doc.to_string(),
+            rows::micros(at),
+        );
+        self.exclusive(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO conversations (tenant_id, id, updated_at, doc) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (tenant_id, id) DO UPDATE SET updated_at = excluded.updated_at, \
+                     doc = excluded.doc",
+                )
+                .bind(&tenant)
+                .bind(&id)
+                .bind(at)
+                .bind(doc)
+                .execute(conn)
+                .await
+                .map_err(store_error)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn load_conversation(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<Value>, StoreError> {
+        let row = sqlx::query("SELECT doc FROM conversations WHERE tenant_id = ?1 AND id = ?2")
+            .bind(tenant.as_str())
+            .bind(id)
+            .fetch_optional(&self.inner.readers)
+            .await
+            .map_err(store_error)?;
+        row.map(|r| {
+            let doc: String = r.try_get(0).map_err(store_error)?;
+            serde_json::from_str(&doc).map_err(|e| corrupt("conversation", e))
+        })
+        .transpose()
+    }
+}

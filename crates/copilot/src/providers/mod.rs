@@ -1,0 +1,432 @@
+//! The language-model providers and their configuration: the Anthropic Messages API and
+//! OpenAI-compatible chat completions (OpenAI, Ollama, vLLM and others).
+//!
+//! Both speak HTTP through `reqwest` with typed serde structs for each wire format. The
+//! rig-core crate (0.44, the newest that builds on this toolchain) was evaluated first: it
+//! does expose tool calls, base-URL overrides and `is_error` tool results, but it declares
+//! rust-version 1.95 where this workspace declares 1.94, brings ~117k lines across a dozen
+//! providers plus its own derive macros, schemars, uuid and url for two endpoints, and
+//! changes its API between minor releases (0.44 → 0.46). Two small typed clients keep the
+//! wire visible, testable against a local replay server, and inside this crate.
+
+mod anthropic;
+mod openai;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use anthropic::AnthropicModel;
+pub use openai::OpenAiModel;
+
+use crate::model::{LanguageModel, ModelError};
+
+/// Anthropic's API, when `CFACTORY_ANTHROPIC_BASE_URL` is not set.
+pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+/// The model used with Anthropic when `CFACTORY_COPILOT_MODEL` is not set.
+pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-6";
+/// OpenAI's API, when `CFACTORY_OPENAI_BASE_URL` is not set.
+pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// How long one model call may take.
+pub const DEFAULT_MODEL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest provider error message kept.
+const MAX_ERROR_CHARS: usize = 300;
+
+/// Which wire format to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// The Anthropic Messages API.
+    Anthropic,
+    /// OpenAI-compatible chat completions.
+    OpenAi,
+}
+
+impl Provider {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Anthropic => "anthropic",
+            Self::OpenAi => "openai",
+        }
+    }
+}
+
+/// An API key. Never printed: `Debug` and `Display` show `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key itself, for the request header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Why the copilot's model configuration was refused; names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `CFACTORY_COPILOT_PROVIDER` is neither `anthropic` nor `openai`.
+    #[error("CFACTORY_COPILOT_PROVIDER must be `anthropic` or `openai`, not `{0}`")]
+    UnknownProvider(String),
+    /// A variable the provider needs is not set.
+    #[error("{var} must be set when CFACTORY_COPILOT_PROVIDER is {provider}")]
+    Missing {
+        /// The variable.
+        var: &'static str,
+        /// The provider that needs it.
+        provider: &'static str,
+    },
+    /// A base URL that is not an http(s) URL without query or fragment.
+    #[error("{var} must be an http:// or https:// URL without query or fragment")]
+    BadUrl {
+        /// The variable.
+        var: &'static str,
+    },
+}
+
+/// Which model the copilot talks to, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelConfig {
+    /// The wire format.
+    pub provider: Provider,
+    /// The model id.
+    pub model: String,
+    /// The API's base URL, without a trailing `/` (Anthropic: the host, to which
+    /// `/v1/messages` is added; OpenAI-compatible: up to `/v1`, to which
+    /// `/chat/completions` is added).
+    pub base_url: String,
+    /// The key, when the provider takes one.
+    pub api_key: Option<ApiKey>,
+    /// How long one call may take.
+    pub timeout: Duration,
+}
+
+impl ModelConfig {
+    /// Reads the configuration from the process environment: `CFACTORY_COPILOT_PROVIDER`
+    /// (`anthropic` | `openai`), `CFACTORY_COPILOT_MODEL`, `ANTHROPIC_API_KEY`,
+    /// `CFACTORY_ANTHROPIC_BASE_URL`, `CFACTORY_OPENAI_BASE_URL`, `CFACTORY_OPENAI_API_KEY`.
+    /// `None` when no provider is configured.
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As [`Self::from_env`], reading variables through `lookup`. Empty values count as
+    /// unset. Anthropic needs `ANTHROPIC_API_KEY` and defaults the model to
+    /// [`DEFAULT_ANTHROPIC_MODEL`]; OpenAI-compatible needs `CFACTORY_COPILOT_MODEL` and
+    /// takes a key only when the server wants one (Ollama does not).
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let Some(provider) = get("CFACTORY_COPILOT_PROVIDER") else {
+            return Ok(None);
+        };
+        let model = get("CFACTORY_COPILOT_MODEL");
+        let config = match provider.to_ascii_lowercase().as_str() {
+            "anthropic" => {
+                let key = get("ANTHROPIC_API_KEY").ok_or(ConfigError::Missing {
+                    var: "ANTHROPIC_API_KEY",
+                    provider: "anthropic",
+                })?;
+                Self {
+                    provider: Provider::Anthropic,
+                    model: model.unwrap_or_else(|| DEFAULT_ANTHROPIC_MODEL.to_owned()),
+                    base_url: base_url(
+                        "CFACTORY_ANTHROPIC_BASE_URL",
+                        get("CFACTORY_ANTHROPIC_BASE_URL"),
+                        DEFAULT_ANTHROPIC_BASE_URL,
+                    )?,
+                    api_key: Some(ApiKey::new(key)),
+                    timeout: DEFAULT_MODEL_TIMEOUT,
+                }
+            }
+            "openai" => Self {
+                provider: Provider::OpenAi,
+                model: model.ok_or(ConfigError::Missing {
+                    var: "CFACTORY_COPILOT_MODEL",
+                    provider: "openai",
+                })?,
+                base_url: base_url(
+                    "CFACTORY_OPENAI_BASE_URL",
+                    get("CFACTORY_OPENAI_BASE_URL"),
+                    DEFAULT_OPENAI_BASE_URL,
+                )?,
+                api_key: get("CFACTORY_OPENAI_API_KEY").map(ApiKey::new),
+                timeout: DEFAULT_MODEL_TIMEOUT,
+            },
+            _ => return Err(ConfigError::UnknownProvider(provider)),
+        };
+        Ok(Some(config))
+    }
+}
+
+fn base_url(
+    var: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let url = value.unwrap_or_else(|| default.to_owned());
+    let lower = url.to_ascii_lowercase();
+    let scheme_ok = lower.starts_with("http://") || lower.starts_with("https://");
+    let host_ok = url
+        .split("://")
+        .nth(1)
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if !scheme_ok || !host_ok || url.contains(['?', '#']) || url.chars().any(char::is_whitespace) {
+        return Err(ConfigError::BadUrl { var });
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// The provider `config` names, ready to call.
+pub fn build_model(config: &ModelConfig) -> Arc<dyn LanguageModel> {
+    match config.provider {
+        Provider::Anthropic => Arc::new(AnthropicModel::new(
+            &config.base_url,
+            config.api_key.clone().unwrap_or_else(|| ApiKey::new("")),
+            &config.model,
+            config.timeout,
+        )),
+        Provider::OpenAi => Arc::new(OpenAiModel::new(
+            &config.base_url,
+            config.api_key.clone(),
+            &config.model,
+            config.timeout,
+        )),
+    }
+}
+
+/// A reqwest client with `timeout`; the default client if TLS cannot initialise (then no
+/// client could do better).
+fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+        .unwrap_or_default()
+}
+
+/// A transport failure, without the URL.
+fn transport_error(err: reqwest::Error) -> ModelError {
+    if err.is_timeout() {
+        return ModelError::Timeout;
+    }
+    let err = err.without_url();
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    ModelError::Transport(truncate(&text))
+}
+
+fn truncate(text: &str) -> String {
+    let mut t: String = text.chars().take(MAX_ERROR_CHARS).collect();
+    if text.chars().count() > MAX_ERROR_CHARS {
+        t.push('…');
+    }
+    t
+}
+
+/// The error for a non-success answer: the provider's own message (`error.message`,
+/// `error` as text, or the body), classified by status.
+fn status_error(status: u16, body: &[u8]) -> ModelError {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(Value::as_str)
+                .or_else(|| v.get("error").and_then(Value::as_str))
+                .or_else(|| v.get("message").and_then(Value::as_str))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
+    let message = truncate(&message);
+    match status {
+        401 | 403 => ModelError::Unauthorized { status, message },
+        429 | 529 => ModelError::RateLimited { status, message },
+        _ => ModelError::Status { status, message },
+    }
+}
+
+/// Sends `request` and returns the JSON body of a 2xx answer, or the classified error.
+async fn send(request: reqwest::RequestBuilder) -> Result<Vec<u8>, ModelError> {
+    let response = request.send().await.map_err(transport_error)?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(transport_error)?;
+    if !status.is_success() {
+        return Err(status_error(status.as_u16(), &body));
+    }
+    Ok(body.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Option<ModelConfig>, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ModelConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn no_provider_means_no_model() {
+        assert_eq!(config(&[]), Ok(None));
+        assert_eq!(
+            config(&[
+                ("ANTHROPIC_API_KEY", "sk-x"),
+                ("CFACTORY_COPILOT_PROVIDER", " ")
+            ]),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn anthropic_needs_a_key_and_defaults_the_rest() {
+        assert_eq!(
+            config(&[("CFACTORY_COPILOT_PROVIDER", "anthropic")]),
+            Err(ConfigError::Missing {
+                var: "ANTHROPIC_API_KEY",
+                provider: "anthropic"
+            })
+        );
+        let c = config(&[
+            ("CFACTORY_COPILOT_PROVIDER", "Anthropic"),
+            ("ANTHROPIC_API_KEY", "sk-x"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.provider, Provider::Anthropic);
+        assert_eq!(c.model, DEFAULT_ANTHROPIC_MODEL);
+        assert_eq!(c.base_url, DEFAULT_ANTHROPIC_BASE_URL);
+        assert!(!format!("{c:?}").contains("sk-x"), "the key never prints");
+        let c = config(&[
+            ("CFACTORY_COPILOT_PROVIDER", "anthropic"),
+            ("ANTHROPIC_API_KEY", "sk-x"),
+            ("CFACTORY_COPILOT_MODEL", "claude-haiku-4-5"),
+            ("CFACTORY_ANTHROPIC_BASE_URL", "http://127.0.0.1:9999/"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.model, "claude-haiku-4-5");
+        assert_eq!(c.base_url, "http://127.0.0.1:9999");
+    }
+
+    #[test]
+    fn openai_compatible_needs_a_model_and_takes_an_optional_key() {
+        assert_eq!(
+            config(&[("CFACTORY_COPILOT_PROVIDER", "openai")]),
+            Err(ConfigError::Missing {
+                var: "CFACTORY_COPILOT_MODEL",
+                provider: "openai"
+            })
+        );
+        let c = config(&[
+            ("CFACTORY_COPILOT_PROVIDER", "openai"),
+            ("CFACTORY_COPILOT_MODEL", "qwen3:8b"),
+            ("CFACTORY_OPENAI_BASE_URL", "http://localhost:11434/v1"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.provider, Provider::OpenAi);
+        assert_eq!(c.base_url, "http://localhost:11434/v1");
+        assert_eq!(c.api_key, None);
+        let c = config(&[
+            ("CFACTORY_COPILOT_PROVIDER", "openai"),
+            ("CFACTORY_COPILOT_MODEL", "gpt-5"),
+            ("CFACTORY_OPENAI_API_KEY", "sk-o"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.base_url, DEFAULT_OPENAI_BASE_URL);
+        assert_eq!(c.api_key, Some(ApiKey::new("sk-o")));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        assert_eq!(
+            config(&[("CFACTORY_COPILOT_PROVIDER", "gemini")]),
+            Err(ConfigError::UnknownProvider("gemini".into()))
+        );
+        for bad in [
+            "ftp://x",
+            "localhost:11434",
+            "http://",
+            "http://x/v1?key=1",
+            "http:///v1",
+        ] {
+            assert_eq!(
+                config(&[
+                    ("CFACTORY_COPILOT_PROVIDER", "openai"),
+                    ("CFACTORY_COPILOT_MODEL", "m"),
+                    ("CFACTORY_OPENAI_BASE_URL", bad),
+                ]),
+                Err(ConfigError::BadUrl {
+                    var: "CFACTORY_OPENAI_BASE_URL"
+                }),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn provider_errors_keep_the_message_and_classify_the_status() {
+        let anthropic = br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#;
+        assert_eq!(
+            status_error(401, anthropic),
+            ModelError::Unauthorized {
+                status: 401,
+                message: "invalid x-api-key".into()
+            }
+        );
+        assert!(matches!(
+            status_error(529, b"{}"),
+            ModelError::RateLimited { .. }
+        ));
+        assert_eq!(
+            status_error(500, b"  upstream exploded "),
+            ModelError::Status {
+                status: 500,
+                message: "upstream exploded".into()
+            }
+        );
+        assert_eq!(
+            status_error(404, br#"{"error":"model 'x' not found"}"#),
+            ModelError::Status {
+                status: 404,
+                message: "model 'x' not found".into()
+            }
+        );
+    }
+}
