@@ -241,6 +241,21 @@ pub trait WorkItemStore: Send + Sync {
     /// neither. `liveness` is left for the caller to fill.
     async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<WorkItem>, StoreError>;
 
+    /// The items filed under each of `keys` (or an alias of it), in the order asked:
+    /// `None` where the tenant has neither. Stores answer it in one round trip where they
+    /// can; the default asks [`Self::get`] once per key.
+    async fn get_many(
+        &self,
+        tenant: &TenantId,
+        keys: &[CorrelationKey],
+    ) -> Result<Vec<Option<WorkItem>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.get(tenant, key.as_str()).await?);
+        }
+        Ok(out)
+    }
+
     /// A page of the tenant's items matching `query`, newest change first.
     async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<WorkItemPage, StoreError>;
 

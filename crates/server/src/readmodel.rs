@@ -28,6 +28,8 @@ use crate::live::hub::Hub;
 const LOAD_PAGE: u32 = 2_000;
 /// Most changed keys one worker round applies before it lets readers in again.
 const ROUND_KEYS: usize = 4_096;
+/// Keys read per store round trip when applying changes.
+const GET_CHUNK: usize = 500;
 /// How long a request waits for the first load before answering 503.
 const LOAD_WAIT: Duration = Duration::from_secs(60);
 
@@ -186,11 +188,11 @@ impl ReadModel {
             // Read first, then take the write lock only to apply: readers wait for the
             // apply, never for the store.
             let mut found = Vec::with_capacity(keys.len());
-            for key in keys {
-                match store.get(&tenant, key.as_str()).await {
-                    Ok(item) => found.push((key, item)),
+            for chunk in keys.chunks(GET_CHUNK) {
+                match store.get_many(&tenant, chunk).await {
+                    Ok(items) => found.extend(chunk.iter().cloned().zip(items)),
                     Err(e) => {
-                        tracing::warn!(error = %e, "read model could not read a changed item")
+                        tracing::warn!(error = %e, "read model could not read changed items")
                     }
                 }
             }

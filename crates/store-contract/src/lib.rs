@@ -74,6 +74,7 @@ macro_rules! contract_tests {
             concurrent_audit_appends_never_fork_the_chain,
             actions_are_stored_listed_and_moved_exactly_once,
             conversations_persist_per_tenant,
+            get_many_answers_in_order_with_aliases_and_gaps,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1639,5 +1640,52 @@ pub async fn conversations_persist_per_tenant(s: &Subject) {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// `get_many` answers each key in the order asked, through aliases, with `None` for keys
+/// the tenant does not have.
+pub async fn get_many_answers_in_order_with_aliases_and_gaps(s: &Subject) {
+    ingest_one(
+        s,
+        event_json(
+            Some("g1"),
+            "af-5",
+            "aifactory",
+            "5",
+            "running",
+            0,
+            json!({}),
+        ),
+    )
+    .await;
+    ingest_one(
+        s,
+        event_json(Some("g2"), "10", "aifactory", "5", "running", 1, json!({})),
+    )
+    .await;
+    ingest_one(
+        s,
+        event_json(Some("g3"), "11", "pfactory", "s11", "running", 1, json!({})),
+    )
+    .await;
+    let keys: Vec<CorrelationKey> = ["11", "missing", "af-5", "10"]
+        .iter()
+        .map(|k| CorrelationKey::parse(k).unwrap())
+        .collect();
+    let got = s.work.get_many(&tenant(), &keys).await.unwrap();
+    let answered: Vec<Option<&str>> = got
+        .iter()
+        .map(|i| i.as_ref().map(|i| i.correlation_key.as_str()))
+        .collect();
+    assert_eq!(answered, vec![Some("11"), None, Some("10"), Some("10")]);
+    let other = TenantId::parse("acme").unwrap();
+    assert!(
+        s.work
+            .get_many(&other, &keys)
+            .await
+            .unwrap()
+            .iter()
+            .all(Option::is_none)
     );
 }

@@ -178,6 +178,15 @@ impl WorkItemStore for PgStore {
         read::get(&self.inner.pool, tenant, key).await
     }
 
+    #[tracing::instrument(name = "pg.get_many", skip_all, fields(tenant = %tenant, keys = keys.len()))]
+    async fn get_many(
+        &self,
+        tenant: &TenantId,
+        keys: &[CorrelationKey],
+    ) -> Result<Vec<Option<WorkItem>>, StoreError> {
+        read::get_many(&self.inner.pool, tenant, keys).await
+    }
+
     #[tracing::instrument(name = "pg.list", skip_all, fields(tenant = %tenant))]
     async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<WorkItemPage, StoreError> {
         read::list(&self.inner.pool, tenant, query).await

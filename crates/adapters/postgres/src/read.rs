@@ -362,3 +362,35 @@ pub(crate) async fn activity(
         )
         .collect()
 }
+
+/// The items under each of `keys` (or an alias), in one query.
+pub(crate) async fn get_many(
+    pool: &PgPool,
+    tenant: &TenantId,
+    keys: &[CorrelationKey],
+) -> Result<Vec<Option<WorkItem>>, StoreError> {
+    let idents: Vec<String> = keys
+        .iter()
+        .map(|k| pg_text(Identifier::key(k).as_str()).into_owned())
+        .collect();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.ident, w.doc::text FROM identifiers i \
+         JOIN workitems w ON w.tenant_id = i.tenant_id AND w.key = i.item_key \
+         WHERE i.tenant_id = $1 AND i.ident = ANY($2)",
+    )
+    .bind(tenant.as_str())
+    .bind(&idents)
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    let mut found: std::collections::HashMap<String, String> = rows.into_iter().collect();
+    idents
+        .iter()
+        .map(|ident| {
+            found
+                .remove(ident)
+                .map(|doc| item_from_doc(&doc))
+                .transpose()
+        })
+        .collect()
+}
