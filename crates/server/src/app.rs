@@ -384,6 +384,7 @@ impl Running {
             task.abort();
         }
         self.state.upstreams.stop_followers().await;
+        self.state.model.stop();
         self.stores.close().await;
         tracing::info!("store closed; bye");
         result

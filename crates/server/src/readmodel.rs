@@ -75,6 +75,7 @@ impl TenantView {
 }
 
 struct Inner {
+    worker: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     thresholds: Thresholds,
     views: RwLock<HashMap<TenantId, Arc<RwLock<TenantView>>>>,
     loaded: watch::Sender<bool>,
@@ -101,6 +102,7 @@ impl ReadModel {
         let (loaded, _) = watch::channel(false);
         let model = Self {
             inner: Arc::new(Inner {
+                worker: std::sync::Mutex::new(None),
                 thresholds,
                 views: RwLock::default(),
                 loaded,
@@ -108,7 +110,7 @@ impl ReadModel {
             }),
         };
         let worker = model.clone();
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             worker.load_all(&*store).await;
             while let Some(first) = changes.recv().await {
                 let mut round = vec![first];
@@ -125,7 +127,21 @@ impl ReadModel {
                 worker.apply_round(&*store, hub.as_ref(), round).await;
             }
         });
+        *model.inner.worker.lock().expect("read model worker lock") = Some(handle);
         model
+    }
+
+    /// Stops applying changes (before the store closes at shutdown).
+    pub fn stop(&self) {
+        if let Some(handle) = self
+            .inner
+            .worker
+            .lock()
+            .expect("read model worker lock")
+            .take()
+        {
+            handle.abort();
+        }
     }
 
     /// Loads every tenant, retrying while the store fails, then marks the model loaded.
