@@ -56,6 +56,142 @@ async function boardTotal(page) {
   return heads.reduce((n, t) => n + Number(t.replace(/\D/g, '') || 0), 0);
 }
 
+/** Kinds tried first: the demo's handback and stuck scenarios offer these soonest. */
+const PREFERRED = ['kick_handback', 'approve_gate', 'recover', 'trigger_handoff', 'reject_review'];
+
+/** Polls the API over every item until one has an action available; returns the first few. */
+async function candidates(api) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const { items } = await (await fetch(`${api}/api/workitems?limit=500`)).json();
+    const found = [];
+    for (const item of items) {
+      const res = await fetch(`${api}/api/workitems/${encodeURIComponent(item.correlation_key)}/actions`);
+      if (!res.ok) fail(`GET /api/workitems/${item.correlation_key}/actions answered ${res.status}: ${await res.text()}`);
+      const { available } = await res.json();
+      if (available.length) found.push({ key: item.correlation_key, kind: PREFERRED.find((k) => available.includes(k)) ?? available[0] });
+    }
+    if (found.length) return found.sort((a, b) => PREFERRED.indexOf(a.kind) - PREFERRED.indexOf(b.kind));
+    if (Date.now() > deadline) fail('no work item offered an action within 60 s of the demo starting');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function actions(page, server) {
+  step('actions: propose from the drawer, confirm, and see the result and the audit row');
+  const list = await candidates(server.api);
+  step(`  items with an action: ${list.map((c) => `#${c.key} ${c.kind}`).join(', ')}`);
+
+  // The item may move on between the poll and the click: try the candidates in turn.
+  let card = null;
+  let chosen = null;
+  for (const c of list) {
+    await page.goto(`${server.ui}/?task=${encodeURIComponent(c.key)}`);
+    const drawer = page.getByRole('dialog');
+    const button = drawer.locator(`button[data-kind="${c.kind}"]`);
+    const offered = await button.waitFor({ timeout: 5000 }).then(
+      () => true,
+      () => false,
+    );
+    if (!offered) continue;
+    await drawer.getByLabel('Note for the proposal (optional)').fill('Proposed by the e2e run');
+    await button.click();
+    const made = drawer.getByRole('article').first();
+    const ok = await made.waitFor({ timeout: 10_000 }).then(
+      () => true,
+      () => false,
+    );
+    if (!ok) {
+      step(`  #${c.key}: ${await drawer.getByRole('alert').textContent().catch(() => 'no card and no reason')}`);
+      continue;
+    }
+    card = made;
+    chosen = c;
+    break;
+  }
+  if (!card) fail('no proposal could be made from the drawer');
+  const id = await card.getAttribute('data-action-id');
+  step(`  proposed ${chosen.kind} on #${chosen.key}: action ${id}`);
+
+  // The card shows exactly what the server stored, and nothing ran yet.
+  const listed = await (await fetch(`${server.api}/api/workitems/${encodeURIComponent(chosen.key)}/actions`)).json();
+  const stored = listed.actions.find((a) => a.id === id);
+  if (!stored) fail(`action ${id} is not among the item's actions`);
+  if (stored.status !== 'prepared') fail(`a fresh proposal is ${stored.status}, not prepared`);
+  const firstRequest = (await card.locator('.request').first().textContent()).trim();
+  if (firstRequest !== `${stored.method} ${stored.endpoint}`) fail(`the card shows "${firstRequest}", the server stored "${stored.method} ${stored.endpoint}"`);
+  if (stored.payload !== null) {
+    const body = await card.getByRole('group', { name: 'Body of step 1' }).textContent();
+    if (body !== JSON.stringify(stored.payload, null, 2)) fail(`the card's body differs from the stored payload:\n${body}`);
+  }
+  if ((await card.locator('.steps[aria-label] > li.step').count()) !== 1 + stored.follow_ups.length) fail('the card does not show every step');
+  if (!/Expires in \d+:\d\d/.test(await card.locator('[data-expiry]').textContent())) fail('the card shows no expiry countdown');
+  await card.scrollIntoViewIfNeeded();
+  await axe(page, 'proposal card');
+  await shot(page, 'proposal-card');
+
+  step('  confirm in the UI');
+  await card.getByRole('button', { name: 'Confirm' }).click();
+  await page
+    .locator(`article[data-action-id="${id}"]:is([data-status="executed"], [data-status="failed"])`)
+    .waitFor({ timeout: 30_000 })
+    .catch(async () => fail(`the card did not settle within 30 s: ${await card.textContent()}`));
+  const status = await card.getAttribute('data-status');
+  const results = card.getByRole('status', { name: `Outcome: ${status}` }).getByRole('listitem');
+  const n = await results.count();
+  if (n === 0) fail(`the ${status} card shows no step results`);
+  const lines = [];
+  for (let i = 0; i < n; i++) lines.push((await results.nth(i).locator('.step-line').textContent()).replace(/\s+/g, ' ').trim());
+  if (status === 'failed' && !(await card.locator('.step-error').count())) fail(`a failed action shows no reason: ${lines.join(' | ')}`);
+  step(`  ${status}: ${lines.join(' | ')}${status === 'failed' ? ` (${await card.locator('.step-error').first().textContent()})` : ''}`);
+  await card.scrollIntoViewIfNeeded();
+  await shot(page, 'proposal-confirmed');
+
+  step('  the audit view lists the confirm and the chain is ok');
+  await page.keyboard.press('Escape');
+  await page.getByRole('dialog').waitFor({ state: 'detached' });
+  await visit(page, 'Audit', 'audit', async () => {
+    await page.locator(`tr[data-action-id="${id}"]`).first().waitFor({ timeout: 10_000 }).catch(() => fail(`no audit row for action ${id}`));
+    await page.locator('[data-verdict]').waitFor();
+  });
+  const verdict = await page.locator('[data-verdict]').getAttribute('data-verdict');
+  if (verdict !== 'ok') fail(`the audit chain verdict is ${verdict}: ${await page.locator('[data-verdict]').textContent()}`);
+
+  step('  a second confirm is refused with 409');
+  const again = await page.evaluate(async (actionId) => {
+    const res = await fetch(`/api/actions/${encodeURIComponent(actionId)}/confirm`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    return { status: res.status, body: await res.json().catch(() => null) };
+  }, id);
+  if (again.status !== 409) fail(`a second confirm answered ${again.status}: ${JSON.stringify(again.body)}`);
+  step(`  409: ${again.body?.detail}`);
+}
+
+async function copilot(page) {
+  step('the copilot panel opens with Ctrl-J and answers (or says how to configure a model)');
+  await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: 'Mission Control' }).click();
+  await page.keyboard.press('Control+J');
+  const panel = page.getByRole('complementary', { name: 'Copilot' });
+  await panel.waitFor();
+  const box = panel.getByLabel('Message to the copilot');
+  if (!(await box.evaluate((el) => el === document.activeElement))) fail('opening the copilot does not focus its message box');
+  await box.fill('Where is the oldest stuck item, and why?');
+  await page.keyboard.press('Enter');
+  await panel.locator('[data-unconfigured], [data-role="copilot"], [data-role="error"]').first().waitFor({ timeout: 60_000 });
+  if (await panel.locator('[data-role="error"]').count()) fail(`the copilot failed: ${await panel.locator('[data-role="error"]').textContent()}`);
+  const hint = panel.locator('[data-unconfigured]');
+  if (await hint.count()) {
+    if (!/CFACTORY_COPILOT_PROVIDER/.test(await hint.textContent())) fail(`the 503 hint does not say how to configure a model: ${await hint.textContent()}`);
+    step('  no model configured: the panel shows how to configure one');
+  } else {
+    step('  the copilot answered');
+  }
+  await axe(page, 'copilot');
+  await shot(page, 'copilot');
+  await page.keyboard.press('Escape');
+  await panel.waitFor({ state: 'hidden' });
+  if ((await page.getByRole('button', { name: /^Copilot/ }).getAttribute('aria-expanded')) !== 'false') fail('the copilot toggle does not say the panel is closed');
+}
+
 async function openMode(browser, data) {
   const server = await startServer({ dataDir: data.dir, args: ['--speed', '10'] });
   try {
@@ -144,6 +280,7 @@ async function openMode(browser, data) {
       await page.locator('.tile-value').first().waitFor();
       await page.getByRole('list', { name: 'Latest events, newest first' }).waitFor();
       await page.getByRole('list', { name: 'Anomalies' }).waitFor();
+      await page.getByRole('list', { name: 'Insights' }).waitFor();
     });
     await visit(page, 'Needs you', 'needs-you', () => page.getByRole('list', { name: 'Work items waiting on a person' }).waitFor());
     await visit(page, 'Active tasks', 'active-tasks', () => page.getByRole('heading', { name: 'Active tasks' }).waitFor());
@@ -167,6 +304,10 @@ async function openMode(browser, data) {
     await shot(page, 'palette');
     await page.keyboard.press('Enter');
     await page.getByRole('dialog', { name: new RegExp(`#${key}`) }).waitFor();
+    await page.keyboard.press('Escape');
+
+    await actions(page, server);
+    await copilot(page);
 
     await context.close();
   } catch (e) {

@@ -4,6 +4,7 @@
 import { useCallback, useEffect, useState, type ComponentType } from 'react';
 import { api, ApiError, onUnauthorized, type Session } from './api';
 import { CommandPalette, isPaletteShortcut } from './components/CommandPalette';
+import { CopilotPanel, isCopilotShortcut } from './components/CopilotPanel';
 import { Drawer } from './components/Drawer';
 import { Link } from './components/Link';
 import { LiveContext, LiveStore, useCockpitSocket, type SocketStatus } from './live';
@@ -12,6 +13,7 @@ import { VIEWS } from './routes';
 import { SessionContext } from './session';
 import { useFetched } from './useFetched';
 import { ActiveTasks } from './views/ActiveTasks';
+import { Audit } from './views/Audit';
 import { MissionControl } from './views/MissionControl';
 import { NeedsYou } from './views/NeedsYou';
 import { Pipeline } from './views/Pipeline';
@@ -26,6 +28,7 @@ const PAGES: Record<string, ComponentType> = {
   '/active': ActiveTasks,
   '/tokens': TokensView,
   '/services': Services,
+  '/audit': Audit,
 };
 
 function LivePill({ status }: { status: SocketStatus }) {
@@ -65,18 +68,25 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
   const status = useCockpitSocket(store);
   const { path, params } = useLocation();
   const [palette, setPalette] = useState(false);
+  // The copilot mounts on first use and then stays, hidden when closed, so its
+  // conversation survives closing the panel.
+  const [copilot, setCopilot] = useState<'never' | 'open' | 'closed'>('never');
   const task = params.get('task');
+  const toggleCopilot = useCallback(() => setCopilot((c) => (c === 'open' ? 'closed' : 'open')), []);
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (isPaletteShortcut(e)) {
         e.preventDefault();
         setPalette((open) => !open);
+      } else if (isCopilotShortcut(e)) {
+        e.preventDefault();
+        toggleCopilot();
       }
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
-  }, []);
+  }, [toggleCopilot]);
 
   const view = VIEWS.find((v) => v.path === path);
   const Page = PAGES[path] ?? NotFound;
@@ -96,6 +106,16 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
           <button type="button" className="palette-open" onClick={() => setPalette(true)} aria-keyshortcuts="Control+K Meta+K">
             Search <kbd>Ctrl K</kbd>
           </button>
+          <button
+            type="button"
+            className={`palette-open copilot-toggle${copilot === 'open' ? ' active' : ''}`}
+            onClick={toggleCopilot}
+            aria-expanded={copilot === 'open'}
+            aria-controls={copilot === 'never' ? undefined : 'copilot'}
+            aria-keyshortcuts="Control+J Meta+J"
+          >
+            Copilot <kbd>Ctrl J</kbd>
+          </button>
           <span className="spacer" />
           <span className="muted small">tenant {session.tenant}</span>
           {!session.open_mode && (
@@ -104,7 +124,7 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
             </button>
           )}
         </header>
-        <div className="layout">
+        <div className={`layout${copilot === 'open' ? ' with-copilot' : ''}`}>
           <nav className="sidenav" aria-label="Views">
             <ul>
               {VIEWS.map((v) => (
@@ -121,6 +141,7 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
             <Page />
           </main>
         </div>
+        {copilot !== 'never' && <CopilotPanel open={copilot === 'open'} onClose={() => setCopilot('closed')} />}
         {task && <Drawer key={task} taskKey={task} />}
         {palette && <CommandPalette onClose={() => setPalette(false)} />}
       </LiveContext.Provider>

@@ -248,6 +248,112 @@ export interface ActivityItem {
   received_at: string;
 }
 
+// Advise-and-confirm actions (issue 6): proposals that run only when a person confirms.
+
+export type ActionKind = 'approve_gate' | 'trigger_handoff' | 'kick_handback' | 'recover' | 'reject_review';
+export type ActionStatus = 'prepared' | 'executing' | 'executed' | 'failed' | 'rejected' | 'expired';
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export const ACTION_KINDS: readonly ActionKind[] = ['approve_gate', 'trigger_handoff', 'kick_handback', 'recover', 'reject_review'];
+export const ACTION_STATUSES: readonly ActionStatus[] = ['prepared', 'executing', 'executed', 'failed', 'rejected', 'expired'];
+
+/** One request of an action; `payload` is the JSON body (`null`: none). */
+export interface ActionStep {
+  method: HttpMethod;
+  endpoint: string;
+  payload: unknown;
+}
+
+/** What one executed step got back. */
+export interface StepResult {
+  method: HttpMethod;
+  endpoint: string;
+  status_code?: number | null;
+  ok: boolean;
+  response: unknown;
+  error?: string | null;
+  duration_ms: number;
+}
+
+/** A proposal kept server-side until a person confirms or rejects it, or it expires. */
+export interface PreparedAction {
+  id: string;
+  kind: ActionKind;
+  correlation_key: string;
+  target_service: ServiceName;
+  method: HttpMethod;
+  endpoint: string;
+  payload: unknown;
+  follow_ups: ActionStep[];
+  rationale: string;
+  status: ActionStatus;
+  created_at: string;
+  expires_at: string;
+  note: string | null;
+  proposed_by: string;
+  tenant: string;
+  results: StepResult[];
+}
+
+export interface ItemActions {
+  /** The kinds that can be proposed for the item now. */
+  available: ActionKind[];
+  /** The item's actions, newest first. */
+  actions: PreparedAction[];
+}
+
+export interface TraceStep {
+  name: string;
+  input: unknown;
+  output: unknown;
+  is_error: boolean;
+  ms: number;
+}
+
+export interface ChatAnswer {
+  conversation_id: string;
+  answer: string;
+  trace: TraceStep[];
+  proposals: PreparedAction[];
+}
+
+export interface InsightCard {
+  id: string;
+  kind: string;
+  severity: Severity;
+  title: string;
+  detail: string;
+  correlation_key: string | null;
+  suggested: { kind: ActionKind; correlation_key: string; label: string } | null;
+}
+
+export interface AuditEntry {
+  id: number;
+  seq: number;
+  tenant: string;
+  at: string;
+  actor: string;
+  kind: string;
+  correlation_key: string | null;
+  target: string | null;
+  method: string | null;
+  endpoint: string | null;
+  status_code: number | null;
+  ok: boolean | null;
+  action_id: string | null;
+  payload_sha256: string | null;
+  prev_hash: string;
+  entry_hash: string;
+}
+
+export type ChainVerdict = 'ok' | 'tampered' | 'forked';
+
+export interface AuditChain {
+  verdict: ChainVerdict;
+  rows: number;
+  findings: { id: number; kind: string }[];
+}
+
 /** A refusal from the API, carrying the RFC 9457 problem's detail when there is one. */
 export class ApiError extends Error {
   readonly status: number;
@@ -348,9 +454,25 @@ export const api = {
   setServiceUrl: (name: ServiceName, url: string) =>
     request<ServiceView>(`/api/services/${name}`, { method: 'PUT', body: { url } }),
   refresh: () => request<unknown>('/api/refresh', { method: 'POST' }),
+
+  itemActions: (k: string, signal?: AbortSignal) => request<ItemActions>(`/api/workitems/${key(k)}/actions`, { signal }),
+  actions: (params: { status?: ActionStatus; limit?: number }, signal?: AbortSignal) =>
+    request<{ actions: PreparedAction[] }>(`/api/actions${query(params)}`, { signal }),
+  propose: (body: { kind: ActionKind; correlation_key: string; note?: string }) =>
+    request<PreparedAction>('/api/actions/propose', { method: 'POST', body }),
+  confirmAction: (id: string) => request<{ action: PreparedAction }>(`/api/actions/${key(id)}/confirm`, { method: 'POST', body: {} }),
+  rejectAction: (id: string) => request<{ action: PreparedAction }>(`/api/actions/${key(id)}/reject`, { method: 'POST', body: {} }),
+
+  chat: (body: { conversation_id?: string; message: string }, signal?: AbortSignal) =>
+    request<ChatAnswer>('/api/copilot/chat', { method: 'POST', body, signal }),
+  insights: (signal?: AbortSignal) => request<{ cards: InsightCard[] }>('/api/insights', { signal }),
+
+  audit: (params: { limit?: number; cursor?: string | null }, signal?: AbortSignal) =>
+    request<{ entries: AuditEntry[]; next_cursor: string | null }>(`/api/audit${query(params)}`, { signal }),
+  auditChain: (signal?: AbortSignal) => request<AuditChain>('/api/audit/chain', { signal }),
 };
 
-/** Whether a session may change things (service URLs, refresh). */
+/** Whether a session may change things (service URLs, refresh, proposing and confirming actions). */
 export function canWrite(session: Session): boolean {
   return session.scopes.includes('write') || session.scopes.includes('admin');
 }

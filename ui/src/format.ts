@@ -52,3 +52,32 @@ export const SERVICE_LABEL: Record<string, string> = {
 };
 
 export const STAGE_LABEL: Record<string, string> = { plan: 'Plan', code: 'Code', test: 'Test' };
+
+/** Action kinds as buttons say them. */
+export const ACTION_LABEL: Record<string, string> = {
+  approve_gate: 'Approve gate',
+  trigger_handoff: 'Trigger handoff',
+  kick_handback: 'Kick handback',
+  recover: 'Recover',
+  reject_review: 'Reject review',
+};
+
+/** An action kind's label, or the kind itself when this page does not know it. */
+export function actionLabel(kind: string): string {
+  return ACTION_LABEL[kind] ?? kind.replace(/_/g, ' ');
+}
+
+/** Seconds left as `m:ss` (or `h:mm:ss`), never negative. */
+export function countdown(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+/** JSON as people read it: two-space indents; `null` reads "no body". */
+export function pretty(value: unknown): string {
+  if (value === undefined) return '';
+  return JSON.stringify(value, null, 2);
+}

@@ -12,4 +12,5 @@ export const VIEWS: readonly ViewRoute[] = [
   { path: '/active', label: 'Active tasks' },
   { path: '/tokens', label: 'Tokens & cost' },
   { path: '/services', label: 'Services' },
+  { path: '/audit', label: 'Audit' },
 ];

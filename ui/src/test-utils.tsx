@@ -4,7 +4,7 @@
 import { render } from '@testing-library/react';
 import type { ReactNode } from 'react';
 import { vi } from 'vitest';
-import type { Session, Stage, StageName, WorkItem } from './api';
+import type { PreparedAction, Session, Stage, StageName, WorkItem } from './api';
 import { LiveContext, LiveStore } from './live';
 import { SessionContext } from './session';
 
@@ -106,4 +106,35 @@ export function renderWith(ui: ReactNode, { store = new LiveStore(0), session = 
     </SessionContext.Provider>,
   );
   return { ...result, store };
+}
+
+/** A prepared action shaped like the server's, expiring ten minutes from now. */
+export function preparedAction(overrides: Partial<PreparedAction> = {}): PreparedAction {
+  const now = Date.now();
+  return {
+    id: 'act_01',
+    kind: 'approve_gate',
+    correlation_key: '185',
+    target_service: 'pfactory',
+    method: 'POST',
+    endpoint: '/api/sessions/011-dark/approve',
+    payload: { approver: '{{approver}}', approved_at: '{{confirmed_at}}' },
+    follow_ups: [],
+    rationale: 'The plan passed its review gates and waits for approval.',
+    status: 'prepared',
+    created_at: new Date(now).toISOString(),
+    expires_at: new Date(now + 10 * 60_000).toISOString(),
+    note: null,
+    proposed_by: 'local',
+    tenant: 'default',
+    results: [],
+    ...overrides,
+  };
+}
+
+/** A promise the test settles by hand. */
+export function deferred<T>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
 }

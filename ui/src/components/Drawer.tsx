@@ -1,7 +1,8 @@
 // The work-item drawer (`?task=KEY` on any view): the chain from plan session to test
-// spec, each stage's status, proof, injection scan and usage, the aliases it absorbed,
-// the timeline and the execution graph. The item itself stays live from the socket; the
-// timeline and graph are read again whenever the item changes.
+// spec, each stage's status, proof, injection scan and usage, the actions a person may
+// propose and confirm, the aliases it absorbed, the timeline and the execution graph. The
+// item itself stays live from the socket; the timeline, graph and actions are read again
+// whenever the item changes.
 
 import { useEffect, useRef, type KeyboardEvent, type ReactNode } from 'react';
 import { api, STAGES, STAGE_SERVICE, type Stage, type StageName, type WorkItem } from '../api';
@@ -9,6 +10,7 @@ import { SERVICE_LABEL, STAGE_LABEL, duration, money, tokens, when } from '../fo
 import { useLive } from '../live';
 import { navigate, withParams } from '../router';
 import { useFetched } from '../useFetched';
+import { ItemActions } from './ItemActions';
 import { ProcessGraph } from './ProcessGraph';
 import { StageChip } from './StageChip';
 import { ErrorNote, Loading, Panel } from './States';
@@ -155,6 +157,10 @@ function Body({ item }: { item: WorkItem }) {
           {item.liveness.stalled && ' · stalled'}
         </p>
       </section>
+      <section aria-labelledby="d-actions">
+        <h3 id="d-actions">Actions</h3>
+        <ItemActions k={item.correlation_key} version={version} />
+      </section>
       <section aria-labelledby="d-aliases">
         <h3 id="d-aliases">Aliases</h3>
         {item.aliases.length ? (
@@ -212,7 +218,7 @@ export function Drawer({ taskKey }: { taskKey: string }) {
       return;
     }
     if (e.key !== 'Tab' || !panel.current) return;
-    const focusable = panel.current.querySelectorAll<HTMLElement>('button, a[href], input, select, [tabindex="0"]');
+    const focusable = panel.current.querySelectorAll<HTMLElement>('button:not([disabled]), a[href], input, select, textarea, summary, [tabindex="0"]');
     const first = focusable[0];
     const last = focusable[focusable.length - 1];
     if (e.shiftKey && document.activeElement === first) {

@@ -1,11 +1,12 @@
-// Mission Control: the whole pipeline at a glance. Tiles and panels come from the insight
-// endpoints, refetched when the socket reports changes; the recently changed list comes
-// straight from the live store.
+// Mission Control: the whole pipeline at a glance. Tiles, insight cards and panels come
+// from the insight endpoints, refetched when the socket reports changes; the recently
+// changed list comes straight from the live store.
 
 import { useMemo } from 'react';
 import { api, STAGES, type Rollups } from '../api';
 import { AnomalyList } from '../components/AnomalyList';
 import { CostTable, costText } from '../components/CostTable';
+import { InsightCards } from '../components/InsightCards';
 import { Link } from '../components/Link';
 import { StageChip } from '../components/StageChip';
 import { ErrorNote, Panel } from '../components/States';
@@ -102,6 +103,7 @@ function Feed() {
 export function MissionControl() {
   const rollups = useFetched((signal) => api.rollups(signal), []);
   const anomalies = useFetched((signal) => api.anomalies(signal), []);
+  const insights = useFetched((signal) => api.insights(signal), []);
   const counts = useLive((s) => s.counts);
   const r = rollups.data;
 
@@ -119,6 +121,12 @@ export function MissionControl() {
       </div>
       {rollups.error && !r && <ErrorNote what="the rollups" error={rollups.error} onRetry={rollups.reload} />}
       <Strip rollups={r} />
+      <section className="panel" aria-labelledby="mc-insights">
+        <h2 id="mc-insights">Insights</h2>
+        <Panel what="the insights" data={insights.data} error={insights.error} onRetry={insights.reload}>
+          {(d) => <InsightCards cards={d.cards} />}
+        </Panel>
+      </section>
       <div className="grid-2">
         <section className="panel" aria-labelledby="mc-recent">
           <h2 id="mc-recent">Recently changed</h2>
