@@ -12,6 +12,7 @@ mod audit;
 mod error;
 mod feed;
 mod keys;
+mod nodelay;
 mod read;
 mod rows;
 pub mod testing;
@@ -60,6 +61,26 @@ impl Default for PgOptions {
     }
 }
 
+/// Turns Nagle's algorithm off on a new TCP connection ([`nodelay`]); a failure is
+/// logged and the connection kept.
+async fn no_delay(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+    let port: Option<i32> = sqlx::query_scalar("SELECT inet_client_port()")
+        .fetch_one(&mut *connection)
+        .await?;
+    let Some(port) = port.and_then(|p| u16::try_from(p).ok()) else {
+        return Ok(());
+    };
+    match nodelay::set_for_local_port(port) {
+        Ok(0) => tracing::debug!(
+            port,
+            "no local socket matched the connection's port; Nagle stays on"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::debug!(%error, "could not turn Nagle off on a connection"),
+    }
+    Ok(())
+}
+
 /// The PostgreSQL store; cloning shares the pool, the writer and the change feed.
 #[derive(Clone)]
 pub struct PgStore {
@@ -104,6 +125,7 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(2))
             .acquire_timeout(CONNECT_TIMEOUT)
+            .after_connect(|connection, _| Box::pin(async move { no_delay(connection).await }))
             .connect_with(connect_options)
             .await
             .map_err(|e| unavailable(e.to_string()))?;
