@@ -8,8 +8,9 @@
 //! batches, reads each changed item once, applies it, and then hands it to the cockpit
 //! hub, so a client that hears of a change and asks for insights sees that change.
 
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,6 +33,10 @@ const ROUND_KEYS: usize = 4_096;
 const GET_CHUNK: usize = 500;
 /// How long a request waits for the first load before answering 503.
 const LOAD_WAIT: Duration = Duration::from_secs(60);
+/// How long, by the clock the answers are computed for, a memoised insight answer is
+/// reused while no item of the tenant changed. The answers depend on the time as well
+/// (ages, stalls, windows), so they are recomputed at least this often.
+const MEMO_SECONDS: i64 = 1;
 
 /// One tenant's items and the indexes kept beside them.
 #[derive(Default)]
@@ -42,6 +47,18 @@ pub struct TenantView {
     pub search: SearchIndex,
     /// Cost and latency samples that spikes are judged against.
     pub history: History,
+    /// Bumped on every applied change; memoised answers hold the version they saw.
+    version: u64,
+    /// Whole-fleet insight answers (rollups, anomalies, needs-you) by query, so many
+    /// cockpits asking after one change cost one scan.
+    memo: Mutex<HashMap<String, Memo>>,
+}
+
+/// One memoised answer.
+struct Memo {
+    version: u64,
+    at: DateTime<Utc>,
+    value: Arc<dyn Any + Send + Sync>,
 }
 
 impl TenantView {
@@ -59,6 +76,7 @@ impl TenantView {
                 self.forget(alias);
             }
         }
+        self.version += 1;
         self.search.upsert(&item);
         self.history.record(&item);
         let item = Arc::new(item);
@@ -68,9 +86,47 @@ impl TenantView {
     }
 
     fn forget(&mut self, key: &CorrelationKey) {
+        self.version += 1;
         self.items.remove(key);
         self.search.remove(key);
         self.history.forget(key);
+    }
+
+    /// The answer to `query` at `now`: the memoised one when no item changed since it
+    /// was computed and it is less than [`MEMO_SECONDS`] old, else `compute`d afresh.
+    fn memo<T: Clone + Send + Sync + 'static>(
+        &self,
+        query: String,
+        now: DateTime<Utc>,
+        compute: impl FnOnce(&Self) -> T,
+    ) -> T {
+        let fresh = |m: &Memo| {
+            m.version == self.version
+                && now >= m.at
+                && now - m.at < chrono::Duration::seconds(MEMO_SECONDS)
+        };
+        if let Some(value) = self
+            .memo
+            .lock()
+            .expect("memo lock")
+            .get(&query)
+            .filter(|m| fresh(m))
+            .and_then(|m| m.value.downcast_ref::<T>().cloned())
+        {
+            return value;
+        }
+        let value = compute(self);
+        let mut memo = self.memo.lock().expect("memo lock");
+        memo.retain(|_, m| fresh(m));
+        memo.insert(
+            query,
+            Memo {
+                version: self.version,
+                at: now,
+                value: Arc::new(value.clone()),
+            },
+        );
+        value
     }
 }
 
@@ -309,11 +365,9 @@ impl InsightSource for ReadModel {
     ) -> Result<Rollups, StoreError> {
         let view = self.loaded_view(tenant).await?;
         let view = read(&view);
-        Ok(Rollups::compute(
-            view.items.values().map(|i| &**i),
-            window,
-            now,
-        ))
+        Ok(view.memo(format!("rollups {window:?}"), now, |v| {
+            Rollups::compute(v.items.values().map(|i| &**i), window, now)
+        }))
     }
 
     async fn anomalies(
@@ -327,7 +381,9 @@ impl InsightSource for ReadModel {
         let th = &self.inner.thresholds;
         Ok(match key {
             Some(k) => detect(view.items.get(k).map(|i| &**i), &view.history, now, th),
-            None => detect(view.items.values().map(|i| &**i), &view.history, now, th),
+            None => view.memo("anomalies".to_owned(), now, |v| {
+                detect(v.items.values().map(|i| &**i), &v.history, now, th)
+            }),
         })
     }
 
@@ -338,11 +394,9 @@ impl InsightSource for ReadModel {
     ) -> Result<Vec<NeedsYou>, StoreError> {
         let view = self.loaded_view(tenant).await?;
         let view = read(&view);
-        Ok(needs_you(
-            view.items.values().map(|i| &**i),
-            now,
-            &self.inner.thresholds,
-        ))
+        Ok(view.memo("needs-you".to_owned(), now, |v| {
+            needs_you(v.items.values().map(|i| &**i), now, &self.inner.thresholds)
+        }))
     }
 
     async fn search(
@@ -429,5 +483,42 @@ mod tests {
         let hits = view.search.query("af-9", 5);
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].correlation_key.as_str(), "41");
+    }
+
+    #[tokio::test]
+    async fn memo_reuses_an_answer_until_an_item_changes_or_a_second_passes() {
+        let store = InMemoryStore::new(Arc::new(SystemClock));
+        let tenant = TenantId::default_tenant();
+        store
+            .ingest(&tenant, vec![event("e1", "41", "pfactory", "s1", "One")])
+            .await
+            .unwrap();
+        let key = CorrelationKey::parse("41").unwrap();
+        let item = store.get(&tenant, "41").await.unwrap().unwrap();
+
+        let mut view = TenantView::default();
+        let calls = std::cell::Cell::new(0);
+        let ask = |view: &TenantView, at: DateTime<Utc>| {
+            view.memo("count".to_owned(), at, |v| {
+                calls.set(calls.get() + 1);
+                v.items.len()
+            })
+        };
+        let t0 = Utc::now();
+        assert_eq!(ask(&view, t0), 0);
+        assert_eq!(ask(&view, t0 + chrono::Duration::milliseconds(900)), 0);
+        assert_eq!(calls.get(), 1, "reused within the second");
+        assert_eq!(ask(&view, t0 + chrono::Duration::seconds(1)), 0);
+        assert_eq!(calls.get(), 2, "recomputed once a second passed");
+
+        view.apply(&key, Some(item));
+        assert_eq!(ask(&view, t0 + chrono::Duration::seconds(1)), 1);
+        assert_eq!(calls.get(), 3, "recomputed after a change");
+        assert_eq!(ask(&view, t0 - chrono::Duration::seconds(5)), 1);
+        assert_eq!(
+            calls.get(),
+            4,
+            "an earlier clock never reads a later answer"
+        );
     }
 }
