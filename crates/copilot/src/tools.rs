@@ -688,12 +688,9 @@ impl ToolRegistry {
             .anomalies(&ctx.tenant, key.as_ref(), self.ports.clock.now())
             .await
             .map_err(store_error)?;
-        let matching: Vec<_> = found
-            .into_iter()
-            .filter(|a| kind.is_none_or(|k| a.kind == k))
-            .collect();
-        let total = matching.len();
-        let shown: Vec<_> = matching.into_iter().take(limit).collect();
+        let matching = || found.iter().filter(|a| kind.is_none_or(|k| a.kind == k));
+        let total = matching().count();
+        let shown: Vec<_> = matching().take(limit).collect();
         Ok(untrusted(json!({"total": total, "anomalies": shown})))
     }
 

@@ -354,12 +354,13 @@ pub trait InsightSource: Send + Sync {
     ) -> Result<Rollups, StoreError>;
 
     /// Every anomaly at the moment `now`, most severe first; only `key`'s when given.
+    /// Shared, so a source may hand the same answer to many callers without copying it.
     async fn anomalies(
         &self,
         tenant: &TenantId,
         key: Option<&CorrelationKey>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Anomaly>, StoreError>;
+    ) -> Result<std::sync::Arc<Vec<Anomaly>>, StoreError>;
 
     /// The items that need a person at the moment `now`, most urgent first.
     async fn needs_you(

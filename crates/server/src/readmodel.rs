@@ -375,14 +375,19 @@ impl InsightSource for ReadModel {
         tenant: &TenantId,
         key: Option<&CorrelationKey>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Anomaly>, StoreError> {
+    ) -> Result<Arc<Vec<Anomaly>>, StoreError> {
         let view = self.loaded_view(tenant).await?;
         let view = read(&view);
         let th = &self.inner.thresholds;
         Ok(match key {
-            Some(k) => detect(view.items.get(k).map(|i| &**i), &view.history, now, th),
+            Some(k) => Arc::new(detect(
+                view.items.get(k).map(|i| &**i),
+                &view.history,
+                now,
+                th,
+            )),
             None => view.memo("anomalies".to_owned(), now, |v| {
-                detect(v.items.values().map(|i| &**i), &v.history, now, th)
+                Arc::new(detect(v.items.values().map(|i| &**i), &v.history, now, th))
             }),
         })
     }

@@ -74,14 +74,16 @@ impl InsightSource for StoreInsights {
         tenant: &TenantId,
         key: Option<&CorrelationKey>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Anomaly>, StoreError> {
+    ) -> Result<Arc<Vec<Anomaly>>, StoreError> {
         let items = self.items(tenant).await?;
         let history = History::from_items(&items);
         let found = detect(&items, &history, now, &Thresholds::default());
-        Ok(found
-            .into_iter()
-            .filter(|a| key.is_none_or(|k| &a.correlation_key == k))
-            .collect())
+        Ok(Arc::new(
+            found
+                .into_iter()
+                .filter(|a| key.is_none_or(|k| &a.correlation_key == k))
+                .collect(),
+        ))
     }
 
     async fn needs_you(

@@ -298,16 +298,15 @@ pub async fn anomalies(
     let found = insights(&state, &caller)?
         .anomalies(&caller.tenant, key.as_ref(), state.clock.now())
         .await?;
-    let mut matching: Vec<Anomaly> = found
-        .into_iter()
-        .filter(|a| kind.is_none_or(|k| a.kind.as_str() == k))
-        .filter(|a| severity.is_none_or(|s| a.severity >= s))
-        .collect();
-    let count = matching.len();
-    matching.truncate(limit);
+    let matching = || {
+        found
+            .iter()
+            .filter(|a| kind.is_none_or(|k| a.kind.as_str() == k))
+            .filter(|a| severity.is_none_or(|s| a.severity >= s))
+    };
     Ok(Json(AnomalyList {
-        count,
-        anomalies: matching,
+        count: matching().count(),
+        anomalies: matching().take(limit).cloned().collect(),
     }))
 }
 
