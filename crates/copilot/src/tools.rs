@@ -41,6 +41,8 @@ const MAX_TIMELINE_EVENTS: usize = 5000;
 
 /// Longest text kept from one upstream field in a timeline summary.
 const MAX_FIELD_CHARS: usize = 300;
+/// Entries kept per long cost breakdown in the rollups tool's answer.
+const ROLLUP_TOP: usize = 25;
 
 /// A tool as a model (or an MCP client) sees it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -650,7 +652,7 @@ impl ToolRegistry {
             .rollups(&ctx.tenant, window, self.ports.clock.now())
             .await
             .map_err(store_error)?;
-        Ok(untrusted(to_json(&rollups)))
+        Ok(untrusted(to_json(&rollups.cut(ROLLUP_TOP))))
     }
 
     async fn usage(&self, ctx: &ToolContext, input: Value) -> Result<Value, ToolError> {

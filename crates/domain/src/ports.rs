@@ -351,7 +351,7 @@ pub trait InsightSource: Send + Sync {
         tenant: &TenantId,
         window: Window,
         now: DateTime<Utc>,
-    ) -> Result<Rollups, StoreError>;
+    ) -> Result<std::sync::Arc<Rollups>, StoreError>;
 
     /// Every anomaly at the moment `now`, most severe first; only `key`'s when given.
     /// Shared, so a source may hand the same answer to many callers without copying it.

@@ -36,7 +36,7 @@ const LOAD_WAIT: Duration = Duration::from_secs(60);
 /// How long, by the clock the answers are computed for, a memoised insight answer is
 /// reused while no item of the tenant changed. The answers depend on the time as well
 /// (ages, stalls, windows), so they are recomputed at least this often.
-const MEMO_SECONDS: i64 = 1;
+const MEMO_SECONDS: i64 = 5;
 
 /// One tenant's items and the indexes kept beside them.
 #[derive(Default)]
@@ -362,11 +362,15 @@ impl InsightSource for ReadModel {
         tenant: &TenantId,
         window: Window,
         now: DateTime<Utc>,
-    ) -> Result<Rollups, StoreError> {
+    ) -> Result<Arc<Rollups>, StoreError> {
         let view = self.loaded_view(tenant).await?;
         let view = read(&view);
         Ok(view.memo(format!("rollups {window:?}"), now, |v| {
-            Rollups::compute(v.items.values().map(|i| &**i), window, now)
+            Arc::new(Rollups::compute(
+                v.items.values().map(|i| &**i),
+                window,
+                now,
+            ))
         }))
     }
 
@@ -491,7 +495,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn memo_reuses_an_answer_until_an_item_changes_or_a_second_passes() {
+    async fn memo_reuses_an_answer_until_an_item_changes_or_its_time_is_up() {
         let store = InMemoryStore::new(Arc::new(SystemClock));
         let tenant = TenantId::default_tenant();
         store
@@ -511,13 +515,14 @@ mod tests {
         };
         let t0 = Utc::now();
         assert_eq!(ask(&view, t0), 0);
-        assert_eq!(ask(&view, t0 + chrono::Duration::milliseconds(900)), 0);
-        assert_eq!(calls.get(), 1, "reused within the second");
-        assert_eq!(ask(&view, t0 + chrono::Duration::seconds(1)), 0);
-        assert_eq!(calls.get(), 2, "recomputed once a second passed");
+        let up = chrono::Duration::seconds(MEMO_SECONDS);
+        assert_eq!(ask(&view, t0 + up - chrono::Duration::milliseconds(1)), 0);
+        assert_eq!(calls.get(), 1, "reused while its time lasts");
+        assert_eq!(ask(&view, t0 + up), 0);
+        assert_eq!(calls.get(), 2, "recomputed once its time is up");
 
         view.apply(&key, Some(item));
-        assert_eq!(ask(&view, t0 + chrono::Duration::seconds(1)), 1);
+        assert_eq!(ask(&view, t0 + up), 1);
         assert_eq!(calls.get(), 3, "recomputed after a change");
         assert_eq!(ask(&view, t0 - chrono::Duration::seconds(5)), 1);
         assert_eq!(

@@ -64,9 +64,9 @@ impl InsightSource for StoreInsights {
         tenant: &TenantId,
         window: Window,
         now: DateTime<Utc>,
-    ) -> Result<Rollups, StoreError> {
+    ) -> Result<Arc<Rollups>, StoreError> {
         let items = self.items(tenant).await?;
-        Ok(Rollups::compute(&items, window, now))
+        Ok(Arc::new(Rollups::compute(&items, window, now)))
     }
 
     async fn anomalies(

@@ -254,6 +254,34 @@ struct Day {
 }
 
 impl Rollups {
+    /// A copy with the model, provider, work-item and worker breakdowns cut to their
+    /// `top` largest entries (the lists are largest first); the rest is copied whole.
+    pub fn cut(&self, top: usize) -> Rollups {
+        let keep = |list: &[CostBucket]| list.iter().take(top).cloned().collect();
+        Rollups {
+            cost: CostRollup {
+                total: self.cost.total.clone(),
+                by_service: self.cost.by_service.clone(),
+                by_model: keep(&self.cost.by_model),
+                by_provider: keep(&self.cost.by_provider),
+                by_workitem: keep(&self.cost.by_workitem),
+                by_worker: keep(&self.cost.by_worker),
+                by_billing_mode: self.cost.by_billing_mode.clone(),
+            },
+            window: self.window,
+            generated_at: self.generated_at,
+            items: self.items,
+            events_total: self.events_total,
+            by_stage: self.by_stage.clone(),
+            by_status_class: self.by_status_class.clone(),
+            latency_by_stage: self.latency_by_stage.clone(),
+            latency_by_service: self.latency_by_service.clone(),
+            lead_time: self.lead_time,
+            span: self.span,
+            daily: self.daily.clone(),
+        }
+    }
+
     /// Computes the rollups of `items` over `window` at the moment `now`.
     pub fn compute<'a>(
         items: impl IntoIterator<Item = &'a WorkItem>,
@@ -500,6 +528,19 @@ mod tests {
         assert_eq!(r.cost.by_provider[0].key, "anthropic");
         let json = serde_json::to_value(&r).unwrap();
         assert!(json["cost"]["by_service"][2]["cost_usd"].is_null());
+    }
+
+    #[test]
+    fn cut_keeps_the_largest_entries_of_long_breakdowns_only() {
+        let items = fleet();
+        let r = Rollups::compute(&items, Window::all(), at(3000));
+        assert!(r.cost.by_workitem.len() > 1, "the fleet has several items with usage");
+        let cut = r.cut(1);
+        assert_eq!(cut.cost.by_workitem, r.cost.by_workitem[..1]);
+        assert!(cut.cost.by_model.len() <= 1);
+        assert_eq!(cut.cost.by_service, r.cost.by_service, "services are never cut");
+        assert_eq!(cut.cost.total, r.cost.total);
+        assert_eq!(cut.by_stage, r.by_stage);
     }
 
     #[test]

@@ -104,25 +104,18 @@ impl WindowParams {
     }
 }
 
-/// Cuts every breakdown to its `top` largest entries, keeping how many there were.
-fn cut(cost: &mut CostRollup, top: usize) -> CostCounts {
-    let counts = CostCounts {
-        by_service: cost.by_service.len(),
-        by_model: cost.by_model.len(),
-        by_provider: cost.by_provider.len(),
-        by_workitem: cost.by_workitem.len(),
-        by_worker: cost.by_worker.len(),
-        by_billing_mode: cost.by_billing_mode.len(),
-    };
-    for list in [
-        &mut cost.by_model,
-        &mut cost.by_provider,
-        &mut cost.by_workitem,
-        &mut cost.by_worker,
-    ] {
-        list.truncate(top);
+impl CostCounts {
+    /// How many entries each breakdown of `cost` has.
+    fn of(cost: &CostRollup) -> Self {
+        CostCounts {
+            by_service: cost.by_service.len(),
+            by_model: cost.by_model.len(),
+            by_provider: cost.by_provider.len(),
+            by_workitem: cost.by_workitem.len(),
+            by_worker: cost.by_worker.len(),
+            by_billing_mode: cost.by_billing_mode.len(),
+        }
     }
-    counts
 }
 
 /// How many entries each breakdown had before it was cut to `top`.
@@ -164,13 +157,12 @@ pub async fn rollups(
     Query(params): Query<WindowParams>,
 ) -> Result<Json<RollupsBody>, ApiError> {
     let (window, top) = params.window()?;
-    let mut rollups = insights(&state, &caller)?
+    let full = insights(&state, &caller)?
         .rollups(&caller.tenant, window, state.clock.now())
         .await?;
-    let cost_group_counts = cut(&mut rollups.cost, top);
     Ok(Json(RollupsBody {
-        rollups,
-        cost_group_counts,
+        rollups: full.cut(top),
+        cost_group_counts: CostCounts::of(&full.cost),
     }))
 }
 
