@@ -534,11 +534,17 @@ mod tests {
     fn cut_keeps_the_largest_entries_of_long_breakdowns_only() {
         let items = fleet();
         let r = Rollups::compute(&items, Window::all(), at(3000));
-        assert!(r.cost.by_workitem.len() > 1, "the fleet has several items with usage");
+        assert!(
+            r.cost.by_workitem.len() > 1,
+            "the fleet has several items with usage"
+        );
         let cut = r.cut(1);
         assert_eq!(cut.cost.by_workitem, r.cost.by_workitem[..1]);
         assert!(cut.cost.by_model.len() <= 1);
-        assert_eq!(cut.cost.by_service, r.cost.by_service, "services are never cut");
+        assert_eq!(
+            cut.cost.by_service, r.cost.by_service,
+            "services are never cut"
+        );
         assert_eq!(cut.cost.total, r.cost.total);
         assert_eq!(cut.by_stage, r.by_stage);
     }
