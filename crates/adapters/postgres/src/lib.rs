@@ -304,6 +304,26 @@ impl WorkItemStore for PgStore {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn pooled_connections_have_nagle_off() {
+        let database = crate::testing::TestDatabase::create().await;
+        let store = PgStore::connect(database.url(), PgOptions::default())
+            .await
+            .expect("the test database accepts connections");
+        let mut connection = store.inner.pool.acquire().await.expect("a connection");
+        let port: Option<i32> = sqlx::query_scalar("SELECT inet_client_port()")
+            .fetch_one(&mut *connection)
+            .await
+            .expect("the port query runs");
+        // Over a Unix socket there is no Nagle to turn off.
+        if let Some(port) = port {
+            let port = u16::try_from(port).expect("a TCP port");
+            assert_eq!(nodelay::is_off_for_local_port(port), Some(true));
+        }
+        drop(connection);
+        store.close().await;
+    }
+
     #[test]
     fn messages_never_carry_the_password() {
         let url = "postgres://app:s3cret@db.example:5432/cfactory?sslmode=require";

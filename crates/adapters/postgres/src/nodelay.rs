@@ -12,14 +12,27 @@
 //! and where the duplicate cannot be taken (a kernel before 5.6, a proxy between us and
 //! the server) the connection works as before.
 
+use std::os::fd::OwnedFd;
+
 use rustix::net::SocketAddrAny;
 use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
 
 /// Turns Nagle's algorithm off on this process's TCP sockets bound to `local_port`.
 /// Returns how many sockets it changed.
 pub(crate) fn set_for_local_port(local_port: u16) -> std::io::Result<usize> {
-    let pidfd = pidfd_open(getpid(), PidfdFlags::empty())?;
     let mut changed = 0;
+    for fd in sockets_on_local_port(local_port)? {
+        if rustix::net::sockopt::set_tcp_nodelay(&fd, true).is_ok() {
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+/// Duplicates of this process's sockets bound to `local_port`.
+fn sockets_on_local_port(local_port: u16) -> std::io::Result<Vec<OwnedFd>> {
+    let pidfd = pidfd_open(getpid(), PidfdFlags::empty())?;
+    let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd")? {
         let entry = entry?;
         let is_socket = std::fs::read_link(entry.path())
@@ -38,16 +51,26 @@ pub(crate) fn set_for_local_port(local_port: u16) -> std::io::Result<usize> {
         let Ok(fd) = pidfd_getfd(&pidfd, number, PidfdGetfdFlags::empty()) else {
             continue;
         };
-        let Ok(local) = rustix::net::getsockname(&fd) else {
-            continue;
-        };
-        if port_of(local) == Some(local_port)
-            && rustix::net::sockopt::set_tcp_nodelay(&fd, true).is_ok()
-        {
-            changed += 1;
+        if rustix::net::getsockname(&fd).ok().and_then(port_of) == Some(local_port) {
+            found.push(fd);
         }
     }
-    Ok(changed)
+    Ok(found)
+}
+
+/// Whether every socket of this process bound to `local_port` has Nagle off (`None`
+/// when there is none).
+#[cfg(test)]
+pub(crate) fn is_off_for_local_port(local_port: u16) -> Option<bool> {
+    let sockets = sockets_on_local_port(local_port).ok()?;
+    if sockets.is_empty() {
+        return None;
+    }
+    Some(
+        sockets
+            .iter()
+            .all(|fd| rustix::net::sockopt::tcp_nodelay(fd).unwrap_or(false)),
+    )
 }
 
 fn port_of(address: SocketAddrAny) -> Option<u16> {
