@@ -589,3 +589,43 @@ async fn insight_cards_suggest_a_fitting_proposal() {
         assert_eq!(stuck["suggested"]["kind"], "recover", "{stuck}");
     }
 }
+
+#[tokio::test]
+async fn an_upstream_that_does_not_answer_fails_the_action_once_without_a_retry() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    async fn silent(State(calls): State<Arc<AtomicUsize>>) -> Json<Value> {
+        calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Json(json!({"success": true}))
+    }
+    let app = Router::new()
+        .route("/api/tasks/{id}/apply-correction", post(silent))
+        .with_state(calls.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let store = Store::sqlite();
+    let server = Server::start_with(
+        &store,
+        &["--aifactory-url", &upstream, "--poll-interval-seconds", "0"],
+        &[],
+    )
+    .unwrap();
+    seed(&server, None).await;
+    settled(&server, None).await;
+    let (status, action) = propose(&server, "kick_handback", "301", None).await;
+    assert_eq!(status, 201, "{action}");
+    let path = format!("/api/actions/{}/confirm", action["id"].as_str().unwrap());
+    let (status, confirmed) = post_json(&server, &path, json!({}), None).await;
+    assert_eq!(status, 200, "{confirmed}");
+    assert_eq!(confirmed["action"]["status"], "failed", "{confirmed}");
+    let error = confirmed["action"]["results"][0]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("did not answer within 15 s"), "{confirmed}");
+    assert!(error.contains("not retried"), "{confirmed}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the step is sent once");
+    let (status, _) = post_json(&server, &path, json!({}), None).await;
+    assert_eq!(status, 409, "a failed action is not confirmed again");
+}
