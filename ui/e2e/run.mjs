@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { UI_DIR, createKey, fail, ingest, launchBrowser, preflight, shotsDir, startServer, tempDataDir } from './harness.mjs';
 
 const AXE = join(UI_DIR, 'node_modules/axe-core/axe.min.js');
-/** The wait limit for a live change to reach the page (issue 5); not a timing assertion. */
+/** The wait limit for a live change to reach the page; not a timing assertion. */
 const LIVE_LIMIT_MS = 2000;
 const GREEN = 'rgb(63, 185, 80)';
 

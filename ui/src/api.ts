@@ -248,7 +248,7 @@ export interface ActivityItem {
   received_at: string;
 }
 
-// Advise-and-confirm actions (issue 6): proposals that run only when a person confirms.
+// Advise-and-confirm actions: proposals that run only when a person confirms.
 
 export type ActionKind = 'approve_gate' | 'trigger_handoff' | 'kick_handback' | 'recover' | 'reject_review';
 export type ActionStatus = 'prepared' | 'executing' | 'executed' | 'failed' | 'rejected' | 'expired';

@@ -76,7 +76,7 @@ export function countdown(seconds: number): string {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
 }
 
-/** JSON as people read it: two-space indents; `null` reads "no body". */
+/** JSON as people read it, with two-space indents (`undefined` gives an empty string). */
 export function pretty(value: unknown): string {
   if (value === undefined) return '';
   return JSON.stringify(value, null, 2);

@@ -58,7 +58,7 @@ pub struct TenantView {
 struct Memo {
     version: u64,
     at: DateTime<Utc>,
-    value: Arc<dyn Any + Send + Sync>,
+    value: Box<dyn Any + Send + Sync>,
 }
 
 impl TenantView {
@@ -123,7 +123,7 @@ impl TenantView {
             Memo {
                 version: self.version,
                 at: now,
-                value: Arc::new(value.clone()),
+                value: Box::new(value.clone()),
             },
         );
         value

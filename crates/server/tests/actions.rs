@@ -47,10 +47,25 @@ async fn fake_aifactory() -> (String, Arc<AtomicUsize>) {
         .route("/api/tasks/{id}/apply-correction", post(correction))
         .route("/api/tasks/{id}/recover", post(recover))
         .with_state(calls.clone());
+    (serve(app).await, calls)
+}
+
+/// Serves `app` on a free loopback port; returns its base URL.
+async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, calls)
+    url
+}
+
+/// A server on `store` whose AIFactory is `upstream`, with polling off.
+fn start_with_aifactory(store: &Store, upstream: &str) -> Server {
+    Server::start_with(
+        store,
+        &["--aifactory-url", upstream, "--poll-interval-seconds", "0"],
+        &[],
+    )
+    .unwrap()
 }
 
 /// Items: 300 and 301 coded then failed their tests (300's task is busy upstream); 302's
@@ -120,12 +135,7 @@ async fn propose(server: &Server, kind: &str, key: &str, note: Option<&str>) -> 
 async fn a_proposal_sends_nothing_until_one_confirm_runs_it_once() {
     let (upstream, calls) = fake_aifactory().await;
     let store = Store::sqlite();
-    let server = Server::start_with(
-        &store,
-        &["--aifactory-url", &upstream, "--poll-interval-seconds", "0"],
-        &[],
-    )
-    .unwrap();
+    let server = start_with_aifactory(&store, &upstream);
     seed(&server, None).await;
 
     let (_, offered) = server.get("/api/workitems/301/actions").await;
@@ -483,10 +493,7 @@ async fn fake_anthropic() -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
     let app = Router::new()
         .route("/v1/messages", post(messages))
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
+    (serve(app).await, seen)
 }
 
 #[tokio::test]
@@ -601,17 +608,10 @@ async fn an_upstream_that_does_not_answer_fails_the_action_once_without_a_retry(
     let app = Router::new()
         .route("/api/tasks/{id}/apply-correction", post(silent))
         .with_state(calls.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let upstream = serve(app).await;
 
     let store = Store::sqlite();
-    let server = Server::start_with(
-        &store,
-        &["--aifactory-url", &upstream, "--poll-interval-seconds", "0"],
-        &[],
-    )
-    .unwrap();
+    let server = start_with_aifactory(&store, &upstream);
     seed(&server, None).await;
     settled(&server, None).await;
     let (status, action) = propose(&server, "kick_handback", "301", None).await;

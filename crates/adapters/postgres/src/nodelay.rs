@@ -35,9 +35,6 @@ fn sockets_on_local_port(local_port: u16) -> std::io::Result<Vec<OwnedFd>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd")? {
         let entry = entry?;
-        let is_socket = std::fs::read_link(entry.path())
-            .map(|target| target.to_string_lossy().starts_with("socket:"))
-            .unwrap_or(false);
         let Some(number) = entry
             .file_name()
             .to_str()
@@ -45,6 +42,8 @@ fn sockets_on_local_port(local_port: u16) -> std::io::Result<Vec<OwnedFd>> {
         else {
             continue;
         };
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
         if !is_socket {
             continue;
         }
