@@ -54,6 +54,19 @@ pub enum Which {
     /// The cockpit board with 2,000 work items in Chromium: first render and scroll frame
     /// times.
     Ui,
+    /// The insight computations in-process over the `queries` fleet: what a request pays
+    /// when its answer is not memoised.
+    Insights {
+        /// Work items in the fleet.
+        #[arg(long, default_value_t = 100_000)]
+        items: usize,
+        /// Events per finished item (at most 10).
+        #[arg(long, default_value_t = 10)]
+        events_per_item: usize,
+        /// Timed runs per computation.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
     /// Insight and read endpoints (rollups, anomalies, needs-you, search, activity, lists)
     /// over a large history in PostgreSQL, seeded through the ingest API.
     Queries {
@@ -92,6 +105,11 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             max_rate,
         } => rt.block_on(crate::fanout::run(clients, rate, seconds, max_rate)),
         Which::Ui => crate::ui::run_ui_bench(),
+        Which::Insights {
+            items,
+            events_per_item,
+            runs,
+        } => crate::insights::run(items, events_per_item, runs),
         Which::Queries {
             items,
             events_per_item,

@@ -5,6 +5,7 @@ mod arch;
 mod bench;
 mod demo;
 mod fanout;
+mod insights;
 mod postgres;
 mod queries;
 mod test;

@@ -44,7 +44,7 @@ const WORDS: [&str; 16] = [
 /// The events of item `i`: a plan, a coding task and a test spec, `per_item` events in
 /// all, ending where the item's fate says (most pass; some fail, wait in review, stall,
 /// or stay in flight).
-fn item_events(
+pub(crate) fn item_events(
     i: usize,
     per_item: usize,
     items: usize,

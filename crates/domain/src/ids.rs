@@ -57,6 +57,11 @@ pub enum KeyKind {
 }
 
 impl CorrelationKey {
+    /// The empty key, which orders before every real key: a lower bound for ranges.
+    pub(crate) fn lowest() -> Self {
+        Self(String::new())
+    }
+
     /// Parses a key: non-empty, at most 128 characters, no control characters.
     pub fn parse(value: &str) -> Result<Self, IdError> {
         check_text(value, MAX_KEY_CHARS)?;

@@ -360,7 +360,7 @@ pub trait InsightSource: Send + Sync {
         tenant: &TenantId,
         key: Option<&CorrelationKey>,
         now: DateTime<Utc>,
-    ) -> Result<std::sync::Arc<Vec<Anomaly>>, StoreError>;
+    ) -> Result<std::sync::Arc<Vec<std::sync::Arc<Anomaly>>>, StoreError>;
 
     /// The items that need a person at the moment `now`, most urgent first.
     async fn needs_you(

@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cfactory_domain::insights::{
-    Anomaly, History, NeedsYou, Rollups, SearchHit, SearchIndex, Thresholds, Window, detect,
-    needs_you,
+    Anomaly, Fleet, NeedsYou, Rollups, SearchHit, SearchIndex, Thresholds, Window,
 };
 use cfactory_domain::ports::{ChangeSink, InsightSource, StoreError, WorkItemStore};
 use cfactory_domain::{CorrelationKey, TenantId, WorkItem};
@@ -38,15 +37,16 @@ const LOAD_WAIT: Duration = Duration::from_secs(60);
 /// (ages, stalls, windows), so they are recomputed at least this often.
 const MEMO_SECONDS: i64 = 5;
 
+/// Cost breakdown entries kept in memoised rollups: the most the API hands out.
+pub const KEEP_TOP: usize = 1_000;
+
 /// One tenant's items and the indexes kept beside them.
-#[derive(Default)]
 pub struct TenantView {
-    /// Items by canonical key.
-    pub items: HashMap<CorrelationKey, Arc<WorkItem>>,
+    /// Items by canonical key, with the totals, findings and baselines the fleet-wide
+    /// answers read.
+    pub fleet: Fleet,
     /// Search over keys, aliases, titles and ids.
     pub search: SearchIndex,
-    /// Cost and latency samples that spikes are judged against.
-    pub history: History,
     /// Bumped on every applied change; memoised answers hold the version they saw.
     version: u64,
     /// Whole-fleet insight answers (rollups, anomalies, needs-you) by query, so many
@@ -62,6 +62,15 @@ struct Memo {
 }
 
 impl TenantView {
+    fn new(thresholds: Thresholds) -> Self {
+        Self {
+            fleet: Fleet::new(thresholds),
+            search: SearchIndex::default(),
+            version: 0,
+            memo: Mutex::default(),
+        }
+    }
+
     fn apply(&mut self, asked: &CorrelationKey, found: Option<WorkItem>) -> Option<Arc<WorkItem>> {
         let Some(item) = found else {
             self.forget(asked);
@@ -72,24 +81,21 @@ impl TenantView {
             self.forget(asked);
         }
         for alias in &item.aliases {
-            if self.items.contains_key(alias) {
+            if self.fleet.contains(alias) {
                 self.forget(alias);
             }
         }
         self.version += 1;
         self.search.upsert(&item);
-        self.history.record(&item);
         let item = Arc::new(item);
-        self.items
-            .insert(item.correlation_key.clone(), item.clone());
+        self.fleet.upsert(item.clone());
         Some(item)
     }
 
     fn forget(&mut self, key: &CorrelationKey) {
         self.version += 1;
-        self.items.remove(key);
+        self.fleet.remove(key);
         self.search.remove(key);
-        self.history.forget(key);
     }
 
     /// The answer to `query` at `now`: the memoised one when no item changed since it
@@ -222,20 +228,20 @@ impl ReadModel {
     async fn try_load_all(&self, store: &dyn WorkItemStore) -> Result<usize, StoreError> {
         let mut total = 0;
         for tenant in store.tenants().await? {
-            let mut view = TenantView::default();
+            let mut view = TenantView::new(self.inner.thresholds.clone());
             let mut after: Option<CorrelationKey> = None;
+            let mut items = Vec::new();
             loop {
                 let page = store.scan_items(&tenant, after.as_ref(), LOAD_PAGE).await?;
                 let Some(last) = page.last() else { break };
                 after = Some(last.correlation_key.clone());
                 for item in page {
                     view.search.upsert(&item);
-                    view.history.record(&item);
-                    view.items
-                        .insert(item.correlation_key.clone(), Arc::new(item));
+                    items.push(Arc::new(item));
                 }
             }
-            total += view.items.len();
+            view.fleet.extend(items);
+            total += view.fleet.len();
             self.views_mut().insert(tenant, Arc::new(RwLock::new(view)));
         }
         Ok(total)
@@ -306,7 +312,11 @@ impl ReadModel {
         {
             return view.clone();
         }
-        self.views_mut().entry(tenant.clone()).or_default().clone()
+        let thresholds = &self.inner.thresholds;
+        self.views_mut()
+            .entry(tenant.clone())
+            .or_insert_with(|| Arc::new(RwLock::new(TenantView::new(thresholds.clone()))))
+            .clone()
     }
 
     /// Waits (bounded) until the first load is done.
@@ -333,7 +343,7 @@ impl ReadModel {
     /// Items held for `tenant` (0 before the load).
     pub fn item_count(&self, tenant: &TenantId) -> usize {
         let views = self.inner.views.read().expect("read model views lock");
-        views.get(tenant).map_or(0, |v| read(v).items.len())
+        views.get(tenant).map_or(0, |v| read(v).fleet.len())
     }
 }
 
@@ -366,11 +376,7 @@ impl InsightSource for ReadModel {
         let view = self.loaded_view(tenant).await?;
         let view = read(&view);
         Ok(view.memo(format!("rollups {window:?}"), now, |v| {
-            Arc::new(Rollups::compute(
-                v.items.values().map(|i| &**i),
-                window,
-                now,
-            ))
+            Arc::new(v.fleet.rollups(window, now, KEEP_TOP))
         }))
     }
 
@@ -379,19 +385,13 @@ impl InsightSource for ReadModel {
         tenant: &TenantId,
         key: Option<&CorrelationKey>,
         now: DateTime<Utc>,
-    ) -> Result<Arc<Vec<Anomaly>>, StoreError> {
+    ) -> Result<Arc<Vec<Arc<Anomaly>>>, StoreError> {
         let view = self.loaded_view(tenant).await?;
         let view = read(&view);
-        let th = &self.inner.thresholds;
         Ok(match key {
-            Some(k) => Arc::new(detect(
-                view.items.get(k).map(|i| &**i),
-                &view.history,
-                now,
-                th,
-            )),
+            Some(k) => Arc::new(view.fleet.anomalies_of(k, now)),
             None => view.memo("anomalies".to_owned(), now, |v| {
-                Arc::new(detect(v.items.values().map(|i| &**i), &v.history, now, th))
+                Arc::new(v.fleet.anomalies(now))
             }),
         })
     }
@@ -403,9 +403,7 @@ impl InsightSource for ReadModel {
     ) -> Result<Vec<NeedsYou>, StoreError> {
         let view = self.loaded_view(tenant).await?;
         let view = read(&view);
-        Ok(view.memo("needs-you".to_owned(), now, |v| {
-            needs_you(v.items.values().map(|i| &**i), now, &self.inner.thresholds)
-        }))
+        Ok(view.memo("needs-you".to_owned(), now, |v| v.fleet.needs_you(now)))
     }
 
     async fn search(
@@ -487,7 +485,10 @@ mod tests {
             .unwrap();
         settle(&model, &tenant, 1).await;
         let view = read(&view);
-        let merged = &view.items[&CorrelationKey::parse("41").unwrap()];
+        let merged = view
+            .fleet
+            .get(&CorrelationKey::parse("41").unwrap())
+            .unwrap();
         assert!(merged.aliases.iter().any(|a| a.as_str() == "af-9"));
         let hits = view.search.query("af-9", 5);
         assert_eq!(hits.len(), 1);
@@ -505,12 +506,12 @@ mod tests {
         let key = CorrelationKey::parse("41").unwrap();
         let item = store.get(&tenant, "41").await.unwrap().unwrap();
 
-        let mut view = TenantView::default();
+        let mut view = TenantView::new(Thresholds::default());
         let calls = std::cell::Cell::new(0);
         let ask = |view: &TenantView, at: DateTime<Utc>| {
             view.memo("count".to_owned(), at, |v| {
                 calls.set(calls.get() + 1);
-                v.items.len()
+                v.fleet.len()
             })
         };
         let t0 = Utc::now();

@@ -74,7 +74,7 @@ impl InsightSource for StoreInsights {
         tenant: &TenantId,
         key: Option<&CorrelationKey>,
         now: DateTime<Utc>,
-    ) -> Result<Arc<Vec<Anomaly>>, StoreError> {
+    ) -> Result<Arc<Vec<Arc<Anomaly>>>, StoreError> {
         let items = self.items(tenant).await?;
         let history = History::from_items(&items);
         let found = detect(&items, &history, now, &Thresholds::default());
@@ -82,6 +82,7 @@ impl InsightSource for StoreInsights {
             found
                 .into_iter()
                 .filter(|a| key.is_none_or(|k| &a.correlation_key == k))
+                .map(Arc::new)
                 .collect(),
         ))
     }

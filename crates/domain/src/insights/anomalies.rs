@@ -9,15 +9,15 @@
 //! absolute floor fires, with a `null` score. Every spike also needs the floor: the
 //! excess over the median must reach it, so tiny values never fire.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, OnceLock};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::billing::task_cost;
-use super::rollups::seconds_between;
+use super::rollups::{Sorted, seconds_between};
 use super::signals::{Silence, display_title, human_duration, is_discarded_plan, silence};
 use crate::event::Service;
 use crate::ids::CorrelationKey;
@@ -154,20 +154,24 @@ pub struct SeriesKey {
     pub model: Option<String>,
 }
 
-/// The samples one item contributes to the history.
+/// The samples one item contributes to the history, its series by number.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct ItemSamples {
+pub(crate) struct ItemSamples {
     created_at: Option<DateTime<Utc>>,
     /// Dollars counted on the whole item, if any.
     cost: Option<f64>,
     /// (series, task id, dollars counted over all its runs).
-    task_costs: Vec<(SeriesKey, String, f64)>,
+    task_costs: Vec<(SeriesId, String, f64)>,
     /// (series, stage, seconds from first to terminal event).
-    stage_latencies: Vec<(SeriesKey, StageName, f64)>,
+    stage_latencies: Vec<(SeriesId, StageName, f64)>,
 }
 
+type SeriesId = u32;
+
 impl ItemSamples {
-    fn of(item: &WorkItem) -> Self {
+    /// The samples of `item`; `series` numbers a series, or answers `None` to leave the
+    /// sample out (a series the history has never seen has no baseline).
+    fn of(item: &WorkItem, mut series: impl FnMut(SeriesKey) -> Option<SeriesId>) -> Self {
         let mut out = Self {
             created_at: Some(item.created_at),
             ..Self::default()
@@ -175,12 +179,14 @@ impl ItemSamples {
         for task in &item.usage_by_task {
             if let Some(cost) = task_cost(task) {
                 out.cost = Some(out.cost.unwrap_or(0.0) + cost);
-                let series = SeriesKey {
+                let key = SeriesKey {
                     service: task.service,
                     phase: task.phase.clone().unwrap_or_default(),
                     model: task.model.clone(),
                 };
-                out.task_costs.push((series, task.task_id.clone(), cost));
+                if let Some(id) = series(key) {
+                    out.task_costs.push((id, task.task_id.clone(), cost));
+                }
             }
         }
         for (name, stage) in item.stages.iter() {
@@ -192,67 +198,220 @@ impl ItemSamples {
                 .iter()
                 .find(|t| t.service == name.service() && t.task_id == stage.task_id)
                 .and_then(|t| t.model.clone());
-            let series = SeriesKey {
+            let key = SeriesKey {
                 service: name.service(),
                 phase: stage.phase.clone(),
                 model,
             };
-            let secs = seconds_between(stage.started_at, stage.at);
-            out.stage_latencies.push((series, name, secs));
+            if let Some(id) = series(key) {
+                let secs = seconds_between(stage.started_at, stage.at);
+                out.stage_latencies.push((id, name, secs));
+            }
         }
         out
     }
 }
 
-/// Per-item samples of task cost, stage latency and item cost, the baselines spikes and
-/// drift are judged against. Build it with [`History::from_items`], or keep it current
-/// at ingest with [`History::record`] and [`History::forget`]. What detection derives
-/// from the whole history (baselines, the drift series) is computed on first use after a
-/// change and then reused, so repeated detections over an unchanged history do not redo
-/// it.
+/// One service/phase/model series: its cost and latency samples, and their baselines
+/// worked out on first use after a change.
 #[derive(Debug, Clone, Default)]
-pub struct History {
-    items: BTreeMap<CorrelationKey, ItemSamples>,
-    derived: OnceLock<Arc<Derived>>,
+struct Series {
+    key: Option<SeriesKey>,
+    cost: Sorted,
+    latency: Sorted,
+    /// The samples again, by value, with whose they are: spikes are found by reading
+    /// the top of these rather than by checking every item.
+    cost_by_value: BySample,
+    latency_by_value: BySample,
+    cost_base: OnceLock<Baseline>,
+    latency_base: OnceLock<Baseline>,
 }
 
-impl PartialEq for History {
-    fn eq(&self, other: &Self) -> bool {
-        self.items == other.items
+/// Samples by value ([`ordered`]), then item and place.
+type BySample = BTreeSet<(i64, CorrelationKey, Sample)>;
+
+/// `v` as an integer that orders as [`f64::total_cmp`] does.
+fn ordered(v: f64) -> i64 {
+    let bits = v.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
+impl Series {
+    fn cost_base(&self) -> &Baseline {
+        self.cost_base
+            .get_or_init(|| Baseline::of_sorted(self.cost.values()))
+    }
+
+    fn latency_base(&self) -> &Baseline {
+        self.latency_base
+            .get_or_init(|| Baseline::of_sorted(self.latency.values()))
     }
 }
 
-/// What every detection needs from the whole history.
-#[derive(Debug, Default)]
-struct Derived {
-    cost: Baselines,
-    latency: Baselines,
-    /// (created at, key, dollars) of every costed item, oldest first.
-    drift: Vec<(DateTime<Utc>, CorrelationKey, f64)>,
+/// Per-item samples of task cost, stage latency and item cost, the baselines spikes and
+/// drift are judged against. Build it with [`History::from_items`], or keep it current
+/// at ingest with [`History::record`] and [`History::forget`]: each keeps every series'
+/// samples in order, so a change costs a few binary searches and each baseline is worked
+/// out again only when its series changed.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    items: HashMap<CorrelationKey, ItemSamples>,
+    series: Vec<Series>,
+    series_ids: HashMap<SeriesKey, SeriesId>,
+    /// (created at, key) → dollars of every costed item, oldest first.
+    drift: BTreeMap<(DateTime<Utc>, CorrelationKey), f64>,
+    /// The same dollars in ascending order.
+    drift_sorted: Sorted,
+    /// The drift rule's finding for the current history, worked out on first use.
+    drift_found: OnceLock<Option<Anomaly>>,
+    /// Loading many items: new series start unsettled.
+    bulk: bool,
+}
+
+/// Two histories are equal when they hold the same samples for the same items, however
+/// their series came to be numbered.
+impl PartialEq for History {
+    fn eq(&self, other: &Self) -> bool {
+        self.items.len() == other.items.len()
+            && self.items.iter().all(|(key, mine)| {
+                other
+                    .items
+                    .get(key)
+                    .is_some_and(|theirs| self.named(mine) == other.named(theirs))
+            })
+    }
 }
 
 impl History {
     /// The history of `items`.
     pub fn from_items<'a>(items: impl IntoIterator<Item = &'a WorkItem>) -> Self {
         let mut h = Self::default();
+        h.unsettle();
         for item in items {
             h.record(item);
         }
+        h.settle();
         h
+    }
+
+    /// For loading many items: samples are appended, not placed, until
+    /// [`History::settle`] sorts each series once.
+    pub(crate) fn unsettle(&mut self) {
+        self.bulk = true;
+        self.drift_sorted.unsettle();
+        for s in &mut self.series {
+            s.cost.unsettle();
+            s.latency.unsettle();
+        }
+    }
+
+    /// Sorts what was appended since [`History::unsettle`].
+    pub(crate) fn settle(&mut self) {
+        self.bulk = false;
+        self.drift_sorted.settle();
+        for s in &mut self.series {
+            s.cost.settle();
+            s.latency.settle();
+        }
     }
 
     /// Records `item`'s samples, replacing any it had.
     pub fn record(&mut self, item: &WorkItem) {
-        self.items
-            .insert(item.correlation_key.clone(), ItemSamples::of(item));
-        self.derived = OnceLock::new();
+        let samples = ItemSamples::of(item, |key| Some(self.series_id(key)));
+        let key = &item.correlation_key;
+        self.forget(key);
+        for (i, (id, _, v)) in samples.task_costs.iter().enumerate() {
+            let s = &mut self.series[*id as usize];
+            s.cost.insert(*v);
+            s.cost_by_value
+                .insert((ordered(*v), key.clone(), Sample::Cost(i)));
+            s.cost_base = OnceLock::new();
+        }
+        for (i, (id, _, v)) in samples.stage_latencies.iter().enumerate() {
+            let s = &mut self.series[*id as usize];
+            s.latency.insert(*v);
+            s.latency_by_value
+                .insert((ordered(*v), key.clone(), Sample::Latency(i)));
+            s.latency_base = OnceLock::new();
+        }
+        if let (Some(at), Some(c)) = (samples.created_at, samples.cost) {
+            self.drift.insert((at, item.correlation_key.clone()), c);
+            self.drift_sorted.insert(c);
+        }
+        self.drift_found = OnceLock::new();
+        self.items.insert(item.correlation_key.clone(), samples);
     }
 
     /// Drops the samples of the item filed under `key` (merged away or deleted).
     pub fn forget(&mut self, key: &CorrelationKey) {
-        if self.items.remove(key).is_some() {
-            self.derived = OnceLock::new();
+        let Some(old) = self.items.remove(key) else {
+            return;
+        };
+        for (i, (id, _, v)) in old.task_costs.iter().enumerate() {
+            let s = &mut self.series[*id as usize];
+            s.cost.remove(*v);
+            s.cost_by_value
+                .remove(&(ordered(*v), key.clone(), Sample::Cost(i)));
+            s.cost_base = OnceLock::new();
         }
+        for (i, (id, _, v)) in old.stage_latencies.iter().enumerate() {
+            let s = &mut self.series[*id as usize];
+            s.latency.remove(*v);
+            s.latency_by_value
+                .remove(&(ordered(*v), key.clone(), Sample::Latency(i)));
+            s.latency_base = OnceLock::new();
+        }
+        if let (Some(at), Some(c)) = (old.created_at, old.cost) {
+            self.drift.remove(&(at, key.clone()));
+            self.drift_sorted.remove(c);
+        }
+        self.drift_found = OnceLock::new();
+    }
+
+    fn series_id(&mut self, key: SeriesKey) -> SeriesId {
+        if let Some(id) = self.series_ids.get(&key) {
+            return *id;
+        }
+        let id = self.series.len() as SeriesId;
+        let mut series = Series {
+            key: Some(key.clone()),
+            ..Series::default()
+        };
+        if self.bulk {
+            series.cost.unsettle();
+            series.latency.unsettle();
+        }
+        self.series.push(series);
+        self.series_ids.insert(key, id);
+        id
+    }
+
+    /// `samples` with its series by key, for comparing histories.
+    #[allow(clippy::type_complexity)]
+    fn named<'h>(
+        &'h self,
+        samples: &'h ItemSamples,
+    ) -> (
+        Option<DateTime<Utc>>,
+        Option<f64>,
+        Vec<(&'h Option<SeriesKey>, &'h String, f64)>,
+        Vec<(&'h Option<SeriesKey>, StageName, f64)>,
+    ) {
+        let key = |id: &SeriesId| &self.series[*id as usize].key;
+        (
+            samples.created_at,
+            samples.cost,
+            samples
+                .task_costs
+                .iter()
+                .map(|(id, t, v)| (key(id), t, *v))
+                .collect(),
+            samples
+                .stage_latencies
+                .iter()
+                .map(|(id, st, v)| (key(id), *st, *v))
+                .collect(),
+        )
     }
 
     /// Items recorded.
@@ -265,41 +424,64 @@ impl History {
         self.items.is_empty()
     }
 
-    fn derived(&self) -> Arc<Derived> {
-        self.derived.get_or_init(|| Arc::new(self.derive())).clone()
+    /// The samples recorded for the item under `key`.
+    pub(crate) fn samples(&self, key: &CorrelationKey) -> Option<&ItemSamples> {
+        self.items.get(key)
     }
 
-    fn derive(&self) -> Derived {
-        let mut cost: HashMap<&SeriesKey, Vec<f64>> = HashMap::new();
-        let mut latency: HashMap<&SeriesKey, Vec<f64>> = HashMap::new();
-        let mut drift = Vec::new();
-        for (key, s) in &self.items {
-            for (k, _, v) in &s.task_costs {
-                cost.entry(k).or_default().push(*v);
-            }
-            for (k, _, v) in &s.stage_latencies {
-                latency.entry(k).or_default().push(*v);
-            }
-            if let (Some(at), Some(c)) = (s.created_at, s.cost) {
-                drift.push((at, key.clone(), c));
-            }
-        }
-        drift.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        Derived {
-            cost: baselines_of(cost),
-            latency: baselines_of(latency),
-            drift,
+    /// The samples `item` contributes: the recorded ones when the history holds it,
+    /// else worked out against the series it knows.
+    fn samples_of<'h>(&'h self, item: &WorkItem) -> std::borrow::Cow<'h, ItemSamples> {
+        match self.items.get(&item.correlation_key) {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => std::borrow::Cow::Owned(ItemSamples::of(item, |key| {
+                self.series_ids.get(&key).copied()
+            })),
         }
     }
-}
 
-type Baselines = HashMap<SeriesKey, Baseline>;
+    /// Every sample that could be a spike under `th`: those at or above the lowest
+    /// value that passes both the floor and the score threshold of its series (less a
+    /// rounding margin). A superset of the spikes, found without visiting every item.
+    pub(crate) fn spike_candidates(&self, th: &Thresholds) -> Vec<(&CorrelationKey, Sample)> {
+        let mut out = Vec::new();
+        for s in &self.series {
+            type Side<'s> = (usize, &'s BySample, f64, fn(&Series) -> &Baseline);
+            let sides: [Side<'_>; 2] = [
+                (
+                    s.cost.len(),
+                    &s.cost_by_value,
+                    th.cost_floor_usd,
+                    Series::cost_base,
+                ),
+                (
+                    s.latency.len(),
+                    &s.latency_by_value,
+                    th.latency_floor_seconds,
+                    Series::latency_base,
+                ),
+            ];
+            for (n, by_value, floor, base) in sides {
+                if n < th.min_samples {
+                    continue;
+                }
+                let from = ordered(base(s).lowest_spike(floor, th));
+                out.extend(
+                    by_value
+                        .range((from, CorrelationKey::lowest(), Sample::Cost(0))..)
+                        .map(|(_, key, sample)| (key, *sample)),
+                );
+            }
+        }
+        out
+    }
 
-fn baselines_of(samples: HashMap<&SeriesKey, Vec<f64>>) -> Baselines {
-    samples
-        .into_iter()
-        .map(|(k, v)| (k.clone(), Baseline::of(v)))
-        .collect()
+    /// The drift rule's finding over the whole history.
+    pub(crate) fn drift(&self, th: &Thresholds) -> Option<Anomaly> {
+        self.drift_found
+            .get_or_init(|| cost_drift(&self.drift, &self.drift_sorted, th))
+            .clone()
+    }
 }
 
 /// Robust centre and spread of one series.
@@ -322,20 +504,35 @@ fn median(sorted: &[f64]) -> f64 {
     }
 }
 
+/// The median of values in any order, by selection.
+fn median_unsorted(values: &mut [f64]) -> f64 {
+    let n = values.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let (left, mid, _) = values.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let mid = *mid;
+    if n % 2 == 1 {
+        mid
+    } else {
+        let below = left.iter().copied().max_by(f64::total_cmp).unwrap_or(mid);
+        (below + mid) / 2.0
+    }
+}
+
 impl Baseline {
-    fn of(mut values: Vec<f64>) -> Self {
-        values.sort_by(f64::total_cmp);
-        let med = median(&values);
+    /// The baseline of values in ascending order.
+    fn of_sorted(values: &[f64]) -> Self {
+        let med = median(values);
         let mut dev: Vec<f64> = values.iter().map(|v| (v - med).abs()).collect();
         let mean_ad = if dev.is_empty() {
             0.0
         } else {
             dev.iter().sum::<f64>() / dev.len() as f64
         };
-        dev.sort_by(f64::total_cmp);
         Self {
             median: med,
-            mad: median(&dev),
+            mad: median_unsorted(&mut dev),
             mean_ad,
             samples: values.len(),
         }
@@ -351,6 +548,20 @@ impl Baseline {
         } else {
             (None, "constant")
         }
+    }
+
+    /// A value below which nothing is a spike: the floor and the score threshold both
+    /// reached, less a margin for rounding.
+    fn lowest_spike(&self, floor: f64, th: &Thresholds) -> f64 {
+        let spread = if self.mad > 0.0 {
+            th.z_score * self.mad / 0.6745
+        } else if self.mean_ad > 0.0 {
+            th.z_score * 1.253314 * self.mean_ad
+        } else {
+            f64::NEG_INFINITY
+        };
+        let lowest = self.median + floor.max(spread);
+        lowest - 1e-9 * (1.0 + lowest.abs())
     }
 
     /// Whether `x` is a spike: enough samples, the floor reached, the score above the
@@ -398,31 +609,45 @@ pub fn detect<'a>(
     now: DateTime<Utc>,
     th: &Thresholds,
 ) -> Vec<Anomaly> {
-    let derived = history.derived();
     let mut out = Vec::new();
     for item in items {
-        item_rules(item, now, th, &mut out);
-        spikes(item, &derived.cost, &derived.latency, th, &mut out);
+        item_rules(item, th, &mut out);
+        clock_rules(item, now, th, &mut out);
+        spikes(item, history, th, &mut out);
     }
-    if let Some(a) = cost_drift(&derived.drift, th) {
-        out.push(a);
-    }
-    out.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then_with(|| a.correlation_key.cmp(&b.correlation_key))
-            .then(a.kind.cmp(&b.kind))
-    });
+    finish(&mut out, history, th);
     out
 }
 
-fn item_rules(item: &WorkItem, now: DateTime<Utc>, th: &Thresholds, out: &mut Vec<Anomaly>) {
+/// Adds the history's drift finding and sorts: most severe first, then by key, then by
+/// kind.
+fn finish(out: &mut Vec<Anomaly>, history: &History, th: &Thresholds) {
+    if let Some(a) = history.drift(th) {
+        out.push(a);
+    }
+    out.sort_by(order);
+}
+
+/// The order of an anomaly list: most severe first, then by key, then by kind.
+pub(crate) fn order(a: &Anomaly, b: &Anomaly) -> std::cmp::Ordering {
+    b.severity
+        .cmp(&a.severity)
+        .then_with(|| a.correlation_key.cmp(&b.correlation_key))
+        .then(a.kind.cmp(&b.kind))
+}
+
+/// The rules that read the item alone: failures, missing evidence, injection scans,
+/// handback loops, correlation conflicts and missing ids. Their findings change only
+/// when the item does.
+pub(crate) fn item_rules(item: &WorkItem, th: &Thresholds, out: &mut Vec<Anomaly>) {
     for (name, stage) in item.stages.iter() {
         let stage_name = name.as_str();
-        let base = json!({"stage": stage_name, "task_id": stage.task_id,
-            "status": stage.status, "at": stage.at});
+        let base = || {
+            json!({"stage": stage_name, "task_id": stage.task_id,
+            "status": stage.status, "at": stage.at})
+        };
         if stage.failed() && !is_discarded_plan(name, stage) {
-            let mut ev = base.clone();
+            let mut ev = base();
             ev["status_class"] = json!(stage.status_class.as_str());
             ev["outcome"] = json!(stage.outcome);
             ev["halt_reason"] = json!(stage.halt_reason);
@@ -453,7 +678,7 @@ fn item_rules(item: &WorkItem, now: DateTime<Utc>, th: &Thresholds, out: &mut Ve
                     "The {stage_name} stage reported {} without the evidence its gate needs.",
                     stage.status
                 ),
-                base.clone(),
+                base(),
             ));
         }
         if let Some(scan) = &stage.injection_scan {
@@ -463,7 +688,7 @@ fn item_rules(item: &WorkItem, now: DateTime<Utc>, th: &Thresholds, out: &mut Ve
                 "skipped" => (AnomalyKind::InjectionSkipped, Severity::Info, "skipped"),
                 _ => continue,
             };
-            let mut ev = base.clone();
+            let mut ev = base();
             ev["verdict"] = json!(scan.verdict);
             ev["reason"] = json!(scan.reason);
             ev["scanner"] = json!(scan.scanner);
@@ -482,40 +707,6 @@ fn item_rules(item: &WorkItem, now: DateTime<Utc>, th: &Thresholds, out: &mut Ve
                 ev,
             ));
         }
-    }
-    if let Some((name, stage, kind, secs)) = silence(item, now, th) {
-        let (k, severity, limit) = match kind {
-            Silence::Stalled => (AnomalyKind::Stalled, Severity::Warning, th.stall_seconds),
-            Silence::Stuck => (AnomalyKind::Stuck, Severity::High, th.stuck_seconds),
-            Silence::UpstreamStuck => (AnomalyKind::Stuck, Severity::High, th.stuck_seconds),
-        };
-        let upstream = kind == Silence::UpstreamStuck;
-        out.push(anomaly(
-            item,
-            k,
-            severity,
-            &format!("{} {}", name.as_str(), k.as_str()),
-            if upstream {
-                format!(
-                    "{} marked the {} stage {}; silent for {}.",
-                    name.service().as_str(),
-                    name.as_str(),
-                    stage.status,
-                    human_duration(secs)
-                )
-            } else {
-                format!(
-                    "The {} stage ({}) has been silent for {}, past the {} limit.",
-                    name.as_str(),
-                    stage.status,
-                    human_duration(secs),
-                    human_duration(limit)
-                )
-            },
-            json!({"stage": name.as_str(), "status": stage.status, "last_event_at": stage.at,
-                "silent_seconds": secs, "threshold_seconds": limit,
-                "upstream_stuck": upstream}),
-        ));
     }
     if item.handbacks > 0 {
         let n = item.handbacks;
@@ -570,60 +761,142 @@ fn item_rules(item: &WorkItem, now: DateTime<Utc>, th: &Thresholds, out: &mut Ve
     }
 }
 
+/// The rules that read the clock: a stage stalled or stuck at `now`.
+pub(crate) fn clock_rules(
+    item: &WorkItem,
+    now: DateTime<Utc>,
+    th: &Thresholds,
+    out: &mut Vec<Anomaly>,
+) {
+    if let Some((name, stage, kind, secs)) = silence(item, now, th) {
+        let (k, severity, limit) = match kind {
+            Silence::Stalled => (AnomalyKind::Stalled, Severity::Warning, th.stall_seconds),
+            Silence::Stuck => (AnomalyKind::Stuck, Severity::High, th.stuck_seconds),
+            Silence::UpstreamStuck => (AnomalyKind::Stuck, Severity::High, th.stuck_seconds),
+        };
+        let upstream = kind == Silence::UpstreamStuck;
+        out.push(anomaly(
+            item,
+            k,
+            severity,
+            &format!("{} {}", name.as_str(), k.as_str()),
+            if upstream {
+                format!(
+                    "{} marked the {} stage {}; silent for {}.",
+                    name.service().as_str(),
+                    name.as_str(),
+                    stage.status,
+                    human_duration(secs)
+                )
+            } else {
+                format!(
+                    "The {} stage ({}) has been silent for {}, past the {} limit.",
+                    name.as_str(),
+                    stage.status,
+                    human_duration(secs),
+                    human_duration(limit)
+                )
+            },
+            json!({"stage": name.as_str(), "status": stage.status, "last_event_at": stage.at,
+                "silent_seconds": secs, "threshold_seconds": limit,
+                "upstream_stuck": upstream}),
+        ));
+    }
+}
+
 fn series_json(k: &SeriesKey) -> Value {
     json!({"service": k.service.as_str(), "phase": k.phase, "model": k.model})
 }
 
-fn spikes(
+/// The item's cost and latency spikes against `history`'s baselines.
+pub(crate) fn spikes(item: &WorkItem, history: &History, th: &Thresholds, out: &mut Vec<Anomaly>) {
+    spikes_of(item, &history.samples_of(item), history, th, out);
+}
+
+/// The spikes among `samples`, the samples `history` holds for `item`.
+pub(crate) fn spikes_of(
     item: &WorkItem,
-    cost_base: &Baselines,
-    latency_base: &Baselines,
+    samples: &ItemSamples,
+    history: &History,
     th: &Thresholds,
     out: &mut Vec<Anomaly>,
 ) {
-    let samples = ItemSamples::of(item);
-    for (series, task_id, cost) in &samples.task_costs {
-        let Some(base) = cost_base.get(series) else {
-            continue;
-        };
-        if let Some(mut ev) = base.spike(*cost, th.cost_floor_usd, th) {
-            ev["series"] = series_json(series);
-            ev["task_id"] = json!(task_id);
-            out.push(anomaly(
-                item,
-                AnomalyKind::CostSpike,
-                Severity::Warning,
-                "Cost spike",
-                format!(
-                    "Task {task_id} cost ${cost:.2} against a median of ${:.2} for {} {}.",
-                    base.median,
-                    series.service.as_str(),
-                    series.model.as_deref().unwrap_or("(model unknown)")
-                ),
-                ev,
-            ));
-        }
+    for i in 0..samples.task_costs.len() {
+        sample_spike(item, samples, Sample::Cost(i), history, th, out);
     }
-    for (series, stage, secs) in &samples.stage_latencies {
-        let Some(base) = latency_base.get(series) else {
-            continue;
-        };
-        if let Some(mut ev) = base.spike(*secs, th.latency_floor_seconds, th) {
-            ev["series"] = series_json(series);
-            ev["stage"] = json!(stage.as_str());
-            out.push(anomaly(
-                item,
-                AnomalyKind::LatencySpike,
-                Severity::Warning,
-                "Latency spike",
-                format!(
-                    "The {} stage took {} against a median of {}.",
-                    stage.as_str(),
-                    human_duration(*secs as i64),
-                    human_duration(base.median as i64)
-                ),
-                ev,
-            ));
+    for i in 0..samples.stage_latencies.len() {
+        sample_spike(item, samples, Sample::Latency(i), history, th, out);
+    }
+}
+
+/// One of an item's samples, by its place in [`ItemSamples`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Sample {
+    Cost(usize),
+    Latency(usize),
+}
+
+/// The spike, if `sample` of `item` is one.
+pub(crate) fn sample_spike(
+    item: &WorkItem,
+    samples: &ItemSamples,
+    sample: Sample,
+    history: &History,
+    th: &Thresholds,
+    out: &mut Vec<Anomaly>,
+) {
+    match sample {
+        Sample::Cost(i) => {
+            let Some((id, task_id, cost)) = samples.task_costs.get(i) else {
+                return;
+            };
+            let entry = &history.series[*id as usize];
+            let (Some(series), base) = (&entry.key, entry.cost_base()) else {
+                return;
+            };
+            if let Some(mut ev) = base.spike(*cost, th.cost_floor_usd, th) {
+                ev["series"] = series_json(series);
+                ev["task_id"] = json!(task_id);
+                out.push(anomaly(
+                    item,
+                    AnomalyKind::CostSpike,
+                    Severity::Warning,
+                    "Cost spike",
+                    format!(
+                        "Task {task_id} cost ${cost:.2} against a median of ${:.2} for {} {}.",
+                        base.median,
+                        series.service.as_str(),
+                        series.model.as_deref().unwrap_or("(model unknown)")
+                    ),
+                    ev,
+                ));
+            }
+        }
+        Sample::Latency(i) => {
+            let Some((id, stage, secs)) = samples.stage_latencies.get(i) else {
+                return;
+            };
+            let entry = &history.series[*id as usize];
+            let (Some(series), base) = (&entry.key, entry.latency_base()) else {
+                return;
+            };
+            if let Some(mut ev) = base.spike(*secs, th.latency_floor_seconds, th) {
+                ev["series"] = series_json(series);
+                ev["stage"] = json!(stage.as_str());
+                out.push(anomaly(
+                    item,
+                    AnomalyKind::LatencySpike,
+                    Severity::Warning,
+                    "Latency spike",
+                    format!(
+                        "The {} stage took {} against a median of {}.",
+                        stage.as_str(),
+                        human_duration(*secs as i64),
+                        human_duration(base.median as i64)
+                    ),
+                    ev,
+                ));
+            }
         }
     }
 }
@@ -634,14 +907,28 @@ fn spikes(
 /// baseline, runs over those newest items, and fires when it ends above
 /// `median + band·σ·√(α/(2−α)·(1 − (1−α)^{2t}))` by at least the cost floor. The
 /// anomaly is filed on the newest item.
-fn cost_drift(series: &[(DateTime<Utc>, CorrelationKey, f64)], th: &Thresholds) -> Option<Anomaly> {
+fn cost_drift(
+    series: &BTreeMap<(DateTime<Utc>, CorrelationKey), f64>,
+    sorted: &Sorted,
+    th: &Thresholds,
+) -> Option<Anomaly> {
     let alpha = th.ewma_alpha.clamp(1e-6, 1.0);
     let span = ((2.0 - alpha) / alpha).ceil().max(1.0) as usize;
     if series.len() < th.min_samples + span {
         return None;
     }
-    let (before, recent) = series.split_at(series.len() - span);
-    let base = Baseline::of(before.iter().map(|s| s.2).collect());
+    let mut recent: Vec<(&CorrelationKey, f64)> = series
+        .iter()
+        .rev()
+        .take(span)
+        .map(|((_, key), cost)| (key, *cost))
+        .collect();
+    recent.reverse();
+    let mut before = sorted.clone();
+    for (_, cost) in &recent {
+        before.remove(*cost);
+    }
+    let base = Baseline::of_sorted(before.values());
     let sigma = if base.mad > 0.0 {
         1.4826 * base.mad
     } else {
@@ -649,7 +936,7 @@ fn cost_drift(series: &[(DateTime<Utc>, CorrelationKey, f64)], th: &Thresholds) 
     };
     let ewma = recent
         .iter()
-        .fold(base.median, |z, s| alpha * s.2 + (1.0 - alpha) * z);
+        .fold(base.median, |z, s| alpha * s.1 + (1.0 - alpha) * z);
     let t = recent.len() as i32;
     let width = (alpha / (2.0 - alpha) * (1.0 - (1.0 - alpha).powi(2 * t))).sqrt();
     let limit = base.median + th.ewma_band * sigma * width;
@@ -660,7 +947,7 @@ fn cost_drift(series: &[(DateTime<Utc>, CorrelationKey, f64)], th: &Thresholds) 
     Some(Anomaly {
         kind: AnomalyKind::CostDrift,
         severity: Severity::Warning,
-        correlation_key: newest.1.clone(),
+        correlation_key: newest.0.clone(),
         title: "Cost per WorkItem drifting up".to_owned(),
         detail: format!(
             "The EWMA of cost per WorkItem over the newest {t} item(s) is ${ewma:.2}, above \
@@ -670,7 +957,7 @@ fn cost_drift(series: &[(DateTime<Utc>, CorrelationKey, f64)], th: &Thresholds) 
         evidence: json!({"ewma": ewma, "baseline_median": base.median, "sigma": sigma,
             "limit": limit, "alpha": alpha, "band": th.ewma_band, "recent": t,
             "samples": base.samples, "floor": th.cost_floor_usd,
-            "recent_keys": recent.iter().map(|s| s.1.as_str()).collect::<Vec<_>>()}),
+            "recent_keys": recent.iter().map(|s| s.0.as_str()).collect::<Vec<_>>()}),
     })
 }
 
@@ -843,7 +1130,7 @@ mod tests {
         let found = spikes_in(&fleet(&costs), AnomalyKind::CostSpike);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].evidence["method"], "mean_ad");
-        let flat = Baseline::of(vec![2.0; 9]);
+        let flat = Baseline::of_sorted(&[2.0; 9]);
         assert_eq!(flat.score(5.0), (None, "constant"));
         let th = Thresholds::default();
         assert!(flat.spike(3.0, 1.0, &th).is_some());
@@ -853,7 +1140,7 @@ mod tests {
     #[test]
     fn the_z_threshold_is_exclusive_at_three_and_a_half() {
         // Median 5, MAD 2: z = 0.6745·(x − 5)/2 crosses 3.5 at x ≈ 15.378.
-        let base = Baseline::of((1..=9).map(f64::from).collect());
+        let base = Baseline::of_sorted(&(1..=9).map(f64::from).collect::<Vec<_>>());
         let th = Thresholds::default();
         assert!(base.spike(15.3, 1.0, &th).is_none());
         assert!(base.spike(15.5, 1.0, &th).is_some());

@@ -6,11 +6,12 @@
 //! no clock: every function takes the items and the moment `now` from its caller (the
 //! server's handlers, the copilot's tools), which load them through the domain's ports.
 //! The pieces a server keeps current at ingest instead of recomputing —
-//! [`History`] for spike baselines and [`SearchIndex`] for search — update one item at
-//! a time.
+//! [`Fleet`] for rollups, anomalies and needs-you (with [`History`] for spike
+//! baselines inside it) and [`SearchIndex`] for search — update one item at a time.
 
 pub mod anomalies;
 mod billing;
+pub mod fleet;
 pub mod needs;
 pub mod rollups;
 pub mod search;
@@ -21,9 +22,10 @@ mod fixtures;
 
 pub use anomalies::{Anomaly, AnomalyKind, History, SeriesKey, Severity, Thresholds, detect};
 pub use billing::is_metered;
+pub use fleet::Fleet;
 pub use needs::{NeedsYou, needs_you};
 pub use rollups::{
-    CostBucket, CostRollup, DailyPoint, DurationStats, Rollups, Window, lead_time_seconds,
-    span_seconds,
+    CostBucket, CostRollup, DailyPoint, DurationStats, GroupSizes, Rollups, Window,
+    lead_time_seconds, span_seconds,
 };
 pub use search::{MatchedOn, SearchHit, SearchIndex, search};

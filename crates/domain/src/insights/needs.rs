@@ -40,78 +40,105 @@ fn awaiting_approval(name: StageName, status: &str) -> bool {
             || (has_token(status, &["awaiting"]) && has_token(status, &["approval"])))
 }
 
-/// The items in `items` that need a person at the moment `now`, most urgent first.
-pub fn needs_you<'a>(
-    items: impl IntoIterator<Item = &'a WorkItem>,
-    now: DateTime<Utc>,
-    th: &Thresholds,
-) -> Vec<NeedsYou> {
-    let mut ranked: Vec<(u8, DateTime<Utc>, NeedsYou)> = items
-        .into_iter()
-        .filter_map(|item| {
-            let mut reasons: Vec<(u8, DateTime<Utc>, String)> = Vec::new();
-            for (name, s) in item.stages.iter() {
-                let n = name.as_str();
-                if let Some(scan) = &s.injection_scan
-                    && scan.verdict.eq_ignore_ascii_case("flagged")
-                {
-                    let why = scan.reason.as_deref().unwrap_or("no reason given");
-                    reasons.push((
-                        FLAGGED,
-                        s.at,
-                        format!("{n}: injection scan flagged ({why})"),
-                    ));
-                }
-                if awaiting_approval(name, &s.status) {
-                    reasons.push((APPROVAL, s.at, format!("{n}: plan awaiting approval")));
-                } else if s.status_class == StatusClass::Review {
-                    reasons.push((REVIEW, s.at, format!("{n}: in review ({})", s.status)));
-                }
-                if s.proof == Proof::Unproven {
-                    reasons.push((
-                        UNPROVEN,
-                        s.at,
-                        format!("{n}: reported {} without evidence (unproven)", s.status),
-                    ));
-                }
-            }
-            if let Some((name, s, kind, secs)) = silence(item, now, th) {
-                let what = match kind {
-                    Silence::Stalled => "stalled",
-                    Silence::Stuck | Silence::UpstreamStuck => "stuck",
-                };
-                reasons.push((
-                    STALLED,
-                    s.at,
-                    format!(
-                        "{}: {what} ({}, silent {})",
-                        name.as_str(),
-                        s.status,
-                        human_duration(secs)
-                    ),
-                ));
-            }
-            reasons.sort_by_key(|r| (r.0, r.1));
-            let (rank, _, _) = reasons.first()?;
-            let rank = *rank;
-            let oldest = reasons.iter().map(|r| r.1).min()?;
-            Some((
-                rank,
-                oldest,
-                NeedsYou {
-                    correlation_key: item.correlation_key.clone(),
-                    title: display_title(item),
-                    reasons: reasons.into_iter().map(|r| r.2).collect(),
-                },
-            ))
-        })
-        .collect();
+/// One reason an item needs a person: its urgency rank, since when, and the sentence.
+pub(crate) type Reason = (u8, DateTime<Utc>, String);
+
+/// The reasons that read the item alone (a flagged scan, an approval, a review, an
+/// unproven pass); they change only when the item does.
+pub(crate) fn item_reasons(item: &WorkItem) -> Vec<Reason> {
+    let mut reasons = Vec::new();
+    for (name, s) in item.stages.iter() {
+        let n = name.as_str();
+        if let Some(scan) = &s.injection_scan
+            && scan.verdict.eq_ignore_ascii_case("flagged")
+        {
+            let why = scan.reason.as_deref().unwrap_or("no reason given");
+            reasons.push((
+                FLAGGED,
+                s.at,
+                format!("{n}: injection scan flagged ({why})"),
+            ));
+        }
+        if awaiting_approval(name, &s.status) {
+            reasons.push((APPROVAL, s.at, format!("{n}: plan awaiting approval")));
+        } else if s.status_class == StatusClass::Review {
+            reasons.push((REVIEW, s.at, format!("{n}: in review ({})", s.status)));
+        }
+        if s.proof == Proof::Unproven {
+            reasons.push((
+                UNPROVEN,
+                s.at,
+                format!("{n}: reported {} without evidence (unproven)", s.status),
+            ));
+        }
+    }
+    reasons
+}
+
+/// The reason that reads the clock: a stage stalled or stuck at `now`.
+pub(crate) fn clock_reason(item: &WorkItem, now: DateTime<Utc>, th: &Thresholds) -> Option<Reason> {
+    let (name, s, kind, secs) = silence(item, now, th)?;
+    let what = match kind {
+        Silence::Stalled => "stalled",
+        Silence::Stuck | Silence::UpstreamStuck => "stuck",
+    };
+    Some((
+        STALLED,
+        s.at,
+        format!(
+            "{}: {what} ({}, silent {})",
+            name.as_str(),
+            s.status,
+            human_duration(secs)
+        ),
+    ))
+}
+
+/// An item with its reasons, ranked by its most urgent one and its oldest wait; `None`
+/// when there is no reason.
+pub(crate) type Ranked = (u8, DateTime<Utc>, NeedsYou);
+
+pub(crate) fn ranked(item: &WorkItem, mut reasons: Vec<Reason>) -> Option<Ranked> {
+    reasons.sort_by_key(|r| (r.0, r.1));
+    let rank = reasons.first()?.0;
+    let oldest = reasons.iter().map(|r| r.1).min()?;
+    Some((
+        rank,
+        oldest,
+        NeedsYou {
+            correlation_key: item.correlation_key.clone(),
+            title: display_title(item),
+            reasons: reasons.into_iter().map(|r| r.2).collect(),
+        },
+    ))
+}
+
+/// Most urgent first, then the longest wait, then by key.
+pub(crate) fn in_order(mut ranked: Vec<Ranked>) -> Vec<NeedsYou> {
     ranked.sort_by(|a, b| {
         (a.0, a.1)
             .cmp(&(b.0, b.1))
             .then_with(|| a.2.correlation_key.cmp(&b.2.correlation_key))
     });
     ranked.into_iter().map(|r| r.2).collect()
+}
+
+/// The items in `items` that need a person at the moment `now`, most urgent first.
+pub fn needs_you<'a>(
+    items: impl IntoIterator<Item = &'a WorkItem>,
+    now: DateTime<Utc>,
+    th: &Thresholds,
+) -> Vec<NeedsYou> {
+    in_order(
+        items
+            .into_iter()
+            .filter_map(|item| {
+                let mut reasons = item_reasons(item);
+                reasons.extend(clock_reason(item, now, th));
+                ranked(item, reasons)
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

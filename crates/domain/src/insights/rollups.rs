@@ -10,13 +10,14 @@
 //! when its latest report (`TaskUsage::at`) does. Daily points use the same times as UTC
 //! dates.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::billing::{Contribution, contributions};
+use super::billing::contributions;
 use crate::event::Service;
+use crate::ids::CorrelationKey;
 use crate::taxonomy::StatusClass;
 use crate::workitem::{StageName, WorkItem};
 
@@ -60,16 +61,30 @@ pub struct DurationStats {
 }
 
 impl DurationStats {
-    /// Stats of `seconds` (any order).
+    /// Stats of `seconds` (any order), found by selection rather than a full sort.
     pub fn of(mut seconds: Vec<f64>) -> Self {
-        seconds.sort_by(f64::total_cmp);
+        let n = seconds.len();
+        if n == 0 {
+            return Self::default();
+        }
+        let mut at = |p: f64| {
+            *seconds
+                .select_nth_unstable_by(rank_of(p, n) - 1, f64::total_cmp)
+                .1
+        };
+        let (p95, p50) = (at(95.0), at(50.0));
         Self {
-            p50_seconds: nearest_rank(&seconds, 50.0),
-            p95_seconds: nearest_rank(&seconds, 95.0),
-            max_seconds: seconds.last().copied(),
-            samples: seconds.len() as u64,
+            p50_seconds: Some(p50),
+            p95_seconds: Some(p95),
+            max_seconds: seconds.iter().copied().max_by(f64::total_cmp),
+            samples: n as u64,
         }
     }
+}
+
+/// The 1-based nearest rank of the `p`th percentile among `n` samples.
+fn rank_of(p: f64, n: usize) -> usize {
+    (((p / 100.0) * n as f64).ceil() as usize).clamp(1, n)
 }
 
 /// The nearest-rank `p`th percentile (0 < p ≤ 100) of sorted samples.
@@ -77,8 +92,7 @@ pub fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+    Some(sorted[rank_of(p, sorted.len()) - 1])
 }
 
 /// Cost and tokens of one group (a service, model, provider, WorkItem, worker or billing
@@ -104,38 +118,16 @@ pub struct CostBucket {
 }
 
 impl CostBucket {
-    fn empty(key: String) -> Self {
-        Self {
-            key,
-            instrumented: true,
-            metered: false,
-            cost_usd: None,
-            input_tokens: Some(0),
-            output_tokens: Some(0),
-            total_tokens: Some(0),
-            records: 0,
-        }
-    }
-
     fn uninstrumented(key: String) -> Self {
         Self {
+            key,
             instrumented: false,
+            metered: false,
+            cost_usd: None,
             input_tokens: None,
             output_tokens: None,
             total_tokens: None,
-            ..Self::empty(key)
-        }
-    }
-
-    fn add(&mut self, c: &Contribution<'_>) {
-        let add = |f: &mut Option<u64>, n: u64| *f = Some(f.unwrap_or(0) + n);
-        add(&mut self.input_tokens, c.input_tokens);
-        add(&mut self.output_tokens, c.output_tokens);
-        add(&mut self.total_tokens, c.total_tokens);
-        self.records += 1;
-        if let Some(d) = c.cost_usd {
-            self.metered = true;
-            self.cost_usd = Some(self.cost_usd.unwrap_or(0.0) + d);
+            records: 0,
         }
     }
 }
@@ -158,6 +150,26 @@ pub struct CostRollup {
     pub by_worker: Vec<CostBucket>,
     /// Per billing mode (`unspecified` when none was sent).
     pub by_billing_mode: Vec<CostBucket>,
+    /// How many entries each breakdown has in all, before any cut.
+    #[serde(skip)]
+    pub entries: GroupSizes,
+}
+
+/// How many entries each cost breakdown has before it is cut to its largest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSizes {
+    /// Services.
+    pub by_service: usize,
+    /// Models.
+    pub by_model: usize,
+    /// Providers.
+    pub by_provider: usize,
+    /// WorkItems.
+    pub by_workitem: usize,
+    /// Workers.
+    pub by_worker: usize,
+    /// Billing modes.
+    pub by_billing_mode: usize,
 }
 
 /// One UTC day of the daily series.
@@ -229,30 +241,6 @@ pub fn span_seconds(item: &WorkItem) -> f64 {
     seconds_between(item.created_at, item.updated_at)
 }
 
-fn sorted_buckets(map: BTreeMap<String, CostBucket>) -> Vec<CostBucket> {
-    let mut v: Vec<CostBucket> = map.into_values().collect();
-    v.sort_by(|a, b| {
-        b.cost_usd
-            .unwrap_or(-1.0)
-            .total_cmp(&a.cost_usd.unwrap_or(-1.0))
-            .then(b.total_tokens.cmp(&a.total_tokens))
-            .then_with(|| a.key.cmp(&b.key))
-    });
-    v
-}
-
-fn bucket<'m>(map: &'m mut BTreeMap<String, CostBucket>, key: &str) -> &'m mut CostBucket {
-    map.entry(key.to_owned())
-        .or_insert_with(|| CostBucket::empty(key.to_owned()))
-}
-
-#[derive(Default)]
-struct Day {
-    cost_usd: f64,
-    total_tokens: u64,
-    lead: Vec<f64>,
-}
-
 impl Rollups {
     /// A copy with the model, provider, work-item and worker breakdowns cut to their
     /// `top` largest entries (the lists are largest first); the rest is copied whole.
@@ -267,6 +255,7 @@ impl Rollups {
                 by_workitem: keep(&self.cost.by_workitem),
                 by_worker: keep(&self.cost.by_worker),
                 by_billing_mode: self.cost.by_billing_mode.clone(),
+                entries: self.cost.entries,
             },
             window: self.window,
             generated_at: self.generated_at,
@@ -288,140 +277,737 @@ impl Rollups {
         window: Window,
         now: DateTime<Utc>,
     ) -> Self {
-        let mut by_stage: BTreeMap<String, u64> = StageName::ALL
-            .iter()
-            .map(|s| (s.as_str().to_owned(), 0))
-            .chain([("none".to_owned(), 0)])
+        let mut names = Names::default();
+        let facts: Vec<RollupFacts> = items
+            .into_iter()
+            .map(|item| RollupFacts::of(item, &mut names))
             .collect();
-        let mut by_class: BTreeMap<String, u64> = CLASSES
-            .iter()
-            .map(|c| (c.as_str().to_owned(), 0))
-            .chain([("none".to_owned(), 0)])
-            .collect();
-        let mut stage_lat: BTreeMap<StageName, Vec<f64>> = BTreeMap::new();
-        let (mut lead, mut span) = (Vec::new(), Vec::new());
-        let (mut count, mut events) = (0u64, 0u64);
-        let mut total = CostBucket::empty("all".to_owned());
-        let mut groups: [BTreeMap<String, CostBucket>; 6] = Default::default();
-        let mut instrumented: BTreeMap<Service, bool> = BTreeMap::new();
-        // Keyed by the date itself: formatting happens once per day, not per record.
-        let mut days: BTreeMap<chrono::NaiveDate, Day> = BTreeMap::new();
-        let day_of = |t: DateTime<Utc>| t.date_naive();
+        Self::from_facts(&facts, &names, window, now, usize::MAX)
+    }
 
-        for item in items {
-            for task in &item.usage_by_task {
-                instrumented.insert(task.service, true);
-                if !window.contains(task.at) {
-                    continue;
-                }
-                for c in contributions(task) {
-                    total.add(&c);
-                    let keys = [
-                        c.service.as_str(),
-                        c.model.unwrap_or("unknown"),
-                        c.provider.unwrap_or("unknown"),
-                        item.correlation_key.as_str(),
-                        c.worker.unwrap_or("unknown"),
-                        c.billing_mode.unwrap_or("unspecified"),
-                    ];
-                    for (map, key) in groups.iter_mut().zip(keys) {
-                        bucket(map, key).add(&c);
-                    }
-                    let day = days.entry(day_of(c.at)).or_default();
-                    day.cost_usd += c.cost_usd.unwrap_or(0.0);
-                    day.total_tokens += c.total_tokens;
+    /// The rollups of the items whose facts are `facts` (their names interned in
+    /// `names`), with each cost breakdown cut to its `keep` largest entries; the sizes
+    /// before the cut are in [`CostRollup::entries`].
+    pub fn from_facts<'a>(
+        facts: impl IntoIterator<Item = &'a RollupFacts>,
+        names: &Names,
+        window: Window,
+        now: DateTime<Utc>,
+        keep: usize,
+    ) -> Self {
+        Self::from_some_facts(facts, names, window, now, keep, None)
+    }
+
+    /// [`Rollups::from_facts`] over only the items that can touch `window`, with which
+    /// services ever reported usage (a fact of the whole fleet) given by the caller.
+    pub(crate) fn from_some_facts<'a>(
+        facts: impl IntoIterator<Item = &'a RollupFacts>,
+        names: &Names,
+        window: Window,
+        now: DateTime<Utc>,
+        keep: usize,
+        instrumented: Option<[u64; 3]>,
+    ) -> Self {
+        let mut sums = Sums::new(names);
+        let mut stage_lat: [Vec<f64>; 3] = Default::default();
+        let (mut lead, mut span) = (Vec::new(), Vec::new());
+        let mut per_item: Vec<(&CorrelationKey, Acc)> = Vec::new();
+        let mut days: BTreeMap<chrono::NaiveDate, (DaySums, Vec<f64>)> = BTreeMap::new();
+
+        for f in facts {
+            let item = sums.usage(f, 1, |slice| window.contains(slice.at));
+            for slice in f.slices.iter().filter(|s| window.contains(s.at)) {
+                days.entry(slice.at.date_naive())
+                    .or_default()
+                    .0
+                    .add(slice, 1);
+            }
+            if item.records > 0 {
+                per_item.push((&f.key, item));
+            }
+            for (stage, at, secs) in &f.latencies {
+                if window.contains(*at) {
+                    stage_lat[*stage as usize].push(*secs);
                 }
             }
-            for (name, stage) in item.stages.iter() {
-                if stage.status_class.is_terminal() && window.contains(stage.at) {
-                    stage_lat
-                        .entry(name)
-                        .or_default()
-                        .push(seconds_between(stage.started_at, stage.at));
-                }
-            }
-            if let (Some(secs), Some(test)) = (lead_time_seconds(item), &item.stages.test)
-                && window.contains(test.at)
+            if let Some((at, secs)) = f.lead
+                && window.contains(at)
             {
                 lead.push(secs);
-                days.entry(day_of(test.at)).or_default().lead.push(secs);
+                days.entry(at.date_naive()).or_default().1.push(secs);
             }
-            if !window.overlaps(item.created_at, item.updated_at) {
-                continue;
+            if window.overlaps(f.created_at, f.updated_at) {
+                sums.count(f, 1);
+                span.push(f.span);
             }
-            count += 1;
-            events += item.event_count;
-            span.push(span_seconds(item));
-            let active = item.stages.active();
-            *by_stage
-                .entry(active.map_or("none", |(n, _)| n.as_str()).to_owned())
-                .or_default() += 1;
-            *by_class
-                .entry(
-                    active
-                        .map_or("none", |(_, s)| s.status_class.as_str())
-                        .to_owned(),
-                )
-                .or_default() += 1;
         }
+        let items = per_item.len();
+        if let Some(instrumented) = instrumented {
+            sums.instrumented = instrumented;
+        }
+        sums.shape(Shape {
+            window,
+            now,
+            keep,
+            names,
+            stage_lat: stage_lat.map(DurationStats::of),
+            lead: DurationStats::of(lead),
+            span: DurationStats::of(span),
+            items: (largest_items(per_item, keep), items),
+            daily: days
+                .into_iter()
+                .map(|(date, (d, lead))| d.point(date, DurationStats::of(lead)))
+                .collect(),
+        })
+    }
+}
 
-        let [
-            by_service,
-            by_model,
-            by_provider,
-            by_workitem,
-            by_worker,
-            by_billing_mode,
-        ] = groups;
-        let mut by_service = by_service;
-        for service in [Service::Pfactory, Service::Aifactory, Service::Tfactory] {
-            let key = service.as_str().to_owned();
-            if !instrumented.contains_key(&service) {
-                by_service.insert(key.clone(), CostBucket::uninstrumented(key));
-            } else {
-                by_service
-                    .entry(key.clone())
-                    .or_insert_with(|| CostBucket::empty(key));
+/// The parts of a rollup that are sums, so they add and subtract one item at a time.
+#[derive(Debug, Clone)]
+struct Sums {
+    items: u64,
+    events: u64,
+    by_stage: [u64; 4],
+    by_class: [u64; CLASSES.len() + 1],
+    total: Acc,
+    services: [Acc; 3],
+    /// Items per stage service that ever reported usage.
+    instrumented: [u64; 3],
+    /// Per interned name: model, provider, worker, billing mode.
+    named: [Vec<Acc>; 4],
+    unnamed: [Acc; 4],
+}
+
+/// What a rollup needs besides the sums: the window, the distributions, the largest
+/// items and the daily series.
+struct Shape<'a> {
+    window: Window,
+    now: DateTime<Utc>,
+    keep: usize,
+    names: &'a Names,
+    stage_lat: [DurationStats; 3],
+    lead: DurationStats,
+    span: DurationStats,
+    /// The largest items by cost, and how many items had usage.
+    items: (Vec<CostBucket>, usize),
+    daily: Vec<DailyPoint>,
+}
+
+impl Sums {
+    fn new(names: &Names) -> Self {
+        Self {
+            items: 0,
+            events: 0,
+            by_stage: [0; 4],
+            by_class: [0; CLASSES.len() + 1],
+            total: Acc::default(),
+            services: [Acc::default(); 3],
+            instrumented: [0; 3],
+            named: std::array::from_fn(|_| vec![Acc::default(); names.len()]),
+            unnamed: [Acc::default(); 4],
+        }
+    }
+
+    /// Adds (`sign` 1) or takes away (-1) the usage slices of `f` that `counts`, and
+    /// the item's services; returns the item's own sums over those slices.
+    fn usage(&mut self, f: &RollupFacts, sign: i64, counts: impl Fn(&Slice) -> bool) -> Acc {
+        for (seen, n) in f.usage_services.iter().zip(self.instrumented.iter_mut()) {
+            if *seen {
+                *n = n.wrapping_add_signed(sign);
             }
         }
+        let mut item = Acc::default();
+        for slice in f.slices.iter().filter(|s| counts(s)) {
+            self.total.add(slice, sign);
+            item.add(slice, 1);
+            if let Some(i) = stage_index(slice.service) {
+                self.services[i].add(slice, sign);
+            }
+            for ((name, list), none) in slice
+                .names
+                .iter()
+                .zip(&mut self.named)
+                .zip(&mut self.unnamed)
+            {
+                match name {
+                    Some(id) => {
+                        let id = *id as usize;
+                        if list.len() <= id {
+                            list.resize(id + 1, Acc::default());
+                        }
+                        list[id].add(slice, sign)
+                    }
+                    None => none.add(slice, sign),
+                }
+            }
+        }
+        item
+    }
+
+    /// Adds or takes away the item's place in the counts.
+    fn count(&mut self, f: &RollupFacts, sign: i64) {
+        let add = |n: &mut u64| *n = n.wrapping_add_signed(sign);
+        add(&mut self.items);
+        self.events = self.events.wrapping_add_signed(sign * f.event_count as i64);
+        add(&mut self.by_stage[f.active.map_or(3, |(n, _)| n as usize)]);
+        add(&mut self.by_class[f.active.map_or(CLASSES.len(), |(_, c)| class_index(c))]);
+    }
+
+    fn shape(&self, s: Shape<'_>) -> Rollups {
+        let by_service: Vec<CostBucket> = StageName::ALL
+            .iter()
+            .map(|n| {
+                let key = n.service().as_str().to_owned();
+                let i = *n as usize;
+                if self.instrumented[i] > 0 {
+                    self.services[i].bucket(key)
+                } else {
+                    CostBucket::uninstrumented(key)
+                }
+            })
+            .collect();
+        let defaults = ["unknown", "unknown", "unknown", "unspecified"];
+        let [by_model, by_provider, by_worker, by_billing_mode]: [Vec<CostBucket>; 4] =
+            std::array::from_fn(|k| {
+                let mut out: BTreeMap<&str, Acc> = BTreeMap::new();
+                for (id, acc) in self.named[k].iter().enumerate() {
+                    if acc.records > 0 {
+                        out.entry(s.names.name(id as u32)).or_default().merge(acc);
+                    }
+                }
+                if self.unnamed[k].records > 0 {
+                    out.entry(defaults[k]).or_default().merge(&self.unnamed[k]);
+                }
+                out.into_iter()
+                    .map(|(k, a)| a.bucket(k.to_owned()))
+                    .collect()
+            });
+        let entries = GroupSizes {
+            by_service: by_service.len(),
+            by_model: by_model.len(),
+            by_provider: by_provider.len(),
+            by_workitem: s.items.1,
+            by_worker: by_worker.len(),
+            by_billing_mode: by_billing_mode.len(),
+        };
         let mut latency_by_stage = BTreeMap::new();
         let mut latency_by_service = BTreeMap::new();
         for name in StageName::ALL {
-            let stats = DurationStats::of(stage_lat.remove(&name).unwrap_or_default());
+            let stats = s.stage_lat[name as usize];
             latency_by_stage.insert(name.as_str().to_owned(), stats);
             latency_by_service.insert(name.service().as_str().to_owned(), stats);
         }
-        Self {
-            window,
-            generated_at: now,
-            items: count,
-            events_total: events,
-            by_stage,
-            by_status_class: by_class,
+        let stage_names = StageName::ALL.iter().map(|n| n.as_str()).chain(["none"]);
+        let class_names = CLASSES.iter().map(|c| c.as_str()).chain(["none"]);
+        Rollups {
+            window: s.window,
+            generated_at: s.now,
+            items: self.items,
+            events_total: self.events,
+            by_stage: stage_names
+                .zip(self.by_stage)
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            by_status_class: class_names
+                .zip(self.by_class)
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
             latency_by_stage,
             latency_by_service,
-            lead_time: DurationStats::of(lead),
-            span: DurationStats::of(span),
+            lead_time: s.lead,
+            span: s.span,
             cost: CostRollup {
-                total,
-                by_service: sorted_buckets(by_service),
-                by_model: sorted_buckets(by_model),
-                by_provider: sorted_buckets(by_provider),
-                by_workitem: sorted_buckets(by_workitem),
-                by_worker: sorted_buckets(by_worker),
-                by_billing_mode: sorted_buckets(by_billing_mode),
+                total: self.total.bucket("all".to_owned()),
+                by_service: largest(by_service, s.keep),
+                by_model: largest(by_model, s.keep),
+                by_provider: largest(by_provider, s.keep),
+                by_workitem: s.items.0,
+                by_worker: largest(by_worker, s.keep),
+                by_billing_mode: largest(by_billing_mode, s.keep),
+                entries,
             },
-            daily: days
-                .into_iter()
-                .map(|(date, d)| DailyPoint {
-                    date: date.format("%Y-%m-%d").to_string(),
-                    cost_usd: d.cost_usd,
-                    total_tokens: d.total_tokens,
-                    lead_time: DurationStats::of(d.lead),
-                })
-                .collect(),
+            daily: s.daily,
         }
     }
+}
+
+/// One day's usage sums.
+#[derive(Debug, Clone, Copy, Default)]
+struct DaySums {
+    cost_nanos: i128,
+    total_tokens: u64,
+    /// Slices dated that day.
+    slices: u64,
+}
+
+impl DaySums {
+    fn add(&mut self, slice: &Slice, sign: i64) {
+        self.cost_nanos += slice.cost_usd.map_or(0, nanos) * sign as i128;
+        self.total_tokens = self
+            .total_tokens
+            .wrapping_add_signed(sign * slice.total_tokens as i64);
+        self.slices = self.slices.wrapping_add_signed(sign);
+    }
+
+    fn point(&self, date: chrono::NaiveDate, lead_time: DurationStats) -> DailyPoint {
+        DailyPoint {
+            date: date.format("%Y-%m-%d").to_string(),
+            cost_usd: dollars_of(self.cost_nanos),
+            total_tokens: self.total_tokens,
+            lead_time,
+        }
+    }
+}
+
+/// The all-time rollups of a changing set of items, kept current one item at a time:
+/// sums add and subtract, distributions stay in order, the items stay ranked by cost.
+/// Answering is then a matter of reading them off.
+#[derive(Debug, Clone)]
+pub(crate) struct Totals {
+    sums: Sums,
+    stage_lat: [Sorted; 3],
+    lead: Sorted,
+    span: Sorted,
+    /// Items with usage, largest first.
+    ranked: BTreeMap<ItemRank, Acc>,
+    days: BTreeMap<chrono::NaiveDate, (DaySums, Sorted)>,
+    /// Loading in bulk: new days' distributions start unsettled.
+    bulk: bool,
+}
+
+/// An item's place in the by-cost order: most dollars, then most tokens, then its key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ItemRank(std::cmp::Reverse<(i128, u64)>, CorrelationKey);
+
+impl Default for Totals {
+    fn default() -> Self {
+        Self {
+            sums: Sums::new(&Names::default()),
+            stage_lat: Default::default(),
+            lead: Sorted::default(),
+            span: Sorted::default(),
+            ranked: BTreeMap::new(),
+            days: BTreeMap::new(),
+            bulk: false,
+        }
+    }
+}
+
+impl Totals {
+    /// Adds an item's facts.
+    pub(crate) fn add(&mut self, f: &RollupFacts) {
+        self.apply(f, 1);
+    }
+
+    /// Takes away the facts of an item added before.
+    pub(crate) fn remove(&mut self, f: &RollupFacts) {
+        self.apply(f, -1);
+    }
+
+    fn apply(&mut self, f: &RollupFacts, sign: i64) {
+        let put = |set: &mut Sorted, v: f64| {
+            if sign > 0 {
+                set.insert(v)
+            } else {
+                set.remove(v)
+            }
+        };
+        let item = self.sums.usage(f, sign, |_| true);
+        for slice in &f.slices {
+            self.days
+                .entry(slice.at.date_naive())
+                .or_default()
+                .0
+                .add(slice, sign);
+        }
+        if item.records > 0 {
+            let rank = ItemRank(std::cmp::Reverse(item.rank()), f.key.clone());
+            if sign > 0 {
+                self.ranked.insert(rank, item);
+            } else {
+                self.ranked.remove(&rank);
+            }
+        }
+        for (stage, _, secs) in &f.latencies {
+            put(&mut self.stage_lat[*stage as usize], *secs);
+        }
+        if let Some((at, secs)) = f.lead {
+            put(&mut self.lead, secs);
+            let bulk = self.bulk;
+            let day = self.days.entry(at.date_naive()).or_insert_with(|| {
+                let mut lead = Sorted::default();
+                if bulk {
+                    lead.unsettle();
+                }
+                (DaySums::default(), lead)
+            });
+            put(&mut day.1, secs);
+        }
+        let dates = f.slices.iter().map(|s| s.at).chain(f.lead.map(|l| l.0));
+        for date in dates.map(|t| t.date_naive()) {
+            if self
+                .days
+                .get(&date)
+                .is_some_and(|(d, lead)| d.slices == 0 && lead.len() == 0)
+            {
+                self.days.remove(&date);
+            }
+        }
+        self.sums.count(f, sign);
+        put(&mut self.span, f.span);
+    }
+
+    /// Items per stage service that ever reported usage.
+    pub(crate) fn instrumented(&self) -> [u64; 3] {
+        self.sums.instrumented
+    }
+
+    /// Every distribution, the ones to come included: appends until [`Totals::settle`].
+    pub(crate) fn unsettle(&mut self) {
+        self.bulk = true;
+        for s in self.distributions() {
+            s.unsettle();
+        }
+    }
+
+    /// Sorts what was appended since [`Totals::unsettle`].
+    pub(crate) fn settle(&mut self) {
+        self.bulk = false;
+        for s in self.distributions() {
+            s.settle();
+        }
+    }
+
+    fn distributions(&mut self) -> impl Iterator<Item = &mut Sorted> {
+        self.stage_lat
+            .iter_mut()
+            .chain([&mut self.lead, &mut self.span])
+            .chain(self.days.values_mut().map(|d| &mut d.1))
+    }
+
+    /// The all-time rollups at `now`, each cost breakdown cut to its `keep` largest.
+    pub(crate) fn rollups(&self, names: &Names, now: DateTime<Utc>, keep: usize) -> Rollups {
+        self.sums.shape(Shape {
+            window: Window::all(),
+            now,
+            keep,
+            names,
+            stage_lat: std::array::from_fn(|i| self.stage_lat[i].stats()),
+            lead: self.lead.stats(),
+            span: self.span.stats(),
+            items: (
+                self.ranked
+                    .iter()
+                    .take(keep)
+                    .map(|(rank, acc)| acc.bucket(rank.1.as_str().to_owned()))
+                    .collect(),
+                self.ranked.len(),
+            ),
+            daily: self
+                .days
+                .iter()
+                .map(|(date, (d, lead))| d.point(*date, lead.stats()))
+                .collect(),
+        })
+    }
+}
+
+/// Values kept in ascending order, so a change is a binary search and a shift. For
+/// loading many at once, [`Sorted::unsettle`] makes changes plain appends until
+/// [`Sorted::settle`] sorts them once.
+#[derive(Debug, Clone)]
+pub(crate) struct Sorted {
+    values: Vec<f64>,
+    settled: bool,
+}
+
+impl Default for Sorted {
+    fn default() -> Self {
+        Self {
+            values: Vec::new(),
+            settled: true,
+        }
+    }
+}
+
+impl Sorted {
+    /// Adds `v`.
+    pub(crate) fn insert(&mut self, v: f64) {
+        if self.settled {
+            let at = self.values.partition_point(|x| x.total_cmp(&v).is_lt());
+            self.values.insert(at, v);
+        } else {
+            self.values.push(v);
+        }
+    }
+
+    /// Takes away one `v`, if there is one.
+    pub(crate) fn remove(&mut self, v: f64) {
+        let same = |x: &f64| x.total_cmp(&v).is_eq();
+        if self.settled {
+            let at = self.values.partition_point(|x| x.total_cmp(&v).is_lt());
+            if self.values.get(at).is_some_and(same) {
+                self.values.remove(at);
+            }
+        } else if let Some(at) = self.values.iter().position(same) {
+            self.values.swap_remove(at);
+        }
+    }
+
+    /// Appends from now on, until [`Sorted::settle`].
+    pub(crate) fn unsettle(&mut self) {
+        self.settled = false;
+    }
+
+    /// Sorts what was appended; back to keeping order.
+    pub(crate) fn settle(&mut self) {
+        if !self.settled {
+            self.values.sort_by(f64::total_cmp);
+            self.settled = true;
+        }
+    }
+
+    /// The values in ascending order.
+    pub(crate) fn values(&self) -> &[f64] {
+        debug_assert!(self.settled, "read before settle");
+        &self.values
+    }
+
+    /// How many values.
+    pub(crate) fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    fn stats(&self) -> DurationStats {
+        let v = self.values();
+        DurationStats {
+            p50_seconds: nearest_rank(v, 50.0),
+            p95_seconds: nearest_rank(v, 95.0),
+            max_seconds: v.last().copied(),
+            samples: v.len() as u64,
+        }
+    }
+}
+
+/// Names (models, providers, workers, billing modes) as small numbers, so a fleet's
+/// usage is grouped by indexing instead of by hashing strings.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Names {
+    /// The number of `name`, given one on first sight.
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+/// One slice of usage with its names interned.
+#[derive(Debug, Clone, PartialEq)]
+struct Slice {
+    service: Service,
+    /// Model, provider, worker, billing mode.
+    names: [Option<u32>; 4],
+    input_tokens: u64,
+    output_tokens: u64,
+    total_tokens: u64,
+    cost_usd: Option<f64>,
+    at: DateTime<Utc>,
+}
+
+/// What the rollups need from one item, worked out once per version of the item so a
+/// fleet's rollups are a pass over these instead of over the items. Every time in them
+/// lies in the item's activity, `[created_at, updated_at]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupFacts {
+    key: CorrelationKey,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    event_count: u64,
+    span: f64,
+    /// The furthest started stage and its class.
+    active: Option<(StageName, StatusClass)>,
+    /// (stage, terminal event time, seconds from its first event) per ended stage.
+    latencies: Vec<(StageName, DateTime<Utc>, f64)>,
+    /// (terminal test event time, lead time seconds).
+    lead: Option<(DateTime<Utc>, f64)>,
+    /// Which stage services (plan, code, test) ever reported usage here.
+    usage_services: [bool; 3],
+    slices: Vec<Slice>,
+}
+
+impl RollupFacts {
+    /// The facts of `item`, interning its names in `names`.
+    pub fn of(item: &WorkItem, names: &mut Names) -> Self {
+        let mut usage_services = [false; 3];
+        let mut slices = Vec::new();
+        for task in &item.usage_by_task {
+            if let Some(i) = stage_index(task.service) {
+                usage_services[i] = true;
+            }
+            for c in contributions(task) {
+                slices.push(Slice {
+                    service: c.service,
+                    names: [c.model, c.provider, c.worker, c.billing_mode]
+                        .map(|n| n.map(|n| names.id(n))),
+                    input_tokens: c.input_tokens,
+                    output_tokens: c.output_tokens,
+                    total_tokens: c.total_tokens,
+                    cost_usd: c.cost_usd,
+                    at: c.at,
+                });
+            }
+        }
+        Self {
+            key: item.correlation_key.clone(),
+            created_at: item.created_at,
+            updated_at: item.updated_at,
+            event_count: item.event_count,
+            span: span_seconds(item),
+            active: item.stages.active().map(|(n, s)| (n, s.status_class)),
+            latencies: item
+                .stages
+                .iter()
+                .filter(|(_, s)| s.status_class.is_terminal())
+                .map(|(n, s)| (n, s.at, seconds_between(s.started_at, s.at)))
+                .collect(),
+            lead: lead_time_seconds(item)
+                .zip(item.stages.test.as_ref().map(|t| t.at))
+                .map(|(secs, at)| (at, secs)),
+            usage_services,
+            slices,
+        }
+    }
+}
+
+fn stage_index(service: Service) -> Option<usize> {
+    StageName::of(service).map(|n| n as usize)
+}
+
+fn class_index(class: StatusClass) -> usize {
+    CLASSES
+        .iter()
+        .position(|c| *c == class)
+        .unwrap_or(CLASSES.len())
+}
+
+/// Dollars as whole nanodollars, so sums come out the same in any order.
+fn nanos(usd: f64) -> i128 {
+    (usd * 1e9).round() as i128
+}
+
+fn dollars_of(nanos: i128) -> f64 {
+    nanos as f64 / 1e9
+}
+
+/// A group's sums while rolling up.
+#[derive(Debug, Clone, Copy, Default)]
+struct Acc {
+    input_tokens: u64,
+    output_tokens: u64,
+    total_tokens: u64,
+    records: u64,
+    cost_nanos: i128,
+    /// Records that counted dollars.
+    metered: u64,
+}
+
+impl Acc {
+    /// Adds (`sign` 1) or takes away (-1) a slice.
+    fn add(&mut self, s: &Slice, sign: i64) {
+        let add = |f: &mut u64, n: u64| *f = f.wrapping_add_signed(sign * n as i64);
+        add(&mut self.input_tokens, s.input_tokens);
+        add(&mut self.output_tokens, s.output_tokens);
+        add(&mut self.total_tokens, s.total_tokens);
+        add(&mut self.records, 1);
+        if let Some(d) = s.cost_usd {
+            add(&mut self.metered, 1);
+            self.cost_nanos += nanos(d) * sign as i128;
+        }
+    }
+
+    fn merge(&mut self, o: &Acc) {
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.total_tokens += o.total_tokens;
+        self.records += o.records;
+        self.cost_nanos += o.cost_nanos;
+        self.metered += o.metered;
+    }
+
+    /// The sort position of the bucket this becomes: most dollars, then most tokens.
+    fn rank(&self) -> (i128, u64) {
+        (
+            if self.metered > 0 {
+                self.cost_nanos
+            } else {
+                -1
+            },
+            self.total_tokens,
+        )
+    }
+
+    fn bucket(&self, key: String) -> CostBucket {
+        CostBucket {
+            key,
+            instrumented: true,
+            metered: self.metered > 0,
+            cost_usd: (self.metered > 0).then_some(dollars_of(self.cost_nanos)),
+            input_tokens: Some(self.input_tokens),
+            output_tokens: Some(self.output_tokens),
+            total_tokens: Some(self.total_tokens),
+            records: self.records,
+        }
+    }
+}
+
+/// Largest first: most dollars (none counts below zero), then most tokens, then by key.
+fn bucket_order(a: &CostBucket, b: &CostBucket) -> std::cmp::Ordering {
+    b.cost_usd
+        .unwrap_or(-1.0)
+        .total_cmp(&a.cost_usd.unwrap_or(-1.0))
+        .then(b.total_tokens.cmp(&a.total_tokens))
+        .then_with(|| a.key.cmp(&b.key))
+}
+
+fn largest(mut list: Vec<CostBucket>, keep: usize) -> Vec<CostBucket> {
+    list.sort_by(bucket_order);
+    list.truncate(keep);
+    list
+}
+
+/// The `keep` largest items, ordered without building a bucket for every item.
+fn largest_items(mut list: Vec<(&CorrelationKey, Acc)>, keep: usize) -> Vec<CostBucket> {
+    let order = |a: &(&CorrelationKey, Acc), b: &(&CorrelationKey, Acc)| {
+        let ((ac, at), (bc, bt)) = (a.1.rank(), b.1.rank());
+        bc.cmp(&ac)
+            .then(bt.cmp(&at))
+            .then_with(|| a.0.as_str().cmp(b.0.as_str()))
+    };
+    if keep < list.len() {
+        list.select_nth_unstable_by(keep, order);
+        list.truncate(keep);
+    }
+    list.sort_by(order);
+    list.into_iter()
+        .map(|(k, a)| a.bucket(k.as_str().to_owned()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -68,6 +68,16 @@ pub(crate) fn silence<'a>(
     }
 }
 
+/// Whether [`silence`] can find anything on `item` at some moment: a stage the upstream
+/// calls stuck, or a current stage in the running class. Until the item changes, the
+/// answer holds for every `now`.
+pub(crate) fn can_fall_silent(item: &WorkItem) -> bool {
+    item.stages
+        .iter()
+        .any(|(_, s)| s.status_class == StatusClass::Stuck)
+        || current_stage(item).is_some_and(|(_, s)| s.status_class == StatusClass::Running)
+}
+
 /// The item's title, or its key when it has none.
 pub(crate) fn display_title(item: &WorkItem) -> String {
     item.title

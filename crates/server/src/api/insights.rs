@@ -35,7 +35,7 @@ pub fn router() -> Router<AppState> {
 
 /// Groups of a rollup longer than this are cut to their largest `top` entries.
 const DEFAULT_TOP: usize = 25;
-const MAX_TOP: usize = 1_000;
+const MAX_TOP: usize = crate::readmodel::KEEP_TOP;
 
 fn parse_time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
@@ -105,15 +105,16 @@ impl WindowParams {
 }
 
 impl CostCounts {
-    /// How many entries each breakdown of `cost` has.
+    /// How many entries each breakdown of `cost` has in all.
     fn of(cost: &CostRollup) -> Self {
+        let n = cost.entries;
         CostCounts {
-            by_service: cost.by_service.len(),
-            by_model: cost.by_model.len(),
-            by_provider: cost.by_provider.len(),
-            by_workitem: cost.by_workitem.len(),
-            by_worker: cost.by_worker.len(),
-            by_billing_mode: cost.by_billing_mode.len(),
+            by_service: n.by_service,
+            by_model: n.by_model,
+            by_provider: n.by_provider,
+            by_workitem: n.by_workitem,
+            by_worker: n.by_worker,
+            by_billing_mode: n.by_billing_mode,
         }
     }
 }
@@ -232,7 +233,7 @@ pub struct AnomalyList {
     count: usize,
     /// The first `limit` of them.
     #[schema(value_type = Vec<Object>)]
-    anomalies: Vec<Anomaly>,
+    anomalies: Vec<std::sync::Arc<Anomaly>>,
 }
 
 /// Failures, handback loops, stalls, unproven passes, injection findings, correlation
@@ -534,7 +535,7 @@ pub async fn activity(
             seq: a.entry.seq,
             title: titles
                 .as_ref()
-                .and_then(|v| v.items.get(&a.correlation_key))
+                .and_then(|v| v.fleet.get(&a.correlation_key))
                 .and_then(|i| i.title.clone()),
             correlation_key: a.correlation_key.to_string(),
             id: a.entry.event_id.map(|id| id.to_string()),
