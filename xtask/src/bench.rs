@@ -82,6 +82,10 @@ pub enum Which {
         /// Reseed even when the kept database already holds this fleet.
         #[arg(long)]
         fresh: bool,
+        /// Events per second sent to the fleet while timing, so answers are worked out
+        /// after changes rather than read from memos (0 for a quiet fleet).
+        #[arg(long, default_value_t = 20)]
+        ingest_rate: u32,
     },
 }
 
@@ -115,7 +119,14 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             events_per_item,
             requests,
             fresh,
-        } => rt.block_on(crate::queries::run(items, events_per_item, requests, fresh)),
+            ingest_rate,
+        } => rt.block_on(crate::queries::run(
+            items,
+            events_per_item,
+            requests,
+            fresh,
+            ingest_rate,
+        )),
     }
 }
 

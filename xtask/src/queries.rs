@@ -4,7 +4,10 @@
 //! production, then times each endpoint and prints p50/p95/p99.
 //!
 //! The seeded database is kept (`cfactory_bench_queries`) and reused while it holds the
-//! same fleet, since seeding a million events takes minutes; `--fresh` reseeds.
+//! same fleet, since seeding a million events takes minutes; `--fresh` reseeds. While
+//! timing, events go on arriving (`--ingest-rate`, 20 a second by default) so that the
+//! fleet-wide answers are measured as a live cockpit sees them: worked out after a
+//! change, not read back from a memo.
 
 use std::time::Instant;
 
@@ -180,7 +183,8 @@ async fn seeded_events(url: &str) -> Option<i64> {
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
         .await
         .ok()?;
-    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM events")
+    // Seeded events only: the ones sent while timing stay, and do not call for a reseed.
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM events WHERE event_id LIKE 'q-%'")
         .fetch_one(&mut conn)
         .await
         .ok()
@@ -246,6 +250,7 @@ pub async fn run(
     per_item: usize,
     requests: usize,
     fresh: bool,
+    ingest_rate: u32,
 ) -> anyhow::Result<()> {
     let bin = build_release()?;
     let (admin_url, mut conn) = admin().await?;
@@ -337,6 +342,12 @@ pub async fn run(
         "queries: {} anomalies; {requests} sequential requests per endpoint",
         a["count"]
     );
+    let trickle = (ingest_rate > 0).then(|| {
+        println!(
+            "queries: {ingest_rate} events/s go on arriving while timing, so fleet-wide answers are worked out after changes"
+        );
+        tokio::spawn(trickle(server.base.clone(), items, ingest_rate))
+    });
     println!();
     println!(
         "{:<30} {:>9} {:>9} {:>9} {:>10}",
@@ -371,11 +382,43 @@ pub async fn run(
             percentile_ms(&samples, 99.0),
         );
     }
+    if let Some(t) = trickle {
+        t.abort();
+    }
     println!();
     println!("queries: slowest p95 {worst:.1} ms (target < 50 ms)");
     server.stop()?;
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
+}
+
+/// Sends `rate` events a second until aborted: each moves a seeded item's coding task
+/// along, so every second brings changes to the fleet.
+async fn trickle(base: String, items: usize, rate: u32) {
+    let client = reqwest::Client::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / rate as f64));
+    let mut rng = Lcg(99);
+    for n in 0u64.. {
+        tick.tick().await;
+        let i = rng.below(items as u64) as usize;
+        let key = if i % 10 == 9 {
+            format!("af-{i}")
+        } else {
+            (10_000 + i).to_string()
+        };
+        let event = json!({
+            "id": format!("trickle-{}-{n}", std::process::id()),
+            "specversion": "1.0", "source": "/aifactory", "type": "io.factory.aifactory.completion",
+            "time": chrono::Utc::now().to_rfc3339(), "correlation_key": key,
+            "service": "aifactory", "task_id": format!("t-{i}"), "status": "in_progress",
+            "phase": "act",
+        });
+        let _ = client
+            .post(format!("{base}/api/events"))
+            .json(&event)
+            .send()
+            .await;
+    }
 }
 
 async fn get(client: &reqwest::Client, base: &str, path: &str) -> anyhow::Result<(u16, Value)> {
