@@ -282,7 +282,7 @@ async fn lock_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Result<(), S
 }
 
 /// Loads what a batch can touch: the owners of `ids`, their items, and which of
-/// `event_ids` are already recorded.
+/// `event_ids` are already recorded, in one round trip.
 async fn load(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -290,58 +290,49 @@ async fn load(
     event_ids: BTreeSet<EventId>,
 ) -> Result<Loaded, StoreError> {
     let mut loaded = Loaded::default();
-    if !ids.is_empty() {
-        // Stored identifiers are NUL-free; map each back to the one the batch asks for.
-        let wanted: HashMap<String, Identifier> = ids
-            .into_iter()
-            .map(|id| (pg_text(id.as_str()).into_owned(), id))
-            .collect();
-        let texts: Vec<&str> = wanted.keys().map(String::as_str).collect();
-        let owners: Vec<(String, String)> = sqlx::query_as(
-            "SELECT ident, item_key FROM identifiers WHERE tenant_id = $1 AND ident = ANY($2)",
-        )
-        .bind(tenant.as_str())
-        .bind(&texts)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(store_error)?;
-        let mut keys: BTreeSet<String> = BTreeSet::new();
-        for (ident, key) in owners {
-            if let Some(id) = wanted.get(&ident) {
-                loaded.owners.insert(id.clone(), key_from_column(&key)?);
-                keys.insert(key);
+    if ids.is_empty() && event_ids.is_empty() {
+        return Ok(loaded);
+    }
+    // Stored identifiers are NUL-free; map each back to the one the batch asks for.
+    let wanted: HashMap<String, Identifier> = ids
+        .into_iter()
+        .map(|id| (pg_text(id.as_str()).into_owned(), id))
+        .collect();
+    let idents: Vec<&str> = wanted.keys().map(String::as_str).collect();
+    let events: Vec<&str> = event_ids.iter().map(EventId::as_str).collect();
+    // Rows: (0, identifier, its item's key), (1, key, item document), (2, event id, key).
+    let rows: Vec<(i32, String, String)> = sqlx::query_as(
+        "WITH o AS (SELECT ident, item_key FROM identifiers \
+                    WHERE tenant_id = $1 AND ident = ANY($2)) \
+         SELECT 0, ident, item_key FROM o \
+         UNION ALL \
+         SELECT 1, w.key, w.doc::text COLLATE \"C\" FROM workitems w \
+          WHERE w.tenant_id = $1 AND w.key IN (SELECT item_key FROM o) \
+         UNION ALL \
+         SELECT 2, event_id, item_key FROM events WHERE tenant_id = $1 AND event_id = ANY($3)",
+    )
+    .bind(tenant.as_str())
+    .bind(&idents)
+    .bind(&events)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    for (kind, a, b) in rows {
+        match kind {
+            0 => {
+                if let Some(id) = wanted.get(&a) {
+                    loaded.owners.insert(id.clone(), key_from_column(&b)?);
+                }
             }
-        }
-        if !keys.is_empty() {
-            let keys: Vec<String> = keys.into_iter().collect();
-            let items: Vec<(String, String)> = sqlx::query_as(
-                "SELECT key, doc::text FROM workitems WHERE tenant_id = $1 AND key = ANY($2)",
-            )
-            .bind(tenant.as_str())
-            .bind(&keys)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(store_error)?;
-            for (key, doc) in items {
+            1 => {
                 loaded
                     .items
-                    .insert(key_from_column(&key)?, item_from_doc(&doc)?);
+                    .insert(key_from_column(&a)?, item_from_doc(&b)?);
             }
-        }
-    }
-    if !event_ids.is_empty() {
-        let texts: Vec<&str> = event_ids.iter().map(EventId::as_str).collect();
-        let seen: Vec<(String, String)> = sqlx::query_as(
-            "SELECT event_id, item_key FROM events WHERE tenant_id = $1 AND event_id = ANY($2)",
-        )
-        .bind(tenant.as_str())
-        .bind(&texts)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(store_error)?;
-        for (id, key) in seen {
-            let id = EventId::parse(&id).map_err(|e| crate::error::corrupt("event id", e))?;
-            loaded.seen.insert(id, key_from_column(&key)?);
+            _ => {
+                let id = EventId::parse(&a).map_err(|e| crate::error::corrupt("event id", e))?;
+                loaded.seen.insert(id, key_from_column(&b)?);
+            }
         }
     }
     Ok(loaded)
