@@ -183,11 +183,12 @@ async fn commit_group(
             .or_default()
             .push(i);
     }
-    let mut tx = pool.begin().await.map_err(store_error)?;
-    // Locks in tenant order, so two processes never wait on each other in a cycle.
-    for tenant in by_tenant.keys() {
-        lock_tenant(&mut tx, tenant).await?;
-    }
+    // BEGIN and the tenant locks go in one round trip. Locks are taken in tenant order,
+    // so two processes never wait on each other in a cycle.
+    let mut tx = pool
+        .begin_with(sqlx::AssertSqlSafe(begin_locked(by_tenant.keys().copied())))
+        .await
+        .map_err(store_error)?;
     let mut outcomes: Vec<Vec<IngestOutcome>> = vec![Vec::new(); group.len()];
     for (tenant, indices) in &by_tenant {
         let mut ids: BTreeSet<Identifier> = BTreeSet::new();
@@ -272,6 +273,26 @@ pub(crate) async fn apply_snapshots(
 }
 
 /// Serialises writers to one tenant, across processes, until the transaction ends.
+/// `BEGIN` followed by the advisory lock of each tenant, as one simple-query string.
+/// Tenant ids are letters, digits, `-`, `_` and `.` only (`TenantId::parse`), so they
+/// sit in a string literal as they are.
+fn begin_locked<'t>(tenants: impl Iterator<Item = &'t TenantId>) -> String {
+    let mut sql = String::from("BEGIN");
+    for tenant in tenants {
+        debug_assert!(
+            tenant
+                .as_str()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        );
+        sql.push_str(&format!(
+            "; SELECT pg_advisory_xact_lock(hashtextextended('cfactory.tenant:{}', 0))",
+            tenant.as_str()
+        ));
+    }
+    sql
+}
+
 async fn lock_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('cfactory.tenant:' || $1, 0))")
         .bind(tenant.as_str())
