@@ -44,6 +44,15 @@ const WORDS: [&str; 16] = [
     "webhook", "audit", "invoice", "profile", "metrics", "queue", "schema",
 ];
 
+/// The key of item `i`: an issue number, or for one item in ten a synthetic key.
+fn item_key(i: usize) -> String {
+    if i % 10 == 9 {
+        format!("af-{i}")
+    } else {
+        (10_000 + i).to_string()
+    }
+}
+
 /// The events of item `i`: a plan, a coding task and a test spec, `per_item` events in
 /// all, ending where the item's fate says (most pass; some fail, wait in review, stall,
 /// or stay in flight).
@@ -54,11 +63,7 @@ pub(crate) fn item_events(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<Value> {
     let mut rng = Lcg(i as u64 * 7919 + 17);
-    let key = if i % 10 == 9 {
-        format!("af-{i}")
-    } else {
-        (10_000 + i).to_string()
-    };
+    let key = item_key(i);
     let age_days = 30.0 * (1.0 - i as f64 / items as f64);
     let start = now - chrono::Duration::seconds((age_days * 86_400.0) as i64 + 3_600);
     let title = format!(
@@ -401,11 +406,7 @@ async fn trickle(base: String, items: usize, rate: u32) {
     for n in 0u64.. {
         tick.tick().await;
         let i = rng.below(items as u64) as usize;
-        let key = if i % 10 == 9 {
-            format!("af-{i}")
-        } else {
-            (10_000 + i).to_string()
-        };
+        let key = item_key(i);
         let event = json!({
             "id": format!("trickle-{}-{n}", std::process::id()),
             "specversion": "1.0", "source": "/aifactory", "type": "io.factory.aifactory.completion",

@@ -231,8 +231,10 @@ pub(crate) async fn apply_snapshots(
     poll_time: DateTime<Utc>,
     received_at: DateTime<Utc>,
 ) -> Result<Vec<CorrelationKey>, StoreError> {
-    let mut tx = pool.begin().await.map_err(store_error)?;
-    lock_tenant(&mut tx, tenant).await?;
+    let mut tx = pool
+        .begin_with(sqlx::AssertSqlSafe(begin_locked(std::iter::once(tenant))))
+        .await
+        .map_err(store_error)?;
     let ids = Batch::needs_snapshots(&list.tasks).into_iter().collect();
     let mut loaded = load(&mut tx, tenant, ids, BTreeSet::new()).await?;
     if list.complete
@@ -291,15 +293,6 @@ fn begin_locked<'t>(tenants: impl Iterator<Item = &'t TenantId>) -> String {
         ));
     }
     sql
-}
-
-async fn lock_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('cfactory.tenant:' || $1, 0))")
-        .bind(tenant.as_str())
-        .execute(conn)
-        .await
-        .map_err(store_error)?;
-    Ok(())
 }
 
 /// Loads what a batch can touch: the owners of `ids`, their items, and which of

@@ -214,9 +214,9 @@ impl ItemSamples {
 
 /// One service/phase/model series: its cost and latency samples, and their baselines
 /// worked out on first use after a change.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Series {
-    key: Option<SeriesKey>,
+    key: SeriesKey,
     cost: Sorted,
     latency: Sorted,
     /// The samples again, by value, with whose they are: spikes are found by reading
@@ -237,6 +237,45 @@ fn ordered(v: f64) -> i64 {
 }
 
 impl Series {
+    fn new(key: SeriesKey, bulk: bool) -> Self {
+        let mut series = Self {
+            key,
+            cost: Sorted::default(),
+            latency: Sorted::default(),
+            cost_by_value: BySample::new(),
+            latency_by_value: BySample::new(),
+            cost_base: OnceLock::new(),
+            latency_base: OnceLock::new(),
+        };
+        if bulk {
+            series.cost.unsettle();
+            series.latency.unsettle();
+        }
+        series
+    }
+
+    /// Adds (`add`) or takes away the value `v` of `key`'s `sample`, and forgets the
+    /// baseline of its side.
+    fn change(&mut self, sample: Sample, v: f64, key: &CorrelationKey, add: bool) {
+        let (sorted, by_value, base) = match sample {
+            Sample::Cost(_) => (&mut self.cost, &mut self.cost_by_value, &mut self.cost_base),
+            Sample::Latency(_) => (
+                &mut self.latency,
+                &mut self.latency_by_value,
+                &mut self.latency_base,
+            ),
+        };
+        let entry = (ordered(v), key.clone(), sample);
+        if add {
+            sorted.insert(v);
+            by_value.insert(entry);
+        } else {
+            sorted.remove(v);
+            by_value.remove(&entry);
+        }
+        *base = OnceLock::new();
+    }
+
     fn cost_base(&self) -> &Baseline {
         self.cost_base
             .get_or_init(|| Baseline::of_sorted(self.cost.values()))
@@ -320,50 +359,34 @@ impl History {
         let samples = ItemSamples::of(item, |key| Some(self.series_id(key)));
         let key = &item.correlation_key;
         self.forget(key);
-        for (i, (id, _, v)) in samples.task_costs.iter().enumerate() {
-            let s = &mut self.series[*id as usize];
-            s.cost.insert(*v);
-            s.cost_by_value
-                .insert((ordered(*v), key.clone(), Sample::Cost(i)));
-            s.cost_base = OnceLock::new();
-        }
-        for (i, (id, _, v)) in samples.stage_latencies.iter().enumerate() {
-            let s = &mut self.series[*id as usize];
-            s.latency.insert(*v);
-            s.latency_by_value
-                .insert((ordered(*v), key.clone(), Sample::Latency(i)));
-            s.latency_base = OnceLock::new();
-        }
-        if let (Some(at), Some(c)) = (samples.created_at, samples.cost) {
-            self.drift.insert((at, item.correlation_key.clone()), c);
-            self.drift_sorted.insert(c);
-        }
-        self.drift_found = OnceLock::new();
-        self.items.insert(item.correlation_key.clone(), samples);
+        self.change(key, &samples, true);
+        self.items.insert(key.clone(), samples);
     }
 
     /// Drops the samples of the item filed under `key` (merged away or deleted).
     pub fn forget(&mut self, key: &CorrelationKey) {
-        let Some(old) = self.items.remove(key) else {
-            return;
-        };
-        for (i, (id, _, v)) in old.task_costs.iter().enumerate() {
-            let s = &mut self.series[*id as usize];
-            s.cost.remove(*v);
-            s.cost_by_value
-                .remove(&(ordered(*v), key.clone(), Sample::Cost(i)));
-            s.cost_base = OnceLock::new();
+        if let Some(old) = self.items.remove(key) {
+            self.change(key, &old, false);
         }
-        for (i, (id, _, v)) in old.stage_latencies.iter().enumerate() {
-            let s = &mut self.series[*id as usize];
-            s.latency.remove(*v);
-            s.latency_by_value
-                .remove(&(ordered(*v), key.clone(), Sample::Latency(i)));
-            s.latency_base = OnceLock::new();
+    }
+
+    /// Adds (`add`) or takes away the samples of the item under `key`.
+    fn change(&mut self, key: &CorrelationKey, samples: &ItemSamples, add: bool) {
+        let costs = samples.task_costs.iter().enumerate();
+        let costs = costs.map(|(i, (id, _, v))| (*id, Sample::Cost(i), *v));
+        let latencies = samples.stage_latencies.iter().enumerate();
+        let latencies = latencies.map(|(i, (id, _, v))| (*id, Sample::Latency(i), *v));
+        for (id, sample, v) in costs.chain(latencies) {
+            self.series[id as usize].change(sample, v, key, add);
         }
-        if let (Some(at), Some(c)) = (old.created_at, old.cost) {
-            self.drift.remove(&(at, key.clone()));
-            self.drift_sorted.remove(c);
+        if let (Some(at), Some(c)) = (samples.created_at, samples.cost) {
+            if add {
+                self.drift.insert((at, key.clone()), c);
+                self.drift_sorted.insert(c);
+            } else {
+                self.drift.remove(&(at, key.clone()));
+                self.drift_sorted.remove(c);
+            }
         }
         self.drift_found = OnceLock::new();
     }
@@ -373,15 +396,7 @@ impl History {
             return *id;
         }
         let id = self.series.len() as SeriesId;
-        let mut series = Series {
-            key: Some(key.clone()),
-            ..Series::default()
-        };
-        if self.bulk {
-            series.cost.unsettle();
-            series.latency.unsettle();
-        }
-        self.series.push(series);
+        self.series.push(Series::new(key.clone(), self.bulk));
         self.series_ids.insert(key, id);
         id
     }
@@ -394,8 +409,8 @@ impl History {
     ) -> (
         Option<DateTime<Utc>>,
         Option<f64>,
-        Vec<(&'h Option<SeriesKey>, &'h String, f64)>,
-        Vec<(&'h Option<SeriesKey>, StageName, f64)>,
+        Vec<(&'h SeriesKey, &'h String, f64)>,
+        Vec<(&'h SeriesKey, StageName, f64)>,
     ) {
         let key = |id: &SeriesId| &self.series[*id as usize].key;
         (
@@ -810,22 +825,12 @@ fn series_json(k: &SeriesKey) -> Value {
 
 /// The item's cost and latency spikes against `history`'s baselines.
 pub(crate) fn spikes(item: &WorkItem, history: &History, th: &Thresholds, out: &mut Vec<Anomaly>) {
-    spikes_of(item, &history.samples_of(item), history, th, out);
-}
-
-/// The spikes among `samples`, the samples `history` holds for `item`.
-pub(crate) fn spikes_of(
-    item: &WorkItem,
-    samples: &ItemSamples,
-    history: &History,
-    th: &Thresholds,
-    out: &mut Vec<Anomaly>,
-) {
+    let samples = history.samples_of(item);
     for i in 0..samples.task_costs.len() {
-        sample_spike(item, samples, Sample::Cost(i), history, th, out);
+        sample_spike(item, &samples, Sample::Cost(i), history, th, out);
     }
     for i in 0..samples.stage_latencies.len() {
-        sample_spike(item, samples, Sample::Latency(i), history, th, out);
+        sample_spike(item, &samples, Sample::Latency(i), history, th, out);
     }
 }
 
@@ -851,9 +856,7 @@ pub(crate) fn sample_spike(
                 return;
             };
             let entry = &history.series[*id as usize];
-            let (Some(series), base) = (&entry.key, entry.cost_base()) else {
-                return;
-            };
+            let (series, base) = (&entry.key, entry.cost_base());
             if let Some(mut ev) = base.spike(*cost, th.cost_floor_usd, th) {
                 ev["series"] = series_json(series);
                 ev["task_id"] = json!(task_id);
@@ -877,9 +880,7 @@ pub(crate) fn sample_spike(
                 return;
             };
             let entry = &history.series[*id as usize];
-            let (Some(series), base) = (&entry.key, entry.latency_base()) else {
-                return;
-            };
+            let (series, base) = (&entry.key, entry.latency_base());
             if let Some(mut ev) = base.spike(*secs, th.latency_floor_seconds, th) {
                 ev["series"] = series_json(series);
                 ev["stage"] = json!(stage.as_str());

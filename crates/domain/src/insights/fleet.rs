@@ -16,8 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::anomalies::{
-    Anomaly, History, ItemSamples, Thresholds, clock_rules, item_rules, order, sample_spike,
-    spikes_of,
+    Anomaly, History, Thresholds, clock_rules, item_rules, order, sample_spike, spikes,
 };
 use super::needs::{NeedsYou, Reason, clock_reason, in_order, item_reasons, ranked};
 use super::rollups::{Names, RollupFacts, Rollups, Totals, Window};
@@ -35,8 +34,6 @@ struct Entry {
     reasons: Vec<Reason>,
     /// Whether the clock can make it stalled or stuck.
     can_fall_silent: bool,
-    /// Its cost and latency samples, as the history holds them.
-    samples: ItemSamples,
 }
 
 impl Entry {
@@ -92,11 +89,6 @@ impl Fleet {
             reasons: item_reasons(&item),
             can_fall_silent: can_fall_silent(&item),
             anomalies: anomalies.into_iter().map(Arc::new).collect(),
-            samples: self
-                .history
-                .samples(&item.correlation_key)
-                .cloned()
-                .unwrap_or_default(),
             item,
         };
         let key = &entry.item.correlation_key;
@@ -153,19 +145,9 @@ impl Fleet {
         self.entries.is_empty()
     }
 
-    /// Every item, in no particular order.
-    pub fn items(&self) -> impl Iterator<Item = &WorkItem> {
-        self.entries.values().map(|e| &*e.item)
-    }
-
     /// The spike and drift history of the fleet.
     pub fn history(&self) -> &History {
         &self.history
-    }
-
-    /// The thresholds the fleet is judged by.
-    pub fn thresholds(&self) -> &Thresholds {
-        &self.thresholds
     }
 
     /// Rollups over `window` at `now`, each cost breakdown cut to its `keep` largest
@@ -175,28 +157,17 @@ impl Fleet {
         if window == Window::all() {
             return self.totals.rollups(&self.names, now, keep);
         }
-        let instrumented = Some(self.totals.instrumented());
-        match window.since {
+        let facts: Box<dyn Iterator<Item = &RollupFacts>> = match window.since {
             // Nothing of an item's lies after its latest event.
-            Some(since) => Rollups::from_some_facts(
+            Some(since) => Box::new(
                 self.by_updated
                     .range((since, CorrelationKey::lowest())..)
                     .filter_map(|(_, key)| self.entries.get(key).map(|e| &e.rollup)),
-                &self.names,
-                window,
-                now,
-                keep,
-                instrumented,
             ),
-            None => Rollups::from_some_facts(
-                self.entries.values().map(|e| &e.rollup),
-                &self.names,
-                window,
-                now,
-                keep,
-                instrumented,
-            ),
-        }
+            None => Box::new(self.entries.values().map(|e| &e.rollup)),
+        };
+        let instrumented = Some(self.totals.instrumented());
+        Rollups::from_facts(facts, &self.names, window, now, keep, instrumented)
     }
 
     /// Every anomaly at `now`, most severe first. The findings that read an item alone
@@ -209,8 +180,8 @@ impl Fleet {
             e.anomalies(now, th, &mut out, &mut fresh);
         }
         for (key, sample) in self.history.spike_candidates(th) {
-            if let Some(e) = self.entries.get(key) {
-                sample_spike(&e.item, &e.samples, sample, &self.history, th, &mut fresh);
+            if let (Some(e), Some(samples)) = (self.entries.get(key), self.history.samples(key)) {
+                sample_spike(&e.item, samples, sample, &self.history, th, &mut fresh);
             }
         }
         fresh.extend(self.history.drift(th));
@@ -225,7 +196,7 @@ impl Fleet {
         let (mut out, mut fresh) = (Vec::new(), Vec::new());
         if let Some(e) = self.entries.get(key) {
             e.anomalies(now, th, &mut out, &mut fresh);
-            spikes_of(&e.item, &e.samples, &self.history, th, &mut fresh);
+            spikes(&e.item, &self.history, th, &mut fresh);
         }
         fresh.extend(self.history.drift(th).filter(|a| &a.correlation_key == key));
         out.extend(fresh.into_iter().map(Arc::new));
@@ -238,16 +209,13 @@ impl Fleet {
         in_order(
             self.entries
                 .values()
+                // Only items with a standing reason or a stage that can stall.
+                .filter(|e| !e.reasons.is_empty() || e.can_fall_silent)
                 .filter_map(|e| {
-                    let clock = e
-                        .can_fall_silent
-                        .then(|| clock_reason(&e.item, now, &self.thresholds))
-                        .flatten();
-                    if e.reasons.is_empty() && clock.is_none() {
-                        return None;
-                    }
                     let mut reasons = e.reasons.clone();
-                    reasons.extend(clock);
+                    if e.can_fall_silent {
+                        reasons.extend(clock_reason(&e.item, now, &self.thresholds));
+                    }
                     ranked(&e.item, reasons)
                 })
                 .collect(),

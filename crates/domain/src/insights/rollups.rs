@@ -282,25 +282,15 @@ impl Rollups {
             .into_iter()
             .map(|item| RollupFacts::of(item, &mut names))
             .collect();
-        Self::from_facts(&facts, &names, window, now, usize::MAX)
+        Self::from_facts(&facts, &names, window, now, usize::MAX, None)
     }
 
     /// The rollups of the items whose facts are `facts` (their names interned in
     /// `names`), with each cost breakdown cut to its `keep` largest entries; the sizes
-    /// before the cut are in [`CostRollup::entries`].
-    pub fn from_facts<'a>(
-        facts: impl IntoIterator<Item = &'a RollupFacts>,
-        names: &Names,
-        window: Window,
-        now: DateTime<Utc>,
-        keep: usize,
-    ) -> Self {
-        Self::from_some_facts(facts, names, window, now, keep, None)
-    }
-
-    /// [`Rollups::from_facts`] over only the items that can touch `window`, with which
-    /// services ever reported usage (a fact of the whole fleet) given by the caller.
-    pub(crate) fn from_some_facts<'a>(
+    /// before the cut are in [`CostRollup::entries`]. `facts` may leave out items that
+    /// cannot touch `window`; which services ever reported usage (a fact of the whole
+    /// fleet) is then given as `instrumented`.
+    pub(crate) fn from_facts<'a>(
         facts: impl IntoIterator<Item = &'a RollupFacts>,
         names: &Names,
         window: Window,
@@ -614,11 +604,7 @@ impl Totals {
         };
         let item = self.sums.usage(f, sign, |_| true);
         for slice in &f.slices {
-            self.days
-                .entry(slice.at.date_naive())
-                .or_default()
-                .0
-                .add(slice, sign);
+            self.day(slice.at).0.add(slice, sign);
         }
         if item.records > 0 {
             let rank = ItemRank(std::cmp::Reverse(item.rank()), f.key.clone());
@@ -633,15 +619,7 @@ impl Totals {
         }
         if let Some((at, secs)) = f.lead {
             put(&mut self.lead, secs);
-            let bulk = self.bulk;
-            let day = self.days.entry(at.date_naive()).or_insert_with(|| {
-                let mut lead = Sorted::default();
-                if bulk {
-                    lead.unsettle();
-                }
-                (DaySums::default(), lead)
-            });
-            put(&mut day.1, secs);
+            put(&mut self.day(at).1, secs);
         }
         let dates = f.slices.iter().map(|s| s.at).chain(f.lead.map(|l| l.0));
         for date in dates.map(|t| t.date_naive()) {
@@ -655,6 +633,18 @@ impl Totals {
         }
         self.sums.count(f, sign);
         put(&mut self.span, f.span);
+    }
+
+    /// The day of `at`, made when first needed (unsettled while loading in bulk).
+    fn day(&mut self, at: DateTime<Utc>) -> &mut (DaySums, Sorted) {
+        let bulk = self.bulk;
+        self.days.entry(at.date_naive()).or_insert_with(|| {
+            let mut lead = Sorted::default();
+            if bulk {
+                lead.unsettle();
+            }
+            (DaySums::default(), lead)
+        })
     }
 
     /// Items per stage service that ever reported usage.
@@ -792,7 +782,7 @@ impl Sorted {
 /// Names (models, providers, workers, billing modes) as small numbers, so a fleet's
 /// usage is grouped by indexing instead of by hashing strings.
 #[derive(Debug, Clone, Default)]
-pub struct Names {
+pub(crate) struct Names {
     ids: HashMap<Box<str>, u32>,
     names: Vec<Box<str>>,
 }
@@ -835,7 +825,7 @@ struct Slice {
 /// fleet's rollups are a pass over these instead of over the items. Every time in them
 /// lies in the item's activity, `[created_at, updated_at]`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RollupFacts {
+pub(crate) struct RollupFacts {
     key: CorrelationKey,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -854,7 +844,7 @@ pub struct RollupFacts {
 
 impl RollupFacts {
     /// The facts of `item`, interning its names in `names`.
-    pub fn of(item: &WorkItem, names: &mut Names) -> Self {
+    pub(crate) fn of(item: &WorkItem, names: &mut Names) -> Self {
         let mut usage_services = [false; 3];
         let mut slices = Vec::new();
         for task in &item.usage_by_task {
