@@ -34,6 +34,10 @@ pub enum Which {
         /// Events sent to one key for the growth check (0 skips it).
         #[arg(long, default_value_t = 10_000)]
         growth_events: usize,
+        /// A `cfactory` binary to measure instead of building this tree's (to compare
+        /// two builds on the same machine).
+        #[arg(long)]
+        server_bin: Option<PathBuf>,
     },
     /// Cockpit WebSocket fan-out: delivery latency to many clients at a steady ingest
     /// rate, dropped clients and server RSS, then the rate at which p99 passes 100 ms.
@@ -101,7 +105,15 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             senders,
             stores,
             growth_events,
-        } => rt.block_on(ingest(events, keys, &senders, &stores, growth_events)),
+            server_bin,
+        } => rt.block_on(ingest(
+            events,
+            keys,
+            &senders,
+            &stores,
+            growth_events,
+            server_bin,
+        )),
         Which::Fanout {
             clients,
             rate,
@@ -473,8 +485,12 @@ async fn ingest(
     senders: &[usize],
     stores: &[String],
     growth_events: usize,
+    server_bin: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let bin = build_release()?;
+    let bin = match server_bin {
+        Some(bin) => bin,
+        None => build_release()?,
+    };
     println!(
         "ingest benchmark: {events} events over {keys} keys per run, senders {senders:?}, on {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())

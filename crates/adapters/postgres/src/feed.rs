@@ -8,14 +8,15 @@ use std::time::Duration;
 use cfactory_domain::ports::{ChangeSink, StoreError};
 use cfactory_domain::{CorrelationKey, TenantId};
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use sqlx::{PgConnection, PgPool};
 use tokio::sync::Mutex;
 
 use crate::error::store_error;
+use crate::keys::{KEYS_CHANNEL, KeyCache};
 
 /// The channel every CFactory process on the database shares.
-const CHANNEL: &str = "cfactory_changes";
+pub(crate) const CHANNEL: &str = "cfactory_changes";
 /// PostgreSQL refuses payloads of 8000 bytes or more; stay well under.
 const MAX_PAYLOAD: usize = 7000;
 
@@ -25,16 +26,17 @@ struct Notice {
     keys: Vec<String>,
 }
 
-/// Announces that `keys` of `tenant` changed, in as many notices as their size needs.
-pub(crate) async fn notify(
-    conn: &mut PgConnection,
+/// The notices announcing that `keys` of `tenant` changed, as many as their size needs;
+/// none when no key changed. Writers send them with `pg_notify` on [`CHANNEL`] inside
+/// their transaction.
+pub(crate) fn payloads(
     tenant: &TenantId,
     keys: &[CorrelationKey],
-) -> Result<(), StoreError> {
-    if keys.is_empty() {
-        return Ok(());
-    }
+) -> Result<Vec<String>, StoreError> {
     let mut payloads = Vec::new();
+    if keys.is_empty() {
+        return Ok(payloads);
+    }
     let mut notice = Notice {
         tenant: tenant.as_str().to_owned(),
         keys: Vec::new(),
@@ -52,13 +54,7 @@ pub(crate) async fn notify(
         size += cost;
     }
     payloads.push(encode(&notice)?);
-    sqlx::query("SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p")
-        .bind(CHANNEL)
-        .bind(&payloads)
-        .execute(conn)
-        .await
-        .map_err(store_error)?;
-    Ok(())
+    Ok(payloads)
 }
 
 fn encode(notice: &Notice) -> Result<String, StoreError> {
@@ -72,6 +68,7 @@ type Sinks = Arc<StdMutex<Vec<Arc<dyn ChangeSink>>>>;
 pub(crate) struct Feed {
     pool: PgPool,
     sinks: Sinks,
+    keys: Arc<KeyCache>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -81,6 +78,7 @@ impl Feed {
         Self {
             pool,
             sinks: Arc::default(),
+            keys: Arc::default(),
             listener: Mutex::new(None),
         }
     }
@@ -90,11 +88,14 @@ impl Feed {
     pub async fn watch(&self, sink: Arc<dyn ChangeSink>) -> Result<(), StoreError> {
         let mut listener = self.listener.lock().await;
         if listener.is_none() {
-            let mut connection = PgListener::connect_with(&self.pool)
-                .await
-                .map_err(store_error)?;
-            connection.listen(CHANNEL).await.map_err(store_error)?;
-            *listener = Some(tokio::spawn(listen(connection, self.sinks.clone())));
+            let connection = connect(&self.pool).await.map_err(store_error)?;
+            self.keys.set_listening(true);
+            *listener = Some(tokio::spawn(listen(
+                self.pool.clone(),
+                connection,
+                self.sinks.clone(),
+                self.keys.clone(),
+            )));
         }
         self.sinks.lock().expect("sinks lock").push(sink);
         Ok(())
@@ -105,7 +106,20 @@ impl Feed {
         if let Some(task) = self.listener.lock().await.take() {
             task.abort();
         }
+        self.keys.set_listening(false);
     }
+
+    /// The active keys, held while this feed listens.
+    pub fn keys(&self) -> &KeyCache {
+        &self.keys
+    }
+}
+
+/// A listener on both channels.
+async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut connection = PgListener::connect_with(pool).await?;
+    connection.listen_all([CHANNEL, KEYS_CHANNEL]).await?;
+    Ok(connection)
 }
 
 impl Drop for Feed {
@@ -116,16 +130,34 @@ impl Drop for Feed {
     }
 }
 
-async fn listen(mut connection: PgListener, sinks: Sinks) {
+async fn listen(pool: PgPool, mut connection: PgListener, sinks: Sinks, keys: Arc<KeyCache>) {
     loop {
         match connection.recv().await {
+            Ok(notification) if notification.channel() == KEYS_CHANNEL => keys.invalidate(),
             Ok(notification) => deliver(notification.payload(), &sinks),
-            Err(sqlx::Error::PoolClosed) => return,
+            Err(sqlx::Error::PoolClosed) => {
+                keys.set_listening(false);
+                return;
+            }
             Err(error) => {
-                // `recv` reconnects and listens again on the next call; notices sent
-                // while the connection was down are lost.
+                // Whatever was announced while the connection was down is lost: keys are
+                // read from the table until a new listener runs; sinks miss those notices.
+                keys.set_listening(false);
                 tracing::warn!(%error, "change listener lost its connection; reconnecting");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    match connect(&pool).await {
+                        Ok(fresh) => {
+                            connection = fresh;
+                            keys.set_listening(true);
+                            break;
+                        }
+                        Err(sqlx::Error::PoolClosed) => return,
+                        Err(error) => {
+                            tracing::warn!(%error, "change listener cannot reconnect yet");
+                        }
+                    }
+                }
             }
         }
     }

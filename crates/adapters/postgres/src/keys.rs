@@ -1,5 +1,14 @@
 //! The API-key port over the `api_keys` table: keys are stored by the SHA-256 of their
 //! secret, never the secret.
+//!
+//! Every API request asks for its key, so while the change listener is connected the
+//! active keys are held in memory ([`KeyCache`]). Creating or revoking a key notifies
+//! [`KEYS_CHANNEL`] in the same transaction, from any process, and each listening
+//! process drops its copy; a listener that loses its connection drops it too, so a
+//! change is never missed, only re-read.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
 
 use async_trait::async_trait;
 use cfactory_domain::TenantId;
@@ -10,6 +19,17 @@ use crate::PgStore;
 use crate::error::{corrupt, store_error};
 
 type KeyRow = (
+    String,
+    Option<String>,
+    String,
+    Vec<String>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+);
+
+/// A key row led by the hash of its secret.
+type HashedKeyRow = (
+    String,
     String,
     Option<String>,
     String,
@@ -35,13 +55,105 @@ fn key_from_row(row: KeyRow) -> Result<ApiKey, StoreError> {
     })
 }
 
+/// The channel key changes are announced on.
+pub(crate) const KEYS_CHANNEL: &str = "cfactory_keys";
+
+/// Active keys by the hash of their secret.
+type ActiveKeys = Arc<HashMap<String, ApiKey>>;
+
+/// The active keys, held while a listener hears every key change.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    state: StdMutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    /// Whether a listener is connected and listening on [`KEYS_CHANNEL`].
+    listening: bool,
+    /// Bumped on every change and listener transition, so a read that raced one is
+    /// not kept.
+    generation: u64,
+    active: Option<ActiveKeys>,
+}
+
+impl KeyCache {
+    fn state(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The listener started (`true`) or lost its connection (`false`).
+    pub fn set_listening(&self, listening: bool) {
+        let mut state = self.state();
+        state.listening = listening;
+        state.generation += 1;
+        state.active = None;
+    }
+
+    /// A key changed somewhere: read them again next time.
+    pub fn invalidate(&self) {
+        let mut state = self.state();
+        state.generation += 1;
+        state.active = None;
+    }
+
+    /// The held keys, or the generation a fresh read may be kept under (`None` when
+    /// nothing can be held because no listener runs).
+    fn lookup(&self) -> Result<ActiveKeys, Option<u64>> {
+        let state = self.state();
+        match &state.active {
+            Some(active) if state.listening => Ok(active.clone()),
+            _ => Err(state.listening.then_some(state.generation)),
+        }
+    }
+
+    fn keep(&self, generation: u64, active: ActiveKeys) {
+        let mut state = self.state();
+        if state.listening && state.generation == generation {
+            state.active = Some(active);
+        }
+    }
+}
+
+impl PgStore {
+    /// The active keys from memory, or read whole and kept when a listener runs;
+    /// `None` when no listener runs (callers then ask the table directly).
+    async fn active_keys(&self) -> Result<Option<ActiveKeys>, StoreError> {
+        let cache = self.inner.feed.keys();
+        let generation = match cache.lookup() {
+            Ok(active) => return Ok(Some(active)),
+            Err(None) => return Ok(None),
+            Err(Some(generation)) => generation,
+        };
+        let sql =
+            format!("SELECT secret_sha256, {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL");
+        let rows: Vec<HashedKeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(store_error)?;
+        let mut active = HashMap::with_capacity(rows.len());
+        for (hash, id, name, tenant, scopes, created_at, revoked_at) in rows {
+            let key = key_from_row((id, name, tenant, scopes, created_at, revoked_at))?;
+            active.insert(hash, key);
+        }
+        let active = Arc::new(active);
+        cache.keep(generation, active.clone());
+        Ok(Some(active))
+    }
+}
+
 #[async_trait]
 impl ApiKeyStore for PgStore {
     async fn create_key(&self, key: &ApiKey, secret_sha256: &str) -> Result<(), StoreError> {
         let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
         sqlx::query(
-            "INSERT INTO api_keys (id, name, tenant_id, scopes, secret_sha256, created_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "WITH created AS ( \
+                 INSERT INTO api_keys (id, name, tenant_id, scopes, secret_sha256, created_at, \
+                     revoked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)) \
+             SELECT pg_notify($8, '')",
         )
         .bind(&key.id)
         .bind(&key.name)
@@ -50,13 +162,18 @@ impl ApiKeyStore for PgStore {
         .bind(secret_sha256)
         .bind(key.created_at)
         .bind(key.revoked_at)
+        .bind(KEYS_CHANNEL)
         .execute(&self.inner.pool)
         .await
         .map_err(store_error)?;
+        self.inner.feed.keys().invalidate();
         Ok(())
     }
 
     async fn find_key(&self, secret_sha256: &str) -> Result<Option<ApiKey>, StoreError> {
+        if let Some(active) = self.active_keys().await? {
+            return Ok(active.get(secret_sha256).cloned());
+        }
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_sha256 = $1 AND revoked_at IS NULL"
         );
@@ -78,17 +195,26 @@ impl ApiKeyStore for PgStore {
     }
 
     async fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(at)
-                .execute(&self.inner.pool)
-                .await
-                .map_err(store_error)?;
-        Ok(done.rows_affected() > 0)
+        let revoked: i64 = sqlx::query_scalar(
+            "WITH revoked AS ( \
+                 UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL \
+                 RETURNING id) \
+             SELECT count(*) FROM revoked, pg_notify($3, '') AS n",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(KEYS_CHANNEL)
+        .fetch_one(&self.inner.pool)
+        .await
+        .map_err(store_error)?;
+        self.inner.feed.keys().invalidate();
+        Ok(revoked > 0)
     }
 
     async fn has_active_keys(&self) -> Result<bool, StoreError> {
+        if let Some(active) = self.active_keys().await? {
+            return Ok(!active.is_empty());
+        }
         let (any,): (bool,) =
             sqlx::query_as("SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL)")
                 .fetch_one(&self.inner.pool)

@@ -33,7 +33,7 @@ use cfactory_domain::{
     Clock, CompletionEvent, CorrelationKey, Service, SystemClock, TenantId, WorkItem,
 };
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::error::{migrate_error, store_error};
@@ -106,6 +106,11 @@ impl PgStore {
         let connect_options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Unavailable(redact(format!("bad database URL: {e}"))))?
             .options([("plan_cache_mode", "force_custom_plan")]);
+        let connect_options = plain_on_loopback(
+            connect_options,
+            url,
+            std::env::var_os("PGSSLMODE").is_some(),
+        );
         let unavailable = |detail: String| {
             StoreError::Unavailable(redact(format!(
                 "cannot connect to PostgreSQL at {}: {detail}",
@@ -161,6 +166,30 @@ impl PgStore {
 }
 
 /// `host:port/database` of a URL, for messages: no user, no password.
+/// A server on this machine is reached without TLS unless the URL (`sslmode=`) or
+/// `PGSSLMODE` (`env_sslmode`) asks for it: encryption over loopback protects nothing
+/// and costs both sides CPU on every statement. Remote servers keep the driver's
+/// default (`prefer`).
+fn plain_on_loopback(options: PgConnectOptions, url: &str, env_sslmode: bool) -> PgConnectOptions {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let asked = env_sslmode
+        || query
+            .split('&')
+            .any(|pair| matches!(pair.split('=').next(), Some("sslmode" | "ssl-mode")));
+    let host = options.get_host();
+    let loopback = host == "localhost"
+        || host.starts_with('/')
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback && !asked {
+        options.ssl_mode(PgSslMode::Disable)
+    } else {
+        options
+    }
+}
+
 fn display_target(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
@@ -321,6 +350,57 @@ mod tests {
             assert_eq!(nodelay::is_off_for_local_port(port), Some(true));
         }
         drop(connection);
+        store.close().await;
+    }
+
+    #[test]
+    fn loopback_servers_are_reached_without_tls_unless_asked() {
+        let mode = |url: &str, env: bool| {
+            let options = PgConnectOptions::from_str(url).expect("a valid URL");
+            plain_on_loopback(options, url, env).get_ssl_mode()
+        };
+        for url in [
+            "postgres://u@127.0.0.1:5432/db",
+            "postgres://u@localhost/db",
+            "postgres://u@[::1]:5432/db",
+        ] {
+            assert!(matches!(mode(url, false), PgSslMode::Disable), "{url}");
+            assert!(!matches!(mode(url, true), PgSslMode::Disable), "{url}");
+        }
+        assert!(matches!(
+            mode("postgres://u@127.0.0.1/db?sslmode=require", false),
+            PgSslMode::Require
+        ));
+        assert!(!matches!(
+            mode("postgres://u@db.example/db", false),
+            PgSslMode::Disable
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_loopback_test_database_is_reached_without_tls() {
+        let database = crate::testing::TestDatabase::create().await;
+        let store = PgStore::connect(database.url(), PgOptions::default())
+            .await
+            .expect("the test database accepts connections");
+        let options = PgConnectOptions::from_str(database.url()).expect("a valid URL");
+        let expect_plain = matches!(
+            plain_on_loopback(
+                options,
+                database.url(),
+                std::env::var_os("PGSSLMODE").is_some()
+            )
+            .get_ssl_mode(),
+            PgSslMode::Disable
+        );
+        let ssl: Option<bool> =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_optional(&store.inner.pool)
+                .await
+                .expect("pg_stat_ssl answers");
+        if expect_plain {
+            assert_eq!(ssl, Some(false));
+        }
         store.close().await;
     }
 

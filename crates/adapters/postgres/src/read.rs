@@ -374,10 +374,14 @@ pub(crate) async fn get_many(
         .iter()
         .map(|k| pg_text(Identifier::key(k).as_str()).into_owned())
         .collect();
+    // One primary-key lookup per identifier and per item (LATERAL ... LIMIT 1 is never
+    // flattened), whatever the planner believes about the table's size.
     let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT i.ident, w.doc::text FROM identifiers i \
-         JOIN workitems w ON w.tenant_id = i.tenant_id AND w.key = i.item_key \
-         WHERE i.tenant_id = $1 AND i.ident = ANY($2)",
+        "SELECT i.ident, w.doc::text FROM UNNEST($2::text[]) AS x(ident) \
+         CROSS JOIN LATERAL (SELECT ident, item_key FROM identifiers \
+             WHERE tenant_id = $1 AND ident = x.ident LIMIT 1) AS i \
+         CROSS JOIN LATERAL (SELECT doc FROM workitems \
+             WHERE tenant_id = $1 AND key = i.item_key LIMIT 1) AS w",
     )
     .bind(tenant.as_str())
     .bind(&idents)

@@ -213,9 +213,7 @@ async fn commit_group(
                 .collect();
         }
         let changes = batch.finish();
-        let mut changed = write(&mut tx, tenant, &changes).await?;
-        changed.extend(changes.deleted.iter().cloned());
-        feed::notify(&mut tx, tenant, &changed).await?;
+        write(&mut tx, tenant, &changes).await?;
     }
     tx.commit().await.map_err(store_error)?;
     Ok(outcomes)
@@ -267,9 +265,6 @@ pub(crate) async fn apply_snapshots(
     }
     let changes = batch.finish();
     let changed = write(&mut tx, tenant, &changes).await?;
-    let mut heard = changed.clone();
-    heard.extend(changes.deleted.iter().cloned());
-    feed::notify(&mut tx, tenant, &heard).await?;
     tx.commit().await.map_err(store_error)?;
     Ok(changed)
 }
@@ -315,15 +310,22 @@ async fn load(
     let idents: Vec<&str> = wanted.keys().map(String::as_str).collect();
     let events: Vec<&str> = event_ids.iter().map(EventId::as_str).collect();
     // Rows: (0, identifier, its item's key), (1, key, item document), (2, event id, key).
+    // Each identifier and item is looked up on its own through the primary key (the
+    // LATERAL ... LIMIT 1 cannot be flattened). Written as `ident = ANY($2)`, a planner
+    // whose statistics lag a young, fast-growing table scans the whole tenant instead.
     let rows: Vec<(i32, String, String)> = sqlx::query_as(
-        "WITH o AS (SELECT ident, item_key FROM identifiers \
-                    WHERE tenant_id = $1 AND ident = ANY($2)) \
+        "WITH o AS (SELECT i.ident, i.item_key FROM UNNEST($2::text[]) AS x(ident) \
+                    CROSS JOIN LATERAL (SELECT ident, item_key FROM identifiers \
+                        WHERE tenant_id = $1 AND ident = x.ident LIMIT 1) AS i) \
          SELECT 0, ident, item_key FROM o \
          UNION ALL \
-         SELECT 1, w.key, w.doc::text COLLATE \"C\" FROM workitems w \
-          WHERE w.tenant_id = $1 AND w.key IN (SELECT item_key FROM o) \
+         SELECT 1, w.key, w.doc::text COLLATE \"C\" FROM (SELECT DISTINCT item_key FROM o) AS k \
+          CROSS JOIN LATERAL (SELECT key, doc FROM workitems \
+              WHERE tenant_id = $1 AND key = k.item_key LIMIT 1) AS w \
          UNION ALL \
-         SELECT 2, event_id, item_key FROM events WHERE tenant_id = $1 AND event_id = ANY($3)",
+         SELECT 2, e.event_id, e.item_key FROM UNNEST($3::text[]) AS x(event_id) \
+          CROSS JOIN LATERAL (SELECT event_id, item_key FROM events \
+              WHERE tenant_id = $1 AND event_id = x.event_id LIMIT 1) AS e",
     )
     .bind(tenant.as_str())
     .bind(&idents)
@@ -352,14 +354,145 @@ async fn load(
     Ok(loaded)
 }
 
-/// Writes a change set with one bulk statement per table; returns the keys of the
-/// items it rewrote.
+/// Writes a change set and announces it: merges (rare) first, then everything else —
+/// usage, items, identifiers, events and the change notices — in one statement, one
+/// round trip. Returns the keys of the items it rewrote.
 async fn write(
     conn: &mut PgConnection,
     tenant: &TenantId,
     changes: &ChangeSet,
 ) -> Result<Vec<CorrelationKey>, StoreError> {
+    let upserted: Vec<CorrelationKey> = changes
+        .upserts
+        .iter()
+        .map(|i| i.correlation_key.clone())
+        .collect();
+    let mut heard = upserted.clone();
+    heard.extend(changes.deleted.iter().cloned());
+    let notices = feed::payloads(tenant, &heard)?;
     let tenant = tenant.as_str();
+    if !changes.redirects.is_empty() || !changes.deleted.is_empty() {
+        merge(conn, tenant, changes).await?;
+    }
+    if changes.upserts.is_empty()
+        && changes.owners.is_empty()
+        && changes.events.is_empty()
+        && notices.is_empty()
+    {
+        return Ok(upserted);
+    }
+    let touched: Vec<&str> = heard.iter().map(CorrelationKey::as_str).collect();
+    let mut items = ItemColumns::default();
+    let mut usage = UsageColumns::default();
+    for item in &changes.upserts {
+        items.push(item)?;
+        usage.push(item);
+    }
+    let [has_plan, has_code, has_test] = &items.has;
+    let [open_plan, open_code, open_test] = &items.open;
+    let owners = OwnerColumns::of(changes);
+    let events = EventColumns::of(changes);
+    // Every sub-statement reads the snapshot taken before any of them runs, so the
+    // DELETE of an item's old usage rows never sees the rows inserted beside it. Empty
+    // arrays make a sub-statement a no-op, so the text stays one prepared statement.
+    // The events' WITH ORDINALITY keeps sequence numbers in arrival order.
+    sqlx::query(
+        "WITH old_usage AS ( \
+             DELETE FROM usage WHERE tenant_id = $1 AND item_key = ANY($2::text[])), \
+         items AS ( \
+             INSERT INTO workitems (tenant_id, key, created_at, updated_at, active_stage, \
+                 active_class, has_plan, has_code, has_test, open_plan, open_code, open_test, \
+                 stall_at, search_text, doc) \
+             SELECT $1, u.key, u.created_at, u.updated_at, u.active_stage, u.active_class, \
+                 u.has_plan, u.has_code, u.has_test, u.open_plan, u.open_code, u.open_test, \
+                 u.stall_at, u.search_text, u.doc::json \
+             FROM UNNEST($3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], \
+                 $7::text[], $8::bool[], $9::bool[], $10::bool[], $11::bool[], $12::bool[], \
+                 $13::bool[], $14::timestamptz[], $15::text[], $16::text[]) \
+                 AS u(key, created_at, updated_at, active_stage, active_class, has_plan, \
+                 has_code, has_test, open_plan, open_code, open_test, stall_at, search_text, doc) \
+             ON CONFLICT (tenant_id, key) DO UPDATE SET \
+                 created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, \
+                 active_stage = EXCLUDED.active_stage, active_class = EXCLUDED.active_class, \
+                 has_plan = EXCLUDED.has_plan, has_code = EXCLUDED.has_code, \
+                 has_test = EXCLUDED.has_test, open_plan = EXCLUDED.open_plan, \
+                 open_code = EXCLUDED.open_code, open_test = EXCLUDED.open_test, \
+                 stall_at = EXCLUDED.stall_at, search_text = EXCLUDED.search_text, \
+                 doc = EXCLUDED.doc), \
+         new_usage AS ( \
+             INSERT INTO usage (tenant_id, item_key, service, task_id, model, project, \
+                 input_tokens, output_tokens, total_tokens, cost_usd) \
+             SELECT $1, u.* FROM UNNEST($17::text[], $18::text[], $19::text[], $20::text[], \
+                 $21::text[], $22::int8[], $23::int8[], $24::int8[], $25::float8[]) AS u), \
+         owners AS ( \
+             INSERT INTO identifiers (tenant_id, ident, item_key) \
+             SELECT $1, o.ident, o.item_key \
+             FROM UNNEST($26::text[], $27::text[]) AS o(ident, item_key) \
+             ON CONFLICT (tenant_id, ident) DO UPDATE SET item_key = EXCLUDED.item_key \
+             WHERE identifiers.item_key <> EXCLUDED.item_key), \
+         new_events AS ( \
+             INSERT INTO events (tenant_id, event_id, item_key, service, task_id, status, \
+                 time, time_nanos, received_at, raw) \
+             SELECT $1, e.event_id, e.item_key, e.service, e.task_id, e.status, e.time, \
+                 e.time_nanos, e.received_at, e.raw \
+             FROM UNNEST($28::text[], $29::text[], $30::text[], $31::text[], $32::text[], \
+                 $33::timestamptz[], $34::int4[], $35::timestamptz[], $36::text[]) \
+                 WITH ORDINALITY AS e(event_id, item_key, service, task_id, status, time, \
+                 time_nanos, received_at, raw, ord) \
+             ORDER BY e.ord) \
+         SELECT pg_notify($37, p) FROM UNNEST($38::text[]) AS p",
+    )
+    .bind(tenant)
+    .bind(&touched)
+    .bind(&items.keys)
+    .bind(&items.created_at)
+    .bind(&items.updated_at)
+    .bind(&items.active_stage)
+    .bind(&items.active_class)
+    .bind(has_plan)
+    .bind(has_code)
+    .bind(has_test)
+    .bind(open_plan)
+    .bind(open_code)
+    .bind(open_test)
+    .bind(&items.stall_at)
+    .bind(&items.search_text)
+    .bind(&items.docs)
+    .bind(&usage.item_key)
+    .bind(&usage.service)
+    .bind(&usage.task_id)
+    .bind(&usage.model)
+    .bind(&usage.project)
+    .bind(&usage.input_tokens)
+    .bind(&usage.output_tokens)
+    .bind(&usage.total_tokens)
+    .bind(&usage.cost_usd)
+    .bind(&owners.idents)
+    .bind(&owners.keys)
+    .bind(&events.event_ids)
+    .bind(&events.item_keys)
+    .bind(&events.services)
+    .bind(&events.task_ids)
+    .bind(&events.statuses)
+    .bind(&events.times)
+    .bind(&events.time_nanos)
+    .bind(&events.received)
+    .bind(&events.raws)
+    .bind(feed::CHANNEL)
+    .bind(&notices)
+    .execute(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    Ok(upserted)
+}
+
+/// Moves the rows of merged-away items to the item they merged into and deletes those
+/// items.
+async fn merge(
+    conn: &mut PgConnection,
+    tenant: &str,
+    changes: &ChangeSet,
+) -> Result<(), StoreError> {
     if !changes.redirects.is_empty() {
         let from: Vec<&str> = changes.redirects.iter().map(|(f, _)| f.as_str()).collect();
         let to: Vec<&str> = changes.redirects.iter().map(|(_, t)| t.as_str()).collect();
@@ -387,183 +520,69 @@ async fn write(
             .await
             .map_err(store_error)?;
     }
-    let touched: Vec<&str> = changes
-        .deleted
-        .iter()
-        .chain(changes.upserts.iter().map(|i| &i.correlation_key))
-        .map(CorrelationKey::as_str)
-        .collect();
-    if !touched.is_empty() {
-        sqlx::query("DELETE FROM usage WHERE tenant_id = $1 AND item_key = ANY($2)")
-            .bind(tenant)
-            .bind(&touched)
-            .execute(&mut *conn)
-            .await
-            .map_err(store_error)?;
-    }
-    if !changes.upserts.is_empty() {
-        upsert_items(conn, tenant, changes).await?;
-    }
-    if !changes.owners.is_empty() {
-        let idents: Vec<String> = changes
-            .owners
-            .iter()
-            .map(|(id, _)| pg_text(id.as_str()).into_owned())
-            .collect();
-        let keys: Vec<&str> = changes.owners.iter().map(|(_, k)| k.as_str()).collect();
-        sqlx::query(
-            "INSERT INTO identifiers (tenant_id, ident, item_key) \
-             SELECT $1, o.ident, o.item_key FROM UNNEST($2::text[], $3::text[]) AS o(ident, item_key) \
-             ON CONFLICT (tenant_id, ident) DO UPDATE SET item_key = EXCLUDED.item_key \
-             WHERE identifiers.item_key <> EXCLUDED.item_key",
-        )
-        .bind(tenant)
-        .bind(&idents)
-        .bind(&keys)
-        .execute(&mut *conn)
-        .await
-        .map_err(store_error)?;
-    }
-    if !changes.events.is_empty() {
-        insert_events(conn, tenant, changes).await?;
-    }
-    Ok(changes
-        .upserts
-        .iter()
-        .map(|i| i.correlation_key.clone())
-        .collect())
-}
-
-async fn upsert_items(
-    conn: &mut PgConnection,
-    tenant: &str,
-    changes: &ChangeSet,
-) -> Result<(), StoreError> {
-    let mut items = ItemColumns::default();
-    let mut usage = UsageColumns::default();
-    for item in &changes.upserts {
-        items.push(item)?;
-        usage.push(item);
-    }
-    let [has_plan, has_code, has_test] = &items.has;
-    let [open_plan, open_code, open_test] = &items.open;
-    sqlx::query(
-        "INSERT INTO workitems (tenant_id, key, created_at, updated_at, active_stage, \
-             active_class, has_plan, has_code, has_test, open_plan, open_code, open_test, \
-             stall_at, search_text, doc) \
-         SELECT $1, u.key, u.created_at, u.updated_at, u.active_stage, u.active_class, \
-             u.has_plan, u.has_code, u.has_test, u.open_plan, u.open_code, u.open_test, \
-             u.stall_at, u.search_text, u.doc::json \
-         FROM UNNEST($2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[], \
-             $7::bool[], $8::bool[], $9::bool[], $10::bool[], $11::bool[], $12::bool[], \
-             $13::timestamptz[], $14::text[], $15::text[]) \
-             AS u(key, created_at, updated_at, active_stage, active_class, has_plan, has_code, \
-             has_test, open_plan, open_code, open_test, stall_at, search_text, doc) \
-         ON CONFLICT (tenant_id, key) DO UPDATE SET \
-             created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, \
-             active_stage = EXCLUDED.active_stage, active_class = EXCLUDED.active_class, \
-             has_plan = EXCLUDED.has_plan, has_code = EXCLUDED.has_code, \
-             has_test = EXCLUDED.has_test, open_plan = EXCLUDED.open_plan, \
-             open_code = EXCLUDED.open_code, open_test = EXCLUDED.open_test, \
-             stall_at = EXCLUDED.stall_at, search_text = EXCLUDED.search_text, \
-             doc = EXCLUDED.doc",
-    )
-    .bind(tenant)
-    .bind(&items.keys)
-    .bind(&items.created_at)
-    .bind(&items.updated_at)
-    .bind(&items.active_stage)
-    .bind(&items.active_class)
-    .bind(has_plan)
-    .bind(has_code)
-    .bind(has_test)
-    .bind(open_plan)
-    .bind(open_code)
-    .bind(open_test)
-    .bind(&items.stall_at)
-    .bind(&items.search_text)
-    .bind(&items.docs)
-    .execute(&mut *conn)
-    .await
-    .map_err(store_error)?;
-    if !usage.item_key.is_empty() {
-        sqlx::query(
-            "INSERT INTO usage (tenant_id, item_key, service, task_id, model, project, \
-                 input_tokens, output_tokens, total_tokens, cost_usd) \
-             SELECT $1, u.* FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], \
-                 $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::float8[]) AS u",
-        )
-        .bind(tenant)
-        .bind(&usage.item_key)
-        .bind(&usage.service)
-        .bind(&usage.task_id)
-        .bind(&usage.model)
-        .bind(&usage.project)
-        .bind(&usage.input_tokens)
-        .bind(&usage.output_tokens)
-        .bind(&usage.total_tokens)
-        .bind(&usage.cost_usd)
-        .execute(&mut *conn)
-        .await
-        .map_err(store_error)?;
-    }
     Ok(())
 }
 
-async fn insert_events(
-    conn: &mut PgConnection,
-    tenant: &str,
-    changes: &ChangeSet,
-) -> Result<(), StoreError> {
-    let events = &changes.events;
-    let event_ids: Vec<Option<&str>> = events
-        .iter()
-        .map(|e| e.event_id.as_ref().map(EventId::as_str))
-        .collect();
-    let item_keys: Vec<&str> = events.iter().map(|e| e.item_key.as_str()).collect();
-    let services: Vec<&str> = events.iter().map(|e| e.service.as_str()).collect();
-    let task_ids: Vec<String> = events
-        .iter()
-        .map(|e| pg_text(&e.task_id).into_owned())
-        .collect();
-    let statuses: Vec<String> = events
-        .iter()
-        .map(|e| pg_text(&e.status).into_owned())
-        .collect();
-    let times: Vec<DateTime<Utc>> = events.iter().map(|e| to_micros(e.time)).collect();
-    let time_nanos: Vec<i32> = events
-        .iter()
-        .map(|e| (e.time.timestamp_subsec_nanos() % 1000) as i32)
-        .collect();
-    let received: Vec<DateTime<Utc>> = events.iter().map(|e| to_micros(e.received_at)).collect();
-    let raws: Vec<String> = events
-        .iter()
-        .map(|e| pg_text(&e.raw).into_owned())
-        .collect();
-    // WITH ORDINALITY keeps sequence numbers in arrival order.
-    sqlx::query(
-        "INSERT INTO events (tenant_id, event_id, item_key, service, task_id, status, time, \
-             time_nanos, received_at, raw) \
-         SELECT $1, e.event_id, e.item_key, e.service, e.task_id, e.status, e.time, \
-             e.time_nanos, e.received_at, e.raw \
-         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-             $7::timestamptz[], $8::int4[], $9::timestamptz[], $10::text[]) \
-             WITH ORDINALITY AS e(event_id, item_key, service, task_id, status, time, \
-             time_nanos, received_at, raw, ord) \
-         ORDER BY e.ord",
-    )
-    .bind(tenant)
-    .bind(&event_ids)
-    .bind(&item_keys)
-    .bind(&services)
-    .bind(&task_ids)
-    .bind(&statuses)
-    .bind(&times)
-    .bind(&time_nanos)
-    .bind(&received)
-    .bind(&raws)
-    .execute(&mut *conn)
-    .await
-    .map_err(store_error)?;
-    Ok(())
+/// The `identifiers` rows of a change set, one vector per column.
+struct OwnerColumns<'c> {
+    idents: Vec<String>,
+    keys: Vec<&'c str>,
+}
+
+impl<'c> OwnerColumns<'c> {
+    fn of(changes: &'c ChangeSet) -> Self {
+        Self {
+            idents: changes
+                .owners
+                .iter()
+                .map(|(id, _)| pg_text(id.as_str()).into_owned())
+                .collect(),
+            keys: changes.owners.iter().map(|(_, k)| k.as_str()).collect(),
+        }
+    }
+}
+
+/// The `events` rows of a change set, one vector per column.
+struct EventColumns<'c> {
+    event_ids: Vec<Option<&'c str>>,
+    item_keys: Vec<&'c str>,
+    services: Vec<&'c str>,
+    task_ids: Vec<String>,
+    statuses: Vec<String>,
+    times: Vec<DateTime<Utc>>,
+    time_nanos: Vec<i32>,
+    received: Vec<DateTime<Utc>>,
+    raws: Vec<String>,
+}
+
+impl<'c> EventColumns<'c> {
+    fn of(changes: &'c ChangeSet) -> Self {
+        let events = &changes.events;
+        Self {
+            event_ids: events
+                .iter()
+                .map(|e| e.event_id.as_ref().map(EventId::as_str))
+                .collect(),
+            item_keys: events.iter().map(|e| e.item_key.as_str()).collect(),
+            services: events.iter().map(|e| e.service.as_str()).collect(),
+            task_ids: events
+                .iter()
+                .map(|e| pg_text(&e.task_id).into_owned())
+                .collect(),
+            statuses: events
+                .iter()
+                .map(|e| pg_text(&e.status).into_owned())
+                .collect(),
+            times: events.iter().map(|e| to_micros(e.time)).collect(),
+            time_nanos: events
+                .iter()
+                .map(|e| (e.time.timestamp_subsec_nanos() % 1000) as i32)
+                .collect(),
+            received: events.iter().map(|e| to_micros(e.received_at)).collect(),
+            raws: events
+                .iter()
+                .map(|e| pg_text(&e.raw).into_owned())
+                .collect(),
+        }
+    }
 }

@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cfactory_domain::ports::{ChangeSink, ListQuery, StoreError, WorkItemStore};
+use cfactory_domain::ports::{
+    ApiKey, ApiKeyStore, ChangeSink, ListQuery, Scope, StoreError, WorkItemStore,
+};
 use cfactory_domain::{CompletionEvent, CorrelationKey, IngestOutcome, TenantId};
 use cfactory_postgres::testing::TestDatabase;
 use cfactory_postgres::{PgOptions, PgStore};
@@ -209,6 +211,67 @@ async fn a_merge_is_heard_under_both_keys() {
     assert_eq!(merged.correlation_key.as_str(), "31");
     assert_eq!(merged.event_count, 2);
     store.close().await;
+}
+
+/// Polls `check` until it holds or five seconds pass; returns whether it held.
+async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_held_in_memory_follow_changes_made_by_another_store() {
+    let database = TestDatabase::create().await;
+    let cli = connect(&database).await;
+    let server = connect(&database).await;
+    // A listening store holds its keys in memory.
+    server.watch(Arc::new(Recorder::default())).await.unwrap();
+    assert!(!server.has_active_keys().await.unwrap());
+    let key = ApiKey {
+        id: "k1".into(),
+        name: None,
+        tenant: TenantId::parse("acme").unwrap(),
+        scopes: vec![Scope::Read],
+        created_at: Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap(),
+        revoked_at: None,
+    };
+    cli.create_key(&key, "hash-1").await.unwrap();
+    assert!(
+        eventually(|| async { server.has_active_keys().await.unwrap() }).await,
+        "the first key, created elsewhere, ends open mode"
+    );
+    let found = server
+        .find_key("hash-1")
+        .await
+        .unwrap()
+        .expect("the new key");
+    assert_eq!(found.tenant.as_str(), "acme");
+    assert_eq!(server.find_key("hash-2").await.unwrap(), None);
+    assert!(cli.revoke_key("k1", key.created_at).await.unwrap());
+    assert!(
+        eventually(|| async { server.find_key("hash-1").await.unwrap().is_none() }).await,
+        "a key revoked elsewhere stops working"
+    );
+    assert!(!server.has_active_keys().await.unwrap());
+    // Changes made by the listening store itself apply at once.
+    let mut again = key.clone();
+    again.id = "k2".into();
+    server.create_key(&again, "hash-3").await.unwrap();
+    assert!(server.find_key("hash-3").await.unwrap().is_some());
+    assert!(server.revoke_key("k2", key.created_at).await.unwrap());
+    assert_eq!(server.find_key("hash-3").await.unwrap(), None);
+    cli.close().await;
+    server.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
