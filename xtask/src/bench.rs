@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -471,9 +472,15 @@ async fn ceiling(database_url: &str, rows: &[Value], writers: usize) -> anyhow::
             "$1, $2, $3, $4, $5, $6, $7, $8"
         )
     } else {
+        // The server's own settings (WAL, synchronous=NORMAL), and a busy timeout long
+        // enough for many writers queueing on SQLite's one write lock.
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(database_url)?
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(120));
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(writers as u32)
-            .connect(database_url)
+            .connect_with(options)
             .await?;
         ceiling_run!(pool, rows, writers, "INTEGER", "?, ?, ?, ?, ?, ?, ?, ?")
     }
