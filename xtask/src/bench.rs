@@ -457,6 +457,75 @@ macro_rules! ceiling_run {
 
 /// The ceiling: the same event rows written straight into the same database, one
 /// transaction per event, from `writers` concurrent connections.
+/// CPU time (user + system) used so far by the processes `pick` selects, read from
+/// `/proc` (Linux); zero elsewhere.
+fn cpu_time(pick: impl Fn(u32, &str) -> bool) -> Duration {
+    let tick = 100.0; // USER_HZ on Linux
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    let mut ticks = 0u64;
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ...`: comm may hold spaces, so split at the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !pick(pid, &stat[open + 1..close]) {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // After the comm: state is field 0, utime field 11, stime field 12.
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        ticks += field(11) + field(12);
+    }
+    Duration::from_secs_f64(ticks as f64 / tick)
+}
+
+/// CPU used by the server, by PostgreSQL's processes and by this benchmark (its senders).
+#[derive(Clone, Copy)]
+struct CpuSplit {
+    server: Duration,
+    postgres: Duration,
+    bench: Duration,
+}
+
+impl CpuSplit {
+    fn now(server_pid: u32) -> Self {
+        let me = std::process::id();
+        Self {
+            server: cpu_time(|pid, _| pid == server_pid),
+            postgres: cpu_time(|_, comm| comm.starts_with("postgres")),
+            bench: cpu_time(|pid, _| pid == me),
+        }
+    }
+
+    /// Microseconds of CPU per event in each part since `before`.
+    fn per_event(self, before: Self, events: usize) -> String {
+        let us = |a: Duration, b: Duration| a.saturating_sub(b).as_secs_f64() * 1e6 / events as f64;
+        format!(
+            "CPU per event: server {:.0} µs, postgres {:.0} µs, senders {:.0} µs",
+            us(self.server, before.server),
+            us(self.postgres, before.postgres),
+            us(self.bench, before.bench)
+        )
+    }
+}
+
 async fn ceiling(database_url: &str, rows: &[Value], writers: usize) -> anyhow::Result<f64> {
     let rows: Arc<Vec<Value>> = Arc::new(rows.to_vec());
     if database_url.starts_with("postgres") {
@@ -527,7 +596,9 @@ async fn ingest(
                 .map(|i| event(&run, i, &format!("{}", 10_000 * (run_no + 1) + i % keys)))
                 .collect();
             let bodies: Vec<String> = rows.iter().map(Value::to_string).collect();
+            let cpu_before = CpuSplit::now(server.pid());
             let result = send_all(&server.base, bodies, n).await;
+            let cpu = CpuSplit::now(server.pid()).per_event(cpu_before, events);
             let ceiling_rate = ceiling(&url, &rows, n).await?;
             let rate = result.rate();
             let p99 = percentile_ms(&result.latencies, 99.0);
@@ -543,6 +614,7 @@ async fn ingest(
                 ceiling_rate,
                 rate / ceiling_rate
             );
+            println!("         {cpu}");
             if result.other_failures > 0 {
                 println!("         ({} other failures)", result.other_failures);
             }

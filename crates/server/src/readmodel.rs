@@ -3,10 +3,10 @@
 //! needs-you, search) are pure functions over it, so they answer without scanning the
 //! store; the store stays the source of truth and the model is rebuilt from it at start.
 //!
-//! Changes arrive as keys through [`ChangeSink`] (the store's change feed, which also
-//! carries other processes' commits on a shared PostgreSQL). One worker drains them in
-//! batches, reads each changed item once, applies it, and then hands it to the cockpit
-//! hub, so a client that hears of a change and asks for insights sees that change.
+//! Changes arrive through [`ChangeSink`]: as the items this process committed, or as
+//! keys (other processes' commits on a shared PostgreSQL, merges). One worker drains them
+//! in batches, reads each changed key once, applies the items, and then hands them to the
+//! cockpit hub, so a client that hears of a change and asks for insights sees that change.
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -71,7 +71,11 @@ impl TenantView {
         }
     }
 
-    fn apply(&mut self, asked: &CorrelationKey, found: Option<WorkItem>) -> Option<Arc<WorkItem>> {
+    fn apply(
+        &mut self,
+        asked: &CorrelationKey,
+        found: Option<Arc<WorkItem>>,
+    ) -> Option<Arc<WorkItem>> {
         let Some(item) = found else {
             self.forget(asked);
             return None;
@@ -87,7 +91,6 @@ impl TenantView {
         }
         self.version += 1;
         self.search.upsert(&item);
-        let item = Arc::new(item);
         self.fleet.upsert(item.clone());
         Some(item)
     }
@@ -141,7 +144,24 @@ struct Inner {
     thresholds: Thresholds,
     views: RwLock<HashMap<TenantId, Arc<RwLock<TenantView>>>>,
     loaded: watch::Sender<bool>,
-    queue: mpsc::UnboundedSender<(TenantId, Vec<CorrelationKey>)>,
+    queue: mpsc::UnboundedSender<Change>,
+}
+
+/// One report of changed items.
+enum Change {
+    /// Keys to read back from the store.
+    Keys(TenantId, Vec<CorrelationKey>),
+    /// Items as this process committed them, and keys merged away (read back).
+    Written(TenantId, Vec<Arc<WorkItem>>, Vec<CorrelationKey>),
+}
+
+impl Change {
+    fn size(&self) -> usize {
+        match self {
+            Change::Keys(_, keys) => keys.len(),
+            Change::Written(_, items, gone) => items.len() + gone.len(),
+        }
+    }
 }
 
 /// Every tenant's items in memory. Cloning shares it.
@@ -175,12 +195,12 @@ impl ReadModel {
         let handle = tokio::spawn(async move {
             worker.load_all(&*store).await;
             while let Some(first) = changes.recv().await {
+                let mut keys = first.size();
                 let mut round = vec![first];
-                let mut keys = round[0].1.len();
                 while keys < ROUND_KEYS {
                     match changes.try_recv() {
                         Ok(more) => {
-                            keys += more.1.len();
+                            keys += more.size();
                             round.push(more);
                         }
                         Err(_) => break,
@@ -247,28 +267,57 @@ impl ReadModel {
         Ok(total)
     }
 
-    async fn apply_round(
-        &self,
-        store: &dyn WorkItemStore,
-        hub: Option<&Hub>,
-        round: Vec<(TenantId, Vec<CorrelationKey>)>,
-    ) {
-        let mut by_tenant: HashMap<TenantId, Vec<CorrelationKey>> = HashMap::new();
-        for (tenant, keys) in round {
-            let list = by_tenant.entry(tenant).or_default();
-            for key in keys {
-                if !list.contains(&key) {
-                    list.push(key);
+    async fn apply_round(&self, store: &dyn WorkItemStore, hub: Option<&Hub>, round: Vec<Change>) {
+        /// One tenant's changes in a round: keys to read, items given.
+        #[derive(Default)]
+        struct Pending {
+            read: Vec<CorrelationKey>,
+            reading: HashSet<CorrelationKey>,
+            given: HashMap<CorrelationKey, Arc<WorkItem>>,
+        }
+        impl Pending {
+            fn read(&mut self, key: CorrelationKey) {
+                if self.reading.insert(key.clone()) {
+                    self.read.push(key);
                 }
             }
         }
-        for (tenant, keys) in by_tenant {
+        let mut by_tenant: HashMap<TenantId, Pending> = HashMap::new();
+        for change in round {
+            match change {
+                Change::Keys(tenant, keys) => {
+                    let pending = by_tenant.entry(tenant).or_default();
+                    keys.into_iter().for_each(|k| pending.read(k));
+                }
+                Change::Written(tenant, items, gone) => {
+                    let pending = by_tenant.entry(tenant).or_default();
+                    for item in items {
+                        pending.given.insert(item.correlation_key.clone(), item);
+                    }
+                    gone.into_iter().for_each(|k| pending.read(k));
+                }
+            }
+        }
+        for (tenant, pending) in by_tenant {
+            // A key that is read back comes out as the store has it now, so it wins over
+            // any item given for it earlier in the round.
+            let keys = pending.read;
+            let mut found: Vec<(CorrelationKey, Option<Arc<WorkItem>>)> = pending
+                .given
+                .into_iter()
+                .filter(|(key, _)| !pending.reading.contains(key))
+                .map(|(key, item)| (key, Some(item)))
+                .collect();
             // Read first, then take the write lock only to apply: readers wait for the
             // apply, never for the store.
-            let mut found = Vec::with_capacity(keys.len());
             for chunk in keys.chunks(GET_CHUNK) {
                 match store.get_many(&tenant, chunk).await {
-                    Ok(items) => found.extend(chunk.iter().cloned().zip(items)),
+                    Ok(items) => found.extend(
+                        chunk
+                            .iter()
+                            .cloned()
+                            .zip(items.into_iter().map(|i| i.map(Arc::new))),
+                    ),
                     Err(e) => {
                         tracing::warn!(error = %e, "read model could not read changed items")
                     }
@@ -419,7 +468,18 @@ impl InsightSource for ReadModel {
 
 impl ChangeSink for ReadModel {
     fn items_changed(&self, tenant: &TenantId, keys: &[CorrelationKey]) {
-        let _ = self.inner.queue.send((tenant.clone(), keys.to_vec()));
+        let _ = self
+            .inner
+            .queue
+            .send(Change::Keys(tenant.clone(), keys.to_vec()));
+    }
+
+    fn items_written(&self, tenant: &TenantId, items: &[Arc<WorkItem>], gone: &[CorrelationKey]) {
+        let _ = self.inner.queue.send(Change::Written(
+            tenant.clone(),
+            items.to_vec(),
+            gone.to_vec(),
+        ));
     }
 }
 
@@ -446,6 +506,32 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("read model never reached {want} items");
+    }
+
+    #[tokio::test]
+    async fn items_handed_over_are_applied_as_given_and_keys_are_read_back() {
+        // The store holds nothing: an item can only reach the model as handed over.
+        let store = InMemoryStore::new(Arc::new(SystemClock));
+        let tenant = TenantId::default_tenant();
+        let model = ReadModel::start(Arc::new(store.clone()), None, Thresholds::default());
+        model.ready().await.unwrap();
+        let other = InMemoryStore::new(Arc::new(SystemClock));
+        other
+            .ingest(
+                &tenant,
+                vec![event("w1", "52", "pfactory", "s52", "Handed")],
+            )
+            .await
+            .unwrap();
+        let item = other.get(&tenant, "52").await.unwrap().unwrap();
+        model.items_written(&tenant, &[Arc::new(item)], &[]);
+        settle(&model, &tenant, 1).await;
+        let view = model.tenant(&tenant).await.unwrap();
+        assert_eq!(read(&view).search.query("handed", 5).len(), 1);
+        drop(view);
+        // A key to read back comes out as the store has it: here, gone.
+        model.items_changed(&tenant, &[CorrelationKey::parse("52").unwrap()]);
+        settle(&model, &tenant, 0).await;
     }
 
     #[tokio::test]
@@ -522,7 +608,7 @@ mod tests {
         assert_eq!(ask(&view, t0 + up), 0);
         assert_eq!(calls.get(), 2, "recomputed once its time is up");
 
-        view.apply(&key, Some(item));
+        view.apply(&key, Some(Arc::new(item)));
         assert_eq!(ask(&view, t0 + up), 1);
         assert_eq!(calls.get(), 3, "recomputed after a change");
         assert_eq!(ask(&view, t0 - chrono::Duration::seconds(5)), 1);

@@ -1,12 +1,20 @@
 //! The change feed: writers `NOTIFY` the keys they changed inside their transaction (so
 //! the notice leaves only on commit), and one listener task per store hears every
 //! process's notices and hands them to the registered [`ChangeSink`]s.
+//!
+//! Notices arrive in commit order, whichever process sent them. This process's writer
+//! also holds the items it wrote from just before its commit (see [`Held`]); when the
+//! notice of that commit comes back, the sinks get those items rather than keys to read
+//! back, still in commit order with everyone else's changes.
 
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use cfactory_domain::ports::{ChangeSink, StoreError};
-use cfactory_domain::{CorrelationKey, TenantId};
+use cfactory_domain::{CorrelationKey, TenantId, WorkItem};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -20,18 +28,107 @@ pub(crate) const CHANNEL: &str = "cfactory_changes";
 /// PostgreSQL refuses payloads of 8000 bytes or more; stay well under.
 const MAX_PAYLOAD: usize = 7000;
 
+/// Write groups whose items stay held waiting for their notice; older ones are dropped
+/// (their sinks then read the items back).
+const HELD_GROUPS: usize = 64;
+
 #[derive(Serialize, Deserialize)]
 struct Notice {
     tenant: String,
     keys: Vec<String>,
+    /// The writing process's [`Held::origin`] and the write's number, when it holds the
+    /// items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    held: Option<(u64, u64)>,
+}
+
+/// The items this process's writer committed, by write, until the listener hears the
+/// write's notice.
+pub(crate) struct Held {
+    /// Tells this process's notices from others'.
+    origin: u64,
+    next: AtomicU64,
+    listening: AtomicBool,
+    writes: StdMutex<BTreeMap<u64, HashMap<CorrelationKey, Arc<WorkItem>>>>,
+}
+
+impl Default for Held {
+    fn default() -> Self {
+        Self {
+            origin: std::collections::hash_map::RandomState::new().hash_one(std::process::id()),
+            next: AtomicU64::new(0),
+            listening: AtomicBool::new(false),
+            writes: StdMutex::default(),
+        }
+    }
+}
+
+impl Held {
+    /// A number for the next write, when a listener will hear its notice.
+    pub fn reserve(&self) -> Option<u64> {
+        self.listening
+            .load(Ordering::Acquire)
+            .then(|| self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Holds the items of write `seq`; call before its commit, so the notice (sent at
+    /// commit) never arrives first.
+    pub fn hold(&self, seq: u64, items: Vec<WorkItem>) {
+        let mut writes = self.writes.lock().expect("held writes lock");
+        let items = items
+            .into_iter()
+            .map(|i| (i.correlation_key.clone(), Arc::new(i)))
+            .collect();
+        writes.insert(seq, items);
+        while writes.len() > HELD_GROUPS {
+            writes.pop_first();
+        }
+    }
+
+    /// Forgets write `seq` (its transaction did not commit).
+    pub fn release(&self, seq: u64) {
+        self.writes.lock().expect("held writes lock").remove(&seq);
+    }
+
+    /// The held items of write `seq` among `keys`, and the keys with none held.
+    fn take(
+        &self,
+        seq: u64,
+        keys: Vec<CorrelationKey>,
+    ) -> (Vec<Arc<WorkItem>>, Vec<CorrelationKey>) {
+        let mut writes = self.writes.lock().expect("held writes lock");
+        let Some(held) = writes.get_mut(&seq) else {
+            return (Vec::new(), keys);
+        };
+        let mut items = Vec::new();
+        let mut rest = Vec::new();
+        for key in keys {
+            match held.remove(&key) {
+                Some(item) => items.push(item),
+                None => rest.push(key),
+            }
+        }
+        if held.is_empty() {
+            writes.remove(&seq);
+        }
+        (items, rest)
+    }
+
+    fn set_listening(&self, on: bool) {
+        self.listening.store(on, Ordering::Release);
+        if !on {
+            self.writes.lock().expect("held writes lock").clear();
+        }
+    }
 }
 
 /// The notices announcing that `keys` of `tenant` changed, as many as their size needs;
-/// none when no key changed. Writers send them with `pg_notify` on [`CHANNEL`] inside
-/// their transaction.
+/// none when no key changed. `held` names the write whose items this process holds.
+/// Writers send them with `pg_notify` on [`CHANNEL`] inside their transaction.
 pub(crate) fn payloads(
     tenant: &TenantId,
     keys: &[CorrelationKey],
+    held: Option<(&Held, u64)>,
 ) -> Result<Vec<String>, StoreError> {
     let mut payloads = Vec::new();
     if keys.is_empty() {
@@ -40,15 +137,16 @@ pub(crate) fn payloads(
     let mut notice = Notice {
         tenant: tenant.as_str().to_owned(),
         keys: Vec::new(),
+        held: held.map(|(h, seq)| (h.origin, seq)),
     };
-    let mut size = notice.tenant.len() + 32;
+    let mut size = notice.tenant.len() + 64;
     for key in keys {
         // A key is at most 128 characters; escaping can at most sextuple it.
         let cost = key.as_str().len() * 6 + 3;
         if size + cost > MAX_PAYLOAD && !notice.keys.is_empty() {
             payloads.push(encode(&notice)?);
             notice.keys.clear();
-            size = notice.tenant.len() + 32;
+            size = notice.tenant.len() + 64;
         }
         notice.keys.push(key.as_str().to_owned());
         size += cost;
@@ -69,6 +167,7 @@ pub(crate) struct Feed {
     pool: PgPool,
     sinks: Sinks,
     keys: Arc<KeyCache>,
+    held: Arc<Held>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -79,6 +178,7 @@ impl Feed {
             pool,
             sinks: Arc::default(),
             keys: Arc::default(),
+            held: Arc::default(),
             listener: Mutex::new(None),
         }
     }
@@ -90,11 +190,13 @@ impl Feed {
         if listener.is_none() {
             let connection = connect(&self.pool).await.map_err(store_error)?;
             self.keys.set_listening(true);
+            self.held.set_listening(true);
             *listener = Some(tokio::spawn(listen(
                 self.pool.clone(),
                 connection,
                 self.sinks.clone(),
                 self.keys.clone(),
+                self.held.clone(),
             )));
         }
         self.sinks.lock().expect("sinks lock").push(sink);
@@ -107,6 +209,12 @@ impl Feed {
             task.abort();
         }
         self.keys.set_listening(false);
+        self.held.set_listening(false);
+    }
+
+    /// The items this process's writer holds for its notices.
+    pub fn held(&self) -> Arc<Held> {
+        self.held.clone()
     }
 
     /// The active keys, held while this feed listens.
@@ -130,19 +238,27 @@ impl Drop for Feed {
     }
 }
 
-async fn listen(pool: PgPool, mut connection: PgListener, sinks: Sinks, keys: Arc<KeyCache>) {
+async fn listen(
+    pool: PgPool,
+    mut connection: PgListener,
+    sinks: Sinks,
+    keys: Arc<KeyCache>,
+    held: Arc<Held>,
+) {
     loop {
         match connection.recv().await {
             Ok(notification) if notification.channel() == KEYS_CHANNEL => keys.invalidate(),
-            Ok(notification) => deliver(notification.payload(), &sinks),
+            Ok(notification) => deliver(notification.payload(), &sinks, &held),
             Err(sqlx::Error::PoolClosed) => {
                 keys.set_listening(false);
+                held.set_listening(false);
                 return;
             }
             Err(error) => {
                 // Whatever was announced while the connection was down is lost: keys are
                 // read from the table until a new listener runs; sinks miss those notices.
                 keys.set_listening(false);
+                held.set_listening(false);
                 tracing::warn!(%error, "change listener lost its connection; reconnecting");
                 loop {
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -150,6 +266,7 @@ async fn listen(pool: PgPool, mut connection: PgListener, sinks: Sinks, keys: Ar
                         Ok(fresh) => {
                             connection = fresh;
                             keys.set_listening(true);
+                            held.set_listening(true);
                             break;
                         }
                         Err(sqlx::Error::PoolClosed) => return,
@@ -163,7 +280,7 @@ async fn listen(pool: PgPool, mut connection: PgListener, sinks: Sinks, keys: Ar
     }
 }
 
-fn deliver(payload: &str, sinks: &Sinks) {
+fn deliver(payload: &str, sinks: &Sinks, held: &Held) {
     let notice: Notice = match serde_json::from_str(payload) {
         Ok(notice) => notice,
         Err(error) => {
@@ -184,7 +301,17 @@ fn deliver(payload: &str, sinks: &Sinks) {
         return;
     }
     let sinks = sinks.lock().expect("sinks lock").clone();
-    for sink in sinks {
-        sink.items_changed(&tenant, &keys);
+    match notice.held {
+        Some((origin, seq)) if origin == held.origin => {
+            let (items, rest) = held.take(seq, keys);
+            for sink in sinks {
+                sink.items_written(&tenant, &items, &rest);
+            }
+        }
+        _ => {
+            for sink in sinks {
+                sink.items_changed(&tenant, &keys);
+            }
+        }
     }
 }

@@ -134,10 +134,11 @@ impl PgStore {
             .connect_with(connect_options)
             .await
             .map_err(|e| unavailable(e.to_string()))?;
+        let feed = feed::Feed::new(pool.clone());
         let store = PgStore {
             inner: Arc::new(Inner {
-                writer: writer::Writer::start(pool.clone(), options.clock.clone()),
-                feed: feed::Feed::new(pool.clone()),
+                writer: writer::Writer::start(pool.clone(), options.clock.clone(), feed.held()),
+                feed,
                 pool,
                 clock: options.clock,
             }),
@@ -306,6 +307,7 @@ impl WorkItemStore for PgStore {
         let received_at = writer::to_micros(self.inner.clock.now());
         writer::apply_snapshots(
             &self.inner.pool,
+            &self.inner.feed.held(),
             tenant,
             service,
             list,

@@ -18,7 +18,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::store_error;
-use crate::feed;
+use crate::feed::{self, Held};
 use crate::rows::{
     ItemColumns, UsageColumns, item_from_doc, key_from_column, open_column, pg_text,
 };
@@ -52,10 +52,10 @@ fn closed() -> StoreError {
 }
 
 impl Writer {
-    /// Starts the writer task.
-    pub fn start(pool: PgPool, clock: Arc<dyn Clock>) -> Self {
+    /// Starts the writer task; it holds what it writes in `held` for the change feed.
+    pub fn start(pool: PgPool, clock: Arc<dyn Clock>, held: Arc<Held>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(run(pool, clock, queue));
+        let task = tokio::spawn(run(pool, clock, held, queue));
         Self {
             jobs,
             task: Mutex::new(Some(task)),
@@ -99,7 +99,7 @@ struct Stamped {
     received_at: Vec<DateTime<Utc>>,
 }
 
-async fn run(pool: PgPool, clock: Arc<dyn Clock>, mut queue: mpsc::Receiver<Job>) {
+async fn run(pool: PgPool, clock: Arc<dyn Clock>, held: Arc<Held>, mut queue: mpsc::Receiver<Job>) {
     let mut last_received: Option<DateTime<Utc>> = None;
     let mut stamp = |request: IngestRequest| {
         let now = to_micros(clock.now());
@@ -137,7 +137,7 @@ async fn run(pool: PgPool, clock: Arc<dyn Clock>, mut queue: mpsc::Receiver<Job>
             }
         }
         if !group.is_empty() {
-            commit_and_reply(&pool, group).await;
+            commit_and_reply(&pool, &held, group).await;
         }
         if let Some(done) = closing {
             let _ = done.send(());
@@ -148,16 +148,20 @@ async fn run(pool: PgPool, clock: Arc<dyn Clock>, mut queue: mpsc::Receiver<Job>
 
 /// Commits a group and answers each waiter. When the group fails, each request is tried
 /// on its own, so one bad request fails alone and the others still commit.
-async fn commit_and_reply(pool: &PgPool, group: Vec<Stamped>) {
+async fn commit_and_reply(pool: &PgPool, held: &Held, group: Vec<Stamped>) {
     let all: Vec<&Stamped> = group.iter().collect();
-    let results = match commit_group(pool, &all).await {
+    let results = match commit_group(pool, held, &all).await {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(error) if group.len() == 1 => vec![Err(error)],
         Err(error) => {
             tracing::warn!(%error, requests = group.len(), "group commit failed; retrying each request alone");
             let mut results = Vec::with_capacity(group.len());
             for one in &group {
-                results.push(commit_group(pool, &[one]).await.map(|mut o| o.remove(0)));
+                results.push(
+                    commit_group(pool, held, &[one])
+                        .await
+                        .map(|mut o| o.remove(0)),
+                );
             }
             results
         }
@@ -174,6 +178,7 @@ async fn commit_and_reply(pool: &PgPool, group: Vec<Stamped>) {
 /// [`Batch`]. Returns each request's outcomes.
 async fn commit_group(
     pool: &PgPool,
+    held: &Held,
     group: &[&Stamped],
 ) -> Result<Vec<Vec<IngestOutcome>>, StoreError> {
     let mut by_tenant: BTreeMap<&TenantId, Vec<usize>> = BTreeMap::new();
@@ -190,6 +195,7 @@ async fn commit_group(
         .await
         .map_err(store_error)?;
     let mut outcomes: Vec<Vec<IngestOutcome>> = vec![Vec::new(); group.len()];
+    let mut holding = Holding::new(held);
     for (tenant, indices) in &by_tenant {
         let mut ids: BTreeSet<Identifier> = BTreeSet::new();
         let mut event_ids: BTreeSet<EventId> = BTreeSet::new();
@@ -212,10 +218,10 @@ async fn commit_group(
                 .map(|(event, at)| batch.apply(event, *at))
                 .collect();
         }
-        let changes = batch.finish();
-        write(&mut tx, tenant, &changes).await?;
+        write(&mut tx, tenant, batch.finish(), &mut holding).await?;
     }
     tx.commit().await.map_err(store_error)?;
+    holding.committed();
     Ok(outcomes)
 }
 
@@ -223,6 +229,7 @@ async fn commit_group(
 /// the items it rewrote.
 pub(crate) async fn apply_snapshots(
     pool: &PgPool,
+    held: &Held,
     tenant: &TenantId,
     service: Service,
     list: &TaskList,
@@ -263,9 +270,10 @@ pub(crate) async fn apply_snapshots(
         let present: BTreeSet<String> = list.tasks.iter().map(|t| t.task_id.clone()).collect();
         batch.clear_missing(service, &present);
     }
-    let changes = batch.finish();
-    let changed = write(&mut tx, tenant, &changes).await?;
+    let mut holding = Holding::new(held);
+    let changed = write(&mut tx, tenant, batch.finish(), &mut holding).await?;
     tx.commit().await.map_err(store_error)?;
+    holding.committed();
     Ok(changed)
 }
 
@@ -354,13 +362,43 @@ async fn load(
     Ok(loaded)
 }
 
+/// The writes of one transaction whose items are held for the change feed; dropped
+/// before [`Holding::committed`], it lets them go.
+struct Holding<'h> {
+    held: &'h Held,
+    writes: Vec<u64>,
+}
+
+impl<'h> Holding<'h> {
+    fn new(held: &'h Held) -> Self {
+        Self {
+            held,
+            writes: Vec::new(),
+        }
+    }
+
+    fn committed(mut self) {
+        self.writes.clear();
+    }
+}
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        for seq in self.writes.drain(..) {
+            self.held.release(seq);
+        }
+    }
+}
+
 /// Writes a change set and announces it: merges (rare) first, then everything else —
 /// usage, items, identifiers, events and the change notices — in one statement, one
-/// round trip. Returns the keys of the items it rewrote.
+/// round trip. The items written are held (in `holding`) for this process's change feed.
+/// Returns the keys of the items it rewrote.
 async fn write(
     conn: &mut PgConnection,
     tenant: &TenantId,
-    changes: &ChangeSet,
+    changes: ChangeSet,
+    holding: &mut Holding<'_>,
 ) -> Result<Vec<CorrelationKey>, StoreError> {
     let upserted: Vec<CorrelationKey> = changes
         .upserts
@@ -369,10 +407,15 @@ async fn write(
         .collect();
     let mut heard = upserted.clone();
     heard.extend(changes.deleted.iter().cloned());
-    let notices = feed::payloads(tenant, &heard)?;
+    let seq = if changes.upserts.is_empty() {
+        None
+    } else {
+        holding.held.reserve()
+    };
+    let notices = feed::payloads(tenant, &heard, seq.map(|seq| (holding.held, seq)))?;
     let tenant = tenant.as_str();
     if !changes.redirects.is_empty() || !changes.deleted.is_empty() {
-        merge(conn, tenant, changes).await?;
+        merge(conn, tenant, &changes).await?;
     }
     if changes.upserts.is_empty()
         && changes.owners.is_empty()
@@ -390,8 +433,8 @@ async fn write(
     }
     let [has_plan, has_code, has_test] = &items.has;
     let [open_plan, open_code, open_test] = &items.open;
-    let owners = OwnerColumns::of(changes);
-    let events = EventColumns::of(changes);
+    let owners = OwnerColumns::of(&changes);
+    let events = EventColumns::of(&changes);
     // Every sub-statement reads the snapshot taken before any of them runs, so the
     // DELETE of an item's old usage rows never sees the rows inserted beside it. Empty
     // arrays make a sub-statement a no-op, so the text stays one prepared statement.
@@ -483,6 +526,10 @@ async fn write(
     .execute(&mut *conn)
     .await
     .map_err(store_error)?;
+    if let Some(seq) = seq {
+        holding.held.hold(seq, changes.upserts);
+        holding.writes.push(seq);
+    }
     Ok(upserted)
 }
 

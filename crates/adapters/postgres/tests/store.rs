@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cfactory_domain::ports::{
     ApiKey, ApiKeyStore, ChangeSink, ListQuery, Scope, StoreError, WorkItemStore,
 };
-use cfactory_domain::{CompletionEvent, CorrelationKey, IngestOutcome, TenantId};
+use cfactory_domain::{CompletionEvent, CorrelationKey, IngestOutcome, TenantId, WorkItem};
 use cfactory_postgres::testing::TestDatabase;
 use cfactory_postgres::{PgOptions, PgStore};
 use cfactory_store_contract::event_json;
@@ -211,6 +211,75 @@ async fn a_merge_is_heard_under_both_keys() {
     assert_eq!(merged.correlation_key.as_str(), "31");
     assert_eq!(merged.event_count, 2);
     store.close().await;
+}
+
+/// What a sink that takes items heard: items given (key, event count) with the keys
+/// merged away, or keys to read back.
+#[derive(Debug, Clone, PartialEq)]
+enum Heard {
+    Items(Vec<(String, u64)>, Vec<String>),
+    Keys(Vec<String>),
+}
+
+#[derive(Default)]
+struct ItemRecorder(Mutex<Vec<Heard>>);
+
+impl ChangeSink for ItemRecorder {
+    fn items_changed(&self, _: &TenantId, keys: &[CorrelationKey]) {
+        let keys = keys.iter().map(|k| k.to_string()).collect();
+        self.0.lock().unwrap().push(Heard::Keys(keys));
+    }
+
+    fn items_written(&self, _: &TenantId, items: &[Arc<WorkItem>], gone: &[CorrelationKey]) {
+        let items = items
+            .iter()
+            .map(|i| (i.correlation_key.to_string(), i.event_count))
+            .collect();
+        let gone = gone.iter().map(|k| k.to_string()).collect();
+        self.0.lock().unwrap().push(Heard::Items(items, gone));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stores_own_commits_reach_its_sink_as_items_and_others_as_keys() {
+    let database = TestDatabase::create().await;
+    let own = connect(&database).await;
+    let other = connect(&database).await;
+    let recorder = Arc::new(ItemRecorder::default());
+    own.watch(recorder.clone()).await.unwrap();
+    let heard = |n: usize| {
+        let recorder = recorder.clone();
+        async move { recorder.0.lock().unwrap().len() >= n }
+    };
+    own.ingest(&tenant(), vec![event("h1", "af-p:7", "p:7", 0)])
+        .await
+        .unwrap();
+    assert!(eventually(|| heard(1)).await);
+    other
+        .ingest(&tenant(), vec![event("h2", "af-p:7", "p:7", 1)])
+        .await
+        .unwrap();
+    assert!(eventually(|| heard(2)).await);
+    // Merged into #40: the item comes as written, the key merged away is to be read.
+    own.ingest(&tenant(), vec![event("h3", "40", "p:7", 2)])
+        .await
+        .unwrap();
+    assert!(eventually(|| heard(3)).await);
+    let heard = recorder.0.lock().unwrap().clone();
+    assert_eq!(
+        heard,
+        [
+            Heard::Items(vec![("af-p:7".into(), 1)], vec![]),
+            Heard::Keys(vec!["af-p:7".into()]),
+            Heard::Items(vec![("40".into(), 3)], vec!["af-p:7".into()]),
+        ]
+    );
+    // What was handed over is what the store now holds.
+    let stored = own.get(&tenant(), "40").await.unwrap().unwrap();
+    assert_eq!(stored.event_count, 3);
+    assert_eq!(stored.aliases.len(), 1);
+    own.close().await;
+    other.close().await;
 }
 
 /// Polls `check` until it holds or five seconds pass; returns whether it held.

@@ -12,7 +12,9 @@ use cfactory_domain::correlate::{Batch, ChangeSet, IngestOutcome, Loaded};
 use cfactory_domain::ports::{ApiKey, ChangeSink, Clock, StoreError};
 use cfactory_domain::upstream::TaskList;
 use cfactory_domain::workitem::StageName;
-use cfactory_domain::{CompletionEvent, CorrelationKey, EventId, Identifier, Service, TenantId};
+use cfactory_domain::{
+    CompletionEvent, CorrelationKey, EventId, Identifier, Service, TenantId, WorkItem,
+};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use sqlx::sqlite::SqliteConnection;
@@ -98,16 +100,18 @@ impl Job {
 struct Committed {
     /// Per request, its outcomes.
     outcomes: Vec<Vec<IngestOutcome>>,
-    /// Per tenant, the keys to announce.
-    changed: Vec<(TenantId, Vec<CorrelationKey>)>,
+    /// Per tenant, what the change sinks hear.
+    changed: Vec<(TenantId, Written)>,
 }
 
 /// What writing one change set touched.
 struct Written {
-    /// Items inserted or rewritten.
+    /// Keys of the items inserted or rewritten.
     upserted: Vec<CorrelationKey>,
-    /// Those plus the keys merged away: what the change sinks hear.
-    announced: Vec<CorrelationKey>,
+    /// Those items as written: what the change sinks hear, with `gone`.
+    items: Vec<Arc<WorkItem>>,
+    /// Keys merged away.
+    gone: Vec<CorrelationKey>,
 }
 
 /// The writer task's state.
@@ -179,8 +183,8 @@ impl Writer {
         base
     }
 
-    fn notify(&self, tenant: &TenantId, keys: &[CorrelationKey]) {
-        if keys.is_empty() {
+    fn notify(&self, tenant: &TenantId, written: &Written) {
+        if written.items.is_empty() && written.gone.is_empty() {
             return;
         }
         let sinks = self
@@ -189,7 +193,7 @@ impl Writer {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         for sink in sinks {
-            sink.items_changed(tenant, keys);
+            sink.items_written(tenant, &written.items, &written.gone);
         }
     }
 
@@ -223,8 +227,8 @@ impl Writer {
     /// Tells the sinks, then each waiter (so a caller that hears back finds the sinks
     /// already told, as with the in-memory store).
     fn answer(&self, group: Vec<IngestRequest>, done: Committed) {
-        for (tenant, keys) in &done.changed {
-            self.notify(tenant, keys);
+        for (tenant, written) in &done.changed {
+            self.notify(tenant, written);
         }
         for (request, outcomes) in group.into_iter().zip(done.outcomes) {
             let _ = request.reply.send(Ok(outcomes));
@@ -271,7 +275,7 @@ impl Writer {
                     .collect();
             }
             let written = write(&mut tx, tenant, batch.finish()).await?;
-            changed.push((tenant.clone(), written.announced));
+            changed.push((tenant.clone(), written));
         }
         tx.commit().await.map_err(store_error)?;
         Ok(Committed { outcomes, changed })
@@ -289,7 +293,7 @@ impl Writer {
             } => {
                 let result = self.snapshots(&tenant, service, &list, poll_time).await;
                 let result = result.map(|written| {
-                    self.notify(&tenant, &written.announced);
+                    self.notify(&tenant, &written);
                     written.upserted
                 });
                 let _ = reply.send(result);
@@ -654,10 +658,9 @@ async fn write(
         .await
         .map_err(store_error)?;
     }
-    let mut announced = upserted.clone();
-    announced.extend(changes.deleted);
     Ok(Written {
         upserted,
-        announced,
+        items: changes.upserts.into_iter().map(Arc::new).collect(),
+        gone: changes.deleted,
     })
 }

@@ -278,12 +278,12 @@ impl Series {
 
     fn cost_base(&self) -> &Baseline {
         self.cost_base
-            .get_or_init(|| Baseline::of_sorted(self.cost.values()))
+            .get_or_init(|| Baseline::of_sorted(&self.cost))
     }
 
     fn latency_base(&self) -> &Baseline {
         self.latency_base
-            .get_or_init(|| Baseline::of_sorted(self.latency.values()))
+            .get_or_init(|| Baseline::of_sorted(&self.latency))
     }
 }
 
@@ -508,14 +508,15 @@ struct Baseline {
     samples: usize,
 }
 
-fn median(sorted: &[f64]) -> f64 {
+fn median(sorted: &Sorted) -> f64 {
     let n = sorted.len();
+    let at = |i| sorted.get(i).unwrap_or(0.0);
     if n == 0 {
         0.0
     } else if n % 2 == 1 {
-        sorted[n / 2]
+        at(n / 2)
     } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        (at(n / 2 - 1) + at(n / 2)) / 2.0
     }
 }
 
@@ -536,8 +537,8 @@ fn median_unsorted(values: &mut [f64]) -> f64 {
 }
 
 impl Baseline {
-    /// The baseline of values in ascending order.
-    fn of_sorted(values: &[f64]) -> Self {
+    /// The baseline of `values`.
+    fn of_sorted(values: &Sorted) -> Self {
         let med = median(values);
         let mut dev: Vec<f64> = values.iter().map(|v| (v - med).abs()).collect();
         let mean_ad = if dev.is_empty() {
@@ -929,7 +930,7 @@ fn cost_drift(
     for (_, cost) in &recent {
         before.remove(*cost);
     }
-    let base = Baseline::of_sorted(before.values());
+    let base = Baseline::of_sorted(&before);
     let sigma = if base.mad > 0.0 {
         1.4826 * base.mad
     } else {
@@ -967,6 +968,14 @@ mod tests {
     use super::*;
     use crate::insights::fixtures::{at, event, item, proof};
     use chrono::Duration;
+
+    fn sorted(values: &[f64]) -> Sorted {
+        let mut s = Sorted::default();
+        for v in values {
+            s.insert(*v);
+        }
+        s
+    }
 
     fn kinds(items: &[WorkItem], now: DateTime<Utc>) -> Vec<(AnomalyKind, Severity)> {
         let h = History::from_items(items);
@@ -1131,7 +1140,7 @@ mod tests {
         let found = spikes_in(&fleet(&costs), AnomalyKind::CostSpike);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].evidence["method"], "mean_ad");
-        let flat = Baseline::of_sorted(&[2.0; 9]);
+        let flat = Baseline::of_sorted(&sorted(&[2.0; 9]));
         assert_eq!(flat.score(5.0), (None, "constant"));
         let th = Thresholds::default();
         assert!(flat.spike(3.0, 1.0, &th).is_some());
@@ -1141,7 +1150,7 @@ mod tests {
     #[test]
     fn the_z_threshold_is_exclusive_at_three_and_a_half() {
         // Median 5, MAD 2: z = 0.6745·(x − 5)/2 crosses 3.5 at x ≈ 15.378.
-        let base = Baseline::of_sorted(&(1..=9).map(f64::from).collect::<Vec<_>>());
+        let base = Baseline::of_sorted(&sorted(&(1..=9).map(f64::from).collect::<Vec<_>>()));
         let th = Thresholds::default();
         assert!(base.spike(15.3, 1.0, &th).is_none());
         assert!(base.spike(15.5, 1.0, &th).is_some());
