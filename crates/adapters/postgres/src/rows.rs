@@ -112,22 +112,50 @@ fn tokens(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-impl UsageColumns {
-    /// Adds one row per task with usage on `item`.
-    pub fn push(&mut self, item: &WorkItem) {
-        for task in &item.usage_by_task {
+/// One `usage` row of an item, as written: a task's running total.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct UsageRow {
+    pub service: String,
+    pub task_id: String,
+    model: Option<String>,
+    project: Option<String>,
+    input_tokens: i64,
+    output_tokens: i64,
+    total_tokens: i64,
+    cost_usd: f64,
+}
+
+/// The `usage` rows of `item`, one per task with usage.
+pub(crate) fn usage_rows(item: &WorkItem) -> Vec<UsageRow> {
+    item.usage_by_task
+        .iter()
+        .map(|task| {
             let total = task.total();
-            self.item_key.push(item.correlation_key.as_str().to_owned());
-            self.service.push(task.service.as_str().to_owned());
-            self.task_id.push(pg_text(&task.task_id).into_owned());
-            self.model
-                .push(task.model.as_deref().map(|m| pg_text(m).into_owned()));
-            self.project
-                .push(item.project.as_deref().map(|p| pg_text(p).into_owned()));
-            self.input_tokens.push(tokens(total.input_tokens));
-            self.output_tokens.push(tokens(total.output_tokens));
-            self.total_tokens.push(tokens(total.total_tokens));
-            self.cost_usd.push(total.cost_usd);
-        }
+            UsageRow {
+                service: task.service.as_str().to_owned(),
+                task_id: pg_text(&task.task_id).into_owned(),
+                model: task.model.as_deref().map(|m| pg_text(m).into_owned()),
+                project: item.project.as_deref().map(|p| pg_text(p).into_owned()),
+                input_tokens: tokens(total.input_tokens),
+                output_tokens: tokens(total.output_tokens),
+                total_tokens: tokens(total.total_tokens),
+                cost_usd: total.cost_usd,
+            }
+        })
+        .collect()
+}
+
+impl UsageColumns {
+    /// Adds `row` of the item under `key`.
+    pub fn push(&mut self, key: &str, row: UsageRow) {
+        self.item_key.push(key.to_owned());
+        self.service.push(row.service);
+        self.task_id.push(row.task_id);
+        self.model.push(row.model);
+        self.project.push(row.project);
+        self.input_tokens.push(row.input_tokens);
+        self.output_tokens.push(row.output_tokens);
+        self.total_tokens.push(row.total_tokens);
+        self.cost_usd.push(row.cost_usd);
     }
 }

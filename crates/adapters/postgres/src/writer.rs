@@ -20,7 +20,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::error::store_error;
 use crate::feed::{self, Held};
 use crate::rows::{
-    ItemColumns, UsageColumns, item_from_doc, key_from_column, open_column, pg_text,
+    ItemColumns, UsageColumns, UsageRow, item_from_doc, key_from_column, open_column, pg_text,
+    usage_rows,
 };
 
 pub(crate) use crate::rows::to_micros;
@@ -205,6 +206,7 @@ async fn commit_group(
             event_ids.extend(more_event_ids);
         }
         let loaded = load(&mut tx, tenant, ids, event_ids).await?;
+        let before = stored_usage(&loaded);
         let mut batch = Batch::new(loaded);
         for &i in indices {
             let Stamped {
@@ -218,7 +220,7 @@ async fn commit_group(
                 .map(|(event, at)| batch.apply(event, *at))
                 .collect();
         }
-        write(&mut tx, tenant, batch.finish(), &mut holding).await?;
+        write(&mut tx, tenant, batch.finish(), &before, &mut holding).await?;
     }
     tx.commit().await.map_err(store_error)?;
     holding.committed();
@@ -262,6 +264,7 @@ pub(crate) async fn apply_snapshots(
             }
         }
     }
+    let before = stored_usage(&loaded);
     let mut batch = Batch::new(loaded);
     for snap in &list.tasks {
         batch.apply_snapshot(snap, snap.updated_at.unwrap_or(poll_time), received_at);
@@ -271,7 +274,7 @@ pub(crate) async fn apply_snapshots(
         batch.clear_missing(service, &present);
     }
     let mut holding = Holding::new(held);
-    let changed = write(&mut tx, tenant, batch.finish(), &mut holding).await?;
+    let changed = write(&mut tx, tenant, batch.finish(), &before, &mut holding).await?;
     tx.commit().await.map_err(store_error)?;
     holding.committed();
     Ok(changed)
@@ -390,14 +393,90 @@ impl Drop for Holding<'_> {
     }
 }
 
+/// The `usage` rows stored for each loaded item: what a write compares against, so it
+/// rewrites only the rows that changed.
+fn stored_usage(loaded: &Loaded) -> HashMap<CorrelationKey, Vec<UsageRow>> {
+    loaded
+        .items
+        .iter()
+        .map(|(key, item)| (key.clone(), usage_rows(item)))
+        .collect()
+}
+
+/// The `usage` rows a change set rewrites: every row of the items in `whole` (new items,
+/// items merged into or away), and elsewhere only the rows whose task is new, changed
+/// or gone.
+#[derive(Default)]
+struct UsageChanges<'k> {
+    /// Items whose rows are all deleted, then written again.
+    whole: Vec<&'k str>,
+    /// Single rows deleted: item key, service, task id.
+    drop_keys: Vec<&'k str>,
+    drop_services: Vec<String>,
+    drop_tasks: Vec<String>,
+    /// Rows inserted.
+    rows: UsageColumns,
+}
+
+impl<'k> UsageChanges<'k> {
+    fn of(changes: &'k ChangeSet, before: &HashMap<CorrelationKey, Vec<UsageRow>>) -> Self {
+        let mut out = Self::default();
+        let merged: BTreeSet<&CorrelationKey> = changes
+            .redirects
+            .iter()
+            .flat_map(|(from, to)| [from, to])
+            .chain(&changes.deleted)
+            .collect();
+        for key in &changes.deleted {
+            out.whole.push(key.as_str());
+        }
+        let distinct = |rows: &[UsageRow]| {
+            let tasks: BTreeSet<(&str, &str)> = rows
+                .iter()
+                .map(|r| (r.service.as_str(), r.task_id.as_str()))
+                .collect();
+            tasks.len() == rows.len()
+        };
+        for item in &changes.upserts {
+            let key = item.correlation_key.as_str();
+            let after = usage_rows(item);
+            let old = before
+                .get(&item.correlation_key)
+                .filter(|old| !merged.contains(&item.correlation_key) && distinct(old))
+                .filter(|_| distinct(&after));
+            let Some(old) = old else {
+                out.whole.push(key);
+                after.into_iter().for_each(|row| out.rows.push(key, row));
+                continue;
+            };
+            // A changed task's old row goes and its new row comes.
+            for row in old {
+                if !after.iter().any(|a| a == row) {
+                    out.drop_keys.push(key);
+                    out.drop_services.push(row.service.clone());
+                    out.drop_tasks.push(row.task_id.clone());
+                }
+            }
+            for row in after {
+                if !old.iter().any(|o| o == &row) {
+                    out.rows.push(key, row);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Writes a change set and announces it: merges (rare) first, then everything else —
 /// usage, items, identifiers, events and the change notices — in one statement, one
-/// round trip. The items written are held (in `holding`) for this process's change feed.
-/// Returns the keys of the items it rewrote.
+/// round trip. `before` holds the usage rows stored for the items loaded. The items
+/// written are held (in `holding`) for this process's change feed. Returns the keys of
+/// the items it rewrote.
 async fn write(
     conn: &mut PgConnection,
     tenant: &TenantId,
     changes: ChangeSet,
+    before: &HashMap<CorrelationKey, Vec<UsageRow>>,
     holding: &mut Holding<'_>,
 ) -> Result<Vec<CorrelationKey>, StoreError> {
     let upserted: Vec<CorrelationKey> = changes
@@ -424,24 +503,31 @@ async fn write(
     {
         return Ok(upserted);
     }
-    let touched: Vec<&str> = heard.iter().map(CorrelationKey::as_str).collect();
     let mut items = ItemColumns::default();
-    let mut usage = UsageColumns::default();
     for item in &changes.upserts {
         items.push(item)?;
-        usage.push(item);
     }
+    let usage_changes = UsageChanges::of(&changes, before);
+    let usage = &usage_changes.rows;
     let [has_plan, has_code, has_test] = &items.has;
     let [open_plan, open_code, open_test] = &items.open;
     let owners = OwnerColumns::of(&changes);
     let events = EventColumns::of(&changes);
     // Every sub-statement reads the snapshot taken before any of them runs, so the
-    // DELETE of an item's old usage rows never sees the rows inserted beside it. Empty
+    // DELETEs of old usage rows (all of an item's, or one task's, through its row id)
+    // never see the rows inserted beside them. Empty
     // arrays make a sub-statement a no-op, so the text stays one prepared statement.
     // The events' WITH ORDINALITY keeps sequence numbers in arrival order.
     sqlx::query(
         "WITH old_usage AS ( \
              DELETE FROM usage WHERE tenant_id = $1 AND item_key = ANY($2::text[])), \
+         old_rows AS ( \
+             DELETE FROM usage WHERE ctid = ANY(ARRAY( \
+                 SELECT u.ctid FROM UNNEST($39::text[], $40::text[], $41::text[]) \
+                     AS d(item_key, service, task_id) \
+                 CROSS JOIN LATERAL (SELECT ctid FROM usage WHERE tenant_id = $1 \
+                     AND item_key = d.item_key AND service = d.service \
+                     AND task_id = d.task_id LIMIT 1) AS u))), \
          items AS ( \
              INSERT INTO workitems (tenant_id, key, created_at, updated_at, active_stage, \
                  active_class, has_plan, has_code, has_test, open_plan, open_code, open_test, \
@@ -486,7 +572,7 @@ async fn write(
          SELECT pg_notify($37, p) FROM UNNEST($38::text[]) AS p",
     )
     .bind(tenant)
-    .bind(&touched)
+    .bind(&usage_changes.whole)
     .bind(&items.keys)
     .bind(&items.created_at)
     .bind(&items.updated_at)
@@ -523,6 +609,9 @@ async fn write(
     .bind(&events.raws)
     .bind(feed::CHANNEL)
     .bind(&notices)
+    .bind(&usage_changes.drop_keys)
+    .bind(&usage_changes.drop_services)
+    .bind(&usage_changes.drop_tasks)
     .execute(&mut *conn)
     .await
     .map_err(store_error)?;

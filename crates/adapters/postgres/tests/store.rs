@@ -282,6 +282,50 @@ async fn a_stores_own_commits_reach_its_sink_as_items_and_others_as_keys() {
     other.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_rows_follow_changes_one_row_per_task_through_merges() {
+    let database = TestDatabase::create().await;
+    let store = connect(&database).await;
+    let used = |id: &str, key: &str, service: &str, task: &str, minute: i64, tokens: u64| {
+        let usage = json!({"usage": {"input_tokens": tokens, "output_tokens": 1, "cost_usd": 0.5}});
+        let v = event_json(Some(id), key, service, task, "in_progress", minute, usage);
+        CompletionEvent::parse(&v.to_string()).unwrap()
+    };
+    // One request each, so each is its own write against the rows stored before it.
+    for event in [
+        used("u1", "60", "aifactory", "a60", 0, 100),
+        used("u2", "60", "tfactory", "t60", 1, 50),
+        used("u3", "60", "aifactory", "a60", 2, 150),
+        used("u4", "af-x9", "aifactory", "x9", 3, 10),
+        used("u4", "af-x9", "aifactory", "x9", 3, 10),
+        // Task x9 belongs to af-x9: that item merges into #60.
+        used("u5", "60", "aifactory", "x9", 4, 20),
+        used("u6", "60", "tfactory", "t60", 5, 70),
+    ] {
+        store.ingest(&tenant(), vec![event]).await.unwrap();
+    }
+    let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT item_key, service, task_id, input_tokens FROM usage ORDER BY 1, 2, 3",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let row = |k: &str, s: &str, t: &str, n: i64| (k.to_owned(), s.to_owned(), t.to_owned(), n);
+    assert_eq!(
+        rows,
+        [
+            row("60", "aifactory", "a60", 150),
+            row("60", "aifactory", "x9", 20),
+            row("60", "tfactory", "t60", 70),
+        ]
+    );
+    let item = store.get(&tenant(), "af-x9").await.unwrap().unwrap();
+    assert_eq!(item.usage_total.input_tokens, 240);
+    store.close().await;
+}
+
 /// Polls `check` until it holds or five seconds pass; returns whether it held.
 async fn eventually<F, Fut>(mut check: F) -> bool
 where
