@@ -440,11 +440,10 @@ impl<'k> UsageChanges<'k> {
         for item in &changes.upserts {
             let key = item.correlation_key.as_str();
             let after = usage_rows(item);
-            let old = before
-                .get(&item.correlation_key)
-                .filter(|old| !merged.contains(&item.correlation_key) && distinct(old))
-                .filter(|_| distinct(&after));
-            let Some(old) = old else {
+            let diffable = |old: &&Vec<UsageRow>| {
+                !merged.contains(&item.correlation_key) && distinct(old) && distinct(&after)
+            };
+            let Some(old) = before.get(&item.correlation_key).filter(diffable) else {
                 out.whole.push(key);
                 after.into_iter().for_each(|row| out.rows.push(key, row));
                 continue;
