@@ -73,11 +73,11 @@ impl Held {
 
     /// Holds the items of write `seq`; call before its commit, so the notice (sent at
     /// commit) never arrives first.
-    pub fn hold(&self, seq: u64, items: Vec<WorkItem>) {
+    pub fn hold(&self, seq: u64, items: &[Arc<WorkItem>]) {
         let mut writes = self.writes.lock().expect("held writes lock");
         let items = items
-            .into_iter()
-            .map(|i| (i.correlation_key.clone(), Arc::new(i)))
+            .iter()
+            .map(|i| (i.correlation_key.clone(), Arc::clone(i)))
             .collect();
         writes.insert(seq, items);
         while writes.len() > HELD_GROUPS {

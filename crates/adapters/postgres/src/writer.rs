@@ -1,20 +1,26 @@
-//! The write side: one writer task per store applies every ingest request waiting in one
-//! transaction (group commit), and hydration snapshots run in their own transaction. Both
-//! take a per-tenant advisory lock first, so processes sharing the database serialise
-//! their writes to a tenant and never fork an item.
+//! The write side: one writer task per store applies every ingest request waiting as one
+//! write (group commit), and hydration snapshots run in their own transaction. Both hold
+//! a per-tenant advisory lock while they read and write, so processes sharing the
+//! database serialise their writes to a tenant and never fork an item.
+//!
+//! The writer keeps its locks at session level on a connection of its own while work keeps
+//! arriving (see [`Locks`]): with the tenant held, its loads need no transaction and a
+//! group's write, one statement, commits by itself, so a group costs two round trips.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cfactory_domain::correlate::{ChangeSet, IngestOutcome, Loaded};
 use cfactory_domain::ports::StoreError;
 use cfactory_domain::upstream::TaskList;
 use cfactory_domain::{
     Batch, Clock, CompletionEvent, CorrelationKey, EventId, Identifier, Service, StageName,
-    TenantId,
+    TenantId, WorkItem,
 };
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, PgConnection, PgPool, Postgres};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::store_error;
@@ -30,6 +36,11 @@ pub(crate) use crate::rows::to_micros;
 const MAX_GROUP_EVENTS: usize = 512;
 /// Requests waiting for the writer before callers wait to queue.
 const QUEUE_DEPTH: usize = 4096;
+/// How long the writer keeps its tenant locks with nothing queued before it lets them go.
+const IDLE_HOLD: Duration = Duration::from_millis(5);
+/// The longest the writer keeps its tenant locks at a stretch, so that another process
+/// (or this one's snapshot polls) waiting for a tenant gets its turn.
+const SLICE: Duration = Duration::from_millis(50);
 
 struct IngestRequest {
     tenant: TenantId,
@@ -119,7 +130,20 @@ async fn run(pool: PgPool, clock: Arc<dyn Clock>, held: Arc<Held>, mut queue: mp
             received_at,
         }
     };
-    while let Some(job) = queue.recv().await {
+    let mut locks = Locks::new(pool);
+    loop {
+        let job = if locks.holding() {
+            match tokio::time::timeout(IDLE_HOLD, queue.recv()).await {
+                Ok(job) => job,
+                Err(_) => {
+                    locks.release().await;
+                    continue;
+                }
+            }
+        } else {
+            queue.recv().await
+        };
+        let Some(job) = job else { break };
         let mut group = Vec::new();
         let mut closing = None;
         match job {
@@ -138,20 +162,109 @@ async fn run(pool: PgPool, clock: Arc<dyn Clock>, held: Arc<Held>, mut queue: mp
             }
         }
         if !group.is_empty() {
-            commit_and_reply(&pool, &held, group).await;
+            commit_and_reply(&mut locks, &held, group).await;
+        }
+        if locks.held_for() > SLICE {
+            locks.release().await;
         }
         if let Some(done) = closing {
+            locks.release().await;
             let _ = done.send(());
             return;
+        }
+    }
+    locks.release().await;
+}
+
+/// The writer's tenant locks: session-level advisory locks on a pooled connection it
+/// keeps while it holds them. A connection that failed mid-write is closed, not
+/// returned, which also ends its locks.
+struct Locks {
+    pool: PgPool,
+    held: Option<Session>,
+}
+
+struct Session {
+    conn: PoolConnection<Postgres>,
+    /// The tenants locked, in order.
+    tenants: Vec<TenantId>,
+    since: Instant,
+}
+
+impl Locks {
+    fn new(pool: PgPool) -> Self {
+        Self { pool, held: None }
+    }
+
+    fn holding(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// How long the current locks have been held.
+    fn held_for(&self) -> Duration {
+        self.held
+            .as_ref()
+            .map_or(Duration::ZERO, |s| s.since.elapsed())
+    }
+
+    /// The connection holding the locks of `tenants` (in order, distinct), taking them
+    /// first when some are not held.
+    async fn hold(&mut self, tenants: &[&TenantId]) -> Result<&mut PgConnection, StoreError> {
+        let covered = self
+            .held
+            .as_ref()
+            .is_some_and(|s| tenants.iter().all(|t| s.tenants.contains(t)));
+        if !covered {
+            // Taking more locks while holding some could wait in a cycle with another
+            // process; let go of all, then take the set in order.
+            self.release().await;
+            let mut conn = self.pool.acquire().await.map_err(store_error)?;
+            let sql = lock_sql(tenants.iter().copied(), "pg_advisory_lock");
+            if let Err(error) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *conn)
+                .await
+            {
+                conn.close_on_drop();
+                return Err(store_error(error));
+            }
+            self.held = Some(Session {
+                conn,
+                tenants: tenants.iter().map(|t| (*t).clone()).collect(),
+                since: Instant::now(),
+            });
+        }
+        let session = self.held.as_mut().expect("locks held");
+        Ok(&mut *session.conn)
+    }
+
+    /// Lets go of every lock and returns the connection to the pool.
+    async fn release(&mut self) {
+        let Some(mut session) = self.held.take() else {
+            return;
+        };
+        if let Err(error) = sqlx::query("SELECT pg_advisory_unlock_all()")
+            .execute(&mut *session.conn)
+            .await
+        {
+            tracing::warn!(%error, "releasing the writer's tenant locks failed; closing its connection");
+            session.conn.close_on_drop();
+        }
+    }
+
+    /// Drops the connection after a failure: closing it ends its locks and any
+    /// transaction it was in.
+    fn abandon(&mut self) {
+        if let Some(mut session) = self.held.take() {
+            session.conn.close_on_drop();
         }
     }
 }
 
 /// Commits a group and answers each waiter. When the group fails, each request is tried
 /// on its own, so one bad request fails alone and the others still commit.
-async fn commit_and_reply(pool: &PgPool, held: &Held, group: Vec<Stamped>) {
+async fn commit_and_reply(locks: &mut Locks, held: &Held, group: Vec<Stamped>) {
     let all: Vec<&Stamped> = group.iter().collect();
-    let results = match commit_group(pool, held, &all).await {
+    let results = match commit_group(locks, held, &all).await {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(error) if group.len() == 1 => vec![Err(error)],
         Err(error) => {
@@ -159,7 +272,7 @@ async fn commit_and_reply(pool: &PgPool, held: &Held, group: Vec<Stamped>) {
             let mut results = Vec::with_capacity(group.len());
             for one in &group {
                 results.push(
-                    commit_group(pool, held, &[one])
+                    commit_group(locks, held, &[one])
                         .await
                         .map(|mut o| o.remove(0)),
                 );
@@ -175,10 +288,23 @@ async fn commit_and_reply(pool: &PgPool, held: &Held, group: Vec<Stamped>) {
     }
 }
 
-/// One transaction over `group`: each tenant's events, in arrival order, through one
-/// [`Batch`]. Returns each request's outcomes.
+/// One write over `group`: each tenant's events, in arrival order, through one
+/// [`Batch`]. Returns each request's outcomes. On failure the writer's connection is
+/// dropped, so nothing half-done survives it.
 async fn commit_group(
-    pool: &PgPool,
+    locks: &mut Locks,
+    held: &Held,
+    group: &[&Stamped],
+) -> Result<Vec<Vec<IngestOutcome>>, StoreError> {
+    let result = try_commit_group(locks, held, group).await;
+    if result.is_err() {
+        locks.abandon();
+    }
+    result
+}
+
+async fn try_commit_group(
+    locks: &mut Locks,
     held: &Held,
     group: &[&Stamped],
 ) -> Result<Vec<Vec<IngestOutcome>>, StoreError> {
@@ -189,14 +315,12 @@ async fn commit_group(
             .or_default()
             .push(i);
     }
-    // BEGIN and the tenant locks go in one round trip. Locks are taken in tenant order,
-    // so two processes never wait on each other in a cycle.
-    let mut tx = pool
-        .begin_with(sqlx::AssertSqlSafe(begin_locked(by_tenant.keys().copied())))
-        .await
-        .map_err(store_error)?;
+    let tenants: Vec<&TenantId> = by_tenant.keys().copied().collect();
+    let conn = locks.hold(&tenants).await?;
     let mut outcomes: Vec<Vec<IngestOutcome>> = vec![Vec::new(); group.len()];
-    let mut holding = Holding::new(held);
+    // With the tenants locked, nothing else changes them: load and compute every change
+    // set first, then write.
+    let mut changed = Vec::with_capacity(by_tenant.len());
     for (tenant, indices) in &by_tenant {
         let mut ids: BTreeSet<Identifier> = BTreeSet::new();
         let mut event_ids: BTreeSet<EventId> = BTreeSet::new();
@@ -205,7 +329,7 @@ async fn commit_group(
             ids.extend(more_ids);
             event_ids.extend(more_event_ids);
         }
-        let loaded = load(&mut tx, tenant, ids, event_ids).await?;
+        let loaded = load(&mut *conn, tenant, ids, event_ids).await?;
         let before = stored_usage(&loaded);
         let mut batch = Batch::new(loaded);
         for &i in indices {
@@ -220,9 +344,24 @@ async fn commit_group(
                 .map(|(event, at)| batch.apply(event, *at))
                 .collect();
         }
-        write(&mut tx, tenant, batch.finish(), &before, &mut holding).await?;
+        changed.push((*tenant, batch.finish(), before));
     }
-    tx.commit().await.map_err(store_error)?;
+    let mut holding = Holding::new(held);
+    // One tenant's write without merges is one statement, atomic and committed on its
+    // own; anything more runs in a transaction.
+    let alone = matches!(changed.as_slice(), [(_, changes, _)]
+        if changes.redirects.is_empty() && changes.deleted.is_empty());
+    if alone {
+        for (tenant, changes, before) in changed {
+            write(&mut *conn, tenant, changes, &before, &mut holding).await?;
+        }
+    } else {
+        let mut tx = conn.begin().await.map_err(store_error)?;
+        for (tenant, changes, before) in changed {
+            write(&mut tx, tenant, changes, &before, &mut holding).await?;
+        }
+        tx.commit().await.map_err(store_error)?;
+    }
     holding.committed();
     Ok(outcomes)
 }
@@ -238,8 +377,12 @@ pub(crate) async fn apply_snapshots(
     poll_time: DateTime<Utc>,
     received_at: DateTime<Utc>,
 ) -> Result<Vec<CorrelationKey>, StoreError> {
+    let begin = format!(
+        "BEGIN; {}",
+        lock_sql(std::iter::once(tenant), "pg_advisory_xact_lock")
+    );
     let mut tx = pool
-        .begin_with(sqlx::AssertSqlSafe(begin_locked(std::iter::once(tenant))))
+        .begin_with(sqlx::AssertSqlSafe(begin))
         .await
         .map_err(store_error)?;
     let ids = Batch::needs_snapshots(&list.tasks).into_iter().collect();
@@ -280,12 +423,12 @@ pub(crate) async fn apply_snapshots(
     Ok(changed)
 }
 
-/// Serialises writers to one tenant, across processes, until the transaction ends.
-/// `BEGIN` followed by the advisory lock of each tenant, as one simple-query string.
-/// Tenant ids are letters, digits, `-`, `_` and `.` only (`TenantId::parse`), so they
-/// sit in a string literal as they are.
-fn begin_locked<'t>(tenants: impl Iterator<Item = &'t TenantId>) -> String {
-    let mut sql = String::from("BEGIN");
+/// Statements taking `lock` (`pg_advisory_lock` or `pg_advisory_xact_lock`) on each
+/// tenant, in the order given, as one simple-query string. Tenant ids are letters,
+/// digits, `-`, `_` and `.` only (`TenantId::parse`), so they sit in a string literal as
+/// they are.
+fn lock_sql<'t>(tenants: impl Iterator<Item = &'t TenantId>, lock: &str) -> String {
+    let mut sql = String::new();
     for tenant in tenants {
         debug_assert!(
             tenant
@@ -294,7 +437,7 @@ fn begin_locked<'t>(tenants: impl Iterator<Item = &'t TenantId>) -> String {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         );
         sql.push_str(&format!(
-            "; SELECT pg_advisory_xact_lock(hashtextextended('cfactory.tenant:{}', 0))",
+            "SELECT {lock}(hashtextextended('cfactory.tenant:{}', 0));",
             tenant.as_str()
         ));
     }
@@ -419,7 +562,11 @@ struct UsageChanges<'k> {
 }
 
 impl<'k> UsageChanges<'k> {
-    fn of(changes: &'k ChangeSet, before: &HashMap<CorrelationKey, Vec<UsageRow>>) -> Self {
+    fn of(
+        changes: &'k ChangeSet,
+        upserts: &'k [Arc<WorkItem>],
+        before: &HashMap<CorrelationKey, Vec<UsageRow>>,
+    ) -> Self {
         let mut out = Self::default();
         let merged: BTreeSet<&CorrelationKey> = changes
             .redirects
@@ -437,7 +584,7 @@ impl<'k> UsageChanges<'k> {
                 .collect();
             tasks.len() == rows.len()
         };
-        for item in &changes.upserts {
+        for item in upserts {
             let key = item.correlation_key.as_str();
             let after = usage_rows(item);
             let diffable = |old: &&Vec<UsageRow>| {
@@ -474,18 +621,18 @@ impl<'k> UsageChanges<'k> {
 async fn write(
     conn: &mut PgConnection,
     tenant: &TenantId,
-    changes: ChangeSet,
+    mut changes: ChangeSet,
     before: &HashMap<CorrelationKey, Vec<UsageRow>>,
     holding: &mut Holding<'_>,
 ) -> Result<Vec<CorrelationKey>, StoreError> {
-    let upserted: Vec<CorrelationKey> = changes
-        .upserts
-        .iter()
-        .map(|i| i.correlation_key.clone())
+    let written: Vec<Arc<WorkItem>> = std::mem::take(&mut changes.upserts)
+        .into_iter()
+        .map(Arc::new)
         .collect();
+    let upserted: Vec<CorrelationKey> = written.iter().map(|i| i.correlation_key.clone()).collect();
     let mut heard = upserted.clone();
     heard.extend(changes.deleted.iter().cloned());
-    let seq = if changes.upserts.is_empty() {
+    let seq = if written.is_empty() {
         None
     } else {
         holding.held.reserve()
@@ -495,7 +642,7 @@ async fn write(
     if !changes.redirects.is_empty() || !changes.deleted.is_empty() {
         merge(conn, tenant, &changes).await?;
     }
-    if changes.upserts.is_empty()
+    if written.is_empty()
         && changes.owners.is_empty()
         && changes.events.is_empty()
         && notices.is_empty()
@@ -503,15 +650,21 @@ async fn write(
         return Ok(upserted);
     }
     let mut items = ItemColumns::default();
-    for item in &changes.upserts {
+    for item in &written {
         items.push(item)?;
     }
-    let usage_changes = UsageChanges::of(&changes, before);
+    let usage_changes = UsageChanges::of(&changes, &written, before);
     let usage = &usage_changes.rows;
     let [has_plan, has_code, has_test] = &items.has;
     let [open_plan, open_code, open_test] = &items.open;
     let owners = OwnerColumns::of(&changes);
     let events = EventColumns::of(&changes);
+    // Held before the statement runs: it may commit on its own, and its notice must
+    // find the items.
+    if let Some(seq) = seq {
+        holding.held.hold(seq, &written);
+        holding.writes.push(seq);
+    }
     // Every sub-statement reads the snapshot taken before any of them runs, so the
     // DELETEs of old usage rows (all of an item's, or one task's, through its row id)
     // never see the rows inserted beside them. Empty
@@ -614,10 +767,6 @@ async fn write(
     .execute(&mut *conn)
     .await
     .map_err(store_error)?;
-    if let Some(seq) = seq {
-        holding.held.hold(seq, changes.upserts);
-        holding.writes.push(seq);
-    }
     Ok(upserted)
 }
 

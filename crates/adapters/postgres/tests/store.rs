@@ -2,6 +2,7 @@
 //! several processes on one database, the cross-process change feed, migrations and
 //! connection failures.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -145,6 +146,56 @@ async fn two_stores_on_one_database_keep_one_consistent_item() {
     assert_eq!(timeline.event_count, unique as u64);
     a.close().await;
     b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_writer_lets_other_writers_of_its_tenant_take_turns() {
+    let database = TestDatabase::create().await;
+    let store = connect(&database).await;
+    let busy = Arc::new(AtomicBool::new(true));
+    let mut lanes = Vec::new();
+    for lane in 0..4 {
+        let (store, busy) = (store.clone(), busy.clone());
+        lanes.push(tokio::spawn(async move {
+            let mut sent = 0;
+            while busy.load(Ordering::Relaxed) {
+                let id = format!("busy-{lane}-{sent}");
+                let batch = vec![event(&id, "88", &format!("lane{lane}"), sent)];
+                store.ingest(&tenant(), batch).await.unwrap();
+                sent += 1;
+            }
+            sent as u64
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another process's writer takes the tenant's lock while this store keeps ingesting.
+    let other = sqlx::PgPool::connect(database.url()).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('cfactory.tenant:default', 0))")
+            .execute(&mut *tx),
+    )
+    .await
+    .expect("a busy writer lets go of its tenant lock within its time slice")
+    .unwrap();
+    // While the other holds it, nothing of this tenant commits.
+    let held_from = event_rows(&database).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(event_rows(&database).await, held_from);
+    tx.commit().await.unwrap();
+    other.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    busy.store(false, Ordering::Relaxed);
+    let mut sent = 0;
+    for lane in futures::future::join_all(lanes).await {
+        sent += lane.unwrap();
+    }
+    assert!(event_rows(&database).await > held_from);
+    assert_eq!(event_rows(&database).await, sent);
+    let item = store.get(&tenant(), "88").await.unwrap().unwrap();
+    assert_eq!(item.event_count, sent);
+    store.close().await;
 }
 
 #[derive(Default)]
