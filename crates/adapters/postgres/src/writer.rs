@@ -20,7 +20,7 @@ use cfactory_domain::{
 };
 use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
-use sqlx::{Acquire, PgConnection, PgPool, Postgres};
+use sqlx::{PgConnection, PgPool, Postgres};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::store_error;
@@ -351,16 +351,21 @@ async fn try_commit_group(
     // own; anything more runs in a transaction.
     let alone = matches!(changed.as_slice(), [(_, changes, _)]
         if changes.redirects.is_empty() && changes.deleted.is_empty());
-    if alone {
-        for (tenant, changes, before) in changed {
-            write(&mut *conn, tenant, changes, &before, &mut holding).await?;
-        }
-    } else {
-        let mut tx = conn.begin().await.map_err(store_error)?;
-        for (tenant, changes, before) in changed {
-            write(&mut tx, tenant, changes, &before, &mut holding).await?;
-        }
-        tx.commit().await.map_err(store_error)?;
+    // A failure drops the connection, which rolls back an open transaction.
+    if !alone {
+        sqlx::raw_sql("BEGIN")
+            .execute(&mut *conn)
+            .await
+            .map_err(store_error)?;
+    }
+    for (tenant, changes, before) in changed {
+        write(&mut *conn, tenant, changes, &before, &mut holding).await?;
+    }
+    if !alone {
+        sqlx::raw_sql("COMMIT")
+            .execute(&mut *conn)
+            .await
+            .map_err(store_error)?;
     }
     holding.committed();
     Ok(outcomes)
