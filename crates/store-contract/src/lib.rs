@@ -268,6 +268,13 @@ pub async fn synthetic_key_merges_into_issue_and_alias_resolves(s: &Subject) {
         json!({}),
     );
     assert_eq!(ingest_one(s, later).await, accepted("150"));
+    // Search follows the merge: the issue now matches its new alias, and the merged-away
+    // item matches nothing on its own.
+    let mut q = query();
+    q.text = Some("AF-P:1".into());
+    let found = s.work.list(&tenant(), &q).await.unwrap();
+    assert_eq!(found.count, 1);
+    assert_eq!(found.items[0].correlation_key.as_str(), "150");
 }
 
 /// Rule 3's example: a TFactory event keyed `tf-<spec>` whose correlation names an

@@ -92,8 +92,11 @@ fn push_filter(sql: &mut QueryBuilder<Postgres>, tenant: &TenantId, query: &List
         };
     }
     if let Some(text) = &query.text {
-        sql.push(" AND search_text LIKE ")
-            .push_bind(contains_pattern(text));
+        sql.push(" AND key IN (SELECT key FROM workitem_search WHERE tenant_id = ")
+            .push_bind(tenant.as_str().to_owned())
+            .push(" AND search_text LIKE ")
+            .push_bind(contains_pattern(text))
+            .push(")");
     }
 }
 

@@ -64,7 +64,6 @@ pub(crate) struct ItemColumns {
     pub has: [Vec<bool>; 3],
     pub open: [Vec<bool>; 3],
     pub stall_at: Vec<Option<DateTime<Utc>>>,
-    pub search_text: Vec<String>,
     pub docs: Vec<String>,
 }
 
@@ -87,8 +86,6 @@ impl ItemColumns {
             self.open[i].push(stage.is_some_and(|s| !s.status_class.is_terminal()));
         }
         self.stall_at.push(item.stall_clock().map(to_micros));
-        self.search_text
-            .push(pg_text(&item.search_text()).into_owned());
         self.docs.push(doc);
         Ok(())
     }

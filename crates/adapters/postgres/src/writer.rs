@@ -5,7 +5,9 @@
 //!
 //! The writer keeps its locks at session level on a connection of its own while work keeps
 //! arriving (see [`Locks`]): with the tenant held, its loads need no transaction and a
-//! group's write, one statement, commits by itself, so a group costs two round trips.
+//! group's write, one statement, commits by itself, so a group costs two round trips. It
+//! also remembers what it loaded and wrote (see [`Known`]), so a group over items it knows
+//! costs one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -182,6 +184,8 @@ async fn run(pool: PgPool, clock: Arc<dyn Clock>, held: Arc<Held>, mut queue: mp
 struct Locks {
     pool: PgPool,
     held: Option<Session>,
+    /// What the writer knows of each tenant it wrote to.
+    known: HashMap<TenantId, Known>,
 }
 
 struct Session {
@@ -193,7 +197,11 @@ struct Session {
 
 impl Locks {
     fn new(pool: PgPool) -> Self {
-        Self { pool, held: None }
+        Self {
+            pool,
+            held: None,
+            known: HashMap::new(),
+        }
     }
 
     fn holding(&self) -> bool {
@@ -208,8 +216,11 @@ impl Locks {
     }
 
     /// The connection holding the locks of `tenants` (in order, distinct), taking them
-    /// first when some are not held.
-    async fn hold(&mut self, tenants: &[&TenantId]) -> Result<&mut PgConnection, StoreError> {
+    /// first when some are not held, with what the writer knows of each tenant.
+    async fn hold(
+        &mut self,
+        tenants: &[&TenantId],
+    ) -> Result<(&mut PgConnection, &mut HashMap<TenantId, Known>), StoreError> {
         let covered = self
             .held
             .as_ref()
@@ -227,6 +238,31 @@ impl Locks {
                 conn.close_on_drop();
                 return Err(store_error(error));
             }
+            // Read once the locks are held, so no write can land after it unseen.
+            let names: Vec<&str> = tenants.iter().map(|t| t.as_str()).collect();
+            let generations: Vec<(String, i64)> = match sqlx::query_as(
+                "SELECT tenant_id, generation FROM tenant_writes WHERE tenant_id = ANY($1)",
+            )
+            .bind(&names)
+            .fetch_all(&mut *conn)
+            .await
+            {
+                Ok(rows) => rows,
+                Err(error) => {
+                    conn.close_on_drop();
+                    return Err(store_error(error));
+                }
+            };
+            for tenant in tenants {
+                let generation = generations
+                    .iter()
+                    .find(|(t, _)| t == tenant.as_str())
+                    .map_or(0, |(_, g)| *g);
+                self.known
+                    .entry((*tenant).clone())
+                    .or_default()
+                    .at(generation);
+            }
             self.held = Some(Session {
                 conn,
                 tenants: tenants.iter().map(|t| (*t).clone()).collect(),
@@ -234,7 +270,7 @@ impl Locks {
             });
         }
         let session = self.held.as_mut().expect("locks held");
-        Ok(&mut *session.conn)
+        Ok((&mut *session.conn, &mut self.known))
     }
 
     /// Lets go of every lock and returns the connection to the pool.
@@ -252,11 +288,110 @@ impl Locks {
     }
 
     /// Drops the connection after a failure: closing it ends its locks and any
-    /// transaction it was in.
+    /// transaction it was in. What the writer knew is forgotten, as the failed write may
+    /// or may not have landed.
     fn abandon(&mut self) {
         if let Some(mut session) = self.held.take() {
             session.conn.close_on_drop();
         }
+        self.known.values_mut().for_each(Known::forget);
+    }
+}
+
+/// The most items the writer remembers of one tenant; past it, it starts over.
+const KNOWN_ITEMS: usize = 10_000;
+/// Groups loaded in full, event ids included, after a recorded event id came back.
+const CAUTIOUS_GROUPS: u32 = 64;
+
+/// What the writer knows of a tenant from its own loads and writes: which item owns an
+/// identifier and the items it wrote, as stored. Every write to a tenant moves its
+/// generation (in `tenant_writes`) on by one in the same transaction, so this stays true
+/// exactly while the generation read on taking the tenant's lock is the one it expects.
+/// A group whose identifiers and items are all known skips the load; its event ids go
+/// unchecked, and the events table's unique key turns a recorded one back (the group is
+/// then loaded and applied again).
+#[derive(Default)]
+struct Known {
+    /// The generation this is true at; `None` when not known.
+    generation: Option<i64>,
+    owners: HashMap<Identifier, CorrelationKey>,
+    items: HashMap<CorrelationKey, Arc<WorkItem>>,
+    /// Groups still to load in full.
+    cautious: u32,
+}
+
+impl Known {
+    fn forget(&mut self) {
+        self.generation = None;
+        self.owners.clear();
+        self.items.clear();
+    }
+
+    /// The tenant's generation as read under its lock: any other than the one this is
+    /// true at means someone else wrote, and everything known goes.
+    fn at(&mut self, generation: i64) {
+        if self.generation != Some(generation) {
+            self.forget();
+            self.generation = Some(generation);
+        }
+    }
+
+    /// What a load of `ids` would find, when every one of them and its item is known.
+    fn recall(&mut self, ids: &BTreeSet<Identifier>) -> Option<Loaded> {
+        if self.cautious > 0 {
+            self.cautious -= 1;
+            return None;
+        }
+        self.generation?;
+        let mut loaded = Loaded::default();
+        for id in ids {
+            let key = self.owners.get(id)?;
+            if !loaded.items.contains_key(key) {
+                let item = self.items.get(key)?;
+                loaded.items.insert(key.clone(), WorkItem::clone(item));
+            }
+            loaded.owners.insert(id.clone(), key.clone());
+        }
+        Some(loaded)
+    }
+
+    /// Remembers the owners a load found.
+    fn learn(&mut self, loaded: &Loaded) {
+        if self.generation.is_some() {
+            self.owners.extend(
+                loaded
+                    .owners
+                    .iter()
+                    .map(|(id, key)| (id.clone(), key.clone())),
+            );
+        }
+    }
+
+    /// Takes in a committed write.
+    fn wrote(&mut self, wrote: Wrote) {
+        let Some(generation) = self.generation else {
+            return;
+        };
+        if !wrote.bumped {
+            return;
+        }
+        self.generation = Some(generation + 1);
+        let changes = wrote.changes;
+        // Merges repoint identifiers the change set does not list; start over.
+        if !changes.redirects.is_empty()
+            || !changes.deleted.is_empty()
+            || self.items.len() + wrote.items.len() > KNOWN_ITEMS
+        {
+            self.owners.clear();
+            self.items.clear();
+        }
+        self.owners.extend(changes.owners);
+        self.items.extend(
+            wrote
+                .items
+                .into_iter()
+                .map(|item| (item.correlation_key.clone(), item)),
+        );
     }
 }
 
@@ -316,12 +451,50 @@ async fn try_commit_group(
             .push(i);
     }
     let tenants: Vec<&TenantId> = by_tenant.keys().copied().collect();
-    let conn = locks.hold(&tenants).await?;
+    let (conn, known) = locks.hold(&tenants).await?;
+    match apply_group(conn, known, held, group, &by_tenant, true).await? {
+        Applied::Committed(outcomes) => Ok(outcomes),
+        Applied::Again => {
+            for tenant in &tenants {
+                if let Some(known) = known.get_mut(*tenant) {
+                    known.cautious = CAUTIOUS_GROUPS;
+                }
+            }
+            match apply_group(conn, known, held, group, &by_tenant, false).await? {
+                Applied::Committed(outcomes) => Ok(outcomes),
+                Applied::Again => Err(StoreError::Unexpected(
+                    "a group loaded in full met a recorded event id".into(),
+                )),
+            }
+        }
+    }
+}
+
+/// How [`apply_group`] ended.
+enum Applied {
+    /// Committed, with each request's outcomes.
+    Committed(Vec<Vec<IngestOutcome>>),
+    /// An event id taken as new from what the writer knew was already recorded; nothing
+    /// was written.
+    Again,
+}
+
+/// Loads (or recalls, when `recall`), computes and writes `group` under the tenant locks
+/// `conn` holds.
+async fn apply_group(
+    conn: &mut PgConnection,
+    known: &mut HashMap<TenantId, Known>,
+    held: &Held,
+    group: &[&Stamped],
+    by_tenant: &BTreeMap<&TenantId, Vec<usize>>,
+    recall: bool,
+) -> Result<Applied, StoreError> {
     let mut outcomes: Vec<Vec<IngestOutcome>> = vec![Vec::new(); group.len()];
     // With the tenants locked, nothing else changes them: load and compute every change
     // set first, then write.
     let mut changed = Vec::with_capacity(by_tenant.len());
-    for (tenant, indices) in &by_tenant {
+    let mut guessed = false;
+    for (tenant, indices) in by_tenant {
         let mut ids: BTreeSet<Identifier> = BTreeSet::new();
         let mut event_ids: BTreeSet<EventId> = BTreeSet::new();
         for &i in indices {
@@ -329,8 +502,24 @@ async fn try_commit_group(
             ids.extend(more_ids);
             event_ids.extend(more_event_ids);
         }
-        let loaded = load(&mut *conn, tenant, ids, event_ids).await?;
-        let before = stored_usage(&loaded);
+        let tenant_known = known.entry((*tenant).clone()).or_default();
+        let recalled = if recall {
+            tenant_known.recall(&ids)
+        } else {
+            None
+        };
+        let loaded = match recalled {
+            Some(loaded) => {
+                guessed |= !event_ids.is_empty();
+                loaded
+            }
+            None => {
+                let loaded = load(&mut *conn, tenant, ids, event_ids).await?;
+                tenant_known.learn(&loaded);
+                loaded
+            }
+        };
+        let before = stored(&loaded);
         let mut batch = Batch::new(loaded);
         for &i in indices {
             let Stamped {
@@ -358,8 +547,22 @@ async fn try_commit_group(
             .await
             .map_err(store_error)?;
     }
+    let mut wrote = Vec::with_capacity(changed.len());
     for (tenant, changes, before) in changed {
-        write(&mut *conn, tenant, changes, &before, &mut holding).await?;
+        match write(&mut *conn, tenant, changes, &before, &mut holding).await {
+            Ok(one) => wrote.push((tenant, one)),
+            // The only unique key a write can break is the events' (tenant, event id).
+            Err(StoreError::Duplicate(_)) if guessed => {
+                if !alone {
+                    sqlx::raw_sql("ROLLBACK")
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(store_error)?;
+                }
+                return Ok(Applied::Again);
+            }
+            Err(error) => return Err(error),
+        }
     }
     if !alone {
         sqlx::raw_sql("COMMIT")
@@ -368,7 +571,12 @@ async fn try_commit_group(
             .map_err(store_error)?;
     }
     holding.committed();
-    Ok(outcomes)
+    for (tenant, one) in wrote {
+        if let Some(known) = known.get_mut(tenant) {
+            known.wrote(one);
+        }
+    }
+    Ok(Applied::Committed(outcomes))
 }
 
 /// Applies one poll of `service`'s task list in its own transaction; returns the keys of
@@ -412,7 +620,7 @@ pub(crate) async fn apply_snapshots(
             }
         }
     }
-    let before = stored_usage(&loaded);
+    let before = stored(&loaded);
     let mut batch = Batch::new(loaded);
     for snap in &list.tasks {
         batch.apply_snapshot(snap, snap.updated_at.unwrap_or(poll_time), received_at);
@@ -422,10 +630,10 @@ pub(crate) async fn apply_snapshots(
         batch.clear_missing(service, &present);
     }
     let mut holding = Holding::new(held);
-    let changed = write(&mut tx, tenant, batch.finish(), &before, &mut holding).await?;
+    let wrote = write(&mut tx, tenant, batch.finish(), &before, &mut holding).await?;
     tx.commit().await.map_err(store_error)?;
     holding.committed();
-    Ok(changed)
+    Ok(wrote.keys())
 }
 
 /// Statements taking `lock` (`pg_advisory_lock` or `pg_advisory_xact_lock`) on each
@@ -541,13 +749,25 @@ impl Drop for Holding<'_> {
     }
 }
 
-/// The `usage` rows stored for each loaded item: what a write compares against, so it
-/// rewrites only the rows that changed.
-fn stored_usage(loaded: &Loaded) -> HashMap<CorrelationKey, Vec<UsageRow>> {
+/// What is stored for a loaded item beside its document.
+struct Stored {
+    /// Its `usage` rows: a write compares against them and rewrites only those that changed.
+    usage: Vec<UsageRow>,
+    /// Its `workitem_search` text, rewritten only when it changes.
+    search_text: String,
+}
+
+fn stored(loaded: &Loaded) -> HashMap<CorrelationKey, Stored> {
     loaded
         .items
         .iter()
-        .map(|(key, item)| (key.clone(), usage_rows(item)))
+        .map(|(key, item)| {
+            let stored = Stored {
+                usage: usage_rows(item),
+                search_text: pg_text(&item.search_text()).into_owned(),
+            };
+            (key.clone(), stored)
+        })
         .collect()
 }
 
@@ -570,7 +790,7 @@ impl<'k> UsageChanges<'k> {
     fn of(
         changes: &'k ChangeSet,
         upserts: &'k [Arc<WorkItem>],
-        before: &HashMap<CorrelationKey, Vec<UsageRow>>,
+        before: &HashMap<CorrelationKey, Stored>,
     ) -> Self {
         let mut out = Self::default();
         let merged: BTreeSet<&CorrelationKey> = changes
@@ -595,7 +815,8 @@ impl<'k> UsageChanges<'k> {
             let diffable = |old: &&Vec<UsageRow>| {
                 !merged.contains(&item.correlation_key) && distinct(old) && distinct(&after)
             };
-            let Some(old) = before.get(&item.correlation_key).filter(diffable) else {
+            let old = before.get(&item.correlation_key).map(|s| &s.usage);
+            let Some(old) = old.filter(diffable) else {
                 out.whole.push(key);
                 after.into_iter().for_each(|row| out.rows.push(key, row));
                 continue;
@@ -618,24 +839,43 @@ impl<'k> UsageChanges<'k> {
     }
 }
 
+/// What [`write`] wrote.
+struct Wrote {
+    /// The items rewritten, as stored.
+    items: Vec<Arc<WorkItem>>,
+    /// The change set's other parts.
+    changes: ChangeSet,
+    /// Whether it wrote anything (and so moved the tenant's generation on by one).
+    bumped: bool,
+}
+
+impl Wrote {
+    fn keys(&self) -> Vec<CorrelationKey> {
+        self.items
+            .iter()
+            .map(|i| i.correlation_key.clone())
+            .collect()
+    }
+}
+
 /// Writes a change set and announces it: merges (rare) first, then everything else —
-/// usage, items, identifiers, events and the change notices — in one statement, one
-/// round trip. `before` holds the usage rows stored for the items loaded. The items
-/// written are held (in `holding`) for this process's change feed. Returns the keys of
-/// the items it rewrote.
+/// usage, items, their search text, identifiers, events, the tenant's generation and the
+/// change notices — in one statement, one round trip. `before` holds what is stored for
+/// the items loaded. The items written are held (in `holding`) for this process's change
+/// feed.
 async fn write(
     conn: &mut PgConnection,
     tenant: &TenantId,
     mut changes: ChangeSet,
-    before: &HashMap<CorrelationKey, Vec<UsageRow>>,
+    before: &HashMap<CorrelationKey, Stored>,
     holding: &mut Holding<'_>,
-) -> Result<Vec<CorrelationKey>, StoreError> {
+) -> Result<Wrote, StoreError> {
     let written: Vec<Arc<WorkItem>> = std::mem::take(&mut changes.upserts)
         .into_iter()
         .map(Arc::new)
         .collect();
-    let upserted: Vec<CorrelationKey> = written.iter().map(|i| i.correlation_key.clone()).collect();
-    let mut heard = upserted.clone();
+    let mut heard: Vec<CorrelationKey> =
+        written.iter().map(|i| i.correlation_key.clone()).collect();
     heard.extend(changes.deleted.iter().cloned());
     let seq = if written.is_empty() {
         None
@@ -644,15 +884,21 @@ async fn write(
     };
     let notices = feed::payloads(tenant, &heard, seq.map(|seq| (holding.held, seq)))?;
     let tenant = tenant.as_str();
-    if !changes.redirects.is_empty() || !changes.deleted.is_empty() {
-        merge(conn, tenant, &changes).await?;
-    }
-    if written.is_empty()
+    let merging = !changes.redirects.is_empty() || !changes.deleted.is_empty();
+    if !merging
+        && written.is_empty()
         && changes.owners.is_empty()
         && changes.events.is_empty()
         && notices.is_empty()
     {
-        return Ok(upserted);
+        return Ok(Wrote {
+            items: written,
+            changes,
+            bumped: false,
+        });
+    }
+    if merging {
+        merge(conn, tenant, &changes).await?;
     }
     let mut items = ItemColumns::default();
     for item in &written {
@@ -664,6 +910,18 @@ async fn write(
     let [open_plan, open_code, open_test] = &items.open;
     let owners = OwnerColumns::of(&changes);
     let events = EventColumns::of(&changes);
+    let mut search_keys = Vec::new();
+    let mut search_texts = Vec::new();
+    for item in &written {
+        let text = pg_text(&item.search_text()).into_owned();
+        if before
+            .get(&item.correlation_key)
+            .is_none_or(|stored| stored.search_text != text)
+        {
+            search_keys.push(item.correlation_key.as_str());
+            search_texts.push(text);
+        }
+    }
     // Held before the statement runs: it may commit on its own, and its notice must
     // find the items.
     if let Some(seq) = seq {
@@ -680,7 +938,7 @@ async fn write(
              DELETE FROM usage WHERE tenant_id = $1 AND item_key = ANY($2::text[])), \
          old_rows AS ( \
              DELETE FROM usage WHERE ctid = ANY(ARRAY( \
-                 SELECT u.ctid FROM UNNEST($39::text[], $40::text[], $41::text[]) \
+                 SELECT u.ctid FROM UNNEST($38::text[], $39::text[], $40::text[]) \
                      AS d(item_key, service, task_id) \
                  CROSS JOIN LATERAL (SELECT ctid FROM usage WHERE tenant_id = $1 \
                      AND item_key = d.item_key AND service = d.service \
@@ -688,32 +946,31 @@ async fn write(
          items AS ( \
              INSERT INTO workitems (tenant_id, key, created_at, updated_at, active_stage, \
                  active_class, has_plan, has_code, has_test, open_plan, open_code, open_test, \
-                 stall_at, search_text, doc) \
+                 stall_at, doc) \
              SELECT $1, u.key, u.created_at, u.updated_at, u.active_stage, u.active_class, \
                  u.has_plan, u.has_code, u.has_test, u.open_plan, u.open_code, u.open_test, \
-                 u.stall_at, u.search_text, u.doc::json \
+                 u.stall_at, u.doc::json \
              FROM UNNEST($3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], \
                  $7::text[], $8::bool[], $9::bool[], $10::bool[], $11::bool[], $12::bool[], \
-                 $13::bool[], $14::timestamptz[], $15::text[], $16::text[]) \
+                 $13::bool[], $14::timestamptz[], $15::text[]) \
                  AS u(key, created_at, updated_at, active_stage, active_class, has_plan, \
-                 has_code, has_test, open_plan, open_code, open_test, stall_at, search_text, doc) \
+                 has_code, has_test, open_plan, open_code, open_test, stall_at, doc) \
              ON CONFLICT (tenant_id, key) DO UPDATE SET \
                  created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, \
                  active_stage = EXCLUDED.active_stage, active_class = EXCLUDED.active_class, \
                  has_plan = EXCLUDED.has_plan, has_code = EXCLUDED.has_code, \
                  has_test = EXCLUDED.has_test, open_plan = EXCLUDED.open_plan, \
                  open_code = EXCLUDED.open_code, open_test = EXCLUDED.open_test, \
-                 stall_at = EXCLUDED.stall_at, search_text = EXCLUDED.search_text, \
-                 doc = EXCLUDED.doc), \
+                 stall_at = EXCLUDED.stall_at, doc = EXCLUDED.doc), \
          new_usage AS ( \
              INSERT INTO usage (tenant_id, item_key, service, task_id, model, project, \
                  input_tokens, output_tokens, total_tokens, cost_usd) \
-             SELECT $1, u.* FROM UNNEST($17::text[], $18::text[], $19::text[], $20::text[], \
-                 $21::text[], $22::int8[], $23::int8[], $24::int8[], $25::float8[]) AS u), \
+             SELECT $1, u.* FROM UNNEST($16::text[], $17::text[], $18::text[], $19::text[], \
+                 $20::text[], $21::int8[], $22::int8[], $23::int8[], $24::float8[]) AS u), \
          owners AS ( \
              INSERT INTO identifiers (tenant_id, ident, item_key) \
              SELECT $1, o.ident, o.item_key \
-             FROM UNNEST($26::text[], $27::text[]) AS o(ident, item_key) \
+             FROM UNNEST($25::text[], $26::text[]) AS o(ident, item_key) \
              ON CONFLICT (tenant_id, ident) DO UPDATE SET item_key = EXCLUDED.item_key \
              WHERE identifiers.item_key <> EXCLUDED.item_key), \
          new_events AS ( \
@@ -721,12 +978,20 @@ async fn write(
                  time, time_nanos, received_at, raw) \
              SELECT $1, e.event_id, e.item_key, e.service, e.task_id, e.status, e.time, \
                  e.time_nanos, e.received_at, e.raw \
-             FROM UNNEST($28::text[], $29::text[], $30::text[], $31::text[], $32::text[], \
-                 $33::timestamptz[], $34::int4[], $35::timestamptz[], $36::text[]) \
+             FROM UNNEST($27::text[], $28::text[], $29::text[], $30::text[], $31::text[], \
+                 $32::timestamptz[], $33::int4[], $34::timestamptz[], $35::text[]) \
                  WITH ORDINALITY AS e(event_id, item_key, service, task_id, status, time, \
                  time_nanos, received_at, raw, ord) \
-             ORDER BY e.ord) \
-         SELECT pg_notify($37, p) FROM UNNEST($38::text[]) AS p",
+             ORDER BY e.ord), \
+         search AS ( \
+             INSERT INTO workitem_search (tenant_id, key, search_text) \
+             SELECT $1, s.key, s.search_text \
+             FROM UNNEST($41::text[], $42::text[]) AS s(key, search_text) \
+             ON CONFLICT (tenant_id, key) DO UPDATE SET search_text = EXCLUDED.search_text), \
+         generation AS ( \
+             INSERT INTO tenant_writes (tenant_id, generation) VALUES ($1, 1) \
+             ON CONFLICT (tenant_id) DO UPDATE SET generation = tenant_writes.generation + 1) \
+         SELECT pg_notify($36, p) FROM UNNEST($37::text[]) AS p",
     )
     .bind(tenant)
     .bind(&usage_changes.whole)
@@ -742,7 +1007,6 @@ async fn write(
     .bind(open_code)
     .bind(open_test)
     .bind(&items.stall_at)
-    .bind(&items.search_text)
     .bind(&items.docs)
     .bind(&usage.item_key)
     .bind(&usage.service)
@@ -769,10 +1033,16 @@ async fn write(
     .bind(&usage_changes.drop_keys)
     .bind(&usage_changes.drop_services)
     .bind(&usage_changes.drop_tasks)
+    .bind(&search_keys)
+    .bind(&search_texts)
     .execute(&mut *conn)
     .await
     .map_err(store_error)?;
-    Ok(upserted)
+    Ok(Wrote {
+        items: written,
+        changes,
+        bumped: true,
+    })
 }
 
 /// Moves the rows of merged-away items to the item they merged into and deletes those
@@ -802,12 +1072,15 @@ async fn merge(
     }
     if !changes.deleted.is_empty() {
         let deleted: Vec<&str> = changes.deleted.iter().map(CorrelationKey::as_str).collect();
-        sqlx::query("DELETE FROM workitems WHERE tenant_id = $1 AND key = ANY($2)")
-            .bind(tenant)
-            .bind(&deleted)
-            .execute(&mut *conn)
-            .await
-            .map_err(store_error)?;
+        for table in ["workitems", "workitem_search"] {
+            let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND key = ANY($2)");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant)
+                .bind(&deleted)
+                .execute(&mut *conn)
+                .await
+                .map_err(store_error)?;
+        }
     }
     Ok(())
 }

@@ -198,6 +198,70 @@ async fn a_busy_writer_lets_other_writers_of_its_tenant_take_turns() {
     store.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_trusts_the_items_it_wrote_only_until_another_store_writes() {
+    let database = TestDatabase::create().await;
+    let a = connect(&database).await;
+    let b = connect(&database).await;
+    // `a` loads and writes the item, then knows it well enough to skip the next load.
+    a.ingest(&tenant(), vec![event("k1", "55", "t1", 1)])
+        .await
+        .unwrap();
+    a.ingest(&tenant(), vec![event("k2", "55", "t1", 2)])
+        .await
+        .unwrap();
+    // Another process changes it ...
+    b.ingest(&tenant(), vec![event("k3", "55", "t2", 3)])
+        .await
+        .unwrap();
+    // ... so what `a` knew is stale, and its next write must start from the stored item.
+    a.ingest(&tenant(), vec![event("k4", "55", "t1", 4)])
+        .await
+        .unwrap();
+    let item = b.get(&tenant(), "55").await.unwrap().unwrap();
+    assert_eq!(item.event_count, 4);
+    assert_eq!(item.links.aifactory_task_ids, ["t1", "t2"]);
+    assert_eq!(event_rows(&database).await, 4);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_is_a_duplicate_even_when_the_writer_knows_its_item() {
+    let database = TestDatabase::create().await;
+    let store = connect(&database).await;
+    store
+        .ingest(&tenant(), vec![event("r1", "66", "t1", 1)])
+        .await
+        .unwrap();
+    store
+        .ingest(&tenant(), vec![event("r2", "66", "t1", 2)])
+        .await
+        .unwrap();
+    // The writer knows item 66 and its identifiers, so it takes r2 for new until the
+    // events' unique key says otherwise; r3 beside it still lands, once.
+    let out = store
+        .ingest(
+            &tenant(),
+            vec![event("r2", "66", "t1", 2), event("r3", "66", "t1", 3)],
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], IngestOutcome::Duplicate { correlation_key } if correlation_key.as_str() == "66")
+    );
+    assert!(matches!(out[1], IngestOutcome::Accepted { .. }));
+    let again = store
+        .ingest(&tenant(), vec![event("r3", "66", "t1", 3)])
+        .await
+        .unwrap();
+    assert!(matches!(again[0], IngestOutcome::Duplicate { .. }));
+    assert_eq!(event_rows(&database).await, 3);
+    let item = store.get(&tenant(), "66").await.unwrap().unwrap();
+    assert_eq!(item.event_count, 3);
+    store.close().await;
+}
+
 #[derive(Default)]
 struct Recorder(Mutex<Vec<(String, Vec<String>)>>);
 
