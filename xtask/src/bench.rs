@@ -455,8 +455,6 @@ macro_rules! ceiling_run {
     }};
 }
 
-/// The ceiling: the same event rows written straight into the same database, one
-/// transaction per event, from `writers` concurrent connections.
 /// CPU time (user + system) used so far by the processes `pick` selects, read from
 /// `/proc` (Linux); zero elsewhere.
 fn cpu_time(pick: impl Fn(u32, &str) -> bool) -> Duration {
@@ -496,6 +494,16 @@ fn cpu_time(pick: impl Fn(u32, &str) -> bool) -> Duration {
     Duration::from_secs_f64(ticks as f64 / tick)
 }
 
+/// PostgreSQL's write-ahead log position, in bytes: how much it wrote, and made durable,
+/// since any earlier reading. Steadier than timings on a shared machine.
+async fn wal_position(database_url: &str) -> anyhow::Result<i64> {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(database_url).await?;
+    let (position,): (i64,) = sqlx::query_as("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8")
+        .fetch_one(&mut conn)
+        .await?;
+    Ok(position)
+}
+
 /// CPU used by the server, by PostgreSQL's processes and by this benchmark (its senders).
 #[derive(Clone, Copy)]
 struct CpuSplit {
@@ -526,6 +534,8 @@ impl CpuSplit {
     }
 }
 
+/// The ceiling: the same event rows written straight into the same database, one
+/// transaction per event, from `writers` concurrent connections.
 async fn ceiling(database_url: &str, rows: &[Value], writers: usize) -> anyhow::Result<f64> {
     let rows: Arc<Vec<Value>> = Arc::new(rows.to_vec());
     if database_url.starts_with("postgres") {
@@ -596,9 +606,21 @@ async fn ingest(
                 .map(|i| event(&run, i, &format!("{}", 10_000 * (run_no + 1) + i % keys)))
                 .collect();
             let bodies: Vec<String> = rows.iter().map(Value::to_string).collect();
+            let wal_before = if pg.is_some() {
+                Some(wal_position(&url).await?)
+            } else {
+                None
+            };
             let cpu_before = CpuSplit::now(server.pid());
             let result = send_all(&server.base, bodies, n).await;
             let cpu = CpuSplit::now(server.pid()).per_event(cpu_before, events);
+            let wal = match wal_before {
+                Some(before) => format!(
+                    ", WAL per event {:.0} bytes",
+                    (wal_position(&url).await? - before) as f64 / events as f64
+                ),
+                None => String::new(),
+            };
             let ceiling_rate = ceiling(&url, &rows, n).await?;
             let rate = result.rate();
             let p99 = percentile_ms(&result.latencies, 99.0);
@@ -614,7 +636,7 @@ async fn ingest(
                 ceiling_rate,
                 rate / ceiling_rate
             );
-            println!("         {cpu}");
+            println!("         {cpu}{wal}");
             if result.other_failures > 0 {
                 println!("         ({} other failures)", result.other_failures);
             }
