@@ -298,7 +298,7 @@ impl Locks {
     }
 }
 
-/// The most items the writer remembers of one tenant; past it, it starts over.
+/// The most items the writer remembers, over all tenants; past it, it starts over.
 const KNOWN_ITEMS: usize = 10_000;
 /// Groups loaded in full, event ids included, after a recorded event id came back.
 const CAUTIOUS_GROUPS: u32 = 64;
@@ -323,6 +323,11 @@ struct Known {
 impl Known {
     fn forget(&mut self) {
         self.generation = None;
+        self.clear();
+    }
+
+    /// Lets go of everything known; what is left (nothing) stays true.
+    fn clear(&mut self) {
         self.owners.clear();
         self.items.clear();
     }
@@ -378,12 +383,8 @@ impl Known {
         self.generation = Some(generation + 1);
         let changes = wrote.changes;
         // Merges repoint identifiers the change set does not list; start over.
-        if !changes.redirects.is_empty()
-            || !changes.deleted.is_empty()
-            || self.items.len() + wrote.items.len() > KNOWN_ITEMS
-        {
-            self.owners.clear();
-            self.items.clear();
+        if !changes.redirects.is_empty() || !changes.deleted.is_empty() {
+            self.clear();
         }
         self.owners.extend(changes.owners);
         self.items.extend(
@@ -575,6 +576,9 @@ async fn apply_group(
         if let Some(known) = known.get_mut(tenant) {
             known.wrote(one);
         }
+    }
+    if known.values().map(|k| k.items.len()).sum::<usize>() > KNOWN_ITEMS {
+        known.values_mut().for_each(Known::clear);
     }
     Ok(Applied::Committed(outcomes))
 }
