@@ -1076,15 +1076,16 @@ async fn merge(
     }
     if !changes.deleted.is_empty() {
         let deleted: Vec<&str> = changes.deleted.iter().map(CorrelationKey::as_str).collect();
-        for table in ["workitems", "workitem_search"] {
-            let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND key = ANY($2)");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(tenant)
-                .bind(&deleted)
-                .execute(&mut *conn)
-                .await
-                .map_err(store_error)?;
-        }
+        sqlx::query(
+            "WITH search AS ( \
+                 DELETE FROM workitem_search WHERE tenant_id = $1 AND key = ANY($2)) \
+             DELETE FROM workitems WHERE tenant_id = $1 AND key = ANY($2)",
+        )
+        .bind(tenant)
+        .bind(&deleted)
+        .execute(&mut *conn)
+        .await
+        .map_err(store_error)?;
     }
     Ok(())
 }
