@@ -7,6 +7,12 @@ use cfactory_server::settings::LogFormat;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc serves the many small, short-lived allocations of request handling (event
+/// text, JSON values, item copies) with less work and less lock contention between
+/// threads than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_env("CFACTORY_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
