@@ -307,9 +307,10 @@ const CAUTIOUS_GROUPS: u32 = 64;
 /// identifier and the items it wrote, as stored. Every write to a tenant moves its
 /// generation (in `tenant_writes`) on by one in the same transaction, so this stays true
 /// exactly while the generation read on taking the tenant's lock is the one it expects.
-/// A group whose identifiers and items are all known skips the load; its event ids go
-/// unchecked, and the events table's unique key turns a recorded one back (the group is
-/// then loaded and applied again).
+/// A group whose identifiers and items are all known skips the load; one with some
+/// unknown identifiers loads only those, and only the items not in hand. Either way its
+/// event ids go unchecked, and the events table's unique key turns a recorded one back
+/// (the group is then loaded in full and applied again).
 #[derive(Default)]
 struct Known {
     /// The generation this is true at; `None` when not known.
@@ -341,23 +342,31 @@ impl Known {
         }
     }
 
-    /// What a load of `ids` would find, when every one of them and its item is known.
-    fn recall(&mut self, ids: &BTreeSet<Identifier>) -> Option<Loaded> {
+    /// What the writer knows towards a load of `ids`: the owners and items it holds, and
+    /// the identifiers it must still look up. `None` when it can vouch for nothing.
+    fn recall(&mut self, ids: &BTreeSet<Identifier>) -> Option<(Loaded, BTreeSet<Identifier>)> {
         if self.cautious > 0 {
             self.cautious -= 1;
             return None;
         }
         self.generation?;
         let mut loaded = Loaded::default();
+        let mut missing = BTreeSet::new();
         for id in ids {
-            let key = self.owners.get(id)?;
+            let owned = self
+                .owners
+                .get(id)
+                .and_then(|key| Some((key, self.items.get(key)?)));
+            let Some((key, item)) = owned else {
+                missing.insert(id.clone());
+                continue;
+            };
             if !loaded.items.contains_key(key) {
-                let item = self.items.get(key)?;
                 loaded.items.insert(key.clone(), WorkItem::clone(item));
             }
             loaded.owners.insert(id.clone(), key.clone());
         }
-        Some(loaded)
+        Some((loaded, missing))
     }
 
     /// Remembers the owners a load found.
@@ -510,12 +519,20 @@ async fn apply_group(
             None
         };
         let loaded = match recalled {
-            Some(loaded) => {
+            Some((mut loaded, missing)) => {
                 guessed |= !event_ids.is_empty();
+                if !missing.is_empty() {
+                    // Only what is not known is looked up, without the items in hand.
+                    let have: Vec<&str> = loaded.items.keys().map(|k| k.as_str()).collect();
+                    let more = load(&mut *conn, tenant, missing, BTreeSet::new(), &have).await?;
+                    tenant_known.learn(&more);
+                    loaded.owners.extend(more.owners);
+                    loaded.items.extend(more.items);
+                }
                 loaded
             }
             None => {
-                let loaded = load(&mut *conn, tenant, ids, event_ids).await?;
+                let loaded = load(&mut *conn, tenant, ids, event_ids, &[]).await?;
                 tenant_known.learn(&loaded);
                 loaded
             }
@@ -603,7 +620,7 @@ pub(crate) async fn apply_snapshots(
         .await
         .map_err(store_error)?;
     let ids = Batch::needs_snapshots(&list.tasks).into_iter().collect();
-    let mut loaded = load(&mut tx, tenant, ids, BTreeSet::new()).await?;
+    let mut loaded = load(&mut tx, tenant, ids, BTreeSet::new(), &[]).await?;
     if list.complete
         && let Some(stage) = StageName::of(service)
     {
@@ -661,13 +678,15 @@ fn lock_sql<'t>(tenants: impl Iterator<Item = &'t TenantId>, lock: &str) -> Stri
     sql
 }
 
-/// Loads what a batch can touch: the owners of `ids`, their items, and which of
-/// `event_ids` are already recorded, in one round trip.
+/// Loads what a batch can touch: the owners of `ids`, their items (but for those whose
+/// keys are in `have`, already in hand), and which of `event_ids` are already recorded,
+/// in one round trip.
 async fn load(
     conn: &mut PgConnection,
     tenant: &TenantId,
     ids: BTreeSet<Identifier>,
     event_ids: BTreeSet<EventId>,
+    have: &[&str],
 ) -> Result<Loaded, StoreError> {
     let mut loaded = Loaded::default();
     if ids.is_empty() && event_ids.is_empty() {
@@ -680,7 +699,8 @@ async fn load(
         .collect();
     let idents: Vec<&str> = wanted.keys().map(String::as_str).collect();
     let events: Vec<&str> = event_ids.iter().map(EventId::as_str).collect();
-    // Rows: (0, identifier, its item's key), (1, key, item document), (2, event id, key).
+    // Rows: (0, identifier, its item's key), (1, key, item document) for each owner not
+    // in `have`, (2, event id, key).
     // Each identifier and item is looked up on its own through the primary key (the
     // LATERAL ... LIMIT 1 cannot be flattened). Written as `ident = ANY($2)`, a planner
     // whose statistics lag a young, fast-growing table scans the whole tenant instead.
@@ -690,7 +710,8 @@ async fn load(
                         WHERE tenant_id = $1 AND ident = x.ident LIMIT 1) AS i) \
          SELECT 0, ident, item_key FROM o \
          UNION ALL \
-         SELECT 1, w.key, w.doc::text COLLATE \"C\" FROM (SELECT DISTINCT item_key FROM o) AS k \
+         SELECT 1, w.key, w.doc::text COLLATE \"C\" \
+          FROM (SELECT DISTINCT item_key FROM o WHERE item_key <> ALL($4)) AS k \
           CROSS JOIN LATERAL (SELECT key, doc FROM workitems \
               WHERE tenant_id = $1 AND key = k.item_key LIMIT 1) AS w \
          UNION ALL \
@@ -701,6 +722,7 @@ async fn load(
     .bind(tenant.as_str())
     .bind(&idents)
     .bind(&events)
+    .bind(have)
     .fetch_all(&mut *conn)
     .await
     .map_err(store_error)?;

@@ -262,6 +262,81 @@ async fn a_redelivery_is_a_duplicate_even_when_the_writer_knows_its_item() {
     store.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_with_unseen_identifiers_beside_known_ones_lands_where_the_store_says() {
+    let database = TestDatabase::create().await;
+    let store = connect(&database).await;
+    store
+        .ingest(&tenant(), vec![event("k1", "150", "t1", 1)])
+        .await
+        .unwrap();
+    // The writer knows item 150 and task t1; the TFactory spec is new to it and to the
+    // store, so only the spec is looked up, and the redelivered k1 is still a duplicate.
+    let spec = event_json(
+        Some("k2"),
+        "tf-s1",
+        "tfactory",
+        "s1",
+        "executing",
+        2,
+        json!({"correlation": {"aifactory_task_id": "t1"}}),
+    );
+    let spec = CompletionEvent::parse(&spec.to_string()).unwrap();
+    let out = store
+        .ingest(&tenant(), vec![spec, event("k1", "150", "t1", 1)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], IngestOutcome::Accepted { correlation_key } if correlation_key.as_str() == "150"),
+        "{out:?}"
+    );
+    assert!(matches!(out[1], IngestOutcome::Duplicate { .. }), "{out:?}");
+    // The spec's key is an alias of 150 now; a group naming it and a new task both finds
+    // the item and adds the task.
+    let out = store
+        .ingest(&tenant(), vec![event("k3", "tf-s1", "t2", 3)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], IngestOutcome::Accepted { correlation_key } if correlation_key.as_str() == "150"),
+        "{out:?}"
+    );
+    store
+        .ingest(&tenant(), vec![event("k4", "160", "t4", 4)])
+        .await
+        .unwrap();
+    store.close().await;
+    // A new store knows nothing; once it has written 150, a group over 150 and 160 looks
+    // up only 160's identifiers and takes its item from the database.
+    let store = connect(&database).await;
+    store
+        .ingest(&tenant(), vec![event("k5", "150", "t1", 5)])
+        .await
+        .unwrap();
+    let out = store
+        .ingest(
+            &tenant(),
+            vec![event("k6", "150", "t1", 6), event("k7", "160", "t4", 7)],
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[1], IngestOutcome::Accepted { correlation_key } if correlation_key.as_str() == "160")
+    );
+    assert_eq!(event_rows(&database).await, 7);
+    let item = store.get(&tenant(), "150").await.unwrap().unwrap();
+    assert_eq!(item.event_count, 5);
+    assert_eq!(item.links.tfactory_spec_ids, vec!["s1".to_owned()]);
+    assert_eq!(
+        item.links.aifactory_task_ids,
+        vec!["t1".to_owned(), "t2".to_owned()]
+    );
+    let other = store.get(&tenant(), "160").await.unwrap().unwrap();
+    assert_eq!(other.event_count, 2);
+    assert_eq!(store.list(&tenant(), &all_items()).await.unwrap().count, 2);
+    store.close().await;
+}
+
 #[derive(Default)]
 struct Recorder(Mutex<Vec<(String, Vec<String>)>>);
 
