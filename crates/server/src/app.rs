@@ -27,9 +27,28 @@ use crate::problem::ApiError;
 use crate::settings::Settings;
 use crate::stores::Stores;
 
-/// What every handler shares.
+/// What every handler shares, behind one `Arc`: each request takes a copy, and a copy is
+/// one reference count rather than one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    /// Shares `parts` with every handler.
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct AppParts {
     /// WorkItems, events, usage.
     pub work: Arc<dyn WorkItemStore>,
     /// API keys.
@@ -315,7 +334,7 @@ pub async fn start(
     });
     tasks.push(tokio::spawn(actions.clone().run_sweeper()));
 
-    let state = AppState {
+    let state = AppState::new(AppParts {
         work: stores.work.clone(),
         keys: stores.keys.clone(),
         services: stores.services.clone(),
@@ -333,7 +352,7 @@ pub async fn start(
         actions,
         copilot,
         conversations: stores.conversations.clone(),
-    };
+    });
     let api_listener = bind(settings.api_addr, "API").await?;
     let ui_listener = bind(settings.ui_addr, "cockpit").await?;
     let api_addr = api_listener.local_addr()?;
