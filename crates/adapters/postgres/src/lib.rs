@@ -102,7 +102,8 @@ impl PgStore {
         let redact = |message: String| redact_password(url, message);
         // Lookups bind whole arrays (`= ANY($2)`); a cached generic plan cannot see their
         // size and falls back to scanning the tenant, so every statement is planned for
-        // its own parameters.
+        // its own parameters. (The writer, whose statements probe keys one at a time,
+        // plans generically on the connection it holds; see `writer`.)
         let connect_options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Unavailable(redact(format!("bad database URL: {e}"))))?
             .options([("plan_cache_mode", "force_custom_plan")]);
