@@ -441,7 +441,8 @@ export const api = {
   process: (k: string, signal?: AbortSignal) => request<ProcessAnswer>(`/api/workitems/${key(k)}/process`, { signal }),
 
   rollups: (signal?: AbortSignal) => request<Rollups>('/api/rollups', { signal }),
-  tokens: (signal?: AbortSignal) => request<Tokens>('/api/tokens', { signal }),
+  tokens: (window: { since?: string; until?: string } = {}, signal?: AbortSignal) =>
+    request<Tokens>(`/api/tokens${query({ since: window.since, until: window.until })}`, { signal }),
   anomalies: (signal?: AbortSignal) => request<{ count: number; anomalies: Anomaly[] }>('/api/anomalies', { signal }),
   needsYou: (signal?: AbortSignal) => request<{ count: number; items: NeedsYouItem[] }>('/api/needs-you', { signal }),
   needsYouCount: (signal?: AbortSignal) => request<{ count: number }>('/api/needs-you/count', { signal }),

@@ -1,7 +1,7 @@
 // Tokens and cost: totals, the daily series, and the breakdowns by service, model, work
 // item and billing mode. Dollars appear only where usage was metered.
 
-import { Suspense, lazy } from 'react';
+import { Suspense, lazy, useState } from 'react';
 import { api } from '../api';
 import { CostTable, costText } from '../components/CostTable';
 import { Panel } from '../components/States';
@@ -10,13 +10,57 @@ import { useFetched } from '../useFetched';
 
 const DailyChart = lazy(() => import('../components/DailyChart'));
 
+/** The day after `day` (YYYY-MM-DD), as the server's exclusive `until`. */
+export function dayAfter(day: string): string {
+  const d = new Date(`${day}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + 1);
+  return d.toISOString().slice(0, 10);
+}
+
+/** The window the picker asks for, or why it cannot be asked for. */
+type Window = { since?: string; until?: string };
+
+export function windowOf(from: string, to: string): Window | string {
+  if (from && to && from > to) return 'The first day must not be after the last.';
+  return { since: from || undefined, until: to ? dayAfter(to) : undefined };
+}
+
 export function TokensView() {
-  const t = useFetched((signal) => api.tokens(signal), []);
+  const [from, setFrom] = useState('');
+  const [to, setTo] = useState('');
+  // While the picker holds an impossible range, the last good window stays on screen.
+  const [asked, setAsked] = useState<Window>({});
+  const pick = (first: string, last: string) => {
+    setFrom(first);
+    setTo(last);
+    const next = windowOf(first, last);
+    if (typeof next !== 'string') setAsked(next);
+  };
+  const range = windowOf(from, to);
+  const t = useFetched((signal) => api.tokens(asked, signal), [asked.since, asked.until]);
   return (
     <section className="view" aria-labelledby="tokens-title">
       <div className="view-head">
         <h1 id="tokens-title">Tokens &amp; cost</h1>
+        <form className="window-picker" aria-label="Time window" onSubmit={(e) => e.preventDefault()}>
+          <label>
+            First day (UTC) <input type="date" value={from} max={to || undefined} onChange={(e) => pick(e.target.value, to)} />
+          </label>
+          <label>
+            Last day (UTC) <input type="date" value={to} min={from || undefined} onChange={(e) => pick(from, e.target.value)} />
+          </label>
+          {(from || to) && (
+            <button type="button" onClick={() => pick('', '')}>
+              All time
+            </button>
+          )}
+        </form>
       </div>
+      {typeof range === 'string' && (
+        <p className="note note-error" role="alert">
+          {range}
+        </p>
+      )}
       <Panel what="tokens and cost" data={t.data} error={t.error} onRetry={t.reload}>
         {({ cost, daily }) => (
           <>
