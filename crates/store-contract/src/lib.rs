@@ -63,6 +63,7 @@ macro_rules! contract_tests {
             usage_groups,
             tenants_are_isolated,
             a_batch_answers_in_order_with_in_batch_duplicates,
+            a_batch_over_many_items_writes_every_one,
             concurrent_writers_on_one_key_lose_nothing,
             cfactory_events_touch_no_stage,
             evidence_gates_set_proof,
@@ -861,6 +862,44 @@ pub async fn a_batch_answers_in_order_with_in_batch_duplicates(s: &Subject) {
             .event_count,
         2
     );
+}
+
+/// One batch over more items than a store writes in one statement lands every item,
+/// each with its own state.
+pub async fn a_batch_over_many_items_writes_every_one(s: &Subject) {
+    let events: Vec<CompletionEvent> = (0..75)
+        .map(|i| {
+            let status = if i % 2 == 0 { "in_progress" } else { "done" };
+            parse(&event_json(
+                Some(&format!("many-{i}")),
+                &format!("{}", 500 + i),
+                "aifactory",
+                &format!("task-{i}"),
+                status,
+                i,
+                json!({}),
+            ))
+        })
+        .collect();
+    let out = s.work.ingest(&tenant(), events).await.unwrap();
+    for (i, outcome) in out.iter().enumerate() {
+        assert_eq!(*outcome, accepted(&format!("{}", 500 + i)));
+    }
+    for i in [0_i64, 31, 32, 33, 63, 64, 74] {
+        let item = s
+            .work
+            .get(&tenant(), &format!("{}", 500 + i))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("item {} is stored", 500 + i));
+        let code = item.stages.code.as_ref().expect("a code stage");
+        assert_eq!(code.task_id, format!("task-{i}"));
+        let status = if i % 2 == 0 { "in_progress" } else { "done" };
+        assert_eq!(code.status, status, "item {} keeps its own status", 500 + i);
+        assert_eq!(code.at, t(i));
+    }
+    let page = s.work.list(&tenant(), &query()).await.unwrap();
+    assert_eq!(page.count, 75);
 }
 
 /// 32 concurrent writers on one key lose nothing and make one item.

@@ -435,6 +435,28 @@ impl Writer {
     }
 }
 
+/// Most items one upsert statement writes (15 parameters each).
+const ITEMS_PER_STATEMENT: usize = 32;
+
+/// The upsert of `rows` items, their parameters in column order, item after item.
+fn upsert_items_sql(rows: usize) -> String {
+    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    format!(
+        "INSERT INTO workitems (tenant_id, key, created_at, updated_at, active_stage, \
+           active_class, has_plan, has_code, has_test, open_plan, open_code, open_test, \
+           stall_at, search_text, doc) \
+         VALUES {} \
+         ON CONFLICT (tenant_id, key) DO UPDATE SET created_at = excluded.created_at, \
+           updated_at = excluded.updated_at, active_stage = excluded.active_stage, \
+           active_class = excluded.active_class, has_plan = excluded.has_plan, \
+           has_code = excluded.has_code, has_test = excluded.has_test, \
+           open_plan = excluded.open_plan, open_code = excluded.open_code, \
+           open_test = excluded.open_test, stall_at = excluded.stall_at, \
+           search_text = excluded.search_text, doc = excluded.doc",
+        vec![row; rows].join(", ")
+    )
+}
+
 /// A JSON array of strings, the parameter `json_each` reads.
 fn json_list<'a>(values: impl Iterator<Item = &'a str>) -> String {
     Value::Array(values.map(|v| Value::String(v.to_owned())).collect()).to_string()
@@ -544,41 +566,34 @@ async fn write(
         .map(|i| i.correlation_key.clone())
         .collect();
     if !changes.upserts.is_empty() {
-        // One prepared statement per item: a bulk `json_each` upsert would parse each
-        // (large) document once per column.
-        for item in &changes.upserts {
-            let row = rows::ItemRow::of(item)?;
-            sqlx::query(
-                "INSERT INTO workitems (tenant_id, key, created_at, updated_at, active_stage, \
-                   active_class, has_plan, has_code, has_test, open_plan, open_code, open_test, \
-                   stall_at, search_text, doc) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-                 ON CONFLICT (tenant_id, key) DO UPDATE SET created_at = excluded.created_at, \
-                   updated_at = excluded.updated_at, active_stage = excluded.active_stage, \
-                   active_class = excluded.active_class, has_plan = excluded.has_plan, \
-                   has_code = excluded.has_code, has_test = excluded.has_test, \
-                   open_plan = excluded.open_plan, open_code = excluded.open_code, \
-                   open_test = excluded.open_test, stall_at = excluded.stall_at, \
-                   search_text = excluded.search_text, doc = excluded.doc",
-            )
-            .bind(t)
-            .bind(item.correlation_key.as_str())
-            .bind(row.created_at)
-            .bind(row.updated_at)
-            .bind(row.active_stage)
-            .bind(row.active_class)
-            .bind(row.has[0])
-            .bind(row.has[1])
-            .bind(row.has[2])
-            .bind(row.open[0])
-            .bind(row.open[1])
-            .bind(row.open[2])
-            .bind(row.stall_at)
-            .bind(row.search_text)
-            .bind(row.doc)
-            .execute(&mut *conn)
-            .await
-            .map_err(store_error)?;
+        // Up to ITEMS_PER_STATEMENT items per statement, bound column by column: every
+        // statement is a trip to SQLite's thread and back, and a bulk `json_each` upsert
+        // would parse each (large) document once per column.
+        for chunk in changes.upserts.chunks(ITEMS_PER_STATEMENT) {
+            let rows = chunk
+                .iter()
+                .map(rows::ItemRow::of)
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(upsert_items_sql(chunk.len())));
+            for (item, row) in chunk.iter().zip(rows) {
+                query = query
+                    .bind(t)
+                    .bind(item.correlation_key.as_str())
+                    .bind(row.created_at)
+                    .bind(row.updated_at)
+                    .bind(row.active_stage)
+                    .bind(row.active_class)
+                    .bind(row.has[0])
+                    .bind(row.has[1])
+                    .bind(row.has[2])
+                    .bind(row.open[0])
+                    .bind(row.open[1])
+                    .bind(row.open[2])
+                    .bind(row.stall_at)
+                    .bind(row.search_text)
+                    .bind(row.doc);
+            }
+            query.execute(&mut *conn).await.map_err(store_error)?;
         }
         sqlx::query(
             "DELETE FROM usage WHERE tenant_id = ?1 \
