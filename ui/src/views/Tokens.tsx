@@ -17,9 +17,9 @@ export function dayAfter(day: string): string {
   return d.toISOString().slice(0, 10);
 }
 
-/** The window the picker asks for, or why it cannot be asked for. */
 type Window = { since?: string; until?: string };
 
+/** The window the picker asks for, or why it cannot be asked for. */
 export function windowOf(from: string, to: string): Window | string {
   if (from && to && from > to) return 'The first day must not be after the last.';
   return { since: from || undefined, until: to ? dayAfter(to) : undefined };
