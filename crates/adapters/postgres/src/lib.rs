@@ -100,18 +100,8 @@ impl PgStore {
     /// password.
     pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
         let redact = |message: String| redact_password(url, message);
-        // Lookups bind whole arrays (`= ANY($2)`); a cached generic plan cannot see their
-        // size and falls back to scanning the tenant, so every statement is planned for
-        // its own parameters. (The writer, whose statements probe keys one at a time,
-        // plans generically on the connection it holds; see `writer`.)
-        let connect_options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Unavailable(redact(format!("bad database URL: {e}"))))?
-            .options([("plan_cache_mode", "force_custom_plan")]);
-        let connect_options = plain_on_loopback(
-            connect_options,
-            url,
-            std::env::var_os("PGSSLMODE").is_some(),
-        );
+        let connect_options = connect_options(url)
+            .map_err(|e| StoreError::Unavailable(redact(format!("bad database URL: {e}"))))?;
         let unavailable = |detail: String| {
             StoreError::Unavailable(redact(format!(
                 "cannot connect to PostgreSQL at {}: {detail}",
@@ -167,7 +157,20 @@ impl PgStore {
     }
 }
 
-/// `host:port/database` of a URL, for messages: no user, no password.
+/// How every connection to `url` is opened. Lookups bind whole arrays (`= ANY($2)`); a
+/// cached generic plan cannot see their size and falls back to scanning the tenant, so
+/// every statement is planned for its own parameters. (The writer, whose write probes
+/// keys one at a time, plans it generically on the connection it holds; see `writer`.)
+fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    let options =
+        PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
+    Ok(plain_on_loopback(
+        options,
+        url,
+        std::env::var_os("PGSSLMODE").is_some(),
+    ))
+}
+
 /// A server on this machine is reached without TLS unless the URL (`sslmode=`) or
 /// `PGSSLMODE` (`env_sslmode`) asks for it: encryption over loopback protects nothing
 /// and costs both sides CPU on every statement. Remote servers keep the driver's

@@ -230,12 +230,13 @@ impl Locks {
             // process; let go of all, then take the set in order.
             self.release().await;
             let mut conn = self.pool.acquire().await.map_err(store_error)?;
-            // While it holds the locks the connection runs the writer's few statements
-            // over and over, so each is planned once (a generic plan), not once per
-            // group: planning the write cost more than a quarter of the server's time
-            // on it. A generic plan is made from the sizes the tables had when it was
-            // first used and kept while they grow, so sequential scans are ruled out:
-            // every lookup stays a probe of an index. Both settings go back on release.
+            // While it holds the locks the connection runs the write over and over, so
+            // it is planned once (a generic plan), not once per group: planning it was
+            // about a quarter of PostgreSQL's time on this connection. A generic plan is
+            // made from the sizes the tables had when it was first used and kept while
+            // they grow, so sequential scans are ruled out: every lookup stays a probe
+            // of an index. (Loads are sent unprepared and merges set their own mode, so
+            // both are still planned at each use.) Both settings go back on release.
             let sql = format!(
                 "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; {}",
                 lock_sql(tenants.iter().copied(), "pg_advisory_lock")
@@ -968,8 +969,9 @@ async fn write(
     // Every sub-statement reads the snapshot taken before any of them runs, so the
     // DELETEs of old usage rows (all of an item's, or one task's, through their row ids)
     // never see the rows inserted beside them. Each looks its rows up item by item
-    // through `usage_item`, so the plan, made once, holds however large the table grows. Empty
-    // arrays make a sub-statement a no-op, so the text stays one prepared statement.
+    // through `usage_item`, so the plan, made once, holds however large the table
+    // grows. Empty arrays make a sub-statement a no-op, so the text stays one prepared
+    // statement.
     // The events' WITH ORDINALITY keeps sequence numbers in arrival order.
     sqlx::query(
         "WITH old_usage AS ( \
@@ -1199,9 +1201,7 @@ impl<'c> EventColumns<'c> {
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
-
-    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use sqlx::postgres::PgPoolOptions;
 
     use super::*;
     use crate::testing::TestDatabase;
@@ -1225,10 +1225,9 @@ mod tests {
             .expect("the test database migrates")
             .close()
             .await;
-        // One connection, so the one the writer lets go is the one acquired after it.
-        let options = PgConnectOptions::from_str(database.url())
-            .expect("a valid URL")
-            .options([("plan_cache_mode", "force_custom_plan")]);
+        // One connection, opened as the store opens its own, so the one the writer lets
+        // go is the one acquired after it.
+        let options = crate::connect_options(database.url()).expect("a valid URL");
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .connect_with(options)
