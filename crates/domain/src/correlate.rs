@@ -143,6 +143,29 @@ impl Batch {
         }
     }
 
+    /// Whether the batch already knows which item `id` belongs to, from what it was given
+    /// or from an event it applied.
+    pub fn has_owner(&self, id: &Identifier) -> bool {
+        self.new_owners.contains_key(id) || self.owners.contains_key(id)
+    }
+
+    /// Adds more of the store's state to a batch already under way, for events still to
+    /// come. What the batch holds wins: an owner it knows or an item it holds (and may
+    /// have changed) is not replaced.
+    pub fn extend(&mut self, more: Loaded) {
+        for (id, key) in more.owners {
+            if !self.has_owner(&id) {
+                self.owners.insert(id, key);
+            }
+        }
+        for (key, item) in more.items {
+            self.items.entry(key).or_insert(item);
+        }
+        for (id, key) in more.seen {
+            self.seen.entry(id).or_insert(key);
+        }
+    }
+
     fn resolve(&self, key: &CorrelationKey) -> CorrelationKey {
         let mut k = key;
         while let Some(next) = self.redirects.get(k) {
@@ -443,6 +466,72 @@ mod tests {
         assert!(matches!(out, IngestOutcome::Duplicate { .. }));
         let changes = batch.finish();
         assert!(changes.events.is_empty() && changes.upserts.is_empty());
+    }
+
+    #[test]
+    fn extending_a_batch_keeps_what_it_holds_and_adds_the_rest() {
+        let now = Utc::now();
+        let key = |k: &str| CorrelationKey::parse(k).unwrap();
+        // An item #150 as a store holds it, owning an AIFactory task.
+        let mut stored = Batch::new(Loaded::default());
+        stored.apply(
+            &event(
+                "s1",
+                "150",
+                "aifactory",
+                "p:150",
+                json!({"issue_number": 150}),
+            ),
+            now,
+        );
+        let item_150 = stored.finish().upserts.remove(0);
+
+        let mut batch = Batch::new(Loaded::default());
+        batch.apply(&event("1", "af-q", "aifactory", "q", json!({})), now);
+        assert!(batch.has_owner(&Identifier::task("aifactory", "q")));
+        assert!(!batch.has_owner(&Identifier::task("aifactory", "p:150")));
+
+        let mut more = Loaded::default();
+        // A stale view of af-q, and a claim on its task the batch already settled.
+        let mut stale = item_150.clone();
+        stale.correlation_key = key("af-q");
+        stale.title = Some("stale".into());
+        more.items.insert(key("af-q"), stale);
+        more.owners
+            .insert(Identifier::task("aifactory", "q"), key("150"));
+        more.owners
+            .insert(Identifier::task("aifactory", "p:150"), key("150"));
+        more.items.insert(key("150"), item_150);
+        batch.extend(more);
+        assert!(batch.has_owner(&Identifier::task("aifactory", "p:150")));
+
+        let again = batch.apply(&event("2", "af-q", "aifactory", "q", json!({})), now);
+        assert_eq!(again.correlation_key().as_str(), "af-q");
+        let onto = batch.apply(
+            &event("3", "af-p:150", "aifactory", "p:150", json!({})),
+            now,
+        );
+        assert_eq!(onto.correlation_key().as_str(), "150");
+
+        let changes = batch.finish();
+        let af_q = changes
+            .upserts
+            .iter()
+            .find(|i| i.correlation_key.as_str() == "af-q")
+            .unwrap();
+        assert_eq!(af_q.title, None, "the batch's own item was kept");
+        let on_150 = changes
+            .upserts
+            .iter()
+            .find(|i| i.correlation_key.as_str() == "150")
+            .unwrap();
+        assert!(on_150.aliases.iter().any(|a| a.as_str() == "af-p:150"));
+        assert!(
+            !changes
+                .owners
+                .iter()
+                .any(|(id, k)| *id == Identifier::task("aifactory", "q") && k.as_str() == "150")
+        );
     }
 
     #[test]

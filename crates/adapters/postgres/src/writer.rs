@@ -7,9 +7,10 @@
 //! arriving (see [`Locks`]): with the tenant held, its loads need no transaction and a
 //! group's write, one statement, commits by itself, so a group costs two round trips. It
 //! also remembers what it loaded and wrote (see [`Known`]), so a group over items it knows
-//! costs one.
+//! costs one, and such a group is applied in memory while the write before it is out
+//! (see [`Line`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -132,50 +133,330 @@ async fn run(pool: PgPool, clock: Arc<dyn Clock>, held: Arc<Held>, mut queue: mp
             received_at,
         }
     };
-    let mut locks = Locks::new(pool);
+    let mut line = Line {
+        locks: Locks::new(pool),
+        held,
+        next: None,
+        waiting: VecDeque::new(),
+    };
+    let mut closing = None;
+    let mut ending = false;
     loop {
-        let job = if locks.holding() {
-            match tokio::time::timeout(IDLE_HOLD, queue.recv()).await {
-                Ok(job) => job,
-                Err(_) => {
-                    locks.release().await;
+        let job = if let Some(flight) = &mut line.locks.flight {
+            // A write is out: take requests as they come until it lands.
+            tokio::select! {
+                joined = &mut flight.task => {
+                    line.landed(joined);
+                    line.send().await;
                     continue;
                 }
+                job = queue.recv(), if !ending => job,
+            }
+        } else if line.idle() {
+            if ending {
+                break;
+            }
+            if line.locks.holding() {
+                match tokio::time::timeout(IDLE_HOLD, queue.recv()).await {
+                    Ok(job) => job,
+                    Err(_) => {
+                        line.locks.release().await;
+                        continue;
+                    }
+                }
+            } else {
+                queue.recv().await
             }
         } else {
-            queue.recv().await
+            // Nothing out and work in hand: send it, then see what came meanwhile.
+            line.send().await;
+            continue;
         };
-        let Some(job) = job else { break };
-        let mut group = Vec::new();
-        let mut closing = None;
         match job {
-            Job::Ingest(request) => group.push(stamp(request)),
-            Job::Close(done) => closing = Some(done),
+            Some(Job::Ingest(request)) => line.take(stamp(request)),
+            Some(Job::Close(done)) => {
+                closing = Some(done);
+                ending = true;
+            }
+            None => ending = true,
         }
-        let mut size: usize = group.iter().map(|s| s.received_at.len()).sum();
-        while closing.is_none() && size < MAX_GROUP_EVENTS {
-            match queue.try_recv() {
-                Ok(Job::Ingest(request)) => {
-                    size += request.events.len();
-                    group.push(stamp(request));
+        if line.locks.flight.is_none() {
+            // Take whatever else is queued before sending.
+            while !ending {
+                match queue.try_recv() {
+                    Ok(Job::Ingest(request)) => line.take(stamp(request)),
+                    Ok(Job::Close(done)) => {
+                        closing = Some(done);
+                        ending = true;
+                    }
+                    Err(_) => break,
                 }
-                Ok(Job::Close(done)) => closing = Some(done),
-                Err(_) => break,
+            }
+        }
+    }
+    line.locks.release().await;
+    if let Some(done) = closing {
+        let _ = done.send(());
+    }
+}
+
+/// The writer's work in hand. Requests whose identifiers the writer already knows are
+/// applied in memory while the write before them is out (see [`Gathering`]), then sent
+/// as soon as it lands, so correlating one group overlaps writing the one before. Every
+/// other request waits its turn and goes through a load in [`commit_and_reply`]. Either
+/// way, requests are committed in the order they arrived.
+struct Line {
+    locks: Locks,
+    held: Arc<Held>,
+    /// The next group, applied in memory.
+    next: Option<Gathering>,
+    /// Requests after `next`, to commit with a load, in arrival order.
+    waiting: VecDeque<Stamped>,
+}
+
+impl Line {
+    fn idle(&self) -> bool {
+        self.next.is_none() && self.waiting.is_empty()
+    }
+
+    /// Takes a request into `next` when it can be applied there, else makes it wait.
+    fn take(&mut self, stamped: Stamped) {
+        let stamped = if self.waiting.is_empty() {
+            match gather(&mut self.next, &mut self.locks, stamped) {
+                Ok(()) => return,
+                Err(stamped) => stamped,
+            }
+        } else {
+            stamped
+        };
+        self.waiting.push_back(stamped);
+    }
+
+    /// Sends what is in hand with nothing out: `next` as a write that flies on its own,
+    /// else the waiting requests (up to [`MAX_GROUP_EVENTS`] of them) committed here.
+    async fn send(&mut self) {
+        debug_assert!(self.locks.flight.is_none());
+        if self.locks.held_for() > SLICE {
+            // Another process (or a snapshot poll) may be waiting for a tenant.
+            self.unwind();
+            self.locks.release().await;
+        }
+        if let Some(next) = self.next.take() {
+            match fly(&mut self.locks, &self.held, next) {
+                Ok(()) => return,
+                Err(group) => {
+                    for stamped in group.into_iter().rev() {
+                        self.waiting.push_front(stamped);
+                    }
+                }
+            }
+        }
+        let mut group = Vec::new();
+        let mut size = 0;
+        while let Some(stamped) = self.waiting.pop_front() {
+            size += stamped.received_at.len();
+            group.push(stamped);
+            if self
+                .waiting
+                .front()
+                .is_none_or(|s| size + s.received_at.len() > MAX_GROUP_EVENTS)
+            {
+                break;
             }
         }
         if !group.is_empty() {
-            commit_and_reply(&mut locks, &held, group).await;
-        }
-        if locks.held_for() > SLICE {
-            locks.release().await;
-        }
-        if let Some(done) = closing {
-            locks.release().await;
-            let _ = done.send(());
-            return;
+            commit_and_reply(&mut self.locks, &self.held, group).await;
         }
     }
-    locks.release().await;
+
+    /// Takes back the write that was out. When it failed, its group and everything
+    /// applied after it go through a load again, in order.
+    fn landed(&mut self, joined: Result<Landed, tokio::task::JoinError>) {
+        let Some(failed) = self.locks.landed(joined) else {
+            return;
+        };
+        self.unwind();
+        for stamped in failed.into_iter().rev() {
+            self.waiting.push_front(stamped);
+        }
+    }
+
+    /// Returns `next` to the waiting requests, in front.
+    fn unwind(&mut self) {
+        if let Some(next) = self.next.take() {
+            for stamped in next.group.into_iter().rev() {
+                self.waiting.push_front(stamped);
+            }
+        }
+    }
+}
+
+/// A group applied in memory while the write before it is out: requests for one tenant
+/// whose identifiers, and the items they belong to, the writer knows (as of that write
+/// landing), so applying them needs nothing from the database.
+struct Gathering {
+    tenant: TenantId,
+    batch: Batch,
+    /// What is stored for each item the batch took in, as it took it in.
+    before: HashMap<CorrelationKey, Stored>,
+    group: Vec<Stamped>,
+    outcomes: Vec<Vec<IngestOutcome>>,
+    events: usize,
+}
+
+/// Applies `stamped` to `next` (starting it when there is none) if the writer knows all
+/// it needs; otherwise hands it back untouched.
+fn gather(
+    next: &mut Option<Gathering>,
+    locks: &mut Locks,
+    stamped: Stamped,
+) -> Result<(), Stamped> {
+    let tenant = &stamped.request.tenant;
+    let size = stamped.received_at.len();
+    let fits = match next {
+        Some(g) => &g.tenant == tenant && g.events + size <= MAX_GROUP_EVENTS,
+        None => size <= MAX_GROUP_EVENTS,
+    };
+    if !fits || !locks.covers(tenant) {
+        return Err(stamped);
+    }
+    let Some(known) = locks.known.get(tenant) else {
+        return Err(stamped);
+    };
+    let (ids, _) = Batch::needs(&stamped.request.events);
+    let ids: BTreeSet<Identifier> = ids
+        .into_iter()
+        .filter(|id| next.as_ref().is_none_or(|g| !g.batch.has_owner(id)))
+        .collect();
+    let Some((loaded, missing)) = known.vouch(&ids) else {
+        return Err(stamped);
+    };
+    if !missing.is_empty() {
+        return Err(stamped);
+    }
+    let g = next.get_or_insert_with(|| Gathering {
+        tenant: tenant.clone(),
+        batch: Batch::new(Loaded::default()),
+        before: HashMap::new(),
+        group: Vec::new(),
+        outcomes: Vec::new(),
+        events: 0,
+    });
+    for (key, item) in &loaded.items {
+        if !g.before.contains_key(key) {
+            g.before.insert(key.clone(), Stored::of(item));
+        }
+    }
+    g.batch.extend(loaded);
+    let outcomes = stamped
+        .request
+        .events
+        .iter()
+        .zip(&stamped.received_at)
+        .map(|(event, at)| g.batch.apply(event, *at))
+        .collect();
+    g.outcomes.push(outcomes);
+    g.events += size;
+    g.group.push(stamped);
+    Ok(())
+}
+
+/// Sends `next` as a write of its own on the writer's connection, which answers its
+/// requests once committed, and takes it into what the writer knows now, so the group
+/// after it can be applied meanwhile. Hands the group back when it merges items (that
+/// write is more than one statement) or the tenant's lock is no longer held.
+fn fly(locks: &mut Locks, held: &Arc<Held>, next: Gathering) -> Result<(), Vec<Stamped>> {
+    let Gathering {
+        tenant,
+        batch,
+        before,
+        group,
+        outcomes,
+        ..
+    } = next;
+    let staged = Staged::from(batch.finish());
+    if staged.merges() || !locks.covers(&tenant) {
+        return Err(group);
+    }
+    let Some(session) = locks.held.take() else {
+        return Err(group);
+    };
+    let known = locks.known.entry(tenant.clone()).or_default();
+    let from = known.generation;
+    known.wrote(&staged);
+    bound(&mut locks.known);
+    let held = Arc::clone(held);
+    let lent = Lent(Some(session.conn));
+    let flying = tenant.clone();
+    let task = tokio::spawn(async move {
+        let mut lent = lent;
+        let mut holding = Holding::new(&held);
+        match write(lent.conn(), &flying, &staged, &before, &mut holding).await {
+            Ok(_) => {
+                holding.committed();
+                for (stamped, outcomes) in group.into_iter().zip(outcomes) {
+                    let _ = stamped.request.reply.send(Ok(outcomes));
+                }
+                Landed { lent, failed: None }
+            }
+            Err(error) => Landed {
+                lent,
+                failed: Some((error, group)),
+            },
+        }
+    });
+    locks.flight = Some(Flight {
+        task,
+        tenants: session.tenants,
+        since: session.since,
+        tenant,
+        from,
+    });
+    Ok(())
+}
+
+/// A write out on the writer's connection, which its task holds until it lands.
+struct Flight {
+    task: tokio::task::JoinHandle<Landed>,
+    /// The tenants the connection holds locked, in order.
+    tenants: Vec<TenantId>,
+    /// Since when it holds them.
+    since: Instant,
+    /// The tenant written, and its generation before the write.
+    tenant: TenantId,
+    from: Option<i64>,
+}
+
+/// What a write's task gives back: the connection, and, when the write failed, why and
+/// the requests it did not answer.
+struct Landed {
+    lent: Lent,
+    failed: Option<(StoreError, Vec<Stamped>)>,
+}
+
+/// The writer's connection lent to a write's task. Dropped anywhere but in
+/// [`Lent::back`] (the task panicked, or nothing took it back), it is closed rather
+/// than pooled, so the tenant locks it holds end with it.
+struct Lent(Option<PoolConnection<Postgres>>);
+
+impl Lent {
+    fn conn(&mut self) -> &mut PgConnection {
+        self.0
+            .as_mut()
+            .expect("a lent connection is there until it is taken back")
+    }
+
+    fn back(mut self) -> PoolConnection<Postgres> {
+        self.0.take().expect("a lent connection is taken back once")
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Some(conn) = &mut self.0 {
+            conn.close_on_drop();
+        }
+    }
 }
 
 /// The writer's tenant locks: session-level advisory locks on a pooled connection it
@@ -184,6 +465,8 @@ async fn run(pool: PgPool, clock: Arc<dyn Clock>, held: Arc<Held>, mut queue: mp
 struct Locks {
     pool: PgPool,
     held: Option<Session>,
+    /// The write out on the held connection, which is then not in `held`.
+    flight: Option<Flight>,
     /// What the writer knows of each tenant it wrote to.
     known: HashMap<TenantId, Known>,
 }
@@ -200,19 +483,74 @@ impl Locks {
         Self {
             pool,
             held: None,
+            flight: None,
             known: HashMap::new(),
         }
     }
 
     fn holding(&self) -> bool {
-        self.held.is_some()
+        self.held.is_some() || self.flight.is_some()
+    }
+
+    /// Whether `tenant` is among the locks held.
+    fn covers(&self, tenant: &TenantId) -> bool {
+        let tenants = match (&self.held, &self.flight) {
+            (Some(session), _) => &session.tenants,
+            (None, Some(flight)) => &flight.tenants,
+            (None, None) => return false,
+        };
+        tenants.contains(tenant)
     }
 
     /// How long the current locks have been held.
     fn held_for(&self) -> Duration {
-        self.held
-            .as_ref()
-            .map_or(Duration::ZERO, |s| s.since.elapsed())
+        match (&self.held, &self.flight) {
+            (Some(session), _) => session.since.elapsed(),
+            (None, Some(flight)) => flight.since.elapsed(),
+            (None, None) => Duration::ZERO,
+        }
+    }
+
+    /// Takes the connection back from the write that was out. When the write failed,
+    /// what the writer took in from it is taken back too, and its unanswered requests
+    /// are returned. A write turned back by the events' unique key (an event id taken
+    /// as new was recorded) left the connection as it was; any other failure closes it.
+    fn landed(&mut self, joined: Result<Landed, tokio::task::JoinError>) -> Option<Vec<Stamped>> {
+        let flight = self.flight.take().expect("a write was out");
+        let landed = match joined {
+            Ok(landed) => landed,
+            Err(error) => {
+                // Its requests went with it; their callers hear that the store closed.
+                tracing::error!(%error, "a write's task ended without an answer");
+                self.known.values_mut().for_each(Known::forget);
+                return None;
+            }
+        };
+        let Landed { lent, failed } = landed;
+        let session = |conn| Session {
+            conn,
+            tenants: flight.tenants.clone(),
+            since: flight.since,
+        };
+        match failed {
+            None => {
+                self.held = Some(session(lent.back()));
+                None
+            }
+            Some((StoreError::Duplicate(_), group)) => {
+                self.held = Some(session(lent.back()));
+                if let Some(known) = self.known.get_mut(&flight.tenant) {
+                    known.rewind(flight.from);
+                }
+                Some(group)
+            }
+            Some((error, group)) => {
+                tracing::warn!(%error, requests = group.len(), "a write failed; retrying its requests");
+                drop(lent);
+                self.known.values_mut().for_each(Known::forget);
+                Some(group)
+            }
+        }
     }
 
     /// The connection holding the locks of `tenants` (in order, distinct), taking them
@@ -221,6 +559,7 @@ impl Locks {
         &mut self,
         tenants: &[&TenantId],
     ) -> Result<(&mut PgConnection, &mut HashMap<TenantId, Known>), StoreError> {
+        debug_assert!(self.flight.is_none(), "the connection is out with a write");
         let covered = self
             .held
             .as_ref()
@@ -285,6 +624,7 @@ impl Locks {
 
     /// Lets go of every lock and returns the connection to the pool.
     async fn release(&mut self) {
+        debug_assert!(self.flight.is_none(), "the connection is out with a write");
         let Some(mut session) = self.held.take() else {
             return;
         };
@@ -357,6 +697,14 @@ impl Known {
             self.cautious -= 1;
             return None;
         }
+        self.vouch(ids)
+    }
+
+    /// As [`Known::recall`], without counting down the groups to load in full.
+    fn vouch(&self, ids: &BTreeSet<Identifier>) -> Option<(Loaded, BTreeSet<Identifier>)> {
+        if self.cautious > 0 {
+            return None;
+        }
         self.generation?;
         let mut loaded = Loaded::default();
         let mut missing = BTreeSet::new();
@@ -389,27 +737,35 @@ impl Known {
         }
     }
 
-    /// Takes in a committed write.
-    fn wrote(&mut self, wrote: Wrote) {
+    /// Takes in a write: one committed, or one sent ahead (see [`Flight`]), which is
+    /// taken back with [`Known::rewind`] or [`Known::forget`] if it fails.
+    fn wrote(&mut self, staged: &Staged) {
         let Some(generation) = self.generation else {
             return;
         };
-        if !wrote.bumped {
+        if !staged.writes_anything() {
             return;
         }
         self.generation = Some(generation + 1);
-        let changes = wrote.changes;
         // Merges repoint identifiers the change set does not list; start over.
-        if !changes.redirects.is_empty() || !changes.deleted.is_empty() {
+        if staged.merges() {
             self.clear();
         }
-        self.owners.extend(changes.owners);
+        self.owners.extend(staged.changes.owners.iter().cloned());
         self.items.extend(
-            wrote
+            staged
                 .items
-                .into_iter()
-                .map(|item| (item.correlation_key.clone(), item)),
+                .iter()
+                .map(|item| (item.correlation_key.clone(), Arc::clone(item))),
         );
+    }
+
+    /// Back to knowing nothing at `generation`, the one before a write that did not land,
+    /// with the next groups loaded in full.
+    fn rewind(&mut self, generation: Option<i64>) {
+        self.forget();
+        self.generation = generation;
+        self.cautious = CAUTIOUS_GROUPS;
     }
 }
 
@@ -559,13 +915,12 @@ async fn apply_group(
                 .map(|(event, at)| batch.apply(event, *at))
                 .collect();
         }
-        changed.push((*tenant, batch.finish(), before));
+        changed.push((*tenant, Staged::from(batch.finish()), before));
     }
     let mut holding = Holding::new(held);
     // One tenant's write without merges is one statement, atomic and committed on its
     // own; anything more runs in a transaction.
-    let alone = matches!(changed.as_slice(), [(_, changes, _)]
-        if changes.redirects.is_empty() && changes.deleted.is_empty());
+    let alone = matches!(changed.as_slice(), [(_, staged, _)] if !staged.merges());
     // A failure drops the connection, which rolls back an open transaction.
     if !alone {
         sqlx::raw_sql("BEGIN")
@@ -574,9 +929,9 @@ async fn apply_group(
             .map_err(store_error)?;
     }
     let mut wrote = Vec::with_capacity(changed.len());
-    for (tenant, changes, before) in changed {
-        match write(&mut *conn, tenant, changes, &before, &mut holding).await {
-            Ok(one) => wrote.push((tenant, one)),
+    for (tenant, staged, before) in changed {
+        match write(&mut *conn, tenant, &staged, &before, &mut holding).await {
+            Ok(_) => wrote.push((tenant, staged)),
             // The only unique key a write can break is the events' (tenant, event id).
             Err(StoreError::Duplicate(_)) if guessed => {
                 if !alone {
@@ -597,15 +952,20 @@ async fn apply_group(
             .map_err(store_error)?;
     }
     holding.committed();
-    for (tenant, one) in wrote {
+    for (tenant, staged) in wrote {
         if let Some(known) = known.get_mut(tenant) {
-            known.wrote(one);
+            known.wrote(&staged);
         }
     }
+    bound(known);
+    Ok(Applied::Committed(outcomes))
+}
+
+/// Keeps what the writer knows under [`KNOWN_ITEMS`]: past it, it starts over.
+fn bound(known: &mut HashMap<TenantId, Known>) {
     if known.values().map(|k| k.items.len()).sum::<usize>() > KNOWN_ITEMS {
         known.values_mut().for_each(Known::clear);
     }
-    Ok(Applied::Committed(outcomes))
 }
 
 /// Applies one poll of `service`'s task list in its own transaction; returns the keys of
@@ -659,10 +1019,11 @@ pub(crate) async fn apply_snapshots(
         batch.clear_missing(service, &present);
     }
     let mut holding = Holding::new(held);
-    let wrote = write(&mut tx, tenant, batch.finish(), &before, &mut holding).await?;
+    let staged = Staged::from(batch.finish());
+    write(&mut tx, tenant, &staged, &before, &mut holding).await?;
     tx.commit().await.map_err(store_error)?;
     holding.committed();
-    Ok(wrote.keys())
+    Ok(staged.keys())
 }
 
 /// Statements taking `lock` (`pg_advisory_lock` or `pg_advisory_xact_lock`) on each
@@ -795,17 +1156,20 @@ struct Stored {
     search_text: String,
 }
 
+impl Stored {
+    fn of(item: &WorkItem) -> Self {
+        Self {
+            usage: usage_rows(item),
+            search_text: pg_text(&item.search_text()).into_owned(),
+        }
+    }
+}
+
 fn stored(loaded: &Loaded) -> HashMap<CorrelationKey, Stored> {
     loaded
         .items
         .iter()
-        .map(|(key, item)| {
-            let stored = Stored {
-                usage: usage_rows(item),
-                search_text: pg_text(&item.search_text()).into_owned(),
-            };
-            (key.clone(), stored)
-        })
+        .map(|(key, item)| (key.clone(), Stored::of(item)))
         .collect()
 }
 
@@ -877,17 +1241,39 @@ impl<'k> UsageChanges<'k> {
     }
 }
 
-/// What [`write`] wrote.
-struct Wrote {
-    /// The items rewritten, as stored.
-    items: Vec<Arc<WorkItem>>,
-    /// The change set's other parts.
+/// A change set ready for [`write`], its rewritten items shared: the write binds them,
+/// and the writer's memory and the change feed keep them.
+struct Staged {
+    /// The change set without its upserts.
     changes: ChangeSet,
-    /// Whether it wrote anything (and so moved the tenant's generation on by one).
-    bumped: bool,
+    /// The items rewritten, as they will be stored.
+    items: Vec<Arc<WorkItem>>,
 }
 
-impl Wrote {
+impl From<ChangeSet> for Staged {
+    fn from(mut changes: ChangeSet) -> Self {
+        let items = std::mem::take(&mut changes.upserts)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        Self { changes, items }
+    }
+}
+
+impl Staged {
+    /// Whether the write merges items (and so needs more than one statement).
+    fn merges(&self) -> bool {
+        !self.changes.redirects.is_empty() || !self.changes.deleted.is_empty()
+    }
+
+    /// Whether [`write`] writes anything, and so moves the tenant's generation on by one.
+    fn writes_anything(&self) -> bool {
+        self.merges()
+            || !self.items.is_empty()
+            || !self.changes.owners.is_empty()
+            || !self.changes.events.is_empty()
+    }
+
     fn keys(&self) -> Vec<CorrelationKey> {
         self.items
             .iter()
@@ -904,14 +1290,17 @@ impl Wrote {
 async fn write(
     conn: &mut PgConnection,
     tenant: &TenantId,
-    mut changes: ChangeSet,
+    staged: &Staged,
     before: &HashMap<CorrelationKey, Stored>,
     holding: &mut Holding<'_>,
-) -> Result<Wrote, StoreError> {
-    let written: Vec<Arc<WorkItem>> = std::mem::take(&mut changes.upserts)
-        .into_iter()
-        .map(Arc::new)
-        .collect();
+) -> Result<bool, StoreError> {
+    if !staged.writes_anything() {
+        return Ok(false);
+    }
+    let Staged {
+        changes,
+        items: written,
+    } = staged;
     let mut heard: Vec<CorrelationKey> =
         written.iter().map(|i| i.correlation_key.clone()).collect();
     heard.extend(changes.deleted.iter().cloned());
@@ -922,35 +1311,22 @@ async fn write(
     };
     let notices = feed::payloads(tenant, &heard, seq.map(|seq| (holding.held, seq)))?;
     let tenant = tenant.as_str();
-    let merging = !changes.redirects.is_empty() || !changes.deleted.is_empty();
-    if !merging
-        && written.is_empty()
-        && changes.owners.is_empty()
-        && changes.events.is_empty()
-        && notices.is_empty()
-    {
-        return Ok(Wrote {
-            items: written,
-            changes,
-            bumped: false,
-        });
-    }
-    if merging {
-        merge(conn, tenant, &changes).await?;
+    if staged.merges() {
+        merge(conn, tenant, changes).await?;
     }
     let mut items = ItemColumns::default();
-    for item in &written {
+    for item in written {
         items.push(item)?;
     }
-    let usage_changes = UsageChanges::of(&changes, &written, before);
+    let usage_changes = UsageChanges::of(changes, written, before);
     let usage = &usage_changes.rows;
     let [has_plan, has_code, has_test] = &items.has;
     let [open_plan, open_code, open_test] = &items.open;
-    let owners = OwnerColumns::of(&changes);
-    let events = EventColumns::of(&changes);
+    let owners = OwnerColumns::of(changes);
+    let events = EventColumns::of(changes);
     let mut search_keys = Vec::new();
     let mut search_texts = Vec::new();
-    for item in &written {
+    for item in written {
         let text = pg_text(&item.search_text()).into_owned();
         if before
             .get(&item.correlation_key)
@@ -963,7 +1339,7 @@ async fn write(
     // Held before the statement runs: it may commit on its own, and its notice must
     // find the items.
     if let Some(seq) = seq {
-        holding.held.hold(seq, &written);
+        holding.held.hold(seq, written);
         holding.writes.push(seq);
     }
     // Every sub-statement reads the snapshot taken before any of them runs, so the
@@ -1081,11 +1457,7 @@ async fn write(
     .execute(&mut *conn)
     .await
     .map_err(store_error)?;
-    Ok(Wrote {
-        items: written,
-        changes,
-        bumped: true,
-    })
+    Ok(true)
 }
 
 /// Moves the rows of merged-away items to the item they merged into and deletes those
