@@ -513,17 +513,19 @@ impl Locks {
 
     /// Takes the connection back from the write that was out. When the write failed,
     /// what the writer took in from it is taken back too, and its unanswered requests
-    /// are returned. A write turned back by the events' unique key (an event id taken
-    /// as new was recorded) left the connection as it was; any other failure closes it.
+    /// are returned (none when its task panicked, taking them along). A write turned
+    /// back by the events' unique key (an event id taken as new was recorded) left the
+    /// connection as it was; any other failure closes it.
     fn landed(&mut self, joined: Result<Landed, tokio::task::JoinError>) -> Option<Vec<Stamped>> {
         let flight = self.flight.take().expect("a write was out");
         let landed = match joined {
             Ok(landed) => landed,
             Err(error) => {
-                // Its requests went with it; their callers hear that the store closed.
+                // Its requests and its connection went with it; their callers hear that
+                // the store closed, and the connection was closed, not pooled.
                 tracing::error!(%error, "a write's task ended without an answer");
                 self.known.values_mut().for_each(Known::forget);
-                return None;
+                return Some(Vec::new());
             }
         };
         let Landed { lent, failed } = landed;

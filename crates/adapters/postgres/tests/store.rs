@@ -263,6 +263,45 @@ async fn a_redelivery_is_a_duplicate_even_when_the_writer_knows_its_item() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_sent_ahead_and_turned_back_by_a_redelivery_is_applied_again_from_the_store() {
+    let database = TestDatabase::create().await;
+    let store = connect(&database).await;
+    for (id, key, task, minute) in [
+        ("m1", "66", "t1", 1),
+        ("m2", "66", "t1", 2),
+        ("m3", "77", "t7", 3),
+    ] {
+        store
+            .ingest(&tenant(), vec![event(id, key, task, minute)])
+            .await
+            .unwrap();
+    }
+    // The writer knows both items, so it sends this group as a write of its own, taking
+    // m2 for new; the events' unique key turns that write back. The group is applied
+    // again from the store: m2 is answered as a duplicate, m5 lands once, and the items
+    // the writer goes on from (m4 on 66) count each event once.
+    let out = store
+        .ingest(
+            &tenant(),
+            vec![event("m2", "66", "t1", 2), event("m5", "77", "t7", 5)],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out[0], IngestOutcome::Duplicate { .. }));
+    assert!(matches!(out[1], IngestOutcome::Accepted { .. }));
+    store
+        .ingest(&tenant(), vec![event("m4", "66", "t1", 4)])
+        .await
+        .unwrap();
+    let item = store.get(&tenant(), "66").await.unwrap().unwrap();
+    assert_eq!(item.event_count, 3, "m1, m2 and m4");
+    let item = store.get(&tenant(), "77").await.unwrap().unwrap();
+    assert_eq!(item.event_count, 2, "m3 and m5");
+    assert_eq!(event_rows(&database).await, 5);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_with_unseen_identifiers_beside_known_ones_lands_where_the_store_says() {
     let database = TestDatabase::create().await;
     let store = connect(&database).await;
