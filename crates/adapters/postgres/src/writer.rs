@@ -244,11 +244,7 @@ impl Line {
         if let Some(next) = self.next.take() {
             match fly(&mut self.locks, &self.held, next) {
                 Ok(()) => return,
-                Err(group) => {
-                    for stamped in group.into_iter().rev() {
-                        self.waiting.push_front(stamped);
-                    }
-                }
+                Err(group) => self.wait_first(group),
             }
         }
         let mut group = Vec::new();
@@ -276,17 +272,20 @@ impl Line {
             return;
         };
         self.unwind();
-        for stamped in failed.into_iter().rev() {
-            self.waiting.push_front(stamped);
-        }
+        self.wait_first(failed);
     }
 
     /// Returns `next` to the waiting requests, in front.
     fn unwind(&mut self) {
         if let Some(next) = self.next.take() {
-            for stamped in next.group.into_iter().rev() {
-                self.waiting.push_front(stamped);
-            }
+            self.wait_first(next.group);
+        }
+    }
+
+    /// Puts `group` in front of the waiting requests, in its order.
+    fn wait_first(&mut self, group: Vec<Stamped>) {
+        for stamped in group.into_iter().rev() {
+            self.waiting.push_front(stamped);
         }
     }
 }
@@ -364,7 +363,8 @@ fn gather(
 /// Sends `next` as a write of its own on the writer's connection, which answers its
 /// requests once committed, and takes it into what the writer knows now, so the group
 /// after it can be applied meanwhile. Hands the group back when it merges items (that
-/// write is more than one statement) or the tenant's lock is no longer held.
+/// write is more than one statement) or the connection holding the tenant's lock is not
+/// here.
 fn fly(locks: &mut Locks, held: &Arc<Held>, next: Gathering) -> Result<(), Vec<Stamped>> {
     let Gathering {
         tenant,
@@ -375,10 +375,10 @@ fn fly(locks: &mut Locks, held: &Arc<Held>, next: Gathering) -> Result<(), Vec<S
         ..
     } = next;
     let staged = Staged::from(batch.finish());
-    if staged.merges() || !locks.covers(&tenant) {
+    if staged.merges() {
         return Err(group);
     }
-    let Some(session) = locks.held.take() else {
+    let Some(session) = locks.held.take_if(|s| s.tenants.contains(&tenant)) else {
         return Err(group);
     };
     let known = locks.known.entry(tenant.clone()).or_default();
@@ -492,23 +492,26 @@ impl Locks {
         self.held.is_some() || self.flight.is_some()
     }
 
+    /// The tenants locked and since when, whether the connection is here or out with a
+    /// write.
+    fn lease(&self) -> Option<(&[TenantId], Instant)> {
+        match (&self.held, &self.flight) {
+            (Some(session), _) => Some((&session.tenants, session.since)),
+            (None, Some(flight)) => Some((&flight.tenants, flight.since)),
+            (None, None) => None,
+        }
+    }
+
     /// Whether `tenant` is among the locks held.
     fn covers(&self, tenant: &TenantId) -> bool {
-        let tenants = match (&self.held, &self.flight) {
-            (Some(session), _) => &session.tenants,
-            (None, Some(flight)) => &flight.tenants,
-            (None, None) => return false,
-        };
-        tenants.contains(tenant)
+        self.lease()
+            .is_some_and(|(tenants, _)| tenants.contains(tenant))
     }
 
     /// How long the current locks have been held.
     fn held_for(&self) -> Duration {
-        match (&self.held, &self.flight) {
-            (Some(session), _) => session.since.elapsed(),
-            (None, Some(flight)) => flight.since.elapsed(),
-            (None, None) => Duration::ZERO,
-        }
+        self.lease()
+            .map_or(Duration::ZERO, |(_, since)| since.elapsed())
     }
 
     /// Takes the connection back from the write that was out. When the write failed,
@@ -531,7 +534,7 @@ impl Locks {
         let Landed { lent, failed } = landed;
         let session = |conn| Session {
             conn,
-            tenants: flight.tenants.clone(),
+            tenants: flight.tenants,
             since: flight.since,
         };
         match failed {
