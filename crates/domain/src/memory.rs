@@ -14,9 +14,9 @@ use crate::correlate::{Batch, ChangeSet, IngestOutcome, Loaded};
 use crate::event::{CompletionEvent, Service};
 use crate::ids::{CorrelationKey, EventId, Identifier, TenantId};
 use crate::ports::{
-    ActivityEntry, ApiKey, ApiKeyStore, ChangeSink, ListCursor, ListQuery, ServiceRegistry,
-    StoreError, Timeline, TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage,
-    WorkItemStore,
+    ActivityEntry, ApiKey, ApiKeyStore, BrowserSession, ChangeSink, ListCursor, ListQuery,
+    ServiceRegistry, StoreError, Timeline, TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow,
+    WorkItemPage, WorkItemStore,
 };
 use crate::upstream::TaskList;
 use crate::workitem::StageName;
@@ -35,6 +35,8 @@ struct TenantData {
 struct State {
     tenants: HashMap<TenantId, TenantData>,
     keys: BTreeMap<String, (ApiKey, String)>,
+    /// Browser sessions: token hash to key hash and end.
+    sessions: HashMap<String, (String, DateTime<Utc>)>,
     services: BTreeMap<String, String>,
     seq: i64,
     last_received: Option<DateTime<Utc>>,
@@ -525,6 +527,40 @@ impl ApiKeyStore for InMemoryStore {
             .keys
             .values()
             .any(|(k, _)| k.revoked_at.is_none()))
+    }
+
+    async fn create_session(
+        &self,
+        session: &BrowserSession,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.sessions.retain(|_, (_, expires)| *expires > now);
+        if state.sessions.contains_key(&session.token_sha256) {
+            return Err(StoreError::Duplicate("session".into()));
+        }
+        state.sessions.insert(
+            session.token_sha256.clone(),
+            (session.key_sha256.clone(), session.expires_at),
+        );
+        Ok(())
+    }
+
+    async fn find_session(
+        &self,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .sessions
+            .get(token_sha256)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(key, _)| key.clone()))
+    }
+
+    async fn end_session(&self, token_sha256: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().sessions.remove(token_sha256).is_some())
     }
 }
 

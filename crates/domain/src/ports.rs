@@ -528,6 +528,38 @@ pub trait ApiKeyStore: Send + Sync {
 
     /// Whether any unrevoked key exists (no key means open mode).
     async fn has_active_keys(&self) -> Result<bool, StoreError>;
+
+    /// Stores a browser session and drops every session that has ended by `now`.
+    /// `Duplicate` when a session with this token hash exists.
+    async fn create_session(
+        &self,
+        session: &BrowserSession,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The key hash of the session with this token hash, while it lasts (its end is
+    /// after `now`); `None` when unknown, ended or signed out.
+    async fn find_session(
+        &self,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Signs a session out; `false` when there was no such session.
+    async fn end_session(&self, token_sha256: &str) -> Result<bool, StoreError>;
+}
+
+/// A browser signed in with an API key. The store holds hashes only: neither the
+/// cookie's token nor the key can be read back from it. The key is looked up again on
+/// every request, so revoking it ends its sessions at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserSession {
+    /// Hex SHA-256 of the session cookie's token.
+    pub token_sha256: String,
+    /// Hex SHA-256 of the API key it signed in with.
+    pub key_sha256: String,
+    /// When it ends.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Where the upstream services' base URLs live once a person sets them from the cockpit,

@@ -69,8 +69,6 @@ pub struct AppParts {
     pub hub: Hub,
     /// The watched upstream services.
     pub upstreams: Arc<Upstreams>,
-    /// Browser sessions.
-    pub sessions: Arc<crate::session::Sessions>,
     /// Where the cockpit's files come from.
     pub ui: crate::ui::UiSource,
     /// Every tenant's items in memory, for insights.
@@ -345,7 +343,6 @@ pub async fn start(
         stall_deadline,
         hub,
         upstreams,
-        sessions: Arc::default(),
         ui: crate::ui::UiSource::from_env(),
         model,
         auditor,

@@ -99,9 +99,15 @@ impl FromRequestParts<AppState> for Caller {
         // A browser session stands in for a key; a state-changing request made with it
         // must come from the cockpit's own origin.
         let from_cookie = presented.is_none();
-        let presented = presented.or_else(|| {
-            crate::session::cookie_token(&parts.headers).and_then(|t| state.sessions.key_hash(&t))
-        });
+        let presented = match presented {
+            Some(hash) => Some(hash),
+            None => match crate::session::cookie_token(&parts.headers) {
+                Some(token) => {
+                    crate::session::key_hash(state.keys.as_ref(), &token, state.clock.now()).await?
+                }
+                None => None,
+            },
+        };
         if from_cookie
             && presented.is_some()
             && !matches!(

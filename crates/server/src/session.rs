@@ -1,11 +1,11 @@
 //! Browser sessions: `POST /api/session {"key"}` exchanges an API key for an HttpOnly,
-//! SameSite=Strict cookie, so the key never sits in a URL or in the page's storage. A
-//! session remembers only the key's hash; every request looks the key up again, so a
-//! revoked key ends its sessions at once. Sessions live in this process's memory.
+//! SameSite=Strict cookie, so the key never sits in a URL or in the page's storage. The
+//! store keeps each session (`ApiKeyStore::create_session`) as the SHA-256 of its token
+//! and of the key, so a restart, or another process on the same database, honours it,
+//! and nothing read from the store signs anyone in. Every request looks the key up
+//! again, so a revoked key ends its sessions at once.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -13,6 +13,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use cfactory_domain::ports::{ApiKeyStore, BrowserSession, StoreError};
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
@@ -27,39 +29,34 @@ pub const COOKIE: &str = "cfactory_session";
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
-/// The live sessions of this process.
-#[derive(Debug, Default)]
-pub struct Sessions {
-    map: Mutex<HashMap<String, (String, Instant)>>,
+/// Starts a session, at `now`, for the key with this hash; returns the cookie's token.
+pub async fn start(
+    keys: &dyn ApiKeyStore,
+    key_sha256: String,
+    now: DateTime<Utc>,
+) -> Result<String, StoreError> {
+    let token: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(43)
+        .map(char::from)
+        .collect();
+    let ttl = chrono::Duration::from_std(SESSION_TTL).expect("the session length fits");
+    let session = BrowserSession {
+        token_sha256: hash_secret(&token),
+        key_sha256,
+        expires_at: now + ttl,
+    };
+    keys.create_session(&session, now).await?;
+    Ok(token)
 }
 
-impl Sessions {
-    /// Starts a session for the key with this hash; returns its token.
-    pub fn create(&self, key_hash: String) -> String {
-        let token: String = rand::rng()
-            .sample_iter(&Alphanumeric)
-            .take(43)
-            .map(char::from)
-            .collect();
-        let mut map = self.map.lock().expect("sessions lock");
-        let now = Instant::now();
-        map.retain(|_, (_, expires)| *expires > now);
-        map.insert(token.clone(), (key_hash, now + SESSION_TTL));
-        token
-    }
-
-    /// The key hash of a live session.
-    pub fn key_hash(&self, token: &str) -> Option<String> {
-        let map = self.map.lock().expect("sessions lock");
-        map.get(token)
-            .filter(|(_, expires)| *expires > Instant::now())
-            .map(|(hash, _)| hash.clone())
-    }
-
-    /// Ends a session.
-    pub fn end(&self, token: &str) {
-        self.map.lock().expect("sessions lock").remove(token);
-    }
+/// The key hash of the live session a cookie's token belongs to.
+pub async fn key_hash(
+    keys: &dyn ApiKeyStore,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, StoreError> {
+    keys.find_session(&hash_secret(token), now).await
 }
 
 /// The session token a request's cookies carry.
@@ -132,7 +129,7 @@ async fn sign_in(
         .ok_or_else(|| ApiError::Unauthorized {
             detail: "unknown or revoked API key".into(),
         })?;
-    let token = state.sessions.create(hash);
+    let token = start(state.keys.as_ref(), hash, state.clock.now()).await?;
     let scopes: Vec<&'static str> = key.scopes.iter().map(|s| s.as_str()).collect();
     let mut response = Json(SessionView {
         tenant: key.tenant.to_string(),
@@ -146,29 +143,44 @@ async fn sign_in(
     Ok(response)
 }
 
-async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = cookie_token(&headers) {
-        state.sessions.end(&token);
+        state.keys.end_session(&hash_secret(&token)).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()
         .insert(header::SET_COOKIE, cookie("", 0));
-    response
+    Ok(response)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn sessions_remember_the_hash_until_ended() {
-        let s = Sessions::default();
-        let t = s.create("abc".into());
-        assert!(t.len() >= 40);
-        assert_eq!(s.key_hash(&t).as_deref(), Some("abc"));
-        s.end(&t);
-        assert_eq!(s.key_hash(&t), None);
+    #[tokio::test]
+    async fn a_session_is_stored_by_its_token_hash_and_lasts_its_length() {
+        let store = cfactory_domain::memory::InMemoryStore::new(std::sync::Arc::new(
+            cfactory_domain::SystemClock,
+        ));
+        let now = Utc::now();
+        let token = start(&store, "keyhash".into(), now).await.unwrap();
+        assert!(token.len() >= 40);
+        assert_eq!(
+            store.find_session(&token, now).await.unwrap(),
+            None,
+            "the token itself is not what is stored"
+        );
+        let ttl = chrono::Duration::from_std(SESSION_TTL).unwrap();
+        let just_before = now + ttl - chrono::Duration::seconds(1);
+        assert_eq!(
+            key_hash(&store, &token, just_before)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("keyhash")
+        );
+        assert_eq!(key_hash(&store, &token, now + ttl).await.unwrap(), None);
     }
 
     #[test]

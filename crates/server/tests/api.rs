@@ -632,6 +632,92 @@ async fn a_browser_session_stands_in_for_the_key_and_ends_on_sign_out() {
     assert_eq!(r.status().as_u16(), 401);
 }
 
+/// Signs in with `key` and returns the session cookie (`name=value`).
+async fn sign_in(server: &Server, key: &str) -> String {
+    let ok = reqwest::Client::new()
+        .post(server.url("/api/session"))
+        .json(&json!({ "key": key }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let set = ok.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+async fn get_with_cookie(server: &Server, path: &str, cookie: &str) -> u16 {
+    reqwest::Client::new()
+        .get(server.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_browser_session_outlives_a_restart_until_its_key_is_revoked() {
+    let store = Store::sqlite();
+    let key = store.create_key("read", None);
+    let server = Server::start(&store);
+    let cookie = sign_in(&server, &key).await;
+    assert_eq!(
+        get_with_cookie(&server, "/api/workitems", &cookie).await,
+        200
+    );
+    assert!(server.terminate().success());
+
+    let server = Server::start(&store);
+    assert_eq!(
+        get_with_cookie(&server, "/api/workitems", &cookie).await,
+        200,
+        "the session is kept in the store"
+    );
+    let forged = format!("{}x", cookie);
+    assert_eq!(
+        get_with_cookie(&server, "/api/workitems", &forged).await,
+        401
+    );
+
+    let (_, listed, _) = store.cli(&["keys", "list"], None);
+    let id = listed
+        .split_whitespace()
+        .find(|w| w.starts_with("key_"))
+        .unwrap_or_else(|| panic!("no key id in: {listed}"))
+        .to_owned();
+    let (status, _, err) = store.cli(&["keys", "revoke", &id], None);
+    assert!(status.success(), "{err}");
+    assert_eq!(
+        get_with_cookie(&server, "/api/workitems", &cookie).await,
+        401,
+        "revoking the key ends its sessions"
+    );
+}
+
+#[tokio::test]
+async fn a_browser_session_made_by_one_process_is_honoured_and_ended_by_another() {
+    let store = Store::postgres().await;
+    let key = store.create_key("read,write", None);
+    let one = Server::start(&store);
+    let two = Server::start(&store);
+    let cookie = sign_in(&one, &key).await;
+    assert_eq!(get_with_cookie(&two, "/api/session", &cookie).await, 200);
+
+    let out = reqwest::Client::new()
+        .delete(two.url("/api/session"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status().as_u16(), 204);
+    assert_eq!(
+        get_with_cookie(&one, "/api/workitems", &cookie).await,
+        401,
+        "signing out on one process ends the session on every process"
+    );
+}
+
 #[tokio::test]
 async fn the_cockpit_address_serves_the_ui_and_its_routes() {
     let store = Store::sqlite();

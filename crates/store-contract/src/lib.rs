@@ -14,8 +14,8 @@ use cfactory_domain::actions::{
 use cfactory_domain::audit::{self, AuditKey, AuditLog, AuditRecord, Verdict};
 use cfactory_domain::event::Correlation;
 use cfactory_domain::ports::{
-    ApiKey, ApiKeyStore, ChangeSink, ConversationStore, ListQuery, Scope, ServiceRegistry,
-    StoreError, UsageGroupBy, WorkItemStore,
+    ApiKey, ApiKeyStore, BrowserSession, ChangeSink, ConversationStore, ListQuery, Scope,
+    ServiceRegistry, StoreError, UsageGroupBy, WorkItemStore,
 };
 use cfactory_domain::proof::Proof;
 use cfactory_domain::upstream::{TaskList, TaskSnapshot};
@@ -68,6 +68,7 @@ macro_rules! contract_tests {
             cfactory_events_touch_no_stage,
             evidence_gates_set_proof,
             api_keys_lifecycle,
+            browser_sessions_last_until_they_end_or_sign_out,
             service_urls_persist_and_replace,
             tenants_and_scans_cover_every_item_once,
             activity_is_newest_first_across_items_and_follows_merges,
@@ -1013,6 +1014,52 @@ pub async fn api_keys_lifecycle(s: &Subject) {
     assert!(s.keys.find_key("hash1").await.unwrap().is_none());
     assert!(!s.keys.has_active_keys().await.unwrap());
     assert_eq!(s.keys.list_keys().await.unwrap()[0].revoked_at, Some(t(1)));
+}
+
+/// Browser sessions: found by token hash while they last, never after their end, gone
+/// on sign-out; ended ones are dropped when the next is stored.
+pub async fn browser_sessions_last_until_they_end_or_sign_out(s: &Subject) {
+    let session = |token: &str, key: &str, ends: i64| BrowserSession {
+        token_sha256: token.into(),
+        key_sha256: key.into(),
+        expires_at: t(ends),
+    };
+    s.keys
+        .create_session(&session("tok1", "key1", 10), t(0))
+        .await
+        .unwrap();
+    s.keys
+        .create_session(&session("tok2", "key2", 20), t(0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.keys
+            .create_session(&session("tok1", "key9", 30), t(0))
+            .await,
+        Err(StoreError::Duplicate(_))
+    ));
+    let found = |token: &'static str, at: i64| async move {
+        s.keys.find_session(token, t(at)).await.unwrap()
+    };
+    assert_eq!(found("tok1", 9).await.as_deref(), Some("key1"));
+    assert_eq!(found("tok1", 10).await, None, "a session ends at its end");
+    assert_eq!(found("nope", 0).await, None);
+
+    assert!(s.keys.end_session("tok2").await.unwrap());
+    assert!(!s.keys.end_session("tok2").await.unwrap());
+    assert_eq!(found("tok2", 0).await, None);
+
+    // Storing a session at 10 drops tok1 (ended at 10): its token may be stored again.
+    s.keys
+        .create_session(&session("tok3", "key3", 40), t(10))
+        .await
+        .unwrap();
+    s.keys
+        .create_session(&session("tok1", "key4", 40), t(10))
+        .await
+        .unwrap();
+    assert_eq!(found("tok1", 11).await.as_deref(), Some("key4"));
+    assert_eq!(found("tok3", 11).await.as_deref(), Some("key3"));
 }
 
 fn snap(service: Service, task: &str, issue: Option<u64>, status: &str) -> TaskSnapshot {

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex as StdMutex};
 
 use async_trait::async_trait;
 use cfactory_domain::TenantId;
-use cfactory_domain::ports::{ApiKey, ApiKeyStore, Scope, ServiceRegistry, StoreError};
+use cfactory_domain::ports::{
+    ApiKey, ApiKeyStore, BrowserSession, Scope, ServiceRegistry, StoreError,
+};
 use chrono::{DateTime, Utc};
 
 use crate::PgStore;
@@ -221,6 +223,53 @@ impl ApiKeyStore for PgStore {
                 .await
                 .map_err(store_error)?;
         Ok(any)
+    }
+
+    async fn create_session(
+        &self,
+        session: &BrowserSession,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "WITH ended AS (DELETE FROM browser_sessions WHERE expires_at <= $4) \
+             INSERT INTO browser_sessions (token_sha256, key_sha256, expires_at) \
+             VALUES ($1, $2, $3)",
+        )
+        .bind(&session.token_sha256)
+        .bind(&session.key_sha256)
+        .bind(session.expires_at)
+        .bind(now)
+        .execute(&self.inner.pool)
+        .await
+        .map_err(|e| match store_error(e) {
+            StoreError::Duplicate(_) => StoreError::Duplicate("session".into()),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn find_session(
+        &self,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT key_sha256 FROM browser_sessions WHERE token_sha256 = $1 AND expires_at > $2",
+        )
+        .bind(token_sha256)
+        .bind(now)
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(store_error)
+    }
+
+    async fn end_session(&self, token_sha256: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM browser_sessions WHERE token_sha256 = $1")
+            .bind(token_sha256)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

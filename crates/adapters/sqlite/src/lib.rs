@@ -23,8 +23,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cfactory_domain::correlate::IngestOutcome;
 use cfactory_domain::ports::{
-    ActivityEntry, ApiKey, ApiKeyStore, ChangeSink, Clock, ListQuery, ServiceRegistry, StoreError,
-    Timeline, TimelineCursor, UsageGroupBy, UsageRow, WorkItemPage, WorkItemStore,
+    ActivityEntry, ApiKey, ApiKeyStore, BrowserSession, ChangeSink, Clock, ListQuery,
+    ServiceRegistry, StoreError, Timeline, TimelineCursor, UsageGroupBy, UsageRow, WorkItemPage,
+    WorkItemStore,
 };
 use cfactory_domain::upstream::TaskList;
 use cfactory_domain::{CompletionEvent, CorrelationKey, Service, SystemClock, TenantId, WorkItem};
@@ -32,7 +33,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Row};
+use sqlx::{ConnectOptions, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{migrate_error, store_error, writer_gone};
@@ -349,6 +350,72 @@ impl ApiKeyStore for SqliteStore {
 
     async fn has_active_keys(&self) -> Result<bool, StoreError> {
         read::has_active_keys(&self.inner.readers).await
+    }
+
+    async fn create_session(
+        &self,
+        session: &BrowserSession,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let session = session.clone();
+        self.exclusive(move |conn| {
+            Box::pin(async move {
+                let mut tx = conn
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(store_error)?;
+                sqlx::query("DELETE FROM browser_sessions WHERE expires_at <= ?1")
+                    .bind(rows::micros(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                sqlx::query(
+                    "INSERT INTO browser_sessions (token_sha256, key_sha256, expires_at) \
+                     VALUES (?1, ?2, ?3)",
+                )
+                .bind(&session.token_sha256)
+                .bind(&session.key_sha256)
+                .bind(rows::micros(session.expires_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match store_error(e) {
+                    StoreError::Duplicate(_) => StoreError::Duplicate("session".into()),
+                    other => other,
+                })?;
+                tx.commit().await.map_err(store_error)
+            })
+        })
+        .await
+    }
+
+    async fn find_session(
+        &self,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT key_sha256 FROM browser_sessions WHERE token_sha256 = ?1 AND expires_at > ?2",
+        )
+        .bind(token_sha256)
+        .bind(rows::micros(now))
+        .fetch_optional(&self.inner.readers)
+        .await
+        .map_err(store_error)
+    }
+
+    async fn end_session(&self, token_sha256: &str) -> Result<bool, StoreError> {
+        let token = token_sha256.to_owned();
+        self.exclusive(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query("DELETE FROM browser_sessions WHERE token_sha256 = ?1")
+                    .bind(&token)
+                    .execute(conn)
+                    .await
+                    .map_err(store_error)?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
     }
 }
 
