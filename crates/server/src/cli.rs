@@ -381,7 +381,14 @@ pub fn read_events(text: &str) -> (Vec<CompletionEvent>, Vec<String>) {
     let mut rejected = Vec::new();
     let mut n = 0usize;
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
-    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    // Lines are counted on from the last event's offset, so a long file is read once.
+    let (mut counted_to, mut lines_before) = (0usize, 0usize);
+    let mut line_of = |offset: usize| {
+        let offset = offset.clamp(counted_to, text.len());
+        lines_before += text[counted_to..offset].matches('\n').count();
+        counted_to = offset;
+        lines_before + 1
+    };
     let take = |raw: &RawValue,
                 n: usize,
                 line: usize,
@@ -542,5 +549,29 @@ mod tests {
         assert!(rejected[0].contains("event 2 (line 2)"), "{}", rejected[0]);
         assert!(rejected[0].contains("status"), "{}", rejected[0]);
         assert!(rejected[1].contains("malformed JSON"), "{}", rejected[1]);
+    }
+
+    #[test]
+    fn each_bad_event_names_its_own_line_among_pretty_and_blank_lines() {
+        let bad = event("x").replace(r#""status":"running","#, "");
+        let pretty = serde_json::to_string_pretty(
+            &serde_json::from_str::<serde_json::Value>(&event("p")).unwrap(),
+        )
+        .unwrap();
+        let pretty_lines = pretty.lines().count();
+        // Lines: the pretty event, a blank line, a bad event, the same pretty event
+        // again, two blank lines, a bad event, and a good one.
+        let text = format!("{pretty}\n\n{bad}\n{pretty}\n\n\n{bad} {}\n", event("g"));
+        let (events, rejected) = read_events(&text);
+        assert_eq!(events.len(), 3, "{rejected:?}");
+        let first = pretty_lines + 2;
+        let second = first + pretty_lines + 3;
+        assert_eq!(
+            rejected,
+            [
+                format!("event 2 (line {first}): missing required field `status`"),
+                format!("event 4 (line {second}): missing required field `status`"),
+            ]
+        );
     }
 }
