@@ -90,22 +90,28 @@ pub(crate) async fn find_task(
         .transpose()
 }
 
-/// The `AND ...` conditions of a list query after the tenant, with their values.
-fn filters(q: &ListQuery) -> (String, Vec<String>) {
+/// Most matches of a text filter for which a list reads only the matching items; past
+/// it the matches are common enough that walking the items newest first finds a page
+/// sooner.
+const FEW_MATCHES: i64 = 2_000;
+
+/// The `AND ...` conditions of a list query on `w` after the tenant, with their values;
+/// the text filter only when `text` is set.
+fn filters(q: &ListQuery, text: bool) -> (String, Vec<String>) {
     let mut sql = String::new();
     let mut binds = Vec::new();
     if let Some(stage) = q.stage {
-        sql.push_str(" AND active_stage = ?");
+        sql.push_str(" AND w.active_stage = ?");
         binds.push(stage.as_str().to_owned());
     }
     if let Some(class) = q.status {
-        sql.push_str(" AND active_class = ?");
+        sql.push_str(" AND w.active_class = ?");
         binds.push(class.as_str().to_owned());
     }
     if let Some(service) = q.service {
         match StageName::of(service) {
             Some(stage) => {
-                sql.push_str(" AND ");
+                sql.push_str(" AND w.");
                 sql.push_str(rows::has_column(stage));
                 sql.push_str(" = 1");
             }
@@ -113,9 +119,9 @@ fn filters(q: &ListQuery) -> (String, Vec<String>) {
             None => sql.push_str(" AND 0"),
         }
     }
-    if let Some(text) = &q.text {
-        sql.push_str(" AND instr(search_text, ?) > 0");
-        binds.push(text.to_lowercase());
+    if text && let Some(needle) = &q.text {
+        sql.push_str(" AND instr(w.search_text, ?) > 0");
+        binds.push(needle.to_lowercase());
     }
     (sql, binds)
 }
@@ -126,17 +132,46 @@ pub(crate) async fn list(
     tenant: &TenantId,
     q: &ListQuery,
 ) -> Result<WorkItemPage, StoreError> {
-    let (conditions, binds) = filters(q);
+    let tenant_text = tenant.as_str().to_owned();
     let mut tx = pool.begin().await.map_err(store_error)?;
 
+    // A text filter is first matched in `workitems_search`, which holds only each item's
+    // key and search text. When the matches are few, the counts and the page read those
+    // items alone, by key; otherwise every item is read, as for the other filters.
+    let needle = q.text.as_ref().map(|t| t.to_lowercase());
+    let few = match &needle {
+        Some(needle) => {
+            let matches: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM workitems INDEXED BY workitems_search \
+                 WHERE tenant_id = ?1 AND instr(search_text, ?2) > 0",
+            )
+            .bind(&tenant_text)
+            .bind(needle)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            matches <= FEW_MATCHES
+        }
+        None => false,
+    };
+    let (source, mut source_binds) = if few {
+        (
+            "(SELECT key FROM workitems INDEXED BY workitems_search \
+               WHERE tenant_id = ? AND instr(search_text, ?) > 0) AS m \
+             CROSS JOIN workitems AS w ON w.tenant_id = ? AND w.key = m.key WHERE 1",
+            vec![tenant_text.clone(), needle.clone().unwrap_or_default()],
+        )
+    } else {
+        ("workitems AS w WHERE w.tenant_id = ?", Vec::new())
+    };
+    source_binds.push(tenant_text);
+    let (conditions, binds) = filters(q, !few);
+
     let count_sql = format!(
-        "SELECT COUNT(*), COUNT(CASE WHEN stall_at < ? THEN 1 END) FROM workitems \
-         WHERE tenant_id = ?{conditions}"
+        "SELECT COUNT(*), COUNT(CASE WHEN w.stall_at < ? THEN 1 END) FROM {source}{conditions}"
     );
-    let query = sqlx::query(AssertSqlSafe(count_sql))
-        .bind(rows::micros(q.stalled_before))
-        .bind(tenant.as_str().to_owned());
-    let counts = bind_all(query, &binds)
+    let query = sqlx::query(AssertSqlSafe(count_sql)).bind(rows::micros(q.stalled_before));
+    let counts = bind_all(bind_all(query, &source_binds), &binds)
         .fetch_one(&mut *tx)
         .await
         .map_err(store_error)?;
@@ -144,16 +179,16 @@ pub(crate) async fn list(
     let stalled_count: i64 = counts.try_get(1).map_err(store_error)?;
 
     let after = if q.cursor.is_some() {
-        " AND (updated_at, key) < (?, ?)"
+        " AND (w.updated_at, w.key) < (?, ?)"
     } else {
         ""
     };
     let page_sql = format!(
-        "SELECT doc FROM workitems WHERE tenant_id = ?{conditions}{after} \
-         ORDER BY updated_at DESC, key DESC LIMIT ?"
+        "SELECT w.doc FROM {source}{conditions}{after} \
+         ORDER BY w.updated_at DESC, w.key DESC LIMIT ?"
     );
     let mut query = bind_all(
-        sqlx::query(AssertSqlSafe(page_sql)).bind(tenant.as_str().to_owned()),
+        bind_all(sqlx::query(AssertSqlSafe(page_sql)), &source_binds),
         &binds,
     );
     if let Some(cursor) = &q.cursor {

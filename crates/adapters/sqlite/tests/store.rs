@@ -439,3 +439,72 @@ async fn agrees_with_the_in_memory_store() {
     }
     sqlite.close().await;
 }
+
+/// A text filter that matches a few items and one that matches more than the list reads
+/// by key (2,000) page the same as the in-memory store, alone and with a status filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_filters_with_few_and_many_matches_agree_with_the_in_memory_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FakeClock::at(t0()));
+    let sqlite = SqliteStore::open(
+        &dir.path().join("x.db"),
+        SqliteOptions {
+            clock: clock.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let memory = InMemoryStore::new(clock.clone());
+    let statuses = ["in_progress", "done", "failed"];
+    let events: Vec<CompletionEvent> = (0..2_100i64)
+        .map(|i| {
+            let title = if i < 2_050 {
+                "Wide sweep"
+            } else {
+                "Narrow fix"
+            };
+            let v = event_json(
+                Some(&format!("e{i}")),
+                &format!("{}", 1_000 + i),
+                "aifactory",
+                &format!("task-{i}"),
+                statuses[(i % 3) as usize],
+                i % 40,
+                json!({ "title": format!("{title} {i}") }),
+            );
+            CompletionEvent::parse(&v.to_string()).unwrap()
+        })
+        .collect();
+    for batch in events.chunks(700) {
+        sqlite.ingest(&tenant(), batch.to_vec()).await.unwrap();
+        memory.ingest(&tenant(), batch.to_vec()).await.unwrap();
+    }
+    let cases = [
+        ("WIDE SWEEP", None, 2_050),
+        ("wide sweep", Some(StatusClass::Done), 683),
+        ("narrow", None, 50),
+        ("narrow fix 207", Some(StatusClass::Running), 4),
+        ("nothing like it", None, 0),
+    ];
+    for (text, status, expected) in cases {
+        let mut q = query();
+        q.text = Some(text.into());
+        q.status = status;
+        q.limit = 300;
+        let mut pages = 0;
+        loop {
+            let a = sqlite.list(&tenant(), &q).await.unwrap();
+            let b = memory.list(&tenant(), &q).await.unwrap();
+            assert_eq!(a.count, expected, "{text} {status:?}");
+            assert_eq!(
+                (a.count, a.stalled_count, &a.items, &a.next_cursor),
+                (b.count, b.stalled_count, &b.items, &b.next_cursor),
+                "{text} {status:?} page {pages}"
+            );
+            pages += 1;
+            let Some(cursor) = a.next_cursor else { break };
+            q.cursor = Some(cursor);
+        }
+        assert_eq!(pages, (expected as usize).div_ceil(300).max(1), "{text}");
+    }
+}
