@@ -167,14 +167,28 @@ pub(crate) async fn list(
     source_binds.push(tenant_text);
     let (conditions, binds) = filters(q, !few);
 
-    let count_sql = format!(
-        "SELECT COUNT(*), COUNT(CASE WHEN w.stall_at < ? THEN 1 END) FROM {source}{conditions}"
-    );
-    let query = sqlx::query(AssertSqlSafe(count_sql)).bind(rows::micros(q.stalled_before));
-    let counts = bind_all(bind_all(query, &source_binds), &binds)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(store_error)?;
+    // Unfiltered, the total is counted from the narrowest index and the stalled count
+    // from the few entries of `workitems_stall`, so neither reads the items' rows.
+    let count_sql = if conditions.is_empty() && !few {
+        "SELECT (SELECT COUNT(*) FROM workitems WHERE tenant_id = ?1), \
+             (SELECT COUNT(*) FROM workitems INDEXED BY workitems_stall \
+              WHERE tenant_id = ?1 AND stall_at < ?2)"
+            .to_owned()
+    } else {
+        format!(
+            "SELECT COUNT(*), COUNT(CASE WHEN w.stall_at < ? THEN 1 END) \
+             FROM {source}{conditions}"
+        )
+    };
+    let query = if conditions.is_empty() && !few {
+        sqlx::query(AssertSqlSafe(count_sql))
+            .bind(tenant.as_str().to_owned())
+            .bind(rows::micros(q.stalled_before))
+    } else {
+        let query = sqlx::query(AssertSqlSafe(count_sql)).bind(rows::micros(q.stalled_before));
+        bind_all(bind_all(query, &source_binds), &binds)
+    };
+    let counts = query.fetch_one(&mut *tx).await.map_err(store_error)?;
     let count: i64 = counts.try_get(0).map_err(store_error)?;
     let stalled_count: i64 = counts.try_get(1).map_err(store_error)?;
 
