@@ -267,11 +267,9 @@ async fn concurrent_single_event_ingests_are_committed_in_groups() {
     store.close().await;
 }
 
-/// The same events, fed to both stores in the same order under the same clock, read
-/// back the same through every read.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agrees_with_the_in_memory_store() {
-    let dir = tempfile::tempdir().unwrap();
+/// A SQLite store in `dir` and an in-memory store, both stamping arrivals with one fake
+/// clock.
+async fn twins(dir: &tempfile::TempDir) -> (SqliteStore, InMemoryStore, Arc<FakeClock>) {
     let clock = Arc::new(FakeClock::at(t0()));
     let sqlite = SqliteStore::open(
         &dir.path().join("x.db"),
@@ -281,7 +279,15 @@ async fn agrees_with_the_in_memory_store() {
     )
     .await
     .unwrap();
-    let memory = InMemoryStore::new(clock.clone());
+    (sqlite, InMemoryStore::new(clock.clone()), clock)
+}
+
+/// The same events, fed to both stores in the same order under the same clock, read
+/// back the same through every read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agrees_with_the_in_memory_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sqlite, memory, clock) = twins(&dir).await;
     let services = ["pfactory", "aifactory", "tfactory", "cfactory"];
     let statuses = ["in_progress", "done", "failed", "backlog", "stuck"];
     let mut batches: Vec<Vec<CompletionEvent>> = Vec::new();
@@ -445,16 +451,7 @@ async fn agrees_with_the_in_memory_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_filters_with_few_and_many_matches_agree_with_the_in_memory_store() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(FakeClock::at(t0()));
-    let sqlite = SqliteStore::open(
-        &dir.path().join("x.db"),
-        SqliteOptions {
-            clock: clock.clone(),
-        },
-    )
-    .await
-    .unwrap();
-    let memory = InMemoryStore::new(clock.clone());
+    let (sqlite, memory, _) = twins(&dir).await;
     let statuses = ["in_progress", "done", "failed"];
     let events: Vec<CompletionEvent> = (0..2_100i64)
         .map(|i| {
@@ -507,4 +504,5 @@ async fn text_filters_with_few_and_many_matches_agree_with_the_in_memory_store()
         }
         assert_eq!(pages, (expected as usize).div_ceil(300).max(1), "{text}");
     }
+    sqlite.close().await;
 }
