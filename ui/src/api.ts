@@ -22,7 +22,13 @@ export interface UsageAmounts {
   input_tokens: number;
   output_tokens: number;
   total_tokens: number;
+  /** Metered spend only. */
   cost_usd: number;
+  /**
+   * Dollars reported by subscription or local workers: shown, never part of spend.
+   * Older servers omit it.
+   */
+  notional_cost_usd?: number;
 }
 
 export interface InjectionScan {
@@ -30,6 +36,21 @@ export interface InjectionScan {
   reason?: string;
   scanner?: string;
   sources_scanned?: string[];
+}
+
+/** One verification level's result, as TFactory reports it. */
+export interface VerificationLevel {
+  level: string;
+  status: string;
+  reason?: string | null;
+}
+
+/** The level a test run set out to verify and the level it reached (TFactory). */
+export interface Verification {
+  target_level?: string | null;
+  achieved_level?: string | null;
+  claim?: string | null;
+  levels?: VerificationLevel[];
 }
 
 export interface Stage {
@@ -42,15 +63,21 @@ export interface Stage {
   usage: UsageAmounts;
   event_id?: string;
   injection_scan?: InjectionScan;
+  /** TFactory's verdict: `success`, `failure` (then `status_class: "failed"`) or `human_review` (`"review"`). */
   outcome?: string;
   halt_reason?: string;
+  verification?: Verification;
   started_at: string;
   received_at: string;
 }
 
 export interface Links {
   session_id: string | null;
+  /** The issue's repository (`owner/name`); older servers omit it. */
+  repo?: string | null;
   issue_number: number | null;
+  /** Epic and child issues PFactory created for this unit (aliases of the item); older servers omit it. */
+  emitted_issues?: number[];
   aifactory_task_ids: string[];
   branch: string | null;
   pr_number: number | null;
@@ -75,6 +102,7 @@ export interface Liveness {
 }
 
 export interface WorkItem {
+  /** The key as sent: a bare number (`7150`) or repository-qualified (`acme/shop#7150`). */
   correlation_key: string;
   aliases: string[];
   title: string | null;
@@ -160,7 +188,10 @@ export interface CostBucket {
   key: string;
   instrumented: boolean;
   metered: boolean;
+  /** Metered spend only. */
   cost_usd: number | null;
+  /** Dollars reported by subscription or local workers: never part of spend. Older servers omit it. */
+  notional_cost_usd?: number | null;
   input_tokens: number | null;
   output_tokens: number | null;
   total_tokens: number | null;
@@ -214,6 +245,7 @@ export interface Tokens {
 export type Severity = 'info' | 'warning' | 'high';
 
 export interface Anomaly {
+  /** e.g. `failure`, `stalled`, `correlation_conflict`, `budget_exceeded`; new kinds may appear. */
   kind: string;
   severity: Severity;
   correlation_key: string;

@@ -8,6 +8,19 @@ export function money(n: number): string {
   return usd.format(n);
 }
 
+/** Notional dollars (subscription or local workers), or null when there are none to show. */
+export function notional(n: number | null | undefined): string | null {
+  return n !== null && n !== undefined && n > 0 ? `${money(n)} notional` : null;
+}
+
+/**
+ * A WorkItem key as people read it: a bare key gets its `#` (`#7150`), a
+ * repository-qualified one is shown as sent (`acme/shop#7150`).
+ */
+export function keyLabel(key: string): string {
+  return key.includes('#') ? key : `#${key}`;
+}
+
 export function tokens(n: number | null | undefined): string {
   if (n === null || n === undefined) return '—';
   return n >= 10_000 ? compact.format(n) : whole.format(n);
@@ -65,6 +78,28 @@ export const ACTION_LABEL: Record<string, string> = {
 /** An action kind's label, or the kind itself when this page does not know it. */
 export function actionLabel(kind: string): string {
   return ACTION_LABEL[kind] ?? kind.replace(/_/g, ' ');
+}
+
+/** Anomaly kinds as lists say them. */
+export const ANOMALY_LABEL: Record<string, string> = {
+  failure: 'failure',
+  handback_loop: 'handback loop',
+  stalled: 'stalled',
+  stuck: 'stuck',
+  unproven: 'unproven',
+  injection_flagged: 'injection flagged',
+  injection_skipped: 'injection scan skipped',
+  correlation_conflict: 'correlation conflict',
+  missing_event_id: 'missing event id',
+  cost_spike: 'cost spike',
+  latency_spike: 'latency spike',
+  cost_drift: 'cost drift',
+  budget_exceeded: 'budget exceeded',
+};
+
+/** An anomaly kind's label, or the kind made readable when this page does not know it. */
+export function anomalyLabel(kind: string): string {
+  return ANOMALY_LABEL[kind] ?? (kind.replace(/[_.-]+/g, ' ').trim() || 'anomaly');
 }
 
 /** Seconds left as `m:ss` (or `h:mm:ss`), never negative. */

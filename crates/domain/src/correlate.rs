@@ -91,6 +91,8 @@ pub struct ChangeSet {
 struct Placement {
     key: CorrelationKey,
     conflict: Option<Vec<u64>>,
+    /// A bare issue number that names issues of two repositories.
+    ambiguous: Option<u64>,
     merged: bool,
     sent_key_is_alias: bool,
 }
@@ -181,7 +183,7 @@ impl Batch {
             .map(|k| self.resolve(k))
     }
 
-    /// Applies one event (rules 1–6 of `docs/correlation.md`).
+    /// Applies one event (the rules of `docs/correlation.md`).
     pub fn apply(&mut self, event: &CompletionEvent, received_at: DateTime<Utc>) -> IngestOutcome {
         // Rule 1: dedup by id.
         if let Some(id) = &event.id
@@ -194,16 +196,35 @@ impl Batch {
         let placed = self.place(
             event.identifiers(),
             &event.correlation_key,
-            event.correlation.issue_number,
+            event.repo.as_deref(),
+            &event.claimed_issues(),
             event.time,
         );
         let canonical = placed.key.clone();
+        let emitted: Vec<CorrelationKey> = event
+            .emitted_issues()
+            .into_iter()
+            .map(|n| CorrelationKey::of_issue(event.repo.as_deref(), n))
+            .filter(|k| self.owner(&Identifier::key(k)).as_ref() == Some(&canonical))
+            .collect();
         let item = self.touch(&canonical, event.time);
         if let Some(issues) = placed.conflict {
-            item.record_conflict(event, issues);
+            item.record_conflict(event, issues, None);
+        }
+        if let Some(n) = placed.ambiguous {
+            item.record_conflict(
+                event,
+                vec![n],
+                Some(format!(
+                    "issue {n} was named without a repository, and more than one repository has an issue {n}"
+                )),
+            );
         }
         if placed.sent_key_is_alias {
             item.add_alias(&event.correlation_key);
+        }
+        for key in &emitted {
+            item.add_alias(key);
         }
         item.apply_event(event, received_at);
 
@@ -237,7 +258,18 @@ impl Batch {
         let key = snap.key()?;
         let existed_before = self.owner(&Identifier::key(&key)).is_some()
             || snap.identifiers().iter().any(|id| self.owner(id).is_some());
-        let placed = self.place(snap.identifiers(), &key, snap.correlation.issue_number, at);
+        let claimed: BTreeSet<u64> = key
+            .issue_number()
+            .into_iter()
+            .chain(snap.correlation.issue_number)
+            .collect();
+        let placed = self.place(
+            snap.identifiers(),
+            &key,
+            snap.repo().as_deref(),
+            &claimed,
+            at,
+        );
         let canonical = placed.key.clone();
         let item = self
             .items
@@ -277,44 +309,70 @@ impl Batch {
         cleared
     }
 
-    /// Rules 2–4: finds the canonical item for a set of identifiers, merging synthetic
-    /// and opaque items into it, and files the identifiers under it. The item exists
-    /// afterwards (created empty at `at` when new).
+    /// Rules 2–4: finds the canonical item for a set of identifiers, merging synthetic,
+    /// opaque and bare-number items into it, and files the identifiers under it. `repo`
+    /// is the repository the sender named and `claimed` the issue numbers it says the
+    /// unit is. The item exists afterwards (created empty at `at` when new).
     fn place(
         &mut self,
         identifiers: Vec<Identifier>,
         sent_key: &CorrelationKey,
-        linked_issue: Option<u64>,
+        repo: Option<&str>,
+        claimed: &BTreeSet<u64>,
         at: DateTime<Utc>,
     ) -> Placement {
+        let repo = if claimed.is_empty() { None } else { repo };
         let mut found: BTreeSet<CorrelationKey> = BTreeSet::new();
+        let mut ambiguous: Option<u64> = None;
+        let mut newly_ambiguous: Vec<(u64, CorrelationKey)> = Vec::new();
         for id in &identifiers {
-            if let Some(k) = self.owner(id) {
-                found.insert(k);
+            if id.is_marker() {
+                continue;
             }
+            let owner = self.owner(id);
+            if let Some(n) = id.bare_issue() {
+                if self.owner(&Identifier::ambiguous_issue(n)).is_some() {
+                    // Two repositories have an issue `n`: a bare `n` is neither of them.
+                    if repo.is_some() {
+                        continue;
+                    }
+                    ambiguous = Some(n);
+                } else if let (Some(r), Some(k)) = (repo, &owner)
+                    && let Some((Some(theirs), m)) = k.issue_ref()
+                    && m == n
+                    && theirs != r
+                {
+                    newly_ambiguous.push((n, k.clone()));
+                    continue;
+                }
+            }
+            found.extend(owner);
         }
-        let mut issues: BTreeSet<u64> = BTreeSet::new();
-        issues.extend(sent_key.issue_number());
-        issues.extend(linked_issue);
-        issues.extend(found.iter().filter_map(CorrelationKey::issue_number));
+        let mut issues: BTreeSet<u64> = claimed.clone();
+        let mut repos: BTreeSet<String> = repo.map(str::to_owned).into_iter().collect();
+        for (r, n) in found.iter().filter_map(CorrelationKey::issue_ref) {
+            issues.insert(n);
+            repos.extend(r);
+        }
 
         let own_key = self
             .owner(&Identifier::key(sent_key))
             .unwrap_or_else(|| sent_key.clone());
 
         let mut merged = false;
-        let (canonical, conflict) = if issues.len() > 1 {
+        let (canonical, conflict) = if issues.len() > 1 || repos.len() > 1 {
             // Rule 4: never merge two issues; stay on the key as sent.
             (own_key, Some(issues.iter().copied().collect()))
         } else {
             let canonical = match issues.first() {
-                Some(n) => CorrelationKey::issue(*n),
+                Some(n) => CorrelationKey::of_issue(repos.first().map(String::as_str), *n),
                 None => own_key,
             };
             self.items
                 .entry(canonical.clone())
                 .or_insert_with(|| WorkItem::new(canonical.clone(), at));
-            // Rule 3: items under synthetic or opaque keys merge into the canonical one.
+            // Rule 3: items under synthetic, opaque or bare-number keys merge into the
+            // canonical one.
             for other in found.iter().filter(|k| **k != canonical) {
                 if let Some(absorbed) = self.items.remove(other) {
                     self.items
@@ -335,7 +393,23 @@ impl Batch {
             .entry(canonical.clone())
             .or_insert_with(|| WorkItem::new(canonical.clone(), at));
 
+        for (n, previous) in newly_ambiguous {
+            let bare = CorrelationKey::issue(n);
+            // The bare number no longer finds the first repository's item.
+            if let Some(item) = self.items.get_mut(&previous)
+                && item.aliases.contains(&bare)
+            {
+                item.aliases.retain(|a| *a != bare);
+                self.changed.insert(previous);
+            }
+            self.new_owners
+                .insert(Identifier::ambiguous_issue(n), bare.clone());
+            self.new_owners.insert(Identifier::key(&bare), bare);
+        }
         for id in identifiers {
+            if id.is_marker() {
+                continue;
+            }
             match self.owner(&id) {
                 Some(k) if k != canonical => {} // owned by another issue: not ours to take
                 _ => {
@@ -350,6 +424,7 @@ impl Batch {
         Placement {
             key: canonical,
             conflict,
+            ambiguous,
             merged,
             sent_key_is_alias,
         }
@@ -452,6 +527,128 @@ mod tests {
         assert!(changes.events.iter().all(|e| e.item_key.as_str() == "77"));
         assert!(changes.owners.iter().all(|(_, k)| k.as_str() == "77"));
         assert_eq!(item.event_count, 3);
+    }
+
+    fn raw(v: serde_json::Value) -> CompletionEvent {
+        CompletionEvent::parse(&v.to_string()).unwrap()
+    }
+
+    /// Applies `events` batch by batch, carrying what each batch wrote into the next as
+    /// a store would, and returns every item and identifier owner at the end.
+    fn ingest(
+        events: &[CompletionEvent],
+    ) -> (
+        HashMap<CorrelationKey, WorkItem>,
+        HashMap<Identifier, CorrelationKey>,
+    ) {
+        let mut items: HashMap<CorrelationKey, WorkItem> = HashMap::new();
+        let mut owners: HashMap<Identifier, CorrelationKey> = HashMap::new();
+        for e in events {
+            let mut batch = Batch::new(Loaded {
+                owners: owners.clone(),
+                items: items.clone(),
+                seen: HashMap::new(),
+            });
+            batch.apply(e, Utc::now());
+            let changes = batch.finish();
+            for (from, to) in &changes.redirects {
+                for owner in owners.values_mut() {
+                    if owner == from {
+                        *owner = to.clone();
+                    }
+                }
+            }
+            for key in changes.deleted {
+                items.remove(&key);
+            }
+            for (id, key) in changes.owners {
+                owners.insert(id, key);
+            }
+            for item in changes.upserts {
+                items.insert(item.correlation_key.clone(), item);
+            }
+        }
+        (items, owners)
+    }
+
+    fn plan_from_origin() -> CompletionEvent {
+        raw(
+            json!({"correlation_key": "acme/shop#7150", "service": "pfactory",
+            "task_id": "s-7150", "status": "emitted", "phase": "emit",
+            "updated_at": "2026-06-01T12:00:00Z",
+            "correlation": {"session_id": "s-7150", "issue_number": 7151},
+            "evidence": {"proof_kind": "issues", "epic_issue": 7151, "child_count": 0}}),
+        )
+    }
+
+    fn build(id: &str, repo: Option<&str>) -> CompletionEvent {
+        let mut v = json!({"id": id, "time": "2026-06-01T13:00:00Z", "correlation_key": "7150",
+            "service": "aifactory", "task_id": format!("p:{id}"), "status": "done", "phase": "act",
+            "correlation": {"issue_number": 7150}});
+        if let Some(r) = repo {
+            v["correlation"]["project_id"] = json!(r);
+        }
+        raw(v)
+    }
+
+    #[test]
+    fn an_origin_issue_and_its_bare_number_are_one_unit_and_the_epic_a_link() {
+        let key = |k: &str| CorrelationKey::parse(k).unwrap();
+        for events in [
+            vec![
+                plan_from_origin(),
+                build("1", Some("acme/shop")),
+                build("2", None),
+            ],
+            vec![
+                build("2", None),
+                build("1", Some("Acme/Shop")),
+                plan_from_origin(),
+            ],
+        ] {
+            let (items, owners) = ingest(&events);
+            assert_eq!(items.len(), 1, "{:?}", items.keys().collect::<Vec<_>>());
+            let item = &items[&key("acme/shop#7150")];
+            assert!(item.stages.plan.is_some() && item.stages.code.is_some());
+            assert_eq!(item.links.issue_number, Some(7150));
+            assert_eq!(item.links.repo.as_deref(), Some("acme/shop"));
+            assert_eq!(item.links.emitted_issues, [7151]);
+            for alias in ["7150", "7151", "acme/shop#7151"] {
+                assert_eq!(
+                    owners[&Identifier::key(&key(alias))],
+                    key("acme/shop#7150"),
+                    "{alias}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_bare_number_two_repositories_share_is_kept_apart_as_a_conflict() {
+        let key = |k: &str| CorrelationKey::parse(k).unwrap();
+        let other = build("3", Some("acme/api"));
+        let (items, _) = ingest(&[plan_from_origin(), other, build("4", None)]);
+        assert_eq!(items.len(), 3, "{:?}", items.keys().collect::<Vec<_>>());
+        assert!(items.contains_key(&key("acme/shop#7150")));
+        assert!(items.contains_key(&key("acme/api#7150")));
+        let bare = &items[&key("7150")];
+        assert_eq!(bare.flags.correlation_conflict_count, 1);
+        assert!(
+            bare.flags.correlation_conflicts[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("more than one repository")
+        );
+        // A follow-up that names its repository still finds its own unit.
+        let (items, _) = ingest(&[
+            plan_from_origin(),
+            build("3", Some("acme/api")),
+            build("5", Some("acme/shop")),
+        ]);
+        let shop = &items[&key("acme/shop#7150")];
+        assert_eq!(shop.event_count, 2);
+        assert!(shop.stages.code.is_some());
     }
 
     #[test]

@@ -2,14 +2,14 @@
 //! exact JSON a sender posted. The original text is kept beside the typed view, so
 //! nothing a sender sent is lost, unknown fields included.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::{CorrelationKey, EventId, Identifier, parse_issue_number};
+use crate::ids::{CorrelationKey, EventId, Identifier, parse_issue_number, parse_repo};
 use crate::taxonomy::StatusClass;
 
 /// The service that emitted an event.
@@ -114,12 +114,74 @@ pub struct WorkerUsage {
     pub provider: Option<String>,
     /// Model id.
     pub model: Option<String>,
-    /// Tokens used.
+    /// Prompt tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Completion tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    /// Total tokens, as the real senders spell it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_tokens: Option<u64>,
+    /// Tokens used, as the RFC text spells it (older senders).
     pub tokens: Option<u64>,
-    /// Dollars, when metered.
+    /// Dollars: real when metered, notional otherwise.
     pub cost_usd: Option<f64>,
     /// `api` and `cloud` are metered; subscription and local runs are not.
     pub billing_mode: Option<String>,
+}
+
+impl WorkerUsage {
+    /// The worker's total tokens: `total_tokens`, else `tokens`, else input + output.
+    pub fn total(&self) -> u64 {
+        self.total_tokens.or(self.tokens).unwrap_or_else(|| {
+            self.input_tokens
+                .unwrap_or(0)
+                .saturating_add(self.output_tokens.unwrap_or(0))
+        })
+    }
+}
+
+/// TFactory's verification block: the level it achieved against the level it aimed for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Verification {
+    /// The level aimed for (`VAL-2`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_level: Option<String>,
+    /// The level reached (`VAL-0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub achieved_level: Option<String>,
+    /// The sender's one-line claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
+    /// Each level's status.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<VerificationLevel>,
+}
+
+/// One level of a verification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VerificationLevel {
+    /// The level (`VAL-1`).
+    pub level: String,
+    /// `passed`, `failed`, `not_run`, …
+    pub status: String,
+    /// Why, when the sender said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What an event reports: a stage's transition, or one worker of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A completion or snapshot: it decides the stage.
+    Completion,
+    /// One worker finished (AIFactory's `io.factory.aifactory.worker`): its usage only.
+    Worker,
+    /// A worker's heartbeat (`…worker_progress`): progress only.
+    WorkerProgress,
 }
 
 /// A usage breakdown entry (`by_provider`, `by_model`).
@@ -223,6 +285,8 @@ pub struct Evidence {
     pub phases_completed: Option<Vec<Value>>,
     /// AIFactory: the worktree commit.
     pub worktree_sha: Option<String>,
+    /// PFactory's contract path: the AIFactory task the plan was handed to.
+    pub aifactory_task_id: Option<String>,
     /// TFactory (RFC): `pass`, `fail` or `flag`.
     pub verdict: Option<String>,
     /// TFactory (RFC): lanes that ran.
@@ -252,6 +316,8 @@ pub struct CompletionEvent {
     pub service: Service,
     /// The sender's local id.
     pub task_id: String,
+    /// A completion, or a worker's report.
+    pub kind: EventKind,
     /// The status; when the sender sent `null`, the `outcome` stands in.
     pub status: String,
     /// The phase; falls back to the status when `null`.
@@ -262,6 +328,8 @@ pub struct CompletionEvent {
     pub title: Option<String>,
     /// Repository or project, when the sender gave one.
     pub project: Option<String>,
+    /// The GitHub repository (`owner/name`, lower-cased) the event names, if any.
+    pub repo: Option<String>,
     /// The usage block.
     pub usage: Option<Usage>,
     /// The correlation block.
@@ -274,6 +342,10 @@ pub struct CompletionEvent {
     pub outcome: Option<String>,
     /// TFactory's halt reason.
     pub halt_reason: Option<String>,
+    /// TFactory's verification levels.
+    pub verification: Option<Verification>,
+    /// A worker event's worker.
+    pub worker: Option<WorkerUsage>,
     /// The JSON exactly as received.
     pub raw: String,
 }
@@ -370,34 +442,98 @@ impl CompletionEvent {
         let evidence = block::<Evidence>(obj, "evidence")?;
         let halt_reason = optional_text(obj, "halt_reason")?;
         let title = optional_text(obj, "title")?;
-        let project = match optional_text(obj, "repo")? {
-            Some(repo) => Some(repo),
-            None => optional_text(obj, "project_id")?,
+        let correlation_obj = get("correlation").and_then(Value::as_object);
+        let linked_text = |name: &str| {
+            correlation_obj
+                .and_then(|c| c.get(name))
+                .and_then(Value::as_str)
+                .filter(|s| !s.trim().is_empty())
+                .map(str::to_owned)
         };
+        let repo_text = optional_text(obj, "repo")?.filter(|s| !s.trim().is_empty());
+        let project_id = optional_text(obj, "project_id")?
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| linked_text("project_id"));
+        let key_repo = correlation_key.issue_ref().and_then(|(r, _)| r);
+        let repo = key_repo.or_else(|| {
+            [repo_text.clone(), linked_text("repo"), project_id.clone()]
+                .into_iter()
+                .flatten()
+                .find_map(|t| parse_repo(&t))
+        });
+        let project = repo_text.or(project_id).or_else(|| repo.clone());
+        let verification = block::<Verification>(obj, "verification")?;
+        let worker = block::<WorkerUsage>(obj, "worker")?;
+        let kind = event_kind(
+            get("type").and_then(Value::as_str),
+            &phase,
+            worker.is_some(),
+        );
 
         Ok(Self {
             id,
             correlation_key,
             service,
             task_id,
+            kind,
             status,
             phase,
             time,
             title,
             project,
+            repo,
             usage,
             correlation,
             injection_scan,
             evidence,
             outcome,
             halt_reason,
+            verification,
+            worker,
             raw,
         })
     }
 
-    /// The lifecycle class of this event's status.
+    /// The lifecycle class of this event: its status's, except that a verdict in
+    /// `outcome` wins (TFactory keeps `status: "triaged"` whatever the verdict):
+    /// `failure` is failed and `human_review` is review.
     pub fn status_class(&self) -> StatusClass {
-        StatusClass::classify(&self.status)
+        class_with_outcome(&self.status, self.outcome.as_deref())
+    }
+
+    /// The issue numbers this event says its unit of work is. PFactory's
+    /// `correlation.issue_number` is the epic it created when its key already names the
+    /// origin issue: a link then, not the unit's identity.
+    pub fn claimed_issues(&self) -> BTreeSet<u64> {
+        let mut out: BTreeSet<u64> = self.correlation_key.issue_number().into_iter().collect();
+        if out.is_empty() || self.service != Service::Pfactory {
+            out.extend(self.correlation.issue_number);
+        }
+        out
+    }
+
+    /// Issues this event names as links of its unit rather than as its identity: the
+    /// epic and child issues PFactory created.
+    pub fn emitted_issues(&self) -> Vec<u64> {
+        if self.service != Service::Pfactory {
+            return Vec::new();
+        }
+        let claimed = self.claimed_issues();
+        let mut out: Vec<u64> = self
+            .evidence
+            .as_ref()
+            .map(Evidence::emitted_issues)
+            .unwrap_or_default();
+        out.extend(self.correlation.issue_number);
+        out.retain(|n| !claimed.contains(n));
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Whether this event decides its stage (a worker's report never does).
+    pub fn decides_stage(&self) -> bool {
+        self.kind == EventKind::Completion
     }
 
     /// Every identifier this event can be found by: its key, its own task, each link.
@@ -406,10 +542,20 @@ impl CompletionEvent {
         if self.service != Service::Cfactory {
             ids.push(Identifier::task(self.service.as_str(), &self.task_id));
         }
-        let c = &self.correlation;
-        if let Some(n) = c.issue_number {
-            ids.push(Identifier::key(&CorrelationKey::issue(n)));
+        for n in self
+            .correlation_key
+            .issue_number()
+            .into_iter()
+            .chain(self.correlation.issue_number)
+        {
+            ids.extend(issue_identifiers(self.repo.as_deref(), n));
         }
+        if let Some(e) = &self.evidence {
+            for n in e.emitted_issues() {
+                ids.extend(issue_identifiers(self.repo.as_deref(), n));
+            }
+        }
+        let c = &self.correlation;
         if let Some(s) = &c.session_id {
             ids.push(Identifier::task("pfactory", s));
         }
@@ -422,6 +568,68 @@ impl CompletionEvent {
         ids.sort();
         ids.dedup();
         ids
+    }
+}
+
+/// The identifiers of an issue: its bare number, its repository-qualified key when the
+/// repository is known, and the marker that says the bare number is ambiguous.
+pub fn issue_identifiers(repo: Option<&str>, number: u64) -> Vec<Identifier> {
+    let mut ids = vec![
+        Identifier::key(&CorrelationKey::issue(number)),
+        Identifier::ambiguous_issue(number),
+    ];
+    if let Some(r) = repo {
+        ids.push(Identifier::key(&CorrelationKey::of_issue(Some(r), number)));
+    }
+    ids
+}
+
+/// The class of `status`, with a verdict in `outcome` winning (see
+/// [`CompletionEvent::status_class`]).
+pub fn class_with_outcome(status: &str, outcome: Option<&str>) -> StatusClass {
+    let class = StatusClass::classify(status);
+    match outcome.map(str::trim) {
+        Some(o) if o.eq_ignore_ascii_case("failure") => StatusClass::Failed,
+        Some(o) if o.eq_ignore_ascii_case("human_review") && class != StatusClass::Failed => {
+            StatusClass::Review
+        }
+        _ => class,
+    }
+}
+
+fn event_kind(kind: Option<&str>, phase: &str, has_worker: bool) -> EventKind {
+    let last = kind.and_then(|t| t.rsplit('.').next()).unwrap_or("");
+    if last == "worker_progress" || phase == "worker_progress" {
+        EventKind::WorkerProgress
+    } else if last == "worker" || (phase == "worker" && has_worker) {
+        EventKind::Worker
+    } else {
+        EventKind::Completion
+    }
+}
+
+impl Evidence {
+    /// Issues PFactory says it created: the epic and its children.
+    pub fn emitted_issues(&self) -> Vec<u64> {
+        let number = |v: &Value| match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => parse_issue_number(s),
+            _ => None,
+        };
+        let mut out: Vec<u64> = self.epic_issue.iter().filter_map(number).collect();
+        for child in self.child_issues.iter().flatten() {
+            let n = match child {
+                Value::Object(o) => o
+                    .get("number")
+                    .or_else(|| o.get("issue_number"))
+                    .and_then(number),
+                v => number(v),
+            };
+            out.extend(n);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 }
 

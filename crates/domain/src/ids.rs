@@ -48,8 +48,10 @@ pub struct CorrelationKey(String);
 /// What kind of correlation key this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
-    /// A GitHub issue number.
+    /// A GitHub issue number without its repository (`"142"`).
     Issue(u64),
+    /// A GitHub issue number with its repository (`"acme/shop#142"`).
+    RepoIssue(u64),
     /// A synthetic key minted by a service before an issue existed.
     Synthetic,
     /// Any other key.
@@ -73,6 +75,14 @@ impl CorrelationKey {
         Self(number.to_string())
     }
 
+    /// The key for an issue: `owner/repo#N` when its repository is known, else `N`.
+    pub fn of_issue(repo: Option<&str>, number: u64) -> Self {
+        match repo {
+            Some(r) => Self(format!("{r}#{number}")),
+            None => Self::issue(number),
+        }
+    }
+
     /// The key as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -82,6 +92,9 @@ impl CorrelationKey {
     pub fn kind(&self) -> KeyKind {
         if let Some(n) = parse_issue_number(&self.0) {
             return KeyKind::Issue(n);
+        }
+        if let Some((_, n)) = split_repo_issue(&self.0) {
+            return KeyKind::RepoIssue(n);
         }
         let synthetic = ["pf-", "af-", "tf-"]
             .iter()
@@ -93,13 +106,43 @@ impl CorrelationKey {
         }
     }
 
-    /// The issue number this key carries, if it is one.
+    /// The issue number this key carries, with or without its repository.
     pub fn issue_number(&self) -> Option<u64> {
         match self.kind() {
-            KeyKind::Issue(n) => Some(n),
+            KeyKind::Issue(n) | KeyKind::RepoIssue(n) => Some(n),
             _ => None,
         }
     }
+
+    /// The issue this key names, `(repository, number)`; the repository is lower-cased
+    /// (GitHub's names are case-insensitive) and `None` for a bare number.
+    pub fn issue_ref(&self) -> Option<(Option<String>, u64)> {
+        if let Some(n) = parse_issue_number(&self.0) {
+            return Some((None, n));
+        }
+        split_repo_issue(&self.0).map(|(r, n)| (Some(r), n))
+    }
+}
+
+/// Parses a GitHub repository name, `owner/name`, lower-cased; anything else (a bare
+/// project id such as `proj`, a URL) is not a repository.
+pub fn parse_repo(text: &str) -> Option<String> {
+    let (owner, name) = text.trim().split_once('/')?;
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 100
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && p != "."
+            && p != ".."
+    };
+    (part_ok(owner) && part_ok(name)).then(|| format!("{owner}/{name}").to_ascii_lowercase())
+}
+
+/// Splits `owner/repo#N` into its repository (lower-cased) and number.
+fn split_repo_issue(text: &str) -> Option<(String, u64)> {
+    let (repo, number) = text.rsplit_once('#')?;
+    Some((parse_repo(repo)?, parse_issue_number(number)?))
 }
 
 /// Parses `"142"` (or `"#142"`) as an issue number; leading zeros and zero are refused so
@@ -241,6 +284,22 @@ impl Identifier {
         Self(format!("{service}:{task_id}"))
     }
 
+    /// The marker filed when a bare issue number `n` names issues of two repositories:
+    /// an event giving only `n` is then kept apart on its own item.
+    pub fn ambiguous_issue(number: u64) -> Self {
+        Self(format!("ambiguous:{number}"))
+    }
+
+    /// Whether this is a marker rather than something an event can be found by.
+    pub fn is_marker(&self) -> bool {
+        self.0.starts_with("ambiguous:")
+    }
+
+    /// The number of a bare issue key's identifier (`key:142`).
+    pub fn bare_issue(&self) -> Option<u64> {
+        self.0.strip_prefix("key:").and_then(parse_issue_number)
+    }
+
     /// Rebuilds an identifier read back from a store.
     pub fn from_stored(text: String) -> Self {
         Self(text)
@@ -282,6 +341,36 @@ mod tests {
             CorrelationKey::parse("feature/x").unwrap().kind(),
             KeyKind::Opaque
         );
+        let qualified = CorrelationKey::parse("Acme/Shop#7150").unwrap();
+        assert_eq!(qualified.kind(), KeyKind::RepoIssue(7150));
+        assert_eq!(
+            qualified.issue_ref(),
+            Some((Some("acme/shop".to_owned()), 7150))
+        );
+        assert_eq!(
+            CorrelationKey::parse("acme#7150").unwrap().kind(),
+            KeyKind::Opaque
+        );
+        assert_eq!(
+            CorrelationKey::of_issue(Some("acme/shop"), 7).as_str(),
+            "acme/shop#7"
+        );
+    }
+
+    #[test]
+    fn repositories_are_owner_and_name() {
+        assert_eq!(parse_repo("Acme/Shop").as_deref(), Some("acme/shop"));
+        for bad in [
+            "proj",
+            "demo",
+            "a/b/c",
+            "/x",
+            "x/",
+            "a/..",
+            "https://github.com/a/b",
+        ] {
+            assert_eq!(parse_repo(bad), None, "{bad}");
+        }
     }
 
     #[test]

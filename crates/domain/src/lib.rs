@@ -15,6 +15,7 @@ pub mod insights;
 pub mod memory;
 pub mod ports;
 pub mod proof;
+pub mod services;
 pub mod taxonomy;
 pub mod upstream;
 pub mod workitem;

@@ -402,11 +402,13 @@ impl WorkItemStore for InMemoryStore {
                         output_tokens: 0,
                         total_tokens: 0,
                         cost_usd: 0.0,
+                        notional_cost_usd: 0.0,
                     });
                     row.input_tokens += t.input_tokens;
                     row.output_tokens += t.output_tokens;
                     row.total_tokens += t.total_tokens;
                     row.cost_usd += t.cost_usd;
+                    row.notional_cost_usd += t.notional_cost_usd;
                 }
             }
         }

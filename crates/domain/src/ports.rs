@@ -221,8 +221,10 @@ pub struct UsageRow {
     pub output_tokens: u64,
     /// Total tokens.
     pub total_tokens: u64,
-    /// Dollars.
+    /// Metered dollars: spend.
     pub cost_usd: f64,
+    /// Dollars subscription or local workers reported: shown apart, never spend.
+    pub notional_cost_usd: f64,
 }
 
 /// Where WorkItems and their timelines live.

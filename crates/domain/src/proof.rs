@@ -42,23 +42,34 @@ pub fn judge(input: GateInput<'_>) -> Proof {
         return Proof::Unproven;
     };
     let proven = match input.service {
+        // An emitted epic proves the plan, whatever its child count (a single-issue plan
+        // has none); the contract path proves it with the AIFactory task it handed to.
         Service::Pfactory => {
-            e.epic_issue
+            let epic = e
+                .epic_issue
                 .as_ref()
-                .is_some_and(|v| v.is_u64() || v.is_i64())
-                && e.child_count.is_some_and(|n| n >= 1)
+                .is_some_and(|v| v.as_u64().is_some_and(|n| n > 0));
+            let contract = kind_is(e, "contract")
+                && e.aifactory_task_id
+                    .as_deref()
+                    .is_some_and(|t| !t.trim().is_empty());
+            epic || contract
         }
+        // AIFactory proves a build by its tokens (`proof_kind: "tokens"`); the RFC's
+        // `phases_completed`, when a sender gives it, must not be empty.
         Service::Aifactory => {
             e.total_tokens.is_some_and(|n| n > 0)
-                && e.phases_completed.as_ref().is_some_and(|p| !p.is_empty())
+                && match &e.phases_completed {
+                    Some(phases) => !phases.is_empty(),
+                    None => kind_is(e, "tokens"),
+                }
         }
         Service::Tfactory => {
-            let failed_outcome = input
-                .outcome
-                .is_some_and(|o| o.eq_ignore_ascii_case("failure"))
-                || input
-                    .halt_reason
-                    .is_some_and(|r| r.starts_with("no_evidence"));
+            let failed_outcome = input.outcome.is_some_and(|o| {
+                o.eq_ignore_ascii_case("failure") || o.eq_ignore_ascii_case("human_review")
+            }) || input
+                .halt_reason
+                .is_some_and(|r| r.starts_with("no_evidence"));
             let rfc_pass =
                 e.verdict.as_deref() == Some("pass") && e.tests_executed.is_some_and(|n| n > 0);
             let counted = [e.verdicts, e.accepted, e.flagged]
@@ -73,6 +84,12 @@ pub fn judge(input: GateInput<'_>) -> Proof {
     } else {
         Proof::Unproven
     }
+}
+
+fn kind_is(e: &Evidence, kind: &str) -> bool {
+    e.proof_kind
+        .as_deref()
+        .is_some_and(|k| k.trim().eq_ignore_ascii_case(kind))
 }
 
 #[cfg(test)]
@@ -95,24 +112,51 @@ mod tests {
     }
 
     #[test]
-    fn plan_needs_an_integer_epic_and_a_child() {
+    fn plan_needs_an_integer_epic_or_a_contract_handoff() {
         let ok = evidence(json!({"epic_issue": 140, "child_count": 2}));
         assert_eq!(gate(Service::Pfactory, Some(&ok)), Proof::Proven);
         let text_epic = evidence(json!({"epic_issue": "140", "child_count": 2}));
         assert_eq!(gate(Service::Pfactory, Some(&text_epic)), Proof::Unproven);
-        let no_child = evidence(json!({"epic_issue": 140, "child_count": 0}));
-        assert_eq!(gate(Service::Pfactory, Some(&no_child)), Proof::Unproven);
+        let single = evidence(json!({"proof_kind": "issues", "epic_issue": 140, "child_count": 0}));
+        assert_eq!(gate(Service::Pfactory, Some(&single)), Proof::Proven);
+        let no_epic =
+            evidence(json!({"proof_kind": "issues", "epic_issue": null, "child_count": 3}));
+        assert_eq!(gate(Service::Pfactory, Some(&no_epic)), Proof::Unproven);
+        let contract =
+            evidence(json!({"proof_kind": "contract", "aifactory_task_id": "9d2c:031-hello"}));
+        assert_eq!(gate(Service::Pfactory, Some(&contract)), Proof::Proven);
+        let no_task = evidence(json!({"proof_kind": "contract", "aifactory_task_id": ""}));
+        assert_eq!(gate(Service::Pfactory, Some(&no_task)), Proof::Unproven);
         assert_eq!(gate(Service::Pfactory, None), Proof::Unproven);
     }
 
     #[test]
-    fn build_needs_tokens_and_phases() {
+    fn build_needs_tokens_and_phases_when_phases_are_sent() {
         let ok = evidence(json!({"total_tokens": 10, "phases_completed": ["coding"]}));
         assert_eq!(gate(Service::Aifactory, Some(&ok)), Proof::Proven);
         let zero = evidence(json!({"total_tokens": 0, "phases_completed": ["coding"]}));
         assert_eq!(gate(Service::Aifactory, Some(&zero)), Proof::Unproven);
         let no_phase = evidence(json!({"total_tokens": 10, "phases_completed": []}));
         assert_eq!(gate(Service::Aifactory, Some(&no_phase)), Proof::Unproven);
+        let tokens =
+            evidence(json!({"proof_kind": "tokens", "total_tokens": 900, "cost_usd": 0.3}));
+        assert_eq!(gate(Service::Aifactory, Some(&tokens)), Proof::Proven);
+        let tokens_zero = evidence(json!({"proof_kind": "tokens", "total_tokens": 0}));
+        assert_eq!(
+            gate(Service::Aifactory, Some(&tokens_zero)),
+            Proof::Unproven
+        );
+        let tokens_no_phase =
+            evidence(json!({"proof_kind": "tokens", "total_tokens": 9, "phases_completed": []}));
+        assert_eq!(
+            gate(Service::Aifactory, Some(&tokens_no_phase)),
+            Proof::Unproven
+        );
+        let bare_tokens = evidence(json!({"total_tokens": 9}));
+        assert_eq!(
+            gate(Service::Aifactory, Some(&bare_tokens)),
+            Proof::Unproven
+        );
     }
 
     #[test]
@@ -144,6 +188,14 @@ mod tests {
             halt_reason: None,
         });
         assert_eq!(failed, Proof::Unproven);
+        let review = judge(GateInput {
+            service: Service::Tfactory,
+            class: StatusClass::Done,
+            evidence: Some(&real),
+            outcome: Some("human_review"),
+            halt_reason: None,
+        });
+        assert_eq!(review, Proof::Unproven);
     }
 
     #[test]

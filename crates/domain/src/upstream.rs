@@ -38,10 +38,15 @@ impl TaskSnapshot {
     /// row carries one, else the synthetic `pf-`/`af-`/`tf-` key.
     pub fn key(&self) -> Option<CorrelationKey> {
         if let Some(n) = self.issue_number {
-            return Some(CorrelationKey::issue(n));
+            return Some(CorrelationKey::of_issue(self.repo().as_deref(), n));
         }
         let prefix = self.service.synthetic_prefix()?;
         CorrelationKey::parse(&format!("{prefix}{}", self.task_id)).ok()
+    }
+
+    /// The GitHub repository the row names (`owner/name`), if its project is one.
+    pub fn repo(&self) -> Option<String> {
+        self.project.as_deref().and_then(crate::ids::parse_repo)
     }
 
     /// Every identifier the row can be found by.
@@ -52,8 +57,8 @@ impl TaskSnapshot {
         }
         ids.push(Identifier::task(self.service.as_str(), &self.task_id));
         let c = &self.correlation;
-        if let Some(n) = c.issue_number.or(self.issue_number) {
-            ids.push(Identifier::key(&CorrelationKey::issue(n)));
+        for n in c.issue_number.into_iter().chain(self.issue_number) {
+            ids.extend(crate::event::issue_identifiers(self.repo().as_deref(), n));
         }
         if let Some(s) = &c.session_id {
             ids.push(Identifier::task("pfactory", s));

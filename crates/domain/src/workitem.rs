@@ -6,9 +6,12 @@ use std::ops::AddAssign;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{CompletionEvent, InjectionScan, Service, Usage, WorkerUsage};
+use crate::event::{
+    CompletionEvent, EventKind, InjectionScan, Service, Usage, Verification, WorkerUsage,
+};
 use crate::ids::{CorrelationKey, EventId};
 use crate::proof::{self, GateInput, Proof};
+use crate::services::UsageAccounting;
 use crate::taxonomy::StatusClass;
 use crate::upstream::TaskSnapshot;
 
@@ -73,7 +76,7 @@ impl StageName {
     pub const ALL: [StageName; 3] = [Self::Plan, Self::Code, Self::Test];
 }
 
-/// Tokens and dollars. The same four fields everywhere usage appears.
+/// Tokens and dollars. The same fields everywhere usage appears.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageAmounts {
     /// Prompt tokens.
@@ -82,33 +85,101 @@ pub struct UsageAmounts {
     pub output_tokens: u64,
     /// Total tokens.
     pub total_tokens: u64,
-    /// Dollars.
+    /// Metered dollars (billing modes `api` and `cloud`, or usage with no mode): spend.
     pub cost_usd: f64,
+    /// Dollars a subscription or local worker reported: shown, never added to spend.
+    #[serde(default)]
+    pub notional_cost_usd: f64,
 }
 
 impl UsageAmounts {
-    /// The amounts an event's usage block reports.
+    /// The amounts an event's usage block reports, its dollars split into metered spend
+    /// and notional dollars by each worker's billing mode.
     pub fn of(usage: &Usage) -> Self {
+        let (cost_usd, notional_cost_usd) = crate::insights::split_dollars(usage);
         Self {
             input_tokens: usage.input_tokens.unwrap_or(0),
             output_tokens: usage.output_tokens.unwrap_or(0),
             total_tokens: usage.total(),
-            cost_usd: usage.cost_usd.unwrap_or(0.0),
+            cost_usd,
+            notional_cost_usd,
         }
     }
 
-    /// Whether these amounts are below `other`: a running total that went down.
-    fn went_down_from(&self, other: &Self) -> bool {
-        self.total_tokens < other.total_tokens || self.cost_usd < other.cost_usd - 1e-9
+    /// Every dollar the sender reported, metered or not.
+    pub fn reported_usd(&self) -> f64 {
+        self.cost_usd + self.notional_cost_usd
     }
 }
 
 impl AddAssign for UsageAmounts {
     fn add_assign(&mut self, rhs: Self) {
-        self.input_tokens += rhs.input_tokens;
-        self.output_tokens += rhs.output_tokens;
-        self.total_tokens += rhs.total_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(rhs.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(rhs.output_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(rhs.total_tokens);
         self.cost_usd += rhs.cost_usd;
+        self.notional_cost_usd += rhs.notional_cost_usd;
+    }
+}
+
+/// One run's last usage figure, for services whose task usage is the sum of its runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RunFigure {
+    /// The time of the run's terminal event; `None` while the run is still going.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The time of the figure kept.
+    pub at: DateTime<Utc>,
+    /// The run's usage so far (its total once ended).
+    pub amounts: UsageAmounts,
+}
+
+/// Most runs kept apart per task; older ones are folded together.
+const MAX_RUNS_KEPT: usize = 100;
+
+/// Files one usage figure of a run into `ledger`, ordered by time: a terminal event at
+/// `at` ends the run that contains `at`, and each run keeps its latest figure. The result
+/// does not depend on arrival order; a snapshot never outweighs its run's terminal.
+fn file_run_figure(
+    ledger: &mut Vec<RunFigure>,
+    at: DateTime<Utc>,
+    amounts: UsageAmounts,
+    terminal: bool,
+) {
+    let figure = RunFigure {
+        ended_at: terminal.then_some(at),
+        at,
+        amounts,
+    };
+    let Some(i) = ledger
+        .iter()
+        .position(|r| r.ended_at.is_none_or(|end| at <= end))
+    else {
+        ledger.push(figure);
+        return;
+    };
+    let run = &mut ledger[i];
+    match (terminal, run.ended_at) {
+        // The same terminal again (a resend with a new id): the later arrival wins.
+        (_, Some(end)) if end == at => {
+            if terminal {
+                run.amounts = amounts;
+            }
+        }
+        // A terminal inside run i: the figure kept there is later, so it belongs to the
+        // run after this terminal.
+        (true, _) if run.at > at => ledger.insert(i, figure),
+        // A terminal at or after the open run's latest figure: it ends that run.
+        (true, _) => *run = figure,
+        // A snapshot: the run's latest figure wins.
+        (false, _) if at >= run.at => {
+            run.at = at;
+            run.amounts = amounts;
+        }
+        (false, _) => {}
+    }
+    while ledger.len() > MAX_RUNS_KEPT {
+        let oldest = ledger.remove(0);
+        ledger[0].amounts += oldest.amounts;
     }
 }
 
@@ -136,6 +207,9 @@ pub struct TaskUsage {
     /// Per-worker usage of the latest event (provider, model, billing mode).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workers: Vec<WorkerUsage>,
+    /// Each run's last figure, oldest first, for services that sum their runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_figures: Vec<RunFigure>,
 }
 
 impl TaskUsage {
@@ -144,6 +218,126 @@ impl TaskUsage {
         let mut t = self.earlier_runs;
         t += self.current;
         t
+    }
+
+    fn new(event: &CompletionEvent) -> Self {
+        Self {
+            service: event.service,
+            task_id: event.task_id.clone(),
+            model: None,
+            at: event.time,
+            current: UsageAmounts::default(),
+            earlier_runs: UsageAmounts::default(),
+            runs: 0,
+            phase: None,
+            workers: Vec::new(),
+            run_figures: Vec::new(),
+        }
+    }
+
+    /// Takes one usage figure under the service's accounting rule. Returns whether the
+    /// figure is the task's latest (so its model and workers describe the task now).
+    fn take(&mut self, at: DateTime<Utc>, amounts: UsageAmounts, terminal: bool) -> bool {
+        let latest = self.runs == 0 || at >= self.at;
+        match self.service.rules().usage {
+            UsageAccounting::SumOfRuns => {
+                if self.run_figures.is_empty() && self.runs > 0 {
+                    // A task recorded before runs were kept apart: its figures so far
+                    // stand as one earlier run and the current one.
+                    self.run_figures.push(RunFigure {
+                        ended_at: Some(DateTime::<Utc>::MIN_UTC),
+                        at: DateTime::<Utc>::MIN_UTC,
+                        amounts: self.earlier_runs,
+                    });
+                    self.run_figures.push(RunFigure {
+                        ended_at: None,
+                        at: self.at,
+                        amounts: self.current,
+                    });
+                }
+                file_run_figure(&mut self.run_figures, at, amounts, terminal);
+                self.sum_runs();
+            }
+            UsageAccounting::LatestTotal => {
+                if latest {
+                    self.current = amounts;
+                    self.runs = 1;
+                }
+            }
+        }
+        if latest {
+            self.at = at;
+        }
+        latest
+    }
+
+    fn sum_runs(&mut self) {
+        let mut earlier = UsageAmounts::default();
+        let (last, rest) = self.run_figures.split_last().expect("a run was just filed");
+        for r in rest {
+            earlier += r.amounts;
+        }
+        self.current = last.amounts;
+        self.earlier_runs = earlier;
+        self.runs = u32::try_from(self.run_figures.len()).unwrap_or(u32::MAX);
+    }
+
+    /// Folds in the same task's usage as another item recorded it (a merge).
+    fn merge(&mut self, other: TaskUsage) {
+        match self.service.rules().usage {
+            UsageAccounting::SumOfRuns if !other.run_figures.is_empty() => {
+                for r in other.run_figures {
+                    self.take(r.at, r.amounts, r.ended_at.is_some());
+                }
+            }
+            _ if other.at > self.at => *self = other,
+            _ => {}
+        }
+    }
+
+    /// Files one worker's own report among the task's workers.
+    fn take_worker(&mut self, worker: &WorkerUsage) {
+        match self
+            .workers
+            .iter_mut()
+            .find(|w| w.worker_id.is_some() && w.worker_id == worker.worker_id)
+        {
+            Some(w) => *w = worker.clone(),
+            None => self.workers.push(worker.clone()),
+        }
+    }
+}
+
+/// The sender's budget as its latest usage reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BudgetState {
+    /// The limit, in dollars.
+    pub limit_usd: Option<f64>,
+    /// What the sender counts as spent.
+    pub spent_usd: Option<f64>,
+    /// Whether the sender says the budget is exceeded.
+    pub exceeded: bool,
+    /// The time of the event that reported it.
+    pub at: DateTime<Utc>,
+}
+
+impl BudgetState {
+    fn of(value: &serde_json::Value, at: DateTime<Utc>) -> Option<Self> {
+        let obj = value.as_object()?;
+        let number = |k: &str| {
+            obj.get(k)
+                .and_then(serde_json::Value::as_f64)
+                .filter(|n| n.is_finite())
+        };
+        Some(Self {
+            limit_usd: number("limit_usd"),
+            spent_usd: number("spent_usd"),
+            exceeded: obj
+                .get("exceeded")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+            at,
+        })
     }
 }
 
@@ -176,6 +370,12 @@ pub struct Stage {
     /// TFactory's halt reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub halt_reason: Option<String>,
+    /// TFactory's verification: the level achieved against the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+    /// The latest worker report or heartbeat of the shown task, when later than `at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_at: Option<DateTime<Utc>>,
     /// When the stage's first event happened.
     pub started_at: DateTime<Utc>,
     /// When CFactory received the shown event (breaks ties between equal times).
@@ -192,6 +392,18 @@ impl Stage {
                 .outcome
                 .as_deref()
                 .is_some_and(|o| o.eq_ignore_ascii_case("failure"))
+    }
+
+    /// Whether the verify asked a person to look (`outcome: "human_review"`).
+    pub fn needs_human_review(&self) -> bool {
+        self.outcome
+            .as_deref()
+            .is_some_and(|o| o.eq_ignore_ascii_case("human_review"))
+    }
+
+    /// The latest sign of life: the shown event, or a later worker report.
+    pub fn last_activity(&self) -> DateTime<Utc> {
+        self.progress_at.map_or(self.at, |p| p.max(self.at))
     }
 }
 
@@ -257,6 +469,12 @@ pub struct Links {
     pub pr_number: Option<u64>,
     /// TFactory specs.
     pub tfactory_spec_ids: Vec<String>,
+    /// The GitHub repository of the issue, when a sender named it.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// Issues PFactory created for this unit (its epic and children): links, not units.
+    #[serde(default)]
+    pub emitted_issues: Vec<u64>,
 }
 
 fn push_unique(list: &mut Vec<String>, value: &str) {
@@ -285,6 +503,14 @@ impl Links {
         for t in &other.tfactory_spec_ids {
             push_unique(&mut self.tfactory_spec_ids, t);
         }
+        if self.repo.is_none() {
+            self.repo.clone_from(&other.repo);
+        }
+        for n in &other.emitted_issues {
+            if !self.emitted_issues.contains(n) {
+                self.emitted_issues.push(*n);
+            }
+        }
     }
 }
 
@@ -295,6 +521,9 @@ pub struct CorrelationConflict {
     pub event_id: Option<EventId>,
     /// The issue numbers that disagreed.
     pub issue_numbers: Vec<u64>,
+    /// Why, when it is not two numbers disagreeing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The event's time.
     pub at: DateTime<Utc>,
 }
@@ -347,6 +576,9 @@ pub struct WorkItem {
     pub handbacks: u32,
     /// Ingest findings.
     pub flags: IngestFlags,
+    /// The sender's budget, as its latest usage reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetState>,
     /// Time of the earliest event.
     pub created_at: DateTime<Utc>,
     /// Time of the latest event.
@@ -361,6 +593,7 @@ impl WorkItem {
     pub fn new(key: CorrelationKey, at: DateTime<Utc>) -> Self {
         let links = Links {
             issue_number: key.issue_number(),
+            repo: key.issue_ref().and_then(|(r, _)| r),
             ..Links::default()
         };
         Self {
@@ -375,13 +608,16 @@ impl WorkItem {
             event_count: 0,
             handbacks: 0,
             flags: IngestFlags::default(),
+            budget: None,
             created_at: at,
             updated_at: at,
             liveness: Liveness::default(),
         }
     }
 
-    /// Applies an accepted event: stage (rule 5), usage (rule 6), links and times.
+    /// Applies an accepted event: stage (rule 5), usage (rule 6), links and times. A
+    /// worker's report or heartbeat touches only that worker's usage and the stage's
+    /// progress, never the stage itself.
     pub fn apply_event(&mut self, event: &CompletionEvent, received_at: DateTime<Utc>) {
         self.event_count += 1;
         if event.id.is_none() {
@@ -396,12 +632,19 @@ impl WorkItem {
             self.project.clone_from(&event.project);
         }
         self.absorb_links(event);
+        let Some(name) = StageName::of(event.service) else {
+            if let Some(usage) = &event.usage {
+                self.record_usage(event, usage);
+            }
+            return;
+        };
+        if !event.decides_stage() {
+            self.record_worker(event, name);
+            return;
+        }
         if let Some(usage) = &event.usage {
             self.record_usage(event, usage);
         }
-        let Some(name) = StageName::of(event.service) else {
-            return;
-        };
         if self.is_handback(event) {
             self.handbacks += 1;
         }
@@ -424,6 +667,8 @@ impl WorkItem {
             injection_scan: event.injection_scan.clone(),
             outcome: event.outcome.clone(),
             halt_reason: event.halt_reason.clone(),
+            verification: event.verification.clone(),
+            progress_at: None,
             started_at: event.time,
             received_at,
         };
@@ -432,7 +677,11 @@ impl WorkItem {
             Some(current) => {
                 let started_at = current.started_at.min(event.time);
                 if newer(&candidate, current) {
+                    let progress = current
+                        .progress_at
+                        .filter(|p| *p > candidate.at && current.task_id == candidate.task_id);
                     *current = candidate;
+                    current.progress_at = progress;
                 }
                 current.started_at = started_at;
             }
@@ -441,8 +690,29 @@ impl WorkItem {
         self.recompute_usage();
     }
 
-    /// Coding work that resumes after the test stage failed, where the code stage had
-    /// been shown before that failure: one round trip of a handback loop.
+    /// A worker's report or heartbeat: the worker's own usage goes on its task, and the
+    /// stage showing that task notes the sign of life.
+    fn record_worker(&mut self, event: &CompletionEvent, name: StageName) {
+        if let Some(worker) = &event.worker
+            && event.kind == EventKind::Worker
+            && let Some(task) = self
+                .usage_by_task
+                .iter_mut()
+                .find(|t| t.service == event.service && t.task_id == event.task_id)
+        {
+            task.take_worker(worker);
+        }
+        if let Some(stage) = self.stages.slot(name)
+            && stage.task_id == event.task_id
+            && event.time > stage.last_activity()
+        {
+            stage.progress_at = Some(event.time);
+        }
+        self.recompute_usage();
+    }
+
+    /// Coding work that resumes after the test stage failed or asked for a person, where
+    /// the code stage had been shown before that verdict: one round trip of a handback.
     fn is_handback(&self, event: &CompletionEvent) -> bool {
         if event.service != Service::Aifactory {
             return false;
@@ -450,7 +720,7 @@ impl WorkItem {
         let (Some(test), Some(code)) = (&self.stages.test, &self.stages.code) else {
             return false;
         };
-        test.failed() && code.at <= test.at && event.time >= test.at
+        (test.failed() || test.needs_human_review()) && code.at <= test.at && event.time >= test.at
     }
 
     fn absorb_links(&mut self, event: &CompletionEvent) {
@@ -460,7 +730,7 @@ impl WorkItem {
                 .session_id
                 .clone()
                 .or_else(|| (event.service == Service::Pfactory).then(|| event.task_id.clone())),
-            issue_number: c.issue_number.or(event.correlation_key.issue_number()),
+            issue_number: event.claimed_issues().first().copied().or(c.issue_number),
             aifactory_task_ids: c
                 .aifactory_task_id
                 .iter()
@@ -475,6 +745,8 @@ impl WorkItem {
                 .cloned()
                 .chain((event.service == Service::Tfactory).then(|| event.task_id.clone()))
                 .collect(),
+            repo: None,
+            emitted_issues: Vec::new(),
         };
         // A later branch or PR replaces an earlier one; the rest only fills gaps.
         if own.branch.is_some() && event.time >= self.updated_at {
@@ -486,45 +758,51 @@ impl WorkItem {
         if self.links.issue_number.is_none() {
             self.links.issue_number = self.correlation_key.issue_number();
         }
+        if self.links.repo.is_none() && self.correlation_key.issue_number().is_some() {
+            self.links.repo.clone_from(&event.repo);
+        }
+        for n in event.emitted_issues() {
+            if !self.links.emitted_issues.contains(&n) {
+                self.links.emitted_issues.push(n);
+            }
+        }
         self.links.absorb(&own);
     }
 
-    /// Rule 6: a task's usage is its latest event's running total; a total that goes
-    /// down starts a new run, and the earlier run's total is kept.
+    /// Rule 6: each task's usage follows its service's accounting (see
+    /// [`crate::services`]): AIFactory's runs are summed, each at its last figure by
+    /// time; PFactory's and TFactory's latest running total by time is the task's.
     fn record_usage(&mut self, event: &CompletionEvent, usage: &Usage) {
+        if let Some(budget) = usage
+            .budget
+            .as_ref()
+            .and_then(|b| BudgetState::of(b, event.time))
+            && self.budget.is_none_or(|b| event.time >= b.at)
+        {
+            self.budget = Some(budget);
+        }
         let amounts = UsageAmounts::of(usage);
-        let entry = self
+        let terminal = event.status_class().is_terminal();
+        let i = match self
             .usage_by_task
-            .iter_mut()
-            .find(|t| t.service == event.service && t.task_id == event.task_id);
-        match entry {
-            None => self.usage_by_task.push(TaskUsage {
-                service: event.service,
-                task_id: event.task_id.clone(),
-                model: usage.model.clone(),
-                at: event.time,
-                current: amounts,
-                earlier_runs: UsageAmounts::default(),
-                runs: 1,
-                phase: Some(event.phase.clone()),
-                workers: usage.workers.clone(),
-            }),
-            Some(task) if event.time >= task.at => {
-                if amounts.went_down_from(&task.current) {
-                    task.earlier_runs += task.current;
-                    task.runs += 1;
-                }
-                task.current = amounts;
-                task.at = event.time;
-                task.phase = Some(event.phase.clone());
-                if !usage.workers.is_empty() {
-                    task.workers.clone_from(&usage.workers);
-                }
-                if usage.model.is_some() {
-                    task.model.clone_from(&usage.model);
-                }
+            .iter()
+            .position(|t| t.service == event.service && t.task_id == event.task_id)
+        {
+            Some(i) => i,
+            None => {
+                self.usage_by_task.push(TaskUsage::new(event));
+                self.usage_by_task.len() - 1
             }
-            Some(_) => {}
+        };
+        let task = &mut self.usage_by_task[i];
+        if task.take(event.time, amounts, terminal) {
+            task.phase = Some(event.phase.clone());
+            if !usage.workers.is_empty() {
+                task.workers.clone_from(&usage.workers);
+            }
+            if usage.model.as_deref().is_some_and(|m| !m.trim().is_empty()) {
+                task.model.clone_from(&usage.model);
+            }
         }
         self.recompute_usage();
     }
@@ -587,6 +865,8 @@ impl WorkItem {
                 .cloned()
                 .chain((snap.service == Service::Tfactory).then(|| snap.task_id.clone()))
                 .collect(),
+            repo: None,
+            emitted_issues: Vec::new(),
         };
         self.links.absorb(&own);
         changed |= self.links != before;
@@ -633,6 +913,11 @@ impl WorkItem {
                         .and_then(|p| p.injection_scan.clone()),
                     outcome: None,
                     halt_reason: None,
+                    verification: previous
+                        .as_ref()
+                        .filter(|_| same_task)
+                        .and_then(|p| p.verification.clone()),
+                    progress_at: None,
                     started_at: previous.as_ref().map_or(at, |p| p.started_at.min(at)),
                     received_at,
                 });
@@ -668,11 +953,17 @@ impl WorkItem {
     }
 
     /// Records that two issue numbers claimed this event's unit of work.
-    pub fn record_conflict(&mut self, event: &CompletionEvent, issue_numbers: Vec<u64>) {
+    pub fn record_conflict(
+        &mut self,
+        event: &CompletionEvent,
+        issue_numbers: Vec<u64>,
+        reason: Option<String>,
+    ) {
         self.flags.correlation_conflict_count += 1;
         self.flags.correlation_conflicts.push(CorrelationConflict {
             event_id: event.id.clone(),
             issue_numbers,
+            reason,
             at: event.time,
         });
         let excess = self
@@ -726,10 +1017,14 @@ impl WorkItem {
                 .iter_mut()
                 .find(|t| t.service == task.service && t.task_id == task.task_id)
             {
-                Some(mine) if task.at > mine.at => *mine = task,
-                Some(_) => {}
+                Some(mine) => mine.merge(task),
                 None => self.usage_by_task.push(task),
             }
+        }
+        if let Some(theirs) = other.budget
+            && self.budget.is_none_or(|b| theirs.at > b.at)
+        {
+            self.budget = Some(theirs);
         }
         self.event_count += other.event_count;
         self.handbacks += other.handbacks;
@@ -748,13 +1043,13 @@ impl WorkItem {
         self.stages
             .iter()
             .filter(|(_, s)| s.status_class.can_stall())
-            .map(|(_, s)| s.at)
+            .map(|(_, s)| s.last_activity())
             .min()
     }
 
     /// Fills `liveness` for the moment `now`.
     pub fn refresh_liveness(&mut self, now: DateTime<Utc>, stall_deadline: Duration) {
-        let last = self.stages.iter().map(|(_, s)| s.at).max();
+        let last = self.stages.iter().map(|(_, s)| s.last_activity()).max();
         self.liveness = Liveness {
             active_stage: self.stages.active().map(|(n, _)| n),
             last_activity_age_seconds: last.map(|t| (now - t).num_seconds().max(0)),
@@ -772,6 +1067,13 @@ impl WorkItem {
         parts.extend(self.links.session_id.as_deref());
         parts.extend(self.links.aifactory_task_ids.iter().map(String::as_str));
         parts.extend(self.links.tfactory_spec_ids.iter().map(String::as_str));
+        let emitted: Vec<String> = self
+            .links
+            .emitted_issues
+            .iter()
+            .map(|n| format!("#{n}"))
+            .collect();
+        parts.extend(emitted.iter().map(String::as_str));
         parts.join("\u{1f}").to_lowercase()
     }
 }
@@ -844,6 +1146,165 @@ mod tests {
         assert_eq!(task.runs, 3);
         assert_eq!(task.total().total_tokens, 100 + 50 + 5);
         assert_eq!(task.workers[0].billing_mode.as_deref(), Some("api"));
+    }
+
+    fn at(text: &str) -> String {
+        format!("2026-06-01T{text}Z")
+    }
+
+    fn raw(v: serde_json::Value) -> CompletionEvent {
+        CompletionEvent::parse(&v.to_string()).unwrap()
+    }
+
+    fn af_run(id: &str, status: &str, time: &str, tokens: u64, cost: f64) -> CompletionEvent {
+        raw(
+            json!({"id": id, "type": "io.factory.aifactory.completion", "time": at(time),
+            "correlation_key": "142", "service": "aifactory", "task_id": "p:1",
+            "status": status, "phase": "act",
+            "usage": {"total_tokens": tokens, "cost_usd": cost,
+                "workers": [{"worker_id": "w", "billing_mode": "api", "total_tokens": tokens, "cost_usd": cost}]},
+            "evidence": {"proof_kind": "tokens", "total_tokens": tokens, "cost_usd": cost}}),
+        )
+    }
+
+    #[test]
+    fn a_worker_event_never_decides_the_code_stage() {
+        let mut w = item();
+        let now = Utc::now();
+        let worker = raw(json!({"id": "w1", "type": "io.factory.aifactory.worker",
+            "time": at("12:00:00.500"), "correlation_key": "142", "service": "aifactory",
+            "task_id": "p:1", "status": "worker_done", "phase": "worker",
+            "worker": {"worker_id": "sub-A", "provider": "claude", "input_tokens": 300,
+                "output_tokens": 40, "total_tokens": 340, "cost_usd": 0.3}}));
+        let failed = raw(
+            json!({"id": "t1", "type": "io.factory.aifactory.completion",
+            "time": at("12:00:00.100"), "correlation_key": "142", "service": "aifactory",
+            "task_id": "p:1", "status": "qa_failed", "phase": "act",
+            "halt_reason": "no_progress: 3 rounds without a passing QA",
+            "usage": {"total_tokens": 340, "cost_usd": 0.3}}),
+        );
+        w.apply_event(&worker, now);
+        assert!(
+            w.stages.code.is_none(),
+            "a worker report alone opens no stage"
+        );
+        w.apply_event(&failed, now);
+        let code = w.stages.code.as_ref().unwrap();
+        assert_eq!(code.status, "qa_failed");
+        assert_eq!(code.status_class, StatusClass::Failed);
+        assert_eq!(
+            code.halt_reason.as_deref(),
+            Some("no_progress: 3 rounds without a passing QA")
+        );
+        // The other order: terminal first, then the worker report dated after it.
+        let mut w2 = item();
+        w2.apply_event(&failed, now);
+        w2.apply_event(&worker, now);
+        let code = w2.stages.code.as_ref().unwrap();
+        assert_eq!(code.status, "qa_failed");
+        assert_eq!(code.phase, "act");
+        assert_eq!(code.progress_at, Some(worker.time));
+        assert_eq!(w2.usage_total.total_tokens, 340);
+        assert_eq!(
+            w2.usage_by_task[0].workers[0].worker_id.as_deref(),
+            Some("sub-A")
+        );
+    }
+
+    #[test]
+    fn build_runs_sum_by_time_whatever_the_delivery_order() {
+        let run1_snap = af_run("r1s", "in_progress", "12:00:00", 5_000, 0.1);
+        let run1 = af_run("r1", "done", "12:01:00", 20_000, 0.30);
+        let run2_snap = af_run("r2s", "in_progress", "12:05:00", 500, 0.01);
+        let run2 = af_run("r2", "done", "12:06:00", 2_000, 0.03);
+        let orders: [[&CompletionEvent; 4]; 4] = [
+            [&run1_snap, &run1, &run2_snap, &run2],
+            [&run2_snap, &run2, &run1_snap, &run1],
+            [&run2, &run1, &run2_snap, &run1_snap],
+            [&run1, &run2, &run1_snap, &run2_snap],
+        ];
+        for order in orders {
+            let mut w = item();
+            for e in order {
+                w.apply_event(e, Utc::now());
+            }
+            let task = &w.usage_by_task[0];
+            assert_eq!(task.runs, 2, "{order:?}");
+            assert_eq!(w.usage_total.total_tokens, 22_000);
+            assert!((w.usage_total.cost_usd - 0.33).abs() < 1e-9);
+            assert_eq!(
+                w.stages
+                    .code
+                    .as_ref()
+                    .unwrap()
+                    .event_id
+                    .as_ref()
+                    .unwrap()
+                    .as_str(),
+                "r2"
+            );
+        }
+    }
+
+    #[test]
+    fn a_service_reporting_running_totals_counts_its_latest_figure() {
+        let tf = |id: &str, time: &str, tokens: u64| {
+            raw(json!({"id": id, "time": at(time), "correlation_key": "142",
+                "service": "tfactory", "task_id": "spec", "status": "triaged", "phase": "test",
+                "outcome": "success", "usage": {"total_tokens": tokens, "cost_usd": 0.0}}))
+        };
+        let mut w = item();
+        w.apply_event(&tf("b", "12:10:00", 900), Utc::now());
+        w.apply_event(&tf("a", "12:00:00", 400), Utc::now());
+        w.apply_event(&tf("c", "12:20:00", 300), Utc::now());
+        assert_eq!(
+            w.usage_total.total_tokens, 300,
+            "the latest total by time, never a sum"
+        );
+    }
+
+    #[test]
+    fn unmetered_dollars_are_notional() {
+        let e = raw(
+            json!({"id": "x", "time": at("12:00:00"), "correlation_key": "142",
+            "service": "aifactory", "task_id": "p:1", "status": "done", "phase": "act",
+            "usage": {"total_tokens": 900, "cost_usd": 0.5, "budget": {"limit_usd": 1.0, "spent_usd": 1.2, "exceeded": true},
+                "workers": [
+                    {"worker_id": "a", "billing_mode": "subscription", "total_tokens": 340, "cost_usd": 0.3},
+                    {"worker_id": "b", "billing_mode": "local", "total_tokens": 500, "cost_usd": 0.0},
+                    {"worker_id": "c", "billing_mode": "api", "total_tokens": 60, "cost_usd": 0.2}]}}),
+        );
+        let mut w = item();
+        w.apply_event(&e, Utc::now());
+        assert!((w.usage_total.cost_usd - 0.2).abs() < 1e-9);
+        assert!((w.usage_total.notional_cost_usd - 0.3).abs() < 1e-9);
+        assert!(w.budget.unwrap().exceeded);
+    }
+
+    #[test]
+    fn a_human_review_verdict_is_review_and_its_correction_a_handback() {
+        let mut w = item();
+        let now = Utc::now();
+        w.apply_event(&af_run("r1", "done", "12:00:00", 100, 0.1), now);
+        let review = raw(
+            json!({"id": "tf1", "time": at("12:05:00"), "correlation_key": "142",
+            "service": "tfactory", "task_id": "spec", "status": "triaged", "phase": "test",
+            "outcome": "human_review", "halt_reason": "dependency_review: new package",
+            "evidence": {"proof_kind": "tests", "verdicts": 4, "accepted": 4}}),
+        );
+        w.apply_event(&review, now);
+        let test = w.stages.test.as_ref().unwrap();
+        assert_eq!(test.status_class, StatusClass::Review);
+        assert_eq!(test.proof, Proof::NotApplicable);
+        let worker = raw(json!({"id": "w2", "type": "io.factory.aifactory.worker",
+            "time": at("12:07:00"), "correlation_key": "142", "service": "aifactory",
+            "task_id": "p:1", "status": "worker_done", "phase": "worker",
+            "worker": {"worker_id": "a", "total_tokens": 10}}));
+        w.apply_event(&worker, now);
+        assert_eq!(w.handbacks, 0, "a worker report is not the correction run");
+        w.apply_event(&af_run("r2", "done", "12:07:00", 10, 0.01), now);
+        assert_eq!(w.handbacks, 1);
+        assert_eq!(w.usage_total.total_tokens, 110);
     }
 
     #[test]

@@ -92,7 +92,11 @@ async fn the_demo_converges_on_every_scenario() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, graph) = server.get(&format!("/api/workitems/{key}/process")).await;
+    // Keys of issues with a known repository read `owner/repo#N`: encode them for a path.
+    let path_key = key.replace('/', "%2F").replace('#', "%23");
+    let (status, graph) = server
+        .get(&format!("/api/workitems/{path_key}/process"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(graph["available"], true, "{graph}");
     assert_eq!(graph["service"], "tfactory");

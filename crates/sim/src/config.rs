@@ -11,22 +11,24 @@ use std::net::{Ipv4Addr, SocketAddr};
 pub enum Scenario {
     /// Plan approved → issue → code done with proof → tests pass with a verdict.
     Happy,
-    /// Tests fail, the code is corrected by a new build run, retested, and passes.
+    /// A verify asks for a person's review (or fails), a new build run of the same task
+    /// corrects it, the retest passes.
     Handback,
-    /// TFactory gives up after two correction cycles (`stuck`, `needs_human`), or a
-    /// coding task stops reporting.
+    /// TFactory gives up after two correction cycles, the second of which verified
+    /// nothing (`stuck`, `needs_human`), or a coding task stops reporting.
     Stuck,
-    /// A coding task ends `qa_failed`.
+    /// A coding task ends `qa_failed` (its plan went to AIFactory on the contract path,
+    /// no issue), or a later one `failed` having used no tokens.
     Failure,
-    /// A build reported done with zero tokens, then a verify with no verdict.
+    /// A verify reports success with nothing counted: the cockpit must call it unproven.
     Unproven,
     /// The pre-coder prompt-injection scan flags the issue and parks the task.
     Injection,
     /// Events first under a synthetic `af-…` key, later linked to an issue number.
     Rekey,
-    /// The same event id is delivered twice.
+    /// The same event id is delivered twice; the task's budget is exceeded.
     Retry,
-    /// A later event is delivered before an earlier one.
+    /// A correction run's terminal event, then the first run's again from the outbox.
     #[value(alias = "out_of_order")]
     OutOfOrder,
 }
@@ -75,7 +77,8 @@ pub struct SimConfig {
     pub token: Option<String>,
     /// Where completion envelopes are POSTed; none means they are only counted.
     pub webhook_url: Option<String>,
-    /// Sent as `Authorization: Bearer` on every webhook POST when set.
+    /// Added to the webhook URL as `?token=` when set: the real senders send no
+    /// authentication header of their own.
     pub webhook_token: Option<String>,
     /// The scenarios to play; empty means all of them.
     pub scenarios: Vec<Scenario>,
@@ -151,7 +154,7 @@ pub struct SimArgs {
     /// Where to POST completion envelopes (e.g. CFactory's /api/events/completion).
     #[arg(long, env = "CFACTORY_SIM_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
-    /// Bearer token sent with every webhook POST.
+    /// Key sent with every webhook POST, in the URL as `?token=`.
     #[arg(long, env = "CFACTORY_SIM_WEBHOOK_TOKEN")]
     pub webhook_token: Option<String>,
     /// Scenarios to play (comma-separated or repeated); none means all.

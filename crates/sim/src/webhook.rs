@@ -1,5 +1,6 @@
 //! Delivers completion envelopes to the configured webhook, one at a time and in
-//! order, retrying 5xx answers and connection errors with the same event id.
+//! order, retrying 5xx answers and connection errors with the same event id. Like the
+//! real senders it sends no header of its own: a key rides in the URL as `?token=`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,32 +17,33 @@ const ATTEMPTS: u32 = 5;
 /// Where envelopes go.
 pub(crate) struct Webhook {
     client: reqwest::Client,
-    url: String,
-    token: Option<String>,
+    url: reqwest::Url,
 }
 
 impl Webhook {
-    /// A webhook client for `url`, sending `token` as a bearer token when set.
+    /// A webhook client for `url`, with `token` added to it as `?token=` when set.
     pub(crate) fn new(url: String, token: Option<String>) -> anyhow::Result<Self> {
+        let mut url = reqwest::Url::parse(&url)?;
+        if let Some(t) = token {
+            url.query_pairs_mut().append_pair("token", &t);
+        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;
-        Ok(Self { client, url, token })
+        Ok(Self { client, url })
     }
 
     /// POSTs one envelope; true once the receiver accepted it.
     async fn deliver(&self, event: &serde_json::Value) -> bool {
-        let id = event["id"].as_str().unwrap_or_default().to_owned();
+        // PFactory's events have no id; the log names them by key.
+        let id = event["id"]
+            .as_str()
+            .or(event["correlation_key"].as_str())
+            .unwrap_or_default()
+            .to_owned();
         let mut backoff = Duration::from_millis(100);
         for attempt in 1..=ATTEMPTS {
-            let mut req = self
-                .client
-                .post(&self.url)
-                .header("Idempotency-Key", &id)
-                .json(event);
-            if let Some(t) = &self.token {
-                req = req.bearer_auth(t);
-            }
+            let req = self.client.post(self.url.clone()).json(event);
             match req.send().await {
                 Ok(resp) if resp.status().is_success() => return true,
                 Ok(resp) if !resp.status().is_server_error() => {

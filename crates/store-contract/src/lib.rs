@@ -414,8 +414,9 @@ fn usage(total: u64, cost: f64) -> Value {
     json!({"usage": {"input_tokens": total - 1, "output_tokens": 1, "total_tokens": total, "cost_usd": cost, "model": "m1"}})
 }
 
-/// Rule 6: usage counts once per (service, task) as its latest running total; a total
-/// that goes down starts a new run whose usage adds to the earlier run's.
+/// Rule 6: AIFactory's usage counts each run once, at its last figure by time (a
+/// terminal event ends a run); a correction run's usage adds to the earlier run's, and
+/// a re-delivery or a snapshot dated before its run's terminal changes nothing.
 pub async fn usage_counts_once_per_task_and_new_runs_add(s: &Subject) {
     ingest_one(
         s,
@@ -437,7 +438,7 @@ pub async fn usage_counts_once_per_task_and_new_runs_add(s: &Subject) {
             "5",
             "aifactory",
             "p:1",
-            "in_progress",
+            "done",
             1,
             usage(300, 3.0),
         ),
@@ -451,7 +452,7 @@ pub async fn usage_counts_once_per_task_and_new_runs_add(s: &Subject) {
             "5",
             "aifactory",
             "p:1",
-            "in_progress",
+            "done",
             1,
             usage(300, 3.0),
         ),
@@ -472,7 +473,7 @@ pub async fn usage_counts_once_per_task_and_new_runs_add(s: &Subject) {
     .await;
     let item = s.work.get(&tenant(), "5").await.unwrap().unwrap();
     assert_eq!(item.usage_total.total_tokens, 300);
-    // A correction run starts from zero again.
+    // A correction run, after run 1's terminal, starts from zero again.
     ingest_one(
         s,
         event_json(
@@ -538,7 +539,18 @@ pub async fn list_filters_count_and_pages(s: &Subject) {
         .iter()
         .map(|i| i.correlation_key.as_str())
         .collect();
-    assert_eq!(keys, ["106", "105", "104", "103", "102", "101", "100"]);
+    assert_eq!(
+        keys,
+        [
+            "acme/shop#106",
+            "acme/shop#105",
+            "acme/shop#104",
+            "acme/shop#103",
+            "acme/shop#102",
+            "acme/shop#101",
+            "acme/shop#100"
+        ]
+    );
 
     q.limit = 3;
     let first = s.work.list(&tenant(), &q).await.unwrap();
@@ -546,7 +558,7 @@ pub async fn list_filters_count_and_pages(s: &Subject) {
     assert_eq!(first.count, 7);
     q.cursor = first.next_cursor.clone();
     let second = s.work.list(&tenant(), &q).await.unwrap();
-    assert_eq!(second.items[0].correlation_key.as_str(), "103");
+    assert_eq!(second.items[0].correlation_key.as_str(), "acme/shop#103");
     q.cursor = second.next_cursor.clone();
     let third = s.work.list(&tenant(), &q).await.unwrap();
     assert_eq!(third.items.len(), 1);
@@ -565,7 +577,7 @@ pub async fn list_filters_count_and_pages(s: &Subject) {
     q.text = Some("NUMBER 4".into());
     let found = s.work.list(&tenant(), &q).await.unwrap();
     assert_eq!(found.count, 1);
-    assert_eq!(found.items[0].correlation_key.as_str(), "104");
+    assert_eq!(found.items[0].correlation_key.as_str(), "acme/shop#104");
     let mut q = query();
     q.text = Some("ACME/shop".into());
     assert_eq!(s.work.list(&tenant(), &q).await.unwrap().count, 7);
@@ -1097,7 +1109,7 @@ pub async fn snapshots_land_where_events_will(s: &Subject) {
         .unwrap();
     changed.sort();
     let keys: Vec<&str> = changed.iter().map(CorrelationKey::as_str).collect();
-    assert_eq!(keys, ["150", "af-p:1"]);
+    assert_eq!(keys, ["acme/shop#150", "af-p:1"]);
     let item = s.work.get(&tenant(), "af-p:1").await.unwrap().unwrap();
     assert_eq!(item.title.as_deref(), Some("Task p:1"));
     assert_eq!(item.stages.code.as_ref().unwrap().at, t(0));
@@ -1228,7 +1240,7 @@ pub async fn only_a_complete_list_clears_vanished_tasks(s: &Subject) {
         .await
         .unwrap();
     let keys: Vec<&str> = changed.iter().map(CorrelationKey::as_str).collect();
-    assert_eq!(keys, ["1"]);
+    assert_eq!(keys, ["acme/shop#1"]);
     assert!(
         s.work
             .get(&tenant(), "1")
@@ -1301,7 +1313,7 @@ pub async fn the_change_feed_hears_ingest_and_hydration(s: &Subject) {
         "{heard:?}"
     );
     assert!(
-        heard.contains(&("default".to_owned(), vec!["62".to_owned()])),
+        heard.contains(&("default".to_owned(), vec!["acme/shop#62".to_owned()])),
         "{heard:?}"
     );
 }

@@ -32,6 +32,23 @@ describe('command palette', () => {
     expect(screen.queryByRole('dialog', { name: 'Command palette' })).toBeNull();
   });
 
+  it('shows a repository-qualified key as sent and opens it encoded in the URL', async () => {
+    const qualified = { correlation_key: 'acme/shop#7150', title: 'Cart checkout totals', matched_on: 'alias', matched_value: 'acme/shop#7151', score: 80 };
+    mockFetch({ '/api/session': openSession, '/api/search': { query: '7151', count: 1, results: [qualified] } });
+    render(<App />);
+    await screen.findByRole('heading', { name: 'Mission Control' });
+    await waitFor(() => expect(FakeSocket.sockets).toHaveLength(1)); // the shell's effects have run
+
+    fireEvent.keyDown(window, { key: 'k', ctrlKey: true });
+    const input = screen.getByRole('combobox');
+    fireEvent.change(input, { target: { value: '7151' } });
+    const option = await screen.findByRole('option', { name: /^acme\/shop#7150 Cart checkout totals/ });
+    expect(option.textContent).toContain('alias: acme/shop#7151');
+
+    fireEvent.keyDown(input, { key: 'Enter' });
+    expect(window.location.search).toBe('?task=acme%2Fshop%237150');
+  });
+
   it('opens on ⌘-K too, jumps to a view, and closes on Escape', async () => {
     mockFetch({ '/api/session': openSession, '/api/search': { query: 'pip', count: 0, results: [] } });
     render(<App />);

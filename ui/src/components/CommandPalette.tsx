@@ -4,6 +4,7 @@
 
 import { useEffect, useId, useRef, useState, type KeyboardEvent } from 'react';
 import { api, type SearchHit } from '../api';
+import { keyLabel } from '../format';
 import { VIEWS } from '../routes';
 import { navigate, openTask } from '../router';
 
@@ -60,7 +61,7 @@ export function CommandPalette({ onClose }: { onClose: () => void }) {
   const choices: Choice[] = [
     ...hits.map((h) => ({
       id: `hit-${h.correlation_key}`,
-      label: `#${h.correlation_key} ${h.title}`,
+      label: `${keyLabel(h.correlation_key)} ${h.title}`,
       hint: `${h.matched_on.replace(/_/g, ' ')}: ${h.matched_value}`,
       run: () => openTask(h.correlation_key),
     })),

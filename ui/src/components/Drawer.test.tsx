@@ -1,7 +1,7 @@
 import { fireEvent, screen, within } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
 import { mockFetch, renderWith, stage, workItem } from '../test-utils';
-import { Drawer } from './Drawer';
+import { Drawer, belowTarget, verificationText } from './Drawer';
 
 const item = workItem(
   '185',
@@ -88,5 +88,141 @@ describe('work-item drawer', () => {
     mockFetch({ '/api/workitems/185': item, '/api/workitems/185/process': { available: false, reason: 'aifactory is not configured' } });
     renderWith(<Drawer taskKey="185" />);
     expect(await screen.findByText('No graph: aifactory is not configured')).toBeTruthy();
+  });
+});
+
+// A unit PFactory planned in acme/shop: its key names the repository, and PFactory emitted
+// an epic and a child issue for it.
+const qualified = workItem(
+  'acme/shop#7150',
+  {
+    plan: stage({ status: 'emitted', status_class: 'done', proof: 'proven', task_id: '020-cart' }),
+    code: stage({
+      status: 'done',
+      status_class: 'done',
+      proof: 'proven',
+      task_id: 'shop:7150',
+      // A subscription worker: tokens and notional dollars, no metered spend.
+      usage: { input_tokens: 1_000, output_tokens: 200, total_tokens: 1_200, cost_usd: 0, notional_cost_usd: 0.3 },
+    }),
+    test: stage({
+      status: 'triaged',
+      status_class: 'review',
+      outcome: 'human_review',
+      halt_reason: 'the smoke suite needs a person to judge the checkout screenshots',
+      proof: 'unproven',
+      task_id: 'spec-031',
+      usage: { input_tokens: 400, output_tokens: 100, total_tokens: 500, cost_usd: 0.12 },
+      verification: {
+        target_level: 'VAL-2',
+        achieved_level: 'VAL-0',
+        claim: 'Checkout totals match the cart for the sampled carts',
+        levels: [
+          { level: 'VAL-0', status: 'passed', reason: null },
+          { level: 'VAL-1', status: 'failed', reason: 'two carts disagree on tax' },
+          { level: 'VAL-2', status: 'skipped', reason: 'needs VAL-1' },
+        ],
+      },
+    }),
+  },
+  {
+    title: 'Cart checkout totals',
+    aliases: ['acme/shop#7151', 'acme/shop#7152'],
+    links: {
+      session_id: '020-cart',
+      repo: 'acme/shop',
+      issue_number: 7150,
+      emitted_issues: [7151, 7152],
+      aifactory_task_ids: ['shop:7150'],
+      branch: null,
+      pr_number: null,
+      tfactory_spec_ids: ['spec-031'],
+    },
+    usage_total: { input_tokens: 1_400, output_tokens: 300, total_tokens: 1_700, cost_usd: 0.12, notional_cost_usd: 0.3 },
+    event_count: 4,
+  },
+);
+
+describe('work-item drawer: repository-qualified keys, verification and notional dollars', () => {
+  const path = '/api/workitems/acme%2Fshop%237150';
+
+  it('asks for a repository-qualified key encoded, and shows it as sent', async () => {
+    const fetch = mockFetch({ [path]: qualified, [`${path}/timeline`]: { ...timeline, correlation_key: 'acme/shop#7150' } });
+    renderWith(<Drawer taskKey="acme/shop#7150" />);
+
+    const dialog = await screen.findByRole('dialog', { name: /^acme\/shop#7150 Cart checkout totals$/ });
+    const urls = fetch.mock.calls.map(([u]) => String(u));
+    expect(urls).toContain(path);
+    expect(urls).toContain(`${path}/timeline`);
+    expect(urls).toContain(`${path}/process`);
+    expect(urls).toContain(`${path}/actions`);
+    // Nothing went out with the key raw: a bare "#" would cut the path short.
+    expect(urls.filter((u) => u.includes('acme/shop'))).toEqual([]);
+
+    const chain = within(dialog).getByRole('list', { name: 'Chain from plan to test' });
+    expect(within(chain).getAllByRole('listitem')[1]?.textContent).toBe('Issueacme/shop#7150 · emitted #7151, #7152');
+  });
+
+  it('shows the test stage verified below its target, with the levels, claim and halt reason', async () => {
+    mockFetch({ [path]: qualified });
+    renderWith(<Drawer taskKey="acme/shop#7150" />);
+    const dialog = await screen.findByRole('dialog', { name: /Cart checkout totals/ });
+    const test = dialog.querySelector('tr[data-stage="test"]') as HTMLElement;
+
+    const chip = test.querySelector('[data-tone]') as HTMLElement;
+    expect(chip.dataset.tone).toBe('violet');
+    expect(chip.textContent).toContain('triaged · human review');
+    expect(test.textContent).toContain('halted: the smoke suite needs a person to judge the checkout screenshots');
+
+    const v = test.querySelector('[data-verification]') as HTMLElement;
+    expect(v.dataset.verification).toBe('below');
+    expect(v.textContent).toContain('verified VAL-0 of target VAL-2');
+    expect(within(v).getByText('below target')).toBeTruthy();
+    expect(within(v).getByText('Checkout totals match the cart for the sampled carts')).toBeTruthy();
+    const levels = within(v).getByRole('list', { name: 'Verification levels' });
+    expect(within(levels).getAllByRole('listitem').map((li) => li.textContent)).toEqual([
+      'VAL-0 passed',
+      'VAL-1 failed: two carts disagree on tax',
+      'VAL-2 skipped: needs VAL-1',
+    ]);
+    // Stages without a verification say nothing about one.
+    expect(dialog.querySelector('tr[data-stage="code"] [data-verification]')).toBeNull();
+  });
+
+  it('shows notional dollars apart from spend, never added to it', async () => {
+    mockFetch({ [path]: qualified });
+    renderWith(<Drawer taskKey="acme/shop#7150" />);
+    const dialog = await screen.findByRole('dialog', { name: /Cart checkout totals/ });
+
+    const code = dialog.querySelector('tr[data-stage="code"]') as HTMLElement;
+    const usage = code.lastElementChild as HTMLElement;
+    expect(usage.textContent).toBe('1,200 tokens$0.30 notional');
+    const notional = usage.querySelector('[data-notional]') as HTMLElement;
+    expect(notional.textContent).toBe('$0.30 notional');
+    expect(notional.className).toContain('muted');
+
+    const test = dialog.querySelector('tr[data-stage="test"]') as HTMLElement;
+    expect(test.lastElementChild?.textContent).toBe('500 tokens · $0.12');
+
+    // The total: metered spend is $0.12, not $0.42; the $0.30 is named notional.
+    const total = within(dialog).getByText(/events ·/);
+    expect(total.textContent).toContain('$0.12 metered');
+    expect(total.textContent).toContain('$0.30 notional, not spend');
+    expect(total.textContent).not.toContain('$0.42');
+  });
+});
+
+describe('verification levels', () => {
+  it('compares achieved against target by the listed order, else by level number', () => {
+    const levels = [{ level: 'smoke', status: 'passed' }, { level: 'full', status: 'failed' }];
+    expect(belowTarget({ target_level: 'full', achieved_level: 'smoke', levels })).toBe(true);
+    expect(belowTarget({ target_level: 'smoke', achieved_level: 'full', levels })).toBe(false);
+    expect(belowTarget({ target_level: 'VAL-2', achieved_level: 'VAL-2' })).toBe(false);
+    expect(belowTarget({ target_level: 'VAL-1', achieved_level: 'VAL-3' })).toBe(false);
+    expect(belowTarget({ target_level: 'VAL-1', achieved_level: null })).toBe(true);
+    expect(belowTarget({ achieved_level: 'VAL-1' })).toBeNull();
+    expect(belowTarget({ target_level: 'gold', achieved_level: 'silver' })).toBeNull();
+    expect(verificationText({ target_level: 'VAL-2' })).toBe('no level verified of target VAL-2');
+    expect(verificationText({ achieved_level: 'VAL-1' })).toBe('verified VAL-1');
   });
 });

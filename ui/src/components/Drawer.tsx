@@ -1,12 +1,13 @@
 // The work-item drawer (`?task=KEY` on any view): the chain from plan session to test
-// spec, each stage's status, proof, injection scan and usage, the actions a person may
+// spec, each stage's status, proof, injection scan, verification and usage (notional
+// dollars apart from spend), the actions a person may
 // propose and confirm, the aliases it absorbed, the timeline and the execution graph. The
 // item itself stays live from the socket; the timeline, graph and actions are read again
 // whenever the item changes.
 
 import { useEffect, useRef, type KeyboardEvent, type ReactNode } from 'react';
-import { api, STAGES, STAGE_SERVICE, type Stage, type StageName, type WorkItem } from '../api';
-import { SERVICE_LABEL, STAGE_LABEL, duration, money, tokens, when } from '../format';
+import { api, STAGES, STAGE_SERVICE, type Stage, type StageName, type UsageAmounts, type Verification, type WorkItem } from '../api';
+import { SERVICE_LABEL, STAGE_LABEL, duration, keyLabel, money, notional, tokens, when } from '../format';
 import { useLive } from '../live';
 import { navigate, withParams } from '../router';
 import { useFetched } from '../useFetched';
@@ -15,11 +16,19 @@ import { ProcessGraph } from './ProcessGraph';
 import { StageChip } from './StageChip';
 import { ErrorNote, Loading, Panel } from './States';
 
+/** The issue (repository-qualified when the repository is known) and the issues PFactory emitted for it. */
+export function issueText(l: WorkItem['links']): string | null {
+  const emitted = l.emitted_issues ?? [];
+  const issue = l.issue_number !== null ? `${l.repo ?? ''}#${l.issue_number}` : (l.repo ?? null);
+  const parts = [issue, emitted.length ? `emitted ${emitted.map((n) => `#${n}`).join(', ')}` : null].filter(Boolean);
+  return parts.length ? parts.join(' · ') : null;
+}
+
 function Chain({ item }: { item: WorkItem }) {
   const l = item.links;
   const steps: { label: string; value: ReactNode }[] = [
     { label: 'Plan session', value: l.session_id },
-    { label: 'Issue', value: l.issue_number !== null ? `#${l.issue_number}` : null },
+    { label: 'Issue', value: issueText(l) },
     { label: 'Coding task', value: l.aifactory_task_ids.length ? l.aifactory_task_ids.join(', ') : null },
     {
       label: 'Branch / PR',
@@ -39,11 +48,82 @@ function Chain({ item }: { item: WorkItem }) {
   );
 }
 
-function usageText(stage: Stage): string {
-  const u = stage.usage;
-  if (u.total_tokens === 0 && u.cost_usd === 0) return 'none reported';
-  // A zero cost with tokens is unmetered usage, which never gets a dollar figure.
-  return u.cost_usd > 0 ? `${tokens(u.total_tokens)} tokens · ${money(u.cost_usd)}` : `${tokens(u.total_tokens)} tokens`;
+/** A stage's usage: tokens, metered spend, and notional dollars apart (muted, never added to spend). */
+export function UsageText({ usage: u }: { usage: UsageAmounts }) {
+  const extra = notional(u.notional_cost_usd);
+  if (u.total_tokens === 0 && u.cost_usd === 0 && !extra) return <>none reported</>;
+  // A zero cost with tokens is unmetered usage, which never gets a dollar figure as spend.
+  return (
+    <>
+      {u.cost_usd > 0 ? `${tokens(u.total_tokens)} tokens · ${money(u.cost_usd)}` : `${tokens(u.total_tokens)} tokens`}
+      {extra && (
+        <span className="muted small block" data-notional>
+          {extra}
+        </span>
+      )}
+    </>
+  );
+}
+
+/** The trailing number of a level name (`VAL-2` → 2), to compare levels the run did not list. */
+function levelNumber(level: string): number | null {
+  const m = /(\d+)\s*$/.exec(level);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * Whether the achieved level falls short of the target: by their order in `levels` when
+ * both are listed there, else by their trailing numbers; no level achieved is short of
+ * any target. `null` when it cannot be told.
+ */
+export function belowTarget(v: Verification): boolean | null {
+  const target = v.target_level;
+  const achieved = v.achieved_level;
+  if (!target) return null;
+  if (!achieved) return true;
+  if (achieved === target) return false;
+  const order = (v.levels ?? []).map((l) => l.level);
+  const ai = order.indexOf(achieved);
+  const ti = order.indexOf(target);
+  if (ai >= 0 && ti >= 0) return ai < ti;
+  const an = levelNumber(achieved);
+  const tn = levelNumber(target);
+  return an !== null && tn !== null ? an < tn : null;
+}
+
+/** "verified VAL-0 of target VAL-2", or what is known of it. */
+export function verificationText(v: Verification): string {
+  const achieved = v.achieved_level ? `verified ${v.achieved_level}` : 'no level verified';
+  return v.target_level ? `${achieved} of target ${v.target_level}` : achieved;
+}
+
+const LEVEL_TONE: Record<string, string> = { passed: 'green', pass: 'green', verified: 'green', met: 'green', failed: 'red', fail: 'red', error: 'red' };
+
+function VerificationNote({ v }: { v: Verification }) {
+  const below = belowTarget(v);
+  const levels = v.levels ?? [];
+  return (
+    <div className="verification small" data-verification={below === null ? 'unknown' : below ? 'below' : 'met'}>
+      <span className={below ? 'warn' : ''}>{verificationText(v)}</span>
+      {below && <span className="badge tone-amber">below target</span>}
+      {(levels.length > 0 || v.claim) && (
+        <details>
+          <summary>Levels{v.claim ? ' and claim' : ''}</summary>
+          {v.claim && <p className="verification-claim">{v.claim}</p>}
+          {levels.length > 0 && (
+            <ul className="verification-levels" aria-label="Verification levels">
+              {levels.map((l) => (
+                <li key={l.level} data-level={l.level}>
+                  <code>{l.level}</code> <span className={`tone-${LEVEL_TONE[l.status.toLowerCase()] ?? 'grey'}`}>{l.status}</span>
+                  {l.reason && <span className="muted">: {l.reason}</span>}
+                </li>
+              ))}
+            </ul>
+          )}
+        </details>
+      )}
+    </div>
+  );
 }
 
 function scanText(stage: Stage): string {
@@ -82,11 +162,12 @@ function StageRows({ item }: { item: WorkItem }) {
                     {stage.phase} · task {stage.task_id} · {when(stage.at)}
                   </span>
                 )}
-                {stage?.halt_reason && <span className="small block">halted: {stage.halt_reason}</span>}
+                {stage?.halt_reason && <span className="small block warn">halted: {stage.halt_reason}</span>}
+                {stage?.verification && <VerificationNote v={stage.verification} />}
               </td>
               <td>{stage ? stage.proof.replace('_', ' ') : '—'}</td>
               <td className={stage?.injection_scan?.verdict === 'flagged' ? 'warn' : ''}>{stage ? scanText(stage) : '—'}</td>
-              <td>{stage ? usageText(stage) : '—'}</td>
+              <td>{stage ? <UsageText usage={stage.usage} /> : '—'}</td>
             </tr>
           );
         })}
@@ -153,6 +234,7 @@ function Body({ item }: { item: WorkItem }) {
         <p className="muted small">
           {item.event_count} events · {tokens(item.usage_total.total_tokens)} tokens
           {item.usage_total.cost_usd > 0 && ` · ${money(item.usage_total.cost_usd)} metered`}
+          {notional(item.usage_total.notional_cost_usd) && <span data-notional> · {notional(item.usage_total.notional_cost_usd)}, not spend</span>}
           {item.handbacks ? ` · ${item.handbacks} handback${item.handbacks > 1 ? 's' : ''}` : ''}
           {item.liveness.stalled && ' · stalled'}
         </p>
@@ -236,7 +318,7 @@ export function Drawer({ taskKey }: { taskKey: string }) {
         <header className="drawer-head">
           <div>
             <h2 id="drawer-title">
-              <span className="key">#{item?.correlation_key ?? taskKey}</span> {item?.title ?? ''}
+              <span className="key">{keyLabel(item?.correlation_key ?? taskKey)}</span> {item?.title ?? ''}
             </h2>
             {item?.project && <p className="muted small">{item.project}</p>}
           </div>

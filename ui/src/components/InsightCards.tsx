@@ -5,6 +5,7 @@
 
 import { useState } from 'react';
 import { api, canWrite, type InsightCard, type PreparedAction, type Severity } from '../api';
+import { keyLabel } from '../format';
 import { openTask } from '../router';
 import { useSession } from '../session';
 import { ProposalCard, reasonOf } from './ProposalCard';
@@ -44,7 +45,7 @@ function Card({ card, writable, proposal, onProposed }: CardProps) {
         <span className="insight-title">{card.title}</span>
         {card.correlation_key && (
           <button type="button" className="link" onClick={() => openTask(card.correlation_key as string)} aria-label={`Open work item ${card.correlation_key}`}>
-            #{card.correlation_key}
+            {keyLabel(card.correlation_key)}
           </button>
         )}
       </div>

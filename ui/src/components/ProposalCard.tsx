@@ -6,7 +6,7 @@
 
 import { useEffect, useId, useRef, useState } from 'react';
 import { api, ApiError, canWrite, type ActionStatus, type ActionStep, type PreparedAction, type StepResult } from '../api';
-import { SERVICE_LABEL, actionLabel, countdown, pretty, when } from '../format';
+import { SERVICE_LABEL, actionLabel, countdown, keyLabel, pretty, when } from '../format';
 import { useSession } from '../session';
 
 export const STATUS_TONE: Record<ActionStatus, string> = {
@@ -145,7 +145,7 @@ export function ProposalCard({ action, onChange, headingLevel = 4 }: Props) {
     <article className="proposal" aria-labelledby={titleId} data-action-id={a.id} data-status={a.status}>
       <header className="proposal-head">
         <Heading id={titleId} className="proposal-title">
-          {actionLabel(a.kind)} <span className="key">#{a.correlation_key}</span>
+          {actionLabel(a.kind)} <span className="key">{keyLabel(a.correlation_key)}</span>
         </Heading>
         <ActionStatusBadge status={a.status} />
       </header>

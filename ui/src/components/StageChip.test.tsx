@@ -21,7 +21,22 @@ describe('StageChip', () => {
 
   it('reads a finished run with a failure outcome as failed', () => {
     const look = stageLook(stage({ status: 'triaged', status_class: 'done', proof: 'unproven', outcome: 'failure' }));
-    expect(look).toEqual({ tone: 'red', text: 'triaged' });
+    expect(look).toEqual({ tone: 'red', text: 'triaged · failed' });
+    // As TFactory's outcome now arrives, with its class.
+    expect(stageLook(stage({ status: 'triaged', status_class: 'failed', outcome: 'failure' }))).toEqual({ tone: 'red', text: 'triaged · failed' });
+    // A status that already says so is not repeated.
+    expect(stageLook(stage({ status: 'failed', status_class: 'failed', outcome: 'failure' }))).toEqual({ tone: 'red', text: 'failed' });
+  });
+
+  it('reads a human_review outcome as review', () => {
+    render(<StageChip name="test" stage={stage({ status: 'triaged', status_class: 'review', proof: 'unproven', outcome: 'human_review' })} />);
+    const chip = screen.getByTitle('Test: triaged · human review');
+    expect(chip.dataset.tone).toBe('violet');
+    expect(chip.textContent).toContain('review');
+    // An older server's class for the same event still reads review, never a green or amber success.
+    expect(stageLook(stage({ status: 'triaged', status_class: 'done', proof: 'proven', outcome: 'human_review' }))).toEqual({ tone: 'violet', text: 'triaged · human review' });
+    expect(stageLook(stage({ status: 'human_review', status_class: 'review' }))).toEqual({ tone: 'violet', text: 'human_review' });
+    expect(stageLook(stage({ status: 'triaged', status_class: 'done', proof: 'proven', outcome: 'success' })).tone).toBe('green');
   });
 
   it('marks a stalled running stage and an absent one', () => {
@@ -38,5 +53,14 @@ describe('StageChip', () => {
     expect(screen.getByTitle('Plan: emitted').dataset.tone).toBe('green');
     expect(screen.getByTitle('Code: done · unproven').dataset.tone).toBe('amber');
     expect(screen.getByTitle('Test: not started').dataset.tone).toBe('grey');
+  });
+
+  it('shows a repository-qualified key on the card as sent and opens it encoded', () => {
+    renderWith(<WorkItemCard item={workItem('acme/shop#7150', { plan: stage() })} />);
+    const card = screen.getByRole('button', { name: /acme\/shop#7150/ });
+    expect(card.querySelector('.key')?.textContent).toBe('acme/shop#7150');
+    card.click();
+    expect(window.location.search).toBe('?task=acme%2Fshop%237150');
+    expect(new URLSearchParams(window.location.search).get('task')).toBe('acme/shop#7150');
   });
 });

@@ -1,5 +1,6 @@
 // One stage's status as a coloured chip. Green means done *and* proven: a success that
-// lacks its evidence is amber and says "unproven" (RFC-0001a), never green.
+// lacks its evidence is amber and says "unproven" (RFC-0001a), never green. A TFactory
+// outcome names its verdict (`human_review`: review, `failure`: failed) on the chip.
 
 import type { Stage, StageName } from '../api';
 import { STAGE_LABEL } from '../format';
@@ -12,11 +13,19 @@ export interface ChipLook {
   text: string;
 }
 
+/** `status`, with `verdict` added when the status does not already say it (`triaged · human review`). */
+function withVerdict(status: string, verdict: string, says: RegExp): string {
+  return says.test(status) ? status : `${status} · ${verdict}`;
+}
+
 /** How a stage reads; `stalled` is the item's liveness verdict for its active stage. */
 export function stageLook(stage: Stage | null, stalled = false): ChipLook {
   if (!stage) return { tone: 'grey', text: 'not started' };
-  const failed = stage.status_class === 'failed' || stage.outcome?.toLowerCase() === 'failure';
-  if (failed) return { tone: 'red', text: stage.status };
+  // TFactory keeps its status (`triaged`) whatever the verdict; the outcome carries it.
+  const outcome = stage.outcome?.trim().toLowerCase();
+  if (outcome === 'failure') return { tone: 'red', text: withVerdict(stage.status, 'failed', /fail/i) };
+  if (stage.status_class === 'failed') return { tone: 'red', text: stage.status };
+  if (outcome === 'human_review') return { tone: 'violet', text: withVerdict(stage.status, 'human review', /review/i) };
   switch (stage.status_class) {
     case 'done':
       return stage.proof === 'proven'

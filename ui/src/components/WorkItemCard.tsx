@@ -3,6 +3,7 @@
 
 import { memo } from 'react';
 import { STAGES, type WorkItem } from '../api';
+import { keyLabel } from '../format';
 import { openTask } from '../router';
 import { StageChip } from './StageChip';
 
@@ -13,7 +14,7 @@ export const WorkItemCard = memo(function WorkItemCard({ item }: { item: WorkIte
   return (
     <button type="button" className="card" onClick={() => openTask(item.correlation_key)}>
       <span className="card-head">
-        <span className="key">#{item.correlation_key}</span>
+        <span className="key">{keyLabel(item.correlation_key)}</span>
         {item.project && <span className="muted card-project">{item.project}</span>}
       </span>
       <span className="card-title">{item.title ?? <em className="muted">untitled</em>}</span>

@@ -4,7 +4,7 @@
 
 import { useMemo } from 'react';
 import { STAGES, STAGE_SERVICE, type ServiceName } from '../api';
-import { SERVICE_LABEL, ago } from '../format';
+import { SERVICE_LABEL, ago, keyLabel } from '../format';
 import type { LiveState } from '../live';
 import { useLive } from '../live';
 import { openTask } from '../router';
@@ -90,7 +90,7 @@ export function ActiveTasks() {
                 <div className="task-head">
                   {t.correlation_key ? (
                     <button type="button" className="link key" onClick={() => openTask(t.correlation_key as string)}>
-                      #{t.correlation_key}
+                      {keyLabel(t.correlation_key)}
                     </button>
                   ) : (
                     <span className="muted">no work item yet</span>

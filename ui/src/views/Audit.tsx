@@ -7,7 +7,7 @@ import { useState } from 'react';
 import { api, type AuditChain, type AuditEntry } from '../api';
 import { openTask } from '../router';
 import { ErrorNote, Panel } from '../components/States';
-import { count, when } from '../format';
+import { count, keyLabel, when } from '../format';
 import { useFetched } from '../useFetched';
 
 /** Entries per page. */
@@ -87,7 +87,7 @@ function Entries({ entries, flagged }: { entries: AuditEntry[]; flagged: Map<num
                 <td>
                   {e.correlation_key ? (
                     <button type="button" className="link" onClick={() => openTask(e.correlation_key as string)}>
-                      #{e.correlation_key}
+                      {keyLabel(e.correlation_key)}
                     </button>
                   ) : (
                     '—'

@@ -11,7 +11,7 @@ import { Link } from '../components/Link';
 import { StageChip } from '../components/StageChip';
 import { ErrorNote, Panel } from '../components/States';
 import { columnOf } from '../board';
-import { SERVICE_LABEL, STAGE_LABEL, ago, count, duration } from '../format';
+import { SERVICE_LABEL, STAGE_LABEL, ago, count, duration, keyLabel, notional } from '../format';
 import { useLive } from '../live';
 import { openTask } from '../router';
 import { useFetched } from '../useFetched';
@@ -60,7 +60,7 @@ function RecentlyChanged() {
             <button type="button" className="row-button" onClick={() => openTask(item.correlation_key)}>
               <span className="row-main">
                 <span>
-                  <span className="key">#{item.correlation_key}</span> {item.title ?? 'untitled'}
+                  <span className="key">{keyLabel(item.correlation_key)}</span> {item.title ?? 'untitled'}
                 </span>
                 <span className="muted small">changed {ago(item.updated_at)}</span>
               </span>
@@ -85,7 +85,7 @@ function Feed() {
             {items.map((e) => (
               <li key={e.seq}>
                 <button type="button" className="row-button" onClick={() => openTask(e.correlation_key)}>
-                  <span className="key">#{e.correlation_key}</span>
+                  <span className="key">{keyLabel(e.correlation_key)}</span>
                   <span className="feed-title">{e.title ?? ''}</span>
                   <span>{SERVICE_LABEL[e.service] ?? e.service}</span>
                   <span className="feed-status">{e.status}</span>
@@ -117,7 +117,11 @@ export function MissionControl() {
         <Tile label="Events" value={count(r?.events_total)} />
         <Tile label="Anomalies" value={count(anomalies.data?.count)} />
         <Tile label="Median lead time" value={duration(r?.lead_time.p50_seconds)} hint={r ? `${r.lead_time.samples} finished` : undefined} />
-        <Tile label="Spend" value={r ? costText(r.cost.total) : '—'} hint={r ? `${count(r.cost.total.total_tokens)} tokens` : undefined} />
+        <Tile
+          label="Spend"
+          value={r ? costText(r.cost.total) : '—'}
+          hint={r ? [`${count(r.cost.total.total_tokens)} tokens`, notional(r.cost.total.notional_cost_usd)].filter(Boolean).join(' · ') : undefined}
+        />
       </div>
       {rollups.error && !r && <ErrorNote what="the rollups" error={rollups.error} onRetry={rollups.reload} />}
       <Strip rollups={r} />

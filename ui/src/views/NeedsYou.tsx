@@ -2,6 +2,7 @@
 
 import { api } from '../api';
 import { Panel } from '../components/States';
+import { keyLabel } from '../format';
 import { openTask } from '../router';
 import { useFetched } from '../useFetched';
 
@@ -24,7 +25,7 @@ export function NeedsYou() {
                   <button type="button" className="row-button" onClick={() => openTask(n.correlation_key)}>
                     <span className="row-main">
                       <span>
-                        <span className="key">#{n.correlation_key}</span> {n.title}
+                        <span className="key">{keyLabel(n.correlation_key)}</span> {n.title}
                       </span>
                       <span className="reasons">
                         {n.reasons.map((r) => (

@@ -1,4 +1,4 @@
-import { fireEvent, screen, waitFor } from '@testing-library/react';
+import { fireEvent, screen, waitFor, within } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
 import type { CostBucket, Tokens } from '../api';
 import { json, mockFetch, renderWith } from '../test-utils';
@@ -76,5 +76,33 @@ describe('Tokens window', () => {
     fireEvent.change(screen.getByLabelText('First day (UTC)'), { target: { value: '2026-11-05' } });
     expect((await screen.findByRole('alert')).textContent).toContain('must not be after');
     expect(asked.length).toBe(before);
+  });
+});
+
+describe('Tokens & cost: notional dollars', () => {
+  it('shows notional dollars apart from metered spend and gives the tables a notional column', async () => {
+    const total: CostBucket = { ...bucket('total', 4), cost_usd: 2, notional_cost_usd: 0.75 };
+    const api: CostBucket = { ...bucket('api', 2), cost_usd: 2 };
+    const subscription: CostBucket = { ...bucket('subscription', 1), metered: false, cost_usd: null, notional_cost_usd: 0.5 };
+    const local: CostBucket = { ...bucket('local', 1), metered: false, cost_usd: null, notional_cost_usd: 0.25 };
+    mockFetch({
+      '/api/tokens': {
+        ...answer(4, null, null),
+        cost: { ...answer(4, null, null).cost, total, by_billing_mode: [api, subscription, local] },
+      },
+    });
+    renderWith(<TokensView />);
+
+    const spend = (await screen.findByText('Spend (metered)')).closest('.tile') as HTMLElement;
+    // $2.00 is what was spent; the $0.75 is shown beside it, named, and never summed in.
+    expect(within(spend).getByText('$2.00')).toBeTruthy();
+    expect((spend.querySelector('[data-notional]') as HTMLElement).textContent).toBe('$0.75 notional, not spend');
+    expect(spend.textContent).not.toContain('$2.75');
+
+    const modes = screen.getByRole('table', { name: 'By billing mode' });
+    expect(within(modes).getByRole('columnheader', { name: /Notional/ })).toBeTruthy();
+    expect(within(modes).getAllByRole('rowheader').map((h) => h.textContent)).toEqual(['api', 'subscription', 'local']);
+    // The service table has no notional dollars, so no such column.
+    expect(within(screen.getByRole('table', { name: 'By service' })).queryByRole('columnheader', { name: /Notional/ })).toBeNull();
   });
 });

@@ -1,11 +1,12 @@
 // Tokens and cost: totals, the daily series, and the breakdowns by service, model, work
-// item and billing mode. Dollars appear only where usage was metered.
+// item and billing mode. Dollars appear as spend only where usage was metered; dollars
+// that subscription or local workers report are shown apart, as notional.
 
 import { Suspense, lazy, useState } from 'react';
 import { api } from '../api';
 import { CostTable, costText } from '../components/CostTable';
 import { Panel } from '../components/States';
-import { SERVICE_LABEL, tokens } from '../format';
+import { SERVICE_LABEL, notional, tokens } from '../format';
 import { useFetched } from '../useFetched';
 
 const DailyChart = lazy(() => import('../components/DailyChart'));
@@ -68,6 +69,11 @@ export function TokensView() {
               <div className="tile">
                 <span className="tile-label">Spend (metered)</span>
                 <span className="tile-value">{costText(cost.total)}</span>
+                {notional(cost.total.notional_cost_usd) && (
+                  <span className="muted small" data-notional>
+                    {notional(cost.total.notional_cost_usd)}, not spend
+                  </span>
+                )}
               </div>
               <div className="tile">
                 <span className="tile-label">Tokens</span>

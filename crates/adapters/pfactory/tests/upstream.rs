@@ -85,7 +85,7 @@ async fn sessions_map_onto_snapshots() {
     assert_eq!(a.service, Service::Pfactory);
     assert_eq!(a.task_id, "001-refund");
     assert_eq!(a.issue_number, Some(142));
-    assert_eq!(a.key().unwrap().as_str(), "142");
+    assert_eq!(a.key().unwrap().as_str(), "acme/shop#142");
     assert_eq!(a.status, "emitted");
     assert_eq!(a.project.as_deref(), Some("acme/shop"));
     assert_eq!(a.title.as_deref(), Some("Refunds"));

@@ -272,23 +272,25 @@ pub(crate) async fn usage(
     };
     let sql = format!(
         "SELECT {column}, SUM(input_tokens)::int8, SUM(output_tokens)::int8, \
-             SUM(total_tokens)::int8, SUM(cost_usd) \
+             SUM(total_tokens)::int8, SUM(cost_usd), SUM(notional_cost_usd) \
          FROM usage WHERE tenant_id = $1 GROUP BY {column} \
          ORDER BY 4 DESC, 1 ASC NULLS FIRST"
     );
-    let rows: Vec<(Option<String>, i64, i64, i64, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(tenant.as_str())
-        .fetch_all(pool)
-        .await
-        .map_err(store_error)?;
+    let rows: Vec<(Option<String>, i64, i64, i64, f64, f64)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(store_error)?;
     Ok(rows
         .into_iter()
-        .map(|(key, input, output, total, cost)| UsageRow {
+        .map(|(key, input, output, total, cost, notional)| UsageRow {
             key,
             input_tokens: input.max(0) as u64,
             output_tokens: output.max(0) as u64,
             total_tokens: total.max(0) as u64,
             cost_usd: cost,
+            notional_cost_usd: notional,
         })
         .collect())
 }

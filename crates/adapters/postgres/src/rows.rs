@@ -103,6 +103,7 @@ pub(crate) struct UsageColumns {
     pub output_tokens: Vec<i64>,
     pub total_tokens: Vec<i64>,
     pub cost_usd: Vec<f64>,
+    pub notional_cost_usd: Vec<f64>,
 }
 
 fn tokens(n: u64) -> i64 {
@@ -120,6 +121,7 @@ pub(crate) struct UsageRow {
     output_tokens: i64,
     total_tokens: i64,
     cost_usd: f64,
+    notional_cost_usd: f64,
 }
 
 /// The `usage` rows of `item`, one per task with usage.
@@ -137,6 +139,7 @@ pub(crate) fn usage_rows(item: &WorkItem) -> Vec<UsageRow> {
                 output_tokens: tokens(total.output_tokens),
                 total_tokens: tokens(total.total_tokens),
                 cost_usd: total.cost_usd,
+                notional_cost_usd: total.notional_cost_usd,
             }
         })
         .collect()
@@ -154,5 +157,6 @@ impl UsageColumns {
         self.output_tokens.push(row.output_tokens);
         self.total_tokens.push(row.total_tokens);
         self.cost_usd.push(row.cost_usd);
+        self.notional_cost_usd.push(row.notional_cost_usd);
     }
 }

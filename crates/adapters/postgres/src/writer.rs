@@ -1388,9 +1388,10 @@ async fn write(
                  stall_at = EXCLUDED.stall_at, doc = EXCLUDED.doc), \
          new_usage AS ( \
              INSERT INTO usage (tenant_id, item_key, service, task_id, model, project, \
-                 input_tokens, output_tokens, total_tokens, cost_usd) \
+                 input_tokens, output_tokens, total_tokens, cost_usd, notional_cost_usd) \
              SELECT $1, u.* FROM UNNEST($16::text[], $17::text[], $18::text[], $19::text[], \
-                 $20::text[], $21::int8[], $22::int8[], $23::int8[], $24::float8[]) AS u), \
+                 $20::text[], $21::int8[], $22::int8[], $23::int8[], $24::float8[], \
+                 $43::float8[]) AS u), \
          owners AS ( \
              INSERT INTO identifiers (tenant_id, ident, item_key) \
              SELECT $1, o.ident, o.item_key \
@@ -1459,6 +1460,7 @@ async fn write(
     .bind(&usage_changes.drop_tasks)
     .bind(&search_keys)
     .bind(&search_texts)
+    .bind(&usage.notional_cost_usd)
     .execute(&mut *conn)
     .await
     .map_err(store_error)?;

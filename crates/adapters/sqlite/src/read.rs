@@ -344,19 +344,19 @@ pub(crate) async fn usage(
     let sql = match group_by {
         UsageGroupBy::Service => {
             "SELECT service, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), \
-             SUM(cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY service"
+             SUM(cost_usd), SUM(notional_cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY service"
         }
         UsageGroupBy::Project => {
             "SELECT project, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), \
-             SUM(cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY project"
+             SUM(cost_usd), SUM(notional_cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY project"
         }
         UsageGroupBy::Workitem => {
             "SELECT item_key, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), \
-             SUM(cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY item_key"
+             SUM(cost_usd), SUM(notional_cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY item_key"
         }
         UsageGroupBy::Model => {
             "SELECT model, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), \
-             SUM(cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY model"
+             SUM(cost_usd), SUM(notional_cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY model"
         }
     };
     let found = sqlx::query(sql)
@@ -377,6 +377,7 @@ pub(crate) async fn usage(
                 output_tokens: tokens(2)?,
                 total_tokens: tokens(3)?,
                 cost_usd: row.try_get(4).map_err(store_error)?,
+                notional_cost_usd: row.try_get(5).map_err(store_error)?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;

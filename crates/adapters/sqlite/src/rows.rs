@@ -83,6 +83,7 @@ pub(crate) fn usage_rows(item: &WorkItem) -> impl Iterator<Item = Value> + '_ {
             t.output_tokens,
             t.total_tokens,
             t.cost_usd,
+            t.notional_cost_usd,
         ])
     })
 }

@@ -608,15 +608,16 @@ async fn write(
         if !usage.is_empty() {
             sqlx::query(
                 "INSERT INTO usage (tenant_id, item_key, service, task_id, model, project, \
-                   input_tokens, output_tokens, total_tokens, cost_usd) \
+                   input_tokens, output_tokens, total_tokens, cost_usd, notional_cost_usd) \
                  SELECT ?1, j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, \
-                   j.value->>5, j.value->>6, j.value->>7, j.value->>8 \
+                   j.value->>5, j.value->>6, j.value->>7, j.value->>8, j.value->>9 \
                  FROM json_each(?2) AS j WHERE true \
                  ON CONFLICT (tenant_id, item_key, service, task_id) DO UPDATE SET \
                    input_tokens = input_tokens + excluded.input_tokens, \
                    output_tokens = output_tokens + excluded.output_tokens, \
                    total_tokens = total_tokens + excluded.total_tokens, \
-                   cost_usd = cost_usd + excluded.cost_usd",
+                   cost_usd = cost_usd + excluded.cost_usd, \
+                   notional_cost_usd = notional_cost_usd + excluded.notional_cost_usd",
             )
             .bind(t)
             .bind(Value::Array(usage).to_string())

@@ -138,7 +138,7 @@ pub async fn world() -> World {
             0,
             json!({
                 "correlation_key": "142", "service": "pfactory", "task_id": "001-refund-flow",
-                "status": "emitted", "phase": "plan", "repo": "acme/shop", "title": EVIL_TITLE,
+                "status": "emitted", "phase": "plan", "project_id": "shop", "title": EVIL_TITLE,
                 "correlation": {"session_id": "001-refund-flow", "issue_number": 142},
                 "evidence": {"proof_kind": "issues", "epic_issue": 142, "child_count": 2}
             }),
@@ -168,7 +168,7 @@ pub async fn world() -> World {
             json!({
                 "correlation_key": "pf-900-legacy-sso", "service": "pfactory",
                 "task_id": "900-legacy-sso", "status": "awaiting_approval", "phase": "plan",
-                "repo": "acme/platform", "title": "Replace legacy SSO",
+                "project_id": "platform", "title": "Replace legacy SSO",
                 "review": {"gates_passed": false, "aggregate_score": 0.52, "threshold": 0.7,
                            "lenses": [{"lens": "security", "blocking": true}]}
             }),
@@ -177,7 +177,7 @@ pub async fn world() -> World {
             20,
             json!({
                 "correlation_key": "143", "service": "aifactory", "task_id": "proj:002",
-                "status": "human_review", "phase": "act", "repo": "acme/console",
+                "status": "human_review", "phase": "act", "project_id": "console",
                 "title": "Export audit logs", "pr_number": 311,
                 "injection_scan": {"verdict": "pass"}
             }),

@@ -92,6 +92,8 @@ pub enum AnomalyKind {
     LatencySpike,
     /// Cost per WorkItem creeping up (EWMA above its control limit).
     CostDrift,
+    /// A sender reported its budget exceeded (`usage.budget.exceeded`).
+    BudgetExceeded,
 }
 
 impl AnomalyKind {
@@ -110,6 +112,7 @@ impl AnomalyKind {
             Self::CostSpike => "cost_spike",
             Self::LatencySpike => "latency_spike",
             Self::CostDrift => "cost_drift",
+            Self::BudgetExceeded => "budget_exceeded",
         }
     }
 }
@@ -737,10 +740,25 @@ pub(crate) fn item_rules(item: &WorkItem, th: &Thresholds, out: &mut Vec<Anomaly
             severity,
             "Handback loop",
             format!(
-                "{n} round trip(s) from failed tests back to coding (limit {}).",
+                "{n} round trip(s) from a failed or human-review verify back to coding (limit {}).",
                 th.handback_limit
             ),
             json!({"handbacks": n, "limit": th.handback_limit}),
+        ));
+    }
+    if let Some(b) = item.budget.filter(|b| b.exceeded) {
+        let money = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |d| format!("${d:.2}"));
+        out.push(anomaly(
+            item,
+            AnomalyKind::BudgetExceeded,
+            Severity::High,
+            "Budget exceeded",
+            format!(
+                "The sender reports its budget exceeded: {} spent of a {} limit.",
+                money(b.spent_usd),
+                money(b.limit_usd)
+            ),
+            json!({"limit_usd": b.limit_usd, "spent_usd": b.spent_usd, "at": b.at}),
         ));
     }
     let f = &item.flags;
@@ -750,16 +768,29 @@ pub(crate) fn item_rules(item: &WorkItem, th: &Thresholds, out: &mut Vec<Anomaly
             .iter()
             .map(|c| &c.issue_numbers)
             .collect();
+        let reasons: Vec<&str> = f
+            .correlation_conflicts
+            .iter()
+            .filter_map(|c| c.reason.as_deref())
+            .collect();
+        let detail = match reasons.last() {
+            Some(reason) => format!(
+                "{} event(s) could not be placed with certainty; latest: {reason}.",
+                f.correlation_conflict_count
+            ),
+            None => format!(
+                "{} event(s) named issue numbers that disagree with this item's.",
+                f.correlation_conflict_count
+            ),
+        };
         out.push(anomaly(
             item,
             AnomalyKind::CorrelationConflict,
             Severity::Warning,
             "Correlation conflict",
-            format!(
-                "{} event(s) named issue numbers that disagree with this item's.",
-                f.correlation_conflict_count
-            ),
-            json!({"count": f.correlation_conflict_count, "issue_numbers": numbers}),
+            detail,
+            json!({"count": f.correlation_conflict_count, "issue_numbers": numbers,
+                   "reasons": reasons}),
         ));
     }
     if f.missing_event_id > 0 {

@@ -1,10 +1,10 @@
 //! Billing modes: which usage counts dollars. Metered modes (`api`, `cloud`) count real
-//! dollars; subscription and local runs report tokens only; usage without a billing mode
-//! counts its `cost_usd` as sent.
+//! dollars; a subscription or local worker's `cost_usd` is notional (shown, never spent);
+//! usage without a billing mode counts its `cost_usd` as sent.
 
 use chrono::{DateTime, Utc};
 
-use crate::event::Service;
+use crate::event::{Service, Usage};
 use crate::workitem::TaskUsage;
 
 /// Whether a billing mode bills real dollars (`api` or `cloud`, any case).
@@ -26,6 +26,8 @@ pub(crate) struct Contribution<'a> {
     pub total_tokens: u64,
     /// Dollars counted; `None` when the mode is unmetered or nothing was sent.
     pub cost_usd: Option<f64>,
+    /// Dollars an unmetered worker reported: shown, never counted.
+    pub notional_usd: f64,
     pub at: DateTime<Utc>,
 }
 
@@ -43,52 +45,94 @@ fn dollars(mode: Option<&str>, sent: Option<f64>) -> Option<f64> {
     }
 }
 
+/// The notional share of `sent` dollars under `mode`: what an unmetered mode reported.
+fn notional(mode: Option<&str>, sent: Option<f64>) -> f64 {
+    match mode {
+        Some(m) if !is_metered(m) => sent.unwrap_or(0.0),
+        _ => 0.0,
+    }
+}
+
+/// The mode every worker shares, or `None` when they differ or there are none.
+fn shared_mode<'a>(modes: impl Iterator<Item = Option<&'a str>>) -> Option<&'a str> {
+    let mut modes = modes;
+    match modes.next() {
+        Some(first) if modes.all(|m| m == first) => first,
+        _ => None,
+    }
+}
+
+/// Splits a usage block's dollars into metered spend and notional dollars, by each
+/// worker's billing mode; dollars no worker claimed take the mode all workers share.
+pub fn split_dollars(usage: &Usage) -> (f64, f64) {
+    let (mut spend, mut notional_usd, mut claimed) = (0.0, 0.0, 0.0);
+    for w in &usage.workers {
+        let mode = mode_of(w.billing_mode.as_deref());
+        spend += dollars(mode, w.cost_usd).unwrap_or(0.0);
+        notional_usd += notional(mode, w.cost_usd);
+        claimed += w.cost_usd.unwrap_or(0.0);
+    }
+    let rest = (usage.cost_usd.unwrap_or(0.0) - claimed).max(0.0);
+    if rest > 1e-12 {
+        let mode = shared_mode(
+            usage
+                .workers
+                .iter()
+                .map(|w| mode_of(w.billing_mode.as_deref())),
+        );
+        spend += dollars(mode, Some(rest)).unwrap_or(0.0);
+        notional_usd += notional(mode, Some(rest));
+    }
+    (spend, notional_usd)
+}
+
 /// Splits a task's usage into per-worker slices plus a task-level rest.
 ///
-/// Workers carry only a token total, so input/output tokens stay on the rest. The rest
-/// (earlier runs, tokens no worker claimed) takes the billing mode all workers share, or
-/// none when they differ. A task-level cost of exactly 0 reads as not sent, because the
-/// domain's `UsageAmounts` cannot tell the two apart.
+/// The rest (earlier runs, tokens no worker claimed) takes the billing mode all workers
+/// share, or none when they differ. A task-level cost of exactly 0 reads as not sent,
+/// because the domain's `UsageAmounts` cannot tell the two apart.
 pub(crate) fn contributions(task: &TaskUsage) -> Vec<Contribution<'_>> {
     let total = task.total();
-    let task_model = task.model.as_deref();
+    let task_model = task.model.as_deref().filter(|m| !m.trim().is_empty());
     let mut out = Vec::with_capacity(task.workers.len() + 1);
     let (mut worker_tokens, mut worker_cost) = (0u64, 0.0f64);
+    let (mut worker_in, mut worker_out) = (0u64, 0u64);
     for w in &task.workers {
         let mode = mode_of(w.billing_mode.as_deref());
-        let tokens = w.tokens.unwrap_or(0);
-        worker_tokens += tokens;
+        let tokens = w.total();
+        let (input, output) = (w.input_tokens.unwrap_or(0), w.output_tokens.unwrap_or(0));
+        worker_tokens = worker_tokens.saturating_add(tokens);
+        worker_in = worker_in.saturating_add(input);
+        worker_out = worker_out.saturating_add(output);
         worker_cost += w.cost_usd.unwrap_or(0.0);
         out.push(Contribution {
             service: task.service,
-            model: w.model.as_deref().or(task_model),
+            model: w
+                .model
+                .as_deref()
+                .filter(|m| !m.trim().is_empty())
+                .or(task_model),
             provider: w.provider.as_deref(),
             worker: w.worker_id.as_deref(),
             billing_mode: mode,
-            input_tokens: 0,
-            output_tokens: 0,
+            input_tokens: input,
+            output_tokens: output,
             total_tokens: tokens,
             cost_usd: dollars(mode, w.cost_usd),
+            notional_usd: notional(mode, w.cost_usd),
             at: task.at,
         });
     }
-    let shared_mode = {
-        let mut modes = task
-            .workers
+    let shared_mode = shared_mode(
+        task.workers
             .iter()
-            .map(|w| mode_of(w.billing_mode.as_deref()));
-        match modes.next() {
-            Some(first) if modes.all(|m| m == first) => first,
-            _ => None,
-        }
-    };
+            .map(|w| mode_of(w.billing_mode.as_deref())),
+    );
     let rest_tokens = total.total_tokens.saturating_sub(worker_tokens);
-    let rest_cost = (total.cost_usd - worker_cost).max(0.0);
-    if out.is_empty()
-        || rest_tokens > 0
-        || rest_cost > 1e-12
-        || total.input_tokens + total.output_tokens > 0
-    {
+    let rest_in = total.input_tokens.saturating_sub(worker_in);
+    let rest_out = total.output_tokens.saturating_sub(worker_out);
+    let rest_cost = (total.reported_usd() - worker_cost).max(0.0);
+    if out.is_empty() || rest_tokens > 0 || rest_cost > 1e-12 || rest_in + rest_out > 0 {
         let sent = (rest_cost > 0.0).then_some(rest_cost);
         out.push(Contribution {
             service: task.service,
@@ -96,10 +140,11 @@ pub(crate) fn contributions(task: &TaskUsage) -> Vec<Contribution<'_>> {
             provider: None,
             worker: None,
             billing_mode: shared_mode,
-            input_tokens: total.input_tokens,
-            output_tokens: total.output_tokens,
+            input_tokens: rest_in,
+            output_tokens: rest_out,
             total_tokens: rest_tokens,
             cost_usd: dollars(shared_mode, sent),
+            notional_usd: notional(shared_mode, sent),
             at: task.at,
         });
     }
@@ -133,11 +178,13 @@ mod tests {
                 output_tokens: 0,
                 total_tokens: total,
                 cost_usd: cost,
+                notional_cost_usd: 0.0,
             },
             earlier_runs: UsageAmounts::default(),
             runs: 1,
             phase: None,
             workers,
+            run_figures: Vec::new(),
         }
     }
 
@@ -149,6 +196,7 @@ mod tests {
             tokens: Some(tokens),
             cost_usd: cost,
             billing_mode: mode.map(str::to_owned),
+            ..WorkerUsage::default()
         }
     }
 
@@ -177,6 +225,7 @@ mod tests {
         let t = task(150, 3.0, vec![worker(Some("local"), 100, None)]);
         let parts = contributions(&t);
         assert_eq!(parts.len(), 2);
+        assert_eq!(parts[1].notional_usd, 3.0);
         assert_eq!(parts[1].total_tokens, 50);
         assert_eq!(parts[1].billing_mode, Some("local"));
         assert_eq!(task_cost(&t), None);

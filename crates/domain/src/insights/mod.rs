@@ -21,7 +21,7 @@ mod signals;
 mod fixtures;
 
 pub use anomalies::{Anomaly, AnomalyKind, History, SeriesKey, Severity, Thresholds, detect};
-pub use billing::is_metered;
+pub use billing::{is_metered, split_dollars};
 pub use fleet::Fleet;
 pub use needs::{NeedsYou, needs_you};
 pub use rollups::{

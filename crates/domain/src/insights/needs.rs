@@ -62,7 +62,13 @@ pub(crate) fn item_reasons(item: &WorkItem) -> Vec<Reason> {
         if awaiting_approval(name, &s.status) {
             reasons.push((APPROVAL, s.at, format!("{n}: plan awaiting approval")));
         } else if s.status_class == StatusClass::Review {
-            reasons.push((REVIEW, s.at, format!("{n}: in review ({})", s.status)));
+            let why = s.halt_reason.as_deref().unwrap_or(&s.status);
+            let what = if s.needs_human_review() {
+                "a person must review"
+            } else {
+                "in review"
+            };
+            reasons.push((REVIEW, s.at, format!("{n}: {what} ({why})")));
         }
         if s.proof == Proof::Unproven {
             reasons.push((

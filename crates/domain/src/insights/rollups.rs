@@ -107,7 +107,9 @@ pub struct CostBucket {
     pub metered: bool,
     /// Dollars counted; `null` when nothing was metered, never a notional figure.
     pub cost_usd: Option<f64>,
-    /// Prompt tokens (task-level: workers report only a total).
+    /// Dollars subscription or local workers reported: shown apart, never spend.
+    pub notional_cost_usd: f64,
+    /// Prompt tokens.
     pub input_tokens: Option<u64>,
     /// Completion tokens (task-level).
     pub output_tokens: Option<u64>,
@@ -124,6 +126,7 @@ impl CostBucket {
             instrumented: false,
             metered: false,
             cost_usd: None,
+            notional_cost_usd: 0.0,
             input_tokens: None,
             output_tokens: None,
             total_tokens: None,
@@ -884,6 +887,7 @@ struct Slice {
     output_tokens: u64,
     total_tokens: u64,
     cost_usd: Option<f64>,
+    notional_usd: f64,
     at: DateTime<Utc>,
 }
 
@@ -926,6 +930,7 @@ impl RollupFacts {
                     output_tokens: c.output_tokens,
                     total_tokens: c.total_tokens,
                     cost_usd: c.cost_usd,
+                    notional_usd: c.notional_usd,
                     at: c.at,
                 });
             }
@@ -980,6 +985,7 @@ struct Acc {
     total_tokens: u64,
     records: u64,
     cost_nanos: i128,
+    notional_nanos: i128,
     /// Records that counted dollars.
     metered: u64,
 }
@@ -992,6 +998,7 @@ impl Acc {
         add(&mut self.output_tokens, s.output_tokens);
         add(&mut self.total_tokens, s.total_tokens);
         add(&mut self.records, 1);
+        self.notional_nanos += nanos(s.notional_usd) * sign as i128;
         if let Some(d) = s.cost_usd {
             add(&mut self.metered, 1);
             self.cost_nanos += nanos(d) * sign as i128;
@@ -1004,6 +1011,7 @@ impl Acc {
         self.total_tokens += o.total_tokens;
         self.records += o.records;
         self.cost_nanos += o.cost_nanos;
+        self.notional_nanos += o.notional_nanos;
         self.metered += o.metered;
     }
 
@@ -1025,6 +1033,7 @@ impl Acc {
             instrumented: true,
             metered: self.metered > 0,
             cost_usd: (self.metered > 0).then_some(dollars_of(self.cost_nanos)),
+            notional_cost_usd: dollars_of(self.notional_nanos),
             input_tokens: Some(self.input_tokens),
             output_tokens: Some(self.output_tokens),
             total_tokens: Some(self.total_tokens),

@@ -328,8 +328,10 @@ pub struct UsageRowDoc {
     pub output_tokens: u64,
     /// All tokens.
     pub total_tokens: u64,
-    /// Dollars.
+    /// Metered dollars: spend.
     pub cost_usd: f64,
+    /// Dollars subscription or local workers reported: shown apart, never spend.
+    pub notional_cost_usd: f64,
 }
 
 /// Usage summed per group, largest first.

@@ -48,7 +48,12 @@ pub(crate) struct Plan {
     pub(crate) title: String,
     pub(crate) repo: String,
     pub(crate) board_state: &'static str,
+    /// The epic issue the emit created.
     pub(crate) github_issue: Option<u64>,
+    /// The existing issue the plan came from, if any: then the unit's identity.
+    pub(crate) origin_issue: Option<u64>,
+    /// On the contract path the plan goes straight to this AIFactory task, no issue.
+    pub(crate) aifactory_task_id: Option<String>,
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
     pub(crate) lenses: Vec<Lens>,
@@ -77,11 +82,38 @@ impl Plan {
             && self.aggregate_score() >= self.threshold
     }
 
-    /// The issue number once emitted, else the synthetic `pf-<session>` key.
+    /// The origin issue, repository-qualified, when the plan came from one; else the
+    /// epic's number once emitted; else the synthetic `pf-<session>` key.
     pub(crate) fn correlation_key(&self) -> String {
-        match self.github_issue {
-            Some(n) => n.to_string(),
-            None => format!("pf-{}", self.session_id),
+        match (self.origin_issue, self.github_issue) {
+            (Some(n), _) => format!("{}#{n}", self.repo),
+            (None, Some(n)) => n.to_string(),
+            (None, None) => format!("pf-{}", self.session_id),
+        }
+    }
+
+    /// The status and phase PFactory's completion event reports for the board state:
+    /// its code knows `ingested`, `processed`, `emitted` and `rejected`, not the board's
+    /// finer steps.
+    pub(crate) fn event_status(&self) -> (&'static str, &'static str) {
+        match self.board_state {
+            "awaiting_approval" => ("processed", "processed"),
+            "emitted" => ("emitted", "emit"),
+            "rejected" => ("rejected", "review"),
+            _ => ("ingested", "ingested"),
+        }
+    }
+
+    /// The `emitted` evidence: the issues created, or the AIFactory task handed the
+    /// plan on the contract path. A single-issue plan has `child_count: 0`.
+    pub(crate) fn evidence(&self) -> Value {
+        match &self.aifactory_task_id {
+            Some(task) => json!({"proof_kind": "contract", "aifactory_task_id": task}),
+            None => json!({
+                "proof_kind": "issues",
+                "epic_issue": self.github_issue,
+                "child_count": self.children.iter().filter(|c| c.number.is_some()).count(),
+            }),
         }
     }
 
@@ -143,7 +175,8 @@ impl Plan {
                 "epic_issue": self.github_issue,
                 "child_numbers": child_numbers,
                 "correlation_key": self.correlation_key(),
-                "issues": std::iter::once(self.github_issue.unwrap_or_default())
+                "issues": self.github_issue
+                    .into_iter()
                     .chain(child_numbers.iter().copied())
                     .map(|n| json!({
                         "number": n,

@@ -89,7 +89,10 @@ pub(crate) struct Task {
     pub(crate) stalled: bool,
     pub(crate) spec_id: Option<String>,
     pub(crate) corrections: Vec<Value>,
-    pub(crate) phases_completed: Vec<&'static str>,
+    /// The pre-coder prompt-injection scan's verdict (flagged or not), once it ran.
+    pub(crate) injection_flagged: Option<bool>,
+    /// Why the last run halted, sent with its terminal event.
+    pub(crate) halt_reason: Option<String>,
     pub(crate) worktree_sha: Option<String>,
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
@@ -97,12 +100,22 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    /// The issue number once known, else the synthetic `af-<task>` key.
+    /// The issue number once known (bare, even for an issue PFactory keys
+    /// repository-qualified), else the synthetic `af-<spec>` key.
     pub(crate) fn correlation_key(&self) -> String {
         match self.issue_number {
             Some(n) => n.to_string(),
-            None => format!("af-{}", self.id),
+            None => format!("af-{}", self.spec_no),
         }
+    }
+
+    /// The `correlation` block AIFactory's events carry.
+    pub(crate) fn event_correlation(&self) -> Value {
+        json!({
+            "issue_number": self.issue_number,
+            "spec_id": self.spec_no,
+            "project_id": self.project_id,
+        })
     }
 
     /// Whether a build run is under way (a new one would be refused).
@@ -121,7 +134,7 @@ impl Task {
         })
     }
 
-    /// The correlation links this task knows.
+    /// The correlation links this task's REST view shows.
     pub(crate) fn correlation(&self) -> Value {
         let mut c = json!({
             "issue_number": self.issue_number,
