@@ -743,6 +743,7 @@ mod tests {
             project: None,
             updated_at: None,
             correlation: Default::default(),
+            review_reason: None,
         };
         let now = Utc::now();
         let mut batch = Batch::new(Loaded::default());

@@ -344,6 +344,8 @@ pub struct CompletionEvent {
     pub halt_reason: Option<String>,
     /// TFactory's verification levels.
     pub verification: Option<Verification>,
+    /// Why the task waits in review (AIFactory's `review_reason`), when sent.
+    pub review_reason: Option<String>,
     /// A worker event's worker.
     pub worker: Option<WorkerUsage>,
     /// The JSON exactly as received.
@@ -441,6 +443,7 @@ impl CompletionEvent {
         let injection_scan = block::<InjectionScan>(obj, "injection_scan")?;
         let evidence = block::<Evidence>(obj, "evidence")?;
         let halt_reason = optional_text(obj, "halt_reason")?;
+        let review_reason = optional_text(obj, "review_reason")?;
         let title = optional_text(obj, "title")?;
         let correlation_obj = get("correlation").and_then(Value::as_object);
         let linked_text = |name: &str| {
@@ -489,6 +492,7 @@ impl CompletionEvent {
             outcome,
             halt_reason,
             verification,
+            review_reason,
             worker,
             raw,
         })

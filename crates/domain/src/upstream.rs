@@ -31,6 +31,11 @@ pub struct TaskSnapshot {
     pub updated_at: Option<DateTime<Utc>>,
     /// Chain links the row carries.
     pub correlation: Correlation,
+    /// Why a task waits in review, as the service says it (AIFactory's `review_reason`:
+    /// `plan_review`, `errors`, `qa_rejected`, `incomplete`, `completed`,
+    /// `plan_unreadable`; TFactory's `human_review` outcome).
+    #[serde(default)]
+    pub review_reason: Option<String>,
 }
 
 impl TaskSnapshot {
@@ -83,6 +88,9 @@ pub struct TaskList {
     /// Whether every page was read successfully, so absence from the list means the task
     /// is gone.
     pub complete: bool,
+    /// Routes that failed while others answered, each as `"GET /api/tasks: HTTP 500"`:
+    /// the service is then degraded, not offline.
+    pub failures: Vec<String>,
 }
 
 /// How a service answered its health probe.
@@ -97,6 +105,8 @@ pub enum Health {
     Offline,
     /// Anything else (5xx, garbage, timeout).
     Error,
+    /// Answering, but a route it needs failed (named in the detail).
+    Degraded,
     /// Not probed yet.
     Unknown,
 }
@@ -156,6 +166,9 @@ pub enum LiveUpdate {
         task_id: String,
         /// Its new status.
         status: String,
+        /// Why it waits in review, when the frame says (`reviewReason`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        review_reason: Option<String>,
         /// When it was seen.
         at: DateTime<Utc>,
     },

@@ -373,6 +373,9 @@ pub struct Stage {
     /// TFactory's verification: the level achieved against the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
+    /// Why the task waits in review, as its service says (AIFactory's `review_reason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_reason: Option<String>,
     /// The latest worker report or heartbeat of the shown task, when later than `at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_at: Option<DateTime<Utc>>,
@@ -668,6 +671,7 @@ impl WorkItem {
             outcome: event.outcome.clone(),
             halt_reason: event.halt_reason.clone(),
             verification: event.verification.clone(),
+            review_reason: event.review_reason.clone(),
             progress_at: None,
             started_at: event.time,
             received_at,
@@ -880,7 +884,9 @@ impl WorkItem {
                 Some(cur) => {
                     let same = cur.task_id == snap.task_id
                         && cur.status == snap.status
-                        && cur.phase == phase;
+                        && cur.phase == phase
+                        && (snap.review_reason.is_none()
+                            || cur.review_reason == snap.review_reason);
                     let regress = cur.status_class.is_terminal() && !class.is_terminal();
                     !same && !regress && at >= cur.at
                 }
@@ -917,6 +923,7 @@ impl WorkItem {
                         .as_ref()
                         .filter(|_| same_task)
                         .and_then(|p| p.verification.clone()),
+                    review_reason: snap.review_reason.clone(),
                     progress_at: None,
                     started_at: previous.as_ref().map_or(at, |p| p.started_at.min(at)),
                     received_at,

@@ -1085,11 +1085,16 @@ fn snap(service: Service, task: &str, issue: Option<u64>, status: &str) -> TaskS
         project: Some("acme/shop".into()),
         updated_at: None,
         correlation: Correlation::default(),
+        review_reason: None,
     }
 }
 
 fn list(tasks: Vec<TaskSnapshot>, complete: bool) -> TaskList {
-    TaskList { tasks, complete }
+    TaskList {
+        tasks,
+        complete,
+        failures: Vec::new(),
+    }
 }
 
 /// Hydration files a row under the key the service's own events use, so a later event

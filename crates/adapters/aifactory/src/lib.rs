@@ -179,6 +179,7 @@ fn task_snapshot(row: &Value) -> Option<TaskSnapshot> {
                 ],
             ),
         },
+        review_reason: None,
     })
 }
 

@@ -108,6 +108,7 @@ fn session_snapshot(row: &Value) -> Option<TaskSnapshot> {
             issue_number,
             ..Correlation::default()
         },
+        review_reason: None,
     })
 }
 

@@ -139,6 +139,7 @@ fn spec_snapshot(row: &Value) -> Option<TaskSnapshot> {
             pr_number: number(row, &["pr_number", "prNumber", "correlation.pr_number"]),
             tfactory_spec_id: None,
         },
+        review_reason: None,
     })
 }
 

@@ -187,6 +187,7 @@ fn parse_frame(text: &str) -> Frame {
             task_id.map(|task_id| LiveUpdate::Status {
                 task_id,
                 status,
+                review_reason: fields::text(payload, &["reviewReason", "review_reason"]),
                 at: now,
             })
         }

@@ -39,6 +39,7 @@ pub async fn read_task_list(
     let mut list = TaskList {
         tasks: Vec::new(),
         complete: true,
+        failures: Vec::new(),
     };
     let mut page = first;
     let mut seen = HashSet::new();

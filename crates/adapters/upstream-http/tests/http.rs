@@ -46,6 +46,7 @@ fn row(row: &Value) -> Option<TaskSnapshot> {
         project: None,
         updated_at: None,
         correlation: Correlation::default(),
+        review_reason: None,
     })
 }
 

@@ -219,6 +219,7 @@ impl Hub {
                 task_id,
                 status,
                 at,
+                ..
             } => (task_id, None, None, None, *at, Some(status.clone())),
         };
         let key = match store.find_task(tenant, service, task_id).await {
