@@ -12,7 +12,7 @@ use crate::event::{CompletionEvent, Service};
 use crate::ids::{CorrelationKey, EventId, TenantId};
 use crate::insights::{Anomaly, NeedsYou, Rollups, SearchHit, Window};
 use crate::taxonomy::StatusClass;
-use crate::upstream::{HealthReport, LiveUpdate, ProcessGraph, TaskList, UpstreamError};
+use crate::upstream::{FeedState, HealthReport, LiveUpdate, ProcessGraph, TaskList, UpstreamError};
 use crate::workitem::{StageName, WorkItem};
 
 pub use crate::clock::Clock;
@@ -425,6 +425,12 @@ pub trait ChangeSink: Send + Sync {
 pub trait LiveSink: Send + Sync {
     /// `service` reported `update`. Must not block.
     fn live_update(&self, service: Service, update: LiveUpdate);
+
+    /// `service`'s live feed at `route` changed state (connected, refused, dropped).
+    /// Must not block. The default ignores it.
+    fn feed_state(&self, service: Service, route: &str, state: FeedState) {
+        let _ = (service, route, state);
+    }
 }
 
 /// One upstream service (PFactory, AIFactory, TFactory, or a fourth one), seen through its

@@ -187,6 +187,25 @@ pub enum LiveUpdate {
     },
 }
 
+/// The state of one live feed, as its follower last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum FeedState {
+    /// Connected and receiving.
+    Connected,
+    /// The server refused the feed: an HTTP 401/403 on the upgrade, or a close right
+    /// after the handshake with an auth close code (TFactory's 4001 for a bad token).
+    Unauthorized {
+        /// What the server said, without URLs or tokens.
+        detail: String,
+    },
+    /// Disconnected for another reason; the follower retries with backoff.
+    Disconnected {
+        /// Why, without URLs or tokens.
+        detail: String,
+    },
+}
+
 /// Why a call to an upstream failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
