@@ -282,11 +282,11 @@ export interface ActivityItem {
 
 // Advise-and-confirm actions: proposals that run only when a person confirms.
 
-export type ActionKind = 'approve_gate' | 'trigger_handoff' | 'kick_handback' | 'recover' | 'reject_review';
+export type ActionKind = 'approve_gate' | 'emit_issues' | 'trigger_handoff' | 'kick_handback' | 'recover' | 'recover_and_restart' | 'reject_review';
 export type ActionStatus = 'prepared' | 'executing' | 'executed' | 'failed' | 'rejected' | 'expired';
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-export const ACTION_KINDS: readonly ActionKind[] = ['approve_gate', 'trigger_handoff', 'kick_handback', 'recover', 'reject_review'];
+export const ACTION_KINDS: readonly ActionKind[] = ['approve_gate', 'emit_issues', 'trigger_handoff', 'kick_handback', 'recover', 'recover_and_restart', 'reject_review'];
 export const ACTION_STATUSES: readonly ActionStatus[] = ['prepared', 'executing', 'executed', 'failed', 'rejected', 'expired'];
 
 /** One request of an action; `payload` is the JSON body (`null`: none). */

@@ -69,9 +69,11 @@ export const STAGE_LABEL: Record<string, string> = { plan: 'Plan', code: 'Code',
 /** Action kinds as buttons say them. */
 export const ACTION_LABEL: Record<string, string> = {
   approve_gate: 'Approve gate',
+  emit_issues: 'Emit issues',
   trigger_handoff: 'Trigger handoff',
   kick_handback: 'Kick handback',
   recover: 'Recover',
+  recover_and_restart: 'Recover and restart',
   reject_review: 'Reject review',
 };
 

@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use cfactory_domain::actions::{
-    ActionKind, ActionStore, DEFAULT_ACTION_TTL_SECONDS, MAX_NOTE_CHARS, PreparedAction,
-    plan_action,
+    ActionKind, ActionStore, DEFAULT_ACTION_TTL_SECONDS, MAX_NOTE_CHARS, PlanContext,
+    PreparedAction, plan_action,
 };
 use cfactory_domain::insights::{AnomalyKind, Window};
 use cfactory_domain::ports::{
@@ -153,11 +153,13 @@ const READ_TOOLS: [&str; 8] = [
 ];
 
 /// The propose tools, in the order they are listed.
-const PROPOSE_TOOLS: [&str; 5] = [
+const PROPOSE_TOOLS: [&str; 7] = [
     "propose_approve_gate",
+    "propose_emit_issues",
     "propose_trigger_handoff",
     "propose_kick_handback",
     "propose_recover",
+    "propose_recover_and_restart",
     "propose_reject_review",
 ];
 
@@ -319,9 +321,14 @@ fn specs() -> Vec<ToolSpec> {
     let propose = |kind: ActionKind| {
         let what = match kind {
             ActionKind::ApproveGate => {
-                "Prepare approving the gate the item waits at: a PFactory plan awaiting \
-                 approval (only when its review gates passed), a TFactory test plan awaiting \
-                 approval, or opening and merging the PR of an AIFactory task in human review."
+                "Prepare approving the gate the item waits at: a PFactory plan waiting for \
+                 sign-off (only when its review gates passed; approving emits no issues), a \
+                 TFactory test plan awaiting approval, an AIFactory task's own plan review, or \
+                 opening the PR of and merging an AIFactory task whose work completed."
+            }
+            ActionKind::EmitIssues => {
+                "Prepare having PFactory create an approved plan's GitHub issues (emit, not a \
+                 dry run)."
             }
             ActionKind::TriggerHandoff => {
                 "Prepare handing an approved plan's issue to AIFactory (create-and-run), with \
@@ -333,7 +340,12 @@ fn specs() -> Vec<ToolSpec> {
                  there are none)."
             }
             ActionKind::Recover => {
-                "Prepare resuming an AIFactory task that is stuck or stopped reporting."
+                "Prepare resetting an AIFactory task that is stuck or stopped reporting to \
+                 backlog, without restarting it."
+            }
+            ActionKind::RecoverAndRestart => {
+                "Prepare resetting an AIFactory task that is stuck or stopped reporting and \
+                 starting it again."
             }
             ActionKind::RejectReview => {
                 "Prepare turning down what waits for review: a PFactory plan, a TFactory test \
@@ -373,6 +385,7 @@ pub struct ToolRegistry {
     specs: Vec<ToolSpec>,
     stall_deadline: Duration,
     action_ttl: Duration,
+    plan_context: Arc<PlanContext>,
 }
 
 impl ToolRegistry {
@@ -384,7 +397,14 @@ impl ToolRegistry {
             specs: specs(),
             stall_deadline: Duration::seconds(DEFAULT_STALL_DEADLINE_SECONDS),
             action_ttl: Duration::seconds(DEFAULT_ACTION_TTL_SECONDS),
+            plan_context: Arc::new(PlanContext::default()),
         }
+    }
+
+    /// Plans actions with what the settings say (AIFactory's project registry keys).
+    pub fn with_plan_context(mut self, context: Arc<PlanContext>) -> Self {
+        self.plan_context = context;
+        self
     }
 
     /// Uses `deadline` to judge a running stage stalled (the server's setting).
@@ -482,8 +502,16 @@ impl ToolRegistry {
         let now = self.ports.clock.now();
         let item = self.load_item(ctx, key, now).await?;
         let timeline = self.load_timeline(ctx, &item.correlation_key).await?;
-        let plan = plan_action(kind, &item, &timeline, note, now, self.action_ttl)
-            .map_err(|r| ToolError::Refused(r.reason))?;
+        let plan = plan_action(
+            kind,
+            &item,
+            &timeline,
+            note,
+            now,
+            self.action_ttl,
+            &self.plan_context,
+        )
+        .map_err(|r| ToolError::Refused(r.reason))?;
         let action = plan.prepare(new_action_id(), ctx.tenant.clone(), ctx.actor.clone());
         self.ports
             .actions

@@ -245,7 +245,7 @@ async fn a_proposal_is_collected_and_waits_for_a_person() {
         .chat(&ctx(true), &mut conv, "Kick #142 back to AIFactory")
         .await
         .unwrap();
-    assert_eq!(model.requests()[0].tools.len(), 13);
+    assert_eq!(model.requests()[0].tools.len(), 15);
     assert_eq!(out.proposals.len(), 1);
     let p = &out.proposals[0];
     assert_eq!(p.status, ActionStatus::Prepared);

@@ -190,7 +190,7 @@ async fn anthropic_drives_the_loop_end_to_end() {
         json!([{"role": "user", "content": [{"type": "text", "text": "Where is #142?"}]}])
     );
     let tools = body["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 13);
+    assert_eq!(tools.len(), 15);
     let get = tools.iter().find(|t| t["name"] == "get_workitem").unwrap();
     assert_eq!(get["input_schema"]["required"], json!(["correlation_key"]));
     assert!(get["description"].as_str().unwrap().len() > 20);

@@ -31,7 +31,7 @@ async fn specs_cover_every_tool_with_an_object_schema() {
         .copied()
         .collect();
     assert_eq!(names, expected);
-    assert_eq!(specs.len(), 13);
+    assert_eq!(specs.len(), 15);
     for s in &specs {
         assert_eq!(s.input_schema["type"], "object", "{}", s.name);
         assert_eq!(s.input_schema["additionalProperties"], false, "{}", s.name);
@@ -53,7 +53,7 @@ async fn specs_cover_every_tool_with_an_object_schema() {
         "a propose tool's input cannot name a service, method or endpoint"
     );
     assert_eq!(w.registry.specs_for(&ctx(false)).len(), 8);
-    assert_eq!(w.registry.specs_for(&ctx(true)).len(), 13);
+    assert_eq!(w.registry.specs_for(&ctx(true)).len(), 15);
 }
 
 #[tokio::test]

@@ -53,7 +53,7 @@ const MAX_FAILING_TESTS: usize = 50;
 /// Longest text kept from one upstream value (a test name, a halt reason).
 const MAX_UPSTREAM_TEXT: usize = 300;
 
-/// The five things the copilot may propose.
+/// The things the copilot may propose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
@@ -64,8 +64,12 @@ pub enum ActionKind {
     TriggerHandoff,
     /// Send a correction to AIFactory (apply-correction) built from failing verdicts.
     KickHandback,
-    /// Resume an AIFactory task that stopped reporting.
+    /// Reset an AIFactory task that stopped reporting to backlog, without restarting it.
     Recover,
+    /// Reset a stopped AIFactory task and start it again (`autoRestart: true`).
+    RecoverAndRestart,
+    /// Have PFactory create an approved plan's GitHub issues (emit, not a dry run).
+    EmitIssues,
     /// Turn down what waits for review: a PFactory plan, a TFactory test plan, or an
     /// AIFactory task in human review (deleted).
     RejectReview,
@@ -73,11 +77,13 @@ pub enum ActionKind {
 
 impl ActionKind {
     /// Every kind, in the order tools list them.
-    pub const ALL: [ActionKind; 5] = [
+    pub const ALL: [ActionKind; 7] = [
         Self::ApproveGate,
+        Self::EmitIssues,
         Self::TriggerHandoff,
         Self::KickHandback,
         Self::Recover,
+        Self::RecoverAndRestart,
         Self::RejectReview,
     ];
 
@@ -88,6 +94,8 @@ impl ActionKind {
             Self::TriggerHandoff => "trigger_handoff",
             Self::KickHandback => "kick_handback",
             Self::Recover => "recover",
+            Self::RecoverAndRestart => "recover_and_restart",
+            Self::EmitIssues => "emit_issues",
             Self::RejectReview => "reject_review",
         }
     }
@@ -104,6 +112,8 @@ impl ActionKind {
             Self::TriggerHandoff => "propose_trigger_handoff",
             Self::KickHandback => "propose_kick_handback",
             Self::Recover => "propose_recover",
+            Self::RecoverAndRestart => "propose_recover_and_restart",
+            Self::EmitIssues => "propose_emit_issues",
             Self::RejectReview => "propose_reject_review",
         }
     }
@@ -580,14 +590,17 @@ pub fn plan_action(
     note: Option<&str>,
     now: DateTime<Utc>,
     ttl: Duration,
+    context: &PlanContext,
 ) -> Result<ActionPlan, Refusal> {
     let note = clean_note(note);
-    let facts = Facts::new(item, timeline, now);
+    let facts = Facts::new(item, timeline, now, context);
     let draft = match kind {
         ActionKind::ApproveGate => approve_gate(&facts, note.as_deref()),
+        ActionKind::EmitIssues => emit_issues(&facts),
         ActionKind::TriggerHandoff => trigger_handoff(&facts, note.as_deref()),
         ActionKind::KickHandback => kick_handback(&facts, note.as_deref()),
-        ActionKind::Recover => recover(&facts),
+        ActionKind::Recover => recover(&facts, false),
+        ActionKind::RecoverAndRestart => recover(&facts, true),
         ActionKind::RejectReview => reject_review(&facts, note.as_deref()),
     }?;
     Ok(ActionPlan {
@@ -610,11 +623,20 @@ pub fn available_actions(
     item: &WorkItem,
     timeline: &[TimelineEntry],
     now: DateTime<Utc>,
+    context: &PlanContext,
 ) -> Vec<ActionKind> {
     ActionKind::ALL
         .into_iter()
-        .filter(|k| plan_action(*k, item, timeline, None, now, Duration::zero()).is_ok())
+        .filter(|k| plan_action(*k, item, timeline, None, now, Duration::zero(), context).is_ok())
         .collect()
+}
+
+/// What the planner needs from the tenant's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanContext {
+    /// AIFactory's project registry keys by repository (`acme/shop` → `shop`):
+    /// create-and-run takes only a key of AIFactory's own registry.
+    pub aifactory_projects: BTreeMap<String, String>,
 }
 
 /// What a planner decided: the service, the steps and why.
@@ -630,17 +652,28 @@ struct Facts<'a> {
     item: &'a WorkItem,
     events: Vec<(&'a TimelineEntry, Value)>,
     now: DateTime<Utc>,
+    context: &'a PlanContext,
 }
 
 impl<'a> Facts<'a> {
-    fn new(item: &'a WorkItem, timeline: &'a [TimelineEntry], now: DateTime<Utc>) -> Self {
+    fn new(
+        item: &'a WorkItem,
+        timeline: &'a [TimelineEntry],
+        now: DateTime<Utc>,
+        context: &'a PlanContext,
+    ) -> Self {
         let mut events: Vec<(&TimelineEntry, Value)> = timeline
             .iter()
             .filter_map(|e| Some((e, serde_json::from_str::<Value>(&e.raw).ok()?)))
             .filter(|(_, v)| v.is_object())
             .collect();
         events.sort_by_key(|(e, _)| std::cmp::Reverse((e.time, e.seq)));
-        Self { item, events, now }
+        Self {
+            item,
+            events,
+            now,
+            context,
+        }
     }
 
     fn key(&self) -> &str {
@@ -654,10 +687,11 @@ impl<'a> Facts<'a> {
             .filter(move |(e, _)| e.service == service)
     }
 
-    /// `#142` for issue keys, `pf-abc` otherwise.
+    /// `#142` (or `acme/shop#142`) for issue keys, `pf-abc` otherwise.
     fn label(&self) -> String {
-        match self.item.correlation_key.issue_number() {
-            Some(n) => format!("#{n}"),
+        match self.item.correlation_key.issue_ref() {
+            Some((None, n)) => format!("#{n}"),
+            Some((Some(repo), n)) => format!("{repo}#{n}"),
             None => format!("`{}`", self.key()),
         }
     }
@@ -746,7 +780,7 @@ fn find_gate<'a>(f: &Facts<'a>) -> Option<Gate<'a>> {
         return Some(Gate::CodeReview(code));
     }
     if let Some(plan) = &stages.plan
-        && (awaiting_approval(&plan.status) || plan.status_class == StatusClass::Review)
+        && (plan.awaits_approval() || plan.status_class == StatusClass::Review)
     {
         return Some(Gate::Plan(plan));
     }
@@ -892,6 +926,56 @@ fn approve_code(f: &Facts<'_>, code: &Stage) -> Result<Draft, Refusal> {
             f.label()
         )));
     }
+    let reason = review_reason(f, code);
+    match reason.as_deref() {
+        Some("completed") => {}
+        Some("plan_review") => {
+            return Ok(Draft {
+                service: Service::Aifactory,
+                step: step(
+                    HttpMethod::Post,
+                    format!("/api/tasks/{task}/approve-plan"),
+                    Value::Null,
+                )?,
+                follow_ups: Vec::new(),
+                rationale: format!(
+                    "AIFactory task `{task}` on {} waits in human_review for its own plan review \
+                     (review_reason plan_review). Approving calls AIFactory's approve-plan, which \
+                     lets the task start coding; nothing is merged.",
+                    f.label()
+                ),
+            });
+        }
+        Some(r @ ("qa_rejected" | "errors")) => {
+            return Err(Refusal::new(format!(
+                "AIFactory task `{task}` on {} waits in human_review because {} (review_reason \
+                 {r}): its work is not ready to merge. Kick a handback with what to fix instead.",
+                f.label(),
+                if r == "errors" {
+                    "its run ended with errors"
+                } else {
+                    "its QA rejected the change"
+                }
+            )));
+        }
+        Some(r) => {
+            return Err(Refusal::new(format!(
+                "AIFactory task `{task}` on {} waits in human_review with review_reason `{}`: its \
+                 work is unfinished or unreadable, so there is nothing to approve or merge. \
+                 Recover it (optionally with a restart) or look at it in AIFactory.",
+                f.label(),
+                safe_token(r)
+            )));
+        }
+        None => {
+            return Err(Refusal::new(format!(
+                "AIFactory task `{task}` on {} waits in human_review, but AIFactory has not said \
+                 why (no review_reason on record). Only completed work may be merged: let \
+                 CFactory read the task from AIFactory (refresh) and try again.",
+                f.label()
+            )));
+        }
+    }
     let test = f.item.stages.test.as_ref();
     // A failure older than the review state belongs to a run before the latest correction.
     if let Some(test) = test
@@ -927,12 +1011,32 @@ fn approve_code(f: &Facts<'_>, code: &Stage) -> Result<Draft, Refusal> {
             Value::Null,
         )?],
         rationale: format!(
-            "AIFactory task `{task}` on {} waits in human_review. Approving opens its pull \
-             request from the worktree{pr}, then merges it. AIFactory refuses the merge unless \
-             the task is still in human_review.{verified}",
+            "AIFactory task `{task}` on {} finished and waits in human_review (review_reason \
+             completed). Approving calls create-pr, which opens the pull request from the \
+             worktree{pr} (or answers success: false with the error), then merge, which merges \
+             the worktree branch into the base branch in AIFactory's local repository: it does \
+             not merge the GitHub pull request.{verified}",
             f.label()
         ),
     })
+}
+
+/// Why an AIFactory task waits in human review: what AIFactory's API said on the stage,
+/// else the newest event of that task that carries a `review_reason`.
+fn review_reason(f: &Facts<'_>, code: &Stage) -> Option<String> {
+    code.review_reason
+        .clone()
+        .or_else(|| {
+            f.entries_of(Service::Aifactory)
+                .filter(|(e, _)| e.task_id == code.task_id)
+                .find_map(|(_, v)| {
+                    v.get("review_reason")
+                        .or_else(|| v.get("reviewReason"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+        })
+        .map(|r| r.trim().to_ascii_lowercase())
 }
 
 /// PFactory's review-gate result as an event (or a session detail) reported it.
@@ -958,9 +1062,19 @@ fn read_review(v: &Value) -> Option<Review> {
         .or_else(|| v.get("gates_passed").filter(|g| g.is_boolean()).map(|_| v));
     if let Some(r) = block {
         let lenses = r.get("lenses").and_then(Value::as_array);
+        // A lens blocks when it says so, or (PFactory's real shape) when one of its
+        // findings does.
         let blocking = names(
             lenses,
-            &|l| l.get("blocking").and_then(Value::as_bool) == Some(true),
+            &|l| {
+                l.get("blocking").and_then(Value::as_bool) == Some(true)
+                    || l.get("findings")
+                        .and_then(Value::as_array)
+                        .is_some_and(|f| {
+                            f.iter()
+                                .any(|x| x.get("blocking").and_then(Value::as_bool) == Some(true))
+                        })
+            },
             "lens",
         );
         let aggregate = r.get("aggregate_score").and_then(Value::as_f64);
@@ -1002,10 +1116,11 @@ fn read_review(v: &Value) -> Option<Review> {
 
 fn approve_plan(f: &Facts<'_>, plan: &Stage, note: Option<&str>) -> Result<Draft, Refusal> {
     let session = segment(Service::Pfactory, &plan.task_id)?;
-    if !awaiting_approval(&plan.status) {
+    if !plan.awaits_approval() {
         return Err(Refusal::new(format!(
             "PFactory session `{session}` on {} is `{}`: its review gates are still running, \
-             and it can be approved only once it is awaiting_approval with the gates passed.",
+             and it can be approved only once it is processed (gates evaluated) with the gates \
+             passed. PFactory answers 400 before that.",
             f.label(),
             safe_token(&plan.status)
         )));
@@ -1054,9 +1169,65 @@ fn approve_plan(f: &Facts<'_>, plan: &Stage, note: Option<&str>) -> Result<Draft
         )?,
         follow_ups: Vec::new(),
         rationale: format!(
-            "PFactory session `{session}` on {} is awaiting_approval. {gates} Approving records \
-             the person who confirms as the approver and lets PFactory emit the plan's GitHub issues.",
+            "PFactory session `{session}` on {} waits for sign-off (`{}`). {gates} Approving \
+             records the person who confirms as the approver; it creates no GitHub issues: \
+             emitting them is a separate action (emit_issues) once the plan is approved.",
+            f.label(),
+            safe_token(&plan.status)
+        ),
+    })
+}
+
+// ---- emit_issues ------------------------------------------------------------------
+
+fn emit_issues(f: &Facts<'_>) -> Result<Draft, Refusal> {
+    let item = f.item;
+    let Some(plan) = &item.stages.plan else {
+        return Err(Refusal::new(format!(
+            "{} has no PFactory plan whose issues could be emitted.",
             f.label()
+        )));
+    };
+    let session = segment(Service::Pfactory, &plan.task_id)?;
+    if !plan.status.trim().eq_ignore_ascii_case("approved") {
+        let why = if plan.status.trim().eq_ignore_ascii_case("emitted") {
+            "its issues are already emitted".to_owned()
+        } else if plan.awaits_approval() {
+            "it is not approved yet: approve it first".to_owned()
+        } else {
+            "only an approved plan's issues are emitted".to_owned()
+        };
+        return Err(Refusal::new(format!(
+            "PFactory session `{session}` on {} is `{}`: {why}.",
+            f.label(),
+            safe_token(&plan.status)
+        )));
+    }
+    let Some(repo) = item
+        .links
+        .repo
+        .clone()
+        .or_else(|| item.project.as_deref().and_then(crate::ids::parse_repo))
+    else {
+        return Err(Refusal::new(format!(
+            "{} names no GitHub repository (owner/name), which PFactory's emit needs.",
+            f.label()
+        )));
+    };
+    Ok(Draft {
+        service: Service::Pfactory,
+        step: step(
+            HttpMethod::Post,
+            format!("/api/plan/sessions/{session}/emit"),
+            json!({"repo": repo, "dry_run": false}),
+        )?,
+        follow_ups: Vec::new(),
+        rationale: format!(
+            "PFactory session `{session}` on {} is approved and its issues are not emitted \
+             yet. Emit creates the epic and child issues in `{}` on GitHub; CFactory sends \
+             dry_run: false explicitly, since PFactory's emit only previews by default.",
+            f.label(),
+            safe_token(&repo)
         ),
     })
 }
@@ -1127,7 +1298,20 @@ fn trigger_handoff(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, Refusal> 
         )));
     };
     let repo = one_line(repo);
-    let project_id = repo.rsplit('/').next().unwrap_or(&repo).to_owned();
+    let registry = &f.context.aifactory_projects;
+    let Some(project_id) = registry
+        .get(&repo)
+        .or_else(|| registry.get(&repo.to_ascii_lowercase()))
+        .cloned()
+    else {
+        return Err(Refusal::new(format!(
+            "AIFactory's create-and-run takes a key of AIFactory's own project registry, and \
+             none is mapped for `{}`: add it to the settings (--aifactory-project {}=KEY) and \
+             propose again. Nothing was sent.",
+            one_line(&repo),
+            one_line(&repo)
+        )));
+    };
     let session = item
         .links
         .session_id
@@ -1173,8 +1357,10 @@ fn trigger_handoff(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, Refusal> 
         follow_ups: Vec::new(),
         rationale: format!(
             "PFactory's plan for issue #{issue} is `{}` and no AIFactory task exists yet. The \
-             handoff creates and starts a task in project `{}` with provenance (session `{}`, \
-             issue #{issue}, the repository, and the person who confirms as approver).",
+             handoff creates and starts a task in AIFactory project `{}` with provenance \
+             (session `{}`, issue #{issue}, the repository, and the person who confirms as \
+             approver). AIFactory answers 404 if the project key is not in its registry; it \
+             ignores baseBranch and drops provenance fields it does not know.",
             safe_token(&plan.status),
             safe_token(&project_id),
             safe_token(&session)
@@ -1359,7 +1545,7 @@ fn kick_handback(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, Refusal> {
     {
         return Err(Refusal::new(format!(
             "AIFactory task `{task}` on {} is `{}`: a correction can start only once the current \
-             run stops (AIFactory answers 409 while it runs).",
+             run stops (AIFactory itself does not check, so CFactory does).",
             f.label(),
             safe_token(&code.status)
         )));
@@ -1420,7 +1606,8 @@ fn kick_handback(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, Refusal> {
         follow_ups: Vec::new(),
         rationale: format!(
             "{why}. The handback sends AIFactory task `{task}` on {} a fix request with \
-             confirm: true, which starts a correction run ({} handback{} so far).",
+             confirm: true, which starts a correction run ({} handback{} so far); while it \
+             runs the task may read human_review with review_reason qa_rejected.",
             f.label(),
             item.handbacks,
             if item.handbacks == 1 { "" } else { "s" }
@@ -1430,7 +1617,7 @@ fn kick_handback(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, Refusal> {
 
 // ---- recover ----------------------------------------------------------------------
 
-fn recover(f: &Facts<'_>) -> Result<Draft, Refusal> {
+fn recover(f: &Facts<'_>, restart: bool) -> Result<Draft, Refusal> {
     let Some(code) = &f.item.stages.code else {
         return Err(Refusal::new(format!(
             "{} has no AIFactory task to recover.",
@@ -1485,17 +1672,30 @@ fn recover(f: &Facts<'_>) -> Result<Draft, Refusal> {
             )));
         }
     };
+    let (payload, what) = if restart {
+        (
+            json!({"autoRestart": true}),
+            "Recover with autoRestart stops any running process, resets the task to backlog \
+             and starts it again.",
+        )
+    } else {
+        (
+            Value::Null,
+            "Recover stops any running process and resets the task to backlog without \
+             restarting it; propose recover_and_restart to start it again.",
+        )
+    };
     Ok(Draft {
         service: Service::Aifactory,
         step: step(
             HttpMethod::Post,
             format!("/api/tasks/{task}/recover"),
-            Value::Null,
+            payload,
         )?,
         follow_ups: Vec::new(),
         rationale: format!(
-            "{why}. Recover asks AIFactory to resume the run where it stopped; AIFactory \
-             refuses if the task is not stuck."
+            "{why}. {what} AIFactory refuses nothing here, so CFactory offers it only for a \
+             stuck or silent task."
         ),
     })
 }
@@ -1535,7 +1735,8 @@ fn reject_review(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, Refusal> {
                 rationale: format!(
                     "AIFactory task `{task}` on {} waits in human_review. AIFactory has no \
                      separate reject: rejecting deletes the task and discards its unmerged work. \
-                     To ask for changes instead, kick a handback with a note.",
+                     The delete needs an admin token on AIFactory (a member token gets 403). To \
+                     ask for changes instead, kick a handback with a note.",
                     f.label()
                 ),
             })
@@ -1724,7 +1925,15 @@ mod tests {
             note,
             now,
             Duration::seconds(DEFAULT_ACTION_TTL_SECONDS),
+            &context(),
         )
+    }
+
+    /// The settings the tests plan with: `acme/shop` maps to AIFactory's project `shop`.
+    fn context() -> PlanContext {
+        PlanContext {
+            aifactory_projects: [("acme/shop".to_owned(), "shop".to_owned())].into(),
+        }
     }
 
     fn pf(status: &str, extra: Value) -> Value {
@@ -1901,6 +2110,18 @@ mod tests {
             None,
         ));
         assert!(why.contains("blocking: security"), "{why}");
+        // PFactory's real shape marks the findings blocking, not the lens.
+        let real = json!({"review": {"gates_passed": false, "aggregate_score": 0.6,
+            "threshold": 0.7, "lenses": [
+                {"lens": "scope", "score": 4, "findings": [{"blocking": false, "text": "ok"}]},
+                {"lens": "risk", "score": 2, "findings": [{"blocking": true, "text": "no rollback"}]}]}});
+        let why = refused(plan(
+            ActionKind::ApproveGate,
+            &[pf("processed", real)],
+            None,
+        ));
+        assert!(why.contains("blocking: risk"), "{why}");
+        assert!(!why.contains("scope"), "{why}");
     }
 
     #[test]
@@ -1961,7 +2182,13 @@ mod tests {
 
     #[test]
     fn approve_code_in_human_review_opens_then_merges_the_pr() {
-        let events = [emitted(), af("human_review", json!({"pr_number": 310}))];
+        let events = [
+            emitted(),
+            af(
+                "human_review",
+                json!({"pr_number": 310, "review_reason": "completed"}),
+            ),
+        ];
         let p = plan(ActionKind::ApproveGate, &events, None).unwrap();
         assert_eq!(p.target_service, Service::Aifactory);
         assert_eq!(
@@ -1996,7 +2223,7 @@ mod tests {
 
         let events = [
             emitted(),
-            af("human_review", json!({})),
+            af("human_review", json!({"review_reason": "completed"})),
             tf("triaged", json!({"outcome": "failure"})),
         ];
         let why = refused(plan(ActionKind::ApproveGate, &events, None));
@@ -2006,7 +2233,7 @@ mod tests {
             emitted(),
             af("done", json!({})),
             tf("triaged", json!({"outcome": "failure"})),
-            af("human_review", json!({})),
+            af("human_review", json!({"review_reason": "completed"})),
         ];
         let p = plan(ActionKind::ApproveGate, &events, None).unwrap();
         assert!(
@@ -2194,6 +2421,7 @@ mod tests {
             None,
             soon,
             Duration::minutes(15),
+            &context(),
         )
         .unwrap_err()
         .reason;
@@ -2217,38 +2445,85 @@ mod tests {
         let (mut item, timeline) = build(&[emitted(), af("in_progress", json!({}))]);
         // A caller whose deadline is an hour says the task is not stalled yet.
         item.refresh_liveness(now, Duration::hours(1));
-        let why = plan_action(ActionKind::Recover, &item, &timeline, None, now, ttl)
-            .unwrap_err()
-            .reason;
+        let why = plan_action(
+            ActionKind::Recover,
+            &item,
+            &timeline,
+            None,
+            now,
+            ttl,
+            &context(),
+        )
+        .unwrap_err()
+        .reason;
         assert!(why.contains("stopped reporting"), "{why}");
         item.refresh_liveness(now, Duration::minutes(5));
-        assert!(plan_action(ActionKind::Recover, &item, &timeline, None, now, ttl).is_ok());
+        assert!(
+            plan_action(
+                ActionKind::Recover,
+                &item,
+                &timeline,
+                None,
+                now,
+                ttl,
+                &context()
+            )
+            .is_ok()
+        );
         // AI review runs like coding does, and can hang past the default deadline.
         let (mut item, timeline) = build(&[emitted(), af("ai_review", json!({}))]);
         item.refresh_liveness(now, Duration::hours(1));
-        assert!(plan_action(ActionKind::Recover, &item, &timeline, None, now, ttl).is_ok());
+        assert!(
+            plan_action(
+                ActionKind::Recover,
+                &item,
+                &timeline,
+                None,
+                now,
+                ttl,
+                &context()
+            )
+            .is_ok()
+        );
         // Human review is a person's gate, never "stuck".
-        let (item, timeline) = build(&[emitted(), af("human_review", json!({}))]);
-        assert!(plan_action(ActionKind::Recover, &item, &timeline, None, now, ttl).is_err());
+        let (item, timeline) = build(&[
+            emitted(),
+            af("human_review", json!({"review_reason": "completed"})),
+        ]);
+        assert!(
+            plan_action(
+                ActionKind::Recover,
+                &item,
+                &timeline,
+                None,
+                now,
+                ttl,
+                &context()
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn available_actions_lists_what_can_be_proposed_now() {
         let now = t0() + Duration::minutes(30);
-        let (item, timeline) = build(&[emitted(), af("human_review", json!({}))]);
+        let (item, timeline) = build(&[
+            emitted(),
+            af("human_review", json!({"review_reason": "completed"})),
+        ]);
         assert_eq!(
-            available_actions(&item, &timeline, now),
+            available_actions(&item, &timeline, now, &context()),
             [ActionKind::ApproveGate, ActionKind::RejectReview]
         );
         let (item, timeline) = build(&[emitted()]);
         assert_eq!(
-            available_actions(&item, &timeline, now),
+            available_actions(&item, &timeline, now, &context()),
             [ActionKind::TriggerHandoff]
         );
         let failing = tf("triaged", json!({"outcome": "failure"}));
         let (item, timeline) = build(&[emitted(), af("done", json!({})), failing]);
         assert_eq!(
-            available_actions(&item, &timeline, now),
+            available_actions(&item, &timeline, now, &context()),
             [ActionKind::KickHandback]
         );
     }
@@ -2298,7 +2573,10 @@ mod tests {
     fn a_prepared_action_serialises_as_the_issue_shows() {
         let p = plan(
             ActionKind::ApproveGate,
-            &[emitted(), af("human_review", json!({}))],
+            &[
+                emitted(),
+                af("human_review", json!({"review_reason": "completed"})),
+            ],
             None,
         )
         .unwrap();
@@ -2410,5 +2688,120 @@ mod tests {
             .unwrap();
         assert_eq!(prepared.len(), 1);
         assert_eq!(prepared[0].id, "a2");
+    }
+
+    #[test]
+    fn approve_code_follows_aifactory_review_reason() {
+        let with = |reason: Value| {
+            [
+                emitted(),
+                af("human_review", json!({"review_reason": reason})),
+            ]
+        };
+        let p = plan(ActionKind::ApproveGate, &with(json!("plan_review")), None).unwrap();
+        assert_eq!(p.step.endpoint.as_str(), "/api/tasks/proj:001/approve-plan");
+        assert!(p.follow_ups.is_empty(), "a plan review merges nothing");
+        for reason in ["qa_rejected", "errors"] {
+            let why = refused(plan(ActionKind::ApproveGate, &with(json!(reason)), None));
+            assert!(why.contains("handback"), "{reason}: {why}");
+            assert!(
+                plan(
+                    ActionKind::KickHandback,
+                    &with(json!(reason)),
+                    Some("fix it")
+                )
+                .is_ok()
+            );
+        }
+        for reason in ["incomplete", "plan_unreadable"] {
+            let why = refused(plan(ActionKind::ApproveGate, &with(json!(reason)), None));
+            assert!(
+                why.contains("nothing to approve or merge"),
+                "{reason}: {why}"
+            );
+        }
+        let why = refused(plan(ActionKind::ApproveGate, &with(Value::Null), None));
+        assert!(why.contains("no review_reason"), "{why}");
+        let merge = plan(ActionKind::ApproveGate, &with(json!("completed")), None).unwrap();
+        assert!(
+            merge
+                .rationale
+                .contains("does not merge the GitHub pull request"),
+            "{}",
+            merge.rationale
+        );
+    }
+
+    #[test]
+    fn a_processed_plan_is_approved_and_its_issues_emitted_separately() {
+        let processed = pf(
+            "processed",
+            json!({"review": {"gates_passed": true,
+            "aggregate_score": 0.9, "threshold": 0.7, "lenses": []}}),
+        );
+        let p = plan(
+            ActionKind::ApproveGate,
+            std::slice::from_ref(&processed),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            p.step.endpoint.as_str(),
+            "/api/plan/sessions/001-refund-flow/approve"
+        );
+        assert!(
+            p.rationale.contains("creates no GitHub issues"),
+            "{}",
+            p.rationale
+        );
+        let why = refused(plan(ActionKind::EmitIssues, &[processed], None));
+        assert!(why.contains("approve it first"), "{why}");
+        let approved = pf("approved", json!({}));
+        let e = plan(ActionKind::EmitIssues, &[approved], None).unwrap();
+        assert_eq!(e.target_service, Service::Pfactory);
+        assert_eq!(
+            e.step.endpoint.as_str(),
+            "/api/plan/sessions/001-refund-flow/emit"
+        );
+        assert_eq!(
+            e.step.payload,
+            json!({"repo": "acme/shop", "dry_run": false})
+        );
+        let why = refused(plan(ActionKind::EmitIssues, &[emitted()], None));
+        assert!(why.contains("already emitted"), "{why}");
+    }
+
+    #[test]
+    fn a_handoff_needs_aifactory_project_key_for_the_repository() {
+        let (item, timeline) = build(&[emitted()]);
+        let now = t0() + Duration::minutes(30);
+        let why = plan_action(
+            ActionKind::TriggerHandoff,
+            &item,
+            &timeline,
+            None,
+            now,
+            Duration::minutes(15),
+            &PlanContext::default(),
+        )
+        .unwrap_err()
+        .reason;
+        assert!(why.contains("--aifactory-project acme/shop=KEY"), "{why}");
+        assert!(why.contains("Nothing was sent"), "{why}");
+    }
+
+    #[test]
+    fn recover_resets_without_restart_unless_asked() {
+        let stuck = [emitted(), af("stuck", json!({}))];
+        let p = plan(ActionKind::Recover, &stuck, None).unwrap();
+        assert_eq!(p.step.payload, Value::Null);
+        assert!(
+            p.rationale.contains("without restarting"),
+            "{}",
+            p.rationale
+        );
+        let r = plan(ActionKind::RecoverAndRestart, &stuck, None).unwrap();
+        assert_eq!(r.step.endpoint.as_str(), "/api/tasks/proj:001/recover");
+        assert_eq!(r.step.payload, json!({"autoRestart": true}));
     }
 }

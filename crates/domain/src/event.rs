@@ -502,7 +502,7 @@ impl CompletionEvent {
     /// `outcome` wins (TFactory keeps `status: "triaged"` whatever the verdict):
     /// `failure` is failed and `human_review` is review.
     pub fn status_class(&self) -> StatusClass {
-        class_with_outcome(&self.status, self.outcome.as_deref())
+        self.service.classify(&self.status, self.outcome.as_deref())
     }
 
     /// The issue numbers this event says its unit of work is. PFactory's

@@ -2,7 +2,8 @@
 //! the stage its events land on, the prefix of its synthetic keys, and how its usage
 //! figures add up. Nothing here does I/O.
 
-use crate::event::Service;
+use crate::event::{Service, class_with_outcome};
+use crate::taxonomy::StatusClass;
 use crate::workitem::StageName;
 
 /// How a service's usage figures make up a task's usage.
@@ -29,6 +30,9 @@ pub struct ServiceRules {
     pub synthetic_prefix: Option<&'static str>,
     /// How its usage adds up.
     pub usage: UsageAccounting,
+    /// Its own words for "waits for a person's sign-off", which the family taxonomy
+    /// does not know (PFactory's `processed`: gates evaluated, approval pending).
+    pub review_statuses: &'static [&'static str],
 }
 
 /// Every service, in pipeline order, CFactory last.
@@ -38,24 +42,28 @@ pub const SERVICES: [ServiceRules; 4] = [
         stage: Some(StageName::Plan),
         synthetic_prefix: Some("pf-"),
         usage: UsageAccounting::LatestTotal,
+        review_statuses: &["processed"],
     },
     ServiceRules {
         service: Service::Aifactory,
         stage: Some(StageName::Code),
         synthetic_prefix: Some("af-"),
         usage: UsageAccounting::SumOfRuns,
+        review_statuses: &[],
     },
     ServiceRules {
         service: Service::Tfactory,
         stage: Some(StageName::Test),
         synthetic_prefix: Some("tf-"),
         usage: UsageAccounting::LatestTotal,
+        review_statuses: &[],
     },
     ServiceRules {
         service: Service::Cfactory,
         stage: None,
         synthetic_prefix: None,
         usage: UsageAccounting::LatestTotal,
+        review_statuses: &[],
     },
 ];
 
@@ -66,6 +74,22 @@ impl Service {
             .iter()
             .find(|r| r.service == self)
             .expect("every service has a row")
+    }
+
+    /// The class of a status this service sent: the family taxonomy, a verdict in
+    /// `outcome` winning, and the service's own review words.
+    pub fn classify(self, status: &str, outcome: Option<&str>) -> StatusClass {
+        let class = class_with_outcome(status, outcome);
+        let own = self
+            .rules()
+            .review_statuses
+            .iter()
+            .any(|s| status.trim().eq_ignore_ascii_case(s));
+        if own && class == StatusClass::Running {
+            StatusClass::Review
+        } else {
+            class
+        }
     }
 }
 
@@ -83,6 +107,14 @@ mod tests {
         assert_eq!(
             Service::Tfactory.rules().usage,
             UsageAccounting::LatestTotal
+        );
+        assert_eq!(
+            Service::Pfactory.classify("processed", None),
+            StatusClass::Review
+        );
+        assert_eq!(
+            Service::Aifactory.classify("processed", None),
+            StatusClass::Running
         );
     }
 }

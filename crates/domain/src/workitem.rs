@@ -397,6 +397,24 @@ impl Stage {
                 .is_some_and(|o| o.eq_ignore_ascii_case("failure"))
     }
 
+    /// Whether a plan waits for a person's sign-off: PFactory's `processed` (gates
+    /// evaluated), a `review_reason` of `awaiting_approval`, or the contract's older
+    /// `awaiting_approval` status.
+    pub fn awaits_approval(&self) -> bool {
+        let status = self.status.trim();
+        status.eq_ignore_ascii_case("processed")
+            || status.eq_ignore_ascii_case("awaiting_approval")
+            || self
+                .review_reason
+                .as_deref()
+                .is_some_and(|r| r.eq_ignore_ascii_case("awaiting_approval"))
+            || {
+                let lower = status.to_lowercase();
+                let words: Vec<&str> = lower.split(['_', '-', ' ']).collect();
+                words.contains(&"awaiting") && words.contains(&"approval")
+            }
+    }
+
     /// Whether the verify asked a person to look (`outcome: "human_review"`).
     pub fn needs_human_review(&self) -> bool {
         self.outcome
@@ -681,11 +699,23 @@ impl WorkItem {
             Some(current) => {
                 let started_at = current.started_at.min(event.time);
                 if newer(&candidate, current) {
+                    let same_run = current.task_id == candidate.task_id;
                     let progress = current
                         .progress_at
-                        .filter(|p| *p > candidate.at && current.task_id == candidate.task_id);
+                        .filter(|p| *p > candidate.at && same_run);
+                    // The service's own review reason (read from its API) stays while the
+                    // status it explains does.
+                    let reason = match candidate.review_reason {
+                        None if same_run && current.status == candidate.status => {
+                            current.review_reason.take()
+                        }
+                        _ => None,
+                    };
                     *current = candidate;
                     current.progress_at = progress;
+                    if current.review_reason.is_none() {
+                        current.review_reason = reason;
+                    }
                 }
                 current.started_at = started_at;
             }
@@ -876,7 +906,7 @@ impl WorkItem {
         changed |= self.links != before;
 
         if let Some(name) = StageName::of(snap.service) {
-            let class = StatusClass::classify(&snap.status);
+            let class = snap.service.classify(&snap.status, None);
             let phase = snap.phase.clone().unwrap_or_else(|| snap.status.clone());
             let slot = self.stages.slot(name);
             let replace = match slot.as_ref() {

@@ -77,6 +77,8 @@ pub struct AppParts {
     pub auditor: crate::audit::Auditor,
     /// Proposals: propose, confirm, reject, expire.
     pub actions: crate::actions::Actions,
+    /// What the action planner reads from the settings.
+    pub plan_context: Arc<cfactory_domain::actions::PlanContext>,
     /// The copilot, when a language model is configured.
     pub copilot: Option<cfactory_copilot::Copilot>,
     /// Copilot conversations.
@@ -287,6 +289,9 @@ pub async fn start(
         tasks.push(tokio::spawn(sentinel.run(SENTINEL_SCAN)));
     }
 
+    let plan_context = Arc::new(cfactory_domain::actions::PlanContext {
+        aifactory_projects: up.aifactory_projects.clone(),
+    });
     let tools = Arc::new(
         cfactory_copilot::ToolRegistry::new(cfactory_copilot::CopilotPorts {
             work: stores.work.clone(),
@@ -297,7 +302,8 @@ pub async fn start(
         .with_stall_deadline(stall_deadline)
         .with_action_ttl(chrono::Duration::seconds(
             i64::try_from(settings.action_ttl_seconds).unwrap_or(900),
-        )),
+        ))
+        .with_plan_context(plan_context.clone()),
     );
     let copilot = match cfactory_copilot::ModelConfig::from_env() {
         Ok(Some(config)) => {
@@ -333,6 +339,7 @@ pub async fn start(
     tasks.push(tokio::spawn(actions.clone().run_sweeper()));
 
     let state = AppState::new(AppParts {
+        plan_context: plan_context.clone(),
         work: stores.work.clone(),
         keys: stores.keys.clone(),
         services: stores.services.clone(),

@@ -156,6 +156,17 @@ pub struct UpstreamArgs {
     /// Watch this directory tree for COMPLETED.json files
     #[arg(long, env = "CFACTORY_SENTINEL_DIR")]
     pub sentinel_dir: Option<PathBuf>,
+    /// AIFactory's project registry key for a repository, as REPO=KEY (repeat, or
+    /// comma-separate in the environment); a handoff to an unmapped repository is refused
+    #[arg(
+        long = "aifactory-project",
+        env = "CFACTORY_AIFACTORY_PROJECTS",
+        value_delimiter = ','
+    )]
+    pub aifactory_projects: Vec<String>,
+    /// Time zone of TFactory's times sent without an offset (IANA name) [default: UTC]
+    #[arg(long, env = "CFACTORY_TFACTORY_TIMEZONE")]
+    pub tfactory_timezone: Option<String>,
 }
 
 impl UpstreamArgs {
@@ -169,6 +180,8 @@ impl UpstreamArgs {
         over.tfactory_token = self.tfactory_token.clone();
         over.poll_interval_seconds = self.poll_interval_seconds;
         over.sentinel_dir = self.sentinel_dir.clone();
+        over.aifactory_projects = self.aifactory_projects.clone();
+        over.tfactory_timezone = self.tfactory_timezone.clone();
     }
 }
 

@@ -3,6 +3,7 @@
 //! environment twin). Validation happens here so the rest of the server never sees a bad
 //! value.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -152,6 +153,10 @@ pub struct FileSettings {
     pub poll_interval_seconds: Option<u64>,
     /// See `--sentinel-dir`.
     pub sentinel_dir: Option<PathBuf>,
+    /// See `--aifactory-project`: `["acme/shop=shop", …]`.
+    pub aifactory_projects: Option<Vec<String>>,
+    /// See `--tfactory-timezone`.
+    pub tfactory_timezone: Option<String>,
     /// The `[anomalies]` table: the anomaly rules' thresholds (the stall limit is
     /// `stall_deadline_seconds`).
     pub anomalies: Option<Thresholds>,
@@ -209,6 +214,10 @@ pub struct Overrides {
     pub poll_interval_seconds: Option<u64>,
     /// Flag `--sentinel-dir`.
     pub sentinel_dir: Option<PathBuf>,
+    /// Flag `--aifactory-project` / `CFACTORY_AIFACTORY_PROJECTS`.
+    pub aifactory_projects: Vec<String>,
+    /// Flag `--tfactory-timezone` / `CFACTORY_TFACTORY_TIMEZONE`.
+    pub tfactory_timezone: Option<String>,
 }
 
 /// The resolved, validated configuration.
@@ -263,6 +272,26 @@ pub struct UpstreamSettings {
     pub poll_interval_seconds: u64,
     /// A directory to watch for `COMPLETED.json` files.
     pub sentinel_dir: Option<PathBuf>,
+    /// AIFactory's project registry key per repository (lower-cased `owner/name`).
+    pub aifactory_projects: BTreeMap<String, String>,
+    /// The zone of TFactory's times sent without an offset (an IANA name).
+    pub tfactory_timezone: String,
+}
+
+/// Parses `REPO=KEY` entries into a map keyed by the lower-cased repository.
+fn aifactory_projects(entries: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        let Some((repo, key)) = entry.split_once('=') else {
+            bail!("--aifactory-project `{entry}` must read REPO=KEY, e.g. acme/shop=shop");
+        };
+        let (repo, key) = (repo.trim(), key.trim());
+        if repo.is_empty() || key.is_empty() {
+            bail!("--aifactory-project `{entry}` must read REPO=KEY, e.g. acme/shop=shop");
+        }
+        out.insert(repo.to_ascii_lowercase(), key.to_owned());
+    }
+    Ok(out)
 }
 
 /// The default poll interval.
@@ -374,6 +403,16 @@ impl Settings {
                 .or(file.poll_interval_seconds)
                 .unwrap_or(DEFAULT_POLL_INTERVAL_SECONDS),
             sentinel_dir: over.sentinel_dir.or(file.sentinel_dir),
+            aifactory_projects: aifactory_projects(if over.aifactory_projects.is_empty() {
+                file.aifactory_projects.as_deref().unwrap_or_default()
+            } else {
+                &over.aifactory_projects
+            })?,
+            tfactory_timezone: over
+                .tfactory_timezone
+                .or(file.tfactory_timezone)
+                .filter(|z| !z.trim().is_empty())
+                .unwrap_or_else(|| "UTC".to_owned()),
         };
         let mut thresholds = file.anomalies.unwrap_or_default();
         thresholds.stall_seconds = i64::try_from(stall_deadline_seconds).unwrap_or(i64::MAX);

@@ -3,8 +3,9 @@
 //!
 //! An adapter in the hexagon: it implements the domain's [`Upstream`] port over
 //! AIFactory's REST and WebSocket surface through `cfactory-upstream-http`, and maps
-//! AIFactory's rows (camelCase from its code, snake_case from its published YAML) onto the
-//! domain's types.
+//! AIFactory's rows onto the domain's types: the real list's snake_case rows
+//! (`branch_name`, `github_issue`, `review_reason`), its camelCase detail (`branchName`,
+//! `githubIssueNumber`, `executionProgress`), and the published YAML's spellings.
 
 use std::sync::Arc;
 
@@ -24,14 +25,17 @@ use serde_json::Value;
 const LIST_PATH: &str = "/api/tasks";
 const FEEDS: [&str; 2] = ["/ws/events", "/ws/progress"];
 
-/// Where a row may carry the GitHub issue it works on.
-const ISSUE_FIELDS: [&str; 10] = [
+/// Where a row may carry the GitHub issue it works on: the list's `github_issue` (from
+/// the task's provenance), the detail's `githubIssueNumber`, then older spellings.
+const ISSUE_FIELDS: [&str; 12] = [
+    "github_issue",
+    "github_issue.number",
+    "githubIssueNumber",
     "provenance.issue_number",
     "metadata.provenance.issue_number",
     "correlation.issue_number",
     "issue_number",
     "issueNumber",
-    "github_issue",
     "githubIssue",
     "metadata.issue_number",
     "metadata.githubIssueNumber",
@@ -127,16 +131,17 @@ fn task_snapshot(row: &Value) -> Option<TaskSnapshot> {
             ],
         ),
         title: text(row, &["title", "name", "feature"]),
+        // AIFactory's own project registry key first, as its events name the project.
         project: text(
             row,
             &[
+                "project_id",
+                "projectId",
                 "project",
                 "projectName",
                 "project_name",
                 "repo",
                 "provenance.repo",
-                "project_id",
-                "projectId",
             ],
         ),
         updated_at: time(row, &["updatedAt", "updated_at", "createdAt", "created_at"]),
@@ -155,6 +160,7 @@ fn task_snapshot(row: &Value) -> Option<TaskSnapshot> {
             branch: text(
                 row,
                 &[
+                    "branch_name",
                     "branchName",
                     "branch",
                     "worktree.branch",
@@ -179,7 +185,10 @@ fn task_snapshot(row: &Value) -> Option<TaskSnapshot> {
                 ],
             ),
         },
-        review_reason: None,
+        // Why a task waits in `human_review` (AIFactory folds `qa_failed` and
+        // `completed` into it): plan_review, errors, qa_rejected, incomplete,
+        // completed, plan_unreadable.
+        review_reason: text(row, &["review_reason", "reviewReason"]),
     })
 }
 
@@ -235,6 +244,50 @@ mod tests {
         assert_eq!(t.correlation.session_id.as_deref(), Some("001-refund"));
         assert_eq!(t.project.as_deref(), Some("shop"));
         assert!(t.updated_at.is_some());
+    }
+
+    #[test]
+    fn the_real_list_row_maps() {
+        let t = task_snapshot(&json!({
+            "id": "shop:003-refunds", "project_id": "shop", "spec_id": "003-refunds",
+            "status": "human_review", "review_reason": "qa_rejected", "phase": "qa_review",
+            "branch_name": "auto-claude/003-refunds", "github_issue": 142,
+            "repo": "acme/shop", "subtasks": []
+        }))
+        .unwrap();
+        assert_eq!(t.task_id, "shop:003-refunds");
+        assert_eq!(t.status, "human_review");
+        assert_eq!(t.review_reason.as_deref(), Some("qa_rejected"));
+        assert_eq!(t.phase.as_deref(), Some("qa_review"));
+        assert_eq!(
+            t.correlation.branch.as_deref(),
+            Some("auto-claude/003-refunds")
+        );
+        assert_eq!(t.issue_number, Some(142));
+        assert_eq!(t.project.as_deref(), Some("shop"));
+        assert_eq!(t.key().unwrap().as_str(), "142");
+        assert_eq!(t.correlation.pr_number, None);
+    }
+
+    #[test]
+    fn the_camel_case_detail_maps() {
+        let t = task_snapshot(&json!({
+            "id": "shop:003-refunds", "specId": "003-refunds", "projectId": "shop",
+            "status": "human_review", "reviewReason": "plan_review",
+            "branchName": "auto-claude/003-refunds", "githubIssueNumber": 142,
+            "executionProgress": {"phase": "planning", "phaseProgress": 100,
+                                  "overallProgress": 20, "currentSubtask": null,
+                                  "message": "plan ready"}
+        }))
+        .unwrap();
+        assert_eq!(t.issue_number, Some(142));
+        assert_eq!(t.review_reason.as_deref(), Some("plan_review"));
+        assert_eq!(t.phase.as_deref(), Some("planning"));
+        assert_eq!(
+            t.correlation.branch.as_deref(),
+            Some("auto-claude/003-refunds")
+        );
+        assert_eq!(t.project.as_deref(), Some("shop"));
     }
 
     #[test]

@@ -178,7 +178,7 @@ pub async fn world() -> World {
             json!({
                 "correlation_key": "143", "service": "aifactory", "task_id": "proj:002",
                 "status": "human_review", "phase": "act", "project_id": "console",
-                "title": "Export audit logs", "pr_number": 311,
+                "title": "Export audit logs", "pr_number": 311, "review_reason": "completed",
                 "injection_scan": {"verdict": "pass"}
             }),
         ),

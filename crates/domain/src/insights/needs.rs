@@ -10,11 +10,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::anomalies::Thresholds;
-use super::signals::{Silence, display_title, has_token, human_duration, silence};
+use super::signals::{Silence, display_title, human_duration, silence};
 use crate::ids::CorrelationKey;
 use crate::proof::Proof;
 use crate::taxonomy::StatusClass;
-use crate::workitem::{StageName, WorkItem};
+use crate::workitem::{Stage, StageName, WorkItem};
 
 /// A WorkItem waiting on a person.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,10 +34,8 @@ const APPROVAL: u8 = 2;
 const REVIEW: u8 = 3;
 const UNPROVEN: u8 = 4;
 
-fn awaiting_approval(name: StageName, status: &str) -> bool {
-    name == StageName::Plan
-        && (status.eq_ignore_ascii_case("awaiting_approval")
-            || (has_token(status, &["awaiting"]) && has_token(status, &["approval"])))
+fn awaiting_approval(name: StageName, stage: &Stage) -> bool {
+    name == StageName::Plan && stage.awaits_approval()
 }
 
 /// One reason an item needs a person: its urgency rank, since when, and the sentence.
@@ -59,7 +57,7 @@ pub(crate) fn item_reasons(item: &WorkItem) -> Vec<Reason> {
                 format!("{n}: injection scan flagged ({why})"),
             ));
         }
-        if awaiting_approval(name, &s.status) {
+        if awaiting_approval(name, s) {
             reasons.push((APPROVAL, s.at, format!("{n}: plan awaiting approval")));
         } else if s.status_class == StatusClass::Review {
             let why = s.halt_reason.as_deref().unwrap_or(&s.status);

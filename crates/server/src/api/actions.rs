@@ -101,7 +101,8 @@ fn json_body<T>(
 /// A proposal request.
 #[derive(Debug, Deserialize)]
 pub struct ProposeBody {
-    /// approve_gate, trigger_handoff, kick_handback, recover or reject_review.
+    /// approve_gate, emit_issues, trigger_handoff, kick_handback, recover,
+    /// recover_and_restart or reject_review.
     kind: String,
     /// The WorkItem.
     correlation_key: String,
@@ -281,10 +282,11 @@ async fn for_item(
     let (item, events) = timeline_of(&state, &caller.tenant, &key)
         .await?
         .ok_or_else(|| ApiError::no_item(&key))?;
-    let available: Vec<&str> = available_actions(&item, &events, state.clock.now())
-        .into_iter()
-        .map(ActionKind::as_str)
-        .collect();
+    let available: Vec<&str> =
+        available_actions(&item, &events, state.clock.now(), &state.plan_context)
+            .into_iter()
+            .map(ActionKind::as_str)
+            .collect();
     let actions: Vec<PreparedAction> = state
         .actions
         .list(&caller.tenant, None, 500)
@@ -412,7 +414,7 @@ async fn insights(State(state): State<AppState>, caller: Caller) -> Result<Json<
             && let Some((item, events)) =
                 timeline_of(&state, &caller.tenant, a.correlation_key.as_str()).await?
         {
-            let available = available_actions(&item, &events, now);
+            let available = available_actions(&item, &events, now, &state.plan_context);
             if let Some(kind) = wanted.iter().find(|k| available.contains(k)) {
                 suggested = json!({"kind": kind, "correlation_key": item.correlation_key,
                     "label": format!("Propose {}", kind.as_str().replace('_', " "))});

@@ -3,11 +3,13 @@
 //! once when a person changes a service's URL.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cfactory_domain::ports::{LiveSink, Upstream, WorkItemStore};
-use cfactory_domain::upstream::{Health, HealthReport, ProcessGraph, UpstreamError};
+use cfactory_domain::upstream::{
+    FeedState, Health, HealthReport, LiveUpdate, ProcessGraph, UpstreamError,
+};
 use cfactory_domain::{Clock, Service, TenantId};
 use serde::Serialize;
 use tokio::sync::RwLock;
@@ -38,6 +40,35 @@ pub struct ServiceView {
     pub configured: bool,
     /// The latest probe.
     pub health: HealthReport,
+    /// Each live feed's state by route, as its follower last saw it.
+    pub feeds: BTreeMap<String, FeedState>,
+}
+
+/// The live feeds' states, by service and route.
+type FeedStates = Arc<Mutex<BTreeMap<Service, BTreeMap<String, FeedState>>>>;
+
+/// Forwards live updates to the cockpit and keeps each feed's state for the services view.
+struct FeedWatch {
+    inner: Arc<dyn LiveSink>,
+    states: FeedStates,
+}
+
+impl LiveSink for FeedWatch {
+    fn live_update(&self, service: Service, update: LiveUpdate) {
+        self.inner.live_update(service, update);
+    }
+
+    fn feed_state(&self, service: Service, route: &str, state: FeedState) {
+        if let FeedState::Unauthorized { detail } = &state {
+            tracing::warn!(%service, route, %detail, "live feed refused");
+        }
+        self.states
+            .lock()
+            .expect("feed states lock")
+            .entry(service)
+            .or_default()
+            .insert(route.to_owned(), state);
+    }
 }
 
 /// What one poll round did for one service. `error` never carries a URL.
@@ -97,6 +128,7 @@ pub struct Upstreams {
     clock: Arc<dyn Clock>,
     tenant: TenantId,
     live: Arc<dyn LiveSink>,
+    feeds: FeedStates,
 }
 
 fn unknown(service: Service, at: chrono::DateTime<chrono::Utc>) -> HealthReport {
@@ -146,6 +178,11 @@ impl Upstreams {
                 )
             })
             .collect();
+        let feeds = FeedStates::default();
+        let live: Arc<dyn LiveSink> = Arc::new(FeedWatch {
+            inner: live,
+            states: feeds.clone(),
+        });
         Self {
             slots: RwLock::new(slots),
             factory,
@@ -153,6 +190,7 @@ impl Upstreams {
             clock,
             tenant,
             live,
+            feeds,
         }
     }
 
@@ -167,6 +205,12 @@ impl Upstreams {
     fn restart_follower(&self, slot: &mut Slot) {
         if let Some(old) = slot.follower.take() {
             old.abort();
+        }
+        if let Some(service) = slot.upstream.as_ref().map(|u| u.service()) {
+            self.feeds
+                .lock()
+                .expect("feed states lock")
+                .remove(&service);
         }
         if let Some(upstream) = slot.upstream.clone() {
             let sink = self.live.clone();
@@ -185,6 +229,7 @@ impl Upstreams {
 
     /// Every watched service with its URL and latest health.
     pub async fn views(&self) -> Vec<ServiceView> {
+        let feeds = self.feeds.lock().expect("feed states lock").clone();
         self.slots
             .read()
             .await
@@ -194,6 +239,7 @@ impl Upstreams {
                 url: slot.url.clone(),
                 configured: slot.upstream.is_some(),
                 health: slot.health.clone(),
+                feeds: feeds.get(service).cloned().unwrap_or_default(),
             })
             .collect()
     }
@@ -236,6 +282,7 @@ impl Upstreams {
             url: slot.url.clone(),
             configured: true,
             health: slot.health.clone(),
+            feeds: BTreeMap::new(),
         })
     }
 
@@ -287,6 +334,17 @@ impl Upstreams {
             Ok(list) => {
                 report.tasks = list.tasks.len();
                 report.complete = list.complete;
+                if !list.failures.is_empty() {
+                    // Answering, but a route it needs failed: degraded, with the route named.
+                    let detail = list.failures.join("; ");
+                    tracing::warn!(%service, %detail, "a task list route failed");
+                    report.health = Health::Degraded;
+                    report.error = Some(detail.clone());
+                    if let Some(slot) = self.slots.write().await.get_mut(&service) {
+                        slot.health.status = Health::Degraded;
+                        slot.health.detail = Some(detail);
+                    }
+                }
                 match self
                     .store
                     .apply_snapshots(&self.tenant, service, &list, self.clock.now())
