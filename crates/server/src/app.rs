@@ -416,7 +416,7 @@ impl Running {
 
 /// Runs the server until SIGTERM or Ctrl-C, then shuts down cleanly.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let factory = crate::upstream_factory::factory(&settings.upstreams);
+    let factory = crate::upstream_factory::factory(&settings.upstreams)?;
     let running = start(&settings, factory).await?;
     // The first lines a supervisor or test reads to find the bound ports.
     eprintln!("cfactory: API listening on http://{}", running.api_addr);

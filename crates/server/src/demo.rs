@@ -32,7 +32,7 @@ fn any_port() -> SocketAddr {
 
 /// `cfactory demo`: the server on the configured store plus the simulator wired to it.
 pub async fn demo(settings: Settings, args: &DemoArgs) -> anyhow::Result<()> {
-    let factory = crate::upstream_factory::factory(&settings.upstreams);
+    let factory = crate::upstream_factory::factory(&settings.upstreams)?;
     let running = app::start(&settings, factory).await?;
     let webhook = format!("http://{}/api/events/completion", running.api_addr);
     let sim = Simulator::start(SimConfig {
@@ -40,6 +40,7 @@ pub async fn demo(settings: Settings, args: &DemoArgs) -> anyhow::Result<()> {
         aifactory_addr: any_port(),
         tfactory_addr: any_port(),
         token: None,
+        admin_token: None,
         webhook_url: Some(webhook),
         webhook_token: args.webhook_token.clone(),
         scenarios: args.scenarios.clone(),

@@ -17,14 +17,17 @@ pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 /// The factory type the server starts with.
 pub type Factory = UpstreamFactory;
 
-/// A factory that builds each service's adapter with its configured token.
-pub fn factory(settings: &UpstreamSettings) -> Factory {
+/// A factory that builds each service's adapter with its configured token. Fails when
+/// the TFactory time zone is not a known IANA name.
+pub fn factory(settings: &UpstreamSettings) -> anyhow::Result<Factory> {
+    let zone = cfactory_tfactory::parse_timezone(&settings.tfactory_timezone)
+        .map_err(|e| anyhow::anyhow!("--tfactory-timezone: {e}"))?;
     let tokens = [
         (Service::Pfactory, settings.pfactory.token.clone()),
         (Service::Aifactory, settings.aifactory.token.clone()),
         (Service::Tfactory, settings.tfactory.token.clone()),
     ];
-    Arc::new(move |service: Service, url: &str| {
+    Ok(Arc::new(move |service: Service, url: &str| {
         let token = tokens
             .iter()
             .find(|(s, _)| *s == service)
@@ -34,9 +37,9 @@ pub fn factory(settings: &UpstreamSettings) -> Factory {
         let upstream: Arc<dyn Upstream> = match service {
             Service::Pfactory => Arc::new(cfactory_pfactory::PFactory::new(config)),
             Service::Aifactory => Arc::new(cfactory_aifactory::AIFactory::new(config)),
-            Service::Tfactory => Arc::new(cfactory_tfactory::TFactory::new(config)),
+            Service::Tfactory => Arc::new(cfactory_tfactory::TFactory::with_timezone(config, zone)),
             other => return Err(format!("no adapter for {other}")),
         };
         Ok(upstream)
-    })
+    }))
 }

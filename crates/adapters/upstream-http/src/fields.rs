@@ -2,7 +2,7 @@
 //! (dot-separated, first present wins), so one mapping accepts every spelling the
 //! services use (`session_id|id`, `branchName|branch`, `provenance.issue_number`, …).
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
 use serde_json::Value;
 
 /// The first non-null value among `paths` (e.g. `"executionProgress.phase"`).
@@ -56,11 +56,24 @@ pub fn float(row: &Value, paths: &[&str]) -> Option<f64> {
 /// The first readable time among `paths`: RFC 3339, a zone-less ISO time (read as UTC),
 /// or a Unix time in seconds or milliseconds.
 pub fn time(row: &Value, paths: &[&str]) -> Option<DateTime<Utc>> {
-    paths.iter().find_map(|path| as_time(pick(row, &[path])?))
+    time_in(row, paths, &Utc)
+}
+
+/// Like [`time`], but a zone-less time is a wall-clock time in `zone`, the zone the
+/// upstream's server runs in (Python's naive `datetime.now()`, file times).
+pub fn time_in<Z: TimeZone>(row: &Value, paths: &[&str], zone: &Z) -> Option<DateTime<Utc>> {
+    paths
+        .iter()
+        .find_map(|path| as_time_in(pick(row, &[path])?, zone))
 }
 
 /// A time in any of the spellings [`time`] accepts.
 pub fn as_time(value: &Value) -> Option<DateTime<Utc>> {
+    as_time_in(value, &Utc)
+}
+
+/// A time in any of the spellings [`time`] accepts, zone-less ones read in `zone`.
+pub fn as_time_in<Z: TimeZone>(value: &Value, zone: &Z) -> Option<DateTime<Utc>> {
     match value {
         Value::String(s) => {
             let s = s.trim();
@@ -70,7 +83,7 @@ pub fn as_time(value: &Value) -> Option<DateTime<Utc>> {
             ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
                 .iter()
                 .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-                .map(|t| Utc.from_utc_datetime(&t))
+                .map(|t| local_to_utc(&t, zone))
         }
         Value::Number(n) => {
             let n = n.as_f64()?;
@@ -79,6 +92,22 @@ pub fn as_time(value: &Value) -> Option<DateTime<Utc>> {
             DateTime::from_timestamp_millis(millis as i64)
         }
         _ => None,
+    }
+}
+
+/// The instant a wall-clock time in `zone` names.
+fn local_to_utc<Z: TimeZone>(local: &NaiveDateTime, zone: &Z) -> DateTime<Utc> {
+    match zone.from_local_datetime(local) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        // Clocks turned back show this time twice; the first showing is as good a guess
+        // as the second, and stable.
+        LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
+        // Clocks turned forward skipped it, yet a file time can still read so when the
+        // server's clock was set by hand: take the offset in force around then.
+        LocalResult::None => {
+            let offset = zone.offset_from_utc_datetime(local).fix();
+            Utc.from_utc_datetime(&(*local - offset))
+        }
     }
 }
 
@@ -126,5 +155,25 @@ mod tests {
             assert_eq!(as_time(&v), Some(want), "{v}");
         }
         assert_eq!(as_time(&json!("yesterday")), None);
+    }
+
+    #[test]
+    fn zone_less_times_are_read_in_the_given_zone() {
+        let plus_two = chrono::FixedOffset::east_opt(2 * 3600).unwrap();
+        let want = Utc.with_ymd_and_hms(2026, 1, 2, 1, 4, 5).unwrap();
+        assert_eq!(
+            as_time_in(&json!("2026-01-02T03:04:05"), &plus_two),
+            Some(want)
+        );
+        // A time that carries its own offset ignores the zone.
+        assert_eq!(
+            as_time_in(&json!("2026-01-02T03:04:05Z"), &plus_two),
+            Some(want + chrono::Duration::hours(2))
+        );
+        let row = json!({"a": null, "b": "2026-01-02 03:04:05.5"});
+        assert_eq!(
+            time_in(&row, &["a", "b"], &plus_two),
+            Some(want + chrono::Duration::milliseconds(500))
+        );
     }
 }

@@ -14,6 +14,6 @@ mod probe;
 
 pub use client::{UpstreamClient, path_segment};
 pub use config::{ConfigError, UpstreamConfig};
-pub use feed::follow_feeds;
+pub use feed::{follow_feeds, follow_feeds_in};
 pub use list::read_task_list;
-pub use probe::probe;
+pub use probe::{probe, probe_with_token_check};

@@ -1,4 +1,5 @@
-//! Health probes: one cheap GET, timed, classified into the domain's health verdicts.
+//! Health probes: one cheap GET, timed, classified into the domain's health verdicts, and
+//! for services whose health route takes no token, a second GET that checks the token.
 
 use std::time::Instant;
 
@@ -33,4 +34,28 @@ pub async fn probe(client: &UpstreamClient, service: Service, paths: &[String]) 
         latency_ms: answered.then_some(elapsed),
         checked_at: chrono::Utc::now(),
     }
+}
+
+/// [`probe`] for a service whose health route answers without looking at the token
+/// (TFactory's `/api/health` answers 200 with a wrong one): once `health` answers,
+/// GETs the first of `token_check` that exists (an authenticated route) and reports
+/// unauthorized when it answers 401/403. Any other failure of that check leaves the
+/// verdict as the health route gave it: the task list reports its own failures.
+pub async fn probe_with_token_check(
+    client: &UpstreamClient,
+    service: Service,
+    health: &[String],
+    token_check: &[String],
+) -> HealthReport {
+    let mut report = probe(client, service, health).await;
+    if report.status != Health::Online {
+        return report;
+    }
+    if let Err(UpstreamError::Unauthorized) = client.get_first(token_check).await {
+        let route = token_check.first().map_or("", String::as_str);
+        tracing::debug!(service = %service, route, "the token was refused");
+        report.status = Health::Unauthorized;
+        report.detail = Some(format!("GET {route}: the token was refused (401/403)"));
+    }
+    report
 }

@@ -1,6 +1,7 @@
 //! The live-feed follower against a scripted local WebSocket server: good frames land,
-//! garbage is skipped, pings are answered, dropped sockets are redialled, and the bearer
-//! token rides in the handshake.
+//! garbage is skipped, pings are answered, dropped sockets are redialled, the bearer
+//! token rides in the handshake, and each feed's state (connected, refused, dropped)
+//! reaches the sink.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,13 +9,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::http::HeaderMap;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use cfactory_domain::event::Service;
 use cfactory_domain::ports::LiveSink;
-use cfactory_domain::upstream::LiveUpdate;
+use cfactory_domain::upstream::{FeedState, LiveUpdate};
 use cfactory_upstream_http::{UpstreamClient, UpstreamConfig, follow_feeds};
 
 #[derive(Default)]
@@ -26,11 +27,31 @@ struct Seen {
 }
 
 #[derive(Default)]
-struct Collect(Mutex<Vec<(Service, LiveUpdate)>>);
+struct Collect(
+    Mutex<Vec<(Service, LiveUpdate)>>,
+    Mutex<Vec<(String, FeedState)>>,
+);
 
 impl LiveSink for Collect {
     fn live_update(&self, service: Service, update: LiveUpdate) {
         self.0.lock().unwrap().push((service, update));
+    }
+
+    fn feed_state(&self, _service: Service, route: &str, state: FeedState) {
+        self.1.lock().unwrap().push((route.to_owned(), state));
+    }
+}
+
+impl Collect {
+    /// The states reported for `route`, in order.
+    fn states(&self, route: &str) -> Vec<FeedState> {
+        self.1
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(r, _)| r == route)
+            .map(|(_, s)| s.clone())
+            .collect()
     }
 }
 
@@ -185,6 +206,148 @@ async fn follows_both_feeds_skips_garbage_and_reconnects() {
             .all(|a| a.as_deref() == Some("Bearer feed-token")),
         "{auth:?}"
     );
+
+    // Each events connection spoke, then dropped: connected and disconnected in turn.
+    let events = sink.states("/ws/events");
+    assert!(events.len() >= 4, "{events:?}");
+    assert_eq!(events[0], FeedState::Connected);
+    assert!(
+        matches!(events[1], FeedState::Disconnected { .. }),
+        "{events:?}"
+    );
+    assert_eq!(events[2], FeedState::Connected);
+    assert_eq!(sink.states("/ws/progress"), [FeedState::Connected]);
+}
+
+#[derive(Default)]
+struct Dials(AtomicUsize, AtomicUsize, AtomicUsize);
+
+#[tokio::test]
+async fn refused_feeds_are_reported_unauthorized_and_retried_late() {
+    // The handshake completes and the server closes at once with an auth code
+    // (TFactory's 4001), or it refuses the upgrade with HTTP 401.
+    let app = Router::new()
+        .route(
+            "/ws/closes",
+            get(
+                |ws: WebSocketUpgrade, State(dials): State<Arc<Dials>>| async move {
+                    dials.0.fetch_add(1, Ordering::SeqCst);
+                    ws.on_upgrade(|mut socket: WebSocket| async move {
+                        let close = CloseFrame {
+                            code: 4001,
+                            reason: "Unauthorized".into(),
+                        };
+                        let _ = socket.send(Message::Close(Some(close))).await;
+                    })
+                },
+            ),
+        )
+        .route(
+            "/ws/refuses",
+            get(|State(dials): State<Arc<Dials>>| async move {
+                dials.1.fetch_add(1, Ordering::SeqCst);
+                StatusCode::UNAUTHORIZED
+            }),
+        )
+        .route(
+            "/ws/normal-close",
+            get(
+                |ws: WebSocketUpgrade, State(dials): State<Arc<Dials>>| async move {
+                    dials.2.fetch_add(1, Ordering::SeqCst);
+                    ws.on_upgrade(|mut socket: WebSocket| async move {
+                        let close = CloseFrame {
+                            code: 1000,
+                            reason: "".into(),
+                        };
+                        let _ = socket.send(Message::Close(Some(close))).await;
+                    })
+                },
+            ),
+        );
+    let dials = Arc::new(Dials::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = app.with_state(dials.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = UpstreamClient::new(
+        UpstreamConfig::new(&base, Some("bad".into()), Duration::from_secs(5)).unwrap(),
+    );
+    let sink = Arc::new(Collect::default());
+    // A window long enough for several redials at the first backoff steps.
+    let _ = tokio::time::timeout(
+        Duration::from_millis(1500),
+        follow_feeds(
+            &client,
+            Service::Aifactory,
+            &["/ws/closes", "/ws/refuses", "/ws/normal-close"],
+            sink.clone(),
+        ),
+    )
+    .await;
+
+    assert_eq!(
+        sink.states("/ws/closes"),
+        [FeedState::Unauthorized {
+            detail: "closed with code 4001 (Unauthorized)".into()
+        }]
+    );
+    assert_eq!(
+        sink.states("/ws/refuses"),
+        [FeedState::Unauthorized {
+            detail: "the server refused the upgrade with HTTP 401".into()
+        }]
+    );
+    assert_eq!(
+        dials.0.load(Ordering::SeqCst),
+        1,
+        "redialled a refused feed"
+    );
+    assert_eq!(
+        dials.1.load(Ordering::SeqCst),
+        1,
+        "redialled a refused feed"
+    );
+    // A plain close is a drop: reported once, however often it repeats, and redialled
+    // soon.
+    assert_eq!(
+        sink.states("/ws/normal-close"),
+        [FeedState::Disconnected {
+            detail: "closed with code 1000".into()
+        }]
+    );
+    assert!(dials.2.load(Ordering::SeqCst) >= 2);
+}
+
+#[tokio::test]
+async fn a_silent_feed_is_connected_once_it_has_stayed_open() {
+    // TFactory's `/ws/events` says nothing until its first ping, 30 s in.
+    let app = Router::new().route(
+        "/ws/events",
+        get(|ws: WebSocketUpgrade| async move {
+            ws.on_upgrade(|mut socket: WebSocket| async move {
+                while let Some(Ok(_)) = socket.recv().await {}
+            })
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client =
+        UpstreamClient::new(UpstreamConfig::new(&base, None, Duration::from_secs(5)).unwrap());
+    let sink = Arc::new(Collect::default());
+    let follower = {
+        let sink = sink.clone();
+        tokio::spawn(async move {
+            follow_feeds(&client, Service::Tfactory, &["/ws/events"], sink).await;
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sink.states("/ws/events").is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    follower.abort();
+    assert_eq!(sink.states("/ws/events"), [FeedState::Connected]);
 }
 
 #[tokio::test]

@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use cfactory_domain::event::{Correlation, Service};
 use cfactory_domain::upstream::{Health, TaskSnapshot, UpstreamError};
-use cfactory_upstream_http::{UpstreamClient, UpstreamConfig, probe, read_task_list};
+use cfactory_upstream_http::{
+    UpstreamClient, UpstreamConfig, probe, probe_with_token_check, read_task_list,
+};
 use serde_json::{Value, json};
 
 async fn serve(app: Router) -> String {
@@ -194,6 +196,47 @@ async fn probes_report_online_unauthorized_and_error() {
         assert_no_url(report.detail.as_deref().unwrap(), &base);
     }
     assert_eq!(run("/500").await.detail.as_deref(), Some("HTTP 500"));
+}
+
+#[tokio::test]
+async fn a_health_route_that_ignores_the_token_is_backed_by_a_token_check() {
+    let app = Router::new()
+        .route(
+            "/api/health",
+            get(|| async { Json(json!({"status": "healthy"})) }),
+        )
+        .route("/ok", get(|| async { Json(json!({"tasks": []})) }))
+        .route("/401", get(|| async { StatusCode::UNAUTHORIZED }))
+        .route("/500", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }));
+    let base = serve(app).await;
+    let c = client(&base, T);
+    let run = |check: &'static str| {
+        let c = c.clone();
+        async move {
+            probe_with_token_check(
+                &c,
+                Service::Tfactory,
+                &paths(&["/api/health"]),
+                &paths(&[check]),
+            )
+            .await
+        }
+    };
+
+    assert_eq!(run("/ok").await.status, Health::Online);
+    let refused = run("/401").await;
+    assert_eq!(refused.status, Health::Unauthorized);
+    assert_eq!(
+        refused.detail.as_deref(),
+        Some("GET /401: the token was refused (401/403)")
+    );
+    assert!(refused.latency_ms.is_some());
+    // The check only tells the token; the task list reports its own failures.
+    assert_eq!(run("/500").await.status, Health::Online);
+    // A missing health route is the verdict, whatever the check would say.
+    let missing =
+        probe_with_token_check(&c, Service::Tfactory, &paths(&["/nope"]), &paths(&["/401"])).await;
+    assert_eq!(missing.status, Health::Error);
 }
 
 #[tokio::test]
