@@ -379,6 +379,10 @@ pub struct Stage {
     /// The latest worker report or heartbeat of the shown task, when later than `at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_at: Option<DateTime<Utc>>,
+    /// Whether the stage shows what the service's API said (a poll or a live frame)
+    /// rather than a completion event.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_api: bool,
     /// When the stage's first event happened.
     pub started_at: DateTime<Utc>,
     /// When CFactory received the shown event (breaks ties between equal times).
@@ -467,6 +471,27 @@ impl Stages {
     /// The furthest stage that has started.
     pub fn active(&self) -> Option<(StageName, &Stage)> {
         self.iter().last()
+    }
+}
+
+/// AIFactory's review reasons that stand for a run that ended (its API folds `qa_failed`
+/// and `completed` into `human_review`).
+const ENDED_RUN_REASONS: [&str; 3] = ["completed", "qa_rejected", "errors"];
+
+impl Stage {
+    /// Whether this event, though not later, tells more about the state `api` shows for
+    /// the same task: the API's observation is stamped when it was read, so the event of
+    /// that same state (the same status, or the terminal status the API folds into a
+    /// review reason) may carry an earlier time. The event's details then show.
+    fn details(&self, api: &Stage) -> bool {
+        api.from_api
+            && api.task_id == self.task_id
+            && (api.status == self.status
+                || (self.status_class.is_terminal()
+                    && api
+                        .review_reason
+                        .as_deref()
+                        .is_some_and(|r| ENDED_RUN_REASONS.contains(&r))))
     }
 }
 
@@ -691,6 +716,7 @@ impl WorkItem {
             verification: event.verification.clone(),
             review_reason: event.review_reason.clone(),
             progress_at: None,
+            from_api: false,
             started_at: event.time,
             received_at,
         };
@@ -698,7 +724,7 @@ impl WorkItem {
         match slot {
             Some(current) => {
                 let started_at = current.started_at.min(event.time);
-                if newer(&candidate, current) {
+                if newer(&candidate, current) || candidate.details(current) {
                     let same_run = current.task_id == candidate.task_id;
                     let progress = current
                         .progress_at
@@ -906,7 +932,13 @@ impl WorkItem {
         changed |= self.links != before;
 
         if let Some(name) = StageName::of(snap.service) {
-            let class = snap.service.classify(&snap.status, None);
+            // TFactory's finished verify that needs a person keeps `triaged`; the API's
+            // `human_review` reason is its verdict, as `outcome` is on an event.
+            let verdict = snap
+                .review_reason
+                .as_deref()
+                .filter(|r| r.eq_ignore_ascii_case("human_review"));
+            let class = snap.service.classify(&snap.status, verdict);
             let phase = snap.phase.clone().unwrap_or_else(|| snap.status.clone());
             let slot = self.stages.slot(name);
             let replace = match slot.as_ref() {
@@ -955,6 +987,7 @@ impl WorkItem {
                         .and_then(|p| p.verification.clone()),
                     review_reason: snap.review_reason.clone(),
                     progress_at: None,
+                    from_api: true,
                     started_at: previous.as_ref().map_or(at, |p| p.started_at.min(at)),
                     received_at,
                 });
@@ -1342,6 +1375,61 @@ mod tests {
         w.apply_event(&af_run("r2", "done", "12:07:00", 10, 0.01), now);
         assert_eq!(w.handbacks, 1);
         assert_eq!(w.usage_total.total_tokens, 110);
+    }
+
+    #[test]
+    fn the_event_of_a_state_the_api_showed_first_still_shows_its_details() {
+        let snap = |status: &str, reason: &str| TaskSnapshot {
+            service: Service::Aifactory,
+            task_id: "p:1".into(),
+            issue_number: Some(142),
+            status: status.into(),
+            phase: None,
+            title: None,
+            project: None,
+            updated_at: None,
+            correlation: Default::default(),
+            review_reason: Some(reason.into()),
+        };
+        let failed = raw(
+            json!({"id": "t1", "time": at("12:00:00"), "correlation_key": "142",
+            "service": "aifactory", "task_id": "p:1", "status": "qa_failed", "phase": "act",
+            "halt_reason": "no_progress: stuck on QA"}),
+        );
+        let flagged = raw(
+            json!({"id": "t2", "time": at("12:00:00"), "correlation_key": "142",
+            "service": "aifactory", "task_id": "p:1", "status": "human_review", "phase": "act",
+            "injection_scan": {"verdict": "flagged", "reason": "prompt in issue body"}}),
+        );
+        let read_at = DateTime::parse_from_rfc3339(&at("12:00:05"))
+            .unwrap()
+            .to_utc();
+        for (api, event, status) in [
+            (snap("human_review", "qa_rejected"), &failed, "qa_failed"),
+            (snap("human_review", "errors"), &flagged, "human_review"),
+        ] {
+            // The API's answer first, then the event: the event's details show.
+            let mut w = item();
+            w.apply_snapshot(&api, read_at, read_at);
+            w.apply_event(event, read_at);
+            let code = w.stages.code.as_ref().unwrap();
+            assert_eq!(code.status, status);
+            assert_eq!(code.event_id, event.id);
+            // The other order: the snapshot never hides the event.
+            let mut w2 = item();
+            w2.apply_event(event, read_at);
+            w2.apply_snapshot(&api, read_at, read_at);
+            let code2 = w2.stages.code.as_ref().unwrap();
+            assert_eq!(code2.status, status);
+            assert_eq!(code2.injection_scan, event.injection_scan);
+        }
+        assert!(item_after(&failed).stages.code.unwrap().failed());
+    }
+
+    fn item_after(e: &CompletionEvent) -> WorkItem {
+        let mut w = item();
+        w.apply_event(e, Utc::now());
+        w
     }
 
     #[test]

@@ -73,8 +73,12 @@ pub struct SimConfig {
     /// Where the simulated TFactory listens (port 0 picks a free port).
     pub tfactory_addr: SocketAddr,
     /// When set, every request must carry `Authorization: Bearer <token>` (or the
-    /// legacy `?token=`), else it gets 401.
+    /// legacy `?token=`), else it gets 401 (`/api/health` answers anyone; `/ws/events`
+    /// closes with 4001, the other feeds refuse the handshake with 403).
     pub token: Option<String>,
+    /// The token of an administrator: when set, AIFactory's `DELETE /api/tasks/{id}`
+    /// needs it and answers 403 to any other token. It is accepted wherever `token` is.
+    pub admin_token: Option<String>,
     /// Where completion envelopes are POSTed; none means they are only counted.
     pub webhook_url: Option<String>,
     /// Added to the webhook URL as `?token=` when set: the real senders send no
@@ -98,6 +102,7 @@ impl Default for SimConfig {
             aifactory_addr: any_port,
             tfactory_addr: any_port,
             token: None,
+            admin_token: None,
             webhook_url: None,
             webhook_token: None,
             scenarios: Vec::new(),
@@ -151,6 +156,9 @@ pub struct SimArgs {
     /// Bearer token the simulated services require.
     #[arg(long, env = "CFACTORY_SIM_TOKEN")]
     pub token: Option<String>,
+    /// Bearer token of an administrator (needed to delete an AIFactory task).
+    #[arg(long, env = "CFACTORY_SIM_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
     /// Where to POST completion envelopes (e.g. CFactory's /api/events/completion).
     #[arg(long, env = "CFACTORY_SIM_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
@@ -179,6 +187,7 @@ impl SimArgs {
             aifactory_addr: self.aifactory_addr,
             tfactory_addr: self.tfactory_addr,
             token: self.token,
+            admin_token: self.admin_token,
             webhook_url: self.webhook_url,
             webhook_token: self.webhook_token,
             scenarios: self.scenarios,

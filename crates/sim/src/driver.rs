@@ -24,6 +24,7 @@ pub(crate) struct Shared {
     started: Instant,
     pub(crate) speed: f64,
     pub(crate) token: Option<String>,
+    pub(crate) admin_token: Option<String>,
     pub(crate) aifactory_feed: Feed,
     pub(crate) tfactory_feed: Feed,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -45,9 +46,14 @@ impl Shared {
         w
     }
 
-    /// The live-feed ping interval: 30 s, scaled by the speed.
+    /// How long `/ws/events` stays quiet before it pings: 30 s, scaled by the speed.
     pub(crate) fn ping_every(&self) -> Duration {
         Duration::from_secs_f64((30.0 / self.speed).max(0.1))
+    }
+
+    /// The `/ws/progress` heartbeat interval: 5 s, scaled by the speed.
+    pub(crate) fn heartbeat_every(&self) -> Duration {
+        Duration::from_secs_f64((5.0 / self.speed).max(0.05))
     }
 }
 
@@ -82,6 +88,7 @@ impl Simulator {
             started: Instant::now(),
             speed: config.speed,
             token: config.token.clone(),
+            admin_token: config.admin_token.clone(),
             shutdown: stop_rx.clone(),
             events_sent: AtomicU64::new(0),
             webhook_failures: AtomicU64::new(0),
@@ -211,6 +218,22 @@ impl SimHandle {
                 .iter()
                 .all(|s| stats.completed.get(s.as_str()).is_some_and(|n| *n > 0))
             {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until nothing more is scheduled: every unit has gone as far as it will
+    /// without a person, so the REST surfaces stop changing on their own. False if
+    /// `timeout` passes first.
+    pub async fn wait_until_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.shared.world().next_due().is_none() {
                 return true;
             }
             if Instant::now() >= deadline {

@@ -74,6 +74,21 @@ pub(crate) fn now_iso() -> String {
     iso(Utc::now())
 }
 
+/// The current time as Python's `isoformat()` writes an aware UTC time
+/// (`2026-12-04T10:06:00.123456+00:00`): how TFactory's status files stamp a spec.
+pub(crate) fn now_utc_offset() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+}
+
+/// The current local time with no offset (`2026-12-04T14:52:10.991873`): how the
+/// kanban boards stamp a task from its folder's file times.
+pub(crate) fn now_local_naive() -> String {
+    chrono::Local::now()
+        .naive_local()
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string()
+}
+
 fn hex(rng: &mut StdRng, bytes: usize) -> String {
     (0..bytes)
         .map(|_| format!("{:02x}", rng.random::<u8>()))

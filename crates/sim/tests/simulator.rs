@@ -1,5 +1,7 @@
 //! Black-box tests of the simulator: its REST and WebSocket surfaces as a client sees
-//! them, and the completion envelopes a webhook receiver gets.
+//! them (in `surfaces/`), and the completion envelopes a webhook receiver gets.
+
+mod surfaces;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -10,7 +12,6 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::post;
 use cfactory_domain::CompletionEvent;
 use cfactory_sim::{Scenario, SimConfig, SimHandle, Simulator, planned_completion_times};
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 type Received = Arc<Mutex<Vec<Value>>>;
@@ -81,6 +82,41 @@ async fn post_json(url: &str, body: Value) -> (StatusCode, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// A request with a method, an optional bearer token and an optional JSON body.
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new().request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls `probe` until it answers, or panics after `secs` seconds naming `what`.
+async fn eventually<T, F, Fut>(what: &str, secs: u64, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never saw {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 fn has(v: &Value, fields: &[&str]) {
     for f in fields {
         assert!(v.get(*f).is_some(), "missing `{f}` in {v}");
@@ -93,330 +129,12 @@ async fn settled(config: SimConfig) -> SimHandle {
     sim
 }
 
-#[tokio::test]
-async fn rest_surfaces_answer_with_the_contract_field_names() {
-    let sim = settled(SimConfig::default()).await;
-
-    let (status, list) = get(&format!("{}/api/plan/sessions", sim.pfactory_url)).await;
-    assert_eq!(status, StatusCode::OK);
-    let sessions = list["sessions"].as_array().unwrap();
-    assert!(sessions.len() >= 10);
-    for s in sessions {
-        has(
-            s,
-            &[
-                "session_id",
-                "board_state",
-                "github_issue",
-                "repo",
-                "title",
-                "updated_at",
-            ],
-        );
-    }
-    let mut emitted = Vec::new();
-    for s in sessions.iter().filter(|s| s["board_state"] == "emitted") {
-        let id = s["session_id"].as_str().unwrap();
-        let (_, detail) = get(&format!("{}/api/plan/sessions/{id}", sim.pfactory_url)).await;
-        emitted.push((id.to_owned(), detail));
-    }
-    // A single-issue plan has an epic and no children; the contract plan no issue at all.
-    assert!(emitted.iter().any(|(_, d)| {
-        d["emit_result"]["epic_issue"].is_u64() && d["epic"]["children"] == json!([])
-    }));
-    let contract = emitted
-        .iter()
-        .find(|(_, d)| d["emit_result"]["epic_issue"].is_null())
-        .expect("the contract plan");
-    assert_eq!(contract.1["emit_result"]["issues"], json!([]));
-    assert!(
-        contract.1["correlation_key"]
-            .as_str()
-            .unwrap()
-            .starts_with("pf-")
-    );
-    let origin = sessions
-        .iter()
-        .find(|s| s["correlation_key"].as_str().unwrap().contains('#'))
-        .expect("a plan keyed by its origin issue");
-    assert_eq!(
-        origin["correlation_key"],
-        format!(
-            "{}#{}",
-            origin["repo"].as_str().unwrap(),
-            origin["correlation_key"]
-                .as_str()
-                .unwrap()
-                .rsplit('#')
-                .next()
-                .unwrap()
-        )
-    );
-    let (id, detail) = emitted
-        .iter()
-        .find(|(_, d)| {
-            d["epic"]["children"]
-                .as_array()
-                .is_some_and(|c| !c.is_empty())
-        })
-        .unwrap();
-    let children = detail["epic"]["children"].as_array().unwrap();
-    for c in children {
-        has(c, &["number", "title", "depends_on"]);
-    }
-    assert_eq!(
-        detail["emit_result"]["child_numbers"]
-            .as_array()
-            .unwrap()
-            .len(),
-        children.len()
-    );
-    has(
-        &detail["review"],
-        &[
-            "gates_passed",
-            "aggregate_score",
-            "threshold",
-            "lenses",
-            "human_approval",
-        ],
-    );
-    for l in detail["review"]["lenses"].as_array().unwrap() {
-        has(l, &["lens", "score", "max", "blocking", "findings"]);
-    }
-    let (status, yaml_list) = get(&format!("{}/api/plans", sim.pfactory_url)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(yaml_list.as_array().unwrap().len(), sessions.len());
-    let (status, _) = get(&format!("{}/api/plans/{id}", sim.pfactory_url)).await;
-    assert_eq!(status, StatusCode::OK);
-
-    let (_, tasks) = get(&format!("{}/api/tasks", sim.aifactory_url)).await;
-    let tasks = tasks.as_array().unwrap();
-    assert!(tasks.len() >= 10);
-    let statuses = [
-        "backlog",
-        "in_progress",
-        "ai_review",
-        "human_review",
-        "done",
-        "merged",
-        "qa_failed",
-    ];
-    for t in tasks {
-        assert!(
-            statuses.contains(&t["status"].as_str().unwrap()),
-            "{}",
-            t["status"]
-        );
-        let id = t["id"].as_str().unwrap();
-        assert!(id.starts_with("proj:"), "{id}");
-        let (status, d) = get(&format!("{}/api/tasks/{id}", sim.aifactory_url)).await;
-        assert_eq!(status, StatusCode::OK);
-        has(
-            &d,
-            &[
-                "executionProgress",
-                "subtasks",
-                "branchName",
-                "status",
-                "updated_at",
-                "issue_number",
-            ],
-        );
-        has(
-            &d["executionProgress"],
-            &[
-                "phase",
-                "phaseProgress",
-                "overallProgress",
-                "currentSubtask",
-                "message",
-            ],
-        );
-        for st in d["subtasks"].as_array().unwrap() {
-            has(
-                st,
-                &[
-                    "id",
-                    "title",
-                    "status",
-                    "depends_on",
-                    "started_at",
-                    "completed_at",
-                ],
-            );
-        }
-    }
-    assert!(tasks.iter().any(|t| t["status"] == "qa_failed"));
-    let (status, running) = get(&format!("{}/api/tasks/running", sim.aifactory_url)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(running.is_array());
-    let (status, caps) = get(&format!("{}/api/capabilities", sim.aifactory_url)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(caps["features"]["apply_correction"].as_bool().unwrap());
-
-    let (_, specs) = get(&format!("{}/api/tasks", sim.tfactory_url)).await;
-    let specs = specs.as_array().unwrap();
-    let lanes = ["unit", "browser", "api", "integration", "mutation"];
-    for s in specs {
-        has(s, &["spec_id", "status", "subtasks", "verdict"]);
-        for st in s["subtasks"].as_array().unwrap() {
-            assert!(lanes.contains(&st["lane"].as_str().unwrap()));
-        }
-    }
-    let stuck = specs.iter().find(|s| s["status"] == "stuck").unwrap();
-    assert_eq!(stuck["needs_human"], json!(true));
-    assert!(
-        specs
-            .iter()
-            .any(|s| s["status"] == "triaged" && s["verdict"]["passed"] == json!(true))
-    );
-    let id = specs[0]["spec_id"].as_str().unwrap();
-    let (status, _) = get(&format!("{}/api/tasks/{id}", sim.tfactory_url)).await;
-    assert_eq!(status, StatusCode::OK);
-    sim.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_token_is_required_when_one_is_set() {
-    let sim = Simulator::start(SimConfig {
-        token: Some("s3cret".into()),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let client = reqwest::Client::new();
-    for base in [&sim.pfactory_url, &sim.aifactory_url, &sim.tfactory_url] {
-        let path = if base == &sim.pfactory_url {
-            "/api/plan/sessions"
-        } else {
-            "/api/tasks"
-        };
-        let url = format!("{base}{path}");
-        assert_eq!(
-            client.get(&url).send().await.unwrap().status(),
-            StatusCode::UNAUTHORIZED
-        );
-        let wrong = client.get(&url).bearer_auth("nope").send().await.unwrap();
-        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-        let ok = client.get(&url).bearer_auth("s3cret").send().await.unwrap();
-        assert_eq!(ok.status(), StatusCode::OK);
-        let legacy = client
-            .get(format!("{url}?token=s3cret"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(legacy.status(), StatusCode::OK);
-    }
-    sim.shutdown().await;
-}
-
-#[tokio::test]
-async fn approval_is_refused_until_gates_pass_and_then_emits() {
-    let sim = Simulator::start(SimConfig::default()).await.unwrap();
-    let p = &sim.pfactory_url;
-    let (status, body) = post_json(
-        &format!("{p}/api/plan/sessions/900-legacy-sso/approve"),
-        json!({"approver": "olaf"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let (_, detail) = get(&format!("{p}/api/plan/sessions/900-legacy-sso")).await;
-    assert_eq!(detail["review"]["gates_passed"], json!(false));
-    assert_eq!(detail["board_state"], "awaiting_approval");
-
-    let (status, _) = post_json(
-        &format!("{p}/api/plan/sessions/901-audit-export/approve"),
-        json!({"approver": "olaf", "feedback": "ship it"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let (_, list) = get(&format!("{p}/api/plan/sessions")).await;
-    let row = list["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["session_id"] == "901-audit-export")
-        .unwrap()
-        .clone();
-    assert_eq!(row["board_state"], "emitted");
-    assert!(row["github_issue"].as_u64().is_some());
-    // Approving twice is refused: it is no longer awaiting approval.
-    let (status, _) = post_json(
-        &format!("{p}/api/plan/sessions/901-audit-export/approve"),
-        json!({"approver": "olaf"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    sim.shutdown().await;
-}
-
-#[tokio::test]
-async fn corrections_need_a_fix_request_and_start_a_new_run() {
-    let (url, got, _) = receiver(false).await;
-    let sim = settled(SimConfig {
-        webhook_url: Some(url),
-        ..SimConfig::default()
-    })
-    .await;
-    let a = &sim.aifactory_url;
-    let (_, tasks) = get(&format!("{a}/api/tasks?status=done")).await;
-    let task = tasks
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["usage"]["total_tokens"].as_u64().unwrap() > 0)
-        .unwrap()
-        .clone();
-    let id = task["id"].as_str().unwrap();
-    let run = task["run"].as_u64().unwrap();
-    let tokens = task["usage"]["total_tokens"].as_u64().unwrap();
-
-    let (status, _) = post_json(
-        &format!("{a}/api/tasks/{id}/apply-correction"),
-        json!({"source": "cfactory", "confirm": true}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-
-    let body =
-        json!({"fix_request_md": "Fix the rounding", "source": "cfactory", "confirm": false});
-    let (status, preview) = post_json(&format!("{a}/api/tasks/{id}/apply-correction"), body).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(preview["preview"], json!(true));
-    let (_, after_preview) = get(&format!("{a}/api/tasks/{id}")).await;
-    assert_eq!(after_preview["run"].as_u64().unwrap(), run);
-
-    let before = got.lock().unwrap().len();
-    let body = json!({"fix_request_md": "Fix the rounding", "source": "cfactory", "confirm": true, "correlation_key": task["correlation_key"]});
-    let (status, _) = post_json(&format!("{a}/api/tasks/{id}/apply-correction"), body).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    let (_, now) = get(&format!("{a}/api/tasks/{id}")).await;
-    assert_eq!(now["run"].as_u64().unwrap(), run + 1);
-    assert_eq!(now["status"], "in_progress");
-    assert!(now["usage"]["total_tokens"].as_u64().unwrap() < tokens);
-
-    // Busy now: a second correction is refused with 409; merge too (not in review).
-    let body = json!({"fix_request_md": "again", "confirm": true});
-    let (status, _) = post_json(&format!("{a}/api/tasks/{id}/apply-correction"), body).await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    let (status, _) = post_json(&format!("{a}/api/tasks/{id}/worktree/merge"), json!({})).await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    // The older style: 200 with success false.
-    let (status, body) = post_json(&format!("{a}/api/tasks/{id}/recover"), json!({})).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["success"], json!(false));
-
-    // The new run shows up in the next event: an in_progress snapshot for this task.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let events = got.lock().unwrap()[before..].to_vec();
-    assert!(
-        events
-            .iter()
-            .any(|e| e["task_id"] == json!(id) && e["status"] == "in_progress"),
-        "{events:?}"
-    );
-    sim.shutdown().await;
+/// A fast run that has gone as far as it goes without a person: its REST surfaces
+/// no longer change between two requests.
+async fn idle(config: SimConfig) -> SimHandle {
+    let sim = settled(config).await;
+    assert!(sim.wait_until_idle(Duration::from_secs(30)).await);
+    sim
 }
 
 #[test]
@@ -1139,77 +857,6 @@ async fn a_seed_repeats_the_same_sequence() {
     assert!(n > 20);
     assert_eq!(a[..n], b[..n]);
     assert_ne!(a[..n.min(c.len())], c[..n.min(c.len())]);
-}
-
-#[tokio::test]
-async fn live_feeds_send_typed_frames_and_progress() {
-    let sim = Simulator::start(SimConfig {
-        speed: 5.0,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let ws = sim.aifactory_url.replace("http://", "ws://");
-    let (mut events, _) = tokio_tungstenite::connect_async(format!("{ws}/ws/events"))
-        .await
-        .unwrap();
-    let (mut progress, _) = tokio_tungstenite::connect_async(format!("{ws}/ws/progress"))
-        .await
-        .unwrap();
-
-    let mut kinds = HashSet::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while kinds.len() < 3 && tokio::time::Instant::now() < deadline {
-        let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(5), events.next()).await
-        else {
-            break;
-        };
-        let Ok(text) = msg.into_text() else { continue };
-        let Ok(v) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
-        let kind = v["type"].as_str().unwrap().to_owned();
-        assert!(v["payload"]["taskId"].is_string(), "{v}");
-        match kind.as_str() {
-            "task:status" => assert!(v["payload"]["status"].is_string()),
-            "task:progress" => assert!(v["payload"]["percentage"].is_u64()),
-            "task:update" => has(
-                &v["payload"]["executionProgress"],
-                &["phase", "phaseProgress"],
-            ),
-            _ => {}
-        }
-        kinds.insert(kind);
-    }
-    for k in ["task:status", "task:progress", "task:update"] {
-        assert!(kinds.contains(k), "{k} not seen in {kinds:?}");
-    }
-
-    let frame = loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), progress.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Ok(v) = serde_json::from_str::<Value>(&msg.into_text().unwrap_or_default()) {
-            break v;
-        }
-    };
-    assert_eq!(frame["type"], "progress");
-    has(
-        &frame,
-        &[
-            "task_id",
-            "phase",
-            "message",
-            "timestamp",
-            "subtask",
-            "subtask_index",
-            "subtask_total",
-            "percentage",
-        ],
-    );
-    sim.shutdown().await;
 }
 
 #[derive(clap::Parser)]

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use cfactory_domain::ports::{LiveSink, Upstream, WorkItemStore};
 use cfactory_domain::upstream::{
-    FeedState, Health, HealthReport, LiveUpdate, ProcessGraph, UpstreamError,
+    FeedState, Health, HealthReport, LiveUpdate, ProcessGraph, TaskList, TaskSnapshot,
+    UpstreamError,
 };
 use cfactory_domain::{Clock, Service, TenantId};
 use serde::Serialize;
@@ -47,14 +48,49 @@ pub struct ServiceView {
 /// The live feeds' states, by service and route.
 type FeedStates = Arc<Mutex<BTreeMap<Service, BTreeMap<String, FeedState>>>>;
 
-/// Forwards live updates to the cockpit and keeps each feed's state for the services view.
+/// Forwards live updates to the cockpit, keeps each feed's state for the services view,
+/// and files a status frame that says why a task waits in review (AIFactory's
+/// `reviewReason`) on the task's stage, as a poll would.
 struct FeedWatch {
     inner: Arc<dyn LiveSink>,
     states: FeedStates,
+    store: Arc<dyn WorkItemStore>,
+    tenant: TenantId,
 }
 
 impl LiveSink for FeedWatch {
     fn live_update(&self, service: Service, update: LiveUpdate) {
+        if let LiveUpdate::Status {
+            task_id,
+            status,
+            review_reason: Some(reason),
+            at,
+        } = &update
+        {
+            let snapshot = TaskSnapshot {
+                service,
+                task_id: task_id.clone(),
+                issue_number: None,
+                status: status.clone(),
+                phase: None,
+                title: None,
+                project: None,
+                updated_at: Some(*at),
+                correlation: Default::default(),
+                review_reason: Some(reason.clone()),
+            };
+            let list = TaskList {
+                tasks: vec![snapshot],
+                complete: false,
+                failures: Vec::new(),
+            };
+            let (store, tenant, at) = (self.store.clone(), self.tenant.clone(), *at);
+            tokio::spawn(async move {
+                if let Err(e) = store.apply_snapshots(&tenant, service, &list, at).await {
+                    tracing::warn!(%service, error = %e, "a live review reason could not be stored");
+                }
+            });
+        }
         self.inner.live_update(service, update);
     }
 
@@ -182,6 +218,8 @@ impl Upstreams {
         let live: Arc<dyn LiveSink> = Arc::new(FeedWatch {
             inner: live,
             states: feeds.clone(),
+            store: store.clone(),
+            tenant: tenant.clone(),
         });
         Self {
             slots: RwLock::new(slots),

@@ -1,22 +1,22 @@
 //! AIFactory: coding tasks (`project_id:spec_id`), the handoff and handback entry
 //! points, review actions and the live feeds.
 //!
-//! Refusals come in both styles the real builds use: `merge`, `DELETE` and a busy
-//! `apply-correction` answer 409; `create-pr` and `recover` answer like older builds,
-//! 200 with `{"success": false, "error": …}`.
+//! Refusals come as 400, 404 or 409 with a `detail`, or as 200 with
+//! `{"success": false, …}` where the real routes answer so (`create-pr`, a malformed
+//! `triage` on `apply-correction`).
 
 use std::collections::HashMap;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::{AppState, body_json, feed_routes, refused, refused_legacy, reply};
-use crate::world::Refusal;
+use super::{AppState, FeedSource, body_json, feed_routes, is_admin, missing, refused, reply};
+use crate::world::{AIFACTORY_PROJECTS, Refusal};
 
 /// AIFactory's routes.
 pub(crate) fn router() -> Router<AppState> {
@@ -25,6 +25,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/tasks/running", get(running))
         .route("/api/tasks/create-and-run", post(create_and_run))
         .route("/api/tasks/{id}", get(task).delete(delete))
+        .route("/api/tasks/{id}/approve-plan", post(approve_plan))
         .route("/api/tasks/{id}/apply-correction", post(apply_correction))
         .route("/api/tasks/{id}/worktree", get(worktree))
         .route("/api/tasks/{id}/worktree/create-pr", post(create_pr))
@@ -32,24 +33,39 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/tasks/{id}/recover", post(recover))
         .route("/api/capabilities", get(capabilities))
         .route("/api/providers", get(providers));
-    feed_routes(r, |s| &s.aifactory_feed)
+    feed_routes(
+        r,
+        FeedSource {
+            feed: |s| &s.aifactory_feed,
+            running: |s| {
+                s.world()
+                    .tasks
+                    .values()
+                    .filter(|t| t.is_running())
+                    .map(|t| t.id.clone())
+                    .collect()
+            },
+        },
+    )
 }
 
-/// The whole list (the YAML has no pagination), filtered by `status` or
-/// `correlation_key`.
+fn not_found(id: &str) -> Response {
+    refused(Refusal::NotFound(format!("Task {id} not found")))
+}
+
+/// `{"tasks": [...], "total": N}`, the whole list (no paging), filtered by
+/// `project_id` or by the board `status`.
 async fn list(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
     let w = s.world();
     let tasks: Vec<Value> = w
         .tasks
         .values()
-        .filter(|t| q.get("status").is_none_or(|st| st == t.status))
-        .filter(|t| {
-            q.get("correlation_key")
-                .is_none_or(|k| *k == t.correlation_key())
-        })
-        .map(|t| t.view())
+        .filter(|t| q.get("project_id").is_none_or(|p| *p == t.project_id))
+        .filter(|t| q.get("status").is_none_or(|st| st == t.board_status().0))
+        .map(|t| t.row())
         .collect();
-    reply(StatusCode::OK, json!(tasks))
+    let total = tasks.len();
+    reply(StatusCode::OK, json!({"tasks": tasks, "total": total}))
 }
 
 async fn running(State(s): State<AppState>) -> Response {
@@ -57,16 +73,17 @@ async fn running(State(s): State<AppState>) -> Response {
     let tasks: Vec<Value> = w
         .tasks
         .values()
-        .filter(|t| matches!(t.status, "in_progress" | "ai_review"))
-        .map(|t| t.view())
+        .filter(|t| t.is_running())
+        .map(|t| t.row())
         .collect();
-    reply(StatusCode::OK, json!(tasks))
+    let total = tasks.len();
+    reply(StatusCode::OK, json!({"tasks": tasks, "total": total}))
 }
 
 async fn task(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match s.world().tasks.get(&id) {
-        Some(t) => reply(StatusCode::OK, t.view()),
-        None => refused(Refusal::NotFound(format!("task {id} not found"))),
+        Some(t) => reply(StatusCode::OK, t.detail()),
+        None => not_found(&id),
     }
 }
 
@@ -80,43 +97,57 @@ async fn worktree(State(s): State<AppState>, Path(id): Path<String>) -> Response
                 "clean": !t.is_running(),
             }),
         ),
-        None => refused(Refusal::NotFound(format!("task {id} not found"))),
+        None => not_found(&id),
     }
 }
 
-/// FastAPI's shape for a missing field.
-fn missing(field: &str, place: &str) -> Response {
-    reply(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        json!({"detail": [{"loc": [place, field], "msg": "Field required", "type": "missing"}]}),
-    )
-}
-
-/// `?project_id=&title=&description=` with `{auto_continue, complexity, model,
-/// baseBranch, provenance{…}}`: creates the task and starts its first run.
+/// `?project_id=&title=&description=` (or the same in the body) with
+/// `{auto_continue, complexity, model, baseBranch, provenance{…}}`: creates the task
+/// in a project of AIFactory's registry (exact key, else 404) and starts its first
+/// run. `baseBranch` is accepted and ignored; unknown provenance fields are dropped.
 async fn create_and_run(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    let Some(project_id) = q.get("project_id").filter(|p| !p.is_empty()) else {
+    let body = body_json(&body);
+    let field = |name: &str| {
+        q.get(name)
+            .cloned()
+            .or_else(|| body[name].as_str().map(str::to_owned))
+            .filter(|v| !v.is_empty())
+    };
+    let Some(project_id) = field("project_id") else {
         return missing("project_id", "query");
     };
-    let Some(title) = q.get("title").filter(|t| !t.is_empty()) else {
+    let Some(title) = field("title") else {
         return missing("title", "query");
     };
-    let body = body_json(&body);
-    let description = q.get("description").cloned().unwrap_or_default();
-    let provenance = match &body["provenance"] {
-        Value::Object(_) => body["provenance"].clone(),
-        _ => json!({"source": "api"}),
-    };
+    if !AIFACTORY_PROJECTS.contains(&project_id.as_str()) {
+        return refused(Refusal::NotFound("Project not found".to_owned()));
+    }
+    let description = field("description").unwrap_or_default();
+    let mut provenance = json!({"source": "api"});
+    if let Value::Object(given) = &body["provenance"] {
+        for key in [
+            "session_id",
+            "issue_number",
+            "repo",
+            "source",
+            "approved_by",
+            "approval_timestamp",
+        ] {
+            if let Some(v) = given.get(key) {
+                provenance[key] = v.clone();
+            }
+        }
+    }
     let repo = provenance["repo"]
         .as_str()
         .unwrap_or("acme/shop")
         .to_owned();
     let mut w = s.world();
-    let id = w.create_task(project_id, title, &description, &repo, provenance, None);
+    let id = w.create_task(&project_id, &title, &description, &repo, provenance, None);
     if let Some(t) = w.tasks.get_mut(&id) {
         if let Some(c) = body["complexity"].as_str() {
             t.complexity = c.to_owned();
@@ -124,23 +155,29 @@ async fn create_and_run(
         if let Some(m) = body["model"].as_str() {
             t.model = m.to_owned();
         }
-        if let Some(b) = body["baseBranch"].as_str() {
-            t.base_branch = b.to_owned();
-        }
         if let Some(a) = body["auto_continue"].as_bool() {
             t.auto_continue = a;
         }
     }
     w.start_run(&id);
-    let view = w.tasks.get(&id).map(|t| t.view()).unwrap_or_default();
+    let row = w.tasks.get(&id).map(|t| t.row()).unwrap_or_default();
     reply(
         StatusCode::CREATED,
-        json!({"success": true, "task_id": id, "task": view}),
+        json!({"success": true, "task_id": id, "task": row}),
     )
 }
 
-/// `{fix_request_md (required), source, confirm, correlation_key?, tfactory_task_id?}`:
-/// `confirm: false` previews, `confirm: true` starts a new build run.
+/// `POST /api/tasks/{id}/approve-plan`: a task in `plan_review` starts coding.
+async fn approve_plan(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match s.world().approve_task_plan(&id) {
+        Ok(v) => reply(StatusCode::OK, v),
+        Err(r) => refused(r),
+    }
+}
+
+/// `{fix_request_md (required), source, confirm, triage?, correlation_key?,
+/// tfactory_task_id?}`: `confirm: false` previews, `confirm: true` starts a new
+/// build run whatever the task is doing. Only a malformed `triage` is refused.
 async fn apply_correction(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -150,9 +187,25 @@ async fn apply_correction(
     let Some(fix) = body["fix_request_md"]
         .as_str()
         .filter(|f| !f.trim().is_empty())
+        .map(str::to_owned)
     else {
         return missing("fix_request_md", "body");
     };
+    let triage = &body["triage"];
+    let malformed = !(triage.is_null() || triage.is_object())
+        || triage
+            .get("failing_tests")
+            .is_some_and(|f| !f.as_array().is_some_and(|a| a.iter().all(Value::is_string)));
+    if malformed {
+        return reply(
+            StatusCode::OK,
+            json!({
+                "success": false,
+                "rejected": true,
+                "error": "triage must be an object whose failing_tests is a list of test ids",
+            }),
+        );
+    }
     let mut w = s.world();
     if body["confirm"].as_bool() != Some(true) {
         return match w.tasks.get(&id) {
@@ -162,13 +215,13 @@ async fn apply_correction(
                     "success": true,
                     "preview": true,
                     "task_id": id,
-                    "current_status": t.status,
+                    "current_status": t.board_status().0,
                     "would_start_run": t.run + 1,
                     "fix_request_md": fix,
                     "note": "Nothing started; send confirm: true to start a correction run.",
                 }),
             ),
-            None => refused(Refusal::NotFound(format!("task {id} not found"))),
+            None => not_found(&id),
         };
     }
     match w.apply_correction(&id, body) {
@@ -177,54 +230,57 @@ async fn apply_correction(
     }
 }
 
+/// The open (or just opened) PR as `data.prNumber`, or `{success: false, error}`.
 async fn create_pr(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match s.world().create_pr(&id) {
-        Ok(v) => reply(StatusCode::OK, v),
-        Err(r) => refused_legacy(r),
-    }
-}
-
-async fn merge(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    match s.world().merge(&id) {
         Ok(v) => reply(StatusCode::OK, v),
         Err(r) => refused(r),
     }
 }
 
-async fn recover(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    match s.world().recover(&id) {
+/// `{noCommit?}`: a local merge of the build into the base branch.
+async fn merge(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
+    let no_commit = body_json(&body)["noCommit"].as_bool().unwrap_or(false);
+    match s.world().merge(&id, no_commit) {
         Ok(v) => reply(StatusCode::OK, v),
-        Err(r) => refused_legacy(r),
+        Err(r) => refused(r),
     }
 }
 
-async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    match s.world().delete_task(&id) {
+/// No body needed: back to the backlog, restarted only with `autoRestart: true`.
+async fn recover(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
+    let body = body_json(&body);
+    let restart = body["autoRestart"].as_bool().unwrap_or(false);
+    match s
+        .world()
+        .recover(&id, body["targetStatus"].as_str(), restart)
+    {
         Ok(v) => reply(StatusCode::OK, v),
+        Err(r) => refused(r),
+    }
+}
+
+/// 204 for an administrator, 403 for anyone else.
+async fn delete(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if !is_admin(&s, &headers, &uri) {
+        return reply(
+            StatusCode::FORBIDDEN,
+            json!({"detail": "Admin role required"}),
+        );
+    }
+    match s.world().delete_task(&id) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => refused(r),
     }
 }
 
 async fn capabilities() -> Response {
-    reply(
-        StatusCode::OK,
-        json!({
-            "service": "aifactory",
-            "version": "sim",
-            "features": {
-                "create_and_run": true,
-                "from_plan": false,
-                "apply_correction": true,
-                "worktree_create_pr": true,
-                "worktree_merge": true,
-                "recover": true,
-                "ws_events": true,
-                "ws_progress": true,
-                "completion_webhook": true,
-            },
-            "providers": ["anthropic", "openai", "ollama"],
-        }),
-    )
+    reply(StatusCode::OK, json!({"rmux": false}))
 }
 
 async fn providers() -> Response {

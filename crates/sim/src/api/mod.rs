@@ -1,6 +1,5 @@
-//! The three services' HTTP and WebSocket surfaces, as their code serves them (and
-//! the published YAML's spellings where those differ). Handlers only translate
-//! between the wire and the [`crate::world::World`].
+//! The three services' HTTP and WebSocket surfaces, as the real servers serve them.
+//! Handlers only translate between the wire and the [`crate::world::World`].
 
 pub(crate) mod aifactory;
 pub(crate) mod pfactory;
@@ -11,9 +10,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -26,13 +25,11 @@ use crate::world::{Feed, Refusal};
 /// The state every handler sees.
 pub(crate) type AppState = Arc<Shared>;
 
-/// Adds the bearer-token check and the state to a service's router.
+/// Adds the health routes, the bearer-token check and the state to a service's router.
 pub(crate) fn finish(router: Router<AppState>, shared: AppState) -> Router {
     router
-        .route(
-            "/health",
-            get(|| async { axum::Json(json!({"status": "ok"})) }),
-        )
+        .route("/api/health", get(health))
+        .route("/health", get(health))
         .layer(middleware::from_fn_with_state(
             shared.clone(),
             require_token,
@@ -40,28 +37,75 @@ pub(crate) fn finish(router: Router<AppState>, shared: AppState) -> Router {
         .with_state(shared)
 }
 
-/// 401 unless the request carries the configured token, as `Authorization:
-/// Bearer <token>` or the legacy `?token=`.
+/// `GET /api/health`: answers with or without a token.
+async fn health() -> Response {
+    reply(
+        StatusCode::OK,
+        json!({
+            "status": "healthy",
+            "version": "sim",
+            "provider_auth": {
+                "providers": [
+                    {"name": "anthropic", "configured": true, "validity": "valid"},
+                    {"name": "openai", "configured": false},
+                    {"name": "ollama", "configured": false},
+                ],
+                "any_configured": true,
+                "any_invalid": false,
+            },
+        }),
+    )
+}
+
+/// The token a request presents: `Authorization: Bearer <token>` or the legacy
+/// `?token=`.
+fn presented(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    let by_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_owned());
+    by_header.or_else(|| {
+        uri.query()?
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("token=").map(str::to_owned))
+    })
+}
+
+/// Whether a presented token lets a request in; the refusal's message otherwise.
+fn authorize(shared: &Shared, token: Option<&str>) -> Result<(), &'static str> {
+    let Some(required) = &shared.token else {
+        return Ok(());
+    };
+    match token {
+        None => Err("Missing Authorization header"),
+        Some(t) if t == required || shared.admin_token.as_deref() == Some(t) => Ok(()),
+        Some(_) => Err("Invalid token"),
+    }
+}
+
+/// Whether a request may do what only an administrator may: any request when no
+/// admin token is configured, else only one presenting it.
+pub(crate) fn is_admin(shared: &Shared, headers: &HeaderMap, uri: &Uri) -> bool {
+    shared
+        .admin_token
+        .as_deref()
+        .is_none_or(|admin| presented(headers, uri).as_deref() == Some(admin))
+}
+
+/// 401 `{"error": …}` unless the request carries the configured token. Health
+/// answers anyone; `/ws/events` completes its handshake and closes with 4001 itself;
+/// the other feeds refuse the handshake with 403.
 async fn require_token(State(shared): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &shared.token {
-        let by_header = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| t == token);
-        let by_query = req.uri().query().is_some_and(|q| {
-            q.split('&')
-                .any(|kv| kv.strip_prefix("token=") == Some(token))
-        });
-        if !by_header && !by_query {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                axum::Json(json!({"detail": "Not authenticated"})),
-            )
-                .into_response();
+    let path = req.uri().path();
+    if matches!(path, "/api/health" | "/health" | "/ws/events") {
+        return next.run(req).await;
+    }
+    let token = presented(req.headers(), req.uri());
+    if let Err(why) = authorize(&shared, token.as_deref()) {
+        if path.starts_with("/ws/") {
+            return StatusCode::FORBIDDEN.into_response();
         }
+        return reply(StatusCode::UNAUTHORIZED, json!({"error": why}));
     }
     next.run(req).await
 }
@@ -71,29 +115,22 @@ pub(crate) fn reply(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// A refusal the way current builds answer: 404 or 409 with a `detail`.
+/// A refusal the way the FastAPI servers answer: 400, 404 or 409 with a `detail`.
 pub(crate) fn refused(r: Refusal) -> Response {
-    match r {
-        Refusal::NotFound(m) => reply(
-            StatusCode::NOT_FOUND,
-            json!({"detail": m, "error": "not_found"}),
-        ),
-        Refusal::Conflict(m) => reply(
-            StatusCode::CONFLICT,
-            json!({"success": false, "detail": m, "error": m}),
-        ),
-    }
+    let (status, detail) = match r {
+        Refusal::Invalid(m) => (StatusCode::BAD_REQUEST, m),
+        Refusal::NotFound(m) => (StatusCode::NOT_FOUND, m),
+        Refusal::Conflict(m) => (StatusCode::CONFLICT, m),
+    };
+    reply(status, json!({"detail": detail}))
 }
 
-/// A refusal the way older AIFactory builds answer: 200 with `success: false`.
-pub(crate) fn refused_legacy(r: Refusal) -> Response {
-    match r {
-        Refusal::NotFound(m) => reply(
-            StatusCode::NOT_FOUND,
-            json!({"detail": m, "error": "not_found"}),
-        ),
-        Refusal::Conflict(m) => reply(StatusCode::OK, json!({"success": false, "error": m})),
-    }
+/// FastAPI's 422 for a missing field.
+pub(crate) fn missing(field: &str, place: &str) -> Response {
+    reply(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({"detail": [{"loc": [place, field], "msg": "Field required", "type": "missing"}]}),
+    )
 }
 
 /// Parses a JSON body leniently: an empty or malformed body reads as `{}`.
@@ -101,62 +138,142 @@ pub(crate) fn body_json(body: &Bytes) -> Value {
     serde_json::from_slice(body).unwrap_or_else(|_| json!({}))
 }
 
+/// Where a service's live feeds come from.
+#[derive(Clone, Copy)]
+pub(crate) struct FeedSource {
+    /// The service's feeds.
+    pub(crate) feed: fn(&Shared) -> &Feed,
+    /// The ids of the runs the service's own server started, for `running_tasks`.
+    pub(crate) running: fn(&Shared) -> Vec<String>,
+}
+
 /// `/ws/events`, `/ws/progress` and `/ws/tasks/{id}/progress` for one service.
-pub(crate) fn feed_routes(
-    router: Router<AppState>,
-    pick: fn(&Shared) -> &Feed,
-) -> Router<AppState> {
+pub(crate) fn feed_routes(router: Router<AppState>, source: FeedSource) -> Router<AppState> {
     router
         .route(
             "/ws/events",
-            get(move |ws: WebSocketUpgrade, State(s): State<AppState>| async move {
-                let rx = pick(&s).events.subscribe();
-                upgrade(ws, &s, rx, None)
-            }),
+            get(
+                move |ws: WebSocketUpgrade,
+                      State(s): State<AppState>,
+                      headers: HeaderMap,
+                      uri: Uri| async move {
+                    let allowed = authorize(&s, presented(&headers, &uri).as_deref()).is_ok();
+                    let rx = (source.feed)(&s).events.subscribe();
+                    let (quiet, stop) = (s.ping_every(), s.shutdown.clone());
+                    ws.on_upgrade(move |socket| async move {
+                        if allowed {
+                            events_pump(socket, rx, quiet, stop).await;
+                        } else {
+                            unauthorized(socket).await;
+                        }
+                    })
+                },
+            ),
         )
         .route(
             "/ws/progress",
             get(move |ws: WebSocketUpgrade, State(s): State<AppState>| async move {
-                let rx = pick(&s).progress.subscribe();
-                upgrade(ws, &s, rx, None)
+                let rx = (source.feed)(&s).progress.subscribe();
+                ws.on_upgrade(move |socket| progress_pump(socket, rx, None, s, source))
             }),
         )
         .route(
             "/ws/tasks/{id}/progress",
             get(
                 move |ws: WebSocketUpgrade, State(s): State<AppState>, Path(id): Path<String>| async move {
-                    let rx = pick(&s).progress.subscribe();
-                    upgrade(ws, &s, rx, Some(id))
+                    let rx = (source.feed)(&s).progress.subscribe();
+                    ws.on_upgrade(move |socket| progress_pump(socket, rx, Some(id), s, source))
                 },
             ),
         )
 }
 
-fn upgrade(
-    ws: WebSocketUpgrade,
-    shared: &Shared,
-    rx: broadcast::Receiver<String>,
-    only: Option<String>,
-) -> Response {
-    let ping = shared.ping_every();
-    let stop = shared.shutdown.clone();
-    ws.on_upgrade(move |socket| pump(socket, rx, only, ping, stop))
+/// What `/ws/events` does with a client that brought no valid token.
+async fn unauthorized(mut socket: WebSocket) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: 4001,
+            reason: "Unauthorized".into(),
+        })))
+        .await;
 }
 
-/// Forwards feed frames to one client (optionally only one task's), pings it, and
-/// closes on shutdown.
-async fn pump(
+/// Forwards `/ws/events` frames to one client and sends `{"type": "ping"}` whenever
+/// the client has said nothing for `quiet` (a text `ping` is answered `pong`).
+async fn events_pump(
     mut socket: WebSocket,
     mut rx: broadcast::Receiver<String>,
-    only: Option<String>,
-    ping: Duration,
+    quiet: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(ping);
-    ticker.tick().await;
     if *stop.borrow_and_update() {
         return;
     }
+    let keepalive = tokio::time::sleep(quiet);
+    tokio::pin!(keepalive);
+    loop {
+        tokio::select! {
+            frame = rx.recv() => match frame {
+                Ok(text) => {
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            () = &mut keepalive => {
+                let ping = json!({"type": "ping"}).to_string();
+                if socket.send(Message::Text(ping.into())).await.is_err() {
+                    break;
+                }
+                keepalive.as_mut().reset(tokio::time::Instant::now() + quiet);
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    if text.as_str() == "ping" && socket.send(Message::Text("pong".into())).await.is_err() {
+                        break;
+                    }
+                    keepalive.as_mut().reset(tokio::time::Instant::now() + quiet);
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+            _ = stop.changed() => {
+                let _ = socket.send(Message::Close(None)).await;
+                break;
+            }
+        }
+    }
+}
+
+/// `/ws/progress`: `connected`, then a `heartbeat` every few seconds and the
+/// `progress` frames (only one task's, for `/ws/tasks/{id}/progress`).
+async fn progress_pump(
+    mut socket: WebSocket,
+    mut rx: broadcast::Receiver<String>,
+    only: Option<String>,
+    shared: AppState,
+    source: FeedSource,
+) {
+    let mut stop = shared.shutdown.clone();
+    if *stop.borrow_and_update() {
+        return;
+    }
+    let connected = json!({
+        "type": "connected",
+        "running_tasks": (source.running)(&shared),
+        "message": "Connected to unified progress stream",
+    });
+    if socket
+        .send(Message::Text(connected.to_string().into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut ticker = tokio::time::interval(shared.heartbeat_every());
+    ticker.tick().await;
     loop {
         tokio::select! {
             frame = rx.recv() => match frame {
@@ -173,7 +290,8 @@ async fn pump(
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             _ = ticker.tick() => {
-                if socket.send(Message::Ping(Bytes::new())).await.is_err() {
+                let beat = json!({"type": "heartbeat", "running_tasks": (source.running)(&shared)});
+                if socket.send(Message::Text(beat.to_string().into())).await.is_err() {
                     break;
                 }
             }

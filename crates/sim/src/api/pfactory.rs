@@ -1,17 +1,15 @@
-//! PFactory: planning sessions under `/api/plan/sessions` (the code's paths) and
-//! `/api/plans` (the published YAML's).
-
-use std::collections::HashMap;
+//! PFactory: planning sessions under `/api/plan/sessions`: the list, the session,
+//! and the person's approve, reject and emit.
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::{AppState, body_json, refused, reply};
+use super::{AppState, body_json, missing, refused, reply};
 use crate::world::Refusal;
 
 /// PFactory's routes.
@@ -23,93 +21,73 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/plan/sessions/{id}/reject", post(reject))
         .route("/api/plan/sessions/{id}/process", post(process))
         .route("/api/plan/sessions/{id}/emit", post(emit))
-        .route("/api/plans", get(list_plans))
-        .route("/api/plans/{id}", get(session))
-        .route("/api/plans/{id}/approve", post(approve))
-        .route("/api/plans/{id}/emit", post(emit))
 }
 
-fn rows(s: &AppState, q: &HashMap<String, String>) -> Vec<Value> {
+fn not_found(id: &str) -> Response {
+    refused(Refusal::NotFound(format!("unknown session '{id}'")))
+}
+
+/// A required string field of a JSON body.
+fn required(body: &Value, field: &str) -> Option<String> {
+    body[field].as_str().map(str::to_owned)
+}
+
+/// `{"sessions": [...]}`, every session, no paging.
+async fn list_sessions(State(s): State<AppState>) -> Response {
     let w = s.world();
-    w.plans
-        .values()
-        .filter(|p| q.get("status").is_none_or(|st| st == p.board_state))
-        .map(|p| p.row())
-        .collect()
-}
-
-async fn list_sessions(
-    State(s): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    reply(StatusCode::OK, json!({"sessions": rows(&s, &q)}))
-}
-
-async fn list_plans(
-    State(s): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    reply(StatusCode::OK, json!(rows(&s, &q)))
+    let sessions: Vec<Value> = w.plans.values().map(|p| p.row()).collect();
+    reply(StatusCode::OK, json!({"sessions": sessions}))
 }
 
 async fn session(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match s.world().plans.get(&id) {
         Some(p) => reply(StatusCode::OK, p.detail()),
-        None => refused(Refusal::NotFound(format!("session {id} not found"))),
+        None => not_found(&id),
     }
 }
 
-/// `{approver, feedback?}`; the YAML's `{approver, decision, note}` is read too.
+/// `{approver, feedback?}`.
 async fn approve(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
     let body = body_json(&body);
-    let approver = body["approver"].as_str().unwrap_or("unknown").to_owned();
-    let feedback = body["feedback"]
-        .as_str()
-        .or(body["note"].as_str())
-        .map(str::to_owned);
-    let mut w = s.world();
-    let result = if body["decision"] == json!("reject") {
-        w.reject_plan(&id, &approver, feedback)
-    } else {
-        w.approve_plan(&id, &approver, feedback)
+    let Some(approver) = required(&body, "approver") else {
+        return missing("approver", "body");
     };
-    match result {
+    let feedback = required(&body, "feedback");
+    match s.world().approve_plan(&id, &approver, feedback) {
         Ok(v) => reply(StatusCode::OK, v),
         Err(r) => refused(r),
     }
 }
 
+/// `{approver, feedback}`, both required.
 async fn reject(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
     let body = body_json(&body);
-    let approver = body["approver"].as_str().unwrap_or("unknown").to_owned();
-    let feedback = body["feedback"].as_str().map(str::to_owned);
+    let Some(approver) = required(&body, "approver") else {
+        return missing("approver", "body");
+    };
+    let Some(feedback) = required(&body, "feedback") else {
+        return missing("feedback", "body");
+    };
     match s.world().reject_plan(&id, &approver, feedback) {
         Ok(v) => reply(StatusCode::OK, v),
         Err(r) => refused(r),
     }
 }
 
-/// The pipeline processes sessions on its own; this only acknowledges.
+/// The simulated pipeline processes sessions on its own; this answers the session.
 async fn process(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    match s.world().plans.get(&id) {
-        Some(p) => reply(
-            StatusCode::ACCEPTED,
-            json!({"success": true, "session_id": id, "board_state": p.board_state}),
-        ),
-        None => refused(Refusal::NotFound(format!("session {id} not found"))),
-    }
+    session(State(s), Path(id)).await
 }
 
-/// Approval already emits; this returns the emit result, 409 before approval.
-async fn emit(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    match s.world().plans.get(&id) {
-        Some(p) if p.board_state == "emitted" => {
-            reply(StatusCode::OK, p.detail()["emit_result"].clone())
-        }
-        Some(p) => refused(Refusal::Conflict(format!(
-            "session is {}; it has not been approved",
-            p.board_state
-        ))),
-        None => refused(Refusal::NotFound(format!("session {id} not found"))),
+/// `{repo, dry_run}`: `dry_run` defaults to true, and a dry run creates nothing.
+async fn emit(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
+    let body = body_json(&body);
+    let Some(repo) = required(&body, "repo") else {
+        return missing("repo", "body");
+    };
+    let dry_run = body["dry_run"].as_bool().unwrap_or(true);
+    match s.world().emit_plan(&id, &repo, dry_run) {
+        Ok(v) => reply(StatusCode::OK, v),
+        Err(r) => refused(r),
     }
 }

@@ -6,7 +6,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use super::task::{Progress, Stage, Subtask, Task};
-use super::{Refusal, SUBTASKS, Step, World, slug};
+use super::{AIFACTORY_PROJECTS, Refusal, SUBTASKS, Step, World, slug};
 use crate::config::Scenario;
 use crate::envelope::{Envelope, Meter, PROFILES, now_iso, sha};
 
@@ -36,7 +36,7 @@ impl World {
             "approval_timestamp": plan.approval.as_ref().map(|a| a.at.clone()),
         });
         let id = self.create_task(
-            "proj",
+            AIFACTORY_PROJECTS[0],
             &unit.title,
             "Governed issue from PFactory",
             &unit.repo,
@@ -60,7 +60,6 @@ impl World {
         self.next_task += 1;
         let id = format!("{project_id}:{spec_no}");
         let issue_number = provenance["issue_number"].as_u64();
-        let session_id = provenance["session_id"].as_str().map(str::to_owned);
         let n = self.rng.random_range(2..=4);
         let subtasks = (0..n)
             .map(|i| Subtask {
@@ -99,9 +98,7 @@ impl World {
             repo: provenance["repo"].as_str().unwrap_or(repo).to_owned(),
             status: "backlog",
             branch,
-            base_branch: "main".into(),
             issue_number,
-            session_id,
             provenance,
             complexity: "standard".into(),
             model: "claude-sonnet-4-6".into(),
@@ -119,6 +116,7 @@ impl World {
             meter: Meter::new(profile, budget_usd),
             pr_number: None,
             stalled: false,
+            awaiting_plan_review: false,
             spec_id: None,
             corrections: Vec::new(),
             injection_flagged: None,
@@ -158,7 +156,7 @@ impl World {
         task.updated_at = now_iso();
         let run = task.run;
         let first = task.stages[0];
-        self.aifactory_feed.status(id, "in_progress");
+        self.af_status_frame(id);
         let event = self.af_event(id);
         self.send(event);
         self.after(
@@ -201,7 +199,7 @@ impl World {
         if stage == Stage::SpecCreation && flagged {
             task.status = "human_review";
             task.progress.message = "Paused: prompt-injection scan flagged the issue text".into();
-            self.aifactory_feed.status(id, "human_review");
+            self.af_status_frame(id);
             let event = self.af_event(id);
             self.complete(unit, Some(event));
             return;
@@ -210,7 +208,8 @@ impl World {
         if matches!(stage, Stage::Coding(1))
             && matches!(scenario, Some((Scenario::Stuck, o)) if o % 2 == 1)
         {
-            // It never completes on its own: only a `recover` gets it going again.
+            // It never completes on its own: only a `recover` with `autoRestart` starts
+            // it again.
             task.stalled = true;
             return;
         }
@@ -299,7 +298,7 @@ impl World {
                 if let Some(t) = self.tasks.get_mut(id) {
                     t.status = "ai_review";
                 }
-                self.aifactory_feed.status(id, "ai_review");
+                self.af_status_frame(id);
                 let event = self.af_event(id);
                 self.send(event);
             }
@@ -350,7 +349,8 @@ impl World {
             task.halt_reason = Some(halt.to_owned());
             task.progress.phase = "failed";
             task.progress.message = halt.to_owned();
-            self.aifactory_feed.status(id, status);
+            self.af_status_frame(id);
+            self.aifactory_feed.error(id, halt);
             let (worker, terminal) = self.af_run_end(id);
             if let Some(w) = worker {
                 self.send(w);
@@ -364,7 +364,7 @@ impl World {
             self.next_pr += 1;
         }
         let run = task.run;
-        self.aifactory_feed.status(id, "human_review");
+        self.af_status_frame(id);
         self.after(
             300,
             Step::BuildComplete {
@@ -396,7 +396,7 @@ impl World {
             return;
         }
         if !merged {
-            self.aifactory_feed.status(id, "done");
+            self.af_status_frame(id);
             let (worker, terminal) = self.af_run_end(id);
             if let Some(w) = worker {
                 self.send(w);
@@ -547,115 +547,240 @@ impl World {
         Some(env.with("worker", block).into_value())
     }
 
-    /// `POST /api/tasks/{id}/apply-correction` with `confirm: true`: a new build run.
+    /// `task:status` with the task's board column (and why it waits in review).
+    fn af_status_frame(&self, id: &str) {
+        if let Some(task) = self.tasks.get(id) {
+            let (status, reason) = task.board_status();
+            self.aifactory_feed.status(id, status, reason);
+        }
+    }
+
+    /// A task whose implementation plan waits for AIFactory's own approve-plan.
+    pub(super) fn standing_task(&mut self, spec_no: &str, title: &str, repo: &str) {
+        let id = format!("{}:{spec_no}", AIFACTORY_PROJECTS[0]);
+        let now = now_iso();
+        let subtasks = SUBTASKS[..3]
+            .iter()
+            .enumerate()
+            .map(|(i, title)| Subtask {
+                id: format!("subtask-{}", i + 1),
+                title: (*title).to_owned(),
+                status: "pending",
+                depends_on: if i == 0 {
+                    Vec::new()
+                } else {
+                    vec![format!("subtask-{i}")]
+                },
+                started_at: None,
+                completed_at: None,
+            })
+            .collect();
+        let task = Task {
+            id: id.clone(),
+            project_id: AIFACTORY_PROJECTS[0].to_owned(),
+            spec_no: spec_no.to_owned(),
+            title: title.to_owned(),
+            description: "Started from the AIFactory board".into(),
+            repo: repo.to_owned(),
+            status: "human_review",
+            branch: format!("af/{spec_no}-{}", slug(title)),
+            issue_number: None,
+            provenance: json!({"source": "manual", "repo": repo}),
+            complexity: "standard".into(),
+            model: "claude-sonnet-4-6".into(),
+            auto_continue: true,
+            progress: Progress {
+                phase: "planning",
+                phase_progress: 100,
+                overall: 20,
+                current_subtask: None,
+                message: "Implementation plan written; waiting for approval".into(),
+            },
+            subtasks,
+            run: 1,
+            stages: Vec::new(),
+            meter: Meter::new(0, 10.0),
+            pr_number: None,
+            stalled: false,
+            awaiting_plan_review: true,
+            spec_id: None,
+            corrections: Vec::new(),
+            injection_flagged: Some(false),
+            halt_reason: None,
+            worktree_sha: None,
+            created_at: now.clone(),
+            updated_at: now,
+            unit: None,
+        };
+        self.tasks.insert(id, task);
+    }
+
+    /// `POST /api/tasks/{id}/approve-plan`: coding starts from the approved plan.
+    pub(crate) fn approve_task_plan(&mut self, id: &str) -> Result<Value, Refusal> {
+        let task = self
+            .tasks
+            .get_mut(id)
+            .ok_or_else(|| Refusal::NotFound(format!("Task {id} not found")))?;
+        if !task.awaiting_plan_review {
+            return Err(Refusal::Conflict(format!(
+                "Task {id} has no plan waiting for review"
+            )));
+        }
+        task.awaiting_plan_review = false;
+        task.status = "in_progress";
+        task.updated_at = now_iso();
+        task.stages = (0..task.subtasks.len()).map(Stage::Coding).collect();
+        task.stages.push(Stage::QaReview);
+        task.stages.push(Stage::Finish);
+        if let Some(first) = task.subtasks.first_mut() {
+            first.status = "in_progress";
+            first.started_at = Some(now_iso());
+        }
+        let (run, first) = (task.run, task.stages[0]);
+        self.af_status_frame(id);
+        let event = self.af_event(id);
+        self.send(event);
+        self.after(
+            first.duration_ms(),
+            Step::Build {
+                task: id.to_owned(),
+                run,
+                idx: 0,
+            },
+        );
+        Ok(json!({"success": true, "data": {"task_id": id, "status": "in_progress"}}))
+    }
+
+    /// `POST /api/tasks/{id}/apply-correction` with `confirm: true`: a new build run,
+    /// whatever the task is doing (a running one is restarted).
     pub(crate) fn apply_correction(&mut self, id: &str, request: Value) -> Result<Value, Refusal> {
         let task = self
             .tasks
             .get_mut(id)
-            .ok_or_else(|| Refusal::NotFound(format!("task {id} not found")))?;
-        if task.is_running() {
-            return Err(Refusal::Conflict(format!(
-                "task {id} is already running ({})",
-                task.status
-            )));
-        }
+            .ok_or_else(|| Refusal::NotFound(format!("Task {id} not found")))?;
         task.corrections.push(json!({
             "run": task.run + 1,
             "source": request["source"],
             "correlation_key": request["correlation_key"],
             "tfactory_task_id": request["tfactory_task_id"],
+            "triage": request["triage"],
             "fix_request_md": request["fix_request_md"],
             "requested_at": now_iso(),
         }));
+        task.awaiting_plan_review = false;
         self.start_run(id);
-        let run = self.tasks.get(id).map(|t| t.run).unwrap_or_default();
-        Ok(json!({"success": true, "task_id": id, "run": run, "status": "in_progress"}))
-    }
-
-    /// `POST /api/tasks/{id}/recover`: resumes a task that stopped reporting.
-    pub(crate) fn recover(&mut self, id: &str) -> Result<Value, Refusal> {
-        let task = self
-            .tasks
-            .get_mut(id)
-            .ok_or_else(|| Refusal::NotFound(format!("task {id} not found")))?;
-        if !task.stalled {
-            return Err(Refusal::Conflict(format!("task {id} is not stuck")));
-        }
-        task.stalled = false;
-        task.updated_at = now_iso();
-        let run = task.run;
-        let idx = task
-            .stages
-            .iter()
-            .position(|s| matches!(s, Stage::Coding(1)))
-            .unwrap_or(0);
-        self.aifactory_feed.status(id, "in_progress");
-        self.after(
-            500,
-            Step::Build {
-                task: id.to_owned(),
-                run,
-                idx,
-            },
-        );
         Ok(json!({"success": true, "task_id": id, "status": "in_progress"}))
     }
 
-    /// `POST /api/tasks/{id}/worktree/create-pr`: only once the build is reviewable.
+    /// `POST /api/tasks/{id}/recover`: stops whatever runs and puts the task back in
+    /// `target` (the backlog unless told otherwise), restarting it only when asked.
+    /// It refuses nothing but an unknown task.
+    pub(crate) fn recover(
+        &mut self,
+        id: &str,
+        target: Option<&str>,
+        auto_restart: bool,
+    ) -> Result<Value, Refusal> {
+        let task = self
+            .tasks
+            .get_mut(id)
+            .ok_or_else(|| Refusal::NotFound(format!("Task {id} not found")))?;
+        let target = match target {
+            Some("in_progress") => "in_progress",
+            Some("ai_review") => "ai_review",
+            Some("human_review") => "human_review",
+            Some("done") => "done",
+            _ => "backlog",
+        };
+        // Dropping the stages stops the run: its pending steps find nothing to do.
+        task.stages.clear();
+        task.stalled = false;
+        task.awaiting_plan_review = false;
+        task.status = target;
+        task.updated_at = now_iso();
+        if auto_restart {
+            self.start_run(id);
+        } else {
+            self.af_status_frame(id);
+        }
+        let new_status = self.tasks.get(id).map_or(target, |t| t.board_status().0);
+        Ok(json!({
+            "success": true,
+            "data": {
+                "task_id": id,
+                "message": format!("Task recovered and reset to {target}"),
+                "newStatus": new_status,
+                "autoRestarted": auto_restart,
+                "autoRestartError": null,
+                "recovered": true,
+            },
+        }))
+    }
+
+    /// `POST /api/tasks/{id}/worktree/create-pr`: the open PR (opened now if need
+    /// be), or `{success: false, error}` while there is no finished build to open it for.
     pub(crate) fn create_pr(&mut self, id: &str) -> Result<Value, Refusal> {
         let pr = self.next_pr;
         let task = self
             .tasks
             .get_mut(id)
-            .ok_or_else(|| Refusal::NotFound(format!("task {id} not found")))?;
-        if !matches!(task.status, "human_review" | "done") {
-            return Err(Refusal::Conflict(format!(
-                "task is {}; nothing to open a PR for",
-                task.status
-            )));
+            .ok_or_else(|| Refusal::NotFound(format!("Task {id} not found")))?;
+        if task.worktree_sha.is_none() {
+            return Ok(json!({
+                "success": false,
+                "error": format!("No worktree with a finished build for task {id}"),
+            }));
         }
-        if task.pr_number.is_none() {
+        let existed = task.pr_number.is_some();
+        if !existed {
             task.pr_number = Some(pr);
             self.next_pr += 1;
         }
         let n = task.pr_number.unwrap_or(pr);
-        Ok(
-            json!({"success": true, "pr_number": n, "pr_url": format!("https://github.com/{}/pull/{n}", task.repo)}),
-        )
+        Ok(json!({
+            "success": true,
+            "data": {
+                "prNumber": n,
+                "prUrl": format!("https://github.com/{}/pull/{n}", task.repo),
+                "alreadyExists": existed,
+            },
+        }))
     }
 
-    /// `POST /api/tasks/{id}/worktree/merge`: only in `human_review`.
-    pub(crate) fn merge(&mut self, id: &str) -> Result<Value, Refusal> {
+    /// `POST /api/tasks/{id}/worktree/merge {noCommit?}`: merges the build's worktree
+    /// into the base branch locally (with `noCommit`, only stages the changes).
+    pub(crate) fn merge(&mut self, id: &str, no_commit: bool) -> Result<Value, Refusal> {
         let task = self
             .tasks
             .get_mut(id)
-            .ok_or_else(|| Refusal::NotFound(format!("task {id} not found")))?;
-        if task.status != "human_review" {
+            .ok_or_else(|| Refusal::NotFound(format!("Task {id} not found")))?;
+        if task.status != "human_review" || task.worktree_sha.is_none() {
             return Err(Refusal::Conflict(format!(
-                "task is {}, not human_review",
-                task.status
+                "Task {id} has no finished build waiting for review"
             )));
+        }
+        if no_commit {
+            return Ok(json!({
+                "success": true,
+                "data": {"merged": false, "staged": true, "message": "Changes staged in the main repository; nothing committed"},
+            }));
         }
         task.status = "merged";
         task.updated_at = now_iso();
-        self.aifactory_feed.status(id, "merged");
+        self.af_status_frame(id);
         let event = self.af_event(id);
         self.send(event);
-        Ok(json!({"success": true, "task_id": id, "status": "merged"}))
+        Ok(json!({
+            "success": true,
+            "data": {"merged": true, "staged": false, "message": "Merged into the base branch"},
+        }))
     }
 
-    /// `DELETE /api/tasks/{id}`: refused while a run is under way.
-    pub(crate) fn delete_task(&mut self, id: &str) -> Result<Value, Refusal> {
-        let task = self
-            .tasks
-            .get(id)
-            .ok_or_else(|| Refusal::NotFound(format!("task {id} not found")))?;
-        if task.is_running() {
-            return Err(Refusal::Conflict(format!(
-                "task {id} is running; stop it first"
-            )));
-        }
-        self.tasks.remove(id);
-        Ok(json!({"success": true, "deleted": id}))
+    /// `DELETE /api/tasks/{id}`.
+    pub(crate) fn delete_task(&mut self, id: &str) -> Result<(), Refusal> {
+        self.tasks
+            .remove(id)
+            .map(|_| ())
+            .ok_or_else(|| Refusal::NotFound(format!("Task {id} not found")))
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::broadcast;
 
 use crate::config::{Scenario, SimConfig};
 use crate::envelope::{now_iso, traceparent, uuid};
-use plan::Plan;
+use plan::{PLAN_STEPS, Plan};
 use spec::Spec;
 use task::Task;
 
@@ -57,8 +57,18 @@ impl Feed {
             .send(json!({"type": kind, "payload": payload}).to_string());
     }
 
-    fn status(&self, id: &str, status: &str) {
-        self.frame("task:status", json!({"taskId": id, "status": status}));
+    /// `task:status`; a task waiting in human review also says why (`reviewReason`).
+    fn status(&self, id: &str, status: &str, review_reason: Option<&str>) {
+        let mut payload = json!({"taskId": id, "status": status});
+        if let Some(reason) = review_reason {
+            payload["reviewReason"] = json!(reason);
+        }
+        self.frame("task:status", payload);
+    }
+
+    /// `task:error`: a run stopped on an error.
+    fn error(&self, id: &str, message: &str) {
+        self.frame("task:error", json!({"taskId": id, "error": message}));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -75,10 +85,6 @@ impl Feed {
         self.frame(
             "task:progress",
             json!({"taskId": id, "percentage": percentage}),
-        );
-        self.frame(
-            "task:log",
-            json!({"taskId": id, "log": message, "timestamp": now_iso()}),
         );
         let _ = self.progress.send(
             json!({
@@ -100,7 +106,11 @@ impl Feed {
 /// Why a REST action was refused.
 #[derive(Debug)]
 pub(crate) enum Refusal {
+    /// 400: the request makes no sense for the item as it stands.
+    Invalid(String),
+    /// 404: no such item.
     NotFound(String),
+    /// 409: the item's state forbids it.
     Conflict(String),
 }
 
@@ -110,6 +120,7 @@ enum Step {
     UnitStart(usize),
     PlanAdvance(String),
     PlanAutoApprove(String),
+    PlanAutoEmit(String),
     TaskCreate(usize),
     Build {
         task: String,
@@ -182,7 +193,46 @@ const TITLES: [&str; 12] = [
     "Slack alerts for failed deploys",
     "Per-tenant usage quotas",
 ];
-const REPOS: [&str; 3] = ["acme/shop", "acme/platform", "acme/console"];
+/// A repository the simulated services work on, and the names each service gives it.
+#[derive(Debug)]
+pub(crate) struct Project {
+    /// `owner/name` on GitHub.
+    pub(crate) repo: &'static str,
+    /// TFactory's name for its pipeline workspace (`shop`).
+    pub(crate) name: &'static str,
+    /// The id TFactory's kanban registry (`projects.json`) keys the project by.
+    pub(crate) kanban_id: &'static str,
+}
+
+/// Every repository units of work are about.
+pub(crate) const PROJECTS: [Project; 3] = [
+    Project {
+        repo: "acme/shop",
+        name: "shop",
+        kanban_id: "3f6c1a2e-8b7d-4c1e-9a55-2d0c7e4b9f10",
+    },
+    Project {
+        repo: "acme/platform",
+        name: "platform",
+        kanban_id: "7a2d9e41-5c3b-4f08-b1e6-0d4c8a9f2e73",
+    },
+    Project {
+        repo: "acme/console",
+        name: "console",
+        kanban_id: "c81f4b06-2e9a-4d57-8c3f-6b1a0e5d7f29",
+    },
+];
+
+/// The project a repository belongs to (the first one for a repository none names).
+pub(crate) fn project(repo: &str) -> &'static Project {
+    PROJECTS
+        .iter()
+        .find(|p| p.repo == repo)
+        .unwrap_or(&PROJECTS[0])
+}
+
+/// The keys of AIFactory's project registry: `create-and-run` knows no other.
+pub(crate) const AIFACTORY_PROJECTS: [&str; 1] = ["proj"];
 const SUBTASKS: [&str; 5] = [
     "Add the data model and migration",
     "Implement the service layer",
@@ -244,7 +294,9 @@ impl World {
             let scenario = order[i % order.len()];
             let occurrence = *seen.entry(scenario).and_modify(|n| *n += 1).or_insert(0);
             let title = TITLES[w.rng.random_range(0..TITLES.len())].to_owned();
-            let repo = REPOS[w.rng.random_range(0..REPOS.len())].to_owned();
+            let repo = PROJECTS[w.rng.random_range(0..PROJECTS.len())]
+                .repo
+                .to_owned();
             let mut unit = Unit::new(scenario, occurrence, title, repo);
             unit.contract = scenario == Scenario::Failure && occurrence == 0;
             // About half the plans start from an issue that already exists.
@@ -263,8 +315,10 @@ impl World {
         w
     }
 
-    /// Items no unit drives: a plan whose gates fail, one waiting for a human's
-    /// approval, and a TFactory spec waiting at its plan gate.
+    /// Items no unit drives, each waiting for a person: a processed plan whose gates
+    /// fail and one whose gates pass, a coding task whose plan waits for AIFactory's
+    /// own approval, a TFactory spec waiting at its plan gate and a spec-ingest with no
+    /// test plan yet.
     fn standing_items(&mut self) {
         let mut failing = self.new_plan(
             "900-legacy-sso",
@@ -272,7 +326,8 @@ impl World {
             "acme/platform",
             None,
         );
-        failing.board_state = "awaiting_approval";
+        failing.step = PLAN_STEPS.len() - 1;
+        failing.status = "processed";
         failing.lenses = self.lenses(false);
         failing.children = self.children(3);
         self.plans.insert(failing.session_id.clone(), failing);
@@ -283,22 +338,27 @@ impl World {
             "acme/console",
             None,
         );
-        ready.board_state = "awaiting_approval";
+        ready.step = PLAN_STEPS.len() - 1;
+        ready.status = "processed";
         ready.lenses = self.lenses(true);
         ready.children = self.children(2);
         self.plans.insert(ready.session_id.clone(), ready);
 
-        let spec = self.new_spec(
+        self.standing_task("900", "Rotate the signing keys", "acme/platform");
+
+        let mut gated = self.new_spec(
             None,
             "spec-900".into(),
-            "Verify billing rounding",
+            Some("Verify billing rounding"),
             "acme/shop",
         );
-        self.specs.insert(spec.spec_id.clone(), spec);
-        if let Some(s) = self.specs.get_mut("spec-900") {
-            s.status = "planning";
-            s.plan_status = "awaiting_approval";
-        }
+        gated.phase = "planner_complete";
+        gated.plan_status = "awaiting_approval";
+        gated.plan_written = true;
+        self.specs.insert(gated.spec_id.clone(), gated);
+
+        let ingest = self.new_spec(None, "ingest-901".into(), None, "acme/shop");
+        self.specs.insert(ingest.spec_id.clone(), ingest);
     }
 
     fn schedule(&mut self, at: u64, step: Step) {
@@ -340,14 +400,17 @@ impl World {
             Step::UnitStart(u) => self.unit_start(u),
             Step::PlanAdvance(s) => self.plan_advance(&s),
             Step::PlanAutoApprove(s) => {
-                let waiting = self
-                    .plans
-                    .get(&s)
-                    .is_some_and(|p| p.board_state == "awaiting_approval");
-                if waiting {
-                    let _ = self.approve_plan(&s, "sim-reviewer@factory.local", None);
+                let waiting = self.plans.get(&s).is_some_and(|p| p.status == "processed");
+                if waiting
+                    && self
+                        .approve_plan(&s, "sim-reviewer@factory.local", None)
+                        .is_ok()
+                {
+                    // A fixed pause, no jitter: the seeded draws stay as they were.
+                    self.schedule(self.now + 300, Step::PlanAutoEmit(s));
                 }
             }
+            Step::PlanAutoEmit(s) => self.plan_auto_emit(&s),
             Step::TaskCreate(u) => self.unit_task_create(u),
             Step::Build { task, run, idx } => self.build_step(&task, run, idx),
             Step::BuildComplete { task, run } => self.build_complete(&task, run),
@@ -436,6 +499,71 @@ mod tests {
             units: Some(1),
             ..SimConfig::default()
         }
+    }
+
+    #[test]
+    fn a_plan_waits_processed_then_approved_and_the_driver_emits_it_live() {
+        let mut w = World::new(&only(Scenario::Happy));
+        let mut seen: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
+        while let Some(at) = w.next_due().filter(|t| *t < 600_000) {
+            w.run_due(at);
+            for p in w.plans.values() {
+                let statuses = seen.entry(p.session_id.clone()).or_default();
+                if statuses.last() != Some(&p.status) {
+                    statuses.push(p.status);
+                }
+            }
+        }
+        let unit = seen
+            .iter()
+            .find(|(id, _)| id.starts_with("001-"))
+            .expect("the unit's plan");
+        assert_eq!(
+            unit.1,
+            &[
+                "ingested",
+                "processing",
+                "reviewing",
+                "processed",
+                "approved",
+                "emitted"
+            ]
+        );
+        let detail = w.plans[unit.0].detail();
+        assert_eq!(detail["emit_result"]["dry_run"], false);
+        assert_eq!(
+            detail["emit_result"]["epic_number"],
+            detail["emitted_issue_number"]
+        );
+        // Nobody approves the standing sessions: they wait.
+        assert_eq!(seen["900-legacy-sso"], ["processed"]);
+        assert_eq!(seen["901-audit-export"], ["processed"]);
+    }
+
+    #[test]
+    fn a_merge_with_no_commit_only_stages_and_a_full_one_is_done() {
+        let mut w = World::new(&only(Scenario::Happy));
+        let id = loop {
+            let at = w.next_due().expect("the build reaches review");
+            w.run_due(at);
+            let reviewable = w
+                .tasks
+                .values()
+                .find(|t| t.status == "human_review" && t.worktree_sha.is_some());
+            if let Some(t) = reviewable {
+                break t.id.clone();
+            }
+        };
+        let staged = w.merge(&id, true).unwrap();
+        assert_eq!(staged["data"]["staged"], true);
+        assert_eq!(
+            w.tasks[&id].board_status(),
+            ("human_review", Some("completed"))
+        );
+        let merged = w.merge(&id, false).unwrap();
+        assert_eq!(merged["data"]["merged"], true);
+        assert_eq!(w.tasks[&id].board_status(), ("done", None));
+        assert!(matches!(w.merge(&id, false), Err(Refusal::Conflict(_))));
     }
 
     #[test]

@@ -1,13 +1,13 @@
-//! PFactory's side of the world: planning sessions, their review and approval, and
-//! the completion events PFactory sends.
+//! PFactory's side of the world: planning sessions, their review, approval and emit,
+//! and the completion events PFactory sends.
 
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::plan::{Approval, Child, Lens, PLAN_STATES, Plan};
-use super::{LENSES, Refusal, SUBTASKS, Step, Unit, World, slug};
+use super::plan::{Approval, Child, Finding, Lens, PLAN_STEPS, Plan};
+use super::{AIFACTORY_PROJECTS, LENSES, Refusal, SUBTASKS, Step, Unit, World, slug};
 use crate::config::Scenario;
-use crate::envelope::{Envelope, Meter, now_iso};
+use crate::envelope::{Envelope, Meter, now_iso, now_utc_offset};
 
 impl World {
     pub(super) fn new_plan(
@@ -17,21 +17,22 @@ impl World {
         repo: &str,
         unit: Option<usize>,
     ) -> Plan {
-        let now = now_iso();
         Plan {
             session_id: session_id.to_owned(),
             title: title.to_owned(),
             repo: repo.to_owned(),
-            board_state: "draft",
+            status: PLAN_STEPS[0],
+            step: 0,
             github_issue: None,
             origin_issue: None,
             aifactory_task_id: None,
-            created_at: now.clone(),
-            updated_at: now,
+            created_at: now_utc_offset(),
+            updated_at: now_iso(),
             lenses: Vec::new(),
             threshold: 0.75,
             children: Vec::new(),
             approval: None,
+            emit_dry_run: None,
             meter: Meter::new(0, 2.0),
             unit,
         }
@@ -44,20 +45,26 @@ impl World {
             .map(|(i, &lens)| {
                 let blocking = !pass && lens == "security";
                 let score = if blocking {
-                    4.5
+                    0.45
                 } else {
-                    f64::from(self.rng.random_range(78..96u32)) / 10.0
+                    f64::from(self.rng.random_range(78..96u32)) / 100.0
                 };
                 let findings = match (blocking, i) {
-                    (true, _) => vec!["Tokens are logged in plain text (blocking)".to_owned()],
-                    (false, 0) => vec!["Consider an outbox table for the webhook".to_owned()],
+                    (true, _) => vec![Finding {
+                        title: "Tokens are logged in plain text",
+                        severity: "high",
+                        blocking: true,
+                    }],
+                    (false, 0) => vec![Finding {
+                        title: "Consider an outbox table for the webhook",
+                        severity: "info",
+                        blocking: false,
+                    }],
                     _ => Vec::new(),
                 };
                 Lens {
                     lens,
                     score,
-                    max: 10.0,
-                    blocking,
                     findings,
                 }
             })
@@ -67,13 +74,13 @@ impl World {
     pub(super) fn children(&mut self, n: usize) -> Vec<Child> {
         (0..n)
             .map(|i| Child {
-                id: format!("T{}", i + 1),
+                key: format!("C{}", i + 1),
                 number: None,
                 title: SUBTASKS[i % SUBTASKS.len()].to_owned(),
                 depends_on: if i == 0 {
                     Vec::new()
                 } else {
-                    vec![format!("T{i}")]
+                    vec![format!("C{i}")]
                 },
             })
             .collect()
@@ -87,7 +94,7 @@ impl World {
             // Work started straight in AIFactory, before any issue exists.
             let provenance = json!({"source": "manual", "repo": unit.repo});
             let id = self.create_task(
-                "proj",
+                AIFACTORY_PROJECTS[0],
                 &unit.title,
                 "Started from the AIFactory board",
                 &unit.repo,
@@ -107,6 +114,8 @@ impl World {
         self.after(500, Step::PlanAdvance(session));
     }
 
+    /// One step of processing; the epic and the review appear when it is
+    /// `processed`, and the driver approves a session that waits for sign-off.
     pub(super) fn plan_advance(&mut self, session: &str) {
         let lenses = self.lenses(true);
         // Every third unit's plan is a single issue: an epic with no children.
@@ -128,24 +137,22 @@ impl World {
         let Some(plan) = self.plans.get_mut(session) else {
             return;
         };
-        let Some(pos) = PLAN_STATES.iter().position(|s| *s == plan.board_state) else {
+        if plan.status != PLAN_STEPS[plan.step] {
+            return;
+        }
+        let Some(&next) = PLAN_STEPS.get(plan.step + 1) else {
             return;
         };
-        let Some(&next) = PLAN_STATES.get(pos + 1) else {
-            return;
-        };
-        plan.board_state = next;
+        plan.step += 1;
+        plan.status = next;
         plan.updated_at = now_iso();
         plan.meter.charge("planner", None, tokens, 500);
-        match next {
-            "decomposed" => plan.children = children,
-            "reviewing" => plan.lenses = lenses,
-            _ => {}
-        }
-        if next == "awaiting_approval" {
+        if next == "processed" {
+            plan.children = children;
+            plan.lenses = lenses;
             let event = self.pf_event(session);
             self.send(event);
-            self.after(800, Step::PlanAutoApprove(session.to_owned()));
+            self.after(500, Step::PlanAutoApprove(session.to_owned()));
         } else {
             self.after(500, Step::PlanAdvance(session.to_owned()));
         }
@@ -176,8 +183,9 @@ impl World {
         env.into_value()
     }
 
-    /// `POST /api/plan/sessions/{id}/approve`: refused unless the session waits for
-    /// approval with its gates passed; otherwise approved and emitted as issues.
+    /// `POST /api/plan/sessions/{id}/approve`: records a person's sign-off once the
+    /// session is processed (400 before) and its gates pass (409 while they fail).
+    /// It creates no issues: that is the emit's work.
     pub(crate) fn approve_plan(
         &mut self,
         session: &str,
@@ -186,74 +194,131 @@ impl World {
     ) -> Result<Value, Refusal> {
         let plan = self
             .plans
-            .get(session)
-            .ok_or_else(|| Refusal::NotFound(format!("session {session} not found")))?;
-        if plan.board_state != "awaiting_approval" {
+            .get_mut(session)
+            .ok_or_else(|| Refusal::NotFound(format!("unknown session '{session}'")))?;
+        if !plan.processed() {
+            return Err(Refusal::Invalid(
+                "process the plan before approving".to_owned(),
+            ));
+        }
+        if plan.status == "emitted" {
             return Err(Refusal::Conflict(format!(
-                "session is {}, not awaiting_approval",
-                plan.board_state
+                "session '{session}' is already emitted"
             )));
         }
         if !plan.gates_passed() {
             return Err(Refusal::Conflict(format!(
-                "review gates have not passed (aggregate {:.2}, threshold {:.2}, blocking lenses present: {})",
-                plan.aggregate_score(),
+                "review gates have not passed: every lens must score at least {:.2} with no blocking finding; failing: {}",
                 plan.threshold,
-                plan.lenses.iter().any(|l| l.blocking)
+                plan.gate_failures()
             )));
         }
-        let contract = plan
-            .unit
-            .and_then(|u| self.units.get(u))
-            .is_some_and(|u| u.contract);
-        let (title, repo, unit) = (plan.title.clone(), plan.repo.clone(), plan.unit);
-        // The contract path hands the plan straight to AIFactory: a task, no issue.
-        let handed_to = contract.then(|| {
-            let provenance = json!({
-                "session_id": session,
-                "issue_number": null,
-                "repo": repo,
-                "source": "pfactory",
-                "approved_by": approver,
-            });
-            self.create_task(
-                "proj",
-                &title,
-                "Plan handed over by contract",
-                &repo,
-                provenance,
-                unit,
-            )
-        });
-        let epic = self.next_issue;
-        if handed_to.is_none() {
-            let n = self.plans.get(session).map_or(0, |p| p.children.len()) as u64;
-            self.next_issue += n + 1 + self.rng.random_range(0..3);
-        }
-        let Some(plan) = self.plans.get_mut(session) else {
-            return Err(Refusal::NotFound(session.to_owned()));
-        };
         plan.approval = Some(Approval {
             decision: "approve",
             approver: approver.to_owned(),
             feedback,
-            at: now_iso(),
+            at: now_utc_offset(),
         });
-        if handed_to.is_none() {
-            plan.github_issue = Some(epic);
-            for (i, c) in plan.children.iter_mut().enumerate() {
-                c.number = Some(epic + 1 + i as u64);
-            }
-        }
-        plan.aifactory_task_id = handed_to;
-        plan.board_state = "emitted";
+        plan.status = "approved";
         plan.updated_at = now_iso();
+        Ok(plan.detail())
+    }
+
+    /// `POST /api/plan/sessions/{id}/emit {repo, dry_run}`: a dry run plans the
+    /// issues and creates none; a live emit of an approved session creates the epic
+    /// and its children, and the work goes on to code.
+    pub(crate) fn emit_plan(
+        &mut self,
+        session: &str,
+        repo: &str,
+        dry_run: bool,
+    ) -> Result<Value, Refusal> {
+        let plan = self
+            .plans
+            .get_mut(session)
+            .ok_or_else(|| Refusal::NotFound(format!("unknown session '{session}'")))?;
+        if !plan.processed() {
+            return Err(Refusal::Invalid(
+                "process the plan before emitting".to_owned(),
+            ));
+        }
+        if plan.status == "emitted" {
+            // Idempotent: what the first live emit created is all there is.
+            return Ok(plan.detail());
+        }
+        if dry_run {
+            plan.emit_dry_run = Some(true);
+            return Ok(plan.detail());
+        }
+        if plan.status != "approved" {
+            return Err(Refusal::Invalid(format!(
+                "session '{session}' is {}: a live emit needs an approved plan",
+                plan.status
+            )));
+        }
+        let n = plan.children.len() as u64;
+        let epic = self.next_issue;
+        self.next_issue += n + 1 + self.rng.random_range(0..3);
+        let Some(plan) = self.plans.get_mut(session) else {
+            return Err(Refusal::NotFound(session.to_owned()));
+        };
+        plan.repo = repo.to_owned();
+        plan.github_issue = Some(epic);
+        for (i, c) in plan.children.iter_mut().enumerate() {
+            c.number = Some(epic + 1 + i as u64);
+        }
+        plan.emit_dry_run = Some(false);
+        self.emitted(session);
+        Ok(self
+            .plans
+            .get(session)
+            .map(Plan::detail)
+            .unwrap_or_default())
+    }
+
+    /// The contract path: an approved plan goes straight to an AIFactory task, and no
+    /// issue is created.
+    fn emit_contract(&mut self, session: &str) {
+        let Some(plan) = self.plans.get(session).filter(|p| p.status == "approved") else {
+            return;
+        };
+        let approver = plan.approval.as_ref().map(|a| a.approver.clone());
+        let (title, repo, unit) = (plan.title.clone(), plan.repo.clone(), plan.unit);
+        let provenance = json!({
+            "session_id": session,
+            "issue_number": null,
+            "repo": repo,
+            "source": "pfactory",
+            "approved_by": approver,
+        });
+        let task = self.create_task(
+            AIFACTORY_PROJECTS[0],
+            &title,
+            "Plan handed over by contract",
+            &repo,
+            provenance,
+            unit,
+        );
+        if let Some(plan) = self.plans.get_mut(session) {
+            plan.aifactory_task_id = Some(task);
+        }
+        self.emitted(session);
+    }
+
+    /// A session's live emit is done: it says so, and its work goes on to code.
+    fn emitted(&mut self, session: &str) {
+        let Some(plan) = self.plans.get_mut(session) else {
+            return;
+        };
+        plan.status = "emitted";
+        plan.updated_at = now_iso();
+        let (title, repo, unit) = (plan.title.clone(), plan.repo.clone(), plan.unit);
         let event = self.pf_event(session);
         self.send(event);
         let u = match unit {
             Some(u) => u,
             None => {
-                // A human approved a standing session: it goes on to code and test.
+                // A person emitted a standing session: it goes on to code and test.
                 self.units
                     .push(Unit::new(Scenario::Happy, usize::MAX, title, repo));
                 let u = self.units.len() - 1;
@@ -264,37 +329,55 @@ impl World {
             }
         };
         self.after(400, Step::TaskCreate(u));
-        Ok(self
-            .plans
-            .get(session)
-            .map(Plan::detail)
-            .unwrap_or_default())
     }
 
-    /// `POST /api/plan/sessions/{id}/reject`: refused once emitted or rejected.
+    /// The driver's emit of a session it approved: live, never a dry run.
+    pub(super) fn plan_auto_emit(&mut self, session: &str) {
+        let Some(plan) = self.plans.get(session).filter(|p| p.status == "approved") else {
+            return;
+        };
+        let contract = plan
+            .unit
+            .and_then(|u| self.units.get(u))
+            .is_some_and(|u| u.contract);
+        if contract {
+            self.emit_contract(session);
+        } else {
+            let repo = plan.repo.clone();
+            let _ = self.emit_plan(session, &repo, false);
+        }
+    }
+
+    /// `POST /api/plan/sessions/{id}/reject {approver, feedback}`: 400 before the
+    /// session is processed, 409 once it ended.
     pub(crate) fn reject_plan(
         &mut self,
         session: &str,
         approver: &str,
-        feedback: Option<String>,
+        feedback: String,
     ) -> Result<Value, Refusal> {
         let plan = self
             .plans
             .get_mut(session)
-            .ok_or_else(|| Refusal::NotFound(format!("session {session} not found")))?;
-        if matches!(plan.board_state, "emitted" | "rejected") {
+            .ok_or_else(|| Refusal::NotFound(format!("unknown session '{session}'")))?;
+        if !plan.processed() {
+            return Err(Refusal::Invalid(
+                "process the plan before rejecting".to_owned(),
+            ));
+        }
+        if matches!(plan.status, "emitted" | "rejected") {
             return Err(Refusal::Conflict(format!(
-                "session is already {}",
-                plan.board_state
+                "session '{session}' is already {}",
+                plan.status
             )));
         }
         plan.approval = Some(Approval {
             decision: "reject",
             approver: approver.to_owned(),
-            feedback,
-            at: now_iso(),
+            feedback: Some(feedback),
+            at: now_utc_offset(),
         });
-        plan.board_state = "rejected";
+        plan.status = "rejected";
         plan.updated_at = now_iso();
         // The unit's story ends here untold: it does not count as completed.
         if let Some(u) = plan.unit.and_then(|u| self.units.get_mut(u)) {

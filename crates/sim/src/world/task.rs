@@ -71,11 +71,11 @@ pub(crate) struct Task {
     pub(crate) title: String,
     pub(crate) description: String,
     pub(crate) repo: String,
+    /// The simulator's own status, finer than the board's: `merged`, `qa_failed` and
+    /// `failed` are reported in the webhook events; the REST surface folds them.
     pub(crate) status: &'static str,
     pub(crate) branch: String,
-    pub(crate) base_branch: String,
     pub(crate) issue_number: Option<u64>,
-    pub(crate) session_id: Option<String>,
     pub(crate) provenance: Value,
     pub(crate) complexity: String,
     pub(crate) model: String,
@@ -85,8 +85,11 @@ pub(crate) struct Task {
     pub(crate) run: u32,
     pub(crate) stages: Vec<Stage>,
     pub(crate) meter: Meter,
+    /// Kept for TFactory's events; AIFactory's REST surface shows no PR number.
     pub(crate) pr_number: Option<u64>,
     pub(crate) stalled: bool,
+    /// Its implementation plan waits for AIFactory's own approve-plan.
+    pub(crate) awaiting_plan_review: bool,
     pub(crate) spec_id: Option<String>,
     pub(crate) corrections: Vec<Value>,
     /// The pre-coder prompt-injection scan's verdict (flagged or not), once it ran.
@@ -118,9 +121,43 @@ impl Task {
         })
     }
 
-    /// Whether a build run is under way (a new one would be refused).
+    /// Whether a build run is under way.
     pub(crate) fn is_running(&self) -> bool {
         matches!(self.status, "in_progress" | "ai_review") && !self.stalled
+    }
+
+    /// The board column the REST surface and the live feed show, and why a task
+    /// waits in human review: `qa_failed`, `failed` and a finished build are folded
+    /// into `human_review`, a merged one reads `done`.
+    pub(crate) fn board_status(&self) -> (&'static str, Option<&'static str>) {
+        if self.awaiting_plan_review {
+            return ("human_review", Some("plan_review"));
+        }
+        match self.status {
+            "qa_failed" => ("human_review", Some("qa_rejected")),
+            "failed" => ("human_review", Some("errors")),
+            // Parked by the injection scan before any code was written.
+            "human_review" if self.injection_flagged == Some(true) => {
+                ("human_review", Some("errors"))
+            }
+            "human_review" => ("human_review", Some("completed")),
+            "merged" | "done" => ("done", None),
+            other => (other, None),
+        }
+    }
+
+    /// The execution phase a row shows; none before the task started.
+    fn phase(&self) -> Option<&'static str> {
+        (self.status != "backlog").then_some(self.progress.phase)
+    }
+
+    /// The issue the task's provenance names (what a row's `github_issue` is).
+    fn provenance_issue(&self) -> Option<u64> {
+        self.provenance["issue_number"].as_u64()
+    }
+
+    fn worktree_path(&self) -> Option<String> {
+        (self.run > 0).then(|| format!(".worktrees/{}", self.spec_no))
     }
 
     /// `executionProgress`.
@@ -134,67 +171,95 @@ impl Task {
         })
     }
 
-    /// The correlation links this task's REST view shows.
-    pub(crate) fn correlation(&self) -> Value {
-        let mut c = json!({
-            "issue_number": self.issue_number,
-            "aifactory_task_id": self.id,
-            "branch": self.branch,
-        });
-        if let Some(s) = &self.session_id {
-            c["session_id"] = json!(s);
-        }
-        if let Some(p) = self.pr_number {
-            c["pr_number"] = json!(p);
-        }
-        if let Some(s) = &self.spec_id {
-            c["tfactory_spec_id"] = json!(s);
-        }
-        c
+    fn subtasks_json(&self) -> Vec<Value> {
+        self.subtasks
+            .iter()
+            .map(|s| {
+                json!({
+                    "id": s.id,
+                    "title": s.title,
+                    "description": s.title,
+                    "status": s.status,
+                    "files": [],
+                    "verification": {"type": "command", "run": null, "scenario": null},
+                    "depends_on": s.depends_on,
+                    "service": null,
+                    "started_at": s.started_at,
+                    "completed_at": s.completed_at,
+                })
+            })
+            .collect()
     }
 
-    /// A task as `GET /api/tasks` and `GET /api/tasks/{id}` return it.
-    pub(crate) fn view(&self) -> Value {
+    fn metadata(&self) -> Value {
+        json!({
+            "sourceType": self.provenance["source"].as_str(),
+            "category": "feature",
+            "priority": null,
+            "complexity": self.complexity,
+            "impact": null,
+            "githubIssueNumber": self.issue_number,
+            "affectedFiles": null,
+            "acceptanceCriteria": null,
+            "model": self.model,
+            "thinkingLevel": null,
+            "requireReviewBeforeCoding": self.awaiting_plan_review.then_some(true),
+            "mode": null,
+            "isAutoProfile": null,
+            "phaseModels": null,
+            "phaseThinking": null,
+            "baseBranch": null,
+            "archivedAt": null,
+            "archivedInVersion": null,
+            "selectedSkills": null,
+        })
+    }
+
+    /// A row of `GET /api/tasks`: snake_case, no PR number.
+    pub(crate) fn row(&self) -> Value {
+        let (status, review_reason) = self.board_status();
         json!({
             "id": self.id,
-            "task_id": self.id,
-            "specId": self.spec_no,
+            "spec_id": self.spec_no,
             "project_id": self.project_id,
             "title": self.title,
             "description": self.description,
-            "repo": self.repo,
-            "status": self.status,
-            "phase": match self.status {
-                "backlog" => "plan",
-                "ai_review" | "qa_failed" => "qa",
-                _ => "act",
-            },
-            "branchName": self.branch,
-            "branch": self.branch,
-            "baseBranch": self.base_branch,
-            "issue_number": self.issue_number,
-            "correlation_key": self.correlation_key(),
-            "correlation": self.correlation(),
-            "provenance": self.provenance,
-            "complexity": self.complexity,
-            "model": self.model,
-            "auto_continue": self.auto_continue,
-            "executionProgress": self.execution_progress(),
-            "subtasks": self.subtasks.iter().map(|s| json!({
-                "id": s.id,
-                "title": s.title,
-                "status": s.status,
-                "depends_on": s.depends_on,
-                "started_at": s.started_at,
-                "completed_at": s.completed_at,
-            })).collect::<Vec<_>>(),
-            "run": self.run,
-            "usage": self.meter.to_json(&self.id),
-            "pr_number": self.pr_number,
-            "prUrl": self.pr_number.map(|n| format!("https://github.com/{}/pull/{n}", self.repo)),
-            "corrections": self.corrections,
+            "status": status,
+            "phase": self.phase(),
+            "subtasks": self.subtasks_json(),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "worktree_path": self.worktree_path(),
+            "branch_name": self.branch,
+            "metadata": self.metadata(),
+            "review_reason": review_reason,
+            "github_issue": self.provenance_issue(),
+            "repo": self.repo,
+        })
+    }
+
+    /// `GET /api/tasks/{project_id:spec_id}`: the same task in camelCase.
+    pub(crate) fn detail(&self) -> Value {
+        let (status, review_reason) = self.board_status();
+        json!({
+            "id": self.id,
+            "specId": self.spec_no,
+            "projectId": self.project_id,
+            "title": self.title,
+            "description": self.description,
+            "status": status,
+            "phase": self.phase(),
+            "subtasks": self.subtasks_json(),
+            "logs": [],
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "worktreePath": self.worktree_path(),
+            "branchName": self.branch,
+            "reviewReason": review_reason,
+            "githubIssueNumber": self.issue_number,
+            "repo": self.repo,
+            "executionProgress": self.execution_progress(),
+            "metadata": self.metadata(),
         })
     }
 }

@@ -5,18 +5,20 @@ use chrono::Utc;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::spec::{LaneRun, Outcome, Spec, VERIFY_MS, VERIFY_STATES};
+use super::spec::{LaneRun, Outcome, Spec, VERIFY_MS, VERIFY_STEPS};
 use super::task::Task;
-use super::{LANES, Refusal, Step, World};
+use super::{AIFACTORY_PROJECTS, LANES, Refusal, Step, World};
 use crate::config::Scenario;
-use crate::envelope::{Envelope, Meter, iso, now_iso};
+use crate::envelope::{Envelope, Meter, iso, now_local_naive, now_utc_offset};
 
 impl World {
+    /// A spec with its lanes chosen and nothing run; without a task it is a
+    /// spec-ingest.
     pub(super) fn new_spec(
         &mut self,
         task: Option<&Task>,
         spec_id: String,
-        title: &str,
+        title: Option<&str>,
         repo: &str,
     ) -> Spec {
         let n = self.rng.random_range(2..=4);
@@ -29,21 +31,28 @@ impl World {
                 status: "pending",
                 tests_generated: 0,
                 tests_executed: 0,
+                started_at: None,
+                completed_at: None,
             })
             .collect();
-        let now = now_iso();
+        let (now, local) = (now_utc_offset(), now_local_naive());
         Spec {
             spec_id,
-            title: title.to_owned(),
+            title: title.map(str::to_owned),
             repo: repo.to_owned(),
             status: "pending",
+            phase: "created",
             plan_status: "approved",
+            plan_written: false,
+            running: false,
+            kanban_override: None,
+            kanban_sent: None,
+            mode: task.is_none().then_some("spec_ingest"),
             aifactory_task_id: task.map(|t| t.id.clone()),
             project_id: task
                 .map(|t| t.project_id.clone())
-                .unwrap_or_else(|| "proj".into()),
+                .unwrap_or_else(|| AIFACTORY_PROJECTS[0].into()),
             issue_number: task.and_then(|t| t.issue_number),
-            session_id: task.and_then(|t| t.session_id.clone()),
             branch: task.map(|t| t.branch.clone()),
             pr_number: task.and_then(|t| t.pr_number),
             lanes,
@@ -58,8 +67,30 @@ impl World {
             meter: Meter::new(0, 5.0),
             created_at: now.clone(),
             updated_at: now,
+            created_local: local.clone(),
+            updated_local: local,
             unit: task.and_then(|t| t.unit),
         }
+    }
+
+    /// `task:status` on the live feed when a spec's kanban column changed: the kanban
+    /// id and the board's status, never the pipeline's.
+    fn tf_kanban_frame(&mut self, id: &str) {
+        let Some(spec) = self.specs.get_mut(id) else {
+            return;
+        };
+        let (status, _) = spec.kanban_status();
+        if spec.kanban_sent != Some(status) {
+            spec.kanban_sent = Some(status);
+            let kanban_id = spec.kanban_id();
+            self.tfactory_feed.status(&kanban_id, status, None);
+        }
+    }
+
+    /// Stamps a change on a spec: status.json's time and the folder's.
+    fn touch(spec: &mut Spec) {
+        spec.updated_at = now_utc_offset();
+        spec.updated_local = now_local_naive();
     }
 
     /// `POST /api/handback/aifactory-complete`: a build is ready to verify. Reuses
@@ -75,7 +106,7 @@ impl World {
             _ => {
                 let s = format!("spec-{:03}", self.next_spec);
                 self.next_spec += 1;
-                let spec = self.new_spec(Some(&task), s.clone(), &task.title, &task.repo);
+                let spec = self.new_spec(Some(&task), s.clone(), Some(&task.title), &task.repo);
                 self.specs.insert(s.clone(), spec);
                 if let Some(t) = self.tasks.get_mut(task_id) {
                     t.spec_id = Some(s.clone());
@@ -101,6 +132,13 @@ impl World {
         spec.issue_number = task.issue_number;
         spec.pr_number = task.pr_number;
         spec.status = "pending";
+        spec.phase = if spec.cycle == 0 {
+            "created"
+        } else {
+            "handback_received"
+        };
+        spec.kanban_override = None;
+        Self::touch(spec);
         spec.ended = None;
         spec.halt_reason = None;
         spec.verdict = None;
@@ -110,9 +148,11 @@ impl World {
         for l in &mut spec.lanes {
             l.status = "pending";
             l.tests_executed = 0;
+            l.started_at = None;
+            l.completed_at = None;
         }
         let cycle = spec.cycle;
-        self.tfactory_feed.status(&spec_id, "pending");
+        self.tf_kanban_frame(&spec_id);
         self.after(
             VERIFY_MS[0],
             Step::Verify {
@@ -124,21 +164,24 @@ impl World {
         Ok(json!({"success": true, "spec_id": spec_id, "status": "pending"}))
     }
 
-    /// `POST /api/tasks/{id}/approve-plan`: only while the test plan waits for it.
+    /// `POST /api/tasks/{id}/approve-plan` (or `reject-plan`): only while the test
+    /// plan waits for it.
     pub(crate) fn approve_test_plan(&mut self, id: &str, approve: bool) -> Result<Value, Refusal> {
         let spec = self
             .specs
             .get_mut(id)
-            .ok_or_else(|| Refusal::NotFound(format!("spec {id} not found")))?;
+            .ok_or_else(|| Refusal::NotFound("Task not found".to_owned()))?;
         if spec.plan_status != "awaiting_approval" {
             return Err(Refusal::Conflict(format!(
                 "test plan is {}, not awaiting_approval",
                 spec.plan_status
             )));
         }
-        spec.updated_at = now_iso();
+        Self::touch(spec);
+        spec.kanban_override = None;
         if approve {
             spec.plan_status = "approved";
+            spec.running = true;
             let cycle = spec.cycle;
             self.after(
                 VERIFY_MS[1],
@@ -150,11 +193,52 @@ impl World {
             );
         } else {
             spec.plan_status = "rejected";
-            spec.status = "pending";
         }
-        Ok(self.specs.get(id).map(Spec::view).unwrap_or_default())
+        self.tf_kanban_frame(id);
+        Ok(self
+            .specs
+            .get(id)
+            .map(Spec::kanban_detail)
+            .unwrap_or_default())
     }
 
+    /// `POST /api/tasks/{id}/recover {targetStatus}` on the kanban board: the spec
+    /// reads `targetStatus` (the backlog unless told) until the pipeline moves it on.
+    pub(crate) fn recover_spec(
+        &mut self,
+        id: &str,
+        target: Option<&str>,
+    ) -> Result<Value, Refusal> {
+        let spec = self
+            .specs
+            .get_mut(id)
+            .ok_or_else(|| Refusal::NotFound("Task not found".to_owned()))?;
+        let target = match target {
+            Some("in_progress") => "in_progress",
+            Some("ai_review") => "ai_review",
+            Some("human_review") => "human_review",
+            Some("done") => "done",
+            _ => "backlog",
+        };
+        spec.kanban_override = Some(target);
+        Self::touch(spec);
+        let kanban_id = spec.kanban_id();
+        self.tf_kanban_frame(id);
+        Ok(json!({
+            "success": true,
+            "data": {
+                "task_id": kanban_id,
+                "message": format!("Task recovered and reset to {target}"),
+                "newStatus": target,
+                "autoRestarted": false,
+                "autoRestartError": null,
+                "recovered": true,
+            },
+        }))
+    }
+
+    /// One step of a verify run: planning writes the test plan, the lanes generate
+    /// and run their tests, then evaluation and triage.
     pub(super) fn verify_step(&mut self, id: &str, cycle: u32, idx: usize) {
         let generated: Vec<u64> = (0..LANES.len())
             .map(|_| self.rng.random_range(3..9))
@@ -169,53 +253,41 @@ impl World {
         if spec.cycle != cycle {
             return;
         }
-        spec.updated_at = now_iso();
-        let Some(&status) = VERIFY_STATES.get(idx) else {
+        Self::touch(spec);
+        let Some(&(status, phase)) = VERIFY_STEPS.get(idx) else {
             self.verify_finish(id);
             return;
         };
         spec.status = status;
+        spec.phase = phase;
+        spec.running = true;
+        spec.kanban_override = None;
         spec.meter.charge(
             "planner",
             None,
             tokens,
             VERIFY_MS.get(idx).copied().unwrap_or(300),
         );
-        match status {
-            "generating" => {
+        let now = now_utc_offset();
+        match idx {
+            1 => {
+                spec.plan_written = true;
                 for (l, g) in spec.lanes.iter_mut().zip(&generated) {
                     l.status = "in_progress";
                     l.tests_generated = *g;
+                    l.started_at = Some(now.clone());
                 }
             }
-            "executing" => {
+            2 => {
                 for l in &mut spec.lanes {
                     l.tests_executed = l.tests_generated;
                     l.status = "completed";
+                    l.completed_at = Some(now.clone());
                 }
             }
             _ => {}
         }
-        let total = spec.lanes.len();
-        let lane = spec
-            .lanes
-            .get(idx.min(total.saturating_sub(1)))
-            .map(|l| l.id.clone());
-        let pct = ((idx + 1) * 100 / (VERIFY_STATES.len() + 1)) as u32;
-        self.tfactory_feed.status(id, status);
-        self.tfactory_feed.frame(
-            "task:update",
-            json!({"taskId": id, "executionProgress": {"phase": status, "phaseProgress": 100, "overallProgress": pct}}),
-        );
-        self.tfactory_feed.progress(
-            id,
-            status,
-            &format!("{status} ({} lanes)", total),
-            lane.as_deref(),
-            idx.min(total),
-            total,
-            pct,
-        );
+        self.tf_kanban_frame(id);
         let ms = VERIFY_MS.get(idx + 1).copied().unwrap_or(300);
         self.after(
             ms,
@@ -283,11 +355,24 @@ impl World {
             spec.verdicts.clear();
             spec.verdict = None;
         }
+        // A lane with a failing test failed.
+        for l in &mut spec.lanes {
+            let prefix = format!("{}::", l.lane);
+            if spec.failing_tests.iter().any(|t| t.starts_with(&prefix)) {
+                l.status = "failed";
+            }
+        }
         spec.status = outcome.status();
+        spec.phase = if outcome == Outcome::Stuck {
+            "evaluator_complete"
+        } else {
+            "triager_complete"
+        };
+        spec.running = false;
         spec.ended = Some(outcome);
         spec.halt_reason = outcome.halt_reason(failing, cycle, spec.max_cycles);
         spec.needs_human = outcome == Outcome::Stuck;
-        self.tfactory_feed.status(id, outcome.status());
+        self.tf_kanban_frame(id);
         let event = self.tf_event(id);
         if outcome.hands_back() {
             self.send(event);
