@@ -66,6 +66,8 @@ export interface Stage {
   /** TFactory's verdict: `success`, `failure` (then `status_class: "failed"`) or `human_review` (`"review"`). */
   outcome?: string;
   halt_reason?: string;
+  /** Why the task waits in review, as its service says (AIFactory's review_reason). */
+  review_reason?: string;
   verification?: Verification;
   started_at: string;
   received_at: string;
@@ -156,7 +158,10 @@ export type ProcessAnswer =
   | { available: true; service: ServiceName; stage: StageName; task_id: string; nodes: ProcessNode[] }
   | { available: false; reason: string };
 
-export type HealthStatus = 'online' | 'unauthorized' | 'offline' | 'error' | 'unknown';
+export type HealthStatus = 'online' | 'degraded' | 'unauthorized' | 'offline' | 'error' | 'unknown';
+
+/** One live feed's state as its follower last saw it. */
+export type FeedState = { state: 'connected' } | { state: 'unauthorized' | 'disconnected'; detail: string };
 
 export interface ServiceView {
   service: ServiceName;
@@ -169,6 +174,8 @@ export interface ServiceView {
     latency_ms: number | null;
     checked_at: string;
   };
+  /** Each live feed by route (older servers omit it). */
+  feeds?: Record<string, FeedState>;
 }
 
 export interface Session {

@@ -109,6 +109,7 @@ const qualified = workItem(
       status: 'triaged',
       status_class: 'review',
       outcome: 'human_review',
+      review_reason: 'human_review',
       halt_reason: 'the smoke suite needs a person to judge the checkout screenshots',
       proof: 'unproven',
       task_id: 'spec-031',
@@ -173,6 +174,8 @@ describe('work-item drawer: repository-qualified keys, verification and notional
     expect(chip.dataset.tone).toBe('violet');
     expect(chip.textContent).toContain('triaged · human review');
     expect(test.textContent).toContain('halted: the smoke suite needs a person to judge the checkout screenshots');
+    expect(test.querySelector('[data-review-reason]')?.textContent).toBe('waits for: human review');
+    expect(dialog.querySelector('tr[data-stage="code"] [data-review-reason]')).toBeNull();
 
     const v = test.querySelector('[data-verification]') as HTMLElement;
     expect(v.dataset.verification).toBe('below');

@@ -163,6 +163,7 @@ function StageRows({ item }: { item: WorkItem }) {
                   </span>
                 )}
                 {stage?.halt_reason && <span className="small block warn">halted: {stage.halt_reason}</span>}
+                {stage?.review_reason && <span className="small block" data-review-reason={stage.review_reason}>waits for: {stage.review_reason.replace(/_/g, ' ')}</span>}
                 {stage?.verification && <VerificationNote v={stage.verification} />}
               </td>
               <td>{stage ? stage.proof.replace('_', ' ') : '—'}</td>

@@ -50,4 +50,25 @@ describe('Services', () => {
     await waitFor(() => expect(screen.queryByLabelText('Base URL of AIFactory')).toBeNull());
     expect(puts).toBe(2);
   });
+  it('shows a degraded service with the failed route and each live feed state', async () => {
+    const tf: ServiceView = {
+      ...view('tfactory', 'http://127.0.0.1:3103', 'degraded'),
+      health: { service: 'tfactory', status: 'degraded', detail: 'GET /api/tasks: HTTP 500', latency_ms: 4, checked_at: new Date().toISOString() },
+      feeds: { '/ws/events': { state: 'unauthorized', detail: 'closed with code 4001 (Unauthorized)' }, '/ws/progress': { state: 'connected' } },
+    };
+    mockFetch({ '/api/services': { services: [tf] } });
+    renderWith(<Services />, { session: { tenant: 't', scopes: ['read'], open_mode: false } });
+    const row = (await screen.findByRole('list', { name: 'Upstream services' })).querySelector('[data-service="tfactory"]') as HTMLElement;
+    const badge = row.querySelector('[data-health]') as HTMLElement;
+    expect(badge.textContent).toBe('degraded');
+    expect(badge.className).toContain('tone-amber');
+    expect(row.textContent).toContain('GET /api/tasks: HTTP 500');
+    const feeds = within(row).getByRole('list', { name: 'Live feeds of TFactory' });
+    const states = [...feeds.querySelectorAll('[data-feed]')].map((li) => [li.getAttribute('data-feed'), li.getAttribute('data-feed-state')]);
+    expect(states).toEqual([
+      ['/ws/events', 'unauthorized'],
+      ['/ws/progress', 'connected'],
+    ]);
+    expect(feeds.textContent).toContain('4001');
+  });
 });

@@ -10,6 +10,7 @@ import { useFetched } from '../useFetched';
 
 const HEALTH_TONE: Record<HealthStatus, string> = {
   online: 'green',
+  degraded: 'amber',
   unauthorized: 'amber',
   offline: 'red',
   error: 'red',
@@ -69,6 +70,16 @@ function ServiceRow({ service, editable, onChanged }: { service: ServiceView; ed
         <span className="muted small">checked {ago(h.checked_at)}</span>
       </div>
       {h.detail && <p className="muted small">{h.detail}</p>}
+      {Object.keys(service.feeds ?? {}).length > 0 && (
+        <ul className="feeds small" aria-label={`Live feeds of ${SERVICE_LABEL[service.service] ?? service.service}`}>
+          {Object.entries(service.feeds ?? {}).map(([route, feed]) => (
+            <li key={route} data-feed={route} data-feed-state={feed.state}>
+              <code>{route}</code> <span className={`badge tone-${feed.state === 'connected' ? 'green' : 'amber'}`}>{feed.state}</span>
+              {'detail' in feed && <span className="muted">: {feed.detail}</span>}
+            </li>
+          ))}
+        </ul>
+      )}
       {editing ? (
         <UrlForm
           service={service}
