@@ -331,7 +331,9 @@ impl Batch {
             }
             let owner = self.owner(id);
             if let Some(n) = id.bare_issue() {
-                if self.owner(&Identifier::ambiguous_issue(n)).is_some() {
+                if self.owner(&Identifier::issue_marker(n))
+                    == Some(CorrelationKey::ambiguous_issue(n))
+                {
                     // Two repositories have an issue `n`: a bare `n` is neither of them.
                     if repo.is_some() {
                         continue;
@@ -402,14 +404,13 @@ impl Batch {
                 item.aliases.retain(|a| *a != bare);
                 self.changed.insert(previous);
             }
-            self.new_owners
-                .insert(Identifier::ambiguous_issue(n), bare.clone());
+            self.new_owners.insert(
+                Identifier::issue_marker(n),
+                CorrelationKey::ambiguous_issue(n),
+            );
             self.new_owners.insert(Identifier::key(&bare), bare);
         }
         for id in identifiers {
-            if id.is_marker() {
-                continue;
-            }
             match self.owner(&id) {
                 Some(k) if k != canonical => {} // owned by another issue: not ours to take
                 _ => {

@@ -576,11 +576,12 @@ impl CompletionEvent {
 }
 
 /// The identifiers of an issue: its bare number, its repository-qualified key when the
-/// repository is known, and the marker that says the bare number is ambiguous.
+/// repository is known, and its issue marker (which says when the bare number is
+/// ambiguous).
 pub fn issue_identifiers(repo: Option<&str>, number: u64) -> Vec<Identifier> {
     let mut ids = vec![
         Identifier::key(&CorrelationKey::issue(number)),
-        Identifier::ambiguous_issue(number),
+        Identifier::issue_marker(number),
     ];
     if let Some(r) = repo {
         ids.push(Identifier::key(&CorrelationKey::of_issue(Some(r), number)));

@@ -114,6 +114,12 @@ impl CorrelationKey {
         }
     }
 
+    /// What an issue marker points at once issue `number` is ambiguous (`#N`): a key no
+    /// item is ever filed under.
+    pub fn ambiguous_issue(number: u64) -> Self {
+        Self(format!("#{number}"))
+    }
+
     /// The issue this key names, `(repository, number)`; the repository is lower-cased
     /// (GitHub's names are case-insensitive) and `None` for a bare number.
     pub fn issue_ref(&self) -> Option<(Option<String>, u64)> {
@@ -284,15 +290,17 @@ impl Identifier {
         Self(format!("{service}:{task_id}"))
     }
 
-    /// The marker filed when a bare issue number `n` names issues of two repositories:
-    /// an event giving only `n` is then kept apart on its own item.
-    pub fn ambiguous_issue(number: u64) -> Self {
-        Self(format!("ambiguous:{number}"))
+    /// The issue number `n` whatever its repository: filed under the unit that has it, or
+    /// under [`CorrelationKey::ambiguous_issue`] once two repositories have an issue `n`
+    /// (an event giving only `n` is then kept apart on its own item). Always filed, so a
+    /// store's cache of known owners covers it.
+    pub fn issue_marker(number: u64) -> Self {
+        Self(format!("issue:{number}"))
     }
 
-    /// Whether this is a marker rather than something an event can be found by.
+    /// Whether this is an issue marker rather than something an event can be found by.
     pub fn is_marker(&self) -> bool {
-        self.0.starts_with("ambiguous:")
+        self.0.starts_with("issue:")
     }
 
     /// The number of a bare issue key's identifier (`key:142`).

@@ -71,17 +71,35 @@ impl Tenant<'_> {
             .await
     }
 
-    async fn anomaly_kinds(&self, key: &str) -> Vec<String> {
-        let body = self.get("/api/anomalies").await;
-        let list = body["anomalies"]
-            .as_array()
-            .or(body.as_array())
-            .cloned()
-            .unwrap_or_default();
-        list.iter()
-            .filter(|a| a["correlation_key"] == key)
-            .map(|a| a["kind"].as_str().unwrap().to_owned())
-            .collect()
+    /// The insight routes answer from the read model, which applies commits in the
+    /// background: reads `path` until `done` holds, for at most 10 s.
+    async fn until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let body = self.get(path).await;
+            if done(&body) || std::time::Instant::now() > deadline {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until `key` has an anomaly of `kind`; says whether it came.
+    async fn has_anomaly(&self, key: &str, kind: &str) -> bool {
+        let seen = |body: &Value| {
+            body["anomalies"].as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|a| a["correlation_key"] == key && a["kind"] == kind)
+            })
+        };
+        seen(&self.until("/api/anomalies?limit=5000", seen).await)
+    }
+
+    /// Waits until one of `key`'s Needs you reasons mentions `text`; its reasons then.
+    async fn needs_you_with(&self, key: &str, text: &str) -> Vec<String> {
+        self.until("/api/needs-you", |b| b.to_string().contains(text))
+            .await;
+        self.needs_you(key).await
     }
 
     async fn needs_you(&self, key: &str) -> Vec<String> {
@@ -134,7 +152,7 @@ async fn each_file_reads_true(server: &Server) {
         item["stages"]["code"]["halt_reason"],
         "no_evidence: build emitted 0 tokens (did not run)"
     );
-    assert!(t.anomaly_kinds(&k).await.contains(&"failure".to_owned()));
+    assert!(t.has_anomaly(&k, "failure").await);
 
     let t = fresh();
     let k = t.file("derived/af-test-two-workers-rollup-412.json").await;
@@ -152,7 +170,9 @@ async fn each_file_reads_true(server: &Server) {
         "subscription and local are not spend"
     );
     assert!((item["usage_total"]["notional_cost_usd"].as_f64().unwrap() - 0.3).abs() < 1e-9);
-    let rollups = t.get("/api/rollups").await;
+    let rollups = t
+        .until("/api/rollups", |r| r.to_string().contains("\"local\""))
+        .await;
     let modes = rollups["cost"]["by_billing_mode"].as_array().unwrap();
     let mode = |m: &str| modes.iter().find(|b| b["key"] == m).cloned().unwrap();
     assert_eq!(mode("local")["total_tokens"], 560);
@@ -277,7 +297,7 @@ async fn each_file_reads_true(server: &Server) {
     assert_ne!(test["proof"], "proven");
     assert_eq!(test["verification"]["achieved_level"], "VAL-0");
     assert_eq!(test["verification"]["target_level"], "VAL-2");
-    assert!(t.anomaly_kinds(&k).await.contains(&"failure".to_owned()));
+    assert!(t.has_anomaly(&k, "failure").await);
     assert!(
         !t.needs_you(&k).await.iter().any(|r| r.contains("unproven")),
         "a failed verify is not an unproven pass"
@@ -407,12 +427,14 @@ async fn sequences_read_true(server: &Server) {
     let item = t.item(Q).await;
     assert_eq!(item["stages"]["code"]["status"], "qa_failed");
     assert_eq!(item["stages"]["code"]["status_class"], "failed");
-    assert!(t.anomaly_kinds(Q).await.contains(&"failure".to_owned()));
+    assert!(t.has_anomaly(Q, "failure").await);
     for alias in ["7150", "7151", Q] {
         let found = t.item(alias).await;
         assert_eq!(found["correlation_key"], Q, "{alias}");
     }
-    let search = t.get("/api/search?q=7151").await;
+    let search = t
+        .until("/api/search?q=7151", |b| b.to_string().contains(Q))
+        .await;
     assert!(search.to_string().contains(Q), "{search}");
     assert_eq!(item["links"]["emitted_issues"], json!([7151]));
     assert_eq!(t.get("/api/workitems").await["count"], 1);
@@ -428,7 +450,7 @@ async fn sequences_read_true(server: &Server) {
     let test = t.item(Q).await["stages"]["test"].clone();
     assert_eq!(test["status_class"], "review");
     assert_ne!(test["proof"], "proven");
-    let reasons = t.needs_you(Q).await;
+    let reasons = t.needs_you_with(Q, "dependency_review").await;
     assert!(
         reasons.iter().any(|r| r.contains("dependency_review")),
         "{reasons:?}"
@@ -510,7 +532,7 @@ async fn sequences_read_true(server: &Server) {
     .await;
     let item = t.item(Q).await;
     assert_eq!(item["stages"]["test"]["status_class"], "failed");
-    assert!(t.anomaly_kinds(Q).await.contains(&"failure".to_owned()));
+    assert!(t.has_anomaly(Q, "failure").await);
     assert!(!t.needs_you(Q).await.iter().any(|r| r.contains("unproven")));
 
     // A bare number two repositories share is kept apart and reported.
@@ -523,18 +545,18 @@ async fn sequences_read_true(server: &Server) {
     bare["repo"] = Value::Null;
     assert_eq!(t.send(&bare).await, "7150");
     assert_eq!(t.get("/api/workitems").await["count"], 3);
-    assert!(
-        t.anomaly_kinds("7150")
-            .await
-            .contains(&"correlation_conflict".to_owned())
-    );
+    assert!(t.has_anomaly("7150", "correlation_conflict").await);
 
     // A sender's budget exceeded is an anomaly with its figures.
     let t = tenant(server, 33);
     let mut over = af("o1", "completion", "done", "2026-12-01T10:00:00Z", 10, 0.01);
     over["usage"]["budget"] = json!({"limit_usd": 5.0, "spent_usd": 5.4, "exceeded": true});
     t.send(&over).await;
-    let body = t.get("/api/anomalies").await;
+    let body = t
+        .until("/api/anomalies", |b| {
+            b.to_string().contains("budget_exceeded")
+        })
+        .await;
     assert!(body.to_string().contains("budget_exceeded"), "{body}");
     assert!(body.to_string().contains("5.4"), "{body}");
 }
