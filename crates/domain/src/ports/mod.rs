@@ -1,0 +1,30 @@
+//! Outbound ports: what the domain needs from the world, as traits adapters implement.
+//! Each method's `///` line states its contract, including duplicates and missing rows.
+
+mod action_store;
+mod api_key_store;
+mod change_sink;
+mod conversation_store;
+mod error;
+mod insight_source;
+mod live_sink;
+mod service_registry;
+mod upstream;
+mod work_item_store;
+
+pub use crate::clock::Clock;
+
+pub use action_store::ActionStore;
+pub use api_key_store::{ApiKey, ApiKeyStore, BrowserSession, Scope};
+pub use change_sink::ChangeSink;
+pub use conversation_store::ConversationStore;
+pub use error::StoreError;
+pub use insight_source::InsightSource;
+pub use live_sink::LiveSink;
+pub use service_registry::ServiceRegistry;
+pub use upstream::Upstream;
+pub use work_item_store::{
+    ActivityEntry, DEFAULT_LIST_LIMIT, ListCursor, ListQuery, MAX_ACTIVITY_PAGE, MAX_LIST_LIMIT,
+    MAX_TIMELINE_PAGE, Timeline, TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow,
+    WorkItemPage, WorkItemStore,
+};
