@@ -1,5 +1,6 @@
 //! The architecture check: dependencies point inward. The domain crate may depend on no
-//! I/O crate and on no other crate of this workspace.
+//! I/O crate and on no other crate of this workspace; an adapter crate depends on no
+//! other adapter (the shared upstream plumbing excepted); the copilot reaches no adapter.
 
 use std::process::Command;
 
@@ -19,6 +20,52 @@ const FORBIDDEN: &[&str] = &[
     "tokio",
     "rig-core",
 ];
+
+/// The adapter crates: each implements domain ports for one outside thing.
+const ADAPTERS: &[&str] = &[
+    "cfactory-postgres",
+    "cfactory-sqlite",
+    "cfactory-pfactory",
+    "cfactory-aifactory",
+    "cfactory-tfactory",
+    "cfactory-upstream-http",
+];
+
+/// The plumbing adapters may share.
+const SHARED_PLUMBING: &str = "cfactory-upstream-http";
+
+/// A package's dependencies outside dev-dependencies.
+fn runtime_deps(package: &Value) -> impl Iterator<Item = &str> {
+    package["dependencies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["kind"].as_str() != Some("dev"))
+        .filter_map(|d| d["name"].as_str())
+}
+
+/// Adapters that depend on other adapters, and a copilot that depends on any adapter.
+fn outer_ring_faults(packages: &[Value]) -> Vec<String> {
+    let mut faults = Vec::new();
+    for p in packages {
+        let name = p["name"].as_str().unwrap_or_default();
+        let allowed: &[&str] = if ADAPTERS.contains(&name) {
+            &[SHARED_PLUMBING]
+        } else if name == "cfactory-copilot" {
+            &[]
+        } else {
+            continue;
+        };
+        for dep in runtime_deps(p) {
+            if ADAPTERS.contains(&dep) && dep != name && !allowed.contains(&dep) {
+                faults.push(format!(
+                    "{name} depends on the adapter `{dep}`: adapters meet only through domain ports"
+                ));
+            }
+        }
+    }
+    faults
+}
 
 /// Runs the check, printing what it looked at.
 pub fn check() -> anyhow::Result<()> {
@@ -62,7 +109,7 @@ fn check_metadata(meta: &Value) -> anyhow::Result<()> {
         .iter()
         .find(|p| p["name"] == "cfactory-domain")
         .context("no cfactory-domain package")?;
-    let mut faults = Vec::new();
+    let mut faults = outer_ring_faults(packages);
     for dep in domain["dependencies"].as_array().into_iter().flatten() {
         let name = dep["name"].as_str().unwrap_or_default();
         let dev = dep["kind"].as_str() == Some("dev");
@@ -80,6 +127,7 @@ fn check_metadata(meta: &Value) -> anyhow::Result<()> {
     }
     if faults.is_empty() {
         println!("architecture: cfactory-domain depends on no I/O crate and no adapter: ok");
+        println!("architecture: no adapter depends on another, the copilot on none: ok");
         Ok(())
     } else {
         for f in &faults {
@@ -108,6 +156,29 @@ mod tests {
     fn a_pure_domain_passes() {
         let m = meta(json!([{"name": "serde", "kind": null}, {"name": "tokio", "kind": "dev"}]));
         assert!(check_metadata(&m).is_ok());
+    }
+
+    #[test]
+    fn adapters_meet_only_through_the_domain() {
+        let with = |name: &str, dep: &str, kind: Value| {
+            json!({
+                "workspace_members": ["d", "a"],
+                "packages": [
+                    {"id": "d", "name": "cfactory-domain", "dependencies": []},
+                    {"id": "a", "name": name, "dependencies": [{"name": dep, "kind": kind}]}
+                ]
+            })
+        };
+        let plumbing = with("cfactory-tfactory", "cfactory-upstream-http", Value::Null);
+        assert!(check_metadata(&plumbing).is_ok());
+        let crossed = with("cfactory-tfactory", "cfactory-aifactory", Value::Null);
+        assert!(check_metadata(&crossed).is_err());
+        let store = with("cfactory-postgres", "cfactory-sqlite", Value::Null);
+        assert!(check_metadata(&store).is_err());
+        let dev_only = with("cfactory-postgres", "cfactory-sqlite", json!("dev"));
+        assert!(check_metadata(&dev_only).is_ok());
+        let copilot = with("cfactory-copilot", "cfactory-postgres", Value::Null);
+        assert!(check_metadata(&copilot).is_err());
     }
 
     #[test]
