@@ -318,7 +318,26 @@ async fn an_unconfirmed_action_expires_and_the_expiry_is_audited() {
     seed(&server, None).await;
     let (_, action) = propose(&server, "kick_handback", "301", Some("again")).await;
     let id = action["id"].as_str().unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Wait for the expiry itself (listing expires actions past their expiry), with a
+    // deadline, rather than for a guessed time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, list) = server.get("/api/actions?limit=50").await;
+        let now = list["actions"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["id"] == id))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if now["status"] == "expired" {
+            break;
+        }
+        assert_eq!(now["status"], "prepared", "{now}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the action never expired: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (status, late) = post_json(
         &server,
         &format!("/api/actions/{id}/confirm"),

@@ -61,6 +61,18 @@ async fn event_rows(database: &TestDatabase) -> u64 {
     n as u64
 }
 
+/// Waits, for at most 10 s, until the events table holds more than `rows` rows.
+async fn wait_for_rows_above(database: &TestDatabase, rows: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while event_rows(database).await <= rows {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no event committed past {rows} rows"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_on_shared_and_own_keys_lose_nothing() {
     let database = TestDatabase::create().await;
@@ -167,8 +179,9 @@ async fn a_busy_writer_lets_other_writers_of_its_tenant_take_turns() {
             sent as u64
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // Another process's writer takes the tenant's lock while this store keeps ingesting.
+    // The lanes are writing once events land; then another process's writer takes the
+    // tenant's lock while this store keeps ingesting.
+    wait_for_rows_above(&database, 0).await;
     let other = sqlx::PgPool::connect(database.url()).await.unwrap();
     let mut tx = other.begin().await.unwrap();
     tokio::time::timeout(
@@ -179,13 +192,15 @@ async fn a_busy_writer_lets_other_writers_of_its_tenant_take_turns() {
     .await
     .expect("a busy writer lets go of its tenant lock within its time slice")
     .unwrap();
-    // While the other holds it, nothing of this tenant commits.
+    // While the other holds it, nothing of this tenant commits: watched over a window,
+    // the only way to see that something does not happen.
     let held_from = event_rows(&database).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(event_rows(&database).await, held_from);
     tx.commit().await.unwrap();
     other.close().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once it lets go, the writers go on.
+    wait_for_rows_above(&database, held_from).await;
     busy.store(false, Ordering::Relaxed);
     let mut sent = 0;
     for lane in futures::future::join_all(lanes).await {

@@ -147,7 +147,25 @@ async fn follows_both_feeds_skips_garbage_and_reconnects() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The frames of the connections so far reach the sink: wait for them, not for a time.
+    let delivered = || {
+        let updates = sink.0.lock().unwrap();
+        let statuses = updates
+            .iter()
+            .filter(|(_, u)| matches!(u, LiveUpdate::Status { .. }))
+            .count();
+        let progress = updates
+            .iter()
+            .any(|(_, u)| matches!(u, LiveUpdate::Progress { .. }));
+        statuses >= 2 && progress
+    };
+    while !delivered() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the frames never reached the sink"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     follower.abort();
 
     let updates = sink.0.lock().unwrap().clone();
