@@ -9,9 +9,9 @@ use axum::http::{HeaderMap, header};
 use cfactory_domain::TenantId;
 use cfactory_domain::ports::Scope;
 
-use crate::app::AppState;
 use crate::keys::hash_secret;
 use crate::problem::ApiError;
+use crate::state::AppState;
 
 /// The authenticated caller of one request.
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ pub mod problem;
 pub mod readmodel;
 pub mod session;
 pub mod settings;
+pub mod state;
 pub mod stores;
 pub mod ui;
 pub mod upstream_factory;

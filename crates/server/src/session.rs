@@ -19,10 +19,10 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::keys::hash_secret;
 use crate::problem::ApiError;
+use crate::state::AppState;
 
 /// The cookie's name.
 pub const COOKIE: &str = "cfactory_session";

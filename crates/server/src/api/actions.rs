@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::actions::ActionError;
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::problem::ApiError;
+use crate::state::AppState;
 
 /// The routes of this area.
 pub fn router() -> Router<AppState> {

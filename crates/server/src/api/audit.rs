@@ -9,9 +9,9 @@ use cfactory_domain::ports::Scope;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::problem::ApiError;
+use crate::state::AppState;
 
 /// The routes of this area.
 pub fn router() -> Router<AppState> {

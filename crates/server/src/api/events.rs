@@ -19,9 +19,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::problem::ApiError;
+use crate::state::AppState;
 
 /// Most events one request may carry.
 pub const MAX_BATCH_EVENTS: usize = 1000;

@@ -16,10 +16,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::problem::ApiError;
 use crate::readmodel::{ReadModel, read};
+use crate::state::AppState;
 
 /// The routes of this area.
 pub fn router() -> Router<AppState> {

@@ -13,9 +13,9 @@ use cfactory_copilot::{propose_tool_names, read_tool_names};
 use cfactory_domain::ports::Scope;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::problem::ApiError;
+use crate::state::AppState;
 
 /// The protocol revision this server speaks.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";

@@ -19,8 +19,8 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::app::AppState;
 use crate::problem::ApiError;
+use crate::state::AppState;
 
 /// An `application/problem+json` body (RFC 9457).
 #[derive(Serialize, ToSchema)]

@@ -14,10 +14,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::live::upstreams::{RoundReport, ServiceView, UrlError};
 use crate::problem::ApiError;
+use crate::state::AppState;
 
 /// The routes of this area.
 pub fn router() -> Router<AppState> {

@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::problem::ApiError;
+use crate::state::AppState;
 
 /// The routes of this area.
 pub fn router() -> Router<AppState> {

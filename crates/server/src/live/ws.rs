@@ -12,9 +12,9 @@ use cfactory_domain::TenantId;
 use cfactory_domain::ports::{ListQuery, Scope};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::problem::ApiError;
+use crate::state::AppState;
 
 /// Items in the first frame.
 pub const SNAPSHOT_ITEMS: u32 = 100;
