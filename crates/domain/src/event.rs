@@ -559,19 +559,28 @@ impl CompletionEvent {
                 ids.extend(issue_identifiers(self.repo.as_deref(), n));
             }
         }
-        let c = &self.correlation;
-        if let Some(s) = &c.session_id {
-            ids.push(Identifier::task("pfactory", s));
-        }
-        if let Some(t) = &c.aifactory_task_id {
-            ids.push(Identifier::task("aifactory", t));
-        }
-        if let Some(t) = &c.tfactory_spec_id {
-            ids.push(Identifier::task("tfactory", t));
-        }
+        ids.extend(self.correlation.link_identifiers());
         ids.sort();
         ids.dedup();
         ids
+    }
+}
+
+impl Correlation {
+    /// The identifiers of the chain links this block names: the plan session, the coding
+    /// task and the test spec, each under the service that owns it. Events and API
+    /// snapshots both find their unit through these.
+    pub fn link_identifiers(&self) -> impl Iterator<Item = Identifier> + '_ {
+        [
+            (Service::Pfactory, &self.session_id),
+            (Service::Aifactory, &self.aifactory_task_id),
+            (Service::Tfactory, &self.tfactory_spec_id),
+        ]
+        .into_iter()
+        .filter_map(|(service, id)| {
+            id.as_deref()
+                .map(|id| Identifier::task(service.as_str(), id))
+        })
     }
 }
 

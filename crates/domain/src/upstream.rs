@@ -65,15 +65,7 @@ impl TaskSnapshot {
         for n in c.issue_number.into_iter().chain(self.issue_number) {
             ids.extend(crate::event::issue_identifiers(self.repo().as_deref(), n));
         }
-        if let Some(s) = &c.session_id {
-            ids.push(Identifier::task("pfactory", s));
-        }
-        if let Some(t) = &c.aifactory_task_id {
-            ids.push(Identifier::task("aifactory", t));
-        }
-        if let Some(t) = &c.tfactory_spec_id {
-            ids.push(Identifier::task("tfactory", t));
-        }
+        ids.extend(c.link_identifiers());
         ids.sort();
         ids.dedup();
         ids
