@@ -196,13 +196,9 @@ pub async fn start(
 
     let mut urls = std::collections::BTreeMap::new();
     let up = &settings.upstreams;
-    for (service, target) in [
-        (Service::Pfactory, &up.pfactory),
-        (Service::Aifactory, &up.aifactory),
-        (Service::Tfactory, &up.tfactory),
-    ] {
+    for (service, target) in &up.targets {
         if let Some(url) = &target.url {
-            urls.insert(service, url.clone());
+            urls.insert(*service, url.clone());
         }
     }
     for (name, url) in stores.services.service_urls().await? {
@@ -262,14 +258,11 @@ pub async fn start(
             return Err(anyhow::anyhow!("copilot configuration: {e}"));
         }
     };
-    let tokens = [
-        (Service::Pfactory, &up.pfactory.token),
-        (Service::Aifactory, &up.aifactory.token),
-        (Service::Tfactory, &up.tfactory.token),
-    ]
-    .into_iter()
-    .filter_map(|(s, t)| t.clone().map(|t| (s, t)))
-    .collect();
+    let tokens = up
+        .targets
+        .iter()
+        .filter_map(|(s, t)| t.token.clone().map(|t| (*s, t)))
+        .collect();
     let actions = crate::actions::Actions::new(crate::actions::ActionsDeps {
         store: stores.actions.clone(),
         work: stores.work.clone(),

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use cfactory_domain::TenantId;
 use cfactory_domain::insights::Thresholds;
+use cfactory_domain::{Service, TenantId};
 
 /// Default lifetime of a proposed action (15 minutes).
 pub const DEFAULT_ACTION_TTL_SECONDS: u64 = 900;
@@ -262,12 +262,8 @@ pub struct UpstreamTarget {
 /// The upstream services and how to watch them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamSettings {
-    /// PFactory.
-    pub pfactory: UpstreamTarget,
-    /// AIFactory.
-    pub aifactory: UpstreamTarget,
-    /// TFactory.
-    pub tfactory: UpstreamTarget,
+    /// How to reach each service, by service.
+    pub targets: BTreeMap<Service, UpstreamTarget>,
     /// Seconds between poll rounds; 0 turns polling off.
     pub poll_interval_seconds: u64,
     /// A directory to watch for `COMPLETED.json` files.
@@ -276,6 +272,19 @@ pub struct UpstreamSettings {
     pub aifactory_projects: BTreeMap<String, String>,
     /// The zone of TFactory's times sent without an offset (an IANA name).
     pub tfactory_timezone: String,
+}
+
+impl UpstreamSettings {
+    /// How to reach `service`: its configured target, or none configured.
+    pub fn target(&self, service: Service) -> UpstreamTarget {
+        self.targets
+            .get(&service)
+            .cloned()
+            .unwrap_or(UpstreamTarget {
+                url: None,
+                token: None,
+            })
+    }
 }
 
 /// Parses `REPO=KEY` entries into a map keyed by the lower-cased repository.
@@ -382,22 +391,28 @@ impl Settings {
                     .map(Secret::new),
             })
         };
-        let upstreams = UpstreamSettings {
-            pfactory: target(
-                "pfactory",
+        let targets = [
+            (
+                Service::Pfactory,
                 over.pfactory_url.or(file.pfactory_url),
                 over.pfactory_token.or(file.pfactory_token),
-            )?,
-            aifactory: target(
-                "aifactory",
+            ),
+            (
+                Service::Aifactory,
                 over.aifactory_url.or(file.aifactory_url),
                 over.aifactory_token.or(file.aifactory_token),
-            )?,
-            tfactory: target(
-                "tfactory",
+            ),
+            (
+                Service::Tfactory,
                 over.tfactory_url.or(file.tfactory_url),
                 over.tfactory_token.or(file.tfactory_token),
-            )?,
+            ),
+        ]
+        .into_iter()
+        .map(|(service, url, token)| Ok((service, target(service.as_str(), url, token)?)))
+        .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
+        let upstreams = UpstreamSettings {
+            targets,
             poll_interval_seconds: over
                 .poll_interval_seconds
                 .or(file.poll_interval_seconds)
@@ -474,7 +489,7 @@ mod tests {
         assert_eq!(s.tenant.as_str(), "default");
         assert_eq!(s.stall_deadline_seconds, 900);
         assert_eq!(s.upstreams.poll_interval_seconds, 5);
-        assert_eq!(s.upstreams.aifactory.url, None);
+        assert_eq!(s.upstreams.target(Service::Aifactory).url, None);
     }
 
     #[test]
@@ -486,12 +501,16 @@ mod tests {
             ..Overrides::default()
         };
         let s = Settings::resolve(FileSettings::default(), over).unwrap();
+        let target = |service| s.upstreams.target(service);
         assert_eq!(
-            s.upstreams.aifactory.url.as_deref(),
+            target(Service::Aifactory).url.as_deref(),
             Some("http://127.0.0.1:3122")
         );
-        assert_eq!(s.upstreams.aifactory.token, Some(Secret::new("shared")));
-        assert_eq!(s.upstreams.tfactory.token, Some(Secret::new("own")));
+        assert_eq!(
+            target(Service::Aifactory).token,
+            Some(Secret::new("shared"))
+        );
+        assert_eq!(target(Service::Tfactory).token, Some(Secret::new("own")));
         let bad = Overrides {
             pfactory_url: Some("ftp://x".into()),
             ..Overrides::default()

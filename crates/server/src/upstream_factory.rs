@@ -22,11 +22,11 @@ pub type Factory = UpstreamFactory;
 pub fn factory(settings: &UpstreamSettings) -> anyhow::Result<Factory> {
     let zone = cfactory_tfactory::parse_timezone(&settings.tfactory_timezone)
         .map_err(|e| anyhow::anyhow!("--tfactory-timezone: {e}"))?;
-    let tokens = [
-        (Service::Pfactory, settings.pfactory.token.clone()),
-        (Service::Aifactory, settings.aifactory.token.clone()),
-        (Service::Tfactory, settings.tfactory.token.clone()),
-    ];
+    let tokens: Vec<(Service, Option<crate::settings::Secret>)> = settings
+        .targets
+        .iter()
+        .map(|(service, target)| (*service, target.token.clone()))
+        .collect();
     Ok(Arc::new(move |service: Service, url: &str| {
         let token = tokens
             .iter()
