@@ -101,6 +101,8 @@ pub(super) fn recover(f: &Facts<'_>, restart: bool) -> Result<Draft, Refusal> {
 mod tests {
     use crate::actions::fixtures::{af, build, context, emitted, plan, refused, t0};
     use crate::actions::{ActionKind, HttpMethod, plan_action};
+    use crate::ports::TimelineEntry;
+    use crate::workitem::WorkItem;
     use chrono::Duration;
     use serde_json::{Value, json};
 
@@ -147,67 +149,34 @@ mod tests {
     #[test]
     fn recover_follows_the_callers_liveness_and_covers_a_hung_ai_review() {
         let now = t0() + Duration::minutes(30);
-        let ttl = Duration::minutes(15);
+        let recover_at = |item: &WorkItem, timeline: &[TimelineEntry]| {
+            plan_action(
+                ActionKind::Recover,
+                item,
+                timeline,
+                None,
+                now,
+                Duration::minutes(15),
+                &context(),
+            )
+        };
         let (mut item, timeline) = build(&[emitted(), af("in_progress", json!({}))]);
         // A caller whose deadline is an hour says the task is not stalled yet.
         item.refresh_liveness(now, Duration::hours(1));
-        let why = plan_action(
-            ActionKind::Recover,
-            &item,
-            &timeline,
-            None,
-            now,
-            ttl,
-            &context(),
-        )
-        .unwrap_err()
-        .reason;
+        let why = recover_at(&item, &timeline).unwrap_err().reason;
         assert!(why.contains("stopped reporting"), "{why}");
         item.refresh_liveness(now, Duration::minutes(5));
-        assert!(
-            plan_action(
-                ActionKind::Recover,
-                &item,
-                &timeline,
-                None,
-                now,
-                ttl,
-                &context()
-            )
-            .is_ok()
-        );
+        assert!(recover_at(&item, &timeline).is_ok());
         // AI review runs like coding does, and can hang past the default deadline.
         let (mut item, timeline) = build(&[emitted(), af("ai_review", json!({}))]);
         item.refresh_liveness(now, Duration::hours(1));
-        assert!(
-            plan_action(
-                ActionKind::Recover,
-                &item,
-                &timeline,
-                None,
-                now,
-                ttl,
-                &context()
-            )
-            .is_ok()
-        );
+        assert!(recover_at(&item, &timeline).is_ok());
         // Human review is a person's gate, never "stuck".
         let (item, timeline) = build(&[
             emitted(),
             af("human_review", json!({"review_reason": "completed"})),
         ]);
-        assert!(
-            plan_action(
-                ActionKind::Recover,
-                &item,
-                &timeline,
-                None,
-                now,
-                ttl,
-                &context()
-            )
-            .is_err()
-        );
+        assert!(recover_at(&item, &timeline).is_err());
     }
 
     #[test]
