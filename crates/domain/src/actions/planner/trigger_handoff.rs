@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use super::facts::{Facts, awaiting_approval};
+use super::facts::Facts;
 use super::request::{encode_query, step};
 use super::text::{one_line, safe_token};
 use super::{Draft, Refusal};
@@ -28,7 +28,7 @@ pub(super) fn trigger_handoff(f: &Facts<'_>, note: Option<&str>) -> Result<Draft
             f.label(),
             safe_token(&plan.status),
             plan.status_class.as_str(),
-            if awaiting_approval(&plan.status) {
+            if plan.awaits_approval() {
                 "Approve it first."
             } else {
                 ""
