@@ -1,6 +1,8 @@
 //! The architecture check: dependencies point inward. The domain crate may depend on no
 //! I/O crate and on no other crate of this workspace; an adapter crate depends on no
-//! other adapter (the shared upstream plumbing excepted); the copilot reaches no adapter.
+//! other adapter (the shared upstream plumbing excepted); the copilot reaches no adapter;
+//! the server speaks HTTP to the upstreams only through their adapters, so it does not
+//! depend on an HTTP client.
 
 use std::process::Command;
 
@@ -44,9 +46,20 @@ fn runtime_deps(package: &Value) -> impl Iterator<Item = &str> {
         .filter_map(|d| d["name"].as_str())
 }
 
-/// Adapters that depend on other adapters, and a copilot that depends on any adapter.
+/// HTTP clients the server must reach only through the upstream adapters.
+const SERVER_FORBIDDEN: &[&str] = &["reqwest", "hyper-util"];
+
+/// Adapters that depend on other adapters, a copilot that depends on any adapter, and a
+/// server that sends HTTP itself.
 fn outer_ring_faults(packages: &[Value]) -> Vec<String> {
     let mut faults = Vec::new();
+    for p in packages.iter().filter(|p| p["name"] == "cfactory-server") {
+        for dep in runtime_deps(p).filter(|d| SERVER_FORBIDDEN.contains(d)) {
+            faults.push(format!(
+                "cfactory-server depends on `{dep}`: upstream requests go through the adapters"
+            ));
+        }
+    }
     for p in packages {
         let name = p["name"].as_str().unwrap_or_default();
         let allowed: &[&str] = if ADAPTERS.contains(&name) {
@@ -128,6 +141,7 @@ fn check_metadata(meta: &Value) -> anyhow::Result<()> {
     if faults.is_empty() {
         println!("architecture: cfactory-domain depends on no I/O crate and no adapter: ok");
         println!("architecture: no adapter depends on another, the copilot on none: ok");
+        println!("architecture: the server sends no HTTP of its own (no reqwest): ok");
         Ok(())
     } else {
         for f in &faults {
@@ -179,6 +193,25 @@ mod tests {
         assert!(check_metadata(&dev_only).is_ok());
         let copilot = with("cfactory-copilot", "cfactory-postgres", Value::Null);
         assert!(check_metadata(&copilot).is_err());
+    }
+
+    #[test]
+    fn a_server_with_an_http_client_fails() {
+        let server = |kind: Value| {
+            json!({
+                "workspace_members": ["d", "s"],
+                "packages": [
+                    {"id": "d", "name": "cfactory-domain", "dependencies": []},
+                    {"id": "s", "name": "cfactory-server",
+                     "dependencies": [{"name": "reqwest", "kind": kind}]}
+                ]
+            })
+        };
+        assert!(check_metadata(&server(Value::Null)).is_err());
+        assert!(
+            check_metadata(&server(json!("dev"))).is_ok(),
+            "tests may use a client"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
+use cfactory_domain::actions::{ActionService, ActionServiceParts, PlanContext};
 use cfactory_domain::ports::Clock;
 use cfactory_domain::{Service, SystemClock};
 use tokio::net::TcpListener;
@@ -228,21 +229,29 @@ pub async fn start(
         tasks.push(tokio::spawn(sentinel.run(SENTINEL_SCAN)));
     }
 
-    let plan_context = Arc::new(cfactory_domain::actions::PlanContext {
-        aifactory_projects: up.aifactory_projects.clone(),
+    let actions = ActionService::new(ActionServiceParts {
+        plan_context: Arc::new(PlanContext {
+            aifactory_projects: up.aifactory_projects.clone(),
+        }),
+        ttl: chrono::Duration::seconds(i64::try_from(settings.action_ttl_seconds).unwrap_or(900)),
+        stall_deadline,
+        ..ActionServiceParts::new(
+            stores.actions.clone(),
+            stores.work.clone(),
+            upstreams.clone(),
+            auditor.clone(),
+            clock.clone(),
+            cfactory_copilot::new_action_id,
+        )
     });
     let tools = Arc::new(
         cfactory_copilot::ToolRegistry::new(cfactory_copilot::CopilotPorts {
             work: stores.work.clone(),
             insights: Arc::new(model.clone()),
-            actions: stores.actions.clone(),
+            actions: actions.clone(),
             clock: clock.clone(),
         })
-        .with_stall_deadline(stall_deadline)
-        .with_action_ttl(chrono::Duration::seconds(
-            i64::try_from(settings.action_ttl_seconds).unwrap_or(900),
-        ))
-        .with_plan_context(plan_context.clone()),
+        .with_stall_deadline(stall_deadline),
     );
     let copilot = match cfactory_copilot::ModelConfig::from_env() {
         Ok(Some(config)) => {
@@ -258,24 +267,9 @@ pub async fn start(
             return Err(anyhow::anyhow!("copilot configuration: {e}"));
         }
     };
-    let tokens = up
-        .targets
-        .iter()
-        .filter_map(|(s, t)| t.token.clone().map(|t| (*s, t)))
-        .collect();
-    let actions = crate::actions::Actions::new(crate::actions::ActionsDeps {
-        store: stores.actions.clone(),
-        work: stores.work.clone(),
-        tools,
-        upstreams: upstreams.clone(),
-        tokens,
-        auditor: auditor.clone(),
-        clock: clock.clone(),
-    });
-    tasks.push(tokio::spawn(actions.clone().run_sweeper()));
+    tasks.push(tokio::spawn(crate::actions::run_sweeper(actions.clone())));
 
     let state = AppState::new(AppParts {
-        plan_context: plan_context.clone(),
         work: stores.work.clone(),
         keys: stores.keys.clone(),
         services: stores.services.clone(),
@@ -290,6 +284,7 @@ pub async fn start(
         model,
         auditor,
         actions,
+        tools,
         copilot,
         conversations: stores.conversations.clone(),
     });

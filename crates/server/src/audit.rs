@@ -1,15 +1,13 @@
-//! The audit trail's server side: where its HMAC secret comes from, and the `Auditor`
-//! every audited change goes through (action confirms, rejects and expiries, service-URL
-//! changes, key changes). The chain itself is the domain's [`cfactory_domain::audit`].
+//! The audit trail's server side: where its HMAC secret comes from. The chain and the
+//! [`Auditor`] every audited change goes through (action confirms, rejects and expiries,
+//! service-URL changes, key changes) are the domain's [`cfactory_domain::audit`].
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use cfactory_domain::TenantId;
-use cfactory_domain::audit::{self, AuditEntry, AuditKey, AuditLog, AuditRecord, ChainReport};
-use cfactory_domain::ports::StoreError;
+use cfactory_domain::audit::AuditKey;
+pub use cfactory_domain::audit::{Auditor, record};
 
 use crate::settings::Settings;
 
@@ -66,65 +64,11 @@ fn key_in(dir: &Path) -> anyhow::Result<AuditKey> {
         .with_context(|| format!("{} holds fewer than 16 characters", path.display()))
 }
 
-/// Appends and verifies audit entries with the configured secret.
-#[derive(Clone)]
-pub struct Auditor {
-    log: Arc<dyn AuditLog>,
-    key: AuditKey,
-}
-
-impl Auditor {
-    /// An auditor over `log`, sealing with `key`.
-    pub fn new(log: Arc<dyn AuditLog>, key: AuditKey) -> Self {
-        Self { log, key }
-    }
-
-    /// Appends `record` to `tenant`'s chain.
-    pub async fn record(
-        &self,
-        tenant: &TenantId,
-        record: AuditRecord,
-    ) -> Result<AuditEntry, StoreError> {
-        self.log.append(&self.key, tenant, record).await
-    }
-
-    /// A page of `tenant`'s entries, newest first.
-    pub async fn page(
-        &self,
-        tenant: &TenantId,
-        limit: u32,
-        before_id: Option<i64>,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        self.log.audit_page(tenant, limit, before_id).await
-    }
-
-    /// Verifies `tenant`'s whole chain.
-    pub async fn verify(&self, tenant: &TenantId) -> Result<ChainReport, StoreError> {
-        let (rows, head) = self.log.audit_chain(tenant).await?;
-        Ok(audit::verify(&self.key, tenant, &rows, head.as_ref()))
-    }
-}
-
-/// A record of `kind` by `actor` at `now` with nothing else set; fill in the rest.
-pub fn record(actor: &str, kind: &str, now: chrono::DateTime<chrono::Utc>) -> AuditRecord {
-    AuditRecord {
-        at: now,
-        actor: actor.to_owned(),
-        kind: kind.to_owned(),
-        correlation_key: None,
-        target: None,
-        method: None,
-        endpoint: None,
-        status_code: None,
-        ok: true,
-        action_id: None,
-        payload_sha256: None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cfactory_domain::TenantId;
+    use cfactory_domain::audit;
 
     #[test]
     fn a_generated_secret_is_private_and_reused() {

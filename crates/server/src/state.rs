@@ -58,10 +58,10 @@ pub struct AppParts {
     pub model: crate::readmodel::ReadModel,
     /// The audit chains.
     pub auditor: crate::audit::Auditor,
-    /// Proposals: propose, confirm, reject, expire.
-    pub actions: crate::actions::Actions,
-    /// What the action planner reads from the settings.
-    pub plan_context: Arc<cfactory_domain::actions::PlanContext>,
+    /// The action lifecycle: propose, confirm, reject, expire.
+    pub actions: cfactory_domain::actions::ActionService,
+    /// The copilot's tools, for MCP and the chat.
+    pub tools: Arc<cfactory_copilot::ToolRegistry>,
     /// The copilot, when a language model is configured.
     pub copilot: Option<cfactory_copilot::Copilot>,
     /// Copilot conversations.

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cfactory_domain::actions::{ActionStep, StepResult};
 use cfactory_domain::event::{Correlation, Service};
 use cfactory_domain::ports::{LiveSink, Upstream};
 use cfactory_domain::upstream::{
@@ -59,6 +60,10 @@ impl AIFactory {
 
 #[async_trait]
 impl Upstream for AIFactory {
+    async fn send_step(&self, step: &ActionStep) -> StepResult {
+        self.client.send_step(Service::Aifactory, step).await
+    }
+
     fn service(&self) -> Service {
         Service::Aifactory
     }

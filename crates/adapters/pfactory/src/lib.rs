@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cfactory_domain::actions::{ActionStep, StepResult};
 use cfactory_domain::event::{Correlation, Service};
 use cfactory_domain::ids::CorrelationKey;
 use cfactory_domain::ports::{LiveSink, Upstream};
@@ -42,6 +43,10 @@ impl PFactory {
 
 #[async_trait]
 impl Upstream for PFactory {
+    async fn send_step(&self, step: &ActionStep) -> StepResult {
+        self.client.send_step(Service::Pfactory, step).await
+    }
+
     fn service(&self) -> Service {
         Service::Pfactory
     }

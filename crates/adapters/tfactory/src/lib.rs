@@ -18,6 +18,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use cfactory_domain::actions::{ActionStep, StepResult};
 use cfactory_domain::event::Service;
 use cfactory_domain::ports::{LiveSink, Upstream};
 use cfactory_domain::upstream::{
@@ -214,6 +215,10 @@ fn answered(
 
 #[async_trait]
 impl Upstream for TFactory {
+    async fn send_step(&self, step: &ActionStep) -> StepResult {
+        self.client.send_step(Service::Tfactory, step).await
+    }
+
     fn service(&self) -> Service {
         Service::Tfactory
     }

@@ -2,7 +2,10 @@
 //! whose message never carries the upstream's URL.
 
 use std::error::Error as _;
+use std::time::{Duration, Instant};
 
+use cfactory_domain::Service;
+use cfactory_domain::actions::{ActionStep, HttpMethod, StepResult};
 use cfactory_domain::upstream::UpstreamError;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -12,8 +15,21 @@ use crate::config::UpstreamConfig;
 /// Longest refusal reason kept from an upstream body.
 const MAX_REASON_CHARS: usize = 200;
 
+/// Longest failure reason a confirmed step keeps from an upstream body.
+const MAX_STEP_REASON_CHARS: usize = 500;
+
+/// Largest body read from an upstream; a longer one fails as malformed, so a hostile or
+/// broken service cannot make CFactory buffer without bound.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long one step of a confirmed action may take before it counts as failed: longer
+/// than a read, since an upstream may do its work before it answers. A timed-out step is
+/// not retried: the upstream may have acted, and a person decides what happens next.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// A JSON client for one upstream: sends `Authorization: Bearer <token>`, applies the
-/// configured timeout, and classifies failures (401/403 unauthorized, no connection
+/// configured timeout, follows no redirect (the token goes to the configured host only),
+/// reads at most [`MAX_BODY_BYTES`], and classifies failures (401/403 unauthorized, no connection
 /// offline, 404 not found, 409 or `"success": false` refused, other statuses, bad JSON).
 #[derive(Clone, Debug)]
 pub struct UpstreamClient {
@@ -27,6 +43,7 @@ impl UpstreamClient {
         let http = reqwest::Client::builder()
             .timeout(config.timeout())
             .connect_timeout(config.timeout())
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             // Building fails only when TLS cannot initialise, and then no client can be
             // had at all; the default one is the last resort.
@@ -73,8 +90,93 @@ impl UpstreamClient {
         }
         let response = request.send().await.map_err(|e| self.transport(&e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| self.transport(&e))?;
+        let bytes = read_capped(response).await.map_err(|e| match e {
+            BodyError::Transport(e) => self.transport(&e),
+            BodyError::TooLarge => UpstreamError::Malformed(format!(
+                "body is larger than {} MiB",
+                MAX_BODY_BYTES / (1024 * 1024)
+            )),
+        })?;
         classify(&self.config, status, &bytes)
+    }
+
+    /// Sends one step of a confirmed action once (never retried: the upstream may have
+    /// acted) within [`STEP_TIMEOUT`]. A 2xx without `"success": false` succeeds; a
+    /// refusal (409, `success: false`, any other status) fails with the upstream's
+    /// reason; a timeout or no connection fails. Never carries the URL or token.
+    pub async fn send_step(&self, service: Service, step: &ActionStep) -> StepResult {
+        let started = Instant::now();
+        let result =
+            |status_code: Option<u16>, response: Value, error: Option<String>| StepResult {
+                method: step.method,
+                endpoint: step.endpoint.clone(),
+                status_code,
+                ok: error.is_none(),
+                response,
+                error,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            };
+        let method = match step.method {
+            HttpMethod::Get => reqwest::Method::GET,
+            HttpMethod::Post => reqwest::Method::POST,
+            HttpMethod::Put => reqwest::Method::PUT,
+            HttpMethod::Patch => reqwest::Method::PATCH,
+            HttpMethod::Delete => reqwest::Method::DELETE,
+        };
+        let mut request = self
+            .http
+            .request(method, self.config.http_url(step.endpoint.as_str()))
+            .timeout(STEP_TIMEOUT)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if !step.payload.is_null() {
+            request = request.json(&step.payload);
+        }
+        if let Some(token) = self.config.token() {
+            request = request.bearer_auth(token);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                let error = format!(
+                    "{service} did not answer within {} s; not retried (it may have acted)",
+                    STEP_TIMEOUT.as_secs()
+                );
+                return result(None, Value::Null, Some(error));
+            }
+            Err(e) => {
+                let error = format!("cannot reach {service}: {}", self.transport(&e));
+                return result(None, Value::Null, Some(error));
+            }
+        };
+        let status = response.status().as_u16();
+        let body = match read_capped(response).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => {
+                let error = format!(
+                    "the answer is larger than {} MiB",
+                    MAX_BODY_BYTES / (1024 * 1024)
+                );
+                return result(Some(status), Value::Null, Some(error));
+            }
+            Err(BodyError::Transport(e)) => {
+                let error = format!("the answer could not be read: {}", self.transport(&e));
+                return result(Some(status), Value::Null, Some(error));
+            }
+        };
+        let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let refused = json.get("success") == Some(&Value::Bool(false));
+        if (200..300).contains(&status) && !refused {
+            return result(Some(status), json, None);
+        }
+        let text = String::from_utf8_lossy(&body);
+        let reason = if json.is_null() && !text.trim().is_empty() {
+            truncate(text.trim(), MAX_STEP_REASON_CHARS)
+        } else {
+            step_reason(&json)
+                .map(|r| truncate(&r, MAX_STEP_REASON_CHARS))
+                .unwrap_or_else(|| format!("the service answered {status}"))
+        };
+        result(Some(status), json, Some(self.config.scrub(&reason)))
     }
 
     fn transport(&self, err: &reqwest::Error) -> UpstreamError {
@@ -88,6 +190,51 @@ impl UpstreamClient {
         } else {
             UpstreamError::Offline(text)
         }
+    }
+}
+
+/// Why a body was not read.
+enum BodyError {
+    Transport(reqwest::Error),
+    TooLarge,
+}
+
+/// The whole body, refusing one over [`MAX_BODY_BYTES`] as soon as it gets there.
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A refusal's reason as the family's services give it: `detail`, `error`, `message` or
+/// `reason`, as text or as an object's `message`.
+fn step_reason(body: &Value) -> Option<String> {
+    ["detail", "error", "message", "reason"]
+        .iter()
+        .find_map(|k| match body.get(*k)? {
+            Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+            Value::Object(o) => o.get("message").and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        })
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let cut: String = text.chars().take(max).collect();
+        format!("{cut}…")
     }
 }
 

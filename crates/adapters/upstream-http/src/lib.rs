@@ -12,7 +12,7 @@ pub mod fields;
 mod list;
 mod probe;
 
-pub use client::{UpstreamClient, path_segment};
+pub use client::{MAX_BODY_BYTES, STEP_TIMEOUT, UpstreamClient, path_segment};
 pub use config::{ConfigError, UpstreamConfig};
 pub use feed::{follow_feeds, follow_feeds_in};
 pub use list::read_task_list;

@@ -328,3 +328,157 @@ async fn the_first_page_failing_is_an_error_and_odd_rows_make_it_incomplete() {
     assert_eq!(ids(&odd), ["a"]);
     assert!(!odd.complete);
 }
+
+fn step(endpoint: &str, payload: Value) -> cfactory_domain::actions::ActionStep {
+    cfactory_domain::actions::ActionStep {
+        method: cfactory_domain::actions::HttpMethod::Post,
+        endpoint: cfactory_domain::actions::Endpoint::parse(endpoint).unwrap(),
+        payload,
+    }
+}
+
+#[tokio::test]
+async fn a_step_is_sent_once_with_the_token_and_its_refusal_kept() {
+    #[derive(Default)]
+    struct Calls(Mutex<Vec<(String, Option<String>, Value)>>);
+    async fn record(
+        State(calls): State<Arc<Calls>>,
+        axum::extract::Path(id): axum::extract::Path<String>,
+        headers: HeaderMap,
+        Json(body): Json<Value>,
+    ) -> (StatusCode, Json<Value>) {
+        let auth = headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned());
+        calls.0.lock().unwrap().push((id.clone(), auth, body));
+        if id == "busy" {
+            (
+                StatusCode::CONFLICT,
+                Json(json!({"detail": "task is running"})),
+            )
+        } else {
+            (StatusCode::OK, Json(json!({"success": true, "id": id})))
+        }
+    }
+    let calls = Arc::new(Calls::default());
+    let app = Router::new()
+        .route("/api/tasks/{id}/approve", post(record))
+        .with_state(calls.clone());
+    let base = serve(app).await;
+    let c = client(&base, T);
+
+    let ok = c
+        .send_step(
+            Service::Aifactory,
+            &step("/api/tasks/t1/approve", json!({"n": 1})),
+        )
+        .await;
+    assert!(ok.ok, "{ok:?}");
+    assert_eq!(ok.status_code, Some(200));
+    assert_eq!(ok.response["id"], "t1");
+
+    let refused = c
+        .send_step(
+            Service::Aifactory,
+            &step("/api/tasks/busy/approve", json!({})),
+        )
+        .await;
+    assert!(!refused.ok);
+    assert_eq!(refused.status_code, Some(409));
+    assert_eq!(refused.error.as_deref(), Some("task is running"));
+
+    let calls = calls.0.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2, "each step is sent once");
+    assert_eq!(calls[0].1.as_deref(), Some("Bearer tok-123"));
+    assert_eq!(calls[0].2, json!({"n": 1}));
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed_so_the_token_stays_with_the_service() {
+    let hits = Arc::new(Mutex::new(0u32));
+    async fn elsewhere(State(hits): State<Arc<Mutex<u32>>>) -> Json<Value> {
+        *hits.lock().unwrap() += 1;
+        Json(json!({"success": true}))
+    }
+    let trap = serve(
+        Router::new()
+            .route("/steal", post(elsewhere).get(elsewhere))
+            .with_state(hits.clone()),
+    )
+    .await;
+    let to = format!("{trap}/steal");
+    let redirecting = Router::new()
+        .route(
+            "/api/tasks/t1/approve",
+            post({
+                let to = to.clone();
+                move || async move {
+                    (
+                        StatusCode::TEMPORARY_REDIRECT,
+                        [(axum::http::header::LOCATION, to)],
+                    )
+                }
+            }),
+        )
+        .route(
+            "/api/tasks",
+            get(move || async move {
+                (
+                    StatusCode::FOUND,
+                    [(axum::http::header::LOCATION, format!("{trap}/steal"))],
+                )
+            }),
+        );
+    let base = serve(redirecting).await;
+    let c = client(&base, T);
+    let sent = c
+        .send_step(
+            Service::Aifactory,
+            &step("/api/tasks/t1/approve", json!({})),
+        )
+        .await;
+    assert!(!sent.ok, "{sent:?}");
+    assert_eq!(sent.status_code, Some(307));
+    let read = c.get_json("/api/tasks").await;
+    assert_eq!(read, Err(UpstreamError::Status(302)));
+    assert_eq!(
+        *hits.lock().unwrap(),
+        0,
+        "the redirect target is never called"
+    );
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_not_buffered() {
+    let big = "x".repeat(cfactory_upstream_http::MAX_BODY_BYTES + 1);
+    let app = Router::new().route(
+        "/api/tasks",
+        get(move || {
+            let big = big.clone();
+            async move { big }
+        }),
+    );
+    let base = serve(app).await;
+    let c = client(&base, T);
+    match c.get_json("/api/tasks").await {
+        Err(UpstreamError::Malformed(m)) => assert!(m.contains("larger than"), "{m}"),
+        other => panic!("expected a size refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_step_to_a_closed_port_fails_without_naming_it() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let sent = client(&base, T)
+        .send_step(
+            Service::Tfactory,
+            &step("/api/tasks/s/approve-plan", json!({})),
+        )
+        .await;
+    assert!(!sent.ok);
+    let error = sent.error.unwrap();
+    assert!(error.starts_with("cannot reach tfactory"), "{error}");
+    assert_no_url(&error, &base);
+}

@@ -10,7 +10,10 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 
 use cfactory_copilot::{CopilotPorts, ToolContext, ToolRegistry};
-use cfactory_domain::actions::InMemoryActions;
+use cfactory_domain::actions::{
+    ActionService, ActionServiceParts, InMemoryActions, RecordingSender,
+};
+use cfactory_domain::audit::{AuditKey, Auditor};
 use cfactory_domain::insights::{
     Anomaly, History, NeedsYou, Rollups, SearchHit, Thresholds, Window, detect, needs_you, search,
 };
@@ -186,12 +189,21 @@ pub async fn world() -> World {
     store.ingest(&tenant(), events).await.unwrap();
     clock.advance(Duration::minutes(40));
     let actions = Arc::new(InMemoryActions::new());
+    let audit_key = AuditKey::new(b"copilot-tests-audit-secret".to_vec()).unwrap();
+    let service = ActionService::new(ActionServiceParts::new(
+        actions.clone(),
+        Arc::new(store.clone()),
+        Arc::new(RecordingSender::new()),
+        Auditor::new(Arc::new(store.clone()), audit_key),
+        clock.clone(),
+        cfactory_copilot::new_action_id,
+    ));
     let ports = CopilotPorts {
         work: Arc::new(store.clone()),
         insights: Arc::new(StoreInsights {
             store: store.clone(),
         }),
-        actions: actions.clone(),
+        actions: service,
         clock: clock.clone() as Arc<dyn Clock>,
     };
     World {

@@ -6,8 +6,9 @@
 //! kind, a WorkItem and its timeline to the exact upstream call the family's contracts
 //! describe (`shared/contracts/README.md`, "The upstream services as their code serves
 //! them"), or a [`Refusal`] saying why the item is not in a state where the action makes
-//! sense. Nothing here sends a request: the server executes a confirmed action's steps
-//! against the base URL it holds for [`PreparedAction::target_service`]. A proposal's
+//! sense. [`ActionService`] owns the lifecycle (propose, confirm, reject, expire, and the
+//! audit of each decision); it sends a confirmed action's steps through the
+//! [`StepSender`](crate::ports::StepSender) port to [`PreparedAction::target_service`]. A proposal's
 //! endpoint is always root-relative ([`Endpoint`]) and its method one of a fixed set
 //! ([`HttpMethod`]), so a proposal cannot point anywhere but the target service. No caller
 //! (and no language model) chooses the service, the method or the endpoint: only the
@@ -24,6 +25,8 @@ mod kinds;
 mod placeholders;
 mod planner;
 mod prepared;
+mod sender;
+mod service;
 mod store;
 
 pub use crate::ports::ActionStore;
@@ -35,5 +38,9 @@ pub use planner::{
 };
 pub use prepared::{
     ActionStatus, ActionStep, DEFAULT_ACTION_TTL_SECONDS, PreparedAction, StepResult,
+};
+pub use sender::RecordingSender;
+pub use service::{
+    ActionError, ActionService, ActionServiceParts, ItemActions, MAX_PLANNED_EVENTS,
 };
 pub use store::InMemoryActions;

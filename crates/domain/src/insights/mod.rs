@@ -11,6 +11,7 @@
 
 pub mod anomalies;
 mod billing;
+pub mod cards;
 pub mod fleet;
 pub mod needs;
 pub mod rollups;
@@ -22,6 +23,7 @@ mod fixtures;
 
 pub use anomalies::{Anomaly, AnomalyKind, History, SeriesKey, Severity, Thresholds, detect};
 pub use billing::{is_metered, split_dollars};
+pub use cards::{InsightCard, Suggestion};
 pub use fleet::Fleet;
 pub use needs::{NeedsYou, needs_you};
 pub use rollups::{

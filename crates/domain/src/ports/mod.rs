@@ -9,6 +9,7 @@ mod error;
 mod insight_source;
 mod live_sink;
 mod service_registry;
+mod step_sender;
 mod upstream;
 mod work_item_store;
 
@@ -22,6 +23,7 @@ pub use error::StoreError;
 pub use insight_source::InsightSource;
 pub use live_sink::LiveSink;
 pub use service_registry::ServiceRegistry;
+pub use step_sender::StepSender;
 pub use upstream::Upstream;
 pub use work_item_store::{
     ActivityEntry, DEFAULT_LIST_LIMIT, ListCursor, ListQuery, MAX_ACTIVITY_PAGE, MAX_LIST_LIMIT,

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 use super::LiveSink;
+use crate::actions::{ActionStep, StepResult};
 use crate::event::Service;
 use crate::upstream::{HealthReport, ProcessGraph, TaskList, UpstreamError};
 
@@ -34,4 +35,9 @@ pub trait Upstream: Send + Sync {
     /// hands every understood frame to `sink`; garbage frames are logged and skipped. Runs
     /// until the returned future is dropped. Returns at once for a service with no feed.
     async fn follow(&self, sink: Arc<dyn LiveSink>);
+
+    /// Sends one step of a confirmed action to this service, once, with the adapter's
+    /// token, timeouts, redirect and size rules; see
+    /// [`StepSender::send_step`](super::StepSender::send_step) for what it reports.
+    async fn send_step(&self, step: &ActionStep) -> StepResult;
 }

@@ -1,5 +1,6 @@
-//! Actions, the copilot's chat and proactive insight cards. Proposing stores a prepared
-//! action and sends nothing; only `confirm` (write scope) executes it, once.
+//! Actions and the copilot's chat. Every route calls the domain's
+//! [`ActionService`](cfactory_domain::actions::ActionService): proposing stores a
+//! prepared action and sends nothing; only `confirm` (write scope) executes it, once.
 
 use axum::Json;
 use axum::Router;
@@ -8,14 +9,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cfactory_copilot::{Conversation, CopilotError, ToolContext, ToolError};
-use cfactory_domain::actions::{ActionKind, ActionStatus, PreparedAction, available_actions};
-use cfactory_domain::insights::Severity;
-use cfactory_domain::ports::{InsightSource, Scope, TimelineEntry};
-use cfactory_domain::{CorrelationKey, TenantId};
+use cfactory_domain::CorrelationKey;
+use cfactory_domain::actions::{ActionError, ActionKind, ActionStatus, PreparedAction};
+use cfactory_domain::ports::Scope;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::actions::ActionError;
 use crate::auth::Caller;
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -32,16 +31,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/copilot/actions/{id}/confirm", post(confirm))
         .route("/api/copilot/chat", post(chat))
         .route("/api/workitems/{correlationKey}/actions", get(for_item))
-        .route("/api/insights", get(insights))
 }
 
 impl From<ActionError> for ApiError {
     fn from(e: ActionError) -> Self {
         match e {
-            ActionError::NotFound(id) => ApiError::NotFound {
-                detail: format!("no action `{id}` for this tenant"),
-            },
-            ActionError::Conflict(detail) => ApiError::Conflict { detail },
+            ActionError::NotFound(detail) => ApiError::NotFound { detail },
+            ActionError::Refused(detail) | ActionError::Conflict(detail) => {
+                ApiError::Conflict { detail }
+            }
             ActionError::Store(e) => e.into(),
         }
     }
@@ -121,9 +119,14 @@ async fn propose(
     let key = parse_key(&body.correlation_key)?;
     let action = state
         .actions
-        .propose(&context(&caller), kind, &key, body.note.as_deref())
-        .await
-        .map_err(tool_error)?;
+        .propose(
+            &caller.tenant,
+            &caller.actor(),
+            kind,
+            &key,
+            body.note.as_deref(),
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(action)).into_response())
 }
 
@@ -155,9 +158,14 @@ async fn propose_contract(
     let key = parse_key(&body.correlation_key)?;
     let action = state
         .actions
-        .propose(&context(&caller), kind, &key, body.prompt.as_deref())
-        .await
-        .map_err(tool_error)?;
+        .propose(
+            &caller.tenant,
+            &caller.actor(),
+            kind,
+            &key,
+            body.prompt.as_deref(),
+        )
+        .await?;
     Ok(Json(contract_view(&action)))
 }
 
@@ -243,35 +251,6 @@ async fn reject(
     Ok(Json(json!({ "action": action })))
 }
 
-/// The item's timeline, oldest first, up to 5,000 events.
-async fn timeline_of(
-    state: &AppState,
-    tenant: &TenantId,
-    key: &str,
-) -> Result<Option<(cfactory_domain::WorkItem, Vec<TimelineEntry>)>, ApiError> {
-    let Some(mut item) = state.work.get(tenant, key).await? else {
-        return Ok(None);
-    };
-    item.refresh_liveness(state.clock.now(), state.stall_deadline);
-    let mut events = Vec::new();
-    let mut cursor = None;
-    for _ in 0..5 {
-        let Some(page) = state
-            .work
-            .timeline(tenant, item.correlation_key.as_str(), 1000, cursor.as_ref())
-            .await?
-        else {
-            break;
-        };
-        events.extend(page.events);
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
-    Ok(Some((item, events)))
-}
-
 async fn for_item(
     State(state): State<AppState>,
     caller: Caller,
@@ -279,25 +258,15 @@ async fn for_item(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::Read)?;
     parse_key(&key)?;
-    let (item, events) = timeline_of(&state, &caller.tenant, &key)
+    let found = state
+        .actions
+        .for_item(&caller.tenant, &key)
         .await?
         .ok_or_else(|| ApiError::no_item(&key))?;
-    let available: Vec<&str> =
-        available_actions(&item, &events, state.clock.now(), &state.plan_context)
-            .into_iter()
-            .map(ActionKind::as_str)
-            .collect();
-    let actions: Vec<PreparedAction> = state
-        .actions
-        .list(&caller.tenant, None, 500)
-        .await?
-        .into_iter()
-        .filter(|a| a.correlation_key == item.correlation_key)
-        .collect();
     Ok(Json(json!({
-        "correlation_key": item.correlation_key,
-        "available": available,
-        "actions": actions,
+        "correlation_key": found.correlation_key,
+        "available": found.available,
+        "actions": found.actions,
     })))
 }
 
@@ -374,87 +343,4 @@ async fn chat(
         "steps": outcome.steps,
         "usage": outcome.usage,
     })))
-}
-
-/// Which proposal fits an anomaly kind, in order of preference.
-fn suggestion_for(kind: &str) -> &'static [ActionKind] {
-    match kind {
-        "failure" => &[ActionKind::KickHandback, ActionKind::Recover],
-        "stalled" | "stuck" => &[ActionKind::Recover],
-        "handback_loop" => &[ActionKind::RejectReview],
-        "injection_flagged" => &[ActionKind::RejectReview],
-        _ => &[],
-    }
-}
-
-/// Cards most worth a look, from anomalies and rollups, each with a suggested proposal
-/// where one fits the item's state. No model involved.
-async fn insights(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    caller.require(Scope::Read)?;
-    let now = state.clock.now();
-    let anomalies = state.model.anomalies(&caller.tenant, None, now).await?;
-    let needs = state.model.needs_you(&caller.tenant, now).await?;
-    let rollups = state
-        .model
-        .rollups(
-            &caller.tenant,
-            cfactory_domain::insights::Window::all(),
-            now,
-        )
-        .await?;
-    let mut cards = Vec::new();
-    for a in anomalies
-        .iter()
-        .filter(|a| a.severity >= Severity::Warning)
-        .take(8)
-    {
-        let mut suggested = Value::Null;
-        let wanted = suggestion_for(a.kind.as_str());
-        if !wanted.is_empty()
-            && let Some((item, events)) =
-                timeline_of(&state, &caller.tenant, a.correlation_key.as_str()).await?
-        {
-            let available = available_actions(&item, &events, now, &state.plan_context);
-            if let Some(kind) = wanted.iter().find(|k| available.contains(k)) {
-                suggested = json!({"kind": kind, "correlation_key": item.correlation_key,
-                    "label": format!("Propose {}", kind.as_str().replace('_', " "))});
-            }
-        }
-        cards.push(json!({
-            "id": format!("anomaly:{}:{}", a.kind.as_str(), a.correlation_key),
-            "kind": a.kind,
-            "severity": a.severity,
-            "title": a.title,
-            "detail": a.detail,
-            "correlation_key": a.correlation_key,
-            "suggested": suggested,
-        }));
-    }
-    if !needs.is_empty() {
-        cards.push(json!({
-            "id": "needs_you",
-            "kind": "needs_you",
-            "severity": "warning",
-            "title": format!("{} item(s) wait on a person", needs.len()),
-            "detail": needs.iter().take(3).map(|n| format!("{}: {}", n.correlation_key,
-                n.reasons.first().cloned().unwrap_or_default())).collect::<Vec<_>>().join("; "),
-            "correlation_key": needs[0].correlation_key,
-            "suggested": Value::Null,
-        }));
-    }
-    if let Some(cost) = rollups.cost.total.cost_usd {
-        cards.push(json!({
-            "id": "spend",
-            "kind": "spend",
-            "severity": "info",
-            "title": format!("${cost:.2} metered spend over {} item(s)", rollups.items),
-            "detail": format!("Lead time p50 {}, p95 {} over {} finished item(s).",
-                rollups.lead_time.p50_seconds.map_or("n/a".into(), |s| format!("{:.0} s", s)),
-                rollups.lead_time.p95_seconds.map_or("n/a".into(), |s| format!("{:.0} s", s)),
-                rollups.lead_time.samples),
-            "correlation_key": Value::Null,
-            "suggested": Value::Null,
-        }));
-    }
-    Ok(Json(json!({ "cards": cards })))
 }

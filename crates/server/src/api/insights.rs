@@ -1,4 +1,5 @@
-//! Insights: rollups, tokens and cost, anomalies, needs-you, search and the activity feed.
+//! Insights: rollups, tokens and cost, anomalies, needs-you, search, the activity feed
+//! and the insight cards.
 //! Thin: each handler asks the read model (an [`InsightSource`], see
 //! [`crate::readmodel`]) with the clock's `now`; the activity feed pages the store's
 //! events.
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/needs-you/count", get(needs_count))
         .route("/api/search", get(search))
         .route("/api/activity", get(activity))
+        .route("/api/insights", get(cards))
 }
 
 /// Groups of a rollup longer than this are cut to their largest `top` entries.
@@ -548,4 +550,104 @@ pub async fn activity(
         .collect();
     let next_cursor = items.last().filter(|_| more).map(|i| i.seq.to_string());
     Ok(Json(ActivityPage { items, next_cursor }))
+}
+
+/// One insight card; see [`cfactory_domain::insights::cards`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Card {
+    /// Stable per finding: `anomaly:{kind}:{key}`, `needs_you` or `spend`.
+    id: String,
+    /// An anomaly kind, `needs_you` or `spend`.
+    kind: String,
+    /// `info`, `warning` or `high`.
+    #[schema(value_type = String)]
+    severity: cfactory_domain::insights::Severity,
+    /// One line.
+    title: String,
+    /// A sentence with the figures.
+    detail: String,
+    /// The item it is about, when one.
+    #[schema(value_type = Option<String>)]
+    correlation_key: Option<CorrelationKey>,
+    /// The proposal that fits the item's state, when one does.
+    suggested: Option<CardSuggestion>,
+}
+
+/// A proposal a card suggests.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardSuggestion {
+    /// The action kind to propose.
+    #[schema(value_type = String)]
+    kind: cfactory_domain::actions::ActionKind,
+    /// For which item.
+    #[schema(value_type = String)]
+    correlation_key: CorrelationKey,
+    /// The button's text.
+    label: String,
+}
+
+impl From<cfactory_domain::insights::InsightCard> for Card {
+    fn from(c: cfactory_domain::insights::InsightCard) -> Self {
+        Self {
+            id: c.id,
+            kind: c.kind,
+            severity: c.severity,
+            title: c.title,
+            detail: c.detail,
+            correlation_key: c.correlation_key,
+            suggested: c.suggested.map(|s| CardSuggestion {
+                kind: s.kind,
+                correlation_key: s.correlation_key,
+                label: s.label,
+            }),
+        }
+    }
+}
+
+/// The insight cards.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardList {
+    /// Anomaly cards (loudest first), then needs-you, then spend.
+    cards: Vec<Card>,
+}
+
+/// The few things most worth a look now, from anomalies, needs-you and rollups, each
+/// with the proposal its item's state allows where one fits. No model involved.
+#[utoipa::path(
+    get,
+    path = "/api/insights",
+    tag = "insights",
+    operation_id = "insightCards",
+    responses((status = 200, description = "Insight cards", body = CardList)),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn cards(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<CardList>, ApiError> {
+    let model = insights(&state, &caller)?;
+    let now = state.clock.now();
+    let anomalies = model.anomalies(&caller.tenant, None, now).await?;
+    let needs = model.needs_you(&caller.tenant, now).await?;
+    let rollups = model.rollups(&caller.tenant, Window::all(), now).await?;
+    let mut available = std::collections::BTreeMap::new();
+    for a in cfactory_domain::insights::cards::headline(&anomalies) {
+        if cfactory_domain::insights::cards::suggestions_for(a.kind).is_empty()
+            || available.contains_key(&a.correlation_key)
+        {
+            continue;
+        }
+        if let Some(found) = state
+            .actions
+            .available(&caller.tenant, a.correlation_key.as_str())
+            .await?
+        {
+            available.insert(a.correlation_key.clone(), found);
+        }
+    }
+    let cards = cfactory_domain::insights::cards::cards(&anomalies, &needs, &rollups, &available)
+        .into_iter()
+        .map(Card::from)
+        .collect();
+    Ok(Json(CardList { cards }))
 }

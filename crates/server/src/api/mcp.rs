@@ -100,8 +100,7 @@ async fn handle(State(state): State<AppState>, caller: Caller, body: String) -> 
         "ping" => result(&id, json!({})),
         "tools/list" => {
             let tools: Vec<Value> = state
-                .actions
-                .tools()
+                .tools
                 .specs()
                 .into_iter()
                 .filter(|t| {
@@ -134,7 +133,7 @@ async fn handle(State(state): State<AppState>, caller: Caller, body: String) -> 
                 ))
                 .into_response();
             }
-            match state.actions.tools().call(&ctx, name, arguments).await {
+            match state.tools.call(&ctx, name, arguments).await {
                 Ok(value) => result(
                     &id,
                     json!({

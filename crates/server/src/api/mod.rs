@@ -78,6 +78,7 @@ impl Modify for Security {
         insights::needs_count,
         insights::search,
         insights::activity,
+        insights::cards,
         audit::page,
         audit::chain,
         health,

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cfactory_domain::ports::{LiveSink, Upstream, WorkItemStore};
+use cfactory_domain::actions::{ActionStep, StepResult};
+use cfactory_domain::ports::{LiveSink, StepSender, Upstream, WorkItemStore};
 use cfactory_domain::upstream::{
     FeedState, Health, HealthReport, LiveUpdate, ProcessGraph, TaskList, TaskSnapshot,
     UpstreamError,
@@ -424,6 +425,28 @@ impl Upstreams {
             .await
             .ok_or_else(|| UpstreamError::Offline("not configured".into()))?;
         upstream.process(task_id).await
+    }
+}
+
+/// A confirmed action's steps go to the adapter of their service, built from the URL
+/// CFactory holds for it: the only place an action's request may be sent.
+#[async_trait::async_trait]
+impl StepSender for Upstreams {
+    async fn send_step(&self, service: Service, step: &ActionStep) -> StepResult {
+        match self.upstream(service).await {
+            Some(upstream) => upstream.send_step(step).await,
+            None => StepResult {
+                method: step.method,
+                endpoint: step.endpoint.clone(),
+                status_code: None,
+                ok: false,
+                response: serde_json::Value::Null,
+                error: Some(format!(
+                    "no URL is configured for {service}; set one on the Services page"
+                )),
+                duration_ms: 0,
+            },
+        }
     }
 }
 
