@@ -5,6 +5,7 @@ mod arch;
 mod bench;
 mod demo;
 mod fanout;
+mod fuzz;
 mod insights;
 mod postgres;
 mod queries;
@@ -29,8 +30,18 @@ enum Task {
         #[arg(long)]
         quick: bool,
     },
-    /// Check that the domain crate depends on no I/O crate and on no other crate of ours.
+    /// Check the crate graph's rules: the domain reaches no I/O crate and no crate of
+    /// ours, adapters do not depend on each other, the copilot reaches no adapter, and
+    /// the server sends no HTTP of its own.
     Arch,
+    /// Run schemathesis against the built server: every operation of `/openapi.json`,
+    /// failing on server errors, undocumented status codes and responses that do not
+    /// match their schema.
+    FuzzApi {
+        /// Generated cases per operation and phase (the test gate runs 10).
+        #[arg(long, default_value_t = 100)]
+        max_examples: u32,
+    },
     /// Build what the demo needs and run `cfactory demo` (server + simulator).
     Demo {
         /// Arguments passed to `cfactory demo`.
@@ -49,6 +60,7 @@ fn main() -> anyhow::Result<()> {
     match cli.task {
         Task::Test { quick } => test::run(quick),
         Task::Arch => arch::check(),
+        Task::FuzzApi { max_examples } => fuzz::run(max_examples),
         Task::Demo { args } => demo::run(&args),
         Task::Bench { which } => bench::run(which),
     }

@@ -26,8 +26,9 @@ fn has_nextest() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Runs fmt, clippy, the architecture check, every Rust test and the UI's gate (lint,
-/// build, size budget, component tests, browser end-to-end run).
+/// Runs fmt, clippy, the architecture check, every Rust test, the API fuzzer against
+/// `/openapi.json` and the UI's gate (lint, build, size budget, component tests, browser
+/// end-to-end run).
 pub fn run(quick: bool) -> anyhow::Result<()> {
     if !quick {
         run_step(
@@ -72,6 +73,8 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     }
     tests.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     run_step("workspace tests", &mut tests)?;
+    eprintln!("xtask: API fuzzer (schemathesis, 10 cases per operation and phase)");
+    crate::fuzz::run(10)?;
     crate::ui::run_ui_gate()?;
     Ok(())
 }

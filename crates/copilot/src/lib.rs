@@ -7,14 +7,14 @@
 //! or the server; the server hands it the ports ([`CopilotPorts`]) and a model.
 //!
 //! - [`tools`]: the tool registry (read tools and propose tools), used by the agent loop,
-//!   the MCP endpoint and the propose API alike.
+//!   and the MCP endpoint alike.
 //! - [`model`]: the [`LanguageModel`] port and its provider-neutral messages.
 //! - [`providers`]: the Anthropic Messages and OpenAI-compatible providers, and
 //!   [`ModelConfig::from_env`].
 //! - [`agent`]: the bounded agent loop, [`Copilot::chat`], and the [`Conversation`] it keeps.
 //!
-//! Nothing here executes an action: a proposal is stored as prepared, and executing it on
-//! confirm is the server's job.
+//! Nothing here executes an action: a proposal is stored as prepared through the domain's
+//! `ActionService`, which alone executes it when a person confirms.
 
 pub mod agent;
 mod input;

@@ -173,7 +173,7 @@ const STAGES: [&str; 3] = ["plan", "code", "test"];
 const CLASSES: [&str; 6] = ["failed", "done", "review", "queued", "running", "stuck"];
 const SERVICES: [&str; 3] = ["pfactory", "aifactory", "tfactory"];
 const GROUPS: [&str; 4] = ["service", "project", "workitem", "model"];
-const ANOMALY_KINDS: [&str; 12] = [
+const ANOMALY_KINDS: [&str; 13] = [
     "failure",
     "handback_loop",
     "stalled",
@@ -186,6 +186,7 @@ const ANOMALY_KINDS: [&str; 12] = [
     "cost_spike",
     "latency_spike",
     "cost_drift",
+    "budget_exceeded",
 ];
 
 fn class_of(name: &str) -> Option<StatusClass> {

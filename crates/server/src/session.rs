@@ -78,7 +78,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Who the caller is.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     /// The tenant.
     pub tenant: String,
@@ -96,12 +96,21 @@ fn view(caller: &Caller) -> SessionView {
     }
 }
 
-async fn current(caller: Caller) -> Json<SessionView> {
+/// Who the caller is: tenant, scopes, and whether the server runs in open mode.
+#[utoipa::path(
+    get,
+    path = "/api/session",
+    tag = "session",
+    operation_id = "currentSession",
+    responses((status = 200, description = "The caller", body = SessionView)),
+    security(("bearer" = []), ("api_key" = []), ("session" = []))
+)]
+pub async fn current(caller: Caller) -> Json<SessionView> {
     Json(view(&caller))
 }
 
 /// A sign-in request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SignIn {
     /// The API key.
     pub key: String,
@@ -114,7 +123,19 @@ fn cookie(value: &str, max_age: u64) -> HeaderValue {
     .expect("cookie text is ASCII")
 }
 
-async fn sign_in(
+/// Exchanges an API key for an HttpOnly, SameSite=Strict session cookie.
+#[utoipa::path(
+    post,
+    path = "/api/session",
+    tag = "session",
+    operation_id = "signIn",
+    request_body = SignIn,
+    responses(
+        (status = 200, description = "Signed in; the cookie is set", body = SessionView),
+        (status = 401, description = "Unknown or revoked key", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn sign_in(
     State(state): State<AppState>,
     body: Result<Json<SignIn>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -143,7 +164,18 @@ async fn sign_in(
     Ok(response)
 }
 
-async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+/// Ends the cookie's session and clears the cookie.
+#[utoipa::path(
+    delete,
+    path = "/api/session",
+    tag = "session",
+    operation_id = "signOut",
+    responses((status = 204, description = "Signed out")),
+)]
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(token) = cookie_token(&headers) {
         state.keys.end_session(&hash_secret(&token)).await?;
     }

@@ -10,10 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cfactory_copilot::{Conversation, CopilotError, ToolContext, ToolError};
 use cfactory_domain::CorrelationKey;
-use cfactory_domain::actions::{ActionError, ActionKind, ActionStatus, PreparedAction};
+use cfactory_domain::actions::{ActionError, ActionKind, ActionStatus};
 use cfactory_domain::ports::Scope;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+use super::dto;
 
 use crate::auth::Caller;
 use crate::problem::ApiError;
@@ -28,7 +30,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/actions/{id}/confirm", post(confirm))
         .route("/api/actions/{id}/reject", post(reject))
         .route("/api/copilot/actions", post(propose_contract))
-        .route("/api/copilot/actions/{id}/confirm", post(confirm))
+        .route(
+            "/api/copilot/actions/{actionId}/confirm",
+            post(confirm_advised),
+        )
         .route("/api/copilot/chat", post(chat))
         .route("/api/workitems/{correlationKey}/actions", get(for_item))
 }
@@ -97,7 +102,7 @@ fn json_body<T>(
 }
 
 /// A proposal request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ProposeBody {
     /// approve_gate, emit_issues, trigger_handoff, kick_handback, recover,
     /// recover_and_restart or reject_review.
@@ -108,7 +113,22 @@ pub struct ProposeBody {
     note: Option<String>,
 }
 
-async fn propose(
+/// Plans an action for a WorkItem and stores it as `prepared`; nothing is sent until a
+/// person confirms it.
+#[utoipa::path(
+    post,
+    path = "/api/actions/propose",
+    tag = "actions",
+    operation_id = "proposeAction",
+    request_body = ProposeBody,
+    responses(
+        (status = 201, description = "The prepared action", body = dto::ActionView),
+        (status = 404, description = "No such item for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The item's state does not allow the action; `detail` says why", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn propose(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<Json<ProposeBody>, axum::extract::rejection::JsonRejection>,
@@ -127,31 +147,40 @@ async fn propose(
             body.note.as_deref(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(action)).into_response())
+    Ok((StatusCode::CREATED, Json(dto::ActionView::from(&action))).into_response())
 }
 
 /// The published contract's advise request: `intent` names the action.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AdviseBody {
+    /// The WorkItem.
     correlation_key: String,
+    /// The action kind (or its propose tool's name).
     intent: String,
+    /// Why, in the person's words.
     prompt: Option<String>,
 }
 
-/// An action with the published contract's `summary` and `preview` beside it.
-fn contract_view(action: &PreparedAction) -> Value {
-    let mut v = serde_json::to_value(action).unwrap_or(Value::Null);
-    v["summary"] = json!(action.rationale);
-    v["preview"] = json!({"method": action.method, "endpoint": action.endpoint,
-        "payload": action.payload, "follow_ups": action.follow_ups});
-    v
-}
-
-async fn propose_contract(
+/// The published contract's advise operation: plans and stores a proposal, answered
+/// with its `summary` and `preview`.
+#[utoipa::path(
+    post,
+    path = "/api/copilot/actions",
+    tag = "actions",
+    operation_id = "adviseAction",
+    request_body = AdviseBody,
+    responses(
+        (status = 200, description = "The prepared action with summary and preview", body = dto::AdvisedAction),
+        (status = 404, description = "No such item for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The item's state does not allow the action", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn propose_contract(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<Json<AdviseBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::AdvisedAction>, ApiError> {
     caller.require(Scope::Write)?;
     let body = json_body(body)?;
     let kind = parse_kind(&body.intent, "intent")?;
@@ -166,21 +195,37 @@ async fn propose_contract(
             body.prompt.as_deref(),
         )
         .await?;
-    Ok(Json(contract_view(&action)))
+    Ok(Json(dto::AdvisedAction::from(&action)))
 }
 
 /// Filters of the action list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only actions in this status.
     status: Option<String>,
+    /// At most this many (1–500, default 50).
     limit: Option<String>,
 }
 
-async fn list(
+/// The tenant's actions, newest first; prepared ones past their expiry show as expired.
+#[utoipa::path(
+    get,
+    path = "/api/actions",
+    tag = "actions",
+    operation_id = "listActions",
+    params(ListParams),
+    responses(
+        (status = 200, description = "Actions, newest first", body = dto::ActionList),
+        (status = 422, description = "A bad status or limit, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::ActionList>, ApiError> {
     caller.require(Scope::Read)?;
     let status = match params.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
@@ -206,56 +251,143 @@ async fn list(
             .ok_or_else(|| ApiError::field("limit", "`limit` must be a whole number from 1"))?,
     };
     let actions = state.actions.list(&caller.tenant, status, limit).await?;
-    Ok(Json(json!({ "actions": actions })))
+    Ok(Json(dto::ActionList {
+        actions: actions.iter().map(dto::ActionView::from).collect(),
+    }))
 }
 
-async fn one(
+/// One action of the tenant.
+#[utoipa::path(
+    get,
+    path = "/api/actions/{id}",
+    tag = "actions",
+    operation_id = "getAction",
+    params(("id" = String, Path, description = "The action's id")),
+    responses(
+        (status = 200, description = "The action", body = dto::ActionView),
+        (status = 404, description = "No such action for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn one(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<PreparedAction>, ApiError> {
+) -> Result<Json<dto::ActionView>, ApiError> {
     caller.require(Scope::Read)?;
     state
         .actions
         .get(&caller.tenant, &id)
         .await?
-        .map(Json)
+        .map(|a| Json(dto::ActionView::from(&a)))
         .ok_or_else(|| ApiError::NotFound {
             detail: format!("no action `{id}` for this tenant"),
         })
 }
 
-async fn confirm(
+/// Executes a prepared action once: its steps in order, each only after the one before
+/// succeeded. Answers the action as it ended, `executed` or `failed`, with each step's
+/// result; a refused or failed step is a 200 with `status: failed`.
+#[utoipa::path(
+    post,
+    path = "/api/actions/{id}/confirm",
+    tag = "actions",
+    operation_id = "confirmAction",
+    params(("id" = String, Path, description = "The action's id")),
+    responses(
+        (status = 200, description = "The action as it ended", body = dto::Confirmed),
+        (status = 404, description = "No such action for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Not waiting for a decision: already decided, running or expired", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn confirm(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::Confirmed>, ApiError> {
     caller.require(Scope::Write)?;
     let action = state
         .actions
         .confirm(&caller.tenant, &caller.actor(), &id)
         .await?;
-    Ok(Json(json!({ "action": contract_view(&action) })))
+    Ok(Json(dto::Confirmed {
+        action: dto::AdvisedAction::from(&action),
+    }))
 }
 
-async fn reject(
+/// Executes a prepared action once: its steps in order, each only after the one before
+/// succeeded. Answers the action as it ended, `executed` or `failed`, with each step's
+/// result; a refused or failed step is a 200 with `status: failed`.
+#[utoipa::path(
+    post,
+    path = "/api/copilot/actions/{actionId}/confirm",
+    tag = "actions",
+    operation_id = "confirmAdvisedAction",
+    params(("actionId" = String, Path, description = "The action's id")),
+    responses(
+        (status = 200, description = "The action as it ended", body = dto::Confirmed),
+        (status = 404, description = "No such action for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Not waiting for a decision: already decided, running or expired", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn confirm_advised(
+    state: State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+) -> Result<Json<dto::Confirmed>, ApiError> {
+    confirm(state, caller, id).await
+}
+
+/// Turns a prepared action down; nothing is sent.
+#[utoipa::path(
+    post,
+    path = "/api/actions/{id}/reject",
+    tag = "actions",
+    operation_id = "rejectAction",
+    params(("id" = String, Path, description = "The action's id")),
+    responses(
+        (status = 200, description = "The rejected action", body = dto::Rejected),
+        (status = 404, description = "No such action for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Not waiting for a decision", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn reject(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::Rejected>, ApiError> {
     caller.require(Scope::Write)?;
     let action = state
         .actions
         .reject(&caller.tenant, &caller.actor(), &id)
         .await?;
-    Ok(Json(json!({ "action": action })))
+    Ok(Json(dto::Rejected {
+        action: dto::ActionView::from(&action),
+    }))
 }
 
-async fn for_item(
+/// A WorkItem's proposals and the action kinds its state allows now.
+#[utoipa::path(
+    get,
+    path = "/api/workitems/{correlationKey}/actions",
+    tag = "actions",
+    operation_id = "itemActions",
+    params(("correlationKey" = String, Path, description = "The item's key or an alias")),
+    responses(
+        (status = 200, description = "Available kinds and proposals", body = dto::ItemActionsView),
+        (status = 404, description = "No such item for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Not a correlation key", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn for_item(
     State(state): State<AppState>,
     caller: Caller,
     Path(key): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::ItemActionsView>, ApiError> {
     caller.require(Scope::Read)?;
     parse_key(&key)?;
     let found = state
@@ -263,25 +395,48 @@ async fn for_item(
         .for_item(&caller.tenant, &key)
         .await?
         .ok_or_else(|| ApiError::no_item(&key))?;
-    Ok(Json(json!({
-        "correlation_key": found.correlation_key,
-        "available": found.available,
-        "actions": found.actions,
-    })))
+    Ok(Json(dto::ItemActionsView {
+        correlation_key: found.correlation_key.to_string(),
+        available: found
+            .available
+            .iter()
+            .map(|k| k.as_str().to_owned())
+            .collect(),
+        actions: found.actions.iter().map(dto::ActionView::from).collect(),
+    }))
 }
 
 /// A chat turn.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ChatBody {
+    /// The conversation to continue; a new one when absent.
     conversation_id: Option<String>,
+    /// The person's message.
     message: String,
 }
 
-async fn chat(
+/// One copilot turn: the model reads through CFactory's tools and may propose actions
+/// (stored as prepared; a person confirms them). 503 when no model is configured.
+#[utoipa::path(
+    post,
+    path = "/api/copilot/chat",
+    tag = "actions",
+    operation_id = "copilotChat",
+    request_body = ChatBody,
+    responses(
+        (status = 200, description = "The turn's answer, tool calls and proposals", body = dto::ChatTurn),
+        (status = 404, description = "No such conversation for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "No language model is configured (`not-configured`), or the store is unavailable", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 502, description = "The language model failed", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 504, description = "The turn ran past its time limit", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn chat(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<Json<ChatBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::ChatTurn>, ApiError> {
     caller.require(Scope::Read)?;
     let body = json_body(body)?;
     let Some(copilot) = &state.copilot else {
@@ -334,13 +489,17 @@ async fn chat(
             detail: format!("the language model failed: {m}"),
         },
     })?;
-    Ok(Json(json!({
-        "conversation_id": conversation.id,
-        "answer": outcome.answer,
-        "trace": outcome.trace,
-        "proposals": outcome.proposals,
-        "end": outcome.end,
-        "steps": outcome.steps,
-        "usage": outcome.usage,
-    })))
+    Ok(Json(dto::ChatTurn {
+        conversation_id: conversation.id,
+        answer: outcome.answer,
+        trace: serde_json::to_value(&outcome.trace).unwrap_or_default(),
+        proposals: outcome
+            .proposals
+            .iter()
+            .map(dto::ActionView::from)
+            .collect(),
+        end: serde_json::to_value(outcome.end).unwrap_or_default(),
+        steps: outcome.steps,
+        usage: serde_json::to_value(outcome.usage).unwrap_or_default(),
+    }))
 }

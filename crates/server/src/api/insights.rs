@@ -331,7 +331,10 @@ pub struct NeedsList {
     tag = "insights",
     operation_id = "needsYou",
     params(NeedsParams),
-    responses((status = 200, description = "Items that need a person", body = NeedsList)),
+    responses(
+        (status = 200, description = "Items that need a person", body = NeedsList),
+        (status = 422, description = "A bad limit, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
     security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn needs(

@@ -25,8 +25,15 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/mcp", post(handle).get(not_streaming))
 }
 
-/// This server opens no server-to-client stream.
-async fn not_streaming() -> Response {
+/// The Streamable HTTP transport's `GET`: this server opens no server-to-client stream.
+#[utoipa::path(
+    get,
+    path = "/mcp",
+    tag = "mcp",
+    operation_id = "mcpStream",
+    responses((status = 405, description = "No server-to-client stream; use POST")),
+)]
+pub async fn not_streaming() -> Response {
     (
         StatusCode::METHOD_NOT_ALLOWED,
         [(axum::http::header::ALLOW, "POST")],
@@ -51,7 +58,22 @@ fn permitted(caller: &Caller, tool: &str) -> bool {
     }
 }
 
-async fn handle(State(state): State<AppState>, caller: Caller, body: String) -> Response {
+/// One JSON-RPC 2.0 message of the Model Context Protocol (`initialize`, `ping`,
+/// `tools/list`, `tools/call`), answered with plain JSON. Protocol errors are JSON-RPC
+/// errors in a 200; a notification (no `id`) is answered 202.
+#[utoipa::path(
+    post,
+    path = "/mcp",
+    tag = "mcp",
+    operation_id = "mcpMessage",
+    request_body(content = Object, description = "A JSON-RPC 2.0 request or notification", content_type = "application/json"),
+    responses(
+        (status = 200, description = "A JSON-RPC 2.0 response (`result` or `error`)", body = Object),
+        (status = 202, description = "A notification was accepted"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn handle(State(state): State<AppState>, caller: Caller, body: String) -> Response {
     let Ok(message) = serde_json::from_str::<Value>(&body) else {
         return Json(error(
             &Value::Null,

@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod audit;
+pub mod dto;
 pub mod events;
 pub mod insights;
 pub mod mcp;
@@ -40,9 +41,89 @@ pub struct ProblemDoc {
 
 struct Security;
 
+/// Paths that serve the same operation as another, documented as such: the ingest
+/// alias and the cockpit stream's second address.
+const ALIASES: [(&str, &str, &str); 2] = [
+    ("/api/events", "/api/events/completion", "ingestEventsAlias"),
+    ("/ws/cockpit", "/api/ws", "cockpitStreamAlias"),
+];
+
+/// A problem+json response.
+fn problem(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ProblemDoc")))
+                .build(),
+        )
+        .build()
+}
+
+/// Adds the errors every operation of a kind can give, where its own annotation does
+/// not already say: 401 and 403 on authenticated operations, 400 (unreadable body) and
+/// 422 on those with a body, 503 (store unavailable) on every `/api` operation; and
+/// documents the alias paths.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let ops = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ];
+            for op in ops.into_iter().flatten() {
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_body = op.request_body.is_some();
+                let responses = &mut op.responses.responses;
+                let mut add = |code: &str, description: &str| {
+                    responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| problem(description).into());
+                };
+                if secured {
+                    add("401", "No key, or an unknown or revoked one");
+                    add("403", "The key lacks the scope this operation needs");
+                }
+                if has_body {
+                    add("400", "The body is not JSON, or not JSON of this shape");
+                    add("422", "A missing or invalid field, named in `field`");
+                }
+                if path.starts_with("/api/") {
+                    add("503", "The store is unavailable; try again shortly");
+                }
+            }
+        }
+        for (alias, of, operation_id) in ALIASES {
+            if let Some(mut item) = openapi.paths.paths.get(of).cloned() {
+                for op in [item.get.as_mut(), item.post.as_mut()]
+                    .into_iter()
+                    .flatten()
+                {
+                    op.operation_id = Some(operation_id.to_owned());
+                    op.description = Some(format!(
+                        "The same operation as `{of}`, at the address some senders use."
+                    ));
+                }
+                openapi.paths.paths.insert(alias.to_owned(), item);
+            }
+        }
+    }
+}
+
 impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::session::COOKIE))),
+        );
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
@@ -59,7 +140,7 @@ impl Modify for Security {
 #[openapi(
     info(
         title = "CFactory API",
-        description = "The cockpit over PFactory, AIFactory and TFactory: completion-event ingress, WorkItems, timelines and usage."
+        description = "The cockpit over PFactory, AIFactory and TFactory: completion-event ingress, WorkItems, timelines, usage, insights, advise-and-confirm actions, the copilot, MCP and the live stream."
     ),
     paths(
         events::ingest,
@@ -81,12 +162,28 @@ impl Modify for Security {
         insights::cards,
         audit::page,
         audit::chain,
+        actions::list,
+        actions::propose,
+        actions::one,
+        actions::confirm,
+        actions::reject,
+        actions::for_item,
+        actions::propose_contract,
+        actions::confirm_advised,
+        actions::chat,
+        mcp::handle,
+        mcp::not_streaming,
+        crate::session::current,
+        crate::session::sign_in,
+        crate::session::sign_out,
+        crate::live::ws::upgrade,
         health,
         ready,
         metrics,
+        openapi,
     ),
     components(schemas(ProblemDoc, services::SetUrl)),
-    modifiers(&Security),
+    modifiers(&Security, &CommonResponses),
     tags(
         (name = "events", description = "Completion-event ingress (RFC-0001)"),
         (name = "workitems", description = "WorkItems and their timelines"),
@@ -94,6 +191,10 @@ impl Modify for Security {
         (name = "insights", description = "Rollups, cost, anomalies, needs-you, search and activity"),
         (name = "audit", description = "The HMAC-chained audit log"),
         (name = "services", description = "The upstream services: health, URLs, refresh"),
+        (name = "actions", description = "Advise and confirm: proposals, confirms, rejects, and the copilot's chat"),
+        (name = "mcp", description = "The Model Context Protocol endpoint over the copilot's tools"),
+        (name = "session", description = "Browser sign-in with an API key"),
+        (name = "live", description = "The cockpit's WebSocket stream"),
         (name = "ops", description = "Probes and metrics"),
     )
 )]
@@ -169,6 +270,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     response
 }
 
-async fn openapi() -> impl IntoResponse {
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", operation_id = "openapi", responses((status = 200, description = "The OpenAPI 3.1 description of every route", body = Object)))]
+pub async fn openapi() -> impl IntoResponse {
     Json(ApiDoc::openapi())
 }

@@ -180,6 +180,7 @@ fn check_key(key: &str) -> Result<(), ApiError> {
     responses(
         (status = 200, description = "The work item", body = Object),
         (status = 404, description = "No such item for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Not a correlation key, or a bad limit or cursor, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
@@ -256,6 +257,7 @@ pub struct TimelinePage {
     responses(
         (status = 200, description = "The item's events, oldest first", body = TimelinePage),
         (status = 404, description = "No such item for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Not a correlation key, or a bad limit or cursor, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]

@@ -40,14 +40,31 @@ pub fn origin_allowed(headers: &HeaderMap) -> bool {
     !origin_host.is_empty() && origin_host.eq_ignore_ascii_case(host)
 }
 
-/// Upgrades to the cockpit stream.
+/// Upgrades to the cockpit stream: a WebSocket that sends a snapshot, then every change
+/// of the caller's tenant. Only the cockpit's own origin may open it (a browser's
+/// `Origin` must match `Host`). Also served at `/ws/cockpit`.
+#[utoipa::path(
+    get,
+    path = "/api/ws",
+    tag = "live",
+    operation_id = "cockpitStream",
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade request", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "A foreign origin, or the key lacks the read scope", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
 pub async fn upgrade(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
+    let ws = ws.map_err(|e| ApiError::BadRequest {
+        detail: format!("this route upgrades to a WebSocket: {}", e.body_text()),
+    })?;
     if !origin_allowed(&headers) {
         return Err(ApiError::Forbidden {
             detail: "this WebSocket only accepts the cockpit's own origin".into(),

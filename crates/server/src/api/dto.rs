@@ -1,0 +1,227 @@
+//! The wire format of the action and copilot routes: named response types that map from
+//! the domain's values, so a change in the domain does not change the API by accident.
+//! Each type's `ToSchema` is what `/openapi.json` publishes for it.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use cfactory_domain::actions::{ActionStep, PreparedAction, StepResult};
+
+/// One request of an action.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StepView {
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub method: String,
+    /// Root-relative on the target service.
+    pub endpoint: String,
+    /// The JSON body (`null`: none); may hold `{{approver}}`/`{{confirmed_at}}`
+    /// placeholders filled at confirm.
+    #[schema(value_type = Object, nullable)]
+    pub payload: Value,
+}
+
+impl From<&ActionStep> for StepView {
+    fn from(s: &ActionStep) -> Self {
+        Self {
+            method: s.method.as_str().to_owned(),
+            endpoint: s.endpoint.to_string(),
+            payload: s.payload.clone(),
+        }
+    }
+}
+
+/// What one executed step got back.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StepResultView {
+    /// The method sent.
+    pub method: String,
+    /// The endpoint called.
+    pub endpoint: String,
+    /// The HTTP status, when an answer came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// A 2xx without `"success": false`.
+    pub ok: bool,
+    /// The upstream's answer as JSON (`null` when none or not JSON).
+    #[schema(value_type = Object, nullable)]
+    pub response: Value,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long the call took.
+    pub duration_ms: u64,
+}
+
+impl From<&StepResult> for StepResultView {
+    fn from(r: &StepResult) -> Self {
+        Self {
+            method: r.method.as_str().to_owned(),
+            endpoint: r.endpoint.to_string(),
+            status_code: r.status_code,
+            ok: r.ok,
+            response: r.response.clone(),
+            error: r.error.clone(),
+            duration_ms: r.duration_ms,
+        }
+    }
+}
+
+/// A proposal: what it will send, why, and where it is in its life.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActionView {
+    /// The action's id (`act_…`).
+    pub id: String,
+    /// `approve_gate`, `emit_issues`, `trigger_handoff`, `kick_handback`, `recover`,
+    /// `recover_and_restart` or `reject_review`.
+    pub kind: String,
+    /// The WorkItem.
+    pub correlation_key: String,
+    /// `pfactory`, `aifactory` or `tfactory`.
+    pub target_service: String,
+    /// The first step's method.
+    pub method: String,
+    /// The first step's endpoint.
+    pub endpoint: String,
+    /// The first step's body.
+    #[schema(value_type = Object, nullable)]
+    pub payload: Value,
+    /// Steps after the first, each sent only if the one before succeeded.
+    pub follow_ups: Vec<StepView>,
+    /// Why this call.
+    pub rationale: String,
+    /// `prepared`, `executing`, `executed`, `failed`, `rejected` or `expired`.
+    pub status: String,
+    /// When it was proposed.
+    pub created_at: DateTime<Utc>,
+    /// When it stops being confirmable.
+    pub expires_at: DateTime<Utc>,
+    /// The proposer's note.
+    pub note: Option<String>,
+    /// Who proposed it.
+    pub proposed_by: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// Each executed step's result, in order.
+    pub results: Vec<StepResultView>,
+}
+
+impl From<&PreparedAction> for ActionView {
+    fn from(a: &PreparedAction) -> Self {
+        Self {
+            id: a.id.clone(),
+            kind: a.kind.as_str().to_owned(),
+            correlation_key: a.correlation_key.to_string(),
+            target_service: a.target_service.as_str().to_owned(),
+            method: a.method.as_str().to_owned(),
+            endpoint: a.endpoint.to_string(),
+            payload: a.payload.clone(),
+            follow_ups: a.follow_ups.iter().map(StepView::from).collect(),
+            rationale: a.rationale.clone(),
+            status: a.status.as_str().to_owned(),
+            created_at: a.created_at,
+            expires_at: a.expires_at,
+            note: a.note.clone(),
+            proposed_by: a.proposed_by.clone(),
+            tenant: a.tenant.to_string(),
+            results: a.results.iter().map(StepResultView::from).collect(),
+        }
+    }
+}
+
+/// What a confirm would send, for the published advise contract.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Preview {
+    /// The first step's method.
+    pub method: String,
+    /// The first step's endpoint.
+    pub endpoint: String,
+    /// The first step's body.
+    #[schema(value_type = Object, nullable)]
+    pub payload: Value,
+    /// The steps after it.
+    pub follow_ups: Vec<StepView>,
+}
+
+/// An action with the published contract's `summary` and `preview` beside it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AdvisedAction {
+    /// The action.
+    #[serde(flatten)]
+    pub action: ActionView,
+    /// The rationale, under the contract's name.
+    pub summary: String,
+    /// What a confirm sends first.
+    pub preview: Preview,
+}
+
+impl From<&PreparedAction> for AdvisedAction {
+    fn from(a: &PreparedAction) -> Self {
+        let action = ActionView::from(a);
+        Self {
+            summary: action.rationale.clone(),
+            preview: Preview {
+                method: action.method.clone(),
+                endpoint: action.endpoint.clone(),
+                payload: action.payload.clone(),
+                follow_ups: action.follow_ups.clone(),
+            },
+            action,
+        }
+    }
+}
+
+/// A page of actions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionList {
+    /// Newest first.
+    pub actions: Vec<ActionView>,
+}
+
+/// A confirmed action, as it ended (`executed` or `failed`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Confirmed {
+    /// The action with each step's result.
+    pub action: AdvisedAction,
+}
+
+/// A rejected action.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rejected {
+    /// The action, now `rejected`.
+    pub action: ActionView,
+}
+
+/// An item's proposals and what it allows now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemActionsView {
+    /// The item's canonical key.
+    pub correlation_key: String,
+    /// Action kinds its state allows now.
+    pub available: Vec<String>,
+    /// Its proposals, newest first.
+    pub actions: Vec<ActionView>,
+}
+
+/// One copilot turn.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatTurn {
+    /// The conversation to continue with the next message.
+    pub conversation_id: String,
+    /// The model's answer, or what stopped it.
+    pub answer: String,
+    /// This turn's tool calls (name, input, result summary).
+    #[schema(value_type = Vec<Object>)]
+    pub trace: Value,
+    /// Actions proposed this turn, stored as prepared; a confirm sends them.
+    pub proposals: Vec<ActionView>,
+    /// How the turn ended (`answered`, `step_limit`, …).
+    #[schema(value_type = String)]
+    pub end: Value,
+    /// Model calls made.
+    pub steps: u32,
+    /// Tokens used.
+    #[schema(value_type = Object)]
+    pub usage: Value,
+}

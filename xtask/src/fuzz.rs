@@ -1,0 +1,187 @@
+//! `cargo xtask fuzz-api`: schemathesis, a schema-based API fuzzer, against the built
+//! server on a fresh embedded store. Every operation in `/openapi.json` is called with
+//! generated valid and invalid input; a run fails on a server error (5xx), a status code
+//! the document does not list for the operation, or a response body that does not
+//! validate against its schema. The copilot's chat answers 503 without a language model,
+//! so it is checked for documented statuses and schemas only.
+//!
+//! Schemathesis is installed into `target/api-fuzz-venv` from PyPI on first use, pinned;
+//! nothing is installed globally.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The fuzzer's pinned version.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// The checks every operation must pass.
+const CHECKS: &str = "not_a_server_error,status_code_conformance,response_schema_conformance";
+
+/// An operation that cannot avoid a 5xx here (no language model is configured).
+const NO_MODEL: &str = "/api/copilot/chat";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_path_buf()
+}
+
+/// The venv's `schemathesis`, installing it first when missing.
+fn schemathesis() -> anyhow::Result<PathBuf> {
+    let venv = workspace().join("target").join("api-fuzz-venv");
+    let bin = venv.join("bin").join("schemathesis");
+    let pinned = venv.join(".pinned");
+    if bin.exists() && std::fs::read_to_string(&pinned).is_ok_and(|p| p == SCHEMATHESIS) {
+        return Ok(bin);
+    }
+    eprintln!("xtask: installing {SCHEMATHESIS} into {}", venv.display());
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .context("running python3 -m venv (is Python 3 with venv installed?)")?;
+    if !status.success() {
+        bail!("python3 -m venv failed ({status}); on Debian: apt-get install python3-venv");
+    }
+    let status = Command::new(venv.join("bin").join("pip"))
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            SCHEMATHESIS,
+        ])
+        .status()
+        .context("running pip")?;
+    if !status.success() {
+        bail!("pip install {SCHEMATHESIS} failed ({status})");
+    }
+    std::fs::write(&pinned, SCHEMATHESIS)?;
+    Ok(bin)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Builds the server, creates a key with every scope on a fresh SQLite store, starts
+/// the server on free ports and waits for it to answer; returns it, its base URL and
+/// the key.
+fn start_server(data: &Path) -> anyhow::Result<(Server, String, String)> {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "cfactory-server",
+            "--bin",
+            "cfactory",
+        ])
+        .current_dir(workspace())
+        .status()?;
+    if !status.success() {
+        bail!("building the server failed ({status})");
+    }
+    let bin = workspace().join("target").join("debug").join("cfactory");
+    let db = format!("sqlite://{}", data.join("cfactory.db").display());
+    let base = |cmd: &mut Command| {
+        cmd.env("CFACTORY_DATA_DIR", data)
+            .env_remove("CFACTORY_COPILOT_PROVIDER")
+            .args(["--database-url", &db]);
+    };
+    let mut keys = Command::new(&bin);
+    base(&mut keys);
+    let out = keys
+        .args(["keys", "create", "--scopes", "read,write,ingest"])
+        .output()
+        .context("creating a key")?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let key = text
+        .split_whitespace()
+        .find(|w| w.starts_with("cfk_"))
+        .with_context(|| format!("no key in the output of `keys create`: {text}"))?
+        .to_owned();
+    let (api, ui) = (free_port()?, free_port()?);
+    let mut serve = Command::new(&bin);
+    base(&mut serve);
+    let log = std::fs::File::create(data.join("server.log"))?;
+    let child = serve
+        .args(["serve", "--api-addr", &format!("127.0.0.1:{api}")])
+        .args(["--ui-addr", &format!("127.0.0.1:{ui}")])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting the server")?;
+    let server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", api)).is_err() {
+        if Instant::now() > deadline {
+            bail!(
+                "the server did not listen within 60 s; see {}",
+                data.join("server.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok((server, format!("http://127.0.0.1:{api}"), key))
+}
+
+/// Runs the fuzzer with `max_examples` cases per operation and phase.
+pub fn run(max_examples: u32) -> anyhow::Result<()> {
+    let st = schemathesis()?;
+    let data = workspace().join("target").join("api-fuzz-run");
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data)?;
+    let (_server, base, key) = start_server(&data)?;
+    let schema = format!("{base}/openapi.json");
+    let auth = format!("Authorization: Bearer {key}");
+    let examples = max_examples.to_string();
+    let fuzz = |extra: &[&str], checks: &str| -> anyhow::Result<()> {
+        let status = Command::new(&st)
+            .args([
+                "--no-color",
+                "run",
+                &schema,
+                "-H",
+                &auth,
+                "--checks",
+                checks,
+            ])
+            .args(["--phases", "examples,coverage,fuzzing"])
+            .args(["--max-examples", &examples, "--request-timeout", "30"])
+            .args(["--workers", "2", "--wait-for-schema", "30"])
+            .args(extra)
+            .current_dir(&data)
+            .status()
+            .context("running schemathesis")?;
+        if !status.success() {
+            bail!(
+                "the API fuzzer found problems (see above; the server's log is {})",
+                data.join("server.log").display()
+            );
+        }
+        Ok(())
+    };
+    fuzz(&["--exclude-path", NO_MODEL], CHECKS)?;
+    fuzz(
+        &["--include-path", NO_MODEL],
+        "status_code_conformance,response_schema_conformance",
+    )?;
+    eprintln!("xtask: the API fuzzer found no problems");
+    Ok(())
+}
