@@ -236,20 +236,7 @@ pub async fn list(
             )
         })?),
     };
-    let limit = match params
-        .limit
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        None => 50,
-        Some(t) => t
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n > 0)
-            .map(|n| n.min(500))
-            .ok_or_else(|| ApiError::field("limit", "`limit` must be a whole number from 1"))?,
-    };
+    let limit = super::paging::limit("limit", params.limit.as_deref(), 50, 500)?;
     let actions = state.actions.list(&caller.tenant, status, limit).await?;
     Ok(Json(dto::ActionList {
         actions: actions.iter().map(dto::ActionView::from).collect(),

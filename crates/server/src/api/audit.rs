@@ -59,37 +59,10 @@ pub async fn page(
     Query(params): Query<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
     caller.require(Scope::Read)?;
-    let limit = match params
-        .limit
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        None => 50,
-        Some(t) => match t.parse::<u32>() {
-            Ok(n) if n > 0 => n.min(500),
-            _ => {
-                return Err(ApiError::field(
-                    "limit",
-                    "`limit` must be a whole number from 1 (larger values are clamped to 500)",
-                ));
-            }
-        },
-    };
-    let before = match params
-        .cursor
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
-        None => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ApiError::field("cursor", "not a cursor this server issued"))?,
-        ),
-    };
+    let limit = super::paging::limit("limit", params.limit.as_deref(), 50, 500)?;
+    let before = super::paging::cursor(params.cursor.as_deref(), |c| {
+        c.parse::<i64>().ok().filter(|n| *n > 0)
+    })?;
     let mut entries = state
         .auditor
         .page(&caller.tenant, limit + 1, before)

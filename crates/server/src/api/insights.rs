@@ -36,8 +36,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Groups of a rollup longer than this are cut to their largest `top` entries.
-const DEFAULT_TOP: usize = 25;
-const MAX_TOP: usize = crate::readmodel::KEEP_TOP;
+const DEFAULT_TOP: u32 = 25;
+const MAX_TOP: u32 = crate::readmodel::KEEP_TOP as u32;
 
 fn parse_time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
@@ -55,24 +55,9 @@ fn parse_time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, 
     ))
 }
 
-fn parse_count(
-    field: &str,
-    text: Option<&str>,
-    default: usize,
-    max: usize,
-) -> Result<usize, ApiError> {
-    match text.map(str::trim).filter(|t| !t.is_empty()) {
-        None => Ok(default),
-        Some(t) => match t.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n.min(max)),
-            _ => Err(ApiError::field(
-                field,
-                format!(
-                    "`{field}` must be a whole number from 1 (larger values are clamped to {max})"
-                ),
-            )),
-        },
-    }
+/// A count parameter under the shared paging rule, as a length.
+fn parse_count(field: &str, text: Option<&str>, default: u32, max: u32) -> Result<usize, ApiError> {
+    super::paging::limit(field, text, default, max).map(|n| n as usize)
 }
 
 fn insights<'s>(state: &'s AppState, caller: &Caller) -> Result<&'s ReadModel, ApiError> {
@@ -506,12 +491,7 @@ pub async fn activity(
     Query(params): Query<ActivityParams>,
 ) -> Result<Json<ActivityPage>, ApiError> {
     caller.require(Scope::Read)?;
-    let limit = parse_count(
-        "limit",
-        params.limit.as_deref(),
-        50,
-        MAX_ACTIVITY_PAGE as usize,
-    )?;
+    let limit = parse_count("limit", params.limit.as_deref(), 50, MAX_ACTIVITY_PAGE)?;
     let before = match params
         .cursor
         .as_deref()

@@ -7,6 +7,7 @@ pub mod dto;
 pub mod events;
 pub mod insights;
 pub mod mcp;
+pub mod paging;
 pub mod services;
 pub mod workitems;
 

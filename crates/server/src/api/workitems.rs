@@ -60,21 +60,6 @@ pub struct WorkItemList {
     pub stalled_count: u64,
 }
 
-fn parse_limit(text: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
-    match text {
-        None => Ok(default),
-        Some(t) => match t.trim().parse::<u32>() {
-            Ok(0) | Err(_) => Err(ApiError::field(
-                "limit",
-                format!(
-                    "`limit` must be a whole number from 1 (larger values are clamped to {max})"
-                ),
-            )),
-            Ok(n) => Ok(n.min(max)),
-        },
-    }
-}
-
 fn nonempty(text: &Option<String>) -> Option<&str> {
     text.as_deref().map(str::trim).filter(|t| !t.is_empty())
 }
@@ -108,18 +93,18 @@ impl ListParams {
                 })
             })
             .transpose()?;
-        let cursor = nonempty(&self.cursor)
-            .map(|c| {
-                ListCursor::decode(c)
-                    .ok_or_else(|| ApiError::field("cursor", "not a cursor this server issued"))
-            })
-            .transpose()?;
+        let cursor = super::paging::cursor(self.cursor.as_deref(), ListCursor::decode)?;
         Ok(ListQuery {
             stage,
             status,
             service,
             text: nonempty(&self.q).map(str::to_owned),
-            limit: parse_limit(nonempty(&self.limit), DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?,
+            limit: super::paging::limit(
+                "limit",
+                self.limit.as_deref(),
+                DEFAULT_LIST_LIMIT,
+                MAX_LIST_LIMIT,
+            )?,
             cursor,
             stalled_before,
         })
@@ -269,17 +254,13 @@ pub async fn timeline(
 ) -> Result<Json<TimelinePage>, ApiError> {
     caller.require(Scope::Read)?;
     check_key(&key)?;
-    let limit = parse_limit(
-        nonempty(&params.limit),
+    let limit = super::paging::limit(
+        "limit",
+        params.limit.as_deref(),
         MAX_TIMELINE_PAGE,
         MAX_TIMELINE_PAGE,
     )?;
-    let cursor = nonempty(&params.cursor)
-        .map(|c| {
-            TimelineCursor::decode(c)
-                .ok_or_else(|| ApiError::field("cursor", "not a cursor this server issued"))
-        })
-        .transpose()?;
+    let cursor = super::paging::cursor(params.cursor.as_deref(), TimelineCursor::decode)?;
     let page = state
         .work
         .timeline(&caller.tenant, &key, limit, cursor.as_ref())
