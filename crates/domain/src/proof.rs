@@ -33,56 +33,74 @@ pub struct GateInput<'a> {
     pub halt_reason: Option<&'a str>,
 }
 
-/// Applies the evidence gate of the stage's service.
+/// The evidence a service's successful stage owes; each service names its rule in the
+/// service table ([`crate::services::SERVICES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofRule {
+    /// A plan is proven by an emitted epic (an integer issue number, whatever its child
+    /// count: a single-issue plan has none) or, on the contract path, by the AIFactory
+    /// task it handed to (`proof_kind: contract` with `aifactory_task_id`).
+    EmittedIssues,
+    /// A build is proven by its tokens; the RFC's `phases_completed`, when sent, must not
+    /// be empty, and without it `proof_kind` must be `tokens`.
+    SpentTokens,
+    /// A verification is proven by a passing RFC verdict with tests executed, or by
+    /// counted verdicts, unless the outcome is `failure`/`human_review` or the halt
+    /// reason says `no_evidence`.
+    Verdicts,
+}
+
+impl ProofRule {
+    /// Whether `e` (with the rest of `input`) satisfies the rule.
+    pub fn holds(self, e: &Evidence, input: &GateInput<'_>) -> bool {
+        match self {
+            Self::EmittedIssues => {
+                let epic = e
+                    .epic_issue
+                    .as_ref()
+                    .is_some_and(|v| v.as_u64().is_some_and(|n| n > 0));
+                let contract = kind_is(e, "contract")
+                    && e.aifactory_task_id
+                        .as_deref()
+                        .is_some_and(|t| !t.trim().is_empty());
+                epic || contract
+            }
+            Self::SpentTokens => {
+                e.total_tokens.is_some_and(|n| n > 0)
+                    && match &e.phases_completed {
+                        Some(phases) => !phases.is_empty(),
+                        None => kind_is(e, "tokens"),
+                    }
+            }
+            Self::Verdicts => {
+                let failed_outcome = input.outcome.is_some_and(|o| {
+                    o.eq_ignore_ascii_case("failure") || o.eq_ignore_ascii_case("human_review")
+                }) || input
+                    .halt_reason
+                    .is_some_and(|r| r.starts_with("no_evidence"));
+                let rfc_pass =
+                    e.verdict.as_deref() == Some("pass") && e.tests_executed.is_some_and(|n| n > 0);
+                let counted = [e.verdicts, e.accepted, e.flagged]
+                    .iter()
+                    .any(|n| n.is_some_and(|n| n > 0));
+                !failed_outcome && (rfc_pass || counted)
+            }
+        }
+    }
+}
+
+/// Applies the evidence gate of the stage's service, as its row of the service table
+/// names it; a service without a rule (CFactory's own events) is not judged.
 pub fn judge(input: GateInput<'_>) -> Proof {
+    let Some(rule) = input.service.rules().proof else {
+        return Proof::NotApplicable;
+    };
     if input.class != StatusClass::Done {
         return Proof::NotApplicable;
     }
-    let Some(e) = input.evidence else {
-        return Proof::Unproven;
-    };
-    let proven = match input.service {
-        // An emitted epic proves the plan, whatever its child count (a single-issue plan
-        // has none); the contract path proves it with the AIFactory task it handed to.
-        Service::Pfactory => {
-            let epic = e
-                .epic_issue
-                .as_ref()
-                .is_some_and(|v| v.as_u64().is_some_and(|n| n > 0));
-            let contract = kind_is(e, "contract")
-                && e.aifactory_task_id
-                    .as_deref()
-                    .is_some_and(|t| !t.trim().is_empty());
-            epic || contract
-        }
-        // AIFactory proves a build by its tokens (`proof_kind: "tokens"`); the RFC's
-        // `phases_completed`, when a sender gives it, must not be empty.
-        Service::Aifactory => {
-            e.total_tokens.is_some_and(|n| n > 0)
-                && match &e.phases_completed {
-                    Some(phases) => !phases.is_empty(),
-                    None => kind_is(e, "tokens"),
-                }
-        }
-        Service::Tfactory => {
-            let failed_outcome = input.outcome.is_some_and(|o| {
-                o.eq_ignore_ascii_case("failure") || o.eq_ignore_ascii_case("human_review")
-            }) || input
-                .halt_reason
-                .is_some_and(|r| r.starts_with("no_evidence"));
-            let rfc_pass =
-                e.verdict.as_deref() == Some("pass") && e.tests_executed.is_some_and(|n| n > 0);
-            let counted = [e.verdicts, e.accepted, e.flagged]
-                .iter()
-                .any(|n| n.is_some_and(|n| n > 0));
-            !failed_outcome && (rfc_pass || counted)
-        }
-        Service::Cfactory => return Proof::NotApplicable,
-    };
-    if proven {
-        Proof::Proven
-    } else {
-        Proof::Unproven
+    match input.evidence {
+        Some(e) if rule.holds(e, &input) => Proof::Proven,
+        _ => Proof::Unproven,
     }
 }
 

@@ -1,8 +1,9 @@
 //! What CFactory knows of each upstream service's own rules, kept as data in one table:
-//! the stage its events land on, the prefix of its synthetic keys, and how its usage
-//! figures add up. Nothing here does I/O.
+//! the stage its events land on, the prefix of its synthetic keys, how its usage figures
+//! add up, its own review words and the evidence its success owes. Nothing here does I/O.
 
 use crate::event::{Service, class_with_outcome};
+use crate::proof::ProofRule;
 use crate::taxonomy::StatusClass;
 use crate::workitem::StageName;
 
@@ -33,6 +34,8 @@ pub struct ServiceRules {
     /// Its own words for "waits for a person's sign-off", which the family taxonomy
     /// does not know (PFactory's `processed`: gates evaluated, approval pending).
     pub review_statuses: &'static [&'static str],
+    /// The evidence its successful stage owes; `None`: not judged.
+    pub proof: Option<ProofRule>,
 }
 
 /// Every service, in pipeline order, CFactory last.
@@ -43,6 +46,7 @@ pub const SERVICES: [ServiceRules; 4] = [
         synthetic_prefix: Some("pf-"),
         usage: UsageAccounting::LatestTotal,
         review_statuses: &["processed"],
+        proof: Some(ProofRule::EmittedIssues),
     },
     ServiceRules {
         service: Service::Aifactory,
@@ -50,6 +54,7 @@ pub const SERVICES: [ServiceRules; 4] = [
         synthetic_prefix: Some("af-"),
         usage: UsageAccounting::SumOfRuns,
         review_statuses: &[],
+        proof: Some(ProofRule::SpentTokens),
     },
     ServiceRules {
         service: Service::Tfactory,
@@ -57,6 +62,7 @@ pub const SERVICES: [ServiceRules; 4] = [
         synthetic_prefix: Some("tf-"),
         usage: UsageAccounting::LatestTotal,
         review_statuses: &[],
+        proof: Some(ProofRule::Verdicts),
     },
     ServiceRules {
         service: Service::Cfactory,
@@ -64,6 +70,7 @@ pub const SERVICES: [ServiceRules; 4] = [
         synthetic_prefix: None,
         usage: UsageAccounting::LatestTotal,
         review_statuses: &[],
+        proof: None,
     },
 ];
 
