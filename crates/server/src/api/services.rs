@@ -10,8 +10,8 @@ use axum::routing::{get, post, put};
 use cfactory_domain::Service;
 use cfactory_domain::ports::Scope;
 use cfactory_domain::upstream::UpstreamError;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
@@ -33,13 +33,57 @@ pub fn router() -> Router<AppState> {
     get,
     path = "/api/services",
     tag = "services",
-    responses((status = 200, description = "Each upstream's URL and health", body = Object)),
+    responses((status = 200, description = "Each upstream's URL and health", body = ServiceList)),
     security(("bearer" = []), ("api_key" = []))
 )]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ServiceList>, ApiError> {
     caller.require(Scope::Read)?;
     let services: Vec<ServiceView> = state.upstreams.views().await;
-    Ok(Json(json!({ "services": services })))
+    Ok(Json(ServiceList { services }))
+}
+
+/// The watched services.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceList {
+    /// Each with `name`, `stage`, `url`, `health` and its live `feeds`.
+    #[schema(value_type = Vec<Object>)]
+    services: Vec<ServiceView>,
+}
+
+/// What a poll round did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoundList {
+    /// Per service: its health and how many tasks were read and filed.
+    #[schema(value_type = Vec<Object>)]
+    services: Vec<RoundReport>,
+}
+
+/// An item's execution graph, or why there is none.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProcessAnswer {
+    /// Whether a graph came back.
+    available: bool,
+    /// Why not, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// The service that runs the stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    service: Option<cfactory_domain::Service>,
+    /// The stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    stage: Option<cfactory_domain::StageName>,
+    /// The upstream's task id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task_id: Option<String>,
+    /// The graph's nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    nodes: Option<Value>,
 }
 
 /// A new base URL for a service.
@@ -108,20 +152,27 @@ pub async fn set_url(
     post,
     path = "/api/refresh",
     tag = "services",
-    responses((status = 200, description = "What the round did per service", body = Object)),
+    responses((status = 200, description = "What the round did per service", body = RoundList)),
     security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn refresh(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RoundList>, ApiError> {
     caller.require(Scope::Write)?;
     let services: Vec<RoundReport> = state.upstreams.round().await;
-    Ok(Json(json!({ "services": services })))
+    Ok(Json(RoundList { services }))
 }
 
-fn unavailable(reason: impl Into<String>) -> Json<Value> {
-    Json(json!({"available": false, "reason": reason.into()}))
+fn unavailable(reason: impl Into<String>) -> Json<ProcessAnswer> {
+    Json(ProcessAnswer {
+        available: false,
+        reason: Some(reason.into()),
+        service: None,
+        stage: None,
+        task_id: None,
+        nodes: None,
+    })
 }
 
 /// The execution graph of the item's furthest stage, from the service that runs it.
@@ -131,7 +182,7 @@ fn unavailable(reason: impl Into<String>) -> Json<Value> {
     tag = "workitems",
     params(("correlationKey" = String, Path, description = "The item's key or an alias")),
     responses(
-        (status = 200, description = "`{available: true, service, stage, task_id, nodes}` or `{available: false, reason}`", body = Object),
+        (status = 200, description = "`{available: true, service, stage, task_id, nodes}` or `{available: false, reason}`", body = ProcessAnswer),
         (status = 404, description = "No such item for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
@@ -140,7 +191,7 @@ pub async fn process(
     State(state): State<AppState>,
     caller: Caller,
     Path(key): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProcessAnswer>, ApiError> {
     caller.require(Scope::Read)?;
     let item = match state.work.get(&caller.tenant, &key).await {
         Ok(Some(item)) => item,
@@ -158,13 +209,14 @@ pub async fn process(
         return Ok(unavailable(format!("{service} is not configured")));
     };
     match upstream.process(&current.task_id).await {
-        Ok(graph) => Ok(Json(json!({
-            "available": true,
-            "service": graph.service,
-            "stage": graph.stage,
-            "task_id": graph.task_id,
-            "nodes": graph.nodes,
-        }))),
+        Ok(graph) => Ok(Json(ProcessAnswer {
+            available: true,
+            reason: None,
+            service: Some(graph.service),
+            stage: Some(graph.stage),
+            task_id: Some(graph.task_id),
+            nodes: Some(serde_json::to_value(&graph.nodes).unwrap_or_default()),
+        })),
         Err(e) => Ok(unavailable(match e {
             UpstreamError::NotFound => format!("{service} has no task {}", current.task_id),
             other => format!("{service}: {other}"),
