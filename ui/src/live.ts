@@ -162,7 +162,7 @@ export class LiveStore {
           const page = await api.workItems({ limit: PAGE, cursor });
           this.mergeItems(page.items);
           loaded += page.items.length;
-          cursor = page.next_cursor;
+          cursor = page.next_cursor ?? null;
         } while (cursor && loaded < MAX_ITEMS);
         this.set({ complete: true });
       } finally {

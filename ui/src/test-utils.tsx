@@ -16,7 +16,7 @@ export function stage(overrides: Partial<Stage> = {}): Stage {
     phase: 'coding',
     at: '2026-11-01T10:00:00Z',
     proof: 'not_applicable',
-    usage: { input_tokens: 0, output_tokens: 0, total_tokens: 0, cost_usd: 0 },
+    usage: { input_tokens: 0, output_tokens: 0, total_tokens: 0, cost_usd: 0, notional_cost_usd: 0 },
     started_at: '2026-11-01T09:00:00Z',
     received_at: '2026-11-01T10:00:00Z',
     ...overrides,
@@ -30,10 +30,13 @@ export function workItem(key: string, stages: Partial<Record<StageName, Stage>> 
     aliases: [],
     title: `Item ${key}`,
     project: 'acme/api',
-    links: { session_id: null, issue_number: null, aifactory_task_ids: [], branch: null, pr_number: null, tfactory_spec_ids: [] },
+    links: { session_id: null, issue_number: null, aifactory_task_ids: [], branch: null, pr_number: null, tfactory_spec_ids: [], repo: null, emitted_issues: [] },
     stages: { plan: stages.plan ?? null, code: stages.code ?? null, test: stages.test ?? null },
-    usage_total: { input_tokens: 0, output_tokens: 0, total_tokens: 0, cost_usd: 0 },
+    usage_total: { input_tokens: 0, output_tokens: 0, total_tokens: 0, cost_usd: 0, notional_cost_usd: 0 },
+    usage_by_task: [],
     event_count: 1,
+    handbacks: 0,
+    flags: { missing_event_id: 0, correlation_conflict_count: 0, correlation_conflicts: [] },
     created_at: '2026-11-01T09:00:00Z',
     updated_at: '2026-11-01T10:00:00Z',
     liveness: { active_stage: active, last_activity_age_seconds: 10, stalled: false },
@@ -96,7 +99,7 @@ export class FakeSocket {
   }
 }
 
-export const openSession: Session = { tenant: 'default', scopes: ['read', 'write', 'ingest'], open_mode: true };
+export const openSession: Session = { tenant: 'default', scopes: ['read', 'write', 'ingest', 'approve', 'metrics', 'admin'], open_mode: true };
 
 /** Renders `ui` inside the providers views expect. */
 export function renderWith(ui: ReactNode, { store = new LiveStore(0), session = openSession } = {}) {

@@ -42,6 +42,9 @@ enum Task {
         #[arg(long, default_value_t = 100)]
         max_examples: u32,
     },
+    /// Write the server's `/openapi.json` to `ui/src/openapi/openapi.json` and regenerate the
+    /// cockpit's API types (`ui/src/openapi/schema.gen.ts`) from it.
+    UiTypes,
     /// Build what the demo needs and run `cfactory demo` (server + simulator).
     Demo {
         /// Arguments passed to `cfactory demo`.
@@ -61,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test { quick } => test::run(quick),
         Task::Arch => arch::check(),
         Task::FuzzApi { max_examples } => fuzz::run(max_examples),
+        Task::UiTypes => ui::run_ui_types(),
         Task::Demo { args } => demo::run(&args),
         Task::Bench { which } => bench::run(which),
     }

@@ -164,3 +164,31 @@ pub fn run_ui_bench() -> anyhow::Result<()> {
     )?;
     Ok(())
 }
+
+/// Refreshes the cockpit's API types: writes the server's OpenAPI document to
+/// `ui/src/openapi/openapi.json` (`cfactory openapi`) and regenerates
+/// `ui/src/openapi/schema.gen.ts` from it. Tests on both sides fail until this has run after
+/// a wire change.
+pub fn run_ui_types() -> anyhow::Result<()> {
+    let bin = build_server()?;
+    eprintln!("xtask: ui: cfactory openapi");
+    let out = Command::new(&bin)
+        .arg("openapi")
+        .output()
+        .with_context(|| format!("running {} openapi", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "cfactory openapi failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let doc = ui_dir().join("src").join("openapi").join("openapi.json");
+    std::fs::write(&doc, &out.stdout).with_context(|| format!("writing {}", doc.display()))?;
+    run_step(
+        "node scripts/openapi-types.mjs",
+        Command::new("node")
+            .arg("scripts/openapi-types.mjs")
+            .current_dir(ui_dir()),
+    )
+}

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use cfactory_domain::actions::{
-    ActionError, ActionKind, ActionService, MAX_NOTE_CHARS, PreparedAction,
+    ActionError, ActionKind, ActionService, Actor, MAX_NOTE_CHARS, PreparedAction,
 };
 use cfactory_domain::insights::{AnomalyKind, Window};
 use cfactory_domain::ports::{
@@ -56,8 +56,9 @@ pub struct ToolSpec {
 pub struct ToolContext {
     /// The tenant every read and proposal is scoped to.
     pub tenant: TenantId,
-    /// Who is asking (a key id, a user, `local`); recorded as a proposal's `proposed_by`.
-    pub actor: String,
+    /// Who is asking and through which door (the copilot's chat or MCP); recorded as a
+    /// proposal's `proposed_by` and `proposed_via`.
+    pub actor: Actor,
     /// Whether the propose tools may run (the caller holds the `write` scope).
     pub allow_propose: bool,
 }
@@ -485,9 +486,9 @@ impl ToolRegistry {
             .await
             .map_err(|e| match e {
                 ActionError::NotFound(detail) => ToolError::NotFound(detail),
-                ActionError::Refused(reason) | ActionError::Conflict(reason) => {
-                    ToolError::Refused(reason)
-                }
+                ActionError::Refused(reason)
+                | ActionError::Conflict(reason)
+                | ActionError::Forbidden(reason) => ToolError::Refused(reason),
                 ActionError::Store(e) => store_error(e),
             })
     }

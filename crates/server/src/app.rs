@@ -49,6 +49,14 @@ pub fn build_app(state: AppState) -> Router {
     traced(
         api::router()
             .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::limits::limit,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::guard::guard,
+            ))
             .with_state(state)
             .layer(CatchPanicLayer::custom(|_| {
                 ApiError::Internal.into_response()
@@ -71,6 +79,14 @@ pub fn build_ui_app(state: AppState) -> Router {
     traced(
         api::router()
             .fallback(cockpit)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::limits::limit,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::guard::guard,
+            ))
             .with_state(state)
             .layer(CatchPanicLayer::custom(|_| {
                 ApiError::Internal.into_response()
@@ -159,7 +175,7 @@ pub async fn start(
         stores.close().await;
         bail!(
             "refusing to serve without API keys on a non-loopback address; create one with \
-             `cfactory keys create --scopes read,write,ingest` (same --database-url), or bind \
+             `cfactory keys create --scopes read,write,approve,ingest` (same --database-url), or bind \
              127.0.0.1"
         );
     }
@@ -235,6 +251,7 @@ pub async fn start(
         }),
         ttl: chrono::Duration::seconds(i64::try_from(settings.action_ttl_seconds).unwrap_or(900)),
         stall_deadline,
+        require_second_approver: settings.require_second_approver,
         ..ActionServiceParts::new(
             stores.actions.clone(),
             stores.work.clone(),
@@ -269,6 +286,12 @@ pub async fn start(
     };
     tasks.push(tokio::spawn(crate::actions::run_sweeper(actions.clone())));
 
+    let limits = Arc::new(crate::limits::Limits::new(&settings.limits));
+    tasks.push(tokio::spawn(crate::limits::run_forgetter(limits.clone())));
+    let api_listener = bind(settings.api_addr, "API").await?;
+    let ui_listener = bind(settings.ui_addr, "cockpit").await?;
+    let api_addr = api_listener.local_addr()?;
+    let ui_addr = ui_listener.local_addr()?;
     let state = AppState::new(AppParts {
         work: stores.work.clone(),
         keys: stores.keys.clone(),
@@ -276,6 +299,11 @@ pub async fn start(
         clock,
         metrics: Arc::new(Metrics::default()),
         open_mode_allowed: loopback,
+        own_names: crate::guard::OwnNames {
+            ports: vec![api_addr.port(), ui_addr.port()],
+            public: settings.public_url.clone(),
+        },
+        limits: limits.clone(),
         default_tenant: settings.tenant.clone(),
         stall_deadline,
         hub,
@@ -288,18 +316,20 @@ pub async fn start(
         copilot,
         conversations: stores.conversations.clone(),
     });
-    let api_listener = bind(settings.api_addr, "API").await?;
-    let ui_listener = bind(settings.ui_addr, "cockpit").await?;
-    let api_addr = api_listener.local_addr()?;
-    let ui_addr = ui_listener.local_addr()?;
     let (stop, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let api = axum::serve(api_listener, build_app(state.clone()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let ui = axum::serve(ui_listener, build_ui_app(state.clone()))
-        .with_graceful_shutdown(stopped(stop_rx));
+    let api = axum::serve(
+        api_listener,
+        build_app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let ui = axum::serve(
+        ui_listener,
+        build_ui_app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(stop_rx));
     let servers = vec![
         tokio::spawn(async move { api.await }),
         tokio::spawn(async move { ui.await }),

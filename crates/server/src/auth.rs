@@ -7,6 +7,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use cfactory_domain::TenantId;
+use cfactory_domain::actions::{Actor, Door};
 use cfactory_domain::ports::Scope;
 
 use crate::keys::hash_secret;
@@ -21,6 +22,8 @@ pub struct Caller {
     /// The key's public id (`None` in open mode).
     pub key_id: Option<String>,
     scopes: Vec<Scope>,
+    /// The door: `ui` for a browser session (or a browser in open mode), else `api`.
+    pub door: Door,
 }
 
 impl Caller {
@@ -35,6 +38,16 @@ impl Caller {
         self.key_id
             .as_ref()
             .map_or_else(|| "local".to_owned(), |id| format!("key:{id}"))
+    }
+
+    /// The caller as the action lifecycle records them, through their own door.
+    pub fn as_actor(&self) -> Actor {
+        self.via(self.door)
+    }
+
+    /// The caller acting through `door` (the copilot's chat, MCP).
+    pub fn via(&self, door: Door) -> Actor {
+        Actor::new(self.actor(), door)
     }
 
     /// `Ok` when the caller has `scope`, else 403.
@@ -114,7 +127,7 @@ impl FromRequestParts<AppState> for Caller {
                 parts.method,
                 axum::http::Method::GET | axum::http::Method::HEAD
             )
-            && !crate::live::ws::origin_allowed(&parts.headers)
+            && !crate::guard::browser_origin_allowed(&state.own_names, &parts.headers)
         {
             return Err(ApiError::Forbidden {
                 detail: "a session may only be used from the cockpit's own origin".into(),
@@ -130,14 +143,18 @@ impl FromRequestParts<AppState> for Caller {
                     tenant: key.tenant,
                     key_id: Some(key.id),
                     scopes: key.scopes,
+                    door: if from_cookie { Door::Ui } else { Door::Api },
                 })
             }
             None => {
                 if state.open_mode_allowed && !state.keys.has_active_keys().await? {
+                    // A browser always names its origin (the guard has checked it is ours).
+                    let browser = parts.headers.contains_key(header::ORIGIN);
                     return Ok(Self {
                         tenant: state.default_tenant.clone(),
                         key_id: None,
-                        scopes: vec![Scope::Read, Scope::Write, Scope::Ingest],
+                        scopes: Scope::ALL.to_vec(),
+                        door: if browser { Door::Ui } else { Door::Api },
                     });
                 }
                 Err(ApiError::Unauthorized {

@@ -73,6 +73,8 @@ pub enum Command {
     /// Check the audit log's HMAC chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print the API's OpenAPI 3.1 document (what `GET /openapi.json` serves) and exit.
+    Openapi,
 }
 
 /// `audit` subcommands.
@@ -121,6 +123,33 @@ pub struct ServeArgs {
     /// Seconds a proposed action waits for a confirm before it expires [default: 900]
     #[arg(long, env = "CFACTORY_ACTION_TTL_SECONDS")]
     pub action_ttl_seconds: Option<u64>,
+    /// The cockpit's external origin when it is served under a name or behind a proxy
+    /// (`https://cockpit.example.com`): requests for that host are answered, browsers from
+    /// that origin may write, and an https one makes the session cookie `Secure`
+    #[arg(long, env = "CFACTORY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Refuse a confirm by the same key or session that proposed the action (four eyes)
+    #[arg(long, env = "CFACTORY_REQUIRE_SECOND_APPROVER")]
+    pub require_second_approver: bool,
+    /// Completion-event requests per second per key or client address; 0: no limit
+    /// [default: 50000]
+    #[arg(long, env = "CFACTORY_LIMIT_INGEST_PER_SECOND")]
+    pub limit_ingest_per_second: Option<u32>,
+    /// Read requests per second per key, session or client address; 0: no limit
+    /// [default: 2000]
+    #[arg(long, env = "CFACTORY_LIMIT_READ_PER_SECOND")]
+    pub limit_read_per_second: Option<u32>,
+    /// Changing requests per minute per key, session or client address; 0: no limit
+    /// [default: 6000]
+    #[arg(long, env = "CFACTORY_LIMIT_WRITE_PER_MINUTE")]
+    pub limit_write_per_minute: Option<u32>,
+    /// Sign-in attempts per minute per client address; 0: no limit [default: 10]
+    #[arg(long, env = "CFACTORY_LIMIT_SIGNIN_PER_MINUTE")]
+    pub limit_signin_per_minute: Option<u32>,
+    /// Copilot turns per hour per key, session or client address; 0: no limit
+    /// [default: 120]
+    #[arg(long, env = "CFACTORY_LIMIT_COPILOT_TURNS_PER_HOUR")]
+    pub limit_copilot_turns_per_hour: Option<u32>,
     /// The upstream services.
     #[command(flatten)]
     pub upstreams: UpstreamArgs,
@@ -190,7 +219,7 @@ impl UpstreamArgs {
 pub enum KeysCommand {
     /// Create a key and print it once (only its SHA-256 is stored).
     Create {
-        /// Comma-separated: read, write, ingest, admin.
+        /// Comma-separated: read, write, ingest, approve (confirm actions), metrics, admin.
         #[arg(long)]
         scopes: String,
         /// A name to recognise the key by.
@@ -242,6 +271,13 @@ impl Cli {
             over.ui_addr = s.ui_addr.clone();
             over.stall_deadline_seconds = s.stall_deadline_seconds;
             over.action_ttl_seconds = s.action_ttl_seconds;
+            over.public_url = s.public_url.clone();
+            over.require_second_approver = s.require_second_approver.then_some(true);
+            over.limit_ingest_per_second = s.limit_ingest_per_second;
+            over.limit_read_per_second = s.limit_read_per_second;
+            over.limit_write_per_minute = s.limit_write_per_minute;
+            over.limit_signin_per_minute = s.limit_signin_per_minute;
+            over.limit_copilot_turns_per_hour = s.limit_copilot_turns_per_hour;
             s.upstreams.apply(&mut over);
         }
         Settings::resolve(file, over)

@@ -31,20 +31,20 @@ fn random_text(len: usize) -> String {
         .collect()
 }
 
-/// Parses `read,write,ingest[,admin]` (also `+`-separated), without repeats.
+/// Parses `read,write,ingest,approve,metrics,admin` (also `+`-separated), without repeats.
 pub fn parse_scopes(text: &str) -> anyhow::Result<Vec<Scope>> {
     let mut scopes = BTreeSet::new();
     for part in text.split([',', '+']).filter(|p| !p.trim().is_empty()) {
         let scope = Scope::parse(part).with_context(|| {
             format!(
-                "unknown scope `{}` (use read, write, ingest, admin)",
+                "unknown scope `{}` (use read, write, ingest, approve, metrics, admin)",
                 part.trim()
             )
         })?;
         scopes.insert(scope);
     }
     if scopes.is_empty() {
-        bail!("name at least one scope: read, write, ingest or admin");
+        bail!("name at least one scope: read, write, ingest, approve, metrics or admin");
     }
     Ok(scopes.into_iter().collect())
 }
@@ -76,6 +76,9 @@ pub fn mint(
         secret: format!("{KEY_PREFIX}{}", random_text(SECRET_CHARS)),
     }
 }
+
+/// The shortest seeded key: 32 characters, about as hard to guess as a generated one.
+pub const MIN_SEED_CHARS: usize = 32;
 
 /// One entry of `CFACTORY_API_KEYS`: `KEY:SCOPES[:TENANT]`, scopes joined by `+`.
 #[derive(Debug)]
@@ -113,8 +116,11 @@ pub fn parse_seeds(text: &str) -> anyhow::Result<Vec<SeedKey>> {
         if parts.next().is_some() {
             bail!("CFACTORY_API_KEYS entry {n}: expected KEY:SCOPES[:TENANT]");
         }
-        if secret.len() < 16 {
-            bail!("CFACTORY_API_KEYS entry {n}: a key must be at least 16 characters");
+        if secret.chars().count() < MIN_SEED_CHARS {
+            bail!(
+                "CFACTORY_API_KEYS entry {n}: a key must be at least {MIN_SEED_CHARS} characters \
+                 (generate one with `cfactory keys create`, or 32 random characters)"
+            );
         }
         seeds.push(SeedKey {
             secret,
@@ -196,7 +202,7 @@ mod tests {
     #[test]
     fn seeds_parse_without_echoing_secrets() {
         let seeds = parse_seeds(
-            "cfk_aaaaaaaaaaaaaaaaaaaa:read+ingest, cfk_bbbbbbbbbbbbbbbbbbbb:admin:acme",
+            "cfk_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:read+ingest, cfk_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb:admin:acme",
         )
         .unwrap();
         assert_eq!(seeds.len(), 2);
@@ -207,5 +213,8 @@ mod tests {
             .to_string();
         assert!(!err.contains("secretsecret"), "{err}");
         assert!(parse_seeds("short:read").is_err());
+        // 31 characters is one too few; 32 is enough.
+        assert!(parse_seeds(&format!("{}:read", "k".repeat(31))).is_err());
+        assert!(parse_seeds(&format!("{}:read", "k".repeat(32))).is_ok());
     }
 }

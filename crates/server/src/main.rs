@@ -33,6 +33,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => cfactory_server::demo::demo(settings, &args).await?,
         Command::Serve(_) => cfactory_server::app::serve(settings).await?,
         Command::Migrate => cli::migrate(&settings).await?,
+        Command::Openapi => print!("{}", cfactory_server::api::openapi_document()),
         Command::Keys(command) => cli::keys(&settings, &command).await?,
         Command::Audit(cli::AuditCommand::Verify) => {
             let (report, ok) = cli::audit_verify(&settings).await?;

@@ -51,6 +51,18 @@ pub enum ApiError {
         /// Why.
         detail: String,
     },
+    /// The request names a host this server does not answer to (DNS rebinding).
+    #[error("{detail}")]
+    Misdirected {
+        /// Which host.
+        detail: String,
+    },
+    /// The body is not in a media type the route takes.
+    #[error("{detail}")]
+    UnsupportedMediaType {
+        /// What the route takes.
+        detail: String,
+    },
     /// The request conflicts with the resource's state (an action already decided).
     #[error("{detail}")]
     Conflict {
@@ -74,6 +86,14 @@ pub enum ApiError {
     GatewayTimeout {
         /// What timed out.
         detail: String,
+    },
+    /// Over a request limit: retry after `retry_after` seconds.
+    #[error("{detail}")]
+    TooManyRequests {
+        /// Which limit.
+        detail: String,
+        /// Seconds to wait.
+        retry_after: u64,
     },
     /// The store is down: nothing was written.
     #[error("the store is unavailable")]
@@ -150,6 +170,16 @@ impl ApiError {
             Self::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::Misdirected { .. } => (
+                StatusCode::MISDIRECTED_REQUEST,
+                "misdirected",
+                "Misdirected request",
+            ),
+            Self::UnsupportedMediaType { .. } => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
             Self::NotConfigured { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not-configured",
@@ -160,6 +190,11 @@ impl ApiError {
                 StatusCode::GATEWAY_TIMEOUT,
                 "gateway-timeout",
                 "Gateway timeout",
+            ),
+            Self::TooManyRequests { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
             ),
             Self::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -221,6 +256,9 @@ impl IntoResponse for ApiError {
         );
         if matches!(self, Self::Unavailable) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        if let Self::TooManyRequests { retry_after, .. } = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
         if matches!(self, Self::Unauthorized { .. }) {
             headers.insert(

@@ -116,11 +116,29 @@ pub struct SignIn {
     pub key: String,
 }
 
-fn cookie(value: &str, max_age: u64) -> HeaderValue {
+/// The session cookie; `Secure` when the cockpit is reached over https.
+fn cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}"
+        "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
     ))
     .expect("cookie text is ASCII")
+}
+
+/// Whether the browser reached the cockpit over https: `--public-url` is https, or the
+/// request came so (its URI, or `X-Forwarded-Proto` from a proxy in front; the header
+/// can only add `Secure`, never take it away).
+fn over_https(state: &AppState, headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
+    state
+        .own_names
+        .public
+        .as_ref()
+        .is_some_and(|p| p.is_https())
+        || uri.scheme_str() == Some("https")
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
 /// Exchanges an API key for an HttpOnly, SameSite=Strict session cookie.
@@ -137,6 +155,8 @@ fn cookie(value: &str, max_age: u64) -> HeaderValue {
 )]
 pub async fn sign_in(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
     body: Result<Json<SignIn>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::BadRequest {
@@ -158,9 +178,14 @@ pub async fn sign_in(
         open_mode: false,
     })
     .into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, cookie(&token, SESSION_TTL.as_secs()));
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie(
+            &token,
+            SESSION_TTL.as_secs(),
+            over_https(&state, &headers, &uri),
+        ),
+    );
     Ok(response)
 }
 
@@ -175,14 +200,16 @@ pub async fn sign_in(
 pub async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     if let Some(token) = cookie_token(&headers) {
         state.keys.end_session(&hash_secret(&token)).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, cookie("", 0));
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie("", 0, over_https(&state, &headers, &uri)),
+    );
     Ok(response)
 }
 

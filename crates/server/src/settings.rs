@@ -131,6 +131,10 @@ pub struct FileSettings {
     pub stall_deadline_seconds: Option<u64>,
     /// See `--action-ttl-seconds`.
     pub action_ttl_seconds: Option<u64>,
+    /// See `--public-url`.
+    pub public_url: Option<String>,
+    /// See `--require-second-approver`.
+    pub require_second_approver: Option<bool>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
     /// See `CFACTORY_API_KEYS`.
@@ -160,6 +164,8 @@ pub struct FileSettings {
     /// The `[anomalies]` table: the anomaly rules' thresholds (the stall limit is
     /// `stall_deadline_seconds`).
     pub anomalies: Option<Thresholds>,
+    /// The `[limits]` table: request limits (see `--limit-*`).
+    pub limits: Option<crate::limits::LimitSettings>,
     /// See `CFACTORY_AUDIT_HMAC_SECRET`.
     pub audit_hmac_secret: Option<String>,
 }
@@ -190,6 +196,20 @@ pub struct Overrides {
     pub stall_deadline_seconds: Option<u64>,
     /// `--action-ttl-seconds` / `CFACTORY_ACTION_TTL_SECONDS`.
     pub action_ttl_seconds: Option<u64>,
+    /// `--public-url` / `CFACTORY_PUBLIC_URL`.
+    pub public_url: Option<String>,
+    /// `--require-second-approver` / `CFACTORY_REQUIRE_SECOND_APPROVER`.
+    pub require_second_approver: Option<bool>,
+    /// `--limit-ingest-per-second`.
+    pub limit_ingest_per_second: Option<u32>,
+    /// `--limit-read-per-second`.
+    pub limit_read_per_second: Option<u32>,
+    /// `--limit-write-per-minute`.
+    pub limit_write_per_minute: Option<u32>,
+    /// `--limit-signin-per-minute`.
+    pub limit_signin_per_minute: Option<u32>,
+    /// `--limit-copilot-turns-per-hour`.
+    pub limit_copilot_turns_per_hour: Option<u32>,
     /// `--log-format` / `CFACTORY_LOG_FORMAT`.
     pub log_format: Option<LogFormat>,
     /// `CFACTORY_API_KEYS`.
@@ -237,6 +257,13 @@ pub struct Settings {
     pub stall_deadline_seconds: u64,
     /// How long a proposed action waits for a confirm.
     pub action_ttl_seconds: u64,
+    /// The cockpit's external origin (`https://cockpit.example.com`), when it is served
+    /// behind a proxy or under a name: its host is one of the server's own names.
+    pub public_url: Option<PublicUrl>,
+    /// Whether a confirm by the key or session that proposed the action is refused.
+    pub require_second_approver: bool,
+    /// Request limits.
+    pub limits: crate::limits::LimitSettings,
     /// Log format.
     pub log_format: LogFormat,
     /// Keys to seed at start, as `KEY:SCOPES[:TENANT]` entries.
@@ -248,6 +275,57 @@ pub struct Settings {
     /// The audit chain's HMAC secret, when configured (else a loopback server keeps one in
     /// the data dir).
     pub audit_secret: Option<Secret>,
+}
+
+/// The cockpit's external address: an `http` or `https` origin, kept as its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The host as written (lower-cased), brackets kept for IPv6.
+    pub host: String,
+    /// The port, explicit or the scheme's default.
+    pub port: u16,
+}
+
+impl PublicUrl {
+    /// Parses `http[s]://host[:port][/]`; a path beyond `/`, credentials, a query or a
+    /// fragment are refused.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = url::Url::parse(text.trim()).map_err(|e| format!("not a URL ({e})"))?;
+        let scheme = url.scheme().to_owned();
+        if scheme != "http" && scheme != "https" {
+            return Err("must be http or https".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not carry credentials".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
+            return Err("must be an origin only (no path, query or fragment)".into());
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| "has no host".to_owned())?
+            .to_ascii_lowercase();
+        let port = url.port_or_known_default().unwrap_or(80);
+        Ok(Self { scheme, host, port })
+    }
+
+    /// `scheme://host[:port]`, the port left out when it is the scheme's default, as a
+    /// browser spells an `Origin`.
+    pub fn origin(&self) -> String {
+        let default = if self.scheme == "https" { 443 } else { 80 };
+        if self.port == default {
+            format!("{}://{}", self.scheme, self.host)
+        } else {
+            format!("{}://{}:{}", self.scheme, self.host, self.port)
+        }
+    }
+
+    /// Whether it is https.
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
+    }
 }
 
 /// How to reach one upstream service.
@@ -374,6 +452,31 @@ impl Settings {
         if stall_deadline_seconds == 0 {
             bail!("--stall-deadline-seconds must be at least 1");
         }
+        let public_url = over
+            .public_url
+            .or(file.public_url)
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| PublicUrl::parse(&u).map_err(|e| anyhow::anyhow!("--public-url `{u}`: {e}")))
+            .transpose()?;
+        let mut limits = file.limits.unwrap_or_default();
+        for (flag, slot) in [
+            (over.limit_ingest_per_second, &mut limits.ingest_per_second),
+            (over.limit_read_per_second, &mut limits.read_per_second),
+            (over.limit_write_per_minute, &mut limits.write_per_minute),
+            (over.limit_signin_per_minute, &mut limits.signin_per_minute),
+            (
+                over.limit_copilot_turns_per_hour,
+                &mut limits.copilot_turns_per_hour,
+            ),
+        ] {
+            if let Some(value) = flag {
+                *slot = value;
+            }
+        }
+        let require_second_approver = over
+            .require_second_approver
+            .or(file.require_second_approver)
+            .unwrap_or(false);
         let action_ttl_seconds = over
             .action_ttl_seconds
             .or(file.action_ttl_seconds)
@@ -459,6 +562,9 @@ impl Settings {
             tenant,
             stall_deadline_seconds,
             action_ttl_seconds,
+            public_url,
+            require_second_approver,
+            limits,
             log_format: over
                 .log_format
                 .or(file.log_format)

@@ -42,6 +42,10 @@ pub struct AppParts {
     pub metrics: Arc<Metrics>,
     /// Whether a request without a key may act while no key exists (loopback binds only).
     pub open_mode_allowed: bool,
+    /// The names and origins this server answers to (the browser guard's rules).
+    pub own_names: crate::guard::OwnNames,
+    /// The request limits' buckets.
+    pub limits: std::sync::Arc<crate::limits::Limits>,
     /// The tenant of open-mode requests.
     pub default_tenant: TenantId,
     /// Silence after which a running stage is stalled.

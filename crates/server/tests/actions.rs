@@ -648,3 +648,118 @@ async fn an_upstream_that_does_not_answer_fails_the_action_once_without_a_retry(
     let (status, _) = post_json(&server, &path, json!({}), None).await;
     assert_eq!(status, 409, "a failed action is not confirmed again");
 }
+
+/// The agent that proposes cannot approve: `write` proposes and rejects, `approve`
+/// confirms, and the action names both people and their doors.
+#[tokio::test]
+async fn an_agent_with_write_proposes_but_only_an_approver_confirms() {
+    let (upstream, calls) = fake_aifactory().await;
+    let store = Store::sqlite();
+    let agent = store.create_key("read,write,ingest", None);
+    let approver = store.create_key("read,approve", None);
+    let server = start_with_aifactory(&store, &upstream);
+    seed(&server, Some(&agent)).await;
+    settled(&server, Some(&agent)).await;
+
+    let proposed = rpc(
+        &server,
+        &agent,
+        "tools/call",
+        json!({"name": "propose_kick_handback", "arguments": {"correlation_key": "301"}}),
+    )
+    .await;
+    assert_eq!(proposed["result"]["isError"], false, "{proposed}");
+    let (_, listed) = server
+        .get_with("/api/actions?status=prepared", Some(&agent))
+        .await;
+    let id = listed["actions"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed["actions"][0]["proposed_via"], "mcp");
+
+    // The agent's key, over HTTP and through the copilot alias: 403, nothing sent.
+    for path in [
+        format!("/api/actions/{id}/confirm"),
+        format!("/api/copilot/actions/{id}/confirm"),
+    ] {
+        let (status, body) = post_json(&server, &path, json!({}), Some(&agent)).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("approve"),
+            "{body}"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    // An approver cannot reject (write) but confirms.
+    let (status, _) = post_json(
+        &server,
+        &format!("/api/actions/{id}/reject"),
+        json!({}),
+        Some(&approver),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, done) = post_json(
+        &server,
+        &format!("/api/actions/{id}/confirm"),
+        json!({}),
+        Some(&approver),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let (_, action) = server
+        .get_with(&format!("/api/actions/{id}"), Some(&approver))
+        .await;
+    assert_eq!(action["status"], "executed");
+    assert!(action["proposed_by"].as_str().unwrap().starts_with("key:"));
+    assert_eq!(action["proposed_via"], "mcp");
+    assert_eq!(action["decided_via"], "api");
+    assert_ne!(action["decided_by"], action["proposed_by"]);
+    let (_, audit) = server.get_with("/api/audit", Some(&approver)).await;
+    let actor = audit["entries"][0]["actor"].as_str().unwrap();
+    assert!(
+        actor.contains("via api; proposed by key:") && actor.ends_with("via mcp"),
+        "{actor}"
+    );
+}
+
+/// `--require-second-approver`: whoever proposed may not also confirm.
+#[tokio::test]
+async fn four_eyes_refuses_a_confirm_by_the_proposer() {
+    let (upstream, calls) = fake_aifactory().await;
+    let store = Store::sqlite();
+    let lead = store.create_key("read,write,approve,ingest", None);
+    let second = store.create_key("read,approve", None);
+    let server = Server::start_with(
+        &store,
+        &[
+            "--aifactory-url",
+            &upstream,
+            "--poll-interval-seconds",
+            "0",
+            "--require-second-approver",
+        ],
+        &[],
+    )
+    .unwrap();
+    seed(&server, Some(&lead)).await;
+    settled(&server, Some(&lead)).await;
+    let (status, action) = post_json(
+        &server,
+        "/api/actions/propose",
+        json!({"kind": "kick_handback", "correlation_key": "301"}),
+        Some(&lead),
+    )
+    .await;
+    assert_eq!(status, 201, "{action}");
+    let path = format!("/api/actions/{}/confirm", action["id"].as_str().unwrap());
+    let (status, body) = post_json(&server, &path, json!({}), Some(&lead)).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("second person"),
+        "{body}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let (status, done) = post_json(&server, &path, json!({}), Some(&second)).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

@@ -147,6 +147,7 @@ async fn every_bad_input_is_refused_with_its_field_and_stores_nothing() {
         let resp = server
             .http
             .post(server.url("/api/events/completion"))
+            .header("content-type", "application/json")
             .body(body.clone())
             .send()
             .await
@@ -605,6 +606,7 @@ async fn postgres_serves_the_same_api_and_answers_503_when_the_store_is_gone() {
     let resp = server
         .http
         .post(server.url("/api/events"))
+        .header("content-type", "application/json")
         .body(e2.clone())
         .send()
         .await

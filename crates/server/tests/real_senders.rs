@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 const TENANTS: usize = 40;
 
 fn key_of(tenant: usize) -> String {
-    format!("cfk_realsenders_tenant_{tenant:02}")
+    format!("cfk_realsenders_tenant_{tenant:02}_0123456789")
 }
 
 fn start(store: &Store) -> Server {

@@ -1,7 +1,7 @@
 //! The proposed-action port: saved, listed, and moved by compare-and-set.
 
 use cfactory_domain::actions::{
-    ActionKind, ActionStatus, Endpoint, HttpMethod, PreparedAction, StepResult,
+    ActionKind, ActionStatus, Actor, Door, Endpoint, HttpMethod, PreparedAction, StepResult,
 };
 use cfactory_domain::ports::StoreError;
 use cfactory_domain::{CorrelationKey, Service, TenantId};
@@ -26,6 +26,9 @@ fn action(id: &str, tenant: &TenantId, minute: i64) -> PreparedAction {
         expires_at: t(minute + 15),
         note: Some("note".into()),
         proposed_by: "local".into(),
+        proposed_via: Some(Door::Mcp),
+        decided_by: None,
+        decided_via: None,
         tenant: tenant.clone(),
         results: Vec::new(),
     }
@@ -68,6 +71,7 @@ pub async fn actions_are_stored_listed_and_moved_exactly_once(s: &Subject) {
                     ActionStatus::Prepared,
                     ActionStatus::Executing,
                     Vec::new(),
+                    Some(&Actor::new("key:approver", Door::Ui)),
                 )
                 .await
                 .unwrap()
@@ -97,12 +101,19 @@ pub async fn actions_are_stored_listed_and_moved_exactly_once(s: &Subject) {
             ActionStatus::Executing,
             ActionStatus::Executed,
             vec![result.clone()],
+            None,
         )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(done.status, ActionStatus::Executed);
     assert_eq!(done.results, vec![result]);
+    assert_eq!(
+        (done.decided_by.as_deref(), done.decided_via),
+        (Some("key:approver"), Some(Door::Ui)),
+        "the claim's decider survives the later move that names none"
+    );
+    assert_eq!(done.proposed_via, Some(Door::Mcp));
     assert_eq!(
         s.actions.get(&tenant(), "act_1").await.unwrap().unwrap(),
         done
@@ -114,7 +125,8 @@ pub async fn actions_are_stored_listed_and_moved_exactly_once(s: &Subject) {
                 "act_1",
                 ActionStatus::Prepared,
                 ActionStatus::Rejected,
-                Vec::new()
+                Vec::new(),
+                None,
             )
             .await
             .unwrap()
@@ -134,7 +146,8 @@ pub async fn actions_are_stored_listed_and_moved_exactly_once(s: &Subject) {
                 "act_2",
                 ActionStatus::Prepared,
                 ActionStatus::Rejected,
-                Vec::new()
+                Vec::new(),
+                None,
             )
             .await
             .unwrap()

@@ -7,12 +7,12 @@ const item = workItem(
   '185',
   {
     plan: stage({ status: 'emitted', status_class: 'done', proof: 'proven', task_id: '011-dark' }),
-    code: stage({ status: 'done', status_class: 'done', proof: 'unproven', task_id: 'proj:012', injection_scan: { verdict: 'flagged', reason: 'asks for secrets' }, usage: { input_tokens: 90, output_tokens: 10, total_tokens: 100, cost_usd: 0 } }),
+    code: stage({ status: 'done', status_class: 'done', proof: 'unproven', task_id: 'proj:012', injection_scan: { verdict: 'flagged', reason: 'asks for secrets' }, usage: { input_tokens: 90, output_tokens: 10, total_tokens: 100, cost_usd: 0, notional_cost_usd: 0 } }),
   },
   {
     title: 'Dark mode for the dashboard',
     aliases: ['pf-011-dark'],
-    links: { session_id: '011-dark', issue_number: 185, aifactory_task_ids: ['proj:012'], branch: 'af/185-dark', pr_number: 318, tfactory_spec_ids: ['spec-009'] },
+    links: { session_id: '011-dark', issue_number: 185, aifactory_task_ids: ['proj:012'], branch: 'af/185-dark', pr_number: 318, tfactory_spec_ids: ['spec-009'], repo: null, emitted_issues: [] },
     event_count: 3,
   },
 );
@@ -113,7 +113,7 @@ const qualified = workItem(
       halt_reason: 'the smoke suite needs a person to judge the checkout screenshots',
       proof: 'unproven',
       task_id: 'spec-031',
-      usage: { input_tokens: 400, output_tokens: 100, total_tokens: 500, cost_usd: 0.12 },
+      usage: { input_tokens: 400, output_tokens: 100, total_tokens: 500, cost_usd: 0.12, notional_cost_usd: 0 },
       verification: {
         target_level: 'VAL-2',
         achieved_level: 'VAL-0',

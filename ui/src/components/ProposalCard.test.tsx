@@ -100,7 +100,7 @@ describe('proposal card', () => {
     expect(screen.queryByRole('button', { name: 'Confirm' })).toBeNull();
   });
 
-  it('cannot be confirmed once expired, or without the write scope', () => {
+  it('cannot be confirmed once expired, or without the approve scope', () => {
     const { unmount } = renderWith(<ProposalCard action={{ ...handback, expires_at: new Date(Date.now() - 1000).toISOString() }} />);
     expect(screen.getByRole('button', { name: 'Confirm' })).toHaveProperty('disabled', true);
     expect(screen.getByText(/Expired: propose it again/)).toBeTruthy();
@@ -109,6 +109,29 @@ describe('proposal card', () => {
     renderWith(<ProposalCard action={handback} />, { session: { tenant: 't', scopes: ['read'], open_mode: false } });
     expect(screen.queryByRole('button', { name: 'Confirm' })).toBeNull();
     expect(screen.queryByRole('button', { name: 'Reject' })).toBeNull();
-    expect(screen.getByText('Confirming needs the write scope.')).toBeTruthy();
+    expect(screen.getByText('Confirming needs the approve scope.')).toBeTruthy();
+  });
+
+  it('lets a proposer reject but only an approver confirm', () => {
+    const { unmount } = renderWith(<ProposalCard action={handback} />, { session: { tenant: 't', scopes: ['read', 'write'], open_mode: false } });
+    expect(screen.queryByRole('button', { name: 'Confirm' })).toBeNull();
+    expect(screen.getByRole('button', { name: 'Reject' })).toBeTruthy();
+    expect(screen.getByText('Confirming needs the approve scope.')).toBeTruthy();
+    unmount();
+
+    renderWith(<ProposalCard action={handback} />, { session: { tenant: 't', scopes: ['read', 'approve'], open_mode: false } });
+    expect(screen.getByRole('button', { name: 'Confirm' })).toBeTruthy();
+    expect(screen.queryByRole('button', { name: 'Reject' })).toBeNull();
+  });
+
+  it('names who proposed and who decided, and through which door', () => {
+    renderWith(
+      <ProposalCard
+        action={{ ...handback, status: 'rejected', proposed_by: 'key:k_agent', proposed_via: 'mcp', decided_by: 'key:k_lead', decided_via: 'ui' }}
+      />,
+    );
+    expect(screen.getByText(/key:k_agent/).textContent).toContain('over MCP');
+    const decided = document.querySelector('[data-decided-by]')!;
+    expect(decided.textContent).toBe('Rejected by key:k_lead (in the cockpit)');
   });
 });

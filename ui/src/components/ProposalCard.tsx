@@ -5,7 +5,7 @@
 // read-only.
 
 import { useEffect, useId, useRef, useState } from 'react';
-import { api, ApiError, canWrite, type ActionStatus, type ActionStep, type PreparedAction, type StepResult } from '../api';
+import { api, ApiError, canApprove, canWrite, type ActionStatus, type ActionStep, type Door, type PreparedAction, type StepResult } from '../api';
 import { SERVICE_LABEL, actionLabel, countdown, keyLabel, pretty, when } from '../format';
 import { useSession } from '../session';
 
@@ -93,6 +93,8 @@ function Result({ r, n }: { r: StepResult; n: number }) {
   );
 }
 
+const DOOR_LABEL: Record<Door, string> = { ui: 'in the cockpit', api: 'over the API', copilot: 'by the copilot', mcp: 'over MCP' };
+
 interface Props {
   action: PreparedAction;
   /** Called with the action after a confirm or reject (or with nothing after a refusal). */
@@ -102,7 +104,9 @@ interface Props {
 }
 
 export function ProposalCard({ action, onChange, headingLevel = 4 }: Props) {
-  const writable = canWrite(useSession());
+  const session = useSession();
+  const writable = canWrite(session);
+  const approvable = canApprove(session);
   const [local, setLocal] = useState<PreparedAction | null>(null);
   const [busy, setBusy] = useState<'confirm' | 'reject' | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -159,6 +163,7 @@ export function ProposalCard({ action, onChange, headingLevel = 4 }: Props) {
           <dt>Proposed</dt>
           <dd>
             {when(a.created_at)} by {a.proposed_by}
+            {a.proposed_via && <span className="muted"> ({DOOR_LABEL[a.proposed_via]})</span>}
           </dd>
         </div>
         <div>
@@ -188,17 +193,28 @@ export function ProposalCard({ action, onChange, headingLevel = 4 }: Props) {
           <span className="sr-only"> (at {when(a.expires_at)})</span>
         </p>
       )}
-      {prepared && writable && (
+      {prepared && (writable || approvable) && (
         <div className="proposal-buttons">
-          <button type="button" onClick={() => run('confirm')} disabled={busy !== null || expired} aria-describedby={titleId}>
-            {busy === 'confirm' ? 'Confirming…' : 'Confirm'}
-          </button>
-          <button type="button" className="secondary" onClick={() => run('reject')} disabled={busy !== null} aria-describedby={titleId}>
-            {busy === 'reject' ? 'Rejecting…' : 'Reject'}
-          </button>
+          {approvable && (
+            <button type="button" onClick={() => run('confirm')} disabled={busy !== null || expired} aria-describedby={titleId}>
+              {busy === 'confirm' ? 'Confirming…' : 'Confirm'}
+            </button>
+          )}
+          {writable && (
+            <button type="button" className="secondary" onClick={() => run('reject')} disabled={busy !== null} aria-describedby={titleId}>
+              {busy === 'reject' ? 'Rejecting…' : 'Reject'}
+            </button>
+          )}
         </div>
       )}
-      {prepared && !writable && <p className="muted small">Confirming needs the write scope.</p>}
+      {prepared && !approvable && <p className="muted small">Confirming needs the approve scope.</p>}
+      {a.decided_by && !prepared && (
+        <p className="small" data-decided-by>
+          <span className="muted">{a.status === 'rejected' ? 'Rejected' : 'Confirmed'} by </span>
+          {a.decided_by}
+          {a.decided_via && <span className="muted"> ({DOOR_LABEL[a.decided_via]})</span>}
+        </p>
+      )}
       {busy === 'confirm' && (
         <p className="muted small" role="status">
           Sending the request to {SERVICE_LABEL[a.target_service] ?? a.target_service}…

@@ -26,7 +26,7 @@ describe('Active tasks', () => {
         counts: { workitems: 2, stalled: 0 },
         items: [
           workItem('9', { code: stage({ task_id: 'p:9', phase: 'planning' }) }),
-          workItem('10', { code: stage({ task_id: 'p:10', status: 'done', status_class: 'done', proof: 'proven' }) }, { links: { session_id: null, issue_number: 10, aifactory_task_ids: ['p:10'], branch: null, pr_number: null, tfactory_spec_ids: ['spec-10'] } }),
+          workItem('10', { code: stage({ task_id: 'p:10', status: 'done', status_class: 'done', proof: 'proven' }) }, { links: { session_id: null, issue_number: 10, aifactory_task_ids: ['p:10'], branch: null, pr_number: null, tfactory_spec_ids: ['spec-10'], repo: null, emitted_issues: [] } }),
         ],
         next_cursor: null,
       });

@@ -14,7 +14,7 @@ function items(): WorkItem[] {
     return workItem(
       String(1000 + i),
       { [col]: stage({ status: failed ? 'failed' : 'in_progress', status_class: failed ? 'failed' : 'running' }) },
-      { updated_at: new Date(Date.UTC(2026, 10, 1, 0, 0, i)).toISOString(), links: { session_id: null, issue_number: 1000 + i, aifactory_task_ids: [], branch: i % 7 === 0 ? 'feat/x' : null, pr_number: null, tfactory_spec_ids: [] } },
+      { updated_at: new Date(Date.UTC(2026, 10, 1, 0, 0, i)).toISOString(), links: { session_id: null, issue_number: 1000 + i, aifactory_task_ids: [], branch: i % 7 === 0 ? 'feat/x' : null, pr_number: null, tfactory_spec_ids: [], repo: null, emitted_issues: [] } },
     );
   });
 }

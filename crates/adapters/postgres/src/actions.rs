@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use cfactory_domain::TenantId;
-use cfactory_domain::actions::{ActionStatus, ActionStore, PreparedAction, StepResult};
+use cfactory_domain::actions::{ActionStatus, ActionStore, Actor, PreparedAction, StepResult};
 use cfactory_domain::ports::{ConversationStore, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -80,12 +80,15 @@ impl ActionStore for PgStore {
         from: ActionStatus,
         to: ActionStatus,
         results: Vec<StepResult>,
+        decided: Option<&Actor>,
     ) -> Result<Option<PreparedAction>, StoreError> {
         let results = serde_json::to_string(&results)
             .map_err(|e| StoreError::Unexpected(format!("results do not serialise: {e}")))?;
         let row: Option<(String,)> = sqlx::query_as(
             "UPDATE actions SET status = $4, \
-             doc = jsonb_set(jsonb_set(doc, '{status}', to_jsonb($4::text)), '{results}', $5::jsonb) \
+             doc = doc || jsonb_build_object('status', $4::text, 'results', $5::jsonb) \
+               || CASE WHEN $6::text IS NULL THEN '{}'::jsonb \
+                  ELSE jsonb_build_object('decided_by', $6::text, 'decided_via', $7::text) END \
              WHERE tenant_id = $1 AND id = $2 AND status = $3 RETURNING doc::text",
         )
         .bind(tenant.as_str())
@@ -93,6 +96,8 @@ impl ActionStore for PgStore {
         .bind(from.as_str())
         .bind(to.as_str())
         .bind(results)
+        .bind(decided.map(|a| a.id.as_str()))
+        .bind(decided.map(|a| a.door.as_str()))
         .fetch_optional(&self.inner.pool)
         .await
         .map_err(store_error)?;

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use cfactory_domain::TenantId;
-use cfactory_domain::actions::{ActionStatus, ActionStore, PreparedAction, StepResult};
+use cfactory_domain::actions::{ActionStatus, ActionStore, Actor, PreparedAction, StepResult};
 use cfactory_domain::ports::{ConversationStore, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -95,15 +95,20 @@ impl ActionStore for SqliteStore {
         from: ActionStatus,
         to: ActionStatus,
         results: Vec<StepResult>,
+        decided: Option<&Actor>,
     ) -> Result<Option<PreparedAction>, StoreError> {
         let results = serde_json::to_string(&results)
             .map_err(|e| StoreError::Unexpected(format!("results do not serialise: {e}")))?;
         let (tenant, id) = (tenant.as_str().to_owned(), id.to_owned());
+        let by = decided.map(|a| a.id.clone());
+        let via = decided.map(|a| a.door.as_str());
         self.exclusive(move |conn| {
             Box::pin(async move {
                 let row = sqlx::query(
                     "UPDATE actions SET status = ?4, \
-                     doc = json_set(doc, '$.status', ?4, '$.results', json(?5)) \
+                     doc = json_set(doc, '$.status', ?4, '$.results', json(?5), \
+                       '$.decided_by', COALESCE(?6, json_extract(doc, '$.decided_by')), \
+                       '$.decided_via', COALESCE(?7, json_extract(doc, '$.decided_via'))) \
                      WHERE tenant_id = ?1 AND id = ?2 AND status = ?3 RETURNING doc",
                 )
                 .bind(&tenant)
@@ -111,6 +116,8 @@ impl ActionStore for SqliteStore {
                 .bind(from.as_str())
                 .bind(to.as_str())
                 .bind(results)
+                .bind(by)
+                .bind(via)
                 .fetch_optional(conn)
                 .await
                 .map_err(store_error)?;

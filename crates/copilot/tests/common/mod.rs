@@ -36,7 +36,10 @@ pub fn tenant() -> TenantId {
 pub fn ctx(allow_propose: bool) -> ToolContext {
     ToolContext {
         tenant: tenant(),
-        actor: "key_test".into(),
+        actor: cfactory_domain::actions::Actor::new(
+            "key_test",
+            cfactory_domain::actions::Door::Mcp,
+        ),
         allow_propose,
     }
 }

@@ -37,7 +37,7 @@ pub use planner::{
     ActionPlan, MAX_NOTE_CHARS, PlanContext, Refusal, available_actions, plan_action,
 };
 pub use prepared::{
-    ActionStatus, ActionStep, DEFAULT_ACTION_TTL_SECONDS, PreparedAction, StepResult,
+    ActionStatus, ActionStep, Actor, DEFAULT_ACTION_TTL_SECONDS, Door, PreparedAction, StepResult,
 };
 pub use sender::RecordingSender;
 pub use service::{

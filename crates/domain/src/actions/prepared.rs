@@ -86,6 +86,63 @@ impl fmt::Display for ActionStatus {
     }
 }
 
+/// How a person or agent reached CFactory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Door {
+    /// The cockpit (a browser session, or open mode from the cockpit's own origin).
+    Ui,
+    /// The HTTP API with a key.
+    Api,
+    /// The copilot's chat.
+    Copilot,
+    /// An MCP client.
+    Mcp,
+}
+
+impl Door {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ui => "ui",
+            Self::Api => "api",
+            Self::Copilot => "copilot",
+            Self::Mcp => "mcp",
+        }
+    }
+}
+
+impl fmt::Display for Door {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who acts on an action: the credential it came with (`key:…`, `session:…` or `local`
+/// in open mode) and the door it came through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The credential's public name.
+    pub id: String,
+    /// The door.
+    pub door: Door,
+}
+
+impl Actor {
+    /// `id` through `door`.
+    pub fn new(id: impl Into<String>, door: Door) -> Self {
+        Self {
+            id: id.into(),
+            door,
+        }
+    }
+
+    /// How the audit log names it: `key:abc via mcp`.
+    pub fn audit_name(&self) -> String {
+        format!("{} via {}", self.id, self.door)
+    }
+}
+
 /// What one executed step got back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepResult {
@@ -140,8 +197,18 @@ pub struct PreparedAction {
     /// The proposer's note, if any.
     #[serde(default)]
     pub note: Option<String>,
-    /// Who proposed it (a key id, a user, `copilot`, `local`).
+    /// Who proposed it (`key:…`, `session:…` or `local`).
     pub proposed_by: String,
+    /// Through which door it was proposed; absent on actions stored before doors were
+    /// kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposed_via: Option<Door>,
+    /// Who confirmed or rejected it, once someone did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// Through which door it was confirmed or rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_via: Option<Door>,
     /// The tenant it belongs to.
     pub tenant: TenantId,
     /// Each executed step's result, in order; empty until executed.
@@ -196,7 +263,11 @@ mod tests {
             None,
         )
         .unwrap();
-        let action = p.prepare("act_1", TenantId::default_tenant(), "copilot");
+        let action = p.prepare(
+            "act_1",
+            TenantId::default_tenant(),
+            &super::Actor::new("copilot", super::Door::Copilot),
+        );
         let v = serde_json::to_value(&action).unwrap();
         for field in [
             "id",

@@ -14,8 +14,8 @@ use chrono::Duration;
 use serde_json::Value;
 
 use super::{
-    ActionKind, ActionStatus, ActionStore, DEFAULT_ACTION_TTL_SECONDS, PlanContext, PreparedAction,
-    StepResult, available_actions, plan_action,
+    ActionKind, ActionStatus, ActionStore, Actor, DEFAULT_ACTION_TTL_SECONDS, PlanContext,
+    PreparedAction, StepResult, available_actions, plan_action,
 };
 use crate::audit::{self, Auditor, sha256_hex};
 use crate::ids::{CorrelationKey, TenantId};
@@ -42,6 +42,9 @@ pub enum ActionError {
     /// The action is not waiting for a decision (already decided, running or expired).
     #[error("{0}")]
     Conflict(String),
+    /// The caller may not make this decision (four eyes: the proposer confirming).
+    #[error("{0}")]
+    Forbidden(String),
     /// A store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -67,6 +70,8 @@ pub struct ActionServiceParts {
     pub ttl: Duration,
     /// Silence after which a running stage counts as stalled (the planner reads it).
     pub stall_deadline: Duration,
+    /// Four eyes: a confirm by the credential that proposed the action is refused.
+    pub require_second_approver: bool,
 }
 
 impl ActionServiceParts {
@@ -89,6 +94,7 @@ impl ActionServiceParts {
             plan_context: Arc::new(PlanContext::default()),
             ttl: Duration::seconds(DEFAULT_ACTION_TTL_SECONDS),
             stall_deadline: Duration::seconds(DEFAULT_STALL_DEADLINE_SECONDS),
+            require_second_approver: false,
         }
     }
 }
@@ -125,7 +131,7 @@ impl ActionService {
     pub async fn propose(
         &self,
         tenant: &TenantId,
-        actor: &str,
+        actor: &Actor,
         kind: ActionKind,
         key: &CorrelationKey,
         note: Option<&str>,
@@ -153,6 +159,7 @@ impl ActionService {
             kind = %kind,
             key = %action.correlation_key,
             target = %action.target_service,
+            by = %actor.audit_name(),
             "proposal prepared"
         );
         Ok(action)
@@ -279,6 +286,7 @@ impl ActionService {
                 ActionStatus::Prepared,
                 ActionStatus::Expired,
                 Vec::new(),
+                None,
             )
             .await?;
         if let Some(expired) = &moved {
@@ -326,11 +334,21 @@ impl ActionService {
         tenant: &TenantId,
         id: &str,
         to: ActionStatus,
+        actor: &Actor,
     ) -> Result<PreparedAction, ActionError> {
         let action =
             self.0.store.get(tenant, id).await?.ok_or_else(|| {
                 ActionError::NotFound(format!("no action `{id}` for this tenant"))
             })?;
+        if to == ActionStatus::Executing
+            && self.0.require_second_approver
+            && action.proposed_by == actor.id
+        {
+            return Err(ActionError::Forbidden(format!(
+                "`{}` proposed this action; a second person must confirm it",
+                actor.id
+            )));
+        }
         if action.status == ActionStatus::Prepared && action.is_expired_at(self.0.clock.now()) {
             let expired = self.expire(&action).await?.unwrap_or(action);
             return Err(Self::not_waiting(&expired));
@@ -338,7 +356,14 @@ impl ActionService {
         match self
             .0
             .store
-            .transition(tenant, id, ActionStatus::Prepared, to, Vec::new())
+            .transition(
+                tenant,
+                id,
+                ActionStatus::Prepared,
+                to,
+                Vec::new(),
+                Some(actor),
+            )
             .await?
         {
             Some(moved) => Ok(moved),
@@ -356,11 +381,13 @@ impl ActionService {
     pub async fn confirm(
         &self,
         tenant: &TenantId,
-        actor: &str,
+        actor: &Actor,
         id: &str,
     ) -> Result<PreparedAction, ActionError> {
-        let claimed = self.decide(tenant, id, ActionStatus::Executing).await?;
-        let steps = claimed.steps_for_confirm(actor, self.0.clock.now());
+        let claimed = self
+            .decide(tenant, id, ActionStatus::Executing, actor)
+            .await?;
+        let steps = claimed.steps_for_confirm(&actor.id, self.0.clock.now());
         let mut results: Vec<StepResult> = Vec::with_capacity(steps.len());
         for step in &steps {
             let result = self.0.sender.send_step(claimed.target_service, step).await;
@@ -380,7 +407,7 @@ impl ActionService {
         let done = self
             .0
             .store
-            .transition(tenant, id, ActionStatus::Executing, to, results)
+            .transition(tenant, id, ActionStatus::Executing, to, results, None)
             .await?
             .ok_or_else(|| ActionError::Conflict("the action changed while it ran".into()))?;
         let payloads: Vec<&Value> = steps.iter().map(|s| &s.payload).collect();
@@ -389,7 +416,12 @@ impl ActionService {
                 .unwrap_or_default()
                 .as_bytes(),
         );
-        let mut entry = Self::entry(&done, actor, "action.confirmed", self.0.clock.now());
+        let mut entry = Self::entry(
+            &done,
+            &Self::decision_name(&done, actor),
+            "action.confirmed",
+            self.0.clock.now(),
+        );
         entry.status_code = last_status;
         entry.ok = ok;
         entry.payload_sha256 = Some(hash);
@@ -402,13 +434,30 @@ impl ActionService {
     pub async fn reject(
         &self,
         tenant: &TenantId,
-        actor: &str,
+        actor: &Actor,
         id: &str,
     ) -> Result<PreparedAction, ActionError> {
-        let rejected = self.decide(tenant, id, ActionStatus::Rejected).await?;
-        self.audit(&rejected, actor, "action.rejected", None, true)
+        let rejected = self
+            .decide(tenant, id, ActionStatus::Rejected, actor)
+            .await?;
+        let name = Self::decision_name(&rejected, actor);
+        self.audit(&rejected, &name, "action.rejected", None, true)
             .await?;
         Ok(rejected)
+    }
+
+    /// How a decision's audit row names who made it and who proposed what it decided:
+    /// `key:b via ui; proposed by key:a via mcp`.
+    fn decision_name(action: &PreparedAction, actor: &Actor) -> String {
+        let via = action
+            .proposed_via
+            .map(|d| format!(" via {d}"))
+            .unwrap_or_default();
+        format!(
+            "{}; proposed by {}{via}",
+            actor.audit_name(),
+            action.proposed_by
+        )
     }
 
     fn entry(
@@ -514,6 +563,10 @@ mod tests {
         page.into_iter().map(|e| e.record.kind).collect()
     }
 
+    fn by(id: &str) -> Actor {
+        Actor::new(id, crate::actions::Door::Api)
+    }
+
     fn key143() -> CorrelationKey {
         CorrelationKey::parse("143").unwrap()
     }
@@ -523,7 +576,13 @@ mod tests {
         let w = world(RecordingSender::new()).await;
         let action = w
             .service
-            .propose(&acme(), "key_a", ActionKind::ApproveGate, &key143(), None)
+            .propose(
+                &acme(),
+                &by("key_a"),
+                ActionKind::ApproveGate,
+                &key143(),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(action.status, ActionStatus::Prepared);
@@ -531,7 +590,7 @@ mod tests {
 
         let done = w
             .service
-            .confirm(&acme(), "key_b", &action.id)
+            .confirm(&acme(), &by("key_b"), &action.id)
             .await
             .unwrap();
         assert_eq!(done.status, ActionStatus::Executed);
@@ -540,10 +599,17 @@ mod tests {
         assert!(sent.iter().all(|(s, _)| *s == Service::Aifactory));
         assert_eq!(done.results.len(), 2);
 
-        let again = w.service.confirm(&acme(), "key_b", &action.id).await;
+        let again = w.service.confirm(&acme(), &by("key_b"), &action.id).await;
         assert!(matches!(again, Err(ActionError::Conflict(_))), "{again:?}");
         assert_eq!(w.sender.sent().len(), 2, "a second confirm sends nothing");
         assert_eq!(kinds_audited(&w).await, ["action.confirmed"]);
+        assert_eq!(done.decided_by.as_deref(), Some("key_b"));
+        assert_eq!(done.proposed_by, "key_a");
+        let page = w.store.audit_page(&acme(), 5, None).await.unwrap();
+        assert_eq!(
+            page[0].record.actor, "key_b via api; proposed by key_a via api",
+            "the audit row names both people and their doors"
+        );
         let report = Auditor::new(Arc::new(w.store.clone()), w.key.clone())
             .verify(&acme())
             .await
@@ -556,12 +622,18 @@ mod tests {
         let w = world(RecordingSender::refusing("gates not passed")).await;
         let action = w
             .service
-            .propose(&acme(), "key_a", ActionKind::ApproveGate, &key143(), None)
+            .propose(
+                &acme(),
+                &by("key_a"),
+                ActionKind::ApproveGate,
+                &key143(),
+                None,
+            )
             .await
             .unwrap();
         let done = w
             .service
-            .confirm(&acme(), "key_a", &action.id)
+            .confirm(&acme(), &by("key_a"), &action.id)
             .await
             .unwrap();
         assert_eq!(done.status, ActionStatus::Failed);
@@ -578,7 +650,13 @@ mod tests {
         let w = world(RecordingSender::new()).await;
         let action = w
             .service
-            .propose(&acme(), "key_a", ActionKind::ApproveGate, &key143(), None)
+            .propose(
+                &acme(),
+                &by("key_a"),
+                ActionKind::ApproveGate,
+                &key143(),
+                None,
+            )
             .await
             .unwrap();
         w.clock
@@ -587,7 +665,7 @@ mod tests {
         assert_eq!(w.service.sweep().await.unwrap(), 0, "expired once");
         let stored = w.service.get(&acme(), &action.id).await.unwrap().unwrap();
         assert_eq!(stored.status, ActionStatus::Expired);
-        let refused = w.service.confirm(&acme(), "key_a", &action.id).await;
+        let refused = w.service.confirm(&acme(), &by("key_a"), &action.id).await;
         assert!(
             matches!(&refused, Err(ActionError::Conflict(m)) if m.contains("expired")),
             "{refused:?}"
@@ -601,16 +679,22 @@ mod tests {
         let w = world(RecordingSender::new()).await;
         let action = w
             .service
-            .propose(&acme(), "key_a", ActionKind::ApproveGate, &key143(), None)
+            .propose(
+                &acme(),
+                &by("key_a"),
+                ActionKind::ApproveGate,
+                &key143(),
+                None,
+            )
             .await
             .unwrap();
         let rejected = w
             .service
-            .reject(&acme(), "key_c", &action.id)
+            .reject(&acme(), &by("key_c"), &action.id)
             .await
             .unwrap();
         assert_eq!(rejected.status, ActionStatus::Rejected);
-        let late = w.service.confirm(&acme(), "key_a", &action.id).await;
+        let late = w.service.confirm(&acme(), &by("key_a"), &action.id).await;
         assert!(matches!(late, Err(ActionError::Conflict(_))), "{late:?}");
         assert!(w.sender.sent().is_empty());
         assert_eq!(kinds_audited(&w).await, ["action.rejected"]);
@@ -621,11 +705,17 @@ mod tests {
         let w = world(RecordingSender::new()).await;
         let action = w
             .service
-            .propose(&acme(), "key_a", ActionKind::ApproveGate, &key143(), None)
+            .propose(
+                &acme(),
+                &by("key_a"),
+                ActionKind::ApproveGate,
+                &key143(),
+                None,
+            )
             .await
             .unwrap();
         let other = TenantId::parse("globex").unwrap();
-        let theirs = w.service.confirm(&other, "key_x", &action.id).await;
+        let theirs = w.service.confirm(&other, &by("key_x"), &action.id).await;
         assert!(
             matches!(theirs, Err(ActionError::NotFound(_))),
             "{theirs:?}"
@@ -633,7 +723,7 @@ mod tests {
         let unknown = CorrelationKey::parse("999").unwrap();
         let missing = w
             .service
-            .propose(&acme(), "key_a", ActionKind::Recover, &unknown, None)
+            .propose(&acme(), &by("key_a"), ActionKind::Recover, &unknown, None)
             .await;
         assert!(
             matches!(missing, Err(ActionError::NotFound(_))),
@@ -645,5 +735,47 @@ mod tests {
             "{available:?}"
         );
         assert!(w.sender.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn four_eyes_refuses_the_proposer_and_lets_a_second_person_confirm() {
+        let mut w = world(RecordingSender::new()).await;
+        let mut parts = ActionServiceParts::new(
+            Arc::new(InMemoryActions::new()),
+            Arc::new(w.store.clone()),
+            w.sender.clone(),
+            Auditor::new(Arc::new(w.store.clone()), w.key.clone()),
+            w.clock.clone(),
+            next_id,
+        );
+        parts.require_second_approver = true;
+        w.service = ActionService::new(parts);
+        let action = w
+            .service
+            .propose(
+                &acme(),
+                &by("key_a"),
+                ActionKind::ApproveGate,
+                &key143(),
+                None,
+            )
+            .await
+            .unwrap();
+        let own = Actor::new("key_a", crate::actions::Door::Ui);
+        let refused = w.service.confirm(&acme(), &own, &action.id).await;
+        assert!(
+            matches!(&refused, Err(ActionError::Forbidden(m)) if m.contains("second person")),
+            "{refused:?}"
+        );
+        assert!(w.sender.sent().is_empty(), "nothing was sent");
+        let still = w.service.get(&acme(), &action.id).await.unwrap().unwrap();
+        assert_eq!(still.status, ActionStatus::Prepared, "still waiting");
+        let done = w
+            .service
+            .confirm(&acme(), &by("key_b"), &action.id)
+            .await
+            .unwrap();
+        assert_eq!(done.status, ActionStatus::Executed);
+        assert_eq!(done.decided_by.as_deref(), Some("key_b"));
     }
 }

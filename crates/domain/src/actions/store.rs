@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{ActionStatus, ActionStore, PreparedAction, StepResult};
+use super::{ActionStatus, ActionStore, Actor, PreparedAction, StepResult};
 use crate::ids::TenantId;
 use crate::ports::StoreError;
 
@@ -74,12 +74,17 @@ impl ActionStore for InMemoryActions {
         from: ActionStatus,
         to: ActionStatus,
         results: Vec<StepResult>,
+        decided: Option<&Actor>,
     ) -> Result<Option<PreparedAction>, StoreError> {
         let mut map = self.lock()?;
         match map.get_mut(&(tenant.clone(), id.to_owned())) {
             Some(action) if action.status == from => {
                 action.status = to;
                 action.results = results;
+                if let Some(actor) = decided {
+                    action.decided_by = Some(actor.id.clone());
+                    action.decided_via = Some(actor.door);
+                }
                 Ok(Some(action.clone()))
             }
             _ => Ok(None),
@@ -101,8 +106,9 @@ mod tests {
         let tenant = TenantId::default_tenant();
         let other = TenantId::parse("other").unwrap();
         let p = plan(ActionKind::Recover, &[af("stuck", json!({}))], None).unwrap();
-        let a = p.clone().prepare("a1", tenant.clone(), "copilot");
-        let mut b = p.prepare("a2", tenant.clone(), "copilot");
+        let copilot = Actor::new("copilot", crate::actions::Door::Copilot);
+        let a = p.clone().prepare("a1", tenant.clone(), &copilot);
+        let mut b = p.prepare("a2", tenant.clone(), &copilot);
         b.created_at += Duration::seconds(1);
         store.save(&a).await.unwrap();
         store.save(&b).await.unwrap();
@@ -135,12 +141,15 @@ mod tests {
                 ActionStatus::Prepared,
                 ActionStatus::Executed,
                 vec![result],
+                Some(&Actor::new("key_b", crate::actions::Door::Ui)),
             )
             .await
             .unwrap()
             .unwrap();
         assert_eq!(moved.status, ActionStatus::Executed);
         assert_eq!(moved.results.len(), 1);
+        assert_eq!(moved.decided_by.as_deref(), Some("key_b"));
+        assert_eq!(moved.decided_via, Some(crate::actions::Door::Ui));
         let again = store
             .transition(
                 &tenant,
@@ -148,6 +157,7 @@ mod tests {
                 ActionStatus::Prepared,
                 ActionStatus::Executed,
                 vec![],
+                None,
             )
             .await
             .unwrap();
@@ -159,7 +169,8 @@ mod tests {
                     "a2",
                     ActionStatus::Prepared,
                     ActionStatus::Rejected,
-                    vec![]
+                    vec![],
+                    None,
                 )
                 .await
                 .unwrap()

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 
 use super::StoreError;
-use crate::actions::{ActionStatus, PreparedAction, StepResult};
+use crate::actions::{ActionStatus, Actor, PreparedAction, StepResult};
 use crate::ids::TenantId;
 
 /// Where proposals live until they are confirmed, rejected or expire.
@@ -32,9 +32,10 @@ pub trait ActionStore: Send + Sync {
     ) -> Result<Vec<PreparedAction>, StoreError>;
 
     /// Atomic compare-and-set: when the tenant's action `id` is in status `from`, moves it
-    /// to `to`, replaces its results with `results`, and returns it as stored now. `None`
-    /// when there is no such action or its status is not `from`; nothing changes then, so
-    /// of two concurrent moves from the same status exactly one wins.
+    /// to `to`, replaces its results with `results`, records `decided` (when given) as
+    /// who confirmed or rejected it (`decided_by`, `decided_via`), and returns it as stored
+    /// now. `None` when there is no such action or its status is not `from`; nothing
+    /// changes then, so of two concurrent moves from the same status exactly one wins.
     async fn transition(
         &self,
         tenant: &TenantId,
@@ -42,5 +43,6 @@ pub trait ActionStore: Send + Sync {
         from: ActionStatus,
         to: ActionStatus,
         results: Vec<StepResult>,
+        decided: Option<&Actor>,
     ) -> Result<Option<PreparedAction>, StoreError>;
 }

@@ -18,21 +18,38 @@ use crate::ids::TenantId;
 pub enum Scope {
     /// Read WorkItems, timelines, usage.
     Read,
-    /// Change things (refresh, service URLs, confirm actions).
+    /// Change things: refresh, propose and reject actions.
     Write,
     /// Post completion events.
     Ingest,
-    /// Everything, including keys.
+    /// Confirm proposed actions, which sends them to the pipeline: a person's decision,
+    /// kept apart from `write` so an agent that proposes cannot also approve.
+    Approve,
+    /// Read `/metrics`.
+    Metrics,
+    /// Everything, including keys and the upstream services' addresses and tokens.
     Admin,
 }
 
 impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 6] = [
+        Self::Read,
+        Self::Write,
+        Self::Ingest,
+        Self::Approve,
+        Self::Metrics,
+        Self::Admin,
+    ];
+
     /// Parses the API spelling.
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name.trim() {
             "read" => Self::Read,
             "write" => Self::Write,
             "ingest" => Self::Ingest,
+            "approve" => Self::Approve,
+            "metrics" => Self::Metrics,
             "admin" => Self::Admin,
             _ => return None,
         })
@@ -44,6 +61,8 @@ impl Scope {
             Self::Read => "read",
             Self::Write => "write",
             Self::Ingest => "ingest",
+            Self::Approve => "approve",
+            Self::Metrics => "metrics",
             Self::Admin => "admin",
         }
     }

@@ -1,6 +1,6 @@
 //! Actions and the copilot's chat. Every route calls the domain's
 //! [`ActionService`](cfactory_domain::actions::ActionService): proposing stores a
-//! prepared action and sends nothing; only `confirm` (write scope) executes it, once.
+//! prepared action and sends nothing; only `confirm` (approve scope) executes it, once.
 
 use axum::Json;
 use axum::Router;
@@ -10,12 +10,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cfactory_copilot::{Conversation, CopilotError, ToolContext, ToolError};
 use cfactory_domain::CorrelationKey;
-use cfactory_domain::actions::{ActionError, ActionKind, ActionStatus};
+use cfactory_domain::actions::{ActionError, ActionKind, ActionStatus, Door};
 use cfactory_domain::ports::Scope;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::dto;
+use super::paging::{NoCursor, PageRule, Paging};
 
 use crate::auth::Caller;
 use crate::problem::ApiError;
@@ -45,6 +46,7 @@ impl From<ActionError> for ApiError {
             ActionError::Refused(detail) | ActionError::Conflict(detail) => {
                 ApiError::Conflict { detail }
             }
+            ActionError::Forbidden(detail) => ApiError::Forbidden { detail },
             ActionError::Store(e) => e.into(),
         }
     }
@@ -66,11 +68,12 @@ pub fn tool_error(e: ToolError) -> ApiError {
     }
 }
 
-/// The tool context of a caller.
-pub fn context(caller: &Caller) -> ToolContext {
+/// The tool context of a caller reaching the tools through `door` (the copilot's chat or
+/// MCP).
+pub fn context(caller: &Caller, door: Door) -> ToolContext {
     ToolContext {
         tenant: caller.tenant.clone(),
-        actor: caller.actor(),
+        actor: caller.via(door),
         allow_propose: caller.allows(Scope::Write),
     }
 }
@@ -141,7 +144,7 @@ pub async fn propose(
         .actions
         .propose(
             &caller.tenant,
-            &caller.actor(),
+            &caller.as_actor(),
             kind,
             &key,
             body.note.as_deref(),
@@ -189,7 +192,7 @@ pub async fn propose_contract(
         .actions
         .propose(
             &caller.tenant,
-            &caller.actor(),
+            &caller.as_actor(),
             kind,
             &key,
             body.prompt.as_deref(),
@@ -204,8 +207,16 @@ pub async fn propose_contract(
 pub struct ListParams {
     /// Only actions in this status.
     status: Option<String>,
-    /// At most this many (1–500, default 50).
-    limit: Option<String>,
+}
+
+/// How many actions the list answers: `limit` (default 50, at most 500); no cursor.
+pub struct ActionPages;
+
+impl PageRule for ActionPages {
+    const DEFAULT: u32 = 50;
+    const MAX: u32 = 500;
+    const ABOUT: &'static str = "At most this many";
+    type Cursor = NoCursor;
 }
 
 /// The tenant's actions, newest first; prepared ones past their expiry show as expired.
@@ -214,7 +225,7 @@ pub struct ListParams {
     path = "/api/actions",
     tag = "actions",
     operation_id = "listActions",
-    params(ListParams),
+    params(ListParams, Paging<ActionPages>),
     responses(
         (status = 200, description = "Actions, newest first", body = dto::ActionList),
         (status = 422, description = "A bad status or limit, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
@@ -225,6 +236,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<ListParams>,
+    page: Paging<ActionPages>,
 ) -> Result<Json<dto::ActionList>, ApiError> {
     caller.require(Scope::Read)?;
     let status = match params.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -236,8 +248,10 @@ pub async fn list(
             )
         })?),
     };
-    let limit = super::paging::limit("limit", params.limit.as_deref(), 50, 500)?;
-    let actions = state.actions.list(&caller.tenant, status, limit).await?;
+    let actions = state
+        .actions
+        .list(&caller.tenant, status, page.limit)
+        .await?;
     Ok(Json(dto::ActionList {
         actions: actions.iter().map(dto::ActionView::from).collect(),
     }))
@@ -293,10 +307,10 @@ pub async fn confirm(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<dto::Confirmed>, ApiError> {
-    caller.require(Scope::Write)?;
+    caller.require(Scope::Approve)?;
     let action = state
         .actions
-        .confirm(&caller.tenant, &caller.actor(), &id)
+        .confirm(&caller.tenant, &caller.as_actor(), &id)
         .await?;
     Ok(Json(dto::Confirmed {
         action: dto::AdvisedAction::from(&action),
@@ -349,7 +363,7 @@ pub async fn reject(
     caller.require(Scope::Write)?;
     let action = state
         .actions
-        .reject(&caller.tenant, &caller.actor(), &id)
+        .reject(&caller.tenant, &caller.as_actor(), &id)
         .await?;
     Ok(Json(dto::Rejected {
         action: dto::ActionView::from(&action),
@@ -456,7 +470,11 @@ pub async fn chat(
         ),
     };
     let outcome = copilot
-        .chat(&context(&caller), &mut conversation, &body.message)
+        .chat(
+            &context(&caller, Door::Copilot),
+            &mut conversation,
+            &body.message,
+        )
         .await;
     // The conversation keeps every call, also those of a failed turn.
     let doc = serde_json::to_value(&conversation).map_err(|_| ApiError::Internal)?;

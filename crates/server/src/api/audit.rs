@@ -2,13 +2,14 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
-use cfactory_domain::audit::{AuditEntry, ChainReport};
+use cfactory_domain::audit::AuditEntry;
 use cfactory_domain::ports::Scope;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::paging::{PageRule, Paging, seq_cursor};
 use crate::auth::Caller;
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -20,14 +21,17 @@ pub fn router() -> Router<AppState> {
         .route("/api/audit/chain", get(chain))
 }
 
-/// A page request.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AuditParams {
-    /// Page size (default 50, at most 500).
-    limit: Option<String>,
-    /// The previous page's `next_cursor`.
-    cursor: Option<String>,
+/// Audit pages: `limit` entries (default 50, at most 500), older than the cursor.
+pub struct AuditPages;
+
+impl PageRule for AuditPages {
+    const DEFAULT: u32 = 50;
+    const MAX: u32 = 500;
+    const CURSOR_ABOUT: Option<&'static str> = Some("The previous page's `next_cursor`.");
+    type Cursor = i64;
+    fn decode(text: &str) -> Option<i64> {
+        seq_cursor(text)
+    }
 }
 
 /// A page of entries, newest first.
@@ -46,7 +50,7 @@ pub struct AuditPage {
     path = "/api/audit",
     tag = "audit",
     operation_id = "listAudit",
-    params(AuditParams),
+    params(Paging<AuditPages>),
     responses(
         (status = 200, description = "A page of the audit log", body = AuditPage),
         (status = 422, description = "A bad limit or cursor", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
@@ -56,13 +60,13 @@ pub struct AuditPage {
 pub async fn page(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<AuditParams>,
+    Paging {
+        limit,
+        cursor: before,
+        ..
+    }: Paging<AuditPages>,
 ) -> Result<Json<AuditPage>, ApiError> {
     caller.require(Scope::Read)?;
-    let limit = super::paging::limit("limit", params.limit.as_deref(), 50, 500)?;
-    let before = super::paging::cursor(params.cursor.as_deref(), |c| {
-        c.parse::<i64>().ok().filter(|n| *n > 0)
-    })?;
     let mut entries = state
         .auditor
         .page(&caller.tenant, limit + 1, before)
@@ -83,13 +87,14 @@ pub async fn page(
     path = "/api/audit/chain",
     tag = "audit",
     operation_id = "verifyAudit",
-    responses((status = 200, description = "The chain's verdict", body = Object)),
+    responses((status = 200, description = "The chain's verdict", body = super::dto::ChainReport)),
     security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn chain(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<ChainReport>, ApiError> {
+) -> Result<Json<super::dto::ChainReport>, ApiError> {
     caller.require(Scope::Read)?;
-    Ok(Json(state.auditor.verify(&caller.tenant).await?))
+    let report = state.auditor.verify(&caller.tenant).await?;
+    Ok(Json(super::dto::ChainReport::from(&report)))
 }

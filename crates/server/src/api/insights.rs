@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::paging::{NoCursor, PageRule, Paging, seq_cursor};
 use crate::auth::Caller;
 use crate::problem::ApiError;
 use crate::readmodel::{ReadModel, read};
@@ -35,9 +36,61 @@ pub fn router() -> Router<AppState> {
         .route("/api/insights", get(cards))
 }
 
-/// Groups of a rollup longer than this are cut to their largest `top` entries.
-const DEFAULT_TOP: u32 = 25;
-const MAX_TOP: u32 = crate::readmodel::KEEP_TOP as u32;
+/// Breakdowns of a rollup are cut to their largest `top` entries (default 25, at most
+/// the read model's [`KEEP_TOP`](crate::readmodel::KEEP_TOP)); the shared paging rule
+/// under another name.
+pub struct TopEntries;
+
+impl PageRule for TopEntries {
+    const FIELD: &'static str = "top";
+    const DEFAULT: u32 = 25;
+    const MAX: u32 = crate::readmodel::KEEP_TOP as u32;
+    const ABOUT: &'static str = "Largest entries kept per breakdown";
+    type Cursor = NoCursor;
+}
+
+/// How many anomalies the list answers (default 200, at most 5000).
+pub struct AnomalyPages;
+
+impl PageRule for AnomalyPages {
+    const DEFAULT: u32 = 200;
+    const MAX: u32 = 5_000;
+    const ABOUT: &'static str = "At most this many; `count` is the total";
+    type Cursor = NoCursor;
+}
+
+/// How many needs-you items the list answers (default 100, at most 5000).
+pub struct NeedsPages;
+
+impl PageRule for NeedsPages {
+    const DEFAULT: u32 = 100;
+    const MAX: u32 = 5_000;
+    const ABOUT: &'static str = "At most this many; `count` is the total";
+    type Cursor = NoCursor;
+}
+
+/// How many search results are answered (default 20, at most 200).
+pub struct SearchPages;
+
+impl PageRule for SearchPages {
+    const DEFAULT: u32 = 20;
+    const MAX: u32 = 200;
+    const ABOUT: &'static str = "At most this many results";
+    type Cursor = NoCursor;
+}
+
+/// Activity feed pages (default 50, at most 500), older than the cursor.
+pub struct ActivityPages;
+
+impl PageRule for ActivityPages {
+    const DEFAULT: u32 = 50;
+    const MAX: u32 = MAX_ACTIVITY_PAGE;
+    const CURSOR_ABOUT: Option<&'static str> = Some("The previous page's `next_cursor`.");
+    type Cursor = i64;
+    fn decode(text: &str) -> Option<i64> {
+        seq_cursor(text)
+    }
+}
 
 fn parse_time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
@@ -55,11 +108,6 @@ fn parse_time(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, 
     ))
 }
 
-/// A count parameter under the shared paging rule, as a length.
-fn parse_count(field: &str, text: Option<&str>, default: u32, max: u32) -> Result<usize, ApiError> {
-    super::paging::limit(field, text, default, max).map(|n| n as usize)
-}
-
 fn insights<'s>(state: &'s AppState, caller: &Caller) -> Result<&'s ReadModel, ApiError> {
     caller.require(Scope::Read)?;
     Ok(&state.model)
@@ -73,12 +121,10 @@ pub struct WindowParams {
     since: Option<String>,
     /// End of the window (RFC 3339 or YYYY-MM-DD), exclusive.
     until: Option<String>,
-    /// Largest entries kept per breakdown (default 25, at most 1000).
-    top: Option<String>,
 }
 
 impl WindowParams {
-    fn window(&self) -> Result<(Window, usize), ApiError> {
+    fn window(&self) -> Result<Window, ApiError> {
         let since = parse_time("since", self.since.as_deref())?;
         let until = parse_time("until", self.until.as_deref())?;
         if let (Some(s), Some(u)) = (since, until)
@@ -86,8 +132,7 @@ impl WindowParams {
         {
             return Err(ApiError::field("until", "`until` must be after `since`"));
         }
-        let top = parse_count("top", self.top.as_deref(), DEFAULT_TOP, MAX_TOP)?;
-        Ok((Window { since, until }, top))
+        Ok(Window { since, until })
     }
 }
 
@@ -132,7 +177,7 @@ pub struct RollupsBody {
     path = "/api/rollups",
     tag = "insights",
     operation_id = "getRollups",
-    params(WindowParams),
+    params(WindowParams, Paging<TopEntries>),
     responses(
         (status = 200, description = "Rollups over the window", body = Object),
         (status = 422, description = "A bad window, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
@@ -143,13 +188,14 @@ pub async fn rollups(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<WindowParams>,
+    top: Paging<TopEntries>,
 ) -> Result<Json<RollupsBody>, ApiError> {
-    let (window, top) = params.window()?;
+    let window = params.window()?;
     let full = insights(&state, &caller)?
         .rollups(&caller.tenant, window, state.clock.now())
         .await?;
     Ok(Json(RollupsBody {
-        rollups: full.cut(top),
+        rollups: full.cut(top.limit as usize),
         cost_group_counts: CostCounts::of(&full.cost),
     }))
 }
@@ -174,7 +220,7 @@ pub struct TokensBody {
     path = "/api/tokens",
     tag = "insights",
     operation_id = "getTokens",
-    params(WindowParams),
+    params(WindowParams, Paging<TopEntries>),
     responses(
         (status = 200, description = "Cost and tokens over the window", body = TokensBody),
         (status = 422, description = "A bad window, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
@@ -185,8 +231,9 @@ pub async fn tokens(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<WindowParams>,
+    top: Paging<TopEntries>,
 ) -> Result<Json<TokensBody>, ApiError> {
-    let Json(body) = rollups(State(state), caller, Query(params)).await?;
+    let Json(body) = rollups(State(state), caller, Query(params), top).await?;
     let RollupsBody {
         rollups,
         cost_group_counts,
@@ -209,8 +256,6 @@ pub struct AnomalyParams {
     severity: Option<String>,
     /// Only this item (its canonical key).
     correlation_key: Option<String>,
-    /// At most this many (default 200, at most 5000); `count` is the total.
-    limit: Option<String>,
 }
 
 /// Anomalies, most severe first.
@@ -230,7 +275,7 @@ pub struct AnomalyList {
     path = "/api/anomalies",
     tag = "insights",
     operation_id = "listAnomalies",
-    params(AnomalyParams),
+    params(AnomalyParams, Paging<AnomalyPages>),
     responses(
         (status = 200, description = "Anomalies, most severe first", body = AnomalyList),
         (status = 422, description = "A bad filter, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
@@ -241,8 +286,9 @@ pub async fn anomalies(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<AnomalyParams>,
+    page: Paging<AnomalyPages>,
 ) -> Result<Json<AnomalyList>, ApiError> {
-    let limit = parse_count("limit", params.limit.as_deref(), 200, 5_000)?;
+    let limit = page.limit as usize;
     let kind = params
         .kind
         .as_deref()
@@ -290,14 +336,6 @@ pub async fn anomalies(
     }))
 }
 
-/// Page size of needs-you.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct NeedsParams {
-    /// At most this many (default 100, at most 5000); `count` is the total.
-    limit: Option<String>,
-}
-
 /// Items waiting on a person.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NeedsList {
@@ -315,7 +353,7 @@ pub struct NeedsList {
     path = "/api/needs-you",
     tag = "insights",
     operation_id = "needsYou",
-    params(NeedsParams),
+    params(Paging<NeedsPages>),
     responses(
         (status = 200, description = "Items that need a person", body = NeedsList),
         (status = 422, description = "A bad limit, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
@@ -325,9 +363,9 @@ pub struct NeedsList {
 pub async fn needs(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<NeedsParams>,
+    page: Paging<NeedsPages>,
 ) -> Result<Json<NeedsList>, ApiError> {
-    let limit = parse_count("limit", params.limit.as_deref(), 100, 5_000)?;
+    let limit = page.limit as usize;
     let mut items = insights(&state, &caller)?
         .needs_you(&caller.tenant, state.clock.now())
         .await?;
@@ -369,8 +407,6 @@ pub async fn needs_count(
 pub struct SearchParams {
     /// The text: a key, alias, title words, repo, branch, PR number, task or spec id.
     q: Option<String>,
-    /// At most this many results (default 20, at most 200).
-    limit: Option<String>,
 }
 
 /// Search results, best first.
@@ -391,7 +427,7 @@ pub struct SearchResults {
     path = "/api/search",
     tag = "insights",
     operation_id = "search",
-    params(SearchParams),
+    params(SearchParams, Paging<SearchPages>),
     responses(
         (status = 200, description = "Results, best first", body = SearchResults),
         (status = 422, description = "No query", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
@@ -402,6 +438,7 @@ pub async fn search(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<SearchParams>,
+    page: Paging<SearchPages>,
 ) -> Result<Json<SearchResults>, ApiError> {
     let query = params
         .q
@@ -418,7 +455,7 @@ pub async fn search(
     if query.chars().count() > 200 {
         return Err(ApiError::field("q", "`q` is at most 200 characters"));
     }
-    let limit = parse_count("limit", params.limit.as_deref(), 20, 200)?;
+    let limit = page.limit as usize;
     let results = insights(&state, &caller)?
         .search(&caller.tenant, &query, limit)
         .await?;
@@ -427,16 +464,6 @@ pub async fn search(
         count: results.len(),
         results,
     }))
-}
-
-/// A page of the activity feed.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ActivityParams {
-    /// Page size (default 50, at most 500).
-    limit: Option<String>,
-    /// The previous page's `next_cursor`.
-    cursor: Option<String>,
 }
 
 /// One event of the feed.
@@ -478,7 +505,7 @@ pub struct ActivityPage {
     path = "/api/activity",
     tag = "insights",
     operation_id = "activity",
-    params(ActivityParams),
+    params(Paging<ActivityPages>),
     responses(
         (status = 200, description = "A page of the feed", body = ActivityPage),
         (status = 422, description = "A bad limit or cursor", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
@@ -488,28 +515,18 @@ pub struct ActivityPage {
 pub async fn activity(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<ActivityParams>,
+    Paging {
+        limit,
+        cursor: before,
+        ..
+    }: Paging<ActivityPages>,
 ) -> Result<Json<ActivityPage>, ApiError> {
     caller.require(Scope::Read)?;
-    let limit = parse_count("limit", params.limit.as_deref(), 50, MAX_ACTIVITY_PAGE)?;
-    let before = match params
-        .cursor
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
-        None => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ApiError::field("cursor", "not a cursor this server issued"))?,
-        ),
-    };
     let page = state
         .work
-        .activity(&caller.tenant, limit as u32 + 1, before)
+        .activity(&caller.tenant, limit + 1, before)
         .await?;
+    let limit = limit as usize;
     let more = page.len() > limit;
     let titles = state.model.tenant(&caller.tenant).await.ok();
     let titles = titles.as_deref().map(read);

@@ -146,7 +146,7 @@ pub async fn handle(State(state): State<AppState>, caller: Caller, body: String)
                 .get("arguments")
                 .cloned()
                 .unwrap_or_else(|| json!({}));
-            let ctx = super::actions::context(&caller);
+            let ctx = super::actions::context(&caller, cfactory_domain::actions::Door::Mcp);
             if !permitted(&caller, name) {
                 let text = format!("not allowed: `{name}` needs the write scope");
                 return Json(result(

@@ -261,18 +261,38 @@ pub async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, A
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn metrics(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+) -> Result<Response, ApiError> {
+    caller.require(cfactory_domain::ports::Scope::Metrics)?;
     let mut response = (StatusCode::OK, state.metrics.render()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
-    response
+    Ok(response)
 }
 
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "ops", operation_id = "openapi", responses((status = 200, description = "The OpenAPI 3.1 description of every route", body = Object)))]
 pub async fn openapi() -> impl IntoResponse {
     Json(ApiDoc::openapi())
+}
+
+/// The OpenAPI document as pretty JSON with a final newline: what `cfactory openapi`
+/// prints and `ui/src/api/openapi.json` holds.
+pub fn openapi_document() -> String {
+    let mut text = ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
+    text.push('\n');
+    text
 }

@@ -9,12 +9,14 @@ use cfactory_domain::ports::{
     DEFAULT_LIST_LIMIT, ListCursor, ListQuery, MAX_LIST_LIMIT, MAX_TIMELINE_PAGE, Scope,
     TimelineCursor, UsageGroupBy, UsageRow,
 };
-use cfactory_domain::{CorrelationKey, Service, StageName, StatusClass, WorkItem};
+use cfactory_domain::{CorrelationKey, Service, StageName, StatusClass};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
+use super::dto;
+use super::paging::{PageRule, Paging};
 use crate::auth::Caller;
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -40,10 +42,20 @@ pub struct ListParams {
     service: Option<String>,
     /// Case-insensitive text over keys, aliases, title, repo, branch and task ids.
     q: Option<String>,
-    /// Page size (default 50, at most 500).
-    limit: Option<String>,
-    /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
+}
+
+/// The WorkItem list's pages: `limit` (default 50, at most 500) and its cursor.
+pub struct ListPages;
+
+impl PageRule for ListPages {
+    const DEFAULT: u32 = DEFAULT_LIST_LIMIT;
+    const MAX: u32 = MAX_LIST_LIMIT;
+    const CURSOR_ABOUT: Option<&'static str> =
+        Some("The `next_cursor` of the previous page (opaque; URL-encode it).");
+    type Cursor = ListCursor;
+    fn decode(text: &str) -> Option<ListCursor> {
+        ListCursor::decode(text)
+    }
 }
 
 /// A page of WorkItems.
@@ -52,8 +64,7 @@ pub struct WorkItemList {
     /// How many items match in all.
     pub count: u64,
     /// This page, newest change first.
-    #[schema(value_type = Vec<Object>)]
-    pub items: Vec<WorkItem>,
+    pub items: Vec<dto::WorkItem>,
     /// The next page's cursor (opaque; URL-encode it), or null on the last page.
     pub next_cursor: Option<String>,
     /// How many matching items are stalled.
@@ -65,7 +76,11 @@ fn nonempty(text: &Option<String>) -> Option<&str> {
 }
 
 impl ListParams {
-    fn into_query(self, stalled_before: DateTime<Utc>) -> Result<ListQuery, ApiError> {
+    fn into_query(
+        self,
+        page: Paging<ListPages>,
+        stalled_before: DateTime<Utc>,
+    ) -> Result<ListQuery, ApiError> {
         let stage = nonempty(&self.stage)
             .map(|s| {
                 StageName::parse(s).ok_or_else(|| {
@@ -93,19 +108,13 @@ impl ListParams {
                 })
             })
             .transpose()?;
-        let cursor = super::paging::cursor(self.cursor.as_deref(), ListCursor::decode)?;
         Ok(ListQuery {
             stage,
             status,
             service,
             text: nonempty(&self.q).map(str::to_owned),
-            limit: super::paging::limit(
-                "limit",
-                self.limit.as_deref(),
-                DEFAULT_LIST_LIMIT,
-                MAX_LIST_LIMIT,
-            )?,
-            cursor,
+            limit: page.limit,
+            cursor: page.cursor,
             stalled_before,
         })
     }
@@ -117,7 +126,7 @@ impl ListParams {
     path = "/api/workitems",
     tag = "workitems",
     operation_id = "listWorkItems",
-    params(ListParams),
+    params(ListParams, Paging<ListPages>),
     responses(
         (status = 200, description = "A page of work items", body = WorkItemList),
         (status = 422, description = "A bad filter, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
@@ -128,17 +137,18 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<ListParams>,
+    page: Paging<ListPages>,
 ) -> Result<Json<WorkItemList>, ApiError> {
     caller.require(Scope::Read)?;
     let now = state.clock.now();
-    let query = params.into_query(now - state.stall_deadline)?;
+    let query = params.into_query(page, now - state.stall_deadline)?;
     let page = state.work.list(&caller.tenant, &query).await?;
     let items = page
         .items
         .into_iter()
         .map(|mut item| {
             item.refresh_liveness(now, state.stall_deadline);
-            item
+            dto::WorkItem::from(&item)
         })
         .collect();
     Ok(Json(WorkItemList {
@@ -163,7 +173,7 @@ fn check_key(key: &str) -> Result<(), ApiError> {
     operation_id = "getWorkItem",
     params(("correlationKey" = String, Path, description = "The item's key or an alias")),
     responses(
-        (status = 200, description = "The work item", body = Object),
+        (status = 200, description = "The work item", body = dto::WorkItem),
         (status = 404, description = "No such item for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Not a correlation key, or a bad limit or cursor, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
     ),
@@ -173,7 +183,7 @@ pub async fn one(
     State(state): State<AppState>,
     caller: Caller,
     Path(key): Path<String>,
-) -> Result<Json<WorkItem>, ApiError> {
+) -> Result<Json<dto::WorkItem>, ApiError> {
     caller.require(Scope::Read)?;
     check_key(&key)?;
     let mut item = state
@@ -182,17 +192,22 @@ pub async fn one(
         .await?
         .ok_or_else(|| ApiError::no_item(&key))?;
     item.refresh_liveness(state.clock.now(), state.stall_deadline);
-    Ok(Json(item))
+    Ok(Json(dto::WorkItem::from(&item)))
 }
 
-/// Timeline paging.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct TimelineParams {
-    /// Events per page (default and maximum 1000).
-    limit: Option<String>,
-    /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
+/// Timeline pages: `limit` events (default and at most 1000) and its cursor.
+pub struct TimelinePages;
+
+impl PageRule for TimelinePages {
+    const DEFAULT: u32 = MAX_TIMELINE_PAGE;
+    const MAX: u32 = MAX_TIMELINE_PAGE;
+    const ABOUT: &'static str = "Events per page";
+    const CURSOR_ABOUT: Option<&'static str> =
+        Some("The `next_cursor` of the previous page (opaque; URL-encode it).");
+    type Cursor = TimelineCursor;
+    fn decode(text: &str) -> Option<TimelineCursor> {
+        TimelineCursor::decode(text)
+    }
 }
 
 /// One recorded event.
@@ -238,7 +253,7 @@ pub struct TimelinePage {
     path = "/api/workitems/{correlationKey}/timeline",
     tag = "workitems",
     operation_id = "getTimeline",
-    params(("correlationKey" = String, Path, description = "The item's key or an alias"), TimelineParams),
+    params(("correlationKey" = String, Path, description = "The item's key or an alias"), Paging<TimelinePages>),
     responses(
         (status = 200, description = "The item's events, oldest first", body = TimelinePage),
         (status = 404, description = "No such item for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
@@ -250,20 +265,13 @@ pub async fn timeline(
     State(state): State<AppState>,
     caller: Caller,
     Path(key): Path<String>,
-    Query(params): Query<TimelineParams>,
+    page: Paging<TimelinePages>,
 ) -> Result<Json<TimelinePage>, ApiError> {
     caller.require(Scope::Read)?;
     check_key(&key)?;
-    let limit = super::paging::limit(
-        "limit",
-        params.limit.as_deref(),
-        MAX_TIMELINE_PAGE,
-        MAX_TIMELINE_PAGE,
-    )?;
-    let cursor = super::paging::cursor(params.cursor.as_deref(), TimelineCursor::decode)?;
     let page = state
         .work
-        .timeline(&caller.tenant, &key, limit, cursor.as_ref())
+        .timeline(&caller.tenant, &key, page.limit, page.cursor.as_ref())
         .await?
         .ok_or_else(|| ApiError::no_item(&key))?;
     let mut events = Vec::with_capacity(page.events.len());
@@ -359,20 +367,27 @@ mod tests {
         }
     }
 
+    fn page(query: &str) -> Result<Paging<ListPages>, ApiError> {
+        Paging::from_uri(&format!("/api/workitems?{query}").parse().unwrap())
+    }
+
     #[test]
     fn list_params_parse_or_name_the_bad_one() {
         let now = Utc::now();
         let q = ListParams {
             stage: Some("code".into()),
             status: Some("running".into()),
-            limit: Some("9999".into()),
             ..ListParams::default()
         }
-        .into_query(now)
+        .into_query(page("limit=9999").unwrap(), now)
         .unwrap();
         assert_eq!(q.stage, Some(StageName::Code));
         assert_eq!(q.status, Some(StatusClass::Running));
         assert_eq!(q.limit, MAX_LIST_LIMIT);
+        let q = ListParams::default()
+            .into_query(page("").unwrap(), now)
+            .unwrap();
+        assert_eq!((q.limit, q.cursor), (DEFAULT_LIST_LIMIT, None));
         for (params, field) in [
             (
                 ListParams {
@@ -388,24 +403,17 @@ mod tests {
                 },
                 "stage",
             ),
-            (
-                ListParams {
-                    limit: Some("-1".into()),
-                    ..ListParams::default()
-                },
-                "limit",
-            ),
-            (
-                ListParams {
-                    cursor: Some("zz".into()),
-                    ..ListParams::default()
-                },
-                "cursor",
-            ),
         ] {
             assert_eq!(
-                field_of(params.into_query(now).unwrap_err()).as_deref(),
+                field_of(params.into_query(Paging::first(), now).unwrap_err()).as_deref(),
                 Some(field)
+            );
+        }
+        for (query, field) in [("limit=-1", "limit"), ("cursor=zz", "cursor")] {
+            assert_eq!(
+                field_of(page(query).unwrap_err()).as_deref(),
+                Some(field),
+                "{query}"
             );
         }
     }

@@ -165,7 +165,8 @@ impl Hub {
         }
         let mut item = item.clone();
         item.refresh_liveness(self.inner.clock.now(), self.inner.stall_deadline);
-        let frame = json!({"type": "workitem", "item": item,
+        // The same wire format as `GET /api/workitems/{key}`.
+        let frame = json!({"type": "workitem", "item": crate::api::dto::WorkItem::from(&item),
             "merged_from": merged_from.map(CorrelationKey::as_str)});
         self.broadcast(tenant, Arc::from(frame.to_string()));
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use cfactory_domain::TenantId;
 use cfactory_domain::ports::{ListQuery, Scope};
@@ -20,25 +20,6 @@ use crate::state::AppState;
 pub const SNAPSHOT_ITEMS: u32 = 100;
 /// How often the server pings.
 pub const PING_EVERY: Duration = Duration::from_secs(20);
-
-/// Whether a browser's `Origin` is this server's own: same host and port as the request's
-/// `Host`. Non-browser clients send no `Origin` and pass.
-pub fn origin_allowed(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
-        return false;
-    };
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .unwrap_or_default();
-    !origin_host.is_empty() && origin_host.eq_ignore_ascii_case(host)
-}
 
 /// Upgrades to the cockpit stream: a WebSocket that sends a snapshot, then every change
 /// of the caller's tenant. Only the cockpit's own origin may open it (a browser's
@@ -65,7 +46,7 @@ pub async fn upgrade(
     let ws = ws.map_err(|e| ApiError::BadRequest {
         detail: format!("this route upgrades to a WebSocket: {}", e.body_text()),
     })?;
-    if !origin_allowed(&headers) {
+    if !crate::guard::browser_origin_allowed(&state.own_names, &headers) {
         return Err(ApiError::Forbidden {
             detail: "this WebSocket only accepts the cockpit's own origin".into(),
         });
@@ -165,7 +146,7 @@ async fn stream(mut socket: WebSocket, state: AppState, tenant: TenantId) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use axum::http::{HeaderValue, header};
 
     fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -177,20 +158,14 @@ mod tests {
     }
 
     #[test]
-    fn only_the_cockpits_own_origin_passes() {
-        assert!(origin_allowed(&headers(None, "127.0.0.1:3110")));
-        assert!(origin_allowed(&headers(
-            Some("http://127.0.0.1:3110"),
-            "127.0.0.1:3110"
-        )));
-        assert!(!origin_allowed(&headers(
-            Some("http://evil.example"),
-            "127.0.0.1:3110"
-        )));
-        assert!(!origin_allowed(&headers(
-            Some("http://127.0.0.1:3111"),
-            "127.0.0.1:3110"
-        )));
-        assert!(!origin_allowed(&headers(Some("null"), "127.0.0.1:3110")));
+    fn only_the_cockpits_own_origin_opens_the_stream() {
+        use crate::guard::{OwnNames, browser_origin_allowed};
+        let names = OwnNames::default();
+        let allowed = |origin, host| browser_origin_allowed(&names, &headers(origin, host));
+        assert!(allowed(None, "127.0.0.1:3110"));
+        assert!(allowed(Some("http://127.0.0.1:3110"), "127.0.0.1:3110"));
+        assert!(!allowed(Some("http://evil.example"), "127.0.0.1:3110"));
+        assert!(!allowed(Some("http://127.0.0.1:3111"), "127.0.0.1:3110"));
+        assert!(!allowed(Some("null"), "127.0.0.1:3110"));
     }
 }

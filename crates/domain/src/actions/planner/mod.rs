@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::{ActionKind, ActionStatus, ActionStep, PreparedAction};
+use super::{ActionKind, ActionStatus, ActionStep, Actor, PreparedAction};
 use crate::event::Service;
 use crate::ids::{CorrelationKey, TenantId};
 use crate::ports::TimelineEntry;
@@ -81,12 +81,12 @@ pub struct ActionPlan {
 }
 
 impl ActionPlan {
-    /// The plan as a stored proposal in status `prepared`.
+    /// The plan as a stored proposal in status `prepared`, proposed by `proposer`.
     pub fn prepare(
         self,
         id: impl Into<String>,
         tenant: TenantId,
-        proposed_by: impl Into<String>,
+        proposer: &Actor,
     ) -> PreparedAction {
         PreparedAction {
             id: id.into(),
@@ -102,7 +102,10 @@ impl ActionPlan {
             created_at: self.created_at,
             expires_at: self.expires_at,
             note: self.note,
-            proposed_by: proposed_by.into(),
+            proposed_by: proposer.id.clone(),
+            proposed_via: Some(proposer.door),
+            decided_by: None,
+            decided_via: None,
             tenant,
             results: Vec::new(),
         }

@@ -1,6 +1,14 @@
-//! The wire format of the action and copilot routes: named response types that map from
-//! the domain's values, so a change in the domain does not change the API by accident.
-//! Each type's `ToSchema` is what `/openapi.json` publishes for it.
+//! The wire format: named response types that map from the domain's values, so a change
+//! in the domain does not change the API by accident. Each type's `ToSchema` is what
+//! `/openapi.json` publishes for it. The action and copilot types live here; WorkItems
+//! (also what the live stream sends) in [`workitem`], the audit chain's verdict in
+//! [`audit`].
+
+pub mod audit;
+pub mod workitem;
+
+pub use audit::ChainReport;
+pub use workitem::WorkItem;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -99,8 +107,15 @@ pub struct ActionView {
     pub expires_at: DateTime<Utc>,
     /// The proposer's note.
     pub note: Option<String>,
-    /// Who proposed it.
+    /// Who proposed it (`key:…` or `local`).
     pub proposed_by: String,
+    /// Through which door it was proposed (`ui`, `api`, `copilot`, `mcp`); null on
+    /// actions stored before doors were kept.
+    pub proposed_via: Option<String>,
+    /// Who confirmed or rejected it; null while it waits or after it expired.
+    pub decided_by: Option<String>,
+    /// Through which door it was confirmed or rejected.
+    pub decided_via: Option<String>,
     /// Its tenant.
     pub tenant: String,
     /// Each executed step's result, in order.
@@ -124,6 +139,9 @@ impl From<&PreparedAction> for ActionView {
             expires_at: a.expires_at,
             note: a.note.clone(),
             proposed_by: a.proposed_by.clone(),
+            proposed_via: a.proposed_via.map(|d| d.as_str().to_owned()),
+            decided_by: a.decided_by.clone(),
+            decided_via: a.decided_via.map(|d| d.as_str().to_owned()),
             tenant: a.tenant.to_string(),
             results: a.results.iter().map(StepResultView::from).collect(),
         }
@@ -225,3 +243,6 @@ pub struct ChatTurn {
     #[schema(value_type = Object)]
     pub usage: Value,
 }
+
+#[cfg(test)]
+mod tests;

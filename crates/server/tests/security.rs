@@ -1,0 +1,371 @@
+//! The trust boundaries, attacked over the wire against the built binary: each test sends
+//! what a hostile web page, tenant or agent would send, sees it refused, and sees the
+//! legitimate request still work.
+
+mod common;
+
+use common::{Server, Store, event};
+use serde_json::Value;
+
+const T0: &str = "2026-11-01T10:00:00Z";
+
+/// `host:port` of a server URL.
+fn authority(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+fn body(id: &str, key: &str) -> String {
+    event(id, key, "aifactory", "t-1", "running", T0).to_string()
+}
+
+async fn item_status(server: &Server, key: &str) -> u16 {
+    server.get(&format!("/api/workitems/{key}")).await.0
+}
+
+#[tokio::test]
+async fn open_mode_refuses_a_rebound_host_name_and_answers_its_own() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let port = authority(&server.api)
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .to_owned();
+    let get = |host: String| {
+        server
+            .http
+            .get(server.url("/api/workitems"))
+            .header("host", host)
+            .send()
+    };
+    // A page on evil.example whose name now resolves to 127.0.0.1.
+    let refused = get(format!("evil.example:{port}")).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 421);
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = refused.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("evil.example"),
+        "{problem}"
+    );
+    // A write through the rebound name stores nothing.
+    let post = server
+        .http
+        .post(server.url("/api/events/completion"))
+        .header("host", format!("evil.example:{port}"))
+        .header("content-type", "application/json")
+        .body(body("rb-1", "701"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status().as_u16(), 421);
+    assert_eq!(item_status(&server, "701").await, 404);
+    // The server's own names still work.
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let ok = get(host.clone()).await.unwrap();
+        assert_eq!(ok.status().as_u16(), 200, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn the_public_url_names_the_server_and_makes_the_cookie_secure() {
+    let store = Store::sqlite();
+    let key = store.create_key("read", None);
+    let server = Server::start_with(
+        &store,
+        &["--public-url", "https://cockpit.example.com"],
+        &[],
+    )
+    .unwrap();
+    // With keys configured the server is not in open mode: any Host may ask, the key
+    // decides.
+    let ok = server
+        .http
+        .get(server.url("/api/workitems"))
+        .header("host", "cockpit.example.com")
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let signed_in = server
+        .http
+        .post(server.url("/api/session"))
+        .header("content-type", "application/json")
+        .header("origin", "https://cockpit.example.com")
+        .body(serde_json::json!({ "key": key }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 200);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+}
+
+#[tokio::test]
+async fn a_plain_http_cookie_is_not_secure_unless_a_proxy_says_https() {
+    let store = Store::sqlite();
+    let key = store.create_key("read", None);
+    let server = Server::start(&store);
+    let sign_in = |proto: Option<&'static str>| {
+        let mut req = server
+            .http
+            .post(server.url("/api/session"))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "key": key }).to_string());
+        if let Some(p) = proto {
+            req = req.header("x-forwarded-proto", p);
+        }
+        req.send()
+    };
+    let plain = sign_in(None).await.unwrap();
+    assert!(
+        !plain.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Secure")
+    );
+    let proxied = sign_in(Some("https")).await.unwrap();
+    assert!(
+        proxied.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
+}
+
+#[tokio::test]
+async fn a_cross_site_page_cannot_post_events_or_decide_actions() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let own = format!("http://{}", authority(&server.api));
+    let post = |origin: &'static str, content_type: &'static str, id: &str, key: &str| {
+        server
+            .http
+            .post(server.url("/api/events/completion"))
+            .header("origin", origin)
+            .header("content-type", content_type)
+            .body(body(id, key))
+            .send()
+    };
+    // A form or `fetch(…, {mode: "no-cors"})` from another site: a simple request.
+    let r = post("http://evil.example", "text/plain", "x-1", "702")
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = post("null", "application/json", "x-2", "702")
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(item_status(&server, "702").await, 404, "nothing was stored");
+    // Confirming or rejecting from another site is refused before any lookup.
+    for path in ["/api/actions/act_x/confirm", "/api/actions/act_x/reject"] {
+        let r = server
+            .http
+            .post(server.url(path))
+            .header("origin", "http://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{path}");
+    }
+    // The cockpit's own origin, with JSON declared, still writes.
+    let r = server
+        .http
+        .post(server.url("/api/events/completion"))
+        .header("origin", &own)
+        .header("content-type", "application/json")
+        .body(body("ok-1", "702"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    assert_eq!(item_status(&server, "702").await, 200);
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_even_with_a_valid_key() {
+    let store = Store::sqlite();
+    let key = store.create_key("ingest,read", None);
+    let server = Server::start(&store);
+    let r = server
+        .http
+        .post(server.url("/api/events/completion"))
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/json")
+        .bearer_auth(&key)
+        .body(body("k-1", "703"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let (status, _) = server.get_with("/api/workitems/703", Some(&key)).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn bodies_must_be_declared_json() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    for (path, content_type) in [
+        ("/api/events/completion", "text/plain"),
+        ("/api/events", "application/x-www-form-urlencoded"),
+        ("/api/events/completion", ""),
+        ("/mcp", "text/plain"),
+        ("/api/session", "text/plain"),
+    ] {
+        let mut req = server.http.post(server.url(path)).body(body("m-1", "704"));
+        if !content_type.is_empty() {
+            req = req.header("content-type", content_type);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 415, "{path} with `{content_type}`");
+        let problem: Value = r.json().await.unwrap();
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("application/json"),
+            "{problem}"
+        );
+    }
+    assert_eq!(item_status(&server, "704").await, 404);
+    let (status, _) = server
+        .post_raw("/api/events/completion", &body("m-2", "704"), None)
+        .await;
+    assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn the_cockpit_cannot_be_framed() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    for url in [
+        server.ui.clone(),
+        format!("{}/board", server.ui.trim_end_matches('/')),
+    ] {
+        let r = server.http.get(&url).send().await.unwrap();
+        let csp = r.headers()["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert_eq!(r.headers()["x-frame-options"], "DENY");
+    }
+}
+
+#[tokio::test]
+async fn sign_in_guesses_are_limited_per_address() {
+    let store = Store::sqlite();
+    let key = store.create_key("read", None);
+    let server = Server::start(&store);
+    let sign_in = |key: String| {
+        server
+            .http
+            .post(server.url("/api/session"))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "key": key }).to_string())
+            .send()
+    };
+    // The default allows ten attempts a minute; a guesser gets no eleventh.
+    for n in 0..10 {
+        let r = sign_in(format!("cfk_guess_{n}")).await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "guess {n}");
+    }
+    let limited = sign_in(key.clone()).await.unwrap();
+    assert_eq!(limited.status().as_u16(), 429);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=61).contains(&wait), "{wait}");
+    // Requests with a key are counted on the key's own buckets, not the address's.
+    let (status, _) = server.get_with("/api/workitems", Some(&key)).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn ingest_over_its_limit_is_refused_without_storing_and_other_keys_go_on() {
+    let store = Store::sqlite();
+    let a = store.create_key("ingest,read", None);
+    let b = store.create_key("ingest,read", None);
+    let server = Server::start_with(&store, &["--limit-ingest-per-second", "3"], &[]).unwrap();
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let (status, _) = server
+            .post_raw(
+                "/api/events/completion",
+                &body(&format!("l-{n}"), &format!("80{n}")),
+                Some(&a),
+            )
+            .await;
+        statuses.push(status);
+    }
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(refused >= 2, "{statuses:?}");
+    for (n, status) in statuses.iter().enumerate() {
+        let (found, _) = server
+            .get_with(&format!("/api/workitems/80{n}"), Some(&a))
+            .await;
+        let expected = if *status == 429 { 404 } else { 200 };
+        assert_eq!(found, expected, "event {n} answered {status}");
+    }
+    let (status, _) = server
+        .post_raw("/api/events/completion", &body("l-b", "809"), Some(&b))
+        .await;
+    assert_eq!(status, 202, "another key has its own bucket");
+}
+
+#[tokio::test]
+async fn a_short_seeded_key_stops_the_start() {
+    let store = Store::sqlite();
+    let short = format!("{}:read", "k".repeat(31));
+    let log = Server::start_with(&store, &[], &[("CFACTORY_API_KEYS", &short)])
+        .err()
+        .expect("a 31-character seed is refused");
+    assert!(log.contains("at least 32 characters"), "{log}");
+    assert!(
+        !log.contains(&"k".repeat(31)),
+        "the log echoes the key: {log}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_need_the_metrics_scope_once_keys_exist() {
+    let store = Store::sqlite();
+    let reader = store.create_key("read", None);
+    let scraper = store.create_key("metrics", None);
+    let server = Server::start(&store);
+    assert_eq!(server.get("/metrics").await.0, 401);
+    assert_eq!(server.get_with("/metrics", Some(&reader)).await.0, 403);
+    let (status, text) = server.get_with("/metrics", Some(&scraper)).await;
+    assert_eq!(status, 200);
+    assert!(text.as_str().unwrap().contains("cfactory_"), "{text}");
+    // The scraper's key reads nothing else.
+    assert_eq!(
+        server.get_with("/api/workitems", Some(&scraper)).await.0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn open_mode_keeps_every_scope_for_the_person_at_the_keyboard() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let (status, session) = server.get("/api/session").await;
+    assert_eq!(status, 200);
+    let scopes: Vec<&str> = session["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for scope in ["read", "write", "ingest", "approve", "metrics", "admin"] {
+        assert!(scopes.contains(&scope), "{scope} missing from {scopes:?}");
+    }
+    assert_eq!(server.get("/metrics").await.0, 200);
+}

@@ -1,0 +1,830 @@
+// Generated from the server's /openapi.json by ui/scripts/openapi-types.mjs
+// (`cargo xtask ui-types`). Do not edit: a test fails when this file is stale.
+
+/** A page of actions. */
+export type ActionList = {
+  /** Newest first. */
+  actions: ActionView[];
+};
+
+/** A proposal: what it will send, why, and where it is in its life. */
+export type ActionView = {
+  /** The WorkItem. */
+  correlation_key: string;
+  /** When it was proposed. */
+  created_at: string;
+  /** Who confirmed or rejected it; null while it waits or after it expired. */
+  decided_by?: string | null;
+  /** Through which door it was confirmed or rejected. */
+  decided_via?: string | null;
+  /** The first step's endpoint. */
+  endpoint: string;
+  /** When it stops being confirmable. */
+  expires_at: string;
+  /** Steps after the first, each sent only if the one before succeeded. */
+  follow_ups: StepView[];
+  /** The action's id (`act_…`). */
+  id: string;
+  /**
+   * `approve_gate`, `emit_issues`, `trigger_handoff`, `kick_handback`, `recover`,
+   * `recover_and_restart` or `reject_review`.
+   */
+  kind: string;
+  /** The first step's method. */
+  method: string;
+  /** The proposer's note. */
+  note?: string | null;
+  /** The first step's body. */
+  payload: Record<string, unknown> | null;
+  /** Who proposed it (`key:…` or `local`). */
+  proposed_by: string;
+  /**
+   * Through which door it was proposed (`ui`, `api`, `copilot`, `mcp`); null on
+   * actions stored before doors were kept.
+   */
+  proposed_via?: string | null;
+  /** Why this call. */
+  rationale: string;
+  /** Each executed step's result, in order. */
+  results: StepResultView[];
+  /** `prepared`, `executing`, `executed`, `failed`, `rejected` or `expired`. */
+  status: string;
+  /** `pfactory`, `aifactory` or `tfactory`. */
+  target_service: string;
+  /** Its tenant. */
+  tenant: string;
+};
+
+/** One event of the feed. */
+export type ActivityItem = {
+  /** The item the event is on (its key after any merge). */
+  correlation_key: string;
+  /** The event's id, if it had one. */
+  id?: string | null;
+  /** When CFactory received it. */
+  received_at: string;
+  /** Arrival order; newer is larger. */
+  seq: number;
+  /** The sender. */
+  service: string;
+  /** The status as sent. */
+  status: string;
+  /** The sender's task. */
+  task_id: string;
+  /** The event's own time. */
+  time: string;
+  /** The item's title, when it has one. */
+  title?: string | null;
+};
+
+/** The feed page. */
+export type ActivityPage = {
+  /** Newest first. */
+  items: ActivityItem[];
+  /** The next (older) page's cursor, or null on the last page. */
+  next_cursor?: string | null;
+};
+
+/** The published contract's advise request: `intent` names the action. */
+export type AdviseBody = {
+  /** The WorkItem. */
+  correlation_key: string;
+  /** The action kind (or its propose tool's name). */
+  intent: string;
+  /** Why, in the person's words. */
+  prompt?: string | null;
+};
+
+/** An action with the published contract's `summary` and `preview` beside it. */
+export type AdvisedAction = ActionView & {
+  /** What a confirm sends first. */
+  preview: Preview;
+  /** The rationale, under the contract's name. */
+  summary: string;
+};
+
+/** Anomalies, most severe first. */
+export type AnomalyList = {
+  /** The first `limit` of them. */
+  anomalies: Array<Record<string, unknown>>;
+  /** How many match in all. */
+  count: number;
+};
+
+/** A page of entries, newest first. */
+export type AuditPage = {
+  /** The entries. */
+  entries: Array<Record<string, unknown>>;
+  /** The next (older) page's cursor, or null on the last page. */
+  next_cursor?: string | null;
+};
+
+/** The sender's budget as its latest usage reported it. */
+export type BudgetState = {
+  /** The time of the event that reported it. */
+  at: string;
+  /** Whether the sender says the budget is exceeded. */
+  exceeded: boolean;
+  /** The limit, in dollars. */
+  limit_usd: number | null;
+  /** What the sender counts as spent. */
+  spent_usd: number | null;
+};
+
+/** One insight card; see [`cfactory_domain::insights::cards`]. */
+export type Card = {
+  /** The item it is about, when one. */
+  correlation_key?: string | null;
+  /** A sentence with the figures. */
+  detail: string;
+  /** Stable per finding: `anomaly:{kind}:{key}`, `needs_you` or `spend`. */
+  id: string;
+  /** An anomaly kind, `needs_you` or `spend`. */
+  kind: string;
+  /** `info`, `warning` or `high`. */
+  severity: string;
+  suggested?: null | CardSuggestion;
+  /** One line. */
+  title: string;
+};
+
+/** The insight cards. */
+export type CardList = {
+  /** Anomaly cards (loudest first), then needs-you, then spend. */
+  cards: Card[];
+};
+
+/** A proposal a card suggests. */
+export type CardSuggestion = {
+  /** For which item. */
+  correlation_key: string;
+  /** The action kind to propose. */
+  kind: string;
+  /** The button's text. */
+  label: string;
+};
+
+/** One finding: the row and what is wrong with it. */
+export type ChainFinding = {
+  /** The row's id (0 for the head when the chain is empty). */
+  id: number;
+  /** What is wrong with it. */
+  kind: ChainFindingKind;
+};
+
+/**
+ * What is wrong with one row (or the head): `altered` (its fields no longer match its
+ * seal), `broken_link` (it does not follow the row before it), `fork` (it shares its
+ * place with another row), `truncated` (the head counts rows that are gone, or its last
+ * hash is not the newest row's), `head_altered` (the head's own seal does not match).
+ */
+export type ChainFindingKind = 'altered' | 'broken_link' | 'fork' | 'truncated' | 'head_altered';
+
+/** The verdict over a tenant's whole audit chain, each finding naming its row. */
+export type ChainReport = {
+  /** Every finding, in chain order. */
+  findings: ChainFinding[];
+  /** Rows checked. */
+  rows: number;
+  /** The verdict. */
+  verdict: ChainVerdict;
+};
+
+/**
+ * A chain's verdict: `ok` (every row and the head check out), `tampered` (a row was
+ * edited or deleted, or the head does not match the rows) or `forked` (two rows claim
+ * the same place).
+ */
+export type ChainVerdict = 'ok' | 'tampered' | 'forked';
+
+/** A chat turn. */
+export type ChatBody = {
+  /** The conversation to continue; a new one when absent. */
+  conversation_id?: string | null;
+  /** The person's message. */
+  message: string;
+};
+
+/** One copilot turn. */
+export type ChatTurn = {
+  /** The model's answer, or what stopped it. */
+  answer: string;
+  /** The conversation to continue with the next message. */
+  conversation_id: string;
+  /** How the turn ended (`answered`, `step_limit`, …). */
+  end: string;
+  /** Actions proposed this turn, stored as prepared; a confirm sends them. */
+  proposals: ActionView[];
+  /** Model calls made. */
+  steps: number;
+  /** This turn's tool calls (name, input, result summary). */
+  trace: Array<Record<string, unknown>>;
+  /** Tokens used. */
+  usage: Record<string, unknown>;
+};
+
+/** A confirmed action, as it ended (`executed` or `failed`). */
+export type Confirmed = {
+  /** The action with each step's result. */
+  action: AdvisedAction;
+};
+
+/** Two issue numbers claimed one unit of work; the event stayed on its own key. */
+export type CorrelationConflict = {
+  /** The event's time. */
+  at: string;
+  /** The event that carried the conflict. */
+  event_id: string | null;
+  /** The issue numbers that disagreed. */
+  issue_numbers: number[];
+  /** Why, when it is not two numbers disagreeing. */
+  reason?: string | null;
+};
+
+/** How many entries each breakdown had before it was cut to `top`. */
+export type CostCounts = {
+  by_billing_mode: number;
+  by_model: number;
+  by_provider: number;
+  by_service: number;
+  by_worker: number;
+  by_workitem: number;
+};
+
+/** How many items need a person. */
+export type Count = {
+  /** The count. */
+  count: number;
+};
+
+/** Ingest findings kept on the item so anomalies can surface them. */
+export type IngestFlags = {
+  /** Correlation conflicts seen (all of them). */
+  correlation_conflict_count: number;
+  /** The most recent conflicts. */
+  correlation_conflicts: CorrelationConflict[];
+  /** Events recorded without an `id`. */
+  missing_event_id: number;
+};
+
+/** One event's result. */
+export type IngestResult = {
+  /** The canonical key of the WorkItem the event is on. */
+  correlation_key: string;
+  /** `accepted` (newly committed) or `duplicate` (already held under this id). */
+  status: string;
+};
+
+/** A prompt-injection scan verdict. Absence means no scan ran, never a pass. */
+export type InjectionScan = {
+  /** What was flagged, or why the scan was skipped. */
+  reason?: string | null;
+  /** Scanner id. */
+  scanner?: string | null;
+  /** Untrusted sources inspected; left out when none. */
+  sources_scanned?: string[];
+  /** `pass`, `flagged` or `skipped`. */
+  verdict: string;
+};
+
+/** An item's proposals and what it allows now. */
+export type ItemActionsView = {
+  /** Its proposals, newest first. */
+  actions: ActionView[];
+  /** Action kinds its state allows now. */
+  available: string[];
+  /** The item's canonical key. */
+  correlation_key: string;
+};
+
+/** The chain links known for an item. */
+export type Links = {
+  /** AIFactory tasks. */
+  aifactory_task_ids: string[];
+  /** Git branch. */
+  branch: string | null;
+  /** Issues PFactory created for this unit (its epic and children): links, not units. */
+  emitted_issues: number[];
+  /** GitHub issue number. */
+  issue_number: number | null;
+  /** Pull request. */
+  pr_number: number | null;
+  /** The GitHub repository of the issue, when a sender named it. */
+  repo: string | null;
+  /** PFactory plan session. */
+  session_id: string | null;
+  /** TFactory specs. */
+  tfactory_spec_ids: string[];
+};
+
+/** Whether an item is alive, computed at read time against the clock. */
+export type Liveness = {
+  active_stage: null | StageName;
+  /** Seconds since the latest stage activity. */
+  last_activity_age_seconds: number | null;
+  /** A running or stuck stage silent past the stall deadline. */
+  stalled: boolean;
+};
+
+/** Items waiting on a person. */
+export type NeedsList = {
+  /** How many in all. */
+  count: number;
+  /** The most urgent first. */
+  items: Array<Record<string, unknown>>;
+};
+
+/** What a confirm would send, for the published advise contract. */
+export type Preview = {
+  /** The first step's endpoint. */
+  endpoint: string;
+  /** The steps after it. */
+  follow_ups: StepView[];
+  /** The first step's method. */
+  method: string;
+  /** The first step's body. */
+  payload: Record<string, unknown> | null;
+};
+
+/** An `application/problem+json` body (RFC 9457). */
+export type ProblemDoc = {
+  /** What went wrong with this request. */
+  detail: string;
+  /** The offending field or parameter, for 422s. */
+  field?: string | null;
+  /** The HTTP status. */
+  status: number;
+  /** A short summary of the kind. */
+  title: string;
+  /** A URI naming the kind of problem. */
+  type: string;
+};
+
+/** An item's execution graph, or why there is none. */
+export type ProcessAnswer = {
+  /** Whether a graph came back. */
+  available: boolean;
+  /** The graph's nodes. */
+  nodes?: Array<Record<string, unknown>> | null;
+  /** Why not, when not. */
+  reason?: string | null;
+  /** The service that runs the stage. */
+  service?: string | null;
+  /** The stage. */
+  stage?: string | null;
+  /** The upstream's task id. */
+  task_id?: string | null;
+};
+
+/**
+ * Whether a stage's success is backed by evidence: `proven` (a done-class status with
+ * the evidence its stage owes), `unproven` (without it), `not_applicable` (not done).
+ */
+export type Proof = 'proven' | 'unproven' | 'not_applicable';
+
+/** A proposal request. */
+export type ProposeBody = {
+  /** The WorkItem. */
+  correlation_key: string;
+  /**
+   * approve_gate, emit_issues, trigger_handoff, kick_handback, recover,
+   * recover_and_restart or reject_review.
+   */
+  kind: string;
+  /** Why, in the person's words (goes into the payload where the upstream takes one). */
+  note?: string | null;
+};
+
+/** A rejected action. */
+export type Rejected = {
+  /** The action, now `rejected`. */
+  action: ActionView;
+};
+
+/** What a poll round did. */
+export type RoundList = {
+  /** Per service: its health and how many tasks were read and filed. */
+  services: Array<Record<string, unknown>>;
+};
+
+/** One run's last usage figure, for services whose task usage is the sum of its runs. */
+export type RunFigure = {
+  /** The run's usage so far (its total once ended). */
+  amounts: UsageAmounts;
+  /** The time of the figure kept. */
+  at: string;
+  /** The time of the run's terminal event; null while the run is still going. */
+  ended_at: string | null;
+};
+
+/** Search results, best first. */
+export type SearchResults = {
+  /** Results returned. */
+  count: number;
+  /** The query as searched. */
+  query: string;
+  /** Exact key matches first, then prefixes, then substrings; each says what matched. */
+  results: Array<Record<string, unknown>>;
+};
+
+/** The service that sent an event. */
+export type Service = 'pfactory' | 'aifactory' | 'tfactory' | 'cfactory';
+
+/** The watched services. */
+export type ServiceList = {
+  /** Each with `name`, `stage`, `url`, `health` and its live `feeds`. */
+  services: Array<Record<string, unknown>>;
+};
+
+/** Who the caller is. */
+export type SessionView = {
+  /** Whether the server has no keys at all. */
+  open_mode: boolean;
+  /** What the caller may do. */
+  scopes: string[];
+  /** The tenant. */
+  tenant: string;
+};
+
+/** A new base URL for a service. */
+export type SetUrl = {
+  /** An absolute http:// or https:// URL. */
+  url: string;
+};
+
+/** A sign-in request. */
+export type SignIn = {
+  /** The API key. */
+  key: string;
+};
+
+/**
+ * One stage: the event with the latest `time` that its service sent for this item (or
+ * what the service's API said, when `from_api`).
+ */
+export type Stage = {
+  /** Its time. */
+  at: string;
+  /** The shown event's id. */
+  event_id?: string | null;
+  /**
+   * Present (and `true`) when the stage shows what the service's API said (a poll or
+   * a live frame) rather than a completion event.
+   */
+  from_api?: boolean;
+  /** TFactory's halt reason. */
+  halt_reason?: string | null;
+  injection_scan?: null | InjectionScan;
+  /** TFactory's outcome. */
+  outcome?: string | null;
+  /** Its phase. */
+  phase: string;
+  /** The latest worker report or heartbeat of the shown task, when later than `at`. */
+  progress_at?: string | null;
+  /** Evidence gate result. */
+  proof: Proof;
+  /** When CFactory received the shown event (breaks ties between equal times). */
+  received_at: string;
+  /** Why the task waits in review, as its service says (AIFactory's `review_reason`). */
+  review_reason?: string | null;
+  /** When the stage's first event happened. */
+  started_at: string;
+  /** Its status as sent. */
+  status: string;
+  /** Its status class. */
+  status_class: StatusClass;
+  /** The task the shown event came from. */
+  task_id: string;
+  /** The stage's usage (all of its service's tasks on this item). */
+  usage: UsageAmounts;
+  verification?: null | Verification;
+};
+
+/** A pipeline stage: `plan` (PFactory), `code` (AIFactory), `test` (TFactory). */
+export type StageName = 'plan' | 'code' | 'test';
+
+/** The three stages; null where the stage has not started. */
+export type Stages = {
+  code: null | Stage;
+  plan: null | Stage;
+  test: null | Stage;
+};
+
+/**
+ * The lifecycle class of a status: `failed` and `done` are terminal, `review` waits on
+ * a decision, `queued` has not started, `running` executes (or is unknown), `stuck` was
+ * marked so by an upstream.
+ */
+export type StatusClass = 'failed' | 'done' | 'review' | 'queued' | 'running' | 'stuck';
+
+/** What one executed step got back. */
+export type StepResultView = {
+  /** How long the call took. */
+  duration_ms: number;
+  /** The endpoint called. */
+  endpoint: string;
+  /** Why it failed. */
+  error?: string | null;
+  /** The method sent. */
+  method: string;
+  /** A 2xx without `"success": false`. */
+  ok: boolean;
+  /** The upstream's answer as JSON (`null` when none or not JSON). */
+  response: Record<string, unknown> | null;
+  /** The HTTP status, when an answer came. */
+  status_code?: number | null;
+};
+
+/** One request of an action. */
+export type StepView = {
+  /** Root-relative on the target service. */
+  endpoint: string;
+  /** `GET`, `POST`, `PUT`, `PATCH` or `DELETE`. */
+  method: string;
+  /**
+   * The JSON body (`null`: none); may hold `{{approver}}`/`{{confirmed_at}}`
+   * placeholders filled at confirm.
+   */
+  payload: Record<string, unknown> | null;
+};
+
+/**
+ * One task's usage: the running total of its current run plus the totals of the runs
+ * before it (a correction after a handback starts a new run).
+ */
+export type TaskUsage = {
+  /** The time of the event the current run's total came from. */
+  at: string;
+  /** The current run's running total. */
+  current: UsageAmounts;
+  /** Earlier runs' totals. */
+  earlier_runs: UsageAmounts;
+  /** The model the latest usage named. */
+  model: string | null;
+  /** The phase of the event the current total came from. */
+  phase: string | null;
+  /**
+   * Each run's last figure, oldest first, for services that sum their runs; left out
+   * when there is none.
+   */
+  run_figures?: RunFigure[];
+  /** How many runs were seen. */
+  runs: number;
+  /** The service. */
+  service: Service;
+  /** The service's task id. */
+  task_id: string;
+  /**
+   * Per-worker usage of the latest event (provider, model, billing mode); left out
+   * when there is none.
+   */
+  workers?: WorkerUsage[];
+};
+
+/** One recorded event. */
+export type TimelineEvent = {
+  /** The event JSON exactly as received, unknown fields included. */
+  event: Record<string, unknown>;
+  /** The event's id, if it had one. */
+  id?: string | null;
+  /** When CFactory received it. */
+  received_at: string;
+  /** Arrival sequence. */
+  seq: number;
+  /** The sender. */
+  service: string;
+  /** The status as sent. */
+  status: string;
+  /** The sender's task. */
+  task_id: string;
+  /** The event's time. */
+  time: string;
+};
+
+/** A page of an item's timeline. */
+export type TimelinePage = {
+  /** The item's canonical key. */
+  correlation_key: string;
+  /** Events on the item in all. */
+  event_count: number;
+  /** This page, oldest first. */
+  events: TimelineEvent[];
+  /** The next page's cursor, or null on the last page. */
+  next_cursor?: string | null;
+  /** Seconds from the earliest to the latest event. */
+  span_seconds: number;
+};
+
+/** Cost and tokens alone. */
+export type TokensBody = {
+  cost: Record<string, unknown>;
+  cost_group_counts: CostCounts;
+  daily: Array<Record<string, unknown>>;
+  window: Record<string, unknown>;
+};
+
+/** Tokens and dollars: the same fields everywhere usage appears. */
+export type UsageAmounts = {
+  /** Metered dollars (billing modes `api` and `cloud`, or usage with no mode): spend. */
+  cost_usd: number;
+  /** Prompt tokens. */
+  input_tokens: number;
+  /** Dollars a subscription or local worker reported: shown, never added to spend. */
+  notional_cost_usd: number;
+  /** Completion tokens. */
+  output_tokens: number;
+  /** Total tokens. */
+  total_tokens: number;
+};
+
+/** One usage group. */
+export type UsageRowDoc = {
+  /** Metered dollars: spend. */
+  cost_usd: number;
+  /** Prompt tokens. */
+  input_tokens: number;
+  /** The group (null when events did not say). */
+  key?: string | null;
+  /** Dollars subscription or local workers reported: shown apart, never spend. */
+  notional_cost_usd: number;
+  /** Completion tokens. */
+  output_tokens: number;
+  /** All tokens. */
+  total_tokens: number;
+};
+
+/** TFactory's verification block: the level it achieved against the level it aimed for. */
+export type Verification = {
+  /** The level reached (`VAL-0`). */
+  achieved_level?: string | null;
+  /** The sender's one-line claim. */
+  claim?: string | null;
+  /** Each level's status; left out when none. */
+  levels?: VerificationLevel[];
+  /** The level aimed for (`VAL-2`). */
+  target_level?: string | null;
+};
+
+/** One level of a verification. */
+export type VerificationLevel = {
+  /** The level (`VAL-1`). */
+  level: string;
+  /** Why, when the sender said. */
+  reason?: string | null;
+  /** `passed`, `failed`, `not_run`, … */
+  status: string;
+};
+
+/**
+ * One unit of work across the three services: plan session → issue → coding task →
+ * branch/PR → test spec, with one stage per service, usage, and liveness.
+ */
+export type WorkItem = {
+  /** Keys merged into this item. */
+  aliases: string[];
+  budget?: null | BudgetState;
+  /** The canonical key. */
+  correlation_key: string;
+  /** Time of the earliest event. */
+  created_at: string;
+  /** Events accepted onto this item. */
+  event_count: number;
+  /** Ingest findings. */
+  flags: IngestFlags;
+  /** Round trips from a failed test back to more coding (handbacks). */
+  handbacks: number;
+  /** Chain links. */
+  links: Links;
+  /** Liveness at read time. */
+  liveness: Liveness;
+  /** Repository or project. */
+  project: string | null;
+  /** Plan, code and test. */
+  stages: Stages;
+  /** Title, when a sender gave one. */
+  title: string | null;
+  /** Time of the latest event. */
+  updated_at: string;
+  /** Usage per (service, task). */
+  usage_by_task: TaskUsage[];
+  /** Usage over every task. */
+  usage_total: UsageAmounts;
+};
+
+/** A page of WorkItems. */
+export type WorkItemList = {
+  /** How many items match in all. */
+  count: number;
+  /** This page, newest change first. */
+  items: WorkItem[];
+  /** The next page's cursor (opaque; URL-encode it), or null on the last page. */
+  next_cursor?: string | null;
+  /** How many matching items are stalled. */
+  stalled_count: number;
+};
+
+/** One worker's share of a task's usage, as its latest report said. */
+export type WorkerUsage = {
+  /** `api` and `cloud` are metered; subscription and local runs are not. */
+  billing_mode: string | null;
+  /** Dollars: real when metered, notional otherwise. */
+  cost_usd: number | null;
+  /** Prompt tokens. */
+  input_tokens?: number | null;
+  /** Model id. */
+  model: string | null;
+  /** Completion tokens. */
+  output_tokens?: number | null;
+  /** LLM provider. */
+  provider: string | null;
+  /** Tokens used, as the RFC text spells it (older senders). */
+  tokens: number | null;
+  /** Total tokens, as the real senders spell it. */
+  total_tokens?: number | null;
+  /** The worker's id. */
+  worker_id: string | null;
+};
+
+/** Each operation's success body, by operation id. */
+export interface Operations {
+  /** GET /api/actions */
+  listActions: ActionList;
+  /** GET /api/actions/{id} */
+  getAction: ActionView;
+  /** POST /api/actions/{id}/confirm */
+  confirmAction: Confirmed;
+  /** POST /api/actions/{id}/reject */
+  rejectAction: Rejected;
+  /** POST /api/actions/propose */
+  proposeAction: ActionView;
+  /** GET /api/activity */
+  activity: ActivityPage;
+  /** GET /api/anomalies */
+  listAnomalies: AnomalyList;
+  /** GET /api/audit */
+  listAudit: AuditPage;
+  /** GET /api/audit/chain */
+  verifyAudit: ChainReport;
+  /** POST /api/copilot/actions */
+  adviseAction: AdvisedAction;
+  /** POST /api/copilot/actions/{actionId}/confirm */
+  confirmAdvisedAction: Confirmed;
+  /** POST /api/copilot/chat */
+  copilotChat: ChatTurn;
+  /** POST /api/events */
+  ingestEventsAlias: IngestResult;
+  /** POST /api/events/completion */
+  ingestCompletionEvent: IngestResult;
+  /** GET /api/insights */
+  insightCards: CardList;
+  /** GET /api/needs-you */
+  needsYou: NeedsList;
+  /** GET /api/needs-you/count */
+  needsYouCount: Count;
+  /** POST /api/refresh */
+  refresh: RoundList;
+  /** GET /api/rollups */
+  getRollups: Record<string, unknown>;
+  /** GET /api/search */
+  search: SearchResults;
+  /** GET /api/services */
+  list: ServiceList;
+  /** PUT /api/services/{name} */
+  set_url: Record<string, unknown>;
+  /** GET /api/session */
+  currentSession: SessionView;
+  /** POST /api/session */
+  signIn: SessionView;
+  /** DELETE /api/session */
+  signOut: void;
+  /** GET /api/tokens */
+  getTokens: TokensBody;
+  /** GET /api/usage */
+  getUsage: UsageRowDoc[];
+  /** GET /api/workitems */
+  listWorkItems: WorkItemList;
+  /** GET /api/workitems/{correlationKey} */
+  getWorkItem: WorkItem;
+  /** GET /api/workitems/{correlationKey}/actions */
+  itemActions: ItemActionsView;
+  /** GET /api/workitems/{correlationKey}/process */
+  process: ProcessAnswer;
+  /** GET /api/workitems/{correlationKey}/timeline */
+  getTimeline: TimelinePage;
+  /** GET /api/ws */
+  cockpitStream: void;
+  /** GET /health */
+  health: void;
+  /** GET /mcp */
+  mcpStream: void;
+  /** POST /mcp */
+  mcpMessage: Record<string, unknown>;
+  /** GET /metrics */
+  metrics: void;
+  /** GET /openapi.json */
+  openapi: Record<string, unknown>;
+  /** GET /ready */
+  ready: void;
+  /** GET /ws/cockpit */
+  cockpitStreamAlias: void;
+}
