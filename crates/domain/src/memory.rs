@@ -16,7 +16,7 @@ use crate::ids::{CorrelationKey, EventId, Identifier, TenantId};
 use crate::ports::{
     ActivityEntry, ApiKey, ApiKeyStore, BrowserSession, ChangeSink, ListCursor, ListQuery,
     ServiceRegistry, StoreError, Timeline, TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow,
-    WorkItemPage, WorkItemStore,
+    WebhookSecret, WorkItemPage, WorkItemStore,
 };
 use crate::upstream::TaskList;
 use crate::workitem::StageName;
@@ -37,6 +37,8 @@ struct State {
     keys: BTreeMap<String, (ApiKey, String)>,
     /// Browser sessions: token hash to key hash and end.
     sessions: HashMap<String, (String, DateTime<Utc>)>,
+    /// Webhook signing secrets by id.
+    webhook_secrets: BTreeMap<String, WebhookSecret>,
     services: BTreeMap<String, String>,
     seq: i64,
     last_received: Option<DateTime<Utc>>,
@@ -563,6 +565,46 @@ impl ApiKeyStore for InMemoryStore {
 
     async fn end_session(&self, token_sha256: &str) -> Result<bool, StoreError> {
         Ok(self.lock().sessions.remove(token_sha256).is_some())
+    }
+
+    async fn create_webhook_secret(&self, secret: &WebhookSecret) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.webhook_secrets.contains_key(&secret.id) {
+            return Err(StoreError::Duplicate(format!(
+                "webhook secret {}",
+                secret.id
+            )));
+        }
+        state
+            .webhook_secrets
+            .insert(secret.id.clone(), secret.clone());
+        Ok(())
+    }
+
+    async fn list_webhook_secrets(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<WebhookSecret>, StoreError> {
+        let state = self.lock();
+        let mut out: Vec<WebhookSecret> = state
+            .webhook_secrets
+            .values()
+            .filter(|w| tenant.is_none_or(|t| &w.tenant == t))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    async fn revoke_webhook_secret(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.webhook_secrets.get_mut(id) {
+            Some(w) if w.revoked_at.is_none() => {
+                w.revoked_at = Some(at);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

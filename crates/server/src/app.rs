@@ -304,6 +304,7 @@ pub async fn start(
             public: settings.public_url.clone(),
         },
         limits: limits.clone(),
+        webhook_secrets: Arc::default(),
         default_tenant: settings.tenant.clone(),
         stall_deadline,
         hub,

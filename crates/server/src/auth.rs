@@ -14,6 +14,51 @@ use crate::keys::hash_secret;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
+/// What a caller presented, kept so a long-lived stream can ask again whether it still
+/// holds: never the secret of a key, only its hash.
+#[derive(Clone)]
+pub enum Credential {
+    /// An API key, by its SHA-256.
+    Key(String),
+    /// A browser session's cookie token.
+    Session(String),
+    /// Nothing: open mode.
+    Open,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Key(_) => "Key(***)",
+            Self::Session(_) => "Session(***)",
+            Self::Open => "Open",
+        })
+    }
+}
+
+impl Credential {
+    /// Whether the credential still admits its holder: the key is not revoked, the
+    /// session has not ended (nor its key been revoked), open mode has not been ended by a
+    /// first key. Asked of the store, so a change made by another process counts.
+    pub async fn still_holds(
+        &self,
+        state: &AppState,
+    ) -> Result<bool, cfactory_domain::ports::StoreError> {
+        match self {
+            Self::Key(hash) => Ok(state.keys.find_key(hash).await?.is_some()),
+            Self::Session(token) => {
+                match crate::session::key_hash(state.keys.as_ref(), token, state.clock.now())
+                    .await?
+                {
+                    Some(hash) => Ok(state.keys.find_key(&hash).await?.is_some()),
+                    None => Ok(false),
+                }
+            }
+            Self::Open => Ok(!state.keys.has_active_keys().await?),
+        }
+    }
+}
+
 /// The authenticated caller of one request.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -24,6 +69,8 @@ pub struct Caller {
     scopes: Vec<Scope>,
     /// The door: `ui` for a browser session (or a browser in open mode), else `api`.
     pub door: Door,
+    /// What was presented.
+    pub credential: Credential,
 }
 
 impl Caller {
@@ -112,11 +159,16 @@ impl FromRequestParts<AppState> for Caller {
         // A browser session stands in for a key; a state-changing request made with it
         // must come from the cockpit's own origin.
         let from_cookie = presented.is_none();
+        let mut session = None;
         let presented = match presented {
             Some(hash) => Some(hash),
             None => match crate::session::cookie_token(&parts.headers) {
                 Some(token) => {
-                    crate::session::key_hash(state.keys.as_ref(), &token, state.clock.now()).await?
+                    let hash =
+                        crate::session::key_hash(state.keys.as_ref(), &token, state.clock.now())
+                            .await?;
+                    session = Some(token);
+                    hash
                 }
                 None => None,
             },
@@ -144,6 +196,10 @@ impl FromRequestParts<AppState> for Caller {
                     key_id: Some(key.id),
                     scopes: key.scopes,
                     door: if from_cookie { Door::Ui } else { Door::Api },
+                    credential: match session {
+                        Some(token) if from_cookie => Credential::Session(token),
+                        _ => Credential::Key(hash),
+                    },
                 })
             }
             None => {
@@ -155,6 +211,7 @@ impl FromRequestParts<AppState> for Caller {
                         key_id: None,
                         scopes: Scope::ALL.to_vec(),
                         door: if browser { Door::Ui } else { Door::Api },
+                        credential: Credential::Open,
                     });
                 }
                 Err(ApiError::Unauthorized {

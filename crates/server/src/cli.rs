@@ -75,6 +75,36 @@ pub enum Command {
     Audit(AuditCommand),
     /// Print the API's OpenAPI 3.1 document (what `GET /openapi.json` serves) and exit.
     Openapi,
+    /// Webhook signing secrets (Standard Webhooks) for the `--tenant` tenant's senders.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+/// `webhooks` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Signing secrets: once a tenant has an active one, its ingest must be signed.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+/// `webhooks secret` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Create a secret for the `--tenant` tenant and print it once (`whsec_…`). Several
+    /// may be active at once, for rotation.
+    Create {
+        /// A name to recognise the secret by (the sender it belongs to).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the `--tenant` tenant's secrets (never the secrets themselves).
+    List,
+    /// Revoke a secret by its id (takes effect within 2 seconds in a running server).
+    Revoke {
+        /// The secret's id, as `webhooks secret list` shows it.
+        id: String,
+    },
 }
 
 /// `audit` subcommands.
@@ -387,6 +417,88 @@ async fn run_keys(
                 eprintln!("revoked {id}");
             } else {
                 bail!("no active key with id `{id}`");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `cfactory webhooks …`.
+pub async fn webhooks(settings: &Settings, command: &WebhooksCommand) -> anyhow::Result<()> {
+    let stores = Stores::open(&settings.database)
+        .await
+        .context("opening the store")?;
+    let result = match crate::audit::load_key(settings, true) {
+        Ok(key) => {
+            let auditor = crate::audit::Auditor::new(stores.audit.clone(), key);
+            let WebhooksCommand::Secret(command) = command;
+            run_webhook_secrets(stores.keys.as_ref(), &auditor, &settings.tenant, command).await
+        }
+        Err(e) => Err(e),
+    };
+    stores.close().await;
+    result
+}
+
+async fn run_webhook_secrets(
+    store: &dyn ApiKeyStore,
+    auditor: &crate::audit::Auditor,
+    tenant: &TenantId,
+    command: &SecretCommand,
+) -> anyhow::Result<()> {
+    match command {
+        SecretCommand::Create { name } => {
+            let key = crate::webhooks::new_key();
+            let secret = cfactory_domain::ports::WebhookSecret {
+                id: format!("whk_{}", keys::random_text(12)),
+                tenant: tenant.clone(),
+                name: name.clone(),
+                key: key.clone(),
+                created_at: Utc::now(),
+                revoked_at: None,
+            };
+            store.create_webhook_secret(&secret).await?;
+            audit_key_change(auditor, tenant, "webhook_secret.created", &secret.id).await?;
+            eprintln!(
+                "created webhook secret {} for tenant {} (shown once; give it to the sender); \
+                 this tenant's ingest must now be signed",
+                secret.id, secret.tenant
+            );
+            println!("{}", crate::webhooks::secret_text(&key));
+        }
+        SecretCommand::List => {
+            let list = store.list_webhook_secrets(Some(tenant)).await?;
+            if list.is_empty() {
+                eprintln!("no webhook secrets for tenant {tenant}: its ingest need not be signed");
+            }
+            println!("{:<18} {:<12} {:<26} STATE", "ID", "TENANT", "CREATED");
+            for w in list {
+                let state = match w.revoked_at {
+                    Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
+                    None => "active".into(),
+                };
+                println!(
+                    "{:<18} {:<12} {:<26} {state}{}",
+                    w.id,
+                    w.tenant,
+                    w.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    w.name.map(|n| format!("  ({n})")).unwrap_or_default()
+                );
+            }
+        }
+        SecretCommand::Revoke { id } => {
+            let owner = store
+                .list_webhook_secrets(None)
+                .await?
+                .into_iter()
+                .find(|w| &w.id == id)
+                .map(|w| w.tenant);
+            if store.revoke_webhook_secret(id, Utc::now()).await? {
+                let owner = owner.unwrap_or_else(|| tenant.clone());
+                audit_key_change(auditor, &owner, "webhook_secret.revoked", id).await?;
+                eprintln!("revoked {id}");
+            } else {
+                bail!("no active webhook secret with id `{id}`");
             }
         }
     }

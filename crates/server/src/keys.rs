@@ -23,7 +23,8 @@ pub fn hash_secret(secret: &str) -> String {
         .collect()
 }
 
-fn random_text(len: usize) -> String {
+/// `len` random letters and digits.
+pub fn random_text(len: usize) -> String {
     rand::rng()
         .sample_iter(&Alphanumeric)
         .take(len)

@@ -22,3 +22,4 @@ pub mod state;
 pub mod stores;
 pub mod ui;
 pub mod upstream_factory;
+pub mod webhooks;

@@ -35,6 +35,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => cli::migrate(&settings).await?,
         Command::Openapi => print!("{}", cfactory_server::api::openapi_document()),
         Command::Keys(command) => cli::keys(&settings, &command).await?,
+        Command::Webhooks(command) => cli::webhooks(&settings, &command).await?,
         Command::Audit(cli::AuditCommand::Verify) => {
             let (report, ok) = cli::audit_verify(&settings).await?;
             println!("{report}");

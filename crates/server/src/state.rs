@@ -44,6 +44,8 @@ pub struct AppParts {
     pub open_mode_allowed: bool,
     /// The names and origins this server answers to (the browser guard's rules).
     pub own_names: crate::guard::OwnNames,
+    /// Each tenant's active webhook secrets, briefly cached.
+    pub webhook_secrets: std::sync::Arc<crate::webhooks::SecretCache>,
     /// The request limits' buckets.
     pub limits: std::sync::Arc<crate::limits::Limits>,
     /// The tenant of open-mode requests.

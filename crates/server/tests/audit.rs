@@ -53,13 +53,19 @@ async fn audited_changes_chain_verify_and_tampering_is_named(store: Store) {
     let entries = page["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[0]["kind"], "service.url_changed");
-    assert_eq!(entries[0]["target"], "tfactory", "newest first");
+    assert_eq!(
+        entries[0]["target"], "tfactory: none -> http://127.0.0.1:4002",
+        "newest first, with the old and new origin"
+    );
     assert_eq!(entries[0]["actor"], "local", "open mode acts as local");
     assert_eq!(entries[0]["seq"], 3);
     assert!(entries[0]["payload_sha256"].as_str().unwrap().len() == 64);
     let cursor = page["next_cursor"].as_str().unwrap();
     let (_, older) = server.get(&format!("/api/audit?cursor={cursor}")).await;
-    assert_eq!(older["entries"][0]["target"], "pfactory");
+    assert_eq!(
+        older["entries"][0]["target"],
+        "pfactory: none -> http://127.0.0.1:4000"
+    );
     assert_eq!(older["next_cursor"], Value::Null);
 
     let (_, chain) = server.get("/api/audit/chain").await;

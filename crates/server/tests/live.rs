@@ -205,6 +205,14 @@ async fn service_urls_are_validated_probed_and_kept_across_restarts() {
     assert_eq!(status, 422, "{problem}");
     assert_eq!(problem["field"], "url");
     assert_eq!(put("aifactory", "not a url").await.0, 422);
+    for metadata in ["http://169.254.169.254", "http://metadata.google.internal"] {
+        let (status, problem) = put("aifactory", metadata).await;
+        assert_eq!(status, 422, "{metadata}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("metadata"),
+            "{problem}"
+        );
+    }
     assert_eq!(put("zfactory", "http://127.0.0.1:9").await.0, 404);
 
     // Nothing listens on port 9: offline, and no URL in what the API says went wrong.
@@ -255,4 +263,93 @@ async fn service_urls_are_validated_probed_and_kept_across_restarts() {
         "the stored URL survived a restart"
     );
     assert_eq!(ai["configured"], true);
+}
+
+/// Frames until the server closes; the close code, within `limit`.
+async fn close_code_within(socket: &mut Socket, limit: Duration) -> u16 {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => panic!("the stream stayed open past {limit:?}"),
+            Ok(Some(Ok(Message::Close(Some(frame))))) => return u16::from(frame.code),
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => panic!("the stream ended without a close frame: {other:?}"),
+        }
+    }
+}
+
+/// The id `keys list` shows for the only key with exactly these scopes.
+fn key_id(store: &Store, scopes: &str) -> String {
+    let (_, listing, _) = store.cli(&["keys", "list"], None);
+    listing
+        .lines()
+        .find(|l| l.split_whitespace().any(|w| w == scopes))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no key with scopes {scopes} in {listing}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_revoked_key_or_an_ended_session_closes_its_stream() {
+    let store = Store::sqlite();
+    let watcher = store.create_key("read", None);
+    let person = store.create_key("read,write", None);
+    let server = Server::start(&store);
+
+    // A key revoked by another process (the CLI) closes its stream with 4401.
+    let mut by_key = connect(&server, "/api/ws", &[("x-api-key", &watcher)])
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut by_key).await["type"], "snapshot");
+    let (status, _, err) = store.cli(&["keys", "revoke", &key_id(&store, "read")], None);
+    assert!(status.success(), "{err}");
+    assert_eq!(
+        close_code_within(&mut by_key, Duration::from_secs(5)).await,
+        4401
+    );
+
+    // A browser session's stream closes when the session signs out.
+    let signed_in = server
+        .http
+        .post(server.url("/api/session"))
+        .header("content-type", "application/json")
+        .body(json!({ "key": person }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut by_session = connect(&server, "/api/ws", &[("cookie", &cookie)])
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut by_session).await["type"], "snapshot");
+    let mut other = connect(&server, "/api/ws", &[("x-api-key", &person)])
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut other).await["type"], "snapshot");
+    let out = server
+        .http
+        .delete(server.url("/api/session"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status().as_u16(), 204);
+    assert_eq!(
+        close_code_within(&mut by_session, Duration::from_secs(5)).await,
+        4401
+    );
+    // The same key's own stream outlives the sign-out (a recheck runs every 2 s).
+    assert!(
+        tokio::time::timeout(Duration::from_secs(3), other.next())
+            .await
+            .map(|m| !matches!(m, Some(Ok(Message::Close(_)))))
+            .unwrap_or(true),
+        "a stream whose key still holds stays open"
+    );
 }

@@ -369,3 +369,194 @@ async fn open_mode_keeps_every_scope_for_the_person_at_the_keyboard() {
     }
     assert_eq!(server.get("/metrics").await.0, 200);
 }
+
+/// Posts `body` signed as Standard Webhooks with `secret` (or with the headers given).
+async fn post_signed(
+    server: &Server,
+    path: &str,
+    body: &str,
+    headers: &[(&str, String)],
+) -> (u16, Value) {
+    let mut req = server
+        .http
+        .post(server.url(path))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn signed_headers(secret: &str, id: &str, at: i64, body: &str) -> Vec<(&'static str, String)> {
+    let key = cfactory_server::webhooks::parse_secret(secret).unwrap();
+    vec![
+        ("webhook-id", id.to_owned()),
+        ("webhook-timestamp", at.to_string()),
+        (
+            "webhook-signature",
+            cfactory_server::webhooks::sign(&key, id, at, body.as_bytes()),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn signed_webhooks_are_checked_replays_apply_once_and_unsigned_ingest_stops() {
+    let store = Store::sqlite();
+    let reader = store.create_key("read", Some("acme"));
+    let sender_key = store.create_key("ingest", Some("acme"));
+    let other = store.create_key("ingest,read", Some("globex"));
+    let (status, out, err) = store.cli(
+        &[
+            "webhooks",
+            "secret",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "aifactory",
+        ],
+        None,
+    );
+    assert!(status.success(), "{err}");
+    let secret = out.trim().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let server = Server::start(&store);
+    let now = chrono::Utc::now().timestamp();
+    let path = "/api/events/completion?tenant=acme";
+    // No `id`: the delivery's id names the event.
+    let body = serde_json::json!({
+        "correlation_key": "910", "service": "aifactory", "task_id": "t-910",
+        "status": "running", "phase": "act", "time": T0,
+    })
+    .to_string();
+
+    let good = signed_headers(&secret, "msg_1", now, &body);
+    let (status, answer) = post_signed(&server, path, &body, &good).await;
+    assert_eq!(status, 202, "{answer}");
+    // The same delivery again (a retry, or a replay within the window): a duplicate.
+    let (status, answer) = post_signed(&server, path, &body, &good).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "duplicate");
+    let (_, item) = server.get_with("/api/workitems/910", Some(&reader)).await;
+    assert_eq!(item["event_count"], 1, "applied once");
+
+    // A body changed after signing, a stale timestamp, a missing header, a wrong key.
+    let tampered = body.replace("running", "done");
+    let (status, p) = post_signed(&server, path, &tampered, &good).await;
+    assert_eq!(status, 401);
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no `webhook-signature` entry matches"),
+        "{p}"
+    );
+    let stale = signed_headers(&secret, "msg_2", now - 301, &body);
+    let (status, p) = post_signed(&server, path, &body, &stale).await;
+    assert_eq!(status, 401);
+    assert!(p["detail"].as_str().unwrap().contains("5 minutes"), "{p}");
+    let (status, p) = post_signed(&server, path, &body, &good[..2]).await;
+    assert_eq!(status, 401);
+    assert!(
+        p["detail"].as_str().unwrap().contains("webhook-signature"),
+        "{p}"
+    );
+    let forged = signed_headers(
+        &cfactory_server::webhooks::secret_text(&[7u8; 32]),
+        "msg_3",
+        now,
+        &body,
+    );
+    assert_eq!(post_signed(&server, path, &body, &forged).await.0, 401);
+    // A tenant without a secret cannot be written by signature.
+    let (status, p) = post_signed(
+        &server,
+        "/api/events/completion?tenant=globex",
+        &body,
+        &signed_headers(&secret, "msg_4", now, &body),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no active webhook secret"),
+        "{p}"
+    );
+
+    // Once acme signs, its ingest key alone no longer writes; globex's still does.
+    let unsigned = body.replace("910", "911");
+    let (status, text) = server
+        .post_raw("/api/events/completion", &unsigned, Some(&sender_key))
+        .await;
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("signs its webhooks"), "{text}");
+    let (status, _) = server
+        .post_raw("/api/events/completion", &unsigned, Some(&other))
+        .await;
+    assert_eq!(status, 202);
+    let (status, _) = server.get_with("/api/workitems/911", Some(&reader)).await;
+    assert_eq!(status, 404, "nothing reached acme");
+
+    // Revoking the secret ends signed ingest (within the 2 s cache).
+    let (_, listing, _) = store.cli(&["webhooks", "secret", "list", "--tenant", "acme"], None);
+    let id = listing
+        .lines()
+        .find(|l| l.starts_with("whk_"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let (status, _, err) = store.cli(&["webhooks", "secret", "revoke", &id], None);
+    assert!(status.success(), "{err}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut n = 10;
+    loop {
+        let fresh = body.replace("910", "912");
+        let headers = signed_headers(&secret, &format!("msg_{n}"), now, &fresh);
+        let (status, _) = post_signed(&server, path, &fresh, &headers).await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked secret still signs"
+        );
+        n += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn only_an_admin_points_a_service_elsewhere() {
+    let store = Store::sqlite();
+    let writer = store.create_key("read,write", None);
+    let admin = store.create_key("admin", None);
+    let server = Server::start_with(&store, &["--poll-interval-seconds", "0"], &[]).unwrap();
+    let put = |key: String| {
+        server
+            .http
+            .put(server.url("/api/services/aifactory"))
+            .header("x-api-key", key)
+            .json(&serde_json::json!({"url": "http://127.0.0.1:9"}))
+            .send()
+    };
+    let refused = put(writer.clone()).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    let (_, services) = server.get_with("/api/services", Some(&writer)).await;
+    let ai = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "aifactory")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        ai["configured"], false,
+        "the write key changed nothing: {ai}"
+    );
+    assert_eq!(put(admin).await.unwrap().status().as_u16(), 200);
+}

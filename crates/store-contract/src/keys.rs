@@ -79,3 +79,43 @@ pub async fn browser_sessions_last_until_they_end_or_sign_out(s: &Subject) {
     assert_eq!(found("tok1", 11).await.as_deref(), Some("key4"));
     assert_eq!(found("tok3", 11).await.as_deref(), Some("key3"));
 }
+
+/// Webhook secrets read back whole per tenant, oldest first, and revoke once.
+pub async fn webhook_secrets_are_kept_per_tenant_and_revoke_once(s: &Subject) {
+    use cfactory_domain::ports::WebhookSecret;
+    let acme = TenantId::parse("acme").unwrap();
+    let secret = |id: &str, tenant: &TenantId, minute: i64| WebhookSecret {
+        id: id.to_owned(),
+        tenant: tenant.clone(),
+        name: Some(format!("sender {id}")),
+        key: (0u8..32)
+            .map(|b| b.wrapping_mul(7).wrapping_add(minute as u8))
+            .collect(),
+        created_at: crate::helpers::t(minute),
+        revoked_at: None,
+    };
+    let a = secret("whk_a", &acme, 0);
+    let b = secret("whk_b", &acme, 5);
+    let other = secret("whk_c", &crate::helpers::tenant(), 1);
+    for w in [&b, &a, &other] {
+        s.keys.create_webhook_secret(w).await.unwrap();
+    }
+    assert!(matches!(
+        s.keys.create_webhook_secret(&a).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    let mine = s.keys.list_webhook_secrets(Some(&acme)).await.unwrap();
+    assert_eq!(
+        mine,
+        vec![a.clone(), b.clone()],
+        "the key bytes survive whole"
+    );
+    assert_eq!(s.keys.list_webhook_secrets(None).await.unwrap().len(), 3);
+    let at = crate::helpers::t(9);
+    assert!(s.keys.revoke_webhook_secret("whk_a", at).await.unwrap());
+    assert!(!s.keys.revoke_webhook_secret("whk_a", at).await.unwrap());
+    assert!(!s.keys.revoke_webhook_secret("whk_nope", at).await.unwrap());
+    let mine = s.keys.list_webhook_secrets(Some(&acme)).await.unwrap();
+    assert_eq!(mine[0].revoked_at, Some(at));
+    assert_eq!(mine[1].revoked_at, None);
+}

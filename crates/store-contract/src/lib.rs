@@ -46,7 +46,10 @@ pub use ingest::{
     synthetic_key_merges_into_issue_and_alias_resolves,
     test_spec_linked_to_a_coding_task_lands_on_its_issue, two_issue_numbers_never_merge,
 };
-pub use keys::{api_keys_lifecycle, browser_sessions_last_until_they_end_or_sign_out};
+pub use keys::{
+    api_keys_lifecycle, browser_sessions_last_until_they_end_or_sign_out,
+    webhook_secrets_are_kept_per_tenant_and_revoke_once,
+};
 pub use lists::{
     get_many_answers_in_order_with_aliases_and_gaps, list_filters_count_and_pages,
     stalled_items_are_counted,
@@ -108,6 +111,7 @@ macro_rules! contract_tests {
             evidence_gates_set_proof,
             api_keys_lifecycle,
             browser_sessions_last_until_they_end_or_sign_out,
+            webhook_secrets_are_kept_per_tenant_and_revoke_once,
             service_urls_persist_and_replace,
             tenants_and_scans_cover_every_item_once,
             activity_is_newest_first_across_items_and_follows_merges,

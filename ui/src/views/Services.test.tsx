@@ -26,7 +26,14 @@ describe('Services', () => {
     expect(screen.queryByRole('button', { name: 'Check now' })).toBeNull();
   });
 
-  it('lets a write-scoped user change a URL and shows the server refusal', async () => {
+  it('lets a write-scoped user check now but not change a URL', async () => {
+    mockFetch({ '/api/services': { services } });
+    renderWith(<Services />, { session: { tenant: 't', scopes: ['read', 'write'], open_mode: false } });
+    expect(await screen.findByRole('button', { name: 'Check now' })).toBeTruthy();
+    expect(screen.queryByRole('button', { name: /Edit/ })).toBeNull();
+  });
+
+  it('lets an admin change a URL and shows the server refusal', async () => {
     let puts = 0;
     mockFetch({
       'GET /api/services': { services },
@@ -38,7 +45,7 @@ describe('Services', () => {
           : json({ title: 'Unprocessable content', status: 422, detail: 'url must be an absolute http(s) URL', field: 'url' }, 422);
       },
     });
-    renderWith(<Services />, { session: { tenant: 't', scopes: ['read', 'write'], open_mode: false } });
+    renderWith(<Services />, { session: { tenant: 't', scopes: ['read', 'admin'], open_mode: false } });
     fireEvent.click(await screen.findByRole('button', { name: 'Edit the URL of AIFactory' }));
     const input = screen.getByLabelText('Base URL of AIFactory');
     fireEvent.change(input, { target: { value: 'ftp://nope' } });

@@ -1,8 +1,8 @@
-// Services: each upstream's health and base URL. A user with the write scope can change a
-// URL (the server probes it at once) or run a poll round; others see no edit controls.
+// Services: each upstream's health and base URL. An admin can change a URL (the server
+// probes it at once); the write scope runs a poll round; others see no controls.
 
 import { useState, type FormEvent } from 'react';
-import { api, ApiError, canWrite, type HealthStatus, type ServiceView } from '../api';
+import { api, ApiError, canAdminister, canWrite, type HealthStatus, type ServiceView } from '../api';
 import { Panel } from '../components/States';
 import { SERVICE_LABEL, ago } from '../format';
 import { useSession } from '../session';
@@ -106,7 +106,8 @@ function ServiceRow({ service, editable, onChanged }: { service: ServiceView; ed
 
 export function Services() {
   const session = useSession();
-  const editable = canWrite(session);
+  const editable = canAdminister(session);
+  const checkable = canWrite(session);
   const services = useFetched((signal) => api.services(signal), []);
   const [refreshing, setRefreshing] = useState(false);
 
@@ -126,7 +127,7 @@ export function Services() {
     <section className="view" aria-labelledby="services-title">
       <div className="view-head">
         <h1 id="services-title">Services</h1>
-        {editable && (
+        {checkable && (
           <button type="button" onClick={refresh} disabled={refreshing}>
             {refreshing ? 'Checking…' : 'Check now'}
           </button>

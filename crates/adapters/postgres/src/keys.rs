@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use async_trait::async_trait;
 use cfactory_domain::TenantId;
 use cfactory_domain::ports::{
-    ApiKey, ApiKeyStore, BrowserSession, Scope, ServiceRegistry, StoreError,
+    ApiKey, ApiKeyStore, BrowserSession, Scope, ServiceRegistry, StoreError, WebhookSecret,
 };
 use chrono::{DateTime, Utc};
 
@@ -269,6 +269,71 @@ impl ApiKeyStore for PgStore {
             .execute(&self.inner.pool)
             .await
             .map_err(store_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_webhook_secret(&self, secret: &WebhookSecret) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO webhook_secrets (id, tenant_id, name, secret, created_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&secret.id)
+        .bind(secret.tenant.as_str())
+        .bind(&secret.name)
+        .bind(secret.key_hex())
+        .bind(secret.created_at)
+        .bind(secret.revoked_at)
+        .execute(&self.inner.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn list_webhook_secrets(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<WebhookSecret>, StoreError> {
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            String,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, tenant_id, name, secret, created_at, revoked_at FROM webhook_secrets \
+             WHERE $1::text IS NULL OR tenant_id = $1 ORDER BY created_at, id",
+        )
+        .bind(tenant.map(TenantId::as_str))
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter()
+            .map(|(id, tenant, name, secret, created_at, revoked_at)| {
+                Ok(WebhookSecret {
+                    tenant: TenantId::parse(&tenant)
+                        .map_err(|e| corrupt("webhook secret tenant", e))?,
+                    key: WebhookSecret::key_from_hex(&secret)
+                        .ok_or_else(|| corrupt("webhook secret", "not hex"))?,
+                    id,
+                    name,
+                    created_at,
+                    revoked_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_webhook_secret(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE webhook_secrets SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&self.inner.pool)
+        .await
+        .map_err(store_error)?;
         Ok(done.rows_affected() == 1)
     }
 }

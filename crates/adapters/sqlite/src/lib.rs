@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use cfactory_domain::correlate::IngestOutcome;
 use cfactory_domain::ports::{
     ActivityEntry, ApiKey, ApiKeyStore, BrowserSession, ChangeSink, Clock, ListQuery,
-    ServiceRegistry, StoreError, Timeline, TimelineCursor, UsageGroupBy, UsageRow, WorkItemPage,
-    WorkItemStore,
+    ServiceRegistry, StoreError, Timeline, TimelineCursor, UsageGroupBy, UsageRow, WebhookSecret,
+    WorkItemPage, WorkItemStore,
 };
 use cfactory_domain::upstream::TaskList;
 use cfactory_domain::{CompletionEvent, CorrelationKey, Service, SystemClock, TenantId, WorkItem};
@@ -412,6 +412,82 @@ impl ApiKeyStore for SqliteStore {
                     .execute(conn)
                     .await
                     .map_err(store_error)?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
+    }
+
+    async fn create_webhook_secret(&self, secret: &WebhookSecret) -> Result<(), StoreError> {
+        let secret = secret.clone();
+        self.exclusive(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO webhook_secrets \
+                     (id, tenant_id, name, secret, created_at, revoked_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .bind(&secret.id)
+                .bind(secret.tenant.as_str())
+                .bind(&secret.name)
+                .bind(secret.key_hex())
+                .bind(rows::micros(secret.created_at))
+                .bind(secret.revoked_at.map(rows::micros))
+                .execute(conn)
+                .await
+                .map_err(store_error)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn list_webhook_secrets(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<WebhookSecret>, StoreError> {
+        type Row = (String, String, Option<String>, String, i64, Option<i64>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, tenant_id, name, secret, created_at, revoked_at FROM webhook_secrets \
+             WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY created_at, id",
+        )
+        .bind(tenant.map(TenantId::as_str))
+        .fetch_all(&self.inner.readers)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter()
+            .map(|(id, tenant, name, secret, created_at, revoked_at)| {
+                let corrupt =
+                    |what: String| StoreError::Unexpected(format!("webhook secret {id}: {what}"));
+                Ok(WebhookSecret {
+                    tenant: TenantId::parse(&tenant)
+                        .map_err(|e| corrupt(format!("tenant: {e}")))?,
+                    key: WebhookSecret::key_from_hex(&secret)
+                        .ok_or_else(|| corrupt("not hex".into()))?,
+                    name,
+                    created_at: rows::from_micros("created_at", created_at)?,
+                    revoked_at: revoked_at
+                        .map(|r| rows::from_micros("revoked_at", r))
+                        .transpose()?,
+                    id,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_webhook_secret(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.exclusive(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE webhook_secrets SET revoked_at = ?2 \
+                     WHERE id = ?1 AND revoked_at IS NULL",
+                )
+                .bind(&id)
+                .bind(rows::micros(at))
+                .execute(conn)
+                .await
+                .map_err(store_error)?;
                 Ok(done.rows_affected() == 1)
             })
         })

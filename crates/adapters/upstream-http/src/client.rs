@@ -56,13 +56,16 @@ impl UpstreamClient {
         &self.config
     }
 
-    /// `GET path` (which starts with `/`) and its JSON body.
+    /// `GET path` (which starts with `/`) and its JSON body. A path with a dot segment or
+    /// an encoded separator is refused before anything is sent.
     pub async fn get_json(&self, path: &str) -> Result<Value, UpstreamError> {
+        check_path(path)?;
         self.send(self.http.get(self.config.http_url(path))).await
     }
 
-    /// `POST path` with a JSON body, and the JSON answer.
+    /// `POST path` with a JSON body, and the JSON answer; paths as for [`Self::get_json`].
     pub async fn post_json(&self, path: &str, body: &Value) -> Result<Value, UpstreamError> {
+        check_path(path)?;
         self.send(self.http.post(self.config.http_url(path)).json(body))
             .await
     }
@@ -299,6 +302,23 @@ fn reason_of(body: &Value) -> Option<String> {
         .map(|s| s.chars().take(MAX_REASON_CHARS).collect())
 }
 
+/// Refuses a path that could leave the route it names once a server decodes or
+/// normalises it: a `.` or `..` segment (also percent-encoded) or an encoded `/` or `\`.
+/// Paths are built from event data (task ids), so this is where a hostile id stops.
+pub fn check_path(path: &str) -> Result<(), UpstreamError> {
+    let route = path.split('?').next().unwrap_or_default();
+    for segment in route.split('/') {
+        let lower = segment.to_ascii_lowercase();
+        let dots = lower.replace("%2e", ".");
+        if dots == "." || dots == ".." || lower.contains("%2f") || lower.contains("%5c") {
+            return Err(UpstreamError::Refused(format!(
+                "refused to call a path with a dot segment or an encoded separator (`{segment}`)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Percent-encodes one path segment (an upstream's task id) so `/`, `?`, `#` and spaces
 /// in it cannot change the path; `:` and `@` stay, as RFC 3986 allows.
 pub fn path_segment(text: &str) -> String {
@@ -355,6 +375,30 @@ mod tests {
             classify(&c, s(200), br#"{"success":true}"#),
             Ok(serde_json::json!({"success": true}))
         );
+    }
+
+    #[test]
+    fn dot_segments_and_encoded_separators_are_refused() {
+        for bad in [
+            "/api/tasks/../keys",
+            "/api/tasks/./recover",
+            "/api/tasks/%2e%2E/keys",
+            "/api/tasks/.%2e",
+            "/api/tasks/a%2Fb",
+            "/api/tasks/a%5cb",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+        for ok in [
+            "/api/tasks/proj:001",
+            "/api/tasks/v1.2/x",
+            "/api/tasks?since=..",
+            "/",
+        ] {
+            assert!(check_path(ok).is_ok(), "{ok}");
+        }
+        assert!(check_path(&format!("/api/tasks/{}", path_segment(".."))).is_err());
+        assert!(check_path(&format!("/api/tasks/{}", path_segment("a/b"))).is_err());
     }
 
     #[test]

@@ -121,7 +121,9 @@ impl Endpoint {
             .next()
             .unwrap_or_default()
             .to_ascii_lowercase();
-        if ["%2e", "%2f", "%5c"].iter().any(|e| path.contains(e)) {
+        if ["%2e", "%2f", "%5c"].iter().any(|e| path.contains(e))
+            || path.split('/').any(|s| s == ".")
+        {
             return Err(EndpointError::DotSegment);
         }
         let bytes = text.as_bytes();
@@ -184,6 +186,7 @@ mod tests {
             ("/api//tasks", EndpointError::DoubleSlash),
             ("/api/tasks/../keys", EndpointError::DotSegment),
             ("/api/tasks/..", EndpointError::DotSegment),
+            ("/api/tasks/./recover", EndpointError::DotSegment),
             ("/api/tasks/%2e%2e/keys", EndpointError::DotSegment),
             ("/api/tasks/a%2Fb", EndpointError::DotSegment),
             ("api/tasks", EndpointError::NotRootRelative),

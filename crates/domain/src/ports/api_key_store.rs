@@ -129,6 +129,70 @@ pub trait ApiKeyStore: Send + Sync {
 
     /// Signs a session out; `false` when there was no such session.
     async fn end_session(&self, token_sha256: &str) -> Result<bool, StoreError>;
+
+    /// Stores a webhook signing secret. `Duplicate` when its id exists.
+    async fn create_webhook_secret(&self, secret: &WebhookSecret) -> Result<(), StoreError>;
+
+    /// Webhook secrets, revoked ones included, oldest first: the tenant's, or every
+    /// tenant's when `tenant` is `None`.
+    async fn list_webhook_secrets(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<WebhookSecret>, StoreError>;
+
+    /// Revokes the webhook secret with this id; `false` when there is no such unrevoked
+    /// secret.
+    async fn revoke_webhook_secret(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
+}
+
+/// A webhook signing secret (Standard Webhooks): the HMAC-SHA256 key a sender signs its
+/// deliveries with. Unlike a key it must be kept whole, since checking a signature needs
+/// it; it is shown once when made and never answered by the API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret {
+    /// Public id (`whk_…`), shown in lists.
+    pub id: String,
+    /// The tenant whose deliveries it signs.
+    pub tenant: TenantId,
+    /// A human name.
+    pub name: Option<String>,
+    /// The HMAC key: the decoded bytes after `whsec_`.
+    pub key: Vec<u8>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl WebhookSecret {
+    /// The key as stores keep it: lower-case hex.
+    pub fn key_hex(&self) -> String {
+        self.key.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A key read back from a store's hex; `None` when it is not hex.
+    pub fn key_from_hex(text: &str) -> Option<Vec<u8>> {
+        if !text.len().is_multiple_of(2) {
+            return None;
+        }
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSecret")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("name", &self.name)
+            .field("key", &"***")
+            .field("created_at", &self.created_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish()
+    }
 }
 
 /// A browser signed in with an API key. The store holds hashes only: neither the

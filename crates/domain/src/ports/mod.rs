@@ -16,7 +16,7 @@ mod work_item_store;
 pub use crate::clock::Clock;
 
 pub use action_store::ActionStore;
-pub use api_key_store::{ApiKey, ApiKeyStore, BrowserSession, Scope};
+pub use api_key_store::{ApiKey, ApiKeyStore, BrowserSession, Scope, WebhookSecret};
 pub use change_sink::ChangeSink;
 pub use conversation_store::ConversationStore;
 pub use error::StoreError;

@@ -8,13 +8,13 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use cfactory_domain::event::MAX_EVENT_BYTES;
 use cfactory_domain::ports::Scope;
-use cfactory_domain::{CompletionEvent, IngestOutcome};
+use cfactory_domain::{CompletionEvent, EventId, IngestOutcome, TenantId};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -22,6 +22,7 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::problem::ApiError;
 use crate::state::AppState;
+use crate::webhooks::{Delivery, Refusal};
 
 /// Most events one request may carry.
 pub const MAX_BATCH_EVENTS: usize = 1000;
@@ -112,6 +113,48 @@ fn too_large_event(index: Option<usize>) -> ApiError {
     }
 }
 
+/// The tenant a signed delivery is for: `?tenant=`, else the server's `--tenant`.
+fn signed_tenant(state: &AppState, query: Option<&str>) -> Result<TenantId, ApiError> {
+    let named = query.and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("tenant="))
+            .map(str::to_owned)
+    });
+    match named {
+        Some(name) => {
+            TenantId::parse(&name).map_err(|e| ApiError::field("tenant", format!("`tenant` {e}")))
+        }
+        None => Ok(state.default_tenant.clone()),
+    }
+}
+
+fn refused(reason: Refusal) -> ApiError {
+    ApiError::Unauthorized {
+        detail: reason.to_string(),
+    }
+}
+
+/// Gives every event of a signed delivery that has no id one derived from the delivery's
+/// (`{webhook-id}`, or `{webhook-id}/{index}` in a batch), so a replay or a retry of the
+/// same delivery is a duplicate, not a second timeline entry and a second charge.
+fn name_unnamed(events: &mut [CompletionEvent], id: &str, batch: bool) -> Result<(), ApiError> {
+    for (i, event) in events.iter_mut().enumerate() {
+        if event.id.is_none() {
+            let derived = if batch {
+                format!("{id}/{i}")
+            } else {
+                id.to_owned()
+            };
+            event.id = Some(
+                EventId::parse(&derived).map_err(|e| ApiError::Unauthorized {
+                    detail: format!("`webhook-id` cannot name an event: {e}"),
+                })?,
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Ingest completion events.
 #[utoipa::path(
     post,
@@ -127,7 +170,7 @@ fn too_large_event(index: Option<usize>) -> ApiError {
         (status = 202, description = "Committed (for a batch: at least one event was new); a batch answers an array in request order", body = IngestResult),
         (status = 200, description = "Every event was already held (duplicate ids)", body = IngestResult),
         (status = 400, description = "Malformed JSON", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown key", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown key; or a signed delivery whose signature, timestamp or headers do not hold (`detail` says which); or an unsigned request for a tenant that signs its webhooks", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the ingest scope", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "An event over 1 MiB, a body over 16 MiB or over 1,000 events", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "A missing or invalid field, named in `field`; nothing stored", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
@@ -137,11 +180,23 @@ fn too_large_event(index: Option<usize>) -> ApiError {
 )]
 pub async fn ingest(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Result<Caller, ApiError>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    caller.require(Scope::Ingest)?;
+    let delivery = Delivery::from_headers(&headers);
+    // An unsigned request needs a key with the ingest scope (or open mode) before its
+    // body is even looked at.
+    let caller = match &delivery {
+        None => {
+            let caller = caller?;
+            caller.require(Scope::Ingest)?;
+            Some(caller)
+        }
+        Some(_) => None,
+    };
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge {
@@ -153,14 +208,51 @@ pub async fn ingest(
             }
         }
     })?;
-    let (events, batch) = match parse_body(&body) {
+    let (tenant, delivery_id) = match (delivery, caller) {
+        (Some(delivery), _) => {
+            let tenant = signed_tenant(&state, query.as_deref())?;
+            let delivery = delivery.map_err(refused)?;
+            let keys = state
+                .webhook_secrets
+                .active(state.keys.as_ref(), &tenant)
+                .await?;
+            if keys.is_empty() {
+                return Err(refused(Refusal::NoSecret(tenant.to_string())));
+            }
+            delivery
+                .verify(&keys, &body, state.clock.now())
+                .map_err(refused)?;
+            (tenant, Some(delivery.id))
+        }
+        (None, Some(caller)) => {
+            let keys = state
+                .webhook_secrets
+                .active(state.keys.as_ref(), &caller.tenant)
+                .await?;
+            if !keys.is_empty() {
+                return Err(ApiError::Unauthorized {
+                    detail: format!(
+                        "the tenant `{}` signs its webhooks: send webhook-id, \
+                         webhook-timestamp and webhook-signature",
+                        caller.tenant
+                    ),
+                });
+            }
+            (caller.tenant, None)
+        }
+        (None, None) => return Err(ApiError::Internal),
+    };
+    let (mut events, batch) = match parse_body(&body) {
         Ok(parsed) => parsed,
         Err(e) => {
             state.metrics.rejected(1);
             return Err(e);
         }
     };
-    let outcomes = match state.work.ingest(&caller.tenant, events).await {
+    if let Some(id) = delivery_id {
+        name_unnamed(&mut events, &id, batch)?;
+    }
+    let outcomes = match state.work.ingest(&tenant, events).await {
         Ok(outcomes) => outcomes,
         Err(e) => {
             state.metrics.store_error();

@@ -73,13 +73,14 @@ impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
             let ops = [
-                item.get.as_mut(),
-                item.post.as_mut(),
-                item.put.as_mut(),
-                item.delete.as_mut(),
-                item.patch.as_mut(),
+                (false, item.get.as_mut()),
+                (true, item.post.as_mut()),
+                (true, item.put.as_mut()),
+                (true, item.delete.as_mut()),
+                (true, item.patch.as_mut()),
             ];
-            for op in ops.into_iter().flatten() {
+            for (changes, op) in ops {
+                let Some(op) = op else { continue };
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let has_body = op.request_body.is_some();
                 let responses = &mut op.responses.responses;
@@ -94,7 +95,25 @@ impl Modify for CommonResponses {
                 }
                 if has_body {
                     add("400", "The body is not JSON, or not JSON of this shape");
+                    add(
+                        "415",
+                        "The body is not declared `Content-Type: application/json`",
+                    );
                     add("422", "A missing or invalid field, named in `field`");
+                }
+                if changes {
+                    add("403", "A browser's `Origin` that is not this server's own");
+                }
+                add(
+                    "421",
+                    "In open mode, a `Host` that is not one of this server's own names",
+                );
+                if path != "/health" && path != "/ready" {
+                    add(
+                        "429",
+                        "Over a request limit for this key, session or address; see \
+                         Retry-After",
+                    );
                 }
                 if path.starts_with("/api/") {
                     add("503", "The store is unavailable; try again shortly");

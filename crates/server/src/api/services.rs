@@ -103,7 +103,7 @@ pub struct SetUrl {
     responses(
         (status = 200, description = "The service with its fresh probe", body = Object),
         (status = 404, description = "Not a watched service", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Not an http(s) URL", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Not an http(s) URL, or a link-local or cloud metadata host", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
@@ -113,7 +113,7 @@ pub async fn set_url(
     Path(name): Path<String>,
     body: Result<Json<SetUrl>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<ServiceView>, ApiError> {
-    caller.require(Scope::Write)?;
+    caller.require(Scope::Admin)?;
     let Json(body) = body.map_err(|e| ApiError::BadRequest {
         detail: e.body_text(),
     })?;
@@ -124,12 +124,20 @@ pub async fn set_url(
         })?;
     let url = crate::live::upstreams::validate_url(&body.url)
         .map_err(|e| ApiError::field("url", e.to_string()))?;
+    let before = state.upstreams.base_url(service).await;
     state
         .services
         .set_service_url(service.as_str(), &url, state.clock.now())
         .await?;
     let mut entry = crate::audit::record(&caller.actor(), "service.url_changed", state.clock.now());
-    entry.target = Some(service.as_str().to_owned());
+    entry.target = Some(format!(
+        "{}: {} -> {}",
+        service.as_str(),
+        before
+            .as_deref()
+            .map_or_else(|| "none".to_owned(), origin_of),
+        origin_of(&url)
+    ));
     entry.method = Some("PUT".to_owned());
     entry.endpoint = Some(format!("/api/services/{}", service.as_str()));
     entry.payload_sha256 = Some(cfactory_domain::audit::sha256_hex(url.as_bytes()));
@@ -139,12 +147,20 @@ pub async fn set_url(
         .set_url(service, &url)
         .await
         .map_err(|e| match e {
-            UrlError::NotHttp => ApiError::field("url", e.to_string()),
+            UrlError::NotHttp | UrlError::Metadata => ApiError::field("url", e.to_string()),
             UrlError::UnknownService => ApiError::NotFound {
                 detail: format!("no watched service `{name}`"),
             },
         })?;
     Ok(Json(view))
+}
+
+/// `scheme://host[:port]` of a base URL: what the audit log records of a change (a path
+/// could carry something private; the origin says where tokens go).
+fn origin_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split('/').next().unwrap_or_default();
+    format!("{scheme}://{authority}")
 }
 
 /// Runs one poll round now.

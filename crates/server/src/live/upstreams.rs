@@ -133,9 +133,42 @@ pub enum UrlError {
     /// Not an absolute http(s) URL.
     #[error("must be an absolute http:// or https:// URL")]
     NotHttp,
+    /// A link-local address or a cloud metadata name: where instance credentials live.
+    #[error("must not point at a link-local address or a cloud metadata host")]
+    Metadata,
     /// Not one of the watched services.
     #[error("unknown service")]
     UnknownService,
+}
+
+/// Host names of cloud instance-metadata services.
+const METADATA_HOSTS: [&str; 5] = [
+    "metadata",
+    "metadata.google.internal",
+    "metadata.goog",
+    "instance-data",
+    "instance-data.ec2.internal",
+];
+
+/// Whether `host` (as in a URL, IPv6 in brackets) is link-local (169.254.0.0/16,
+/// fe80::/10) or a cloud metadata name.
+fn is_metadata_host(host: &str) -> bool {
+    let name = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    if METADATA_HOSTS.contains(&name.as_str()) {
+        return true;
+    }
+    match name.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.is_link_local(),
+        Ok(std::net::IpAddr::V6(v6)) => {
+            (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
+        }
+        Err(_) => false,
+    }
 }
 
 /// Checks a base URL: absolute http(s), with a host, no credentials, query or fragment.
@@ -153,6 +186,13 @@ pub fn validate_url(url: &str) -> Result<String, UrlError> {
         || rest.chars().any(|c| c.is_whitespace() || c.is_control());
     if bad {
         return Err(UrlError::NotHttp);
+    }
+    let host_only = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    if is_metadata_host(host_only) {
+        return Err(UrlError::Metadata);
     }
     Ok(trimmed.to_owned())
 }
@@ -471,6 +511,31 @@ mod tests {
             "127.0.0.1:3101",
         ] {
             assert!(validate_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn link_local_and_metadata_hosts_are_refused() {
+        for bad in [
+            "http://169.254.169.254",
+            "http://169.254.169.254:80/latest",
+            "http://[fe80::1]:3101",
+            "http://[::ffff:169.254.169.254]",
+            "http://metadata.google.internal",
+            "http://METADATA.GOOGLE.INTERNAL.",
+            "http://instance-data",
+        ] {
+            assert!(
+                matches!(validate_url(bad), Err(UrlError::Metadata)),
+                "{bad}"
+            );
+        }
+        for ok in [
+            "http://10.0.0.5:3102",
+            "http://[::1]:3101",
+            "http://metadata.example.com",
+        ] {
+            assert!(validate_url(ok).is_ok(), "{ok}");
         }
     }
 }

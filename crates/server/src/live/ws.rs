@@ -20,6 +20,11 @@ use crate::state::AppState;
 pub const SNAPSHOT_ITEMS: u32 = 100;
 /// How often the server pings.
 pub const PING_EVERY: Duration = Duration::from_secs(20);
+/// How often a stream asks whether its credential still holds: a revoked key, an ended
+/// session or a first key ending open mode closes the stream (4401) within this.
+pub const RECHECK_EVERY: Duration = Duration::from_secs(2);
+/// The close code of a stream whose credential no longer holds.
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 
 /// Upgrades to the cockpit stream: a WebSocket that sends a snapshot, then every change
 /// of the caller's tenant. Only the cockpit's own origin may open it (a browser's
@@ -52,7 +57,8 @@ pub async fn upgrade(
         });
     }
     let tenant = caller.tenant;
-    Ok(ws.on_upgrade(move |socket| stream(socket, state, tenant)))
+    let credential = caller.credential;
+    Ok(ws.on_upgrade(move |socket| stream(socket, state, tenant, credential)))
 }
 
 async fn snapshot(state: &AppState, tenant: &TenantId) -> Option<String> {
@@ -73,7 +79,7 @@ async fn snapshot(state: &AppState, tenant: &TenantId) -> Option<String> {
                 .into_iter()
                 .map(|mut i| {
                     i.refresh_liveness(now, state.stall_deadline);
-                    i
+                    crate::api::dto::WorkItem::from(&i)
                 })
                 .collect();
             Some(
@@ -93,7 +99,12 @@ async fn snapshot(state: &AppState, tenant: &TenantId) -> Option<String> {
     }
 }
 
-async fn stream(mut socket: WebSocket, state: AppState, tenant: TenantId) {
+async fn stream(
+    mut socket: WebSocket,
+    state: AppState,
+    tenant: TenantId,
+    credential: crate::auth::Credential,
+) {
     // Subscribe before reading the snapshot so no change falls between the two.
     let mut sub = state.hub.subscribe(&tenant);
     let Some(first) = snapshot(&state, &tenant).await else {
@@ -112,8 +123,20 @@ async fn stream(mut socket: WebSocket, state: AppState, tenant: TenantId) {
     }
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
+    let mut recheck = tokio::time::interval(RECHECK_EVERY);
+    recheck.tick().await;
     loop {
         tokio::select! {
+            _ = recheck.tick() => {
+                // A store that cannot answer is not a revocation: keep serving and ask again.
+                if let Ok(false) = credential.still_holds(&state).await {
+                    let _ = socket.send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: CLOSE_UNAUTHORIZED,
+                        reason: "the key or session no longer holds; sign in again".into(),
+                    }))).await;
+                    break;
+                }
+            }
             frame = sub.frames.recv() => match frame {
                 Some(frame) => {
                     if socket.send(Message::Text(frame.as_ref().into())).await.is_err() {
