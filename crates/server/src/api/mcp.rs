@@ -19,6 +19,11 @@ use crate::state::AppState;
 
 /// The protocol revision this server speaks.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
+/// Revisions a client may name in `MCP-Protocol-Version` (the transport's header; a
+/// client that sends none is taken to speak 2025-03-26, which this server also answers).
+pub const SUPPORTED_VERSIONS: [&str; 2] = [PROTOCOL_VERSION, "2025-03-26"];
+/// The transport's version header.
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
 
 /// The routes of this area.
 pub fn router() -> Router<AppState> {
@@ -70,10 +75,43 @@ fn permitted(caller: &Caller, tool: &str) -> bool {
     responses(
         (status = 200, description = "A JSON-RPC 2.0 response (`result` or `error`)", body = Object),
         (status = 202, description = "A notification was accepted"),
+        (status = 400, description = "An `MCP-Protocol-Version` this server does not speak", body = Object),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
-pub async fn handle(State(state): State<AppState>, caller: Caller, body: String) -> Response {
+pub async fn handle(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> Response {
+    if let Some(asked) = headers.get(VERSION_HEADER) {
+        let asked = asked.to_str().unwrap_or_default().trim();
+        if !SUPPORTED_VERSIONS.contains(&asked) {
+            return (
+                StatusCode::BAD_REQUEST,
+                [(VERSION_HEADER, PROTOCOL_VERSION)],
+                Json(error(
+                    &Value::Null,
+                    -32600,
+                    format!(
+                        "unsupported MCP-Protocol-Version `{asked}`; this server speaks {}",
+                        SUPPORTED_VERSIONS.join(", ")
+                    ),
+                )),
+            )
+                .into_response();
+        }
+    }
+    let mut response = answer(&state, &caller, &body).await;
+    response.headers_mut().insert(
+        VERSION_HEADER,
+        axum::http::HeaderValue::from_static(PROTOCOL_VERSION),
+    );
+    response
+}
+
+async fn answer(state: &AppState, caller: &Caller, body: &str) -> Response {
     let Ok(message) = serde_json::from_str::<Value>(&body) else {
         return Json(error(
             &Value::Null,
@@ -128,7 +166,7 @@ pub async fn handle(State(state): State<AppState>, caller: Caller, body: String)
                 .filter(|t| {
                     (read_tool_names().contains(&t.name.as_str())
                         || propose_tool_names().contains(&t.name.as_str()))
-                        && permitted(&caller, &t.name)
+                        && permitted(caller, &t.name)
                 })
                 .map(|t| json!({"name": t.name, "description": t.description, "inputSchema": t.input_schema}))
                 .collect();
@@ -146,8 +184,8 @@ pub async fn handle(State(state): State<AppState>, caller: Caller, body: String)
                 .get("arguments")
                 .cloned()
                 .unwrap_or_else(|| json!({}));
-            let ctx = super::actions::context(&caller, cfactory_domain::actions::Door::Mcp);
-            if !permitted(&caller, name) {
+            let ctx = super::actions::context(caller, cfactory_domain::actions::Door::Mcp);
+            if !permitted(caller, name) {
                 let text = format!("not allowed: `{name}` needs the write scope");
                 return Json(result(
                     &id,
