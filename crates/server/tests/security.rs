@@ -599,3 +599,74 @@ async fn mcp_names_its_protocol_version_and_refuses_others() {
         .unwrap();
     assert_eq!(page.status().as_u16(), 403);
 }
+
+/// A stand-in upstream that answers every request with `[]` and records the
+/// `Authorization` header each one carried.
+async fn recording_upstream() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>,
+) {
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>;
+    let seen: Seen = Default::default();
+    async fn record(State(seen): State<Seen>, headers: HeaderMap) -> axum::Json<Value> {
+        seen.lock().unwrap().push(
+            headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        );
+        axum::Json(serde_json::json!([]))
+    }
+    let app = axum::Router::new()
+        .fallback(record)
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_token_never_reaches_a_host_it_was_not_set_for() {
+    let (home, home_seen) = recording_upstream().await;
+    let (elsewhere, elsewhere_seen) = recording_upstream().await;
+    let store = Store::sqlite();
+    let server = Server::start_with(
+        &store,
+        &[
+            "--aifactory-url",
+            &home,
+            "--upstream-token",
+            "secret-token",
+            "--poll-interval-seconds",
+            "0",
+        ],
+        &[],
+    )
+    .unwrap();
+    let refresh = || server.http.post(server.url("/api/refresh")).send();
+    assert_eq!(refresh().await.unwrap().status().as_u16(), 200);
+    {
+        let seen = home_seen.lock().unwrap();
+        assert!(!seen.is_empty(), "the configured host was called");
+        assert!(
+            seen.iter()
+                .all(|a| a.as_deref() == Some("Bearer secret-token")),
+            "{seen:?}"
+        );
+    }
+    // Re-pointed at another origin: probes and polls go there without the token.
+    let put = server
+        .http
+        .put(server.url("/api/services/aifactory"))
+        .json(&serde_json::json!({ "url": elsewhere }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    assert_eq!(refresh().await.unwrap().status().as_u16(), 200);
+    let seen = elsewhere_seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "the new host was called");
+    assert!(seen.iter().all(Option::is_none), "a token leaked: {seen:?}");
+}
