@@ -112,7 +112,7 @@ pub async fn handle(
 }
 
 async fn answer(state: &AppState, caller: &Caller, body: &str) -> Response {
-    let Ok(message) = serde_json::from_str::<Value>(&body) else {
+    let Ok(message) = serde_json::from_str::<Value>(body) else {
         return Json(error(
             &Value::Null,
             -32700,
