@@ -4,7 +4,7 @@
 // a screenshot in target/ui-shots/. Exits non-zero, with the reason, on any failure.
 
 import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { UI_DIR, createKey, fail, ingest, launchBrowser, preflight, shotsDir, startServer, tempDataDir } from './harness.mjs';
 
@@ -30,7 +30,9 @@ async function shot(page, name) {
 
 /** axe-core on the page as it stands; serious and critical violations are collected. */
 async function axe(page, view) {
-  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: AXE });
+  // Evaluated through the browser's debugging protocol, not a <script> tag: the cockpit's
+  // Content-Security-Policy rightly refuses inline scripts.
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(readFileSync(AXE, 'utf8'));
   const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
   for (const v of result.violations) {
     if (v.impact !== 'serious' && v.impact !== 'critical') continue;
@@ -323,6 +325,7 @@ async function withKeys(browser, data) {
   step('keys: a second run on the same store, with keys made before it starts');
   const readOnly = createKey(data.dir, 'read', 'e2e-read');
   const writer = createKey(data.dir, 'read,write', 'e2e-write');
+  const admin = createKey(data.dir, 'admin', 'e2e-admin');
   const webhook = createKey(data.dir, 'ingest', 'e2e-webhook');
   const server = await startServer({ dataDir: data.dir, args: ['--speed', '10', '--webhook-token', webhook] });
   try {
@@ -366,8 +369,15 @@ async function withKeys(browser, data) {
     if (await page.getByRole('button', { name: /^Edit the URL/ }).count()) fail('a read-only user sees URL edit controls');
     await signOut();
 
-    step('a write key sees them');
+    step('a write key may check the services now but not re-point them');
     await signIn(writer);
+    await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: 'Services' }).click();
+    await page.getByRole('button', { name: 'Check now' }).waitFor();
+    if (await page.getByRole('button', { name: /^Edit the URL/ }).count()) fail('a write-only user sees URL edit controls');
+    await signOut();
+
+    step('an admin key sees the URL edit controls');
+    await signIn(admin);
     await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: 'Services' }).click();
     await page.getByRole('button', { name: /^Edit the URL/ }).first().waitFor();
     await signOut();
