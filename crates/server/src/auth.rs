@@ -115,8 +115,9 @@ impl Caller {
 }
 
 /// The key a request carries, if any. `?token=` counts only when `allow_query`.
-fn presented_key(parts: &Parts, allow_query: bool) -> Option<String> {
-    let headers: &HeaderMap = &parts.headers;
+/// The key a request presents: `Authorization: Bearer`, `X-API-Key`, or `?token=` on the
+/// event ingress only. Not a session cookie.
+pub(crate) fn presented_key(headers: &HeaderMap, uri: &axum::http::Uri) -> Option<String> {
     if let Some(value) = headers.get(header::AUTHORIZATION)
         && let Ok(text) = value.to_str()
         && let Some((scheme, token)) = text.split_once(' ')
@@ -129,14 +130,14 @@ fn presented_key(parts: &Parts, allow_query: bool) -> Option<String> {
     {
         return Some(text.trim().to_owned());
     }
-    if allow_query {
-        let query = parts.uri.query()?;
-        return url_query_value(query, "token");
+    if ingress_path(uri.path()) {
+        return url_query_value(uri.query()?, "token");
     }
     None
 }
 
-fn url_query_value(query: &str, name: &str) -> Option<String> {
+/// The value of `name` in a raw query string, as sent.
+pub(crate) fn url_query_value(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         (k == name).then(|| v.to_owned())
@@ -152,8 +153,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let allow_query = ingress_path(parts.uri.path());
-        let presented = presented_key(parts, allow_query)
+        let presented = presented_key(&parts.headers, &parts.uri)
             .filter(|s| !s.is_empty())
             .map(|secret| hash_secret(&secret));
         // A browser session stands in for a key; a state-changing request made with it
@@ -240,14 +240,14 @@ mod tests {
     #[test]
     fn keys_come_from_headers_and_only_ingress_takes_a_query_token() {
         let p = parts("/api/workitems", &[("authorization", "Bearer cfk_a")]);
-        assert_eq!(presented_key(&p, false).as_deref(), Some("cfk_a"));
+        assert_eq!(presented_key(&p.headers, &p.uri).as_deref(), Some("cfk_a"));
         let p = parts("/api/workitems", &[("x-api-key", "cfk_b")]);
-        assert_eq!(presented_key(&p, false).as_deref(), Some("cfk_b"));
+        assert_eq!(presented_key(&p.headers, &p.uri).as_deref(), Some("cfk_b"));
         let p = parts("/api/workitems?token=cfk_c", &[]);
         assert!(!ingress_path(p.uri.path()));
-        assert_eq!(presented_key(&p, false), None);
+        assert_eq!(presented_key(&p.headers, &p.uri), None);
         let p = parts("/api/events/completion?x=1&token=cfk_d", &[]);
         assert!(ingress_path(p.uri.path()));
-        assert_eq!(presented_key(&p, true).as_deref(), Some("cfk_d"));
+        assert_eq!(presented_key(&p.headers, &p.uri).as_deref(), Some("cfk_d"));
     }
 }

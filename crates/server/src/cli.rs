@@ -340,6 +340,14 @@ pub async fn keys(settings: &Settings, command: &KeysCommand) -> anyhow::Result<
     result
 }
 
+/// How a list names a credential's state: `active`, or when it was revoked.
+fn state_of(revoked_at: Option<chrono::DateTime<Utc>>) -> String {
+    match revoked_at {
+        Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
+        None => "active".into(),
+    }
+}
+
 /// Records a key change on the key's tenant's audit chain.
 async fn audit_key_change(
     auditor: &crate::audit::Auditor,
@@ -390,10 +398,7 @@ async fn run_keys(
             );
             for k in list {
                 let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
-                let state = match k.revoked_at {
-                    Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
-                    None => "active".into(),
-                };
+                let state = state_of(k.revoked_at);
                 println!(
                     "{:<18} {:<12} {:<24} {:<26} {state}{}",
                     k.id,
@@ -473,10 +478,7 @@ async fn run_webhook_secrets(
             }
             println!("{:<18} {:<12} {:<26} STATE", "ID", "TENANT", "CREATED");
             for w in list {
-                let state = match w.revoked_at {
-                    Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
-                    None => "active".into(),
-                };
+                let state = state_of(w.revoked_at);
                 println!(
                     "{:<18} {:<12} {:<26} {state}{}",
                     w.id,

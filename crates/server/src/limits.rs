@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -179,26 +179,10 @@ impl Limits {
     }
 }
 
-/// The credential a request presents (key header, session cookie, or the ingress
-/// `?token=`), hashed, so buckets never hold a secret.
+/// The credential a request presents (a key as authentication reads it, else the
+/// session cookie), hashed into a bucket id, so buckets never hold a secret.
 fn credential(headers: &HeaderMap, uri: &axum::http::Uri) -> Option<String> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
-    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-    let token = uri.query().and_then(|q| {
-        q.split('&')
-            .find_map(|pair| pair.strip_prefix("token="))
-            .filter(|t| !t.is_empty())
-    });
-    bearer
-        .or(key)
-        .or(token)
-        .map(str::to_owned)
+    crate::auth::presented_key(headers, uri)
         .or_else(|| crate::session::cookie_token(headers))
         .filter(|c| !c.trim().is_empty())
 }

@@ -524,6 +524,11 @@ mod tests {
 
     /// Item 143: an AIFactory task in human review, whose approval is two steps.
     async fn world(sender: RecordingSender) -> World {
+        world_with(sender, false).await
+    }
+
+    /// The world, its service refusing the proposer's confirm when `four_eyes`.
+    async fn world_with(sender: RecordingSender, four_eyes: bool) -> World {
         let t0 = chrono::Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap();
         let clock = Arc::new(FakeClock::at(t0));
         let store = InMemoryStore::new(clock.clone());
@@ -540,7 +545,7 @@ mod tests {
         store.ingest(&acme(), vec![event]).await.unwrap();
         let sender = Arc::new(sender);
         let key = AuditKey::new(b"0123456789abcdef0123".to_vec()).unwrap();
-        let parts = ActionServiceParts::new(
+        let mut parts = ActionServiceParts::new(
             Arc::new(InMemoryActions::new()),
             Arc::new(store.clone()),
             sender.clone(),
@@ -548,6 +553,7 @@ mod tests {
             clock.clone(),
             next_id,
         );
+        parts.require_second_approver = four_eyes;
         World {
             service: ActionService::new(parts),
             sender,
@@ -739,17 +745,7 @@ mod tests {
 
     #[tokio::test]
     async fn four_eyes_refuses_the_proposer_and_lets_a_second_person_confirm() {
-        let mut w = world(RecordingSender::new()).await;
-        let mut parts = ActionServiceParts::new(
-            Arc::new(InMemoryActions::new()),
-            Arc::new(w.store.clone()),
-            w.sender.clone(),
-            Auditor::new(Arc::new(w.store.clone()), w.key.clone()),
-            w.clock.clone(),
-            next_id,
-        );
-        parts.require_second_approver = true;
-        w.service = ActionService::new(parts);
+        let w = world_with(RecordingSender::new(), true).await;
         let action = w
             .service
             .propose(

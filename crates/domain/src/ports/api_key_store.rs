@@ -167,7 +167,7 @@ pub struct WebhookSecret {
 impl WebhookSecret {
     /// The key as stores keep it: lower-case hex.
     pub fn key_hex(&self) -> String {
-        self.key.iter().map(|b| format!("{b:02x}")).collect()
+        crate::audit::hex(&self.key)
     }
 
     /// A key read back from a store's hex; `None` when it is not hex.

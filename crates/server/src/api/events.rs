@@ -115,12 +115,7 @@ fn too_large_event(index: Option<usize>) -> ApiError {
 
 /// The tenant a signed delivery is for: `?tenant=`, else the server's `--tenant`.
 fn signed_tenant(state: &AppState, query: Option<&str>) -> Result<TenantId, ApiError> {
-    let named = query.and_then(|q| {
-        q.split('&')
-            .find_map(|pair| pair.strip_prefix("tenant="))
-            .map(str::to_owned)
-    });
-    match named {
+    match query.and_then(|q| crate::auth::url_query_value(q, "tenant")) {
         Some(name) => {
             TenantId::parse(&name).map_err(|e| ApiError::field("tenant", format!("`tenant` {e}")))
         }
