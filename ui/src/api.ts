@@ -59,6 +59,8 @@ export interface ServiceView {
   service: ServiceName;
   url: string | null;
   configured: boolean;
+  /** Whether a bearer token is sent to it (the token itself is never served). */
+  token_set: boolean;
   health: {
     service: ServiceName;
     status: HealthStatus;
@@ -392,8 +394,10 @@ export const api = {
     request<{ items: ActivityItem[]; next_cursor: string | null }>(`/api/activity${query({ limit })}`, { signal }),
 
   services: (signal?: AbortSignal) => request<{ services: ServiceView[] }>('/api/services', { signal }),
-  setServiceUrl: (name: ServiceName, url: string) =>
-    request<ServiceView>(`/api/services/${name}`, { method: 'PUT', body: { url } }),
+  /** Points a service at `url`. `token` absent keeps the current token while the origin
+   * stays the same (a new origin drops it); an empty string sends none. */
+  setServiceUrl: (name: ServiceName, url: string, token?: string) =>
+    request<ServiceView>(`/api/services/${name}`, { method: 'PUT', body: token === undefined ? { url } : { url, token } }),
   refresh: () => request<unknown>('/api/refresh', { method: 'POST' }),
 
   itemActions: (k: string, signal?: AbortSignal) => request<ItemActions>(`/api/workitems/${key(k)}/actions`, { signal }),

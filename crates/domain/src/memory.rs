@@ -15,8 +15,8 @@ use crate::event::{CompletionEvent, Service};
 use crate::ids::{CorrelationKey, EventId, Identifier, TenantId};
 use crate::ports::{
     ActivityEntry, ApiKey, ApiKeyStore, BrowserSession, ChangeSink, ListCursor, ListQuery,
-    ServiceRegistry, StoreError, Timeline, TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow,
-    WebhookSecret, WorkItemPage, WorkItemStore,
+    ServiceRegistry, StoreError, StoredService, Timeline, TimelineCursor, TimelineEntry,
+    UsageGroupBy, UsageRow, WebhookSecret, WorkItemPage, WorkItemStore,
 };
 use crate::upstream::TaskList;
 use crate::workitem::StageName;
@@ -39,7 +39,7 @@ struct State {
     sessions: HashMap<String, (String, DateTime<Utc>)>,
     /// Webhook signing secrets by id.
     webhook_secrets: BTreeMap<String, WebhookSecret>,
-    services: BTreeMap<String, String>,
+    services: BTreeMap<(TenantId, String), StoredService>,
     seq: i64,
     last_received: Option<DateTime<Utc>>,
     audit: Vec<AuditEntry>,
@@ -610,24 +610,19 @@ impl ApiKeyStore for InMemoryStore {
 
 #[async_trait]
 impl ServiceRegistry for InMemoryStore {
-    async fn service_urls(&self) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(self
-            .lock()
-            .services
-            .iter()
-            .map(|(s, u)| (s.clone(), u.clone()))
-            .collect())
+    async fn stored_services(&self) -> Result<Vec<StoredService>, StoreError> {
+        Ok(self.lock().services.values().cloned().collect())
     }
 
-    async fn set_service_url(
+    async fn set_stored_service(
         &self,
-        service: &str,
-        url: &str,
+        setting: &StoredService,
         _at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.lock()
-            .services
-            .insert(service.to_owned(), url.to_owned());
+        self.lock().services.insert(
+            (setting.tenant.clone(), setting.service.clone()),
+            setting.clone(),
+        );
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use cfactory_domain::actions::{ActionService, ActionServiceParts, PlanContext};
 use cfactory_domain::ports::Clock;
-use cfactory_domain::{Service, SystemClock};
+use cfactory_domain::{SystemClock, TenantId};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -22,7 +22,7 @@ use crate::api;
 use crate::keys;
 use crate::live::hub::Hub;
 use crate::live::sentinel::Sentinel;
-use crate::live::upstreams::{Upstreams, WATCHED};
+use crate::live::upstreams::{StartTarget, Upstreams, UpstreamsParts};
 use crate::metrics::Metrics;
 use crate::problem::ApiError;
 use crate::settings::Settings;
@@ -196,12 +196,7 @@ pub async fn start(
         i64::try_from(settings.stall_deadline_seconds).unwrap_or(i64::MAX / 1_000_000),
     );
 
-    let hub = Hub::start(
-        stores.work.clone(),
-        clock.clone(),
-        stall_deadline,
-        settings.tenant.clone(),
-    );
+    let hub = Hub::start(stores.work.clone(), clock.clone(), stall_deadline);
     // The read model hears every committed change, applies it, then passes it to the
     // hub: a client told of a change finds it in the insights it asks for next.
     let model = crate::readmodel::ReadModel::start(
@@ -211,29 +206,28 @@ pub async fn start(
     );
     stores.work.watch(Arc::new(model.clone())).await?;
 
-    let mut urls = std::collections::BTreeMap::new();
     let up = &settings.upstreams;
-    for (service, target) in &up.targets {
-        if let Some(url) = &target.url {
-            urls.insert(*service, url.clone());
-        }
-    }
-    for (name, url) in stores.services.service_urls().await? {
-        match Service::parse(&name).filter(|s| WATCHED.contains(s)) {
-            Some(service) => {
-                urls.insert(service, url);
-            }
-            None => tracing::warn!(%name, "ignoring a stored URL for an unknown service"),
-        }
-    }
-    let upstreams = Arc::new(Upstreams::new(
-        urls,
+    let sinks = hub.clone();
+    let upstreams = Arc::new(Upstreams::new(UpstreamsParts {
         factory,
-        stores.work.clone(),
-        clock.clone(),
-        settings.tenant.clone(),
-        Arc::new(hub.clone()),
-    ));
+        store: stores.work.clone(),
+        registry: stores.services.clone(),
+        clock: clock.clone(),
+        sink_for: Arc::new(move |tenant: &TenantId| sinks.sink_for(tenant)),
+        start_tenant: settings.tenant.clone(),
+        start: up
+            .targets
+            .iter()
+            .map(|(service, target)| {
+                let start = StartTarget {
+                    url: target.url.clone(),
+                    token: target.token.clone(),
+                };
+                (*service, start)
+            })
+            .collect(),
+        stored: stores.services.stored_services().await?,
+    }));
     upstreams.start_followers().await;
     let mut tasks = Vec::new();
     if up.poll_interval_seconds > 0 {
@@ -241,7 +235,13 @@ pub async fn start(
         tasks.push(tokio::spawn(upstreams.clone().run(every)));
     }
     if let Some(dir) = &up.sentinel_dir {
-        let sentinel = Sentinel::new(dir.clone(), settings.tenant.clone(), stores.work.clone());
+        let sentinel = Sentinel::new(
+            dir.clone(),
+            up.sentinel_tenant
+                .clone()
+                .unwrap_or_else(|| settings.tenant.clone()),
+            stores.work.clone(),
+        );
         tasks.push(tokio::spawn(sentinel.run(SENTINEL_SCAN)));
     }
 

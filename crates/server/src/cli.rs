@@ -215,6 +215,9 @@ pub struct UpstreamArgs {
     /// Watch this directory tree for COMPLETED.json files
     #[arg(long, env = "CFACTORY_SENTINEL_DIR")]
     pub sentinel_dir: Option<PathBuf>,
+    /// The tenant whose items the sentinel's files update [default: the --tenant tenant]
+    #[arg(long, env = "CFACTORY_SENTINEL_TENANT")]
+    pub sentinel_tenant: Option<String>,
     /// AIFactory's project registry key for a repository, as REPO=KEY (repeat, or
     /// comma-separate in the environment); a handoff to an unmapped repository is refused
     #[arg(
@@ -239,6 +242,7 @@ impl UpstreamArgs {
         over.tfactory_token = self.tfactory_token.clone();
         over.poll_interval_seconds = self.poll_interval_seconds;
         over.sentinel_dir = self.sentinel_dir.clone();
+        over.sentinel_tenant = self.sentinel_tenant.clone();
         over.aifactory_projects = self.aifactory_projects.clone();
         over.tfactory_timezone = self.tfactory_timezone.clone();
     }

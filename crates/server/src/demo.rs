@@ -61,7 +61,12 @@ pub async fn demo(settings: Settings, args: &DemoArgs) -> anyhow::Result<()> {
         (Service::Aifactory, &sim.aifactory_url),
         (Service::Tfactory, &sim.tfactory_url),
     ] {
-        if let Err(e) = running.state.upstreams.set_url(service, url).await {
+        let pointed = running
+            .state
+            .upstreams
+            .set_for_now(&settings.tenant, service, url)
+            .await;
+        if let Err(e) = pointed {
             tracing::warn!(%service, error = %e, "could not point the adapter at the simulator");
         }
     }

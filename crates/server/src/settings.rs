@@ -157,6 +157,8 @@ pub struct FileSettings {
     pub poll_interval_seconds: Option<u64>,
     /// See `--sentinel-dir`.
     pub sentinel_dir: Option<PathBuf>,
+    /// See `--sentinel-tenant`.
+    pub sentinel_tenant: Option<String>,
     /// See `--aifactory-project`: `["acme/shop=shop", …]`.
     pub aifactory_projects: Option<Vec<String>>,
     /// See `--tfactory-timezone`.
@@ -234,6 +236,8 @@ pub struct Overrides {
     pub poll_interval_seconds: Option<u64>,
     /// Flag `--sentinel-dir`.
     pub sentinel_dir: Option<PathBuf>,
+    /// Flag `--sentinel-tenant`.
+    pub sentinel_tenant: Option<String>,
     /// Flag `--aifactory-project` / `CFACTORY_AIFACTORY_PROJECTS`.
     pub aifactory_projects: Vec<String>,
     /// Flag `--tfactory-timezone` / `CFACTORY_TFACTORY_TIMEZONE`.
@@ -346,6 +350,8 @@ pub struct UpstreamSettings {
     pub poll_interval_seconds: u64,
     /// A directory to watch for `COMPLETED.json` files.
     pub sentinel_dir: Option<PathBuf>,
+    /// The tenant the sentinel writes into (`None`: the `--tenant` tenant).
+    pub sentinel_tenant: Option<TenantId>,
     /// AIFactory's project registry key per repository (lower-cased `owner/name`).
     pub aifactory_projects: BTreeMap<String, String>,
     /// The zone of TFactory's times sent without an offset (an IANA name).
@@ -521,6 +527,13 @@ impl Settings {
                 .or(file.poll_interval_seconds)
                 .unwrap_or(DEFAULT_POLL_INTERVAL_SECONDS),
             sentinel_dir: over.sentinel_dir.or(file.sentinel_dir),
+            sentinel_tenant: over
+                .sentinel_tenant
+                .or(file.sentinel_tenant)
+                .map(|t| {
+                    TenantId::parse(&t).map_err(|e| anyhow::anyhow!("--sentinel-tenant `{t}`: {e}"))
+                })
+                .transpose()?,
             aifactory_projects: aifactory_projects(if over.aifactory_projects.is_empty() {
                 file.aifactory_projects.as_deref().unwrap_or_default()
             } else {

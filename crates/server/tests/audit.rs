@@ -54,7 +54,7 @@ async fn audited_changes_chain_verify_and_tampering_is_named(store: Store) {
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[0]["kind"], "service.url_changed");
     assert_eq!(
-        entries[0]["target"], "tfactory: none -> http://127.0.0.1:4002",
+        entries[0]["target"], "tfactory: none -> http://127.0.0.1:4002; token none",
         "newest first, with the old and new origin"
     );
     assert_eq!(entries[0]["actor"], "local", "open mode acts as local");
@@ -64,7 +64,7 @@ async fn audited_changes_chain_verify_and_tampering_is_named(store: Store) {
     let (_, older) = server.get(&format!("/api/audit?cursor={cursor}")).await;
     assert_eq!(
         older["entries"][0]["target"],
-        "pfactory: none -> http://127.0.0.1:4000"
+        "pfactory: none -> http://127.0.0.1:4000; token none"
     );
     assert_eq!(older["next_cursor"], Value::Null);
 

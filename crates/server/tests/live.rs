@@ -181,6 +181,38 @@ async fn the_sentinel_ingests_completed_files_through_the_normal_path() {
 }
 
 #[tokio::test]
+async fn the_sentinel_writes_into_its_own_tenant() {
+    let store = Store::sqlite();
+    let beta = store.create_key("read", Some("beta"));
+    let home = store.create_key("read", None);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &store,
+        &[
+            "--sentinel-dir",
+            dir.path().to_str().unwrap(),
+            "--sentinel-tenant",
+            "beta",
+        ],
+        &[],
+    )
+    .unwrap();
+    let e = event("sen-b", "510", "aifactory", "proj:010", "done", T0);
+    std::fs::write(dir.path().join("COMPLETED.json"), e.to_string()).unwrap();
+    let mut found = false;
+    for _ in 0..100 {
+        if server.get_with("/api/workitems/510", Some(&beta)).await.0 == 200 {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(found, "the sentinel file reached beta within 10 s");
+    let (status, _) = server.get_with("/api/workitems/510", Some(&home)).await;
+    assert_eq!(status, 404, "the sentinel wrote into the --tenant tenant");
+}
+
+#[tokio::test]
 async fn service_urls_are_validated_probed_and_kept_across_restarts() {
     let store = Store::sqlite();
     let server = Server::start_with(&store, &["--poll-interval-seconds", "0"], &[]).unwrap();

@@ -670,3 +670,280 @@ async fn a_token_never_reaches_a_host_it_was_not_set_for() {
     assert!(!seen.is_empty(), "the new host was called");
     assert!(seen.iter().all(Option::is_none), "a token leaked: {seen:?}");
 }
+
+/// A stand-in AIFactory for one tenant: lists one task (`task`, working on `issue`),
+/// answers a recover, and records each request's method, path and `Authorization`.
+async fn tenant_aifactory(
+    task: &'static str,
+    issue: u64,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
+) {
+    use axum::extract::{Request, State};
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+    let seen: Seen = Default::default();
+    let listed = serde_json::json!([{
+        "id": task, "status": "running", "github_issue": issue, "title": format!("Task {task}"),
+    }]);
+    let app = axum::Router::new()
+        .fallback(move |State(seen): State<Seen>, req: Request| {
+            let listed = listed.clone();
+            async move {
+                let auth = req
+                    .headers()
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let line = format!("{} {}", req.method(), req.uri().path());
+                seen.lock().unwrap().push((line.clone(), auth));
+                if line == "GET /api/tasks" {
+                    axum::Json(listed)
+                } else {
+                    axum::Json(serde_json::json!({"success": true}))
+                }
+            }
+        })
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn each_tenant_reads_and_steers_only_its_own_upstreams() {
+    let (a_url, a_seen) = tenant_aifactory("a-1", 701).await;
+    let (b_url, b_seen) = tenant_aifactory("b-1", 702).await;
+    let store = Store::sqlite();
+    let all = "read,write,approve,admin";
+    let a = store.create_key(all, None);
+    let b = store.create_key(all, Some("beta"));
+    let b_writer = store.create_key("read,write", Some("beta"));
+    let server = Server::start_with(
+        &store,
+        &[
+            "--aifactory-url",
+            &a_url,
+            "--upstream-token",
+            "tok-a",
+            "--poll-interval-seconds",
+            "0",
+        ],
+        &[],
+    )
+    .unwrap();
+    let send = |method: reqwest::Method, path: &str, key: &str, body: Option<Value>| {
+        let mut req = server
+            .http
+            .request(method, server.url(path))
+            .header("x-api-key", key);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            (
+                status,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+                text,
+            )
+        }
+    };
+    let aifactory = |list: &Value| {
+        list["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["service"] == "aifactory")
+            .unwrap()
+            .clone()
+    };
+
+    // The start flags configure the default tenant only.
+    let (_, mine, _) = send(reqwest::Method::GET, "/api/services", &a, None).await;
+    assert_eq!(aifactory(&mine)["url"], a_url.as_str());
+    assert_eq!(aifactory(&mine)["token_set"], true);
+    let (_, theirs, _) = send(reqwest::Method::GET, "/api/services", &b, None).await;
+    assert_eq!(aifactory(&theirs)["configured"], false, "{theirs}");
+    assert!(aifactory(&theirs)["url"].is_null());
+
+    // A write key cannot change beta's services; beta's admin can, with a token.
+    let put = serde_json::json!({"url": b_url, "token": "tok-b"});
+    let (status, _, _) = send(
+        reqwest::Method::PUT,
+        "/api/services/aifactory",
+        &b_writer,
+        Some(put.clone()),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, view, text) = send(
+        reqwest::Method::PUT,
+        "/api/services/aifactory",
+        &b,
+        Some(put),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(view["token_set"], true);
+    assert!(!text.contains("tok-b"), "a token was served back: {text}");
+    let (_, theirs, text) = send(reqwest::Method::GET, "/api/services", &b, None).await;
+    assert_eq!(aifactory(&theirs)["url"], b_url.as_str());
+    assert!(!text.contains("tok-"), "a token was served: {text}");
+    let (_, mine, _) = send(reqwest::Method::GET, "/api/services", &a, None).await;
+    assert_eq!(
+        aifactory(&mine)["url"],
+        a_url.as_str(),
+        "beta's change reached the default tenant"
+    );
+
+    // Each tenant's poll reads its own upstream into its own items.
+    for key in [&a, &b] {
+        let (status, _, text) = send(reqwest::Method::POST, "/api/refresh", key, None).await;
+        assert_eq!(status, 200, "{text}");
+    }
+    let item = |key: &str, n: &str| {
+        let path = format!("/api/workitems/{n}");
+        let key = key.to_owned();
+        let get = send(reqwest::Method::GET, &path, &key, None);
+        async move { get.await.0 }
+    };
+    assert_eq!(item(&a, "701").await, 200);
+    assert_eq!(
+        item(&a, "702").await,
+        404,
+        "beta's task landed in the default tenant"
+    );
+    assert_eq!(item(&b, "702").await, 200);
+    assert_eq!(
+        item(&b, "701").await,
+        404,
+        "the default tenant's task landed in beta"
+    );
+
+    // A confirmed action goes to the acting tenant's upstream only.
+    let stuck = (chrono::Utc::now() - chrono::Duration::minutes(90)).to_rfc3339();
+    let ev = common::event("b-stuck", "703", "aifactory", "b-9", "stuck", &stuck);
+    let (status, _, text) = send(
+        reqwest::Method::POST,
+        "/api/events/completion",
+        &b,
+        Some(ev),
+    )
+    .await;
+    assert!(status == 200 || status == 202, "{text}");
+    let proposal = serde_json::json!({"kind": "recover", "correlation_key": "703"});
+    let (status, action, text) = send(
+        reqwest::Method::POST,
+        "/api/actions/propose",
+        &b,
+        Some(proposal),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+    let confirm = format!("/api/actions/{}/confirm", action["id"].as_str().unwrap());
+    let (status, done, text) = send(reqwest::Method::POST, &confirm, &b, None).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(done["action"]["status"], "executed", "{done}");
+
+    let a_seen = a_seen.lock().unwrap().clone();
+    let b_seen = b_seen.lock().unwrap().clone();
+    assert!(
+        b_seen
+            .iter()
+            .any(|(line, _)| line == "POST /api/tasks/b-9/recover"),
+        "{b_seen:?}"
+    );
+    assert!(
+        a_seen.iter().all(|(line, _)| line.starts_with("GET ")),
+        "beta's action reached the default tenant's upstream: {a_seen:?}"
+    );
+    assert!(
+        a_seen
+            .iter()
+            .all(|(_, auth)| auth.as_deref() == Some("Bearer tok-a")),
+        "{a_seen:?}"
+    );
+    assert!(
+        b_seen
+            .iter()
+            .all(|(_, auth)| auth.as_deref() == Some("Bearer tok-b")),
+        "{b_seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_set_through_the_api_stays_with_its_origin_and_survives_a_restart() {
+    let (home, home_seen) = recording_upstream().await;
+    let (elsewhere, elsewhere_seen) = recording_upstream().await;
+    let store = Store::sqlite();
+    let admin = store.create_key("read,write,admin", None);
+    let args = ["--poll-interval-seconds", "0"];
+    let server = Server::start_with(&store, &args, &[]).unwrap();
+    let put = |server: &Server, body: Value| {
+        server
+            .http
+            .put(server.url("/api/services/pfactory"))
+            .header("x-api-key", &admin)
+            .json(&body)
+            .send()
+    };
+    let refresh = |server: &Server| {
+        server
+            .http
+            .post(server.url("/api/refresh"))
+            .header("x-api-key", &admin)
+            .send()
+    };
+    let r = put(
+        &server,
+        serde_json::json!({"url": home, "token": "tok-home"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Same origin, no token given: the token stays.
+    let r = put(&server, serde_json::json!({"url": format!("{home}/")}))
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["token_set"], true);
+    server.terminate();
+
+    let server = Server::start_with(&store, &args, &[]).unwrap();
+    assert_eq!(refresh(&server).await.unwrap().status().as_u16(), 200);
+    {
+        let seen = home_seen.lock().unwrap();
+        assert!(!seen.is_empty());
+        assert!(
+            seen.iter().all(|a| a.as_deref() == Some("Bearer tok-home")),
+            "{seen:?}"
+        );
+    }
+    // A new origin without a token: the token is dropped, never sent there.
+    let r = put(&server, serde_json::json!({"url": elsewhere}))
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["token_set"], false);
+    assert_eq!(refresh(&server).await.unwrap().status().as_u16(), 200);
+    let seen = elsewhere_seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(Option::is_none), "a token leaked: {seen:?}");
+    // The audit chain names both origins and what happened to the token, never the token.
+    let (_, audit) = server.get_with("/api/audit?limit=10", Some(&admin)).await;
+    let targets: Vec<String> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "service.url_changed")
+        .map(|e| e["target"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(targets.len(), 3, "{audit}");
+    assert_eq!(
+        targets[0],
+        format!("pfactory: {home} -> {elsewhere}; token dropped")
+    );
+    assert_eq!(targets[2], format!("pfactory: none -> {home}; token set"));
+    assert!(!audit.to_string().contains("tok-home"));
+}

@@ -54,7 +54,7 @@ pub use lists::{
     get_many_answers_in_order_with_aliases_and_gaps, list_filters_count_and_pages,
     stalled_items_are_counted,
 };
-pub use services::service_urls_persist_and_replace;
+pub use services::service_settings_persist_and_replace;
 pub use snapshots::{
     an_unchanged_snapshot_rewrites_nothing, only_a_complete_list_clears_vanished_tasks,
     snapshots_land_where_events_will, snapshots_never_regress_a_terminal_stage,
@@ -112,7 +112,7 @@ macro_rules! contract_tests {
             api_keys_lifecycle,
             browser_sessions_last_until_they_end_or_sign_out,
             webhook_secrets_are_kept_per_tenant_and_revoke_once,
-            service_urls_persist_and_replace,
+            service_settings_persist_and_replace,
             tenants_and_scans_cover_every_item_once,
             activity_is_newest_first_across_items_and_follows_merges,
             audit_chains_append_page_and_verify_per_tenant,

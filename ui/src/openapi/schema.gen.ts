@@ -432,7 +432,10 @@ export type Service = 'pfactory' | 'aifactory' | 'tfactory' | 'cfactory';
 
 /** The watched services. */
 export type ServiceList = {
-  /** Each with `name`, `stage`, `url`, `health` and its live `feeds`. */
+  /**
+   * Each with `service`, `url`, `configured`, `token_set`, `health` and its live
+   * `feeds`; never a token.
+   */
   services: Array<Record<string, unknown>>;
 };
 
@@ -446,8 +449,13 @@ export type SessionView = {
   tenant: string;
 };
 
-/** A new base URL for a service. */
+/** A new base URL for a service, and optionally its token. */
 export type SetUrl = {
+  /**
+   * The bearer token for the URL's origin. Absent: the current token is kept if the
+   * origin stays the same and dropped if it changes. Empty: no token is sent.
+   */
+  token?: string | null;
   /** An absolute http:// or https:// URL. */
   url: string;
 };

@@ -8,6 +8,7 @@ const view = (service: ServiceView['service'], url: string | null, status: Servi
   service,
   url,
   configured: url !== null,
+  token_set: url !== null && service === 'pfactory',
   health: { service, status, detail: status === 'offline' ? 'connection refused' : null, latency_ms: status === 'online' ? 8 : null, checked_at: new Date().toISOString() },
 });
 
@@ -22,6 +23,9 @@ describe('Services', () => {
     expect(rows.map((r) => r.querySelector('[data-health]')?.textContent)).toEqual(['online', 'offline', 'unknown']);
     expect(rows[1]?.textContent).toContain('connection refused');
     expect(rows[2]?.textContent).toContain('not configured');
+    expect(rows[0]?.querySelector('[data-token-set]')?.textContent).toContain('token set');
+    expect(rows[1]?.querySelector('[data-token-set]')?.textContent).toContain('no token');
+    expect(rows[2]?.querySelector('[data-token-set]')).toBeNull();
     expect(screen.queryByRole('button', { name: /Edit/ })).toBeNull();
     expect(screen.queryByRole('button', { name: 'Check now' })).toBeNull();
   });
@@ -35,11 +39,14 @@ describe('Services', () => {
 
   it('lets an admin change a URL and shows the server refusal', async () => {
     let puts = 0;
+    const bodies: unknown[] = [];
     mockFetch({
       'GET /api/services': { services },
       'PUT /api/services/aifactory': (_u: URL, init?: RequestInit) => {
         puts++;
-        const { url } = JSON.parse(String(init?.body)) as { url: string };
+        const body = JSON.parse(String(init?.body)) as { url: string };
+        bodies.push(body);
+        const { url } = body;
         return url.startsWith('http://')
           ? json(view('aifactory', url, 'online'))
           : json({ title: 'Unprocessable content', status: 422, detail: 'url must be an absolute http(s) URL', field: 'url' }, 422);
@@ -53,9 +60,12 @@ describe('Services', () => {
     expect((await screen.findByRole('alert')).textContent).toContain('absolute http(s) URL');
 
     fireEvent.change(input, { target: { value: 'http://10.0.0.5:3102' } });
+    fireEvent.change(screen.getByLabelText('Token of AIFactory'), { target: { value: 'tok-new' } });
     fireEvent.submit(input.closest('form') as HTMLFormElement);
     await waitFor(() => expect(screen.queryByLabelText('Base URL of AIFactory')).toBeNull());
     expect(puts).toBe(2);
+    expect(bodies[0]).toEqual({ url: 'ftp://nope' });
+    expect(bodies[1]).toEqual({ url: 'http://10.0.0.5:3102', token: 'tok-new' });
   });
   it('shows a degraded service with the failed route and each live feed state', async () => {
     const tf: ServiceView = {

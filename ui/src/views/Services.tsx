@@ -1,5 +1,7 @@
-// Services: each upstream's health and base URL. An admin can change a URL (the server
-// probes it at once); the write scope runs a poll round; others see no controls.
+// Services: each of the tenant's upstreams with its health, base URL and whether a token
+// is set. An admin can change a URL and its token (the server probes it at once; a blank
+// token keeps the current one on the same origin); the write scope runs a poll round;
+// others see no controls.
 
 import { useState, type FormEvent } from 'react';
 import { api, ApiError, canAdminister, canWrite, type HealthStatus, type ServiceView } from '../api';
@@ -19,6 +21,8 @@ const HEALTH_TONE: Record<HealthStatus, string> = {
 
 function UrlForm({ service, onSaved, onCancel }: { service: ServiceView; onSaved: () => void; onCancel: () => void }) {
   const [url, setUrl] = useState(service.url ?? '');
+  const [token, setToken] = useState('');
+  const [clear, setClear] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const id = `url-${service.service}`;
@@ -28,7 +32,7 @@ function UrlForm({ service, onSaved, onCancel }: { service: ServiceView; onSaved
     setBusy(true);
     setError(null);
     try {
-      await api.setServiceUrl(service.service, url.trim());
+      await api.setServiceUrl(service.service, url.trim(), clear ? '' : token.trim() || undefined);
       onSaved();
     } catch (err) {
       setError(err instanceof ApiError ? err.message : 'the server could not be reached');
@@ -41,6 +45,21 @@ function UrlForm({ service, onSaved, onCancel }: { service: ServiceView; onSaved
     <form className="url-form" onSubmit={submit}>
       <label htmlFor={id}>Base URL of {SERVICE_LABEL[service.service]}</label>
       <input id={id} type="url" required value={url} onChange={(e) => setUrl(e.target.value)} placeholder="http://host:port" aria-invalid={error !== null} aria-describedby={error ? `${id}-error` : undefined} />
+      <label htmlFor={`${id}-token`}>Token of {SERVICE_LABEL[service.service]}</label>
+      <input
+        id={`${id}-token`}
+        type="password"
+        autoComplete="off"
+        value={token}
+        disabled={clear}
+        onChange={(e) => setToken(e.target.value)}
+        placeholder={service.token_set ? 'blank keeps the current token on the same host' : 'none'}
+      />
+      {service.token_set && (
+        <label className="small">
+          <input type="checkbox" checked={clear} onChange={(e) => setClear(e.target.checked)} /> Send no token
+        </label>
+      )}
       <button type="submit" disabled={busy}>
         Save
       </button>
@@ -93,6 +112,7 @@ function ServiceRow({ service, editable, onChanged }: { service: ServiceView; ed
         <p className="service-url">
           <span className="muted">URL </span>
           <code>{service.url ?? 'not configured'}</code>
+          {service.configured && <span className="muted small" data-token-set={service.token_set}>{service.token_set ? ' · token set' : ' · no token'}</span>}
           {editable && (
             <button type="button" className="link" onClick={() => setEditing(true)} aria-label={`Edit the URL of ${SERVICE_LABEL[service.service]}`}>
               Edit

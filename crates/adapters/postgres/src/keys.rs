@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex as StdMutex};
 use async_trait::async_trait;
 use cfactory_domain::TenantId;
 use cfactory_domain::ports::{
-    ApiKey, ApiKeyStore, BrowserSession, Scope, ServiceRegistry, StoreError, WebhookSecret,
+    ApiKey, ApiKeyStore, BrowserSession, Scope, ServiceRegistry, StoreError, StoredService,
+    WebhookSecret,
 };
 use chrono::{DateTime, Utc};
 
@@ -340,25 +341,40 @@ impl ApiKeyStore for PgStore {
 
 #[async_trait]
 impl ServiceRegistry for PgStore {
-    async fn service_urls(&self) -> Result<Vec<(String, String)>, StoreError> {
-        sqlx::query_as("SELECT name, url FROM services ORDER BY name")
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(store_error)
+    async fn stored_services(&self) -> Result<Vec<StoredService>, StoreError> {
+        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT tenant_id, name, url, token FROM service_settings ORDER BY tenant_id, name",
+        )
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter()
+            .map(|(tenant, service, url, token)| {
+                Ok(StoredService {
+                    tenant: TenantId::parse(&tenant).map_err(|e| corrupt("service tenant", e))?,
+                    service,
+                    url,
+                    token,
+                })
+            })
+            .collect()
     }
 
-    async fn set_service_url(
+    async fn set_stored_service(
         &self,
-        service: &str,
-        url: &str,
+        setting: &StoredService,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO services (name, url, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, updated_at = EXCLUDED.updated_at",
+            "INSERT INTO service_settings (tenant_id, name, url, token, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, name) DO UPDATE SET url = EXCLUDED.url, \
+             token = EXCLUDED.token, updated_at = EXCLUDED.updated_at",
         )
-        .bind(service)
-        .bind(url)
+        .bind(setting.tenant.as_str())
+        .bind(&setting.service)
+        .bind(&setting.url)
+        .bind(setting.token.as_deref())
         .bind(at)
         .execute(&self.inner.pool)
         .await

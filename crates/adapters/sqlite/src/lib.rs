@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use cfactory_domain::correlate::IngestOutcome;
 use cfactory_domain::ports::{
     ActivityEntry, ApiKey, ApiKeyStore, BrowserSession, ChangeSink, Clock, ListQuery,
-    ServiceRegistry, StoreError, Timeline, TimelineCursor, UsageGroupBy, UsageRow, WebhookSecret,
-    WorkItemPage, WorkItemStore,
+    ServiceRegistry, StoreError, StoredService, Timeline, TimelineCursor, UsageGroupBy, UsageRow,
+    WebhookSecret, WorkItemPage, WorkItemStore,
 };
 use cfactory_domain::upstream::TaskList;
 use cfactory_domain::{CompletionEvent, CorrelationKey, Service, SystemClock, TenantId, WorkItem};
@@ -497,19 +497,17 @@ impl ApiKeyStore for SqliteStore {
 
 #[async_trait]
 impl ServiceRegistry for SqliteStore {
-    async fn service_urls(&self) -> Result<Vec<(String, String)>, StoreError> {
-        read::service_urls(&self.inner.readers).await
+    async fn stored_services(&self) -> Result<Vec<StoredService>, StoreError> {
+        read::stored_services(&self.inner.readers).await
     }
 
-    async fn set_service_url(
+    async fn set_stored_service(
         &self,
-        service: &str,
-        url: &str,
+        setting: &StoredService,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.submit(|reply| Job::SetServiceUrl {
-            service: service.to_owned(),
-            url: url.to_owned(),
+        self.submit(|reply| Job::SetService {
+            setting: setting.clone(),
             at,
             reply,
         })

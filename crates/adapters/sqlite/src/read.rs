@@ -3,8 +3,8 @@
 //! agree with each other.
 
 use cfactory_domain::ports::{
-    ActivityEntry, ApiKey, ListCursor, ListQuery, StoreError, Timeline, TimelineCursor,
-    TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage,
+    ActivityEntry, ApiKey, ListCursor, ListQuery, StoreError, StoredService, Timeline,
+    TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage,
 };
 use cfactory_domain::workitem::StageName;
 use cfactory_domain::{CorrelationKey, EventId, Identifier, Service, TenantId, WorkItem};
@@ -423,12 +423,24 @@ pub(crate) async fn has_active_keys(pool: &SqlitePool) -> Result<bool, StoreErro
     Ok(exists)
 }
 
-/// Every stored service URL, by name.
-pub(crate) async fn service_urls(pool: &SqlitePool) -> Result<Vec<(String, String)>, StoreError> {
-    sqlx::query_as("SELECT name, url FROM services ORDER BY name")
-        .fetch_all(pool)
-        .await
-        .map_err(store_error)
+/// Every tenant's stored service settings, by tenant then name.
+pub(crate) async fn stored_services(pool: &SqlitePool) -> Result<Vec<StoredService>, StoreError> {
+    let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT tenant_id, name, url, token FROM service_settings ORDER BY tenant_id, name",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    rows.into_iter()
+        .map(|(tenant, service, url, token)| {
+            Ok(StoredService {
+                tenant: TenantId::parse(&tenant).map_err(|e| corrupt("service tenant", e))?,
+                service,
+                url,
+                token,
+            })
+        })
+        .collect()
 }
 
 /// Every tenant with an item.

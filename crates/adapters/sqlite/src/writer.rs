@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use cfactory_domain::correlate::{Batch, ChangeSet, IngestOutcome, Loaded};
-use cfactory_domain::ports::{ApiKey, ChangeSink, Clock, StoreError};
+use cfactory_domain::ports::{ApiKey, ChangeSink, Clock, StoreError, StoredService};
 use cfactory_domain::upstream::TaskList;
 use cfactory_domain::workitem::StageName;
 use cfactory_domain::{
@@ -64,10 +64,9 @@ pub(crate) enum Job {
         at: DateTime<Utc>,
         reply: Reply<bool>,
     },
-    /// Stores a service's base URL.
-    SetServiceUrl {
-        service: String,
-        url: String,
+    /// Stores a tenant's setting of a service.
+    SetService {
+        setting: StoredService,
         at: DateTime<Utc>,
         reply: Reply<()>,
     },
@@ -308,13 +307,8 @@ impl Writer {
             Job::RevokeKey { id, at, reply } => {
                 let _ = reply.send(self.revoke_key(&id, at).await);
             }
-            Job::SetServiceUrl {
-                service,
-                url,
-                at,
-                reply,
-            } => {
-                let _ = reply.send(self.set_service_url(&service, &url, at).await);
+            Job::SetService { setting, at, reply } => {
+                let _ = reply.send(self.set_stored_service(&setting, at).await);
             }
             // `run` groups these and handles closing itself; served here only for
             // completeness.
@@ -404,18 +398,21 @@ impl Writer {
         Ok(())
     }
 
-    async fn set_service_url(
+    async fn set_stored_service(
         &mut self,
-        service: &str,
-        url: &str,
+        setting: &StoredService,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO services (name, url, updated_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (name) DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at",
+            "INSERT INTO service_settings (tenant_id, name, url, token, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (tenant_id, name) DO UPDATE SET url = excluded.url, \
+             token = excluded.token, updated_at = excluded.updated_at",
         )
-        .bind(service)
-        .bind(url)
+        .bind(setting.tenant.as_str())
+        .bind(&setting.service)
+        .bind(&setting.url)
+        .bind(setting.token.as_deref())
         .bind(rows::micros(at))
         .execute(&mut self.conn)
         .await

@@ -8,12 +8,14 @@ use serde_json::Value;
 
 use super::{ActionStep, StepResult};
 use crate::event::Service;
+use crate::ids::TenantId;
 use crate::ports::StepSender;
 
 /// Records steps instead of sending them; every step succeeds unless told to refuse.
 #[derive(Debug, Default)]
 pub struct RecordingSender {
     sent: Mutex<Vec<(Service, ActionStep)>>,
+    tenants: Mutex<Vec<TenantId>>,
     refusal: Option<String>,
 }
 
@@ -27,6 +29,7 @@ impl RecordingSender {
     pub fn refusing(reason: impl Into<String>) -> Self {
         Self {
             sent: Mutex::default(),
+            tenants: Mutex::default(),
             refusal: Some(reason.into()),
         }
     }
@@ -39,7 +42,16 @@ impl RecordingSender {
 
 #[async_trait]
 impl StepSender for RecordingSender {
-    async fn send_step(&self, service: Service, step: &ActionStep) -> StepResult {
+    async fn send_step(
+        &self,
+        tenant: &TenantId,
+        service: Service,
+        step: &ActionStep,
+    ) -> StepResult {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tenant.clone());
         self.sent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -61,6 +73,14 @@ impl StepSender for RecordingSender {
 }
 
 impl RecordingSender {
+    /// The tenant each step was sent for, in order.
+    pub fn tenants(&self) -> Vec<TenantId> {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The payloads of every step handed over so far.
     pub fn payloads(&self) -> Vec<Value> {
         self.sent().into_iter().map(|(_, s)| s.payload).collect()

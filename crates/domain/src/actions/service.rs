@@ -390,7 +390,11 @@ impl ActionService {
         let steps = claimed.steps_for_confirm(&actor.id, self.0.clock.now());
         let mut results: Vec<StepResult> = Vec::with_capacity(steps.len());
         for step in &steps {
-            let result = self.0.sender.send_step(claimed.target_service, step).await;
+            let result = self
+                .0
+                .sender
+                .send_step(tenant, claimed.target_service, step)
+                .await;
             let ok = result.ok;
             results.push(result);
             if !ok {
@@ -603,6 +607,11 @@ mod tests {
         let sent = w.sender.sent();
         assert_eq!(sent.len(), 2, "create-pr then merge");
         assert!(sent.iter().all(|(s, _)| *s == Service::Aifactory));
+        assert_eq!(
+            w.sender.tenants(),
+            [acme(), acme()],
+            "each step goes through the acting tenant's own upstream"
+        );
         assert_eq!(done.results.len(), 2);
 
         let again = w.service.confirm(&acme(), &by("key_b"), &action.id).await;

@@ -22,7 +22,7 @@ pub use conversation_store::ConversationStore;
 pub use error::StoreError;
 pub use insight_source::InsightSource;
 pub use live_sink::LiveSink;
-pub use service_registry::ServiceRegistry;
+pub use service_registry::{ServiceRegistry, StoredService};
 pub use step_sender::StepSender;
 pub use upstream::Upstream;
 pub use work_item_store::{

@@ -9,12 +9,15 @@ use async_trait::async_trait;
 
 use crate::actions::{ActionStep, StepResult};
 use crate::event::Service;
+use crate::ids::TenantId;
 
 /// Sends one step of a confirmed action.
 #[async_trait]
 pub trait StepSender: Send + Sync {
-    /// Sends `step` to `service` once, never retried (the upstream may have acted), and
-    /// reports how it went. Never fails: no configured service, no connection, a timeout
-    /// or a refusal is a [`StepResult`] with `ok: false` and the reason in `error`.
-    async fn send_step(&self, service: Service, step: &ActionStep) -> StepResult;
+    /// Sends `step` to `tenant`'s `service` once, never retried (the upstream may have
+    /// acted), and reports how it went. Only the URL and token `tenant` configured for
+    /// the service may be used. Never fails: no configured service, no connection, a
+    /// timeout or a refusal is a [`StepResult`] with `ok: false` and the reason in `error`.
+    async fn send_step(&self, tenant: &TenantId, service: Service, step: &ActionStep)
+    -> StepResult;
 }

@@ -1,7 +1,8 @@
-//! The upstream services as the cockpit sees them: their health and URLs, a poll round on
-//! demand, and a WorkItem's execution graph from the service of its furthest stage. No
-//! answer here carries an upstream URL in an error, and `/process` never answers 5xx for
-//! an upstream's failure.
+//! The caller's tenant's upstream services as the cockpit sees them: their health and
+//! URLs, a poll round on demand, and a WorkItem's execution graph from the service of its
+//! furthest stage. Every route reads or changes the caller's own tenant's registry only.
+//! No answer here carries an upstream URL in an error or a token at all, and `/process`
+//! never answers 5xx for an upstream's failure.
 
 use axum::Json;
 use axum::Router;
@@ -15,7 +16,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::live::upstreams::{RoundReport, ServiceView, UrlError};
+use crate::live::upstreams::{RoundReport, ServiceView, SetError, TokenChange};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -28,7 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/workitems/{correlationKey}/process", get(process))
 }
 
-/// Every watched service with its URL and latest health.
+/// Every watched service of the caller's tenant with its URL and latest health.
 #[utoipa::path(
     get,
     path = "/api/services",
@@ -41,14 +42,15 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<ServiceList>, ApiError> {
     caller.require(Scope::Read)?;
-    let services: Vec<ServiceView> = state.upstreams.views().await;
+    let services: Vec<ServiceView> = state.upstreams.views(&caller.tenant).await;
     Ok(Json(ServiceList { services }))
 }
 
 /// The watched services.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServiceList {
-    /// Each with `name`, `stage`, `url`, `health` and its live `feeds`.
+    /// Each with `service`, `url`, `configured`, `token_set`, `health` and its live
+    /// `feeds`; never a token.
     #[schema(value_type = Vec<Object>)]
     services: Vec<ServiceView>,
 }
@@ -86,14 +88,20 @@ pub struct ProcessAnswer {
     nodes: Option<Value>,
 }
 
-/// A new base URL for a service.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A new base URL for a service, and optionally its token.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SetUrl {
     /// An absolute http:// or https:// URL.
     pub url: String,
+    /// The bearer token for the URL's origin. Absent: the current token is kept if the
+    /// origin stays the same and dropped if it changes. Empty: no token is sent.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
-/// Points a service at a new base URL (stored, then probed at once).
+/// Points one of the caller's tenant's services at a new base URL, with its token (stored,
+/// then probed at once). Audited with the old and new origin, never the token.
 #[utoipa::path(
     put,
     path = "/api/services/{name}",
@@ -102,6 +110,7 @@ pub struct SetUrl {
     request_body = SetUrl,
     responses(
         (status = 200, description = "The service with its fresh probe", body = Object),
+        (status = 403, description = "The key lacks the admin scope", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "Not a watched service", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Not an http(s) URL, or a link-local or cloud metadata host", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
     ),
@@ -122,45 +131,24 @@ pub async fn set_url(
         .ok_or_else(|| ApiError::NotFound {
             detail: format!("no watched service `{name}` (pfactory, aifactory, tfactory)"),
         })?;
-    let url = crate::live::upstreams::validate_url(&body.url)
-        .map_err(|e| ApiError::field("url", e.to_string()))?;
-    let before = state.upstreams.base_url(service).await;
-    state
-        .services
-        .set_service_url(service.as_str(), &url, state.clock.now())
-        .await?;
-    let mut entry = crate::audit::record(&caller.actor(), "service.url_changed", state.clock.now());
-    entry.target = Some(format!(
-        "{}: {} -> {}",
-        service.as_str(),
-        before
-            .as_deref()
-            .map_or_else(|| "none".to_owned(), origin_of),
-        origin_of(&url)
-    ));
-    entry.method = Some("PUT".to_owned());
-    entry.endpoint = Some(format!("/api/services/{}", service.as_str()));
-    entry.payload_sha256 = Some(cfactory_domain::audit::sha256_hex(url.as_bytes()));
-    state.auditor.record(&caller.tenant, entry).await?;
-    let view = state
+    let change = state
         .upstreams
-        .set_url(service, &url)
+        .set(
+            &caller.tenant,
+            service,
+            &body.url,
+            TokenChange::from_field(body.token),
+            (&state.auditor, &caller.actor()),
+        )
         .await
         .map_err(|e| match e {
-            UrlError::NotHttp | UrlError::Metadata => ApiError::field("url", e.to_string()),
-            UrlError::UnknownService => ApiError::NotFound {
+            SetError::NotHttp | SetError::Metadata => ApiError::field("url", e.to_string()),
+            SetError::UnknownService => ApiError::NotFound {
                 detail: format!("no watched service `{name}`"),
             },
+            SetError::Store(e) | SetError::Audit(e) => ApiError::from(e),
         })?;
-    Ok(Json(view))
-}
-
-/// `scheme://host[:port]` of a base URL: what the audit log records of a change (a path
-/// could carry something private; the origin says where tokens go).
-fn origin_of(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split('/').next().unwrap_or_default();
-    format!("{scheme}://{authority}")
+    Ok(Json(change.view))
 }
 
 /// Runs one poll round now.
@@ -176,7 +164,7 @@ pub async fn refresh(
     caller: Caller,
 ) -> Result<Json<RoundList>, ApiError> {
     caller.require(Scope::Write)?;
-    let services: Vec<RoundReport> = state.upstreams.round().await;
+    let services: Vec<RoundReport> = state.upstreams.round(&caller.tenant).await;
     Ok(Json(RoundList { services }))
 }
 
@@ -221,7 +209,7 @@ pub async fn process(
         return Ok(unavailable("no stage has started"));
     };
     let service = stage.service();
-    let Some(upstream) = state.upstreams.upstream(service).await else {
+    let Some(upstream) = state.upstreams.upstream(&caller.tenant, service).await else {
         return Ok(unavailable(format!("{service} is not configured")));
     };
     match upstream.process(&current.task_id).await {

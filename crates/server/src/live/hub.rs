@@ -36,7 +36,6 @@ struct Inner {
     next_id: AtomicU64,
     dropped: AtomicU64,
     work: mpsc::UnboundedSender<Work>,
-    live_tenant: TenantId,
     clock: Arc<dyn Clock>,
     stall_deadline: Duration,
 }
@@ -57,13 +56,11 @@ pub struct Subscription {
 }
 
 impl Hub {
-    /// Starts the hub's worker. Upstream progress (which has no tenant of its own) goes to
-    /// `live_tenant`, the tenant the pollers write to.
+    /// Starts the hub's worker.
     pub fn start(
         store: Arc<dyn WorkItemStore>,
         clock: Arc<dyn Clock>,
         stall_deadline: Duration,
-        live_tenant: TenantId,
     ) -> Self {
         let (work, mut queue) = mpsc::unbounded_channel();
         let hub = Self {
@@ -72,7 +69,6 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 dropped: AtomicU64::new(0),
                 work,
-                live_tenant,
                 clock,
                 stall_deadline,
             }),
@@ -254,10 +250,26 @@ impl ChangeSink for Hub {
     }
 }
 
-impl LiveSink for Hub {
+/// The live progress of one tenant's upstreams, sent to that tenant's clients only.
+pub struct TenantSink {
+    hub: Hub,
+    tenant: TenantId,
+}
+
+impl Hub {
+    /// A sink for the live feeds of `tenant`'s upstream services.
+    pub fn sink_for(&self, tenant: &TenantId) -> Arc<dyn LiveSink> {
+        Arc::new(TenantSink {
+            hub: self.clone(),
+            tenant: tenant.clone(),
+        })
+    }
+}
+
+impl LiveSink for TenantSink {
     fn live_update(&self, service: Service, update: LiveUpdate) {
-        let tenant = self.inner.live_tenant.clone();
-        let _ = self.inner.work.send(Work::Live(tenant, service, update));
+        let work = Work::Live(self.tenant.clone(), service, update);
+        let _ = self.hub.inner.work.send(work);
     }
 }
 
@@ -281,7 +293,6 @@ mod tests {
             Arc::new(store.clone()),
             Arc::new(SystemClock),
             Duration::seconds(900),
-            TenantId::default_tenant(),
         );
         store.watch(Arc::new(hub.clone())).await.unwrap();
         (hub, store)
@@ -311,7 +322,7 @@ mod tests {
         assert_eq!(frame["item"]["stages"]["code"]["status"], "in_progress");
         assert!(theirs.frames.try_recv().is_err(), "another tenant heard it");
 
-        hub.live_update(
+        hub.sink_for(&TenantId::default_tenant()).live_update(
             Service::Aifactory,
             LiveUpdate::Progress {
                 task_id: "t-5".into(),
@@ -325,6 +336,10 @@ mod tests {
         assert_eq!(frame["type"], "progress");
         assert_eq!(frame["correlation_key"], "5");
         assert_eq!(frame["percent"], 40.0);
+        assert!(
+            theirs.frames.try_recv().is_err(),
+            "another tenant heard the default tenant's upstream progress"
+        );
     }
 
     #[tokio::test]
