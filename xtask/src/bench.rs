@@ -39,6 +39,10 @@ pub enum Which {
         /// two builds on the same machine).
         #[arg(long)]
         server_bin: Option<PathBuf>,
+        /// Sign every delivery with a webhook secret (Standard Webhooks) instead of an
+        /// open-mode POST: the cost of the signature check.
+        #[arg(long)]
+        signed: bool,
     },
     /// Cockpit WebSocket fan-out: delivery latency to many clients at a steady ingest
     /// rate, dropped clients and server RSS, then the rate at which p99 passes 100 ms.
@@ -107,6 +111,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             stores,
             growth_events,
             server_bin,
+            signed,
         } => rt.block_on(ingest(
             events,
             keys,
@@ -114,6 +119,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             &stores,
             growth_events,
             server_bin,
+            signed,
         )),
         Which::Fanout {
             clients,
@@ -339,33 +345,81 @@ pub fn percentile_ms(samples: &[Duration], p: f64) -> f64 {
     sorted[rank].as_secs_f64() * 1000.0
 }
 
+/// A delivery's Standard Webhooks headers: id, timestamp, signature.
+pub type Signature = [(&'static str, String); 3];
+
+/// Signs each body with `secret` (`whsec_…`) as Standard Webhooks specifies, ahead of
+/// sending, so the load measures the server's check and not the client's signing.
+pub fn sign_all(secret: &str, bodies: &[String]) -> anyhow::Result<Vec<Signature>> {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64
+        .decode(secret.trim().trim_start_matches("whsec_"))
+        .context("the webhook secret is not base64")?;
+    let at = chrono::Utc::now().timestamp().to_string();
+    Ok(bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let id = format!("msg_bench_{}_{i}", std::process::id());
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
+            mac.update(format!("{id}.{at}.").as_bytes());
+            mac.update(body.as_bytes());
+            let signature = format!("v1,{}", b64.encode(mac.finalize().into_bytes()));
+            [
+                ("webhook-id", id),
+                ("webhook-timestamp", at.clone()),
+                ("webhook-signature", signature),
+            ]
+        })
+        .collect())
+}
+
 /// POSTs `bodies` with `senders` concurrent senders, each taking the next body in order.
 pub async fn send_all(base: &str, bodies: Vec<String>, senders: usize) -> LoadResult {
+    send_signed(base, bodies, Vec::new(), senders).await
+}
+
+/// As [`send_all`], each body with its signature headers when `signatures` has them.
+pub async fn send_signed(
+    base: &str,
+    bodies: Vec<String>,
+    signatures: Vec<Signature>,
+    senders: usize,
+) -> LoadResult {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(senders)
         .build()
         .expect("client builds");
     let bodies = Arc::new(bodies);
+    let signatures = Arc::new(signatures);
     let next = Arc::new(AtomicUsize::new(0));
     let url = format!("{base}/api/events/completion");
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..senders {
-        let (client, bodies, next, url) =
-            (client.clone(), bodies.clone(), next.clone(), url.clone());
+        let (client, bodies, signatures, next, url) = (
+            client.clone(),
+            bodies.clone(),
+            signatures.clone(),
+            next.clone(),
+            url.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut mine: Vec<(usize, Duration, u16)> = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { break };
                 let t0 = Instant::now();
-                let status = match client
+                let mut request = client
                     .post(&url)
                     .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await
-                {
+                    .body(body.clone());
+                for (name, value) in signatures.get(i).into_iter().flatten() {
+                    request = request.header(*name, value);
+                }
+                let status = match request.send().await {
                     Ok(r) => r.status().as_u16(),
                     Err(_) => 0,
                 };
@@ -395,6 +449,35 @@ pub async fn send_all(base: &str, bodies: Vec<String>, senders: usize) -> LoadRe
         }
     }
     result
+}
+
+/// Creates a webhook secret for the default tenant with the binary's own CLI, before the
+/// server starts; once it exists, the tenant's ingest must be signed.
+fn webhook_secret(bin: &Path, database_url: &str, data_dir: &Path) -> anyhow::Result<String> {
+    let out = Command::new(bin)
+        .args([
+            "webhooks",
+            "secret",
+            "create",
+            "--database-url",
+            database_url,
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("CFACTORY_LOG", "warn")
+        .output()
+        .context("running cfactory webhooks secret create")?;
+    if !out.status.success() {
+        bail!(
+            "cfactory webhooks secret create failed (a build from before signed webhooks?): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let secret = String::from_utf8(out.stdout)?.trim().to_owned();
+    if !secret.starts_with("whsec_") {
+        bail!("cfactory webhooks secret create printed no secret");
+    }
+    Ok(secret)
 }
 
 /// One ceiling run on a concrete pool type (sqlx has no object-safe pool).
@@ -572,13 +655,19 @@ async fn ingest(
     stores: &[String],
     growth_events: usize,
     server_bin: Option<PathBuf>,
+    signed: bool,
 ) -> anyhow::Result<()> {
     let bin = match server_bin {
         Some(bin) => bin,
         None => build_release()?,
     };
     println!(
-        "ingest benchmark: {events} events over {keys} keys per run, senders {senders:?}, on {} cores",
+        "ingest benchmark: {events} events over {keys} keys per run, senders {senders:?}, {}, on {} cores",
+        if signed {
+            "signed deliveries"
+        } else {
+            "open-mode deliveries"
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let mut failures = Vec::new();
@@ -593,6 +682,11 @@ async fn ingest(
                 (db.url(), Some(db))
             }
             other => bail!("unknown store `{other}` (sqlite or postgres)"),
+        };
+        let secret = if signed {
+            Some(webhook_secret(&bin, &url, &tmp)?)
+        } else {
+            None
         };
         let server = Server::start(&bin, &url, &tmp).await?;
         println!("\n== {store} ==");
@@ -611,8 +705,12 @@ async fn ingest(
             } else {
                 None
             };
+            let signatures = match &secret {
+                Some(secret) => sign_all(secret, &bodies)?,
+                None => Vec::new(),
+            };
             let cpu_before = CpuSplit::now(server.pid());
-            let result = send_all(&server.base, bodies, n).await;
+            let result = send_signed(&server.base, bodies, signatures, n).await;
             let cpu = CpuSplit::now(server.pid()).per_event(cpu_before, events);
             let wal = match wal_before {
                 Some(before) => format!(
@@ -650,7 +748,11 @@ async fn ingest(
             let rows: Vec<String> = (0..growth_events)
                 .map(|i| event("growth", i, "424242").to_string())
                 .collect();
-            let result = send_all(&server.base, rows, 32).await;
+            let signatures = match &secret {
+                Some(secret) => sign_all(secret, &rows)?,
+                None => Vec::new(),
+            };
+            let result = send_signed(&server.base, rows, signatures, 32).await;
             let window = (growth_events / 5).max(1);
             let mean =
                 |s: &[Duration]| s.iter().sum::<Duration>().as_secs_f64() * 1000.0 / s.len() as f64;

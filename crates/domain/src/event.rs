@@ -227,8 +227,11 @@ pub struct Usage {
 impl Usage {
     /// Total tokens, falling back to input + output.
     pub fn total(&self) -> u64 {
-        self.total_tokens
-            .unwrap_or_else(|| self.input_tokens.unwrap_or(0) + self.output_tokens.unwrap_or(0))
+        self.total_tokens.unwrap_or_else(|| {
+            self.input_tokens
+                .unwrap_or(0)
+                .saturating_add(self.output_tokens.unwrap_or(0))
+        })
     }
 }
 
@@ -355,6 +358,95 @@ pub struct CompletionEvent {
 /// Largest accepted JSON text for one event.
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
+/// The most tokens one figure of one event may report.
+pub const MAX_TOKENS: u64 = 1_000_000_000_000;
+
+/// The most dollars one figure of one event may report.
+pub const MAX_COST_USD: f64 = 1_000_000.0;
+
+/// The longest title (or other free text) kept on an item, in characters; longer text is
+/// cut, the raw event keeping it whole.
+pub const MAX_TEXT_CHARS: usize = 1_000;
+
+/// The earliest time an event may carry: anything before is a sender's bug.
+pub fn earliest_time() -> DateTime<Utc> {
+    DateTime::from_timestamp(946_684_800, 0).expect("2000-01-01T00:00:00Z is representable")
+}
+
+fn check_tokens(field: &str, value: Option<u64>) -> Result<(), EventError> {
+    match value {
+        Some(n) if n > MAX_TOKENS => Err(EventError::invalid(
+            field,
+            format!("{n} tokens is more than one event may report ({MAX_TOKENS})"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_signed_tokens(field: &str, value: Option<i64>) -> Result<(), EventError> {
+    match value {
+        Some(n) if n < 0 => Err(EventError::invalid(field, "must not be negative")),
+        Some(n) => check_tokens(field, u64::try_from(n).ok()),
+        None => Ok(()),
+    }
+}
+
+fn check_cost(field: &str, value: Option<f64>) -> Result<(), EventError> {
+    match value {
+        Some(c) if !c.is_finite() || c < 0.0 => Err(EventError::invalid(
+            field,
+            "must be a finite number of dollars, not negative",
+        )),
+        Some(c) if c > MAX_COST_USD => Err(EventError::invalid(
+            field,
+            format!("${c} is more than one event may report (${MAX_COST_USD})"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_breakdown(field: &str, b: &UsageBreakdown) -> Result<(), EventError> {
+    check_tokens(&format!("{field}.input_tokens"), b.input_tokens)?;
+    check_tokens(&format!("{field}.output_tokens"), b.output_tokens)?;
+    check_tokens(&format!("{field}.total_tokens"), b.total_tokens)?;
+    check_cost(&format!("{field}.cost_usd"), b.cost_usd)
+}
+
+fn check_worker(field: &str, w: &WorkerUsage) -> Result<(), EventError> {
+    check_tokens(&format!("{field}.input_tokens"), w.input_tokens)?;
+    check_tokens(&format!("{field}.output_tokens"), w.output_tokens)?;
+    check_tokens(&format!("{field}.total_tokens"), w.total_tokens)?;
+    check_tokens(&format!("{field}.tokens"), w.tokens)?;
+    check_cost(&format!("{field}.cost_usd"), w.cost_usd)
+}
+
+/// Every usage figure finite, not negative and within one event's bounds, so no sum of
+/// them can overflow or stop the stored document parsing.
+fn check_usage(u: &Usage) -> Result<(), EventError> {
+    check_tokens("usage.input_tokens", u.input_tokens)?;
+    check_tokens("usage.output_tokens", u.output_tokens)?;
+    check_tokens("usage.total_tokens", u.total_tokens)?;
+    check_cost("usage.cost_usd", u.cost_usd)?;
+    for (i, w) in u.workers.iter().enumerate() {
+        check_worker(&format!("usage.workers.{i}"), w)?;
+    }
+    for (name, b) in &u.by_provider {
+        check_breakdown(&format!("usage.by_provider.{name}"), b)?;
+    }
+    for (name, b) in &u.by_model {
+        check_breakdown(&format!("usage.by_model.{name}"), b)?;
+    }
+    Ok(())
+}
+
+/// Cuts free text to [`MAX_TEXT_CHARS`] characters.
+fn cut(text: String) -> String {
+    match text.char_indices().nth(MAX_TEXT_CHARS) {
+        Some((at, _)) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
 impl CompletionEvent {
     /// Parses one event from the exact JSON text a sender posted.
     pub fn parse(raw: &str) -> Result<Self, EventError> {
@@ -371,6 +463,8 @@ impl CompletionEvent {
         let get = |name: &str| obj.get(name).filter(|v| !v.is_null());
 
         let key_text = required_text(obj, "correlation_key")?;
+        crate::ids::check_identifier_text(&key_text)
+            .map_err(|e| EventError::invalid("correlation_key", e.to_string()))?;
         let correlation_key = CorrelationKey::parse(&key_text)
             .map_err(|e| EventError::invalid("correlation_key", e.to_string()))?;
 
@@ -388,6 +482,11 @@ impl CompletionEvent {
         if task_id.trim().is_empty() {
             return Err(EventError::invalid("task_id", "must not be empty"));
         }
+        if task_id == "." || task_id == ".." {
+            return Err(EventError::invalid("task_id", "must not be `.` or `..`"));
+        }
+        crate::ids::check_identifier_text(&task_id)
+            .map_err(|e| EventError::invalid("task_id", e.to_string()))?;
 
         let outcome = optional_text(obj, "outcome")?;
         if !obj.contains_key("status") {
@@ -419,16 +518,33 @@ impl CompletionEvent {
             }
         };
 
+        if time < earliest_time() {
+            let field = if get("time").is_some() {
+                "time"
+            } else {
+                "updated_at"
+            };
+            return Err(EventError::invalid(
+                field,
+                "is before 2000-01-01, which no sender means",
+            ));
+        }
+
         let id = match get("id") {
             None => None,
             Some(v) => {
                 let text =
                     scalar_text(v).ok_or_else(|| EventError::invalid("id", "must be a string"))?;
+                crate::ids::check_visible_text(&text)
+                    .map_err(|e| EventError::invalid("id", e.to_string()))?;
                 Some(EventId::parse(&text).map_err(|e| EventError::invalid("id", e.to_string()))?)
             }
         };
 
         let usage = block::<Usage>(obj, "usage")?;
+        if let Some(u) = &usage {
+            check_usage(u)?;
+        }
         let mut correlation = parse_correlation(get("correlation"))?;
         // TFactory also puts chain links at the top level.
         if correlation.branch.is_none() {
@@ -442,9 +558,13 @@ impl CompletionEvent {
         }
         let injection_scan = block::<InjectionScan>(obj, "injection_scan")?;
         let evidence = block::<Evidence>(obj, "evidence")?;
+        if let Some(e) = &evidence {
+            check_signed_tokens("evidence.total_tokens", e.total_tokens)?;
+            check_cost("evidence.cost_usd", e.cost_usd)?;
+        }
         let halt_reason = optional_text(obj, "halt_reason")?;
         let review_reason = optional_text(obj, "review_reason")?;
-        let title = optional_text(obj, "title")?;
+        let title = optional_text(obj, "title")?.map(cut);
         let correlation_obj = get("correlation").and_then(Value::as_object);
         let linked_text = |name: &str| {
             correlation_obj
@@ -467,6 +587,9 @@ impl CompletionEvent {
         let project = repo_text.or(project_id).or_else(|| repo.clone());
         let verification = block::<Verification>(obj, "verification")?;
         let worker = block::<WorkerUsage>(obj, "worker")?;
+        if let Some(w) = &worker {
+            check_worker("worker", w)?;
+        }
         let kind = event_kind(
             get("type").and_then(Value::as_str),
             &phase,
@@ -768,6 +891,78 @@ mod tests {
 
     fn parse(v: Value) -> Result<CompletionEvent, EventError> {
         CompletionEvent::parse(&v.to_string())
+    }
+
+    fn refused_field(patch: Value) -> String {
+        let mut v = base();
+        for (k, x) in patch.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        match parse(v) {
+            Ok(_) => panic!("accepted {patch}"),
+            Err(e) => e.field().unwrap_or_default().to_owned(),
+        }
+    }
+
+    #[test]
+    fn usage_figures_out_of_bounds_are_refused_with_their_field() {
+        assert_eq!(
+            refused_field(json!({"usage": {"cost_usd": 1e308}})),
+            "usage.cost_usd"
+        );
+        assert_eq!(
+            refused_field(json!({"usage": {"cost_usd": -0.5}})),
+            "usage.cost_usd"
+        );
+        assert_eq!(
+            refused_field(json!({"usage": {"total_tokens": 1_000_000_000_001u64}})),
+            "usage.total_tokens"
+        );
+        assert_eq!(
+            refused_field(json!({"usage": {"workers": [{"cost_usd": 2e6}]}})),
+            "usage.workers.0.cost_usd"
+        );
+        assert_eq!(
+            refused_field(json!({"usage": {"by_model": {"m": {"input_tokens": u64::MAX}}}})),
+            "usage.by_model.m.input_tokens"
+        );
+        assert_eq!(
+            refused_field(json!({"worker": {"tokens": u64::MAX}})),
+            "worker.tokens"
+        );
+        assert_eq!(
+            refused_field(json!({"evidence": {"total_tokens": -1}})),
+            "evidence.total_tokens"
+        );
+        // At the bounds is accepted.
+        let mut v = base();
+        v["usage"] = json!({"total_tokens": 1_000_000_000_000u64, "cost_usd": 1e6});
+        assert!(parse(v).is_ok());
+    }
+
+    #[test]
+    fn times_before_2000_task_ids_of_dots_and_look_alikes_are_refused() {
+        assert_eq!(
+            refused_field(json!({"time": "1999-12-31T23:59:59Z"})),
+            "time"
+        );
+        assert_eq!(refused_field(json!({"task_id": ".."})), "task_id");
+        assert_eq!(refused_field(json!({"task_id": "."})), "task_id");
+        assert_eq!(refused_field(json!({"task_id": "t-1\u{200B}"})), "task_id");
+        assert_eq!(refused_field(json!({"task_id": " t-1"})), "task_id");
+        assert_eq!(
+            refused_field(json!({"correlation_key": "142\u{200B}"})),
+            "correlation_key"
+        );
+    }
+
+    #[test]
+    fn a_long_title_is_cut_and_the_raw_event_keeps_it() {
+        let mut v = base();
+        v["title"] = json!("é".repeat(1_500));
+        let e = parse(v).unwrap();
+        assert_eq!(e.title.as_deref().unwrap().chars().count(), MAX_TEXT_CHARS);
+        assert!(e.raw.contains(&"é".repeat(1_500)));
     }
 
     fn base() -> Value {

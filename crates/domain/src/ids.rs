@@ -24,6 +24,56 @@ pub enum IdError {
     /// The value contained characters outside the allowed set.
     #[error("may only contain letters, digits, '-', '_' and '.'")]
     BadCharacter,
+    /// The value began or ended with whitespace.
+    #[error("must not begin or end with whitespace")]
+    Whitespace,
+    /// The value contained an invisible formatting character.
+    #[error("must not contain zero-width or bidirectional control characters")]
+    Invisible,
+    /// The value would change under Unicode NFKC normalisation.
+    #[error("must be in Unicode NFKC form (a look-alike of another identifier)")]
+    NotNormalized,
+}
+
+/// Zero-width and bidirectional formatting characters: invisible, so two identifiers
+/// that differ only by them would look the same.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+    )
+}
+
+/// Checks the text of an identifier: no surrounding whitespace, no control or invisible
+/// characters, and already in NFKC form, so look-alikes cannot be told apart only by
+/// bytes.
+pub fn check_identifier_text(value: &str) -> Result<(), IdError> {
+    check_visible_text(value)?;
+    if !value.is_ascii() && !unicode_normalization::is_nfkc(value) {
+        return Err(IdError::NotNormalized);
+    }
+    Ok(())
+}
+
+/// As [`check_identifier_text`] without the NFKC rule: for event ids, which senders mint
+/// as opaque text (TFactory's documented envelope uses `…`) and which only deduplicate.
+pub fn check_visible_text(value: &str) -> Result<(), IdError> {
+    if value.trim() != value {
+        return Err(IdError::Whitespace);
+    }
+    if value.chars().any(char::is_control) {
+        return Err(IdError::ControlCharacter);
+    }
+    if value.chars().any(is_invisible) {
+        return Err(IdError::Invisible);
+    }
+    Ok(())
 }
 
 fn check_text(value: &str, max: usize) -> Result<(), IdError> {
@@ -234,6 +284,7 @@ impl TenantId {
     /// Parses a tenant name: 1–64 characters of letters, digits, `-`, `_` and `.`.
     pub fn parse(value: &str) -> Result<Self, IdError> {
         check_text(value, 64)?;
+        check_identifier_text(value)?;
         if !value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -322,6 +373,40 @@ impl Identifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn look_alike_identifiers_are_refused() {
+        for (text, why) in [
+            ("142\u{200B}", IdError::Invisible),
+            ("\u{202E}241", IdError::Invisible),
+            ("e\u{FEFF}1", IdError::Invisible),
+            (" 142", IdError::Whitespace),
+            ("142 ", IdError::Whitespace),
+            ("\u{FF11}\u{FF14}\u{FF12}", IdError::NotNormalized),
+            ("ﬁx-1", IdError::NotNormalized),
+        ] {
+            assert_eq!(check_identifier_text(text), Err(why.clone()), "{text:?}");
+            if why != IdError::NotNormalized {
+                assert_eq!(check_visible_text(text), Err(why), "{text:?}");
+            }
+        }
+        // Event ids are the sender's opaque text: TFactory's envelope spells one with `…`.
+        assert!(check_visible_text("9f1c\u{2026}-uuid4").is_ok());
+        for ok in [
+            "142",
+            "acme/shop#142",
+            "pf-abc",
+            "caf\u{E9}-142",
+            "shop:007",
+        ] {
+            assert!(check_identifier_text(ok).is_ok(), "{ok:?}");
+        }
+        assert_eq!(
+            TenantId::parse("acme\u{200B}"),
+            Err(IdError::Invisible),
+            "a tenant name is checked the same way"
+        );
+    }
 
     #[test]
     fn keys_are_classified() {

@@ -406,9 +406,9 @@ impl WorkItemStore for InMemoryStore {
                         cost_usd: 0.0,
                         notional_cost_usd: 0.0,
                     });
-                    row.input_tokens += t.input_tokens;
-                    row.output_tokens += t.output_tokens;
-                    row.total_tokens += t.total_tokens;
+                    row.input_tokens = row.input_tokens.saturating_add(t.input_tokens);
+                    row.output_tokens = row.output_tokens.saturating_add(t.output_tokens);
+                    row.total_tokens = row.total_tokens.saturating_add(t.total_tokens);
                     row.cost_usd += t.cost_usd;
                     row.notional_cost_usd += t.notional_cost_usd;
                 }

@@ -307,6 +307,9 @@ pub async fn start(
         webhook_secrets: Arc::default(),
         default_tenant: settings.tenant.clone(),
         stall_deadline,
+        max_clock_skew: chrono::Duration::seconds(
+            i64::try_from(settings.max_clock_skew_seconds).unwrap_or(i64::MAX / 1_000_000),
+        ),
         hub,
         upstreams,
         ui: crate::ui::UiSource::from_env(),

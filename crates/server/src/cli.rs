@@ -150,6 +150,10 @@ pub struct ServeArgs {
     /// Seconds of silence after which a running stage counts as stalled [default: 900]
     #[arg(long, env = "CFACTORY_STALL_DEADLINE_SECONDS")]
     pub stall_deadline_seconds: Option<u64>,
+    /// Seconds an event's time may be ahead of this server's clock before it is refused
+    /// [default: 300]
+    #[arg(long, env = "CFACTORY_MAX_CLOCK_SKEW_SECONDS")]
+    pub max_clock_skew_seconds: Option<u64>,
     /// Seconds a proposed action waits for a confirm before it expires [default: 900]
     #[arg(long, env = "CFACTORY_ACTION_TTL_SECONDS")]
     pub action_ttl_seconds: Option<u64>,
@@ -304,6 +308,7 @@ impl Cli {
             over.api_addr = s.api_addr.clone();
             over.ui_addr = s.ui_addr.clone();
             over.stall_deadline_seconds = s.stall_deadline_seconds;
+            over.max_clock_skew_seconds = s.max_clock_skew_seconds;
             over.action_ttl_seconds = s.action_ttl_seconds;
             over.public_url = s.public_url.clone();
             over.require_second_approver = s.require_second_approver.then_some(true);

@@ -14,6 +14,8 @@ use cfactory_domain::{Service, TenantId};
 
 /// Default lifetime of a proposed action (15 minutes).
 pub const DEFAULT_ACTION_TTL_SECONDS: u64 = 900;
+/// How far ahead of the server's clock an event's time may be, by default (5 minutes).
+pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: u64 = 300;
 use serde::Deserialize;
 
 /// The default API address.
@@ -129,6 +131,8 @@ pub struct FileSettings {
     pub tenant: Option<String>,
     /// See `--stall-deadline-seconds`.
     pub stall_deadline_seconds: Option<u64>,
+    /// See `--max-clock-skew-seconds`.
+    pub max_clock_skew_seconds: Option<u64>,
     /// See `--action-ttl-seconds`.
     pub action_ttl_seconds: Option<u64>,
     /// See `--public-url`.
@@ -196,6 +200,8 @@ pub struct Overrides {
     pub tenant: Option<String>,
     /// `--stall-deadline-seconds` / `CFACTORY_STALL_DEADLINE_SECONDS`.
     pub stall_deadline_seconds: Option<u64>,
+    /// `--max-clock-skew-seconds` / `CFACTORY_MAX_CLOCK_SKEW_SECONDS`.
+    pub max_clock_skew_seconds: Option<u64>,
     /// `--action-ttl-seconds` / `CFACTORY_ACTION_TTL_SECONDS`.
     pub action_ttl_seconds: Option<u64>,
     /// `--public-url` / `CFACTORY_PUBLIC_URL`.
@@ -259,6 +265,8 @@ pub struct Settings {
     pub tenant: TenantId,
     /// Silence after which a running stage counts as stalled.
     pub stall_deadline_seconds: u64,
+    /// How far ahead of this server's clock an event's time may be.
+    pub max_clock_skew_seconds: u64,
     /// How long a proposed action waits for a confirm.
     pub action_ttl_seconds: u64,
     /// The cockpit's external origin (`https://cockpit.example.com`), when it is served
@@ -574,6 +582,10 @@ impl Settings {
             ui_addr,
             tenant,
             stall_deadline_seconds,
+            max_clock_skew_seconds: over
+                .max_clock_skew_seconds
+                .or(file.max_clock_skew_seconds)
+                .unwrap_or(DEFAULT_MAX_CLOCK_SKEW_SECONDS),
             action_ttl_seconds,
             public_url,
             require_second_approver,

@@ -52,6 +52,8 @@ pub struct AppParts {
     pub default_tenant: TenantId,
     /// Silence after which a running stage is stalled.
     pub stall_deadline: chrono::Duration,
+    /// How far ahead of this server's clock an event's time may be.
+    pub max_clock_skew: chrono::Duration,
     /// Upstream URLs set from the cockpit.
     pub services: Arc<dyn ServiceRegistry>,
     /// Fans changes out to cockpit sockets.

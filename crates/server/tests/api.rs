@@ -835,3 +835,69 @@ async fn the_cockpit_address_serves_the_ui_and_its_routes() {
         "application/problem+json"
     );
 }
+
+#[tokio::test]
+async fn hostile_values_are_refused_at_the_door_and_nothing_is_stored() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let cases = [
+        ("h1", "usage", json!({"cost_usd": 1e308}), "usage.cost_usd"),
+        (
+            "h2",
+            "usage",
+            json!({"total_tokens": 2_000_000_000_000u64}),
+            "usage.total_tokens",
+        ),
+        ("h3", "time", json!("9999-12-31T23:59:59Z"), "time"),
+        ("h4", "time", json!(soon), "time"),
+        ("h5", "time", json!("1970-01-01T00:00:00Z"), "time"),
+        (
+            "h6",
+            "correlation_key",
+            json!("142\u{200B}"),
+            "correlation_key",
+        ),
+        ("h7", "task_id", json!(".."), "task_id"),
+    ];
+    for (id, field, value, named) in cases {
+        let mut e = event(id, "880", "aifactory", "t-880", "running", T0);
+        e[field] = value;
+        let (status, problem) = server.post("/api/events", &e.to_string()).await;
+        assert_eq!(status, 422, "{id}: {problem}");
+        assert_eq!(problem["field"], named, "{id}: {problem}");
+    }
+    // In a batch, the field names the event; nothing of the batch is stored.
+    let good = event("h8", "881", "aifactory", "t-881", "running", T0);
+    let mut bad = event("h9", "881", "aifactory", "t-881", "running", T0);
+    bad["time"] = json!(soon);
+    let (status, problem) = server
+        .post("/api/events", &json!([good, bad]).to_string())
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["field"], "[1].time");
+    assert_eq!(server.get("/api/workitems/880").await.0, 404);
+    assert_eq!(server.get("/api/workitems/881").await.0, 404);
+    // Within the skew and at the bounds: accepted.
+    let mut fine = event("h10", "882", "aifactory", "t-882", "running", T0);
+    fine["usage"] = json!({"total_tokens": 1_000_000_000_000u64, "cost_usd": 1e6});
+    fine["time"] = json!((chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339());
+    fine["title"] = json!("x".repeat(5_000));
+    assert_eq!(server.post("/api/events", &fine.to_string()).await.0, 202);
+    let (_, item) = server.get("/api/workitems/882").await;
+    assert_eq!(
+        item["title"].as_str().unwrap().len(),
+        1_000,
+        "a long title is cut"
+    );
+    assert_eq!(item["usage_total"]["cost_usd"], 1e6);
+}
+
+#[tokio::test]
+async fn the_clock_skew_allowance_is_configurable() {
+    let store = Store::sqlite();
+    let server = Server::start_with(&store, &["--max-clock-skew-seconds", "86400"], &[]).unwrap();
+    let mut e = event("sk1", "883", "aifactory", "t-883", "running", T0);
+    e["time"] = json!((chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339());
+    assert_eq!(server.post("/api/events", &e.to_string()).await.0, 202);
+}

@@ -12,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use cfactory_domain::event::MAX_EVENT_BYTES;
+use cfactory_domain::event::{EventError, MAX_EVENT_BYTES};
 use cfactory_domain::ports::Scope;
 use cfactory_domain::{CompletionEvent, EventId, IngestOutcome, TenantId};
 use serde::Serialize;
@@ -103,6 +103,35 @@ pub fn parse_body(body: &[u8]) -> Result<(Vec<CompletionEvent>, bool), ApiError>
         }
         let event = CompletionEvent::parse(text).map_err(|e| ApiError::from_event(e, ""))?;
         Ok((vec![event], false))
+    }
+}
+
+/// Refuses a body with an event dated further ahead of this server's clock than
+/// `--max-clock-skew-seconds`: the latest time wins a stage, so one event from the far
+/// future would pin it for good.
+fn not_ahead(events: &[CompletionEvent], batch: bool, state: &AppState) -> Result<(), ApiError> {
+    let latest = state.clock.now() + state.max_clock_skew;
+    match events.iter().position(|e| e.time > latest) {
+        None => Ok(()),
+        Some(i) => {
+            let reason = format!(
+                "is more than {} s ahead of this server's clock ({})",
+                state.max_clock_skew.num_seconds(),
+                latest.to_rfc3339()
+            );
+            let prefix = if batch {
+                format!("[{i}]")
+            } else {
+                String::new()
+            };
+            Err(ApiError::from_event(
+                EventError::Invalid {
+                    field: "time".into(),
+                    reason,
+                },
+                &prefix,
+            ))
+        }
     }
 }
 
@@ -237,7 +266,9 @@ pub async fn ingest(
         }
         (None, None) => return Err(ApiError::Internal),
     };
-    let (mut events, batch) = match parse_body(&body) {
+    let (mut events, batch) = match parse_body(&body)
+        .and_then(|(events, batch)| not_ahead(&events, batch, &state).map(|()| (events, batch)))
+    {
         Ok(parsed) => parsed,
         Err(e) => {
             state.metrics.rejected(1);
