@@ -160,8 +160,18 @@ impl Server {
     /// Starts the release binary on free ports against `database_url` and waits for
     /// `/ready`.
     pub async fn start(bin: &Path, database_url: &str, data_dir: &Path) -> anyhow::Result<Self> {
-        let api = free_port()?;
-        let ui = free_port()?;
+        Self::start_at(bin, database_url, data_dir, free_port()?, free_port()?).await
+    }
+
+    /// As [`Server::start`], on the given API and cockpit ports (a restart keeps its
+    /// address, so senders carry on where they were).
+    pub async fn start_at(
+        bin: &Path,
+        database_url: &str,
+        data_dir: &Path,
+        api: u16,
+        ui: u16,
+    ) -> anyhow::Result<Self> {
         let child = Command::new(bin)
             .args([
                 "serve",
@@ -201,6 +211,13 @@ impl Server {
         self.child.id()
     }
 
+    /// Kills the process with SIGKILL (no shutdown of any kind) and waits for it.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
     /// Sends SIGTERM and waits; returns whether it exited 0.
     pub fn stop(mut self) -> anyhow::Result<bool> {
         let pid = self.child.id().to_string();
@@ -216,7 +233,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
@@ -238,13 +255,13 @@ pub fn build_release() -> anyhow::Result<PathBuf> {
 }
 
 /// A bench database on the local Postgres server, dropped afterwards.
-struct BenchDb {
+pub struct BenchDb {
     admin_url: String,
     name: String,
 }
 
 impl BenchDb {
-    async fn create() -> anyhow::Result<Self> {
+    pub async fn create() -> anyhow::Result<Self> {
         let admin_url = match postgres::locate()? {
             Postgres::Url(url) => url,
             Postgres::Testcontainers => bail!("the Postgres bench needs a running server"),
@@ -262,7 +279,7 @@ impl BenchDb {
         Ok(Self { admin_url, name })
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         let base = self
             .admin_url
             .rsplit_once('/')
@@ -270,7 +287,7 @@ impl BenchDb {
         format!("{base}/{}", self.name)
     }
 
-    async fn drop_db(self) -> anyhow::Result<()> {
+    pub async fn drop_db(self) -> anyhow::Result<()> {
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin_url).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",

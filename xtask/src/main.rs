@@ -3,6 +3,7 @@
 
 mod arch;
 mod bench;
+mod chaos;
 mod demo;
 mod fanout;
 mod fuzz;
@@ -51,6 +52,11 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Kill the server with SIGKILL while senders ingest, restart it, and check that every
+    /// acknowledged event is present exactly once with its usage counted once; then send
+    /// SIGTERM under load and check that requests in flight finish. On SQLite and
+    /// PostgreSQL.
+    Chaos(chaos::ChaosArgs),
     /// Benchmarks; each prints its figures.
     Bench {
         #[command(subcommand)]
@@ -66,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         Task::FuzzApi { max_examples } => fuzz::run(max_examples),
         Task::UiTypes => ui::run_ui_types(),
         Task::Demo { args } => demo::run(&args),
+        Task::Chaos(args) => chaos::run(&args),
         Task::Bench { which } => bench::run(which),
     }
 }

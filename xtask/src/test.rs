@@ -75,6 +75,8 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     run_step("workspace tests", &mut tests)?;
     eprintln!("xtask: API fuzzer (schemathesis, 10 cases per operation and phase)");
     crate::fuzz::run(10)?;
+    eprintln!("xtask: chaos, bounded (one SIGKILL round and the SIGTERM check per store)");
+    crate::chaos::run_bounded()?;
     crate::ui::run_ui_gate()?;
     Ok(())
 }

@@ -311,8 +311,12 @@ pub struct Evidence {
 /// A parsed completion event. `raw` is the JSON exactly as received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompletionEvent {
-    /// The CloudEvents id; `None` is recorded and flagged.
+    /// The CloudEvents id. An event sent without one gets [`content_id`] of its body, so
+    /// a retry of the same body is a duplicate; `id_derived` records that it was derived.
     pub id: Option<EventId>,
+    /// True when the sender sent no `id` and `id` is derived from the content (the item
+    /// counts it in `flags.missing_event_id`).
+    pub id_derived: bool,
     /// The key as sent.
     pub correlation_key: CorrelationKey,
     /// The emitting service.
@@ -439,6 +443,49 @@ fn check_usage(u: &Usage) -> Result<(), EventError> {
     Ok(())
 }
 
+/// The id of an event sent without one: `sha256:` and the hex SHA-256 of its canonical
+/// JSON (object keys sorted, no insignificant whitespace, strings and numbers as
+/// `serde_json` writes them), so the same body, however it is spaced or ordered, has the
+/// same id.
+pub fn content_id(event: &Value) -> EventId {
+    use sha2::{Digest, Sha256};
+    let mut text = String::with_capacity(512);
+    write_canonical(event, &mut text);
+    let digest = Sha256::digest(text.as_bytes());
+    let id = format!("sha256:{}", crate::audit::hex(&digest));
+    EventId::parse(&id).expect("71 visible characters make an event id")
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::from(key.as_str()).to_string());
+                out.push(':');
+                write_canonical(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
 /// Cuts free text to [`MAX_TEXT_CHARS`] characters.
 fn cut(text: String) -> String {
     match text.char_indices().nth(MAX_TEXT_CHARS) {
@@ -448,6 +495,27 @@ fn cut(text: String) -> String {
 }
 
 impl CompletionEvent {
+    /// Refuses an event dated more than `skew` after `now`: a sender's clock that far
+    /// ahead would pin its stage, since the latest time wins. Every door checks it.
+    pub fn check_not_ahead(
+        &self,
+        now: DateTime<Utc>,
+        skew: chrono::Duration,
+    ) -> Result<(), EventError> {
+        let latest = now + skew;
+        if self.time <= latest {
+            return Ok(());
+        }
+        Err(EventError::invalid(
+            "time",
+            format!(
+                "is more than {} s ahead of this server's clock ({})",
+                skew.num_seconds(),
+                latest.to_rfc3339()
+            ),
+        ))
+    }
+
     /// Parses one event from the exact JSON text a sender posted.
     pub fn parse(raw: &str) -> Result<Self, EventError> {
         let value: Value =
@@ -530,14 +598,16 @@ impl CompletionEvent {
             ));
         }
 
-        let id = match get("id") {
-            None => None,
+        let (id, id_derived) = match get("id") {
+            None => (content_id(value), true),
             Some(v) => {
                 let text =
                     scalar_text(v).ok_or_else(|| EventError::invalid("id", "must be a string"))?;
                 crate::ids::check_visible_text(&text)
                     .map_err(|e| EventError::invalid("id", e.to_string()))?;
-                Some(EventId::parse(&text).map_err(|e| EventError::invalid("id", e.to_string()))?)
+                let id =
+                    EventId::parse(&text).map_err(|e| EventError::invalid("id", e.to_string()))?;
+                (id, false)
             }
         };
 
@@ -597,7 +667,8 @@ impl CompletionEvent {
         );
 
         Ok(Self {
-            id,
+            id: Some(id),
+            id_derived,
             correlation_key,
             service,
             task_id,
@@ -888,6 +959,31 @@ fn block<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_event_without_an_id_is_named_by_its_content_whatever_its_layout() {
+        let a = r#"{"correlation_key":"7","service":"aifactory","task_id":"t","status":"running","phase":"coding","time":"2026-11-01T10:00:00Z","usage":{"b":1,"a":[1,2]}}"#;
+        let b = r#"{ "usage": {"a": [1, 2], "b": 1}, "time": "2026-11-01T10:00:00Z",
+            "phase": "coding", "status": "running", "task_id": "t",
+            "service": "aifactory", "correlation_key": "7" }"#;
+        let (ea, eb) = (
+            CompletionEvent::parse(a).unwrap(),
+            CompletionEvent::parse(b).unwrap(),
+        );
+        assert!(ea.id_derived && eb.id_derived);
+        let id = ea.id.clone().unwrap();
+        assert_eq!(ea.id, eb.id);
+        assert!(id.as_str().starts_with("sha256:"), "{id:?}");
+        assert_eq!(id.as_str().len(), 7 + 64);
+        let changed = CompletionEvent::parse(&a.replace("running", "done")).unwrap();
+        assert_ne!(changed.id, ea.id, "different content, different id");
+        let sent = CompletionEvent::parse(
+            &a.replace("{\"correlation_key", "{\"id\":\"e-1\",\"correlation_key"),
+        )
+        .unwrap();
+        assert!(!sent.id_derived);
+        assert_eq!(sent.id.unwrap().as_str(), "e-1");
+    }
 
     fn parse(v: Value) -> Result<CompletionEvent, EventError> {
         CompletionEvent::parse(&v.to_string())

@@ -666,7 +666,7 @@ impl WorkItem {
     /// progress, never the stage itself.
     pub fn apply_event(&mut self, event: &CompletionEvent, received_at: DateTime<Utc>) {
         self.event_count += 1;
-        if event.id.is_none() {
+        if event.id.is_none() || event.id_derived {
             self.flags.missing_event_id += 1;
         }
         self.created_at = self.created_at.min(event.time);

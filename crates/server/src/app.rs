@@ -148,9 +148,7 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let loopback = settings.api_addr.ip().is_loopback() && settings.ui_addr.ip().is_loopback();
     tracing::info!(store = %settings.database.describe(), "opening the store");
-    let stores = Stores::open(&settings.database)
-        .await
-        .context("opening the store")?;
+    let stores = Stores::open(settings).await.context("opening the store")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if let Some(seeds) = &settings.seed_keys {
         let seeded = match keys::parse_seeds(seeds.expose()) {
@@ -241,6 +239,8 @@ pub async fn start(
                 .clone()
                 .unwrap_or_else(|| settings.tenant.clone()),
             stores.work.clone(),
+            clock.clone(),
+            settings.max_clock_skew(),
         );
         tasks.push(tokio::spawn(sentinel.run(SENTINEL_SCAN)));
     }
@@ -307,9 +307,7 @@ pub async fn start(
         webhook_secrets: Arc::default(),
         default_tenant: settings.tenant.clone(),
         stall_deadline,
-        max_clock_skew: chrono::Duration::seconds(
-            i64::try_from(settings.max_clock_skew_seconds).unwrap_or(i64::MAX / 1_000_000),
-        ),
+        max_clock_skew: settings.max_clock_skew(),
         hub,
         upstreams,
         ui: crate::ui::UiSource::from_env(),

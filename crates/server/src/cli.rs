@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use cfactory_domain::ports::ApiKeyStore;
 use cfactory_domain::{CompletionEvent, IngestOutcome, TenantId};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::value::RawValue;
 
 use crate::keys;
-use crate::settings::{FileSettings, LogFormat, Overrides, Settings};
+use crate::settings::{FileSettings, LogFormat, Overrides, Settings, SqliteSynchronous};
 use crate::stores::Stores;
 
 /// CFactory: the cockpit over PFactory, AIFactory and TFactory.
@@ -51,6 +51,12 @@ pub struct GlobalArgs {
     /// Log format [default: text]
     #[arg(long, global = true, env = "CFACTORY_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// How the embedded SQLite store makes a commit durable: `full` flushes the log at
+    /// every commit, so an acknowledged event survives a power loss; `normal` flushes at
+    /// checkpoints only (faster, but a power loss may lose the last commits)
+    /// [default: full]
+    #[arg(long, global = true, env = "CFACTORY_SQLITE_SYNCHRONOUS", value_enum)]
+    pub sqlite_synchronous: Option<SqliteSynchronous>,
 }
 
 /// What to do.
@@ -295,6 +301,7 @@ impl Cli {
             data_dir: self.global.data_dir.clone(),
             tenant: self.global.tenant.clone(),
             log_format: self.global.log_format,
+            sqlite_synchronous: self.global.sqlite_synchronous,
             api_keys: std::env::var("CFACTORY_API_KEYS").ok(),
             audit_hmac_secret: std::env::var("CFACTORY_AUDIT_HMAC_SECRET").ok(),
             ..Overrides::default()
@@ -325,9 +332,7 @@ impl Cli {
 
 /// `cfactory migrate`.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let stores = Stores::open(&settings.database)
-        .await
-        .context("opening the store")?;
+    let stores = Stores::open(settings).await.context("opening the store")?;
     stores.close().await;
     eprintln!("migrations applied to {}", settings.database.describe());
     Ok(())
@@ -335,9 +340,7 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 
 /// `cfactory keys …`.
 pub async fn keys(settings: &Settings, command: &KeysCommand) -> anyhow::Result<()> {
-    let stores = Stores::open(&settings.database)
-        .await
-        .context("opening the store")?;
+    let stores = Stores::open(settings).await.context("opening the store")?;
     let result = match crate::audit::load_key(settings, true) {
         Ok(key) => {
             let auditor = crate::audit::Auditor::new(stores.audit.clone(), key);
@@ -439,9 +442,7 @@ async fn run_keys(
 
 /// `cfactory webhooks …`.
 pub async fn webhooks(settings: &Settings, command: &WebhooksCommand) -> anyhow::Result<()> {
-    let stores = Stores::open(&settings.database)
-        .await
-        .context("opening the store")?;
+    let stores = Stores::open(settings).await.context("opening the store")?;
     let result = match crate::audit::load_key(settings, true) {
         Ok(key) => {
             let auditor = crate::audit::Auditor::new(stores.audit.clone(), key);
@@ -518,9 +519,7 @@ async fn run_webhook_secrets(
 
 /// `cfactory audit verify`: the chain's report, and whether it is ok.
 pub async fn audit_verify(settings: &Settings) -> anyhow::Result<(String, bool)> {
-    let stores = Stores::open(&settings.database)
-        .await
-        .context("opening the store")?;
+    let stores = Stores::open(settings).await.context("opening the store")?;
     let result = async {
         let key = crate::audit::load_key(settings, true)?;
         let report = crate::audit::Auditor::new(stores.audit.clone(), key)
@@ -546,9 +545,14 @@ pub struct IngestReport {
 }
 
 /// Reads every event in `text` (one object, an array, NDJSON or concatenated objects).
-/// Events that do not parse are reported with their position and skipped; a break in the
-/// JSON itself ends the read there (everything before it is kept).
-pub fn read_events(text: &str) -> (Vec<CompletionEvent>, Vec<String>) {
+/// Events that do not parse, or are dated more than `skew` after `now`, are reported with
+/// their position and skipped; a break in the JSON itself ends the read there (everything
+/// before it is kept).
+pub fn read_events(
+    text: &str,
+    now: DateTime<Utc>,
+    skew: chrono::Duration,
+) -> (Vec<CompletionEvent>, Vec<String>) {
     let mut events = Vec::new();
     let mut rejected = Vec::new();
     let mut n = 0usize;
@@ -566,7 +570,10 @@ pub fn read_events(text: &str) -> (Vec<CompletionEvent>, Vec<String>) {
                 line: usize,
                 events: &mut Vec<CompletionEvent>,
                 rejected: &mut Vec<String>| {
-        match CompletionEvent::parse(raw.get()) {
+        match CompletionEvent::parse(raw.get()).and_then(|e| {
+            e.check_not_ahead(now, skew)?;
+            Ok(e)
+        }) {
             Ok(e) => events.push(e),
             Err(e) => take_error(rejected, n, line, &e.to_string()),
         }
@@ -625,10 +632,8 @@ pub async fn ingest(settings: &Settings, args: &IngestArgs) -> anyhow::Result<In
     } else {
         std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file))?
     };
-    let (events, rejected) = read_events(&text);
-    let stores = Stores::open(&settings.database)
-        .await
-        .context("opening the store")?;
+    let (events, rejected) = read_events(&text, Utc::now(), settings.max_clock_skew());
+    let stores = Stores::open(settings).await.context("opening the store")?;
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(events.len() as u64)
     } else {
@@ -690,6 +695,31 @@ mod tests {
         )
     }
 
+    /// The events' own time: the read's "now".
+    fn now() -> DateTime<Utc> {
+        "2026-11-01T10:00:00Z".parse().unwrap()
+    }
+
+    fn skew() -> chrono::Duration {
+        chrono::Duration::seconds(300)
+    }
+
+    #[test]
+    fn an_event_dated_beyond_the_skew_is_reported_and_the_rest_kept() {
+        let ahead = event("late").replace("2026-11-01T10:00:00Z", "2026-11-01T10:05:01Z");
+        let edge = event("edge").replace("2026-11-01T10:00:00Z", "2026-11-01T10:05:00Z");
+        let text = format!("{}\n{ahead}\n{edge}\n", event("a"));
+        let (events, rejected) = read_events(&text, now(), skew());
+        assert_eq!(events.len(), 2, "{rejected:?}");
+        assert_eq!(rejected.len(), 1, "{rejected:?}");
+        assert!(
+            rejected[0].starts_with("event 2 (line 2): "),
+            "{}",
+            rejected[0]
+        );
+        assert!(rejected[0].contains("300 s ahead"), "{}", rejected[0]);
+    }
+
     #[test]
     fn reads_ndjson_arrays_and_pretty_objects() {
         let text = format!(
@@ -699,14 +729,14 @@ mod tests {
             event("c"),
             event("d")
         );
-        let (events, rejected) = read_events(&text);
+        let (events, rejected) = read_events(&text, now(), skew());
         assert_eq!(events.len(), 4);
         assert!(rejected.is_empty());
         let pretty = serde_json::to_string_pretty(
             &serde_json::from_str::<serde_json::Value>(&event("e")).unwrap(),
         )
         .unwrap();
-        let (events, _) = read_events(&pretty);
+        let (events, _) = read_events(&pretty, now(), skew());
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].raw, pretty);
     }
@@ -715,7 +745,7 @@ mod tests {
     fn bad_events_are_reported_with_their_line_and_the_rest_kept() {
         let bad = event("x").replace(r#""status":"running","#, "");
         let text = format!("{}\n{bad}\n{}\n{{\"broken\": \n", event("a"), event("b"));
-        let (events, rejected) = read_events(&text);
+        let (events, rejected) = read_events(&text, now(), skew());
         assert_eq!(events.len(), 2, "{rejected:?}");
         assert_eq!(rejected.len(), 2, "{rejected:?}");
         assert!(rejected[0].contains("event 2 (line 2)"), "{}", rejected[0]);
@@ -734,7 +764,7 @@ mod tests {
         // Lines: the pretty event, a blank line, a bad event, the same pretty event
         // again, two blank lines, a bad event, and a good one.
         let text = format!("{pretty}\n\n{bad}\n{pretty}\n\n\n{bad} {}\n", event("g"));
-        let (events, rejected) = read_events(&text);
+        let (events, rejected) = read_events(&text, now(), skew());
         assert_eq!(events.len(), 3, "{rejected:?}");
         let first = pretty_lines + 2;
         let second = first + pretty_lines + 3;

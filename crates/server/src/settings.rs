@@ -114,6 +114,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// How the embedded SQLite store makes a commit durable (`--sqlite-synchronous`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// Flush the write-ahead log at every commit: an acknowledged event survives a power
+    /// loss.
+    #[default]
+    Full,
+    /// Flush only at checkpoints: faster commits, but a power loss may lose the last
+    /// acknowledged events (a killed process loses nothing).
+    Normal,
+}
+
 /// The config file's shape: every field optional, names as in the environment without
 /// the `CFACTORY_` prefix, lower-cased.
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +154,8 @@ pub struct FileSettings {
     pub require_second_approver: Option<bool>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
+    /// See `--sqlite-synchronous`.
+    pub sqlite_synchronous: Option<SqliteSynchronous>,
     /// See `CFACTORY_API_KEYS`.
     pub api_keys: Option<String>,
     /// See `--pfactory-url`.
@@ -220,6 +235,8 @@ pub struct Overrides {
     pub limit_copilot_turns_per_hour: Option<u32>,
     /// `--log-format` / `CFACTORY_LOG_FORMAT`.
     pub log_format: Option<LogFormat>,
+    /// `--sqlite-synchronous` / `CFACTORY_SQLITE_SYNCHRONOUS`.
+    pub sqlite_synchronous: Option<SqliteSynchronous>,
     /// `CFACTORY_API_KEYS`.
     pub api_keys: Option<String>,
     /// `CFACTORY_AUDIT_HMAC_SECRET`.
@@ -278,6 +295,8 @@ pub struct Settings {
     pub limits: crate::limits::LimitSettings,
     /// Log format.
     pub log_format: LogFormat,
+    /// How SQLite makes a commit durable (ignored on PostgreSQL, which commits durably).
+    pub sqlite_synchronous: SqliteSynchronous,
     /// Keys to seed at start, as `KEY:SCOPES[:TENANT]` entries.
     pub seed_keys: Option<Secret>,
     /// The upstream services to watch.
@@ -430,6 +449,13 @@ fn parse_addr(name: &str, text: &str) -> anyhow::Result<SocketAddr> {
 }
 
 impl Settings {
+    /// How far ahead of this server's clock an event's time may be, as a duration.
+    pub fn max_clock_skew(&self) -> chrono::Duration {
+        chrono::Duration::seconds(
+            i64::try_from(self.max_clock_skew_seconds).unwrap_or(i64::MAX / 1_000_000),
+        )
+    }
+
     /// Resolves defaults < `file` < `over`.
     pub fn resolve(file: FileSettings, over: Overrides) -> anyhow::Result<Self> {
         let data_dir = over
@@ -594,6 +620,10 @@ impl Settings {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
+            sqlite_synchronous: over
+                .sqlite_synchronous
+                .or(file.sqlite_synchronous)
+                .unwrap_or_default(),
             seed_keys: over
                 .api_keys
                 .or(file.api_keys)
@@ -621,6 +651,22 @@ mod tests {
         assert_eq!(s.stall_deadline_seconds, 900);
         assert_eq!(s.upstreams.poll_interval_seconds, 5);
         assert_eq!(s.upstreams.target(Service::Aifactory).url, None);
+        assert_eq!(s.sqlite_synchronous, SqliteSynchronous::Full);
+    }
+
+    #[test]
+    fn sqlite_durability_is_set_by_the_file_and_beaten_by_the_flag() {
+        let file: FileSettings = toml::from_str("sqlite_synchronous = \"normal\"\n").unwrap();
+        let s = Settings::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(s.sqlite_synchronous, SqliteSynchronous::Normal);
+        let file: FileSettings = toml::from_str("sqlite_synchronous = \"normal\"\n").unwrap();
+        let over = Overrides {
+            sqlite_synchronous: Some(SqliteSynchronous::Full),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(file, over).unwrap();
+        assert_eq!(s.sqlite_synchronous, SqliteSynchronous::Full);
+        assert!(toml::from_str::<FileSettings>("sqlite_synchronous = \"off\"").is_err());
     }
 
     #[test]

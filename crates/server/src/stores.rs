@@ -9,9 +9,9 @@ use cfactory_domain::ports::{
     ApiKeyStore, ConversationStore, ServiceRegistry, StoreError, WorkItemStore,
 };
 use cfactory_postgres::{PgOptions, PgStore};
-use cfactory_sqlite::{SqliteOptions, SqliteStore};
+use cfactory_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
-use crate::settings::Database;
+use crate::settings::{Database, Settings, SqliteSynchronous};
 
 /// The opened store, seen through its ports.
 #[derive(Clone)]
@@ -38,9 +38,10 @@ enum Backend {
 }
 
 impl Stores {
-    /// Opens `database`, running its migrations (SQLite always migrates on open).
-    pub async fn open(database: &Database) -> Result<Self, StoreError> {
-        let backend = match database {
+    /// Opens the settings' database, running its migrations (SQLite always migrates on
+    /// open, with the settings' `--sqlite-synchronous`).
+    pub async fn open(settings: &Settings) -> Result<Self, StoreError> {
+        let backend = match &settings.database {
             Database::Postgres(url) => Backend::Postgres(
                 PgStore::connect(
                     url.expose(),
@@ -52,7 +53,15 @@ impl Stores {
                 .await?,
             ),
             Database::Sqlite(path) => {
-                Backend::Sqlite(SqliteStore::open(path, SqliteOptions::default()).await?)
+                let synchronous = match settings.sqlite_synchronous {
+                    SqliteSynchronous::Full => Synchronous::Full,
+                    SqliteSynchronous::Normal => Synchronous::Normal,
+                };
+                let options = SqliteOptions {
+                    synchronous,
+                    ..SqliteOptions::default()
+                };
+                Backend::Sqlite(SqliteStore::open(path, options).await?)
             }
         };
         Ok(match &backend {

@@ -1,9 +1,9 @@
 //! Signed webhooks as Standard Webhooks (standardwebhooks.com) define them. A sender
 //! signs `{webhook-id}.{webhook-timestamp}.{body}` with HMAC-SHA256 under a tenant's
 //! secret (`whsec_` + base64 of the key bytes) and sends the three headers; the ingress
-//! checks the signature over the exact body bytes, the timestamp against the clock, and
-//! gives events without an id one derived from the delivery's id, so a replayed or
-//! retried delivery applies nothing twice.
+//! checks the signature over the exact body bytes and the timestamp against the clock. A
+//! replayed or retried delivery applies nothing twice: its events carry the same ids (an
+//! event sent without one gets the id of its content, as every ingested event does).
 //!
 //! Once a tenant has an active secret its ingest must be signed: a key alone no longer
 //! proves where a body came from.

@@ -901,3 +901,31 @@ async fn the_clock_skew_allowance_is_configurable() {
     e["time"] = json!((chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339());
     assert_eq!(server.post("/api/events", &e.to_string()).await.0, 202);
 }
+
+#[tokio::test]
+async fn an_event_without_an_id_is_named_by_its_content_so_a_retry_is_a_duplicate() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let mut e = event("x", "884", "aifactory", "t-884", "running", T0);
+    e.as_object_mut().unwrap().remove("id");
+    e["usage"] = json!({"total_tokens": 500, "cost_usd": 0.5});
+    let (status, answer) = server.post("/api/events", &e.to_string()).await;
+    assert_eq!(status, 202, "{answer}");
+    // The same body again, pretty-printed: the same content, so the same id.
+    let pretty = serde_json::to_string_pretty(&e).unwrap();
+    let (status, answer) = server.post("/api/events", &pretty).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "duplicate");
+    // A changed body is a new event.
+    let mut next = e.clone();
+    next["status"] = json!("done");
+    next["phase"] = json!("done");
+    assert_eq!(server.post("/api/events", &next.to_string()).await.0, 202);
+    let (_, item) = server.get("/api/workitems/884").await;
+    assert_eq!(item["event_count"], 2, "{item}");
+    assert_eq!(item["usage_total"]["total_tokens"], 500, "charged once");
+    assert_eq!(item["flags"]["missing_event_id"], 2, "{item}");
+    let (_, timeline) = server.get("/api/workitems/884/timeline").await;
+    let text = timeline.to_string();
+    assert!(text.contains("sha256:"), "the derived id is shown: {text}");
+}

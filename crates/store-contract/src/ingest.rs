@@ -32,14 +32,34 @@ pub async fn accepted_then_duplicate(s: &Subject) {
     assert_eq!(item.event_count, 1);
 }
 
-/// Events without an id are all recorded, and flagged.
-pub async fn event_without_id_is_recorded_and_flagged(s: &Subject) {
+/// An event without an id is named by its content: the same body again is a duplicate, a
+/// different one is recorded; both are flagged.
+pub async fn event_without_id_is_named_by_its_content_and_flagged(s: &Subject) {
     let v = event_json(None, "7", "pfactory", "s1", "draft", 0, json!({}));
     assert_eq!(ingest_one(s, v.clone()).await, accepted("7"));
-    assert_eq!(ingest_one(s, v).await, accepted("7"));
+    // The same body again is the same event: its id is derived from its content.
+    assert!(matches!(
+        ingest_one(s, v).await,
+        IngestOutcome::Duplicate { .. }
+    ));
+    let later = event_json(None, "7", "pfactory", "s1", "ready", 1, json!({}));
+    assert_eq!(ingest_one(s, later).await, accepted("7"));
     let item = s.work.get(&tenant(), "7").await.unwrap().unwrap();
     assert_eq!(item.event_count, 2);
     assert_eq!(item.flags.missing_event_id, 2);
+    let timeline = s
+        .work
+        .timeline(&tenant(), "7", 10, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        timeline.events.iter().all(|e| e
+            .event_id
+            .as_ref()
+            .is_some_and(|id| id.as_str().starts_with("sha256:"))),
+        "each event is stored under its content id"
+    );
 }
 
 /// A synthetic item merges into the issue once an event links them; the old key becomes

@@ -41,7 +41,7 @@ pub use conversations::conversations_persist_per_tenant;
 pub use helpers::event_json;
 pub use ingest::{
     accepted_then_duplicate, cfactory_events_touch_no_stage, equal_times_go_to_the_later_arrival,
-    event_without_id_is_recorded_and_flagged, evidence_gates_set_proof,
+    event_without_id_is_named_by_its_content_and_flagged, evidence_gates_set_proof,
     latest_time_wins_and_late_events_never_regress,
     synthetic_key_merges_into_issue_and_alias_resolves,
     test_spec_linked_to_a_coding_task_lands_on_its_issue, two_issue_numbers_never_merge,
@@ -92,7 +92,7 @@ macro_rules! contract_tests {
     ($make:expr) => {
         $crate::contract_tests!(@each $make;
             accepted_then_duplicate,
-            event_without_id_is_recorded_and_flagged,
+            event_without_id_is_named_by_its_content_and_flagged,
             synthetic_key_merges_into_issue_and_alias_resolves,
             test_spec_linked_to_a_coding_task_lands_on_its_issue,
             two_issue_numbers_never_merge,

@@ -271,10 +271,13 @@ pub(crate) async fn usage(
         UsageGroupBy::Model => "model",
     };
     let sql = format!(
-        "SELECT {column}, SUM(input_tokens)::int8, SUM(output_tokens)::int8, \
-             SUM(total_tokens)::int8, SUM(cost_usd), SUM(notional_cost_usd) \
+        "SELECT {column}, LEAST(SUM(input_tokens), {MAX})::int8, \
+             LEAST(SUM(output_tokens), {MAX})::int8, LEAST(SUM(total_tokens), {MAX})::int8, \
+             SUM(cost_usd), SUM(notional_cost_usd) \
          FROM usage WHERE tenant_id = $1 GROUP BY {column} \
-         ORDER BY 4 DESC, 1 ASC NULLS FIRST"
+         ORDER BY 4 DESC, 1 ASC NULLS FIRST",
+        // Sums saturate at the column's largest value rather than failing the cast.
+        MAX = i64::MAX
     );
     let rows: Vec<(Option<String>, i64, i64, i64, f64, f64)> =
         sqlx::query_as(sqlx::AssertSqlSafe(sql))

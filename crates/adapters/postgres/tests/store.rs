@@ -686,3 +686,49 @@ async fn an_unreachable_server_is_unavailable_quickly_without_the_password() {
     assert!(message.contains("127.0.0.1:1/cfactory"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn usage_sums_saturate_instead_of_failing() {
+    let database = TestDatabase::create().await;
+    let store = connect(&database).await;
+    let usage = json!({"usage": {"input_tokens": 10, "output_tokens": 10, "total_tokens": 20}});
+    let events: Vec<CompletionEvent> = ["t-1", "t-2"]
+        .iter()
+        .enumerate()
+        .map(|(i, task)| {
+            let v = event_json(
+                Some(&format!("sat-{i}")),
+                "77",
+                "aifactory",
+                task,
+                "done",
+                1,
+                usage.clone(),
+            );
+            CompletionEvent::parse(&v.to_string()).unwrap()
+        })
+        .collect();
+    store.ingest(&tenant(), events).await.unwrap();
+    // Two rows near the column's largest value: the sum is past BIGINT's range.
+    let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
+    let changed = sqlx::query(
+        "UPDATE usage SET input_tokens = $1, output_tokens = $1, total_tokens = $1 \
+         WHERE item_key = '77'",
+    )
+    .bind(i64::MAX - 5)
+    .execute(&pool)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(changed, 2);
+    pool.close().await;
+    for group in [
+        cfactory_domain::ports::UsageGroupBy::Service,
+        cfactory_domain::ports::UsageGroupBy::Workitem,
+    ] {
+        let rows = store.usage(&tenant(), group).await.unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].total_tokens, i64::MAX as u64, "{group:?}");
+        assert_eq!(rows[0].input_tokens, i64::MAX as u64, "{group:?}");
+    }
+}

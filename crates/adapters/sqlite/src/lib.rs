@@ -49,16 +49,41 @@ const QUEUE_DEPTH: usize = 4096;
 /// How long a connection waits on a lock held by another process before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How a commit is made durable (SQLite's `synchronous` setting on the writer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// The write-ahead log is flushed to disk at every commit: a committed write survives
+    /// a power loss or an operating-system crash.
+    #[default]
+    Full,
+    /// The log is flushed only at checkpoints: a commit survives the process being killed,
+    /// but a power loss may undo the last commits before the next checkpoint.
+    Normal,
+}
+
+impl Synchronous {
+    /// The setting's name, as `PRAGMA synchronous` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Normal => "normal",
+        }
+    }
+}
+
 /// How a [`SqliteStore`] is set up.
 pub struct SqliteOptions {
     /// Stamps each event's arrival (`received_at`) and each hydration.
     pub clock: Arc<dyn Clock>,
+    /// How each commit is made durable.
+    pub synchronous: Synchronous,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
         Self {
             clock: Arc::new(SystemClock),
+            synchronous: Synchronous::default(),
         }
     }
 }
@@ -101,7 +126,10 @@ impl SqliteStore {
             .clone()
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match options.synchronous {
+                Synchronous::Full => SqliteSynchronous::Full,
+                Synchronous::Normal => SqliteSynchronous::Normal,
+            })
             .connect()
             .await
             .map_err(|e| unavailable("open", &e))?;
@@ -159,6 +187,29 @@ impl SqliteStore {
             tracing::warn!(%error, "the SQLite writer task ended badly");
         }
         self.inner.readers.close().await;
+    }
+
+    /// The writer connection's `synchronous` setting as SQLite reports it (`full`,
+    /// `normal`, …): what a commit's durability actually is.
+    pub async fn synchronous(&self) -> Result<String, StoreError> {
+        self.exclusive(|conn| {
+            Box::pin(async move {
+                let level: i64 = sqlx::query("PRAGMA synchronous")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .and_then(|row| row.try_get(0))
+                    .map_err(store_error)?;
+                Ok(match level {
+                    0 => "off",
+                    1 => "normal",
+                    2 => "full",
+                    3 => "extra",
+                    _ => "unknown",
+                }
+                .to_owned())
+            })
+        })
+        .await
     }
 
     /// Runs `write` alone on the writer's connection and waits for its answer: for writes

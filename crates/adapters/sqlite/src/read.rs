@@ -341,25 +341,23 @@ pub(crate) async fn usage(
     tenant: &TenantId,
     group_by: UsageGroupBy,
 ) -> Result<Vec<UsageRow>, StoreError> {
-    let sql = match group_by {
-        UsageGroupBy::Service => {
-            "SELECT service, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), \
-             SUM(cost_usd), SUM(notional_cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY service"
-        }
-        UsageGroupBy::Project => {
-            "SELECT project, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), \
-             SUM(cost_usd), SUM(notional_cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY project"
-        }
-        UsageGroupBy::Workitem => {
-            "SELECT item_key, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), \
-             SUM(cost_usd), SUM(notional_cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY item_key"
-        }
-        UsageGroupBy::Model => {
-            "SELECT model, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), \
-             SUM(cost_usd), SUM(notional_cost_usd) FROM usage WHERE tenant_id = ?1 GROUP BY model"
-        }
+    let column = match group_by {
+        UsageGroupBy::Service => "service",
+        UsageGroupBy::Project => "project",
+        UsageGroupBy::Workitem => "item_key",
+        UsageGroupBy::Model => "model",
     };
-    let found = sqlx::query(sql)
+    // TOTAL never overflows (SUM of integers fails past 2^63); the sums saturate at the
+    // column's largest value.
+    let sum = |c: &str| format!("CAST(MIN(TOTAL({c}), {}) AS INTEGER)", i64::MAX);
+    let sql = format!(
+        "SELECT {column}, {}, {}, {}, SUM(cost_usd), SUM(notional_cost_usd) \
+         FROM usage WHERE tenant_id = ?1 GROUP BY {column}",
+        sum("input_tokens"),
+        sum("output_tokens"),
+        sum("total_tokens"),
+    );
+    let found = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant.as_str())
         .fetch_all(pool)
         .await

@@ -69,6 +69,11 @@ impl ItemRow {
     }
 }
 
+/// A token count as the INTEGER column holds it: saturated at its largest value.
+fn stored_tokens(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// The usage rows of one WorkItem, as arrays the bulk insert reads.
 pub(crate) fn usage_rows(item: &WorkItem) -> impl Iterator<Item = Value> + '_ {
     item.usage_by_task.iter().map(move |task| {
@@ -79,9 +84,9 @@ pub(crate) fn usage_rows(item: &WorkItem) -> impl Iterator<Item = Value> + '_ {
             task.task_id,
             task.model,
             item.project,
-            t.input_tokens,
-            t.output_tokens,
-            t.total_tokens,
+            stored_tokens(t.input_tokens),
+            stored_tokens(t.output_tokens),
+            stored_tokens(t.total_tokens),
             t.cost_usd,
             t.notional_cost_usd,
         ])

@@ -610,9 +610,9 @@ async fn write(
                    j.value->>5, j.value->>6, j.value->>7, j.value->>8, j.value->>9 \
                  FROM json_each(?2) AS j WHERE true \
                  ON CONFLICT (tenant_id, item_key, service, task_id) DO UPDATE SET \
-                   input_tokens = input_tokens + excluded.input_tokens, \
-                   output_tokens = output_tokens + excluded.output_tokens, \
-                   total_tokens = total_tokens + excluded.total_tokens, \
+                   input_tokens = MIN(input_tokens + excluded.input_tokens, 9223372036854775807), \
+                   output_tokens = MIN(output_tokens + excluded.output_tokens, 9223372036854775807), \
+                   total_tokens = MIN(total_tokens + excluded.total_tokens, 9223372036854775807), \
                    cost_usd = cost_usd + excluded.cost_usd, \
                    notional_cost_usd = notional_cost_usd + excluded.notional_cost_usd",
             )

@@ -11,7 +11,7 @@ use cfactory_domain::workitem::StageName;
 use cfactory_domain::{
     CompletionEvent, CorrelationKey, FakeClock, IngestOutcome, Service, StatusClass, TenantId,
 };
-use cfactory_sqlite::{SqliteOptions, SqliteStore};
+use cfactory_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use cfactory_store_contract::event_json;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
@@ -107,6 +107,7 @@ async fn data_survives_close_and_reopen() {
         &path,
         SqliteOptions {
             clock: clock.clone(),
+            ..SqliteOptions::default()
         },
     )
     .await
@@ -147,9 +148,15 @@ async fn data_survives_close_and_reopen() {
 
     // The clock went back: arrival stamps must still move forward across the reopen.
     let earlier = Arc::new(FakeClock::at(t0()));
-    let store = SqliteStore::open(&path, SqliteOptions { clock: earlier })
-        .await
-        .unwrap();
+    let store = SqliteStore::open(
+        &path,
+        SqliteOptions {
+            clock: earlier,
+            ..SqliteOptions::default()
+        },
+    )
+    .await
+    .unwrap();
     let item = store.get(&tenant(), "af-p:1").await.unwrap().unwrap();
     assert_eq!(item.correlation_key.as_str(), "77");
     assert_eq!(item.event_count, 2);
@@ -275,6 +282,7 @@ async fn twins(dir: &tempfile::TempDir) -> (SqliteStore, InMemoryStore, Arc<Fake
         &dir.path().join("x.db"),
         SqliteOptions {
             clock: clock.clone(),
+            ..SqliteOptions::default()
         },
     )
     .await
@@ -505,4 +513,72 @@ async fn text_filters_with_few_and_many_matches_agree_with_the_in_memory_store()
         assert_eq!(pages, (expected as usize).div_ceil(300).max(1), "{text}");
     }
     sqlite.close().await;
+}
+
+#[tokio::test]
+async fn usage_sums_saturate_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let usage = json!({"usage": {"input_tokens": 10, "output_tokens": 10, "total_tokens": 20}});
+    let events: Vec<CompletionEvent> = ["t-1", "t-2"]
+        .iter()
+        .enumerate()
+        .map(|(i, task)| {
+            let v = event_json(
+                Some(&format!("sat-{i}")),
+                "77",
+                "aifactory",
+                task,
+                "done",
+                1,
+                usage.clone(),
+            );
+            CompletionEvent::parse(&v.to_string()).unwrap()
+        })
+        .collect();
+    store.ingest(&tenant(), events).await.unwrap();
+    // Two rows near the column's largest value, as a hand edit or years of figures
+    // could leave them: SQLite's SUM would fail with an integer overflow.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("db").join("cfactory.db").display()
+    ))
+    .await
+    .unwrap();
+    let near = i64::MAX - 5;
+    let changed = sqlx::query(
+        "UPDATE usage SET input_tokens = ?1, output_tokens = ?1, total_tokens = ?1 \
+         WHERE item_key = '77'",
+    )
+    .bind(near)
+    .execute(&pool)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(changed, 2);
+    pool.close().await;
+    for group in [UsageGroupBy::Service, UsageGroupBy::Workitem] {
+        let rows = store.usage(&tenant(), group).await.unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].total_tokens, i64::MAX as u64, "{group:?}");
+        assert_eq!(rows[0].input_tokens, i64::MAX as u64, "{group:?}");
+    }
+}
+
+#[tokio::test]
+async fn commits_are_flushed_to_disk_unless_normal_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    assert_eq!(store.synchronous().await.unwrap(), "full", "the default");
+    store.close().await;
+    let store = SqliteStore::open(
+        &dir.path().join("db").join("cfactory.db"),
+        SqliteOptions {
+            synchronous: Synchronous::Normal,
+            ..SqliteOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.synchronous().await.unwrap(), "normal");
 }

@@ -12,9 +12,9 @@ use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use cfactory_domain::event::{EventError, MAX_EVENT_BYTES};
+use cfactory_domain::event::MAX_EVENT_BYTES;
 use cfactory_domain::ports::Scope;
-use cfactory_domain::{CompletionEvent, EventId, IngestOutcome, TenantId};
+use cfactory_domain::{CompletionEvent, IngestOutcome, TenantId};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -110,29 +110,18 @@ pub fn parse_body(body: &[u8]) -> Result<(Vec<CompletionEvent>, bool), ApiError>
 /// `--max-clock-skew-seconds`: the latest time wins a stage, so one event from the far
 /// future would pin it for good.
 fn not_ahead(events: &[CompletionEvent], batch: bool, state: &AppState) -> Result<(), ApiError> {
-    let latest = state.clock.now() + state.max_clock_skew;
-    match events.iter().position(|e| e.time > latest) {
-        None => Ok(()),
-        Some(i) => {
-            let reason = format!(
-                "is more than {} s ahead of this server's clock ({})",
-                state.max_clock_skew.num_seconds(),
-                latest.to_rfc3339()
-            );
+    let now = state.clock.now();
+    for (i, event) in events.iter().enumerate() {
+        if let Err(e) = event.check_not_ahead(now, state.max_clock_skew) {
             let prefix = if batch {
                 format!("[{i}]")
             } else {
                 String::new()
             };
-            Err(ApiError::from_event(
-                EventError::Invalid {
-                    field: "time".into(),
-                    reason,
-                },
-                &prefix,
-            ))
+            return Err(ApiError::from_event(e, &prefix));
         }
     }
+    Ok(())
 }
 
 fn too_large_event(index: Option<usize>) -> ApiError {
@@ -156,27 +145,6 @@ fn refused(reason: Refusal) -> ApiError {
     ApiError::Unauthorized {
         detail: reason.to_string(),
     }
-}
-
-/// Gives every event of a signed delivery that has no id one derived from the delivery's
-/// (`{webhook-id}`, or `{webhook-id}/{index}` in a batch), so a replay or a retry of the
-/// same delivery is a duplicate, not a second timeline entry and a second charge.
-fn name_unnamed(events: &mut [CompletionEvent], id: &str, batch: bool) -> Result<(), ApiError> {
-    for (i, event) in events.iter_mut().enumerate() {
-        if event.id.is_none() {
-            let derived = if batch {
-                format!("{id}/{i}")
-            } else {
-                id.to_owned()
-            };
-            event.id = Some(
-                EventId::parse(&derived).map_err(|e| ApiError::Unauthorized {
-                    detail: format!("`webhook-id` cannot name an event: {e}"),
-                })?,
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Ingest completion events.
@@ -232,7 +200,7 @@ pub async fn ingest(
             }
         }
     })?;
-    let (tenant, delivery_id) = match (delivery, caller) {
+    let tenant = match (delivery, caller) {
         (Some(delivery), _) => {
             let tenant = signed_tenant(&state, query.as_deref())?;
             let delivery = delivery.map_err(refused)?;
@@ -246,7 +214,7 @@ pub async fn ingest(
             delivery
                 .verify(&keys, &body, state.clock.now())
                 .map_err(refused)?;
-            (tenant, Some(delivery.id))
+            tenant
         }
         (None, Some(caller)) => {
             let keys = state
@@ -262,11 +230,11 @@ pub async fn ingest(
                     ),
                 });
             }
-            (caller.tenant, None)
+            caller.tenant
         }
         (None, None) => return Err(ApiError::Internal),
     };
-    let (mut events, batch) = match parse_body(&body)
+    let (events, batch) = match parse_body(&body)
         .and_then(|(events, batch)| not_ahead(&events, batch, &state).map(|()| (events, batch)))
     {
         Ok(parsed) => parsed,
@@ -275,9 +243,6 @@ pub async fn ingest(
             return Err(e);
         }
     };
-    if let Some(id) = delivery_id {
-        name_unnamed(&mut events, &id, batch)?;
-    }
     let outcomes = match state.work.ingest(&tenant, events).await {
         Ok(outcomes) => outcomes,
         Err(e) => {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cfactory_domain::ports::WorkItemStore;
-use cfactory_domain::{CompletionEvent, IngestOutcome, TenantId};
+use cfactory_domain::{Clock, CompletionEvent, IngestOutcome, TenantId};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -47,6 +47,8 @@ pub struct Sentinel {
     dir: PathBuf,
     tenant: TenantId,
     store: Arc<dyn WorkItemStore>,
+    clock: Arc<dyn Clock>,
+    max_clock_skew: chrono::Duration,
     files: HashMap<PathBuf, FileState>,
 }
 
@@ -93,12 +95,21 @@ fn parse_file(text: &str) -> Result<Vec<CompletionEvent>, String> {
 }
 
 impl Sentinel {
-    /// A sentinel over `dir`, ingesting for `tenant`.
-    pub fn new(dir: PathBuf, tenant: TenantId, store: Arc<dyn WorkItemStore>) -> Self {
+    /// A sentinel over `dir`, ingesting for `tenant`; a file holding an event dated more
+    /// than `max_clock_skew` after `clock`'s now is refused whole, as HTTP ingest would.
+    pub fn new(
+        dir: PathBuf,
+        tenant: TenantId,
+        store: Arc<dyn WorkItemStore>,
+        clock: Arc<dyn Clock>,
+        max_clock_skew: chrono::Duration,
+    ) -> Self {
         Self {
             dir,
             tenant,
             store,
+            clock,
+            max_clock_skew,
             files: HashMap::new(),
         }
     }
@@ -147,7 +158,15 @@ impl Sentinel {
                     continue;
                 }
             };
-            match parse_file(&text) {
+            let now = self.clock.now();
+            let parsed = parse_file(&text).and_then(|events| {
+                for e in &events {
+                    e.check_not_ahead(now, self.max_clock_skew)
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(events)
+            });
+            match parsed {
                 Ok(events) => match self.store.ingest(&self.tenant, events).await {
                     Ok(outcomes) => {
                         for o in outcomes {
@@ -200,6 +219,8 @@ mod tests {
                 dir.to_path_buf(),
                 TenantId::default_tenant(),
                 Arc::new(store.clone()),
+                Arc::new(SystemClock),
+                chrono::Duration::seconds(300),
             ),
             store,
         )
@@ -260,5 +281,26 @@ mod tests {
         std::fs::write(&file, &whole).unwrap();
         s.scan_once().await;
         assert_eq!(s.scan_once().await.accepted, 2);
+    }
+
+    #[tokio::test]
+    async fn a_file_dated_beyond_the_skew_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(SENTINEL_FILE);
+        let ahead = (chrono::Utc::now() + chrono::Duration::seconds(3600)).to_rfc3339();
+        let late = event("f-2").replace("2026-11-01T10:00:00Z", &ahead);
+        std::fs::write(&file, format!("[{},{late}]", event("f-1"))).unwrap();
+        let (mut s, store) = sentinel(dir.path());
+        s.scan_once().await;
+        let report = s.scan_once().await;
+        assert_eq!((report.accepted, report.rejected), (0, 1), "{report:?}");
+        assert!(
+            store
+                .get(&TenantId::default_tenant(), "31")
+                .await
+                .unwrap()
+                .is_none(),
+            "nothing of the file is stored"
+        );
     }
 }
