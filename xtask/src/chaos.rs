@@ -315,10 +315,10 @@ async fn term_round(
     }
     let unanswered = deliveries.values().filter(|d| d.unanswered).count();
     Ok(format!(
-        "SIGTERM after {acked_before} of {total} acknowledged, exit 0 in {:.1} s; \
+        "SIGTERM after {acked_before} of {total} acknowledged, exit 0 in {} ms; \
          no request in flight lost its answer ({unanswered} unsent requests retried); \
          all {total} present once",
-        stop_time.as_secs_f64()
+        stop_time.as_millis()
     ))
 }
 

@@ -165,7 +165,7 @@ pub fn next_link(head: Option<&AuditHead>) -> (u64, String) {
 
 /// A chain's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Every row and the head check out.
     Ok,
@@ -173,6 +173,56 @@ pub enum Verdict {
     Tampered,
     /// Two rows claim the same place in the chain.
     Forked,
+    /// The chain ends before the newest entry the anchor saw appended: rows were deleted
+    /// together with their head (or the whole store was rolled back to an earlier copy).
+    Truncated,
+    /// The entry the anchor saw at its place is not the one there now: the chain was
+    /// rolled back to an earlier copy and appended to again.
+    RolledBack,
+}
+
+/// The newest entry of a tenant's chain, as noted outside the store when it was appended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// The entry's place in the chain.
+    pub seq: u64,
+    /// The entry's seal.
+    pub entry_hash: String,
+}
+
+/// Where chain heads are noted outside the store (an append-only file): the rows and the
+/// head can be deleted or rolled back together, this record cannot be from the database.
+#[async_trait]
+pub trait AuditAnchor: Send + Sync {
+    /// Notes that `tenant`'s chain now holds `anchor` (durably, before returning).
+    async fn note(&self, tenant: &TenantId, anchor: &Anchor) -> Result<(), StoreError>;
+
+    /// Every entry noted for `tenant`, in the order noted.
+    async fn noted(&self, tenant: &TenantId) -> Result<Vec<Anchor>, StoreError>;
+}
+
+/// How the chain compares with its anchor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnchorState {
+    /// The anchored entry is in the chain, unchanged.
+    Ok,
+    /// The chain holds no entry at the anchored place.
+    Truncated,
+    /// The chain's entry at the anchored place is another one.
+    RolledBack,
+}
+
+/// The chain checked against its anchor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorCheck {
+    /// The anchored place that does not hold: the first whose entry is another one
+    /// (`rolled_back`), else the newest the anchor saw appended.
+    pub anchored_seq: u64,
+    /// The place of the chain's newest entry now (0 when it is empty).
+    pub chain_seq: u64,
+    /// What that means.
+    pub state: AnchorState,
 }
 
 /// What is wrong with one row (or the head).
@@ -209,14 +259,19 @@ pub struct ChainReport {
     pub rows: u64,
     /// Every finding, in chain order.
     pub findings: Vec<Finding>,
+    /// The chain against its anchor, when one is kept.
+    pub anchor: Option<AnchorCheck>,
 }
 
-/// Checks `entries` (one tenant's chain, any order) and its `head` against `key`.
+/// Checks `entries` (one tenant's chain, any order) and its `head` against `key`, and
+/// against `anchors`, the entries noted outside the store as they were appended: each
+/// must still be in the chain, unchanged.
 pub fn verify(
     key: &AuditKey,
     tenant: &TenantId,
     entries: &[AuditEntry],
     head_row: Option<&AuditHead>,
+    anchors: &[Anchor],
 ) -> ChainReport {
     let mut sorted: Vec<&AuditEntry> = entries.iter().collect();
     sorted.sort_by_key(|e| (e.seq, e.id));
@@ -271,8 +326,34 @@ pub fn verify(
         }),
         None => {}
     }
+    let anchor = anchors.iter().map(|a| a.seq).max().map(|newest| {
+        let by_seq: std::collections::HashMap<u64, &str> = sorted
+            .iter()
+            .map(|e| (e.seq, e.entry_hash.as_str()))
+            .collect();
+        let differs = anchors
+            .iter()
+            .filter(|a| by_seq.get(&a.seq).is_some_and(|h| *h != a.entry_hash))
+            .map(|a| a.seq)
+            .min();
+        let (state, anchored_seq) = match differs {
+            Some(seq) => (AnchorState::RolledBack, seq),
+            None if !by_seq.contains_key(&newest) => (AnchorState::Truncated, newest),
+            None => (AnchorState::Ok, newest),
+        };
+        AnchorCheck {
+            anchored_seq,
+            chain_seq: last.map_or(0, |e| e.seq),
+            state,
+        }
+    });
+    let anchor_state = anchor.as_ref().map(|a| a.state);
     let verdict = if findings.iter().any(|f| f.kind == FindingKind::Fork) {
         Verdict::Forked
+    } else if anchor_state == Some(AnchorState::RolledBack) {
+        Verdict::RolledBack
+    } else if anchor_state == Some(AnchorState::Truncated) {
+        Verdict::Truncated
     } else if findings.is_empty() {
         Verdict::Ok
     } else {
@@ -282,6 +363,7 @@ pub fn verify(
         verdict,
         rows: sorted.len() as u64,
         findings,
+        anchor,
     }
 }
 
@@ -312,6 +394,10 @@ pub trait AuditLog: Send + Sync {
         &self,
         tenant: &TenantId,
     ) -> Result<(Vec<AuditEntry>, Option<AuditHead>), StoreError>;
+
+    /// Whether any tenant has a chain (a row or a head): a new secret must never be made
+    /// for a store that already holds one.
+    async fn has_chains(&self) -> Result<bool, StoreError>;
 }
 
 /// Appends and verifies one store's audit chains with one secret: what every audited
@@ -320,21 +406,46 @@ pub trait AuditLog: Send + Sync {
 pub struct Auditor {
     log: std::sync::Arc<dyn AuditLog>,
     key: AuditKey,
+    anchor: Option<std::sync::Arc<dyn AuditAnchor>>,
 }
 
 impl Auditor {
     /// An auditor over `log`, sealing with `key`.
     pub fn new(log: std::sync::Arc<dyn AuditLog>, key: AuditKey) -> Self {
-        Self { log, key }
+        Self {
+            log,
+            key,
+            anchor: None,
+        }
     }
 
-    /// Appends `record` to `tenant`'s chain.
+    /// The same auditor, noting every append in `anchor` and checking chains against it.
+    #[must_use]
+    pub fn with_anchor(mut self, anchor: std::sync::Arc<dyn AuditAnchor>) -> Self {
+        self.anchor = Some(anchor);
+        self
+    }
+
+    /// Appends `record` to `tenant`'s chain, then notes the new entry in the anchor. An
+    /// error from either means the change must not go ahead.
     pub async fn record(
         &self,
         tenant: &TenantId,
         record: AuditRecord,
     ) -> Result<AuditEntry, StoreError> {
-        self.log.append(&self.key, tenant, record).await
+        let entry = self.log.append(&self.key, tenant, record).await?;
+        if let Some(anchor) = &self.anchor {
+            anchor
+                .note(
+                    tenant,
+                    &Anchor {
+                        seq: entry.seq,
+                        entry_hash: entry.entry_hash.clone(),
+                    },
+                )
+                .await?;
+        }
+        Ok(entry)
     }
 
     /// A page of `tenant`'s entries, newest first.
@@ -347,10 +458,16 @@ impl Auditor {
         self.log.audit_page(tenant, limit, before_id).await
     }
 
-    /// Verifies `tenant`'s whole chain.
+    /// Verifies `tenant`'s whole chain, and against the anchor when one is kept.
     pub async fn verify(&self, tenant: &TenantId) -> Result<ChainReport, StoreError> {
+        // The anchor first: an append in between adds to the chain what the anchor has
+        // not seen yet, never the other way round.
+        let anchored = match &self.anchor {
+            Some(anchor) => anchor.noted(tenant).await?,
+            None => Vec::new(),
+        };
         let (rows, head) = self.log.audit_chain(tenant).await?;
-        Ok(verify(&self.key, tenant, &rows, head.as_ref()))
+        Ok(verify(&self.key, tenant, &rows, head.as_ref(), &anchored))
     }
 }
 
@@ -418,7 +535,83 @@ mod tests {
     }
 
     fn check(entries: &[AuditEntry], h: Option<&AuditHead>) -> ChainReport {
-        verify(&key(), &TenantId::default_tenant(), entries, h)
+        verify(&key(), &TenantId::default_tenant(), entries, h, &[])
+    }
+
+    /// Checks the chain against an anchor that saw each of `seen` appended.
+    fn anchored(entries: &[AuditEntry], h: Option<&AuditHead>, seen: &[AuditEntry]) -> ChainReport {
+        let anchors: Vec<Anchor> = seen
+            .iter()
+            .map(|e| Anchor {
+                seq: e.seq,
+                entry_hash: e.entry_hash.clone(),
+            })
+            .collect();
+        verify(&key(), &TenantId::default_tenant(), entries, h, &anchors)
+    }
+
+    #[test]
+    fn a_chain_deleted_with_its_head_is_truncated_against_its_anchor() {
+        let (entries, h) = chain(5);
+        let report = anchored(&entries, Some(&h), &entries);
+        assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
+        // Everything gone, rows and head: on its own the empty chain is fine.
+        assert_eq!(check(&[], None).verdict, Verdict::Ok);
+        let report = anchored(&[], None, &entries);
+        assert_eq!(report.verdict, Verdict::Truncated);
+        assert_eq!(
+            report.anchor,
+            Some(AnchorCheck {
+                anchored_seq: 5,
+                chain_seq: 0,
+                state: AnchorState::Truncated
+            })
+        );
+        // Rolled back to an earlier copy, rows and head together (as a restored backup
+        // would be): intact on its own, behind its anchor.
+        let (early, early_head) = chain(3);
+        assert_eq!(check(&early, Some(&early_head)).verdict, Verdict::Ok);
+        let report = anchored(&early, Some(&early_head), &entries);
+        assert_eq!(report.verdict, Verdict::Truncated);
+        assert_eq!(report.anchor.as_ref().map(|a| a.chain_seq), Some(3));
+    }
+
+    #[test]
+    fn a_chain_rolled_back_and_appended_to_again_is_rolled_back() {
+        let (entries, _) = chain(5);
+        // An earlier copy of three rows, then two other entries in places 4 and 5.
+        let (mut other, _) = chain(3);
+        let tenant = TenantId::default_tenant();
+        let mut h = None;
+        for n in 0..2 {
+            let prev = other.last().unwrap().entry_hash.clone();
+            let seq = other.len() as u64 + 1;
+            let mut r = record(100 + n);
+            r.actor = "after-the-restore".into();
+            let entry_hash = seal(&key(), &tenant, seq, &r, &prev);
+            h = Some(head(&key(), &tenant, &entry_hash, seq));
+            other.push(AuditEntry {
+                id: 50 + n,
+                seq,
+                tenant: tenant.clone(),
+                record: r,
+                prev_hash: prev,
+                entry_hash,
+            });
+        }
+        assert_eq!(check(&other, h.as_ref()).verdict, Verdict::Ok);
+        // The anchor saw the first history's five entries, then the new fourth and fifth.
+        let mut seen = entries.clone();
+        seen.extend(other[3..].iter().cloned());
+        let report = anchored(&other, h.as_ref(), &seen);
+        assert_eq!(report.verdict, Verdict::RolledBack);
+        assert_eq!(
+            report
+                .anchor
+                .map(|a| (a.anchored_seq, a.chain_seq, a.state)),
+            Some((4, 5, AnchorState::RolledBack)),
+            "the first place whose entry changed"
+        );
     }
 
     #[test]
@@ -501,7 +694,7 @@ mod tests {
     fn another_secret_sees_every_row_altered() {
         let (entries, h) = chain(2);
         let other = AuditKey::new(b"another-secret-of-length".to_vec()).unwrap();
-        let report = verify(&other, &TenantId::default_tenant(), &entries, Some(&h));
+        let report = verify(&other, &TenantId::default_tenant(), &entries, Some(&h), &[]);
         assert_eq!(report.verdict, Verdict::Tampered);
         assert_eq!(
             report

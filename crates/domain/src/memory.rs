@@ -682,6 +682,11 @@ impl AuditLog for InMemoryStore {
             .collect();
         Ok((rows, state.audit_heads.get(tenant).cloned()))
     }
+
+    async fn has_chains(&self) -> Result<bool, StoreError> {
+        let state = self.lock();
+        Ok(!state.audit.is_empty() || !state.audit_heads.is_empty())
+    }
 }
 
 #[async_trait]

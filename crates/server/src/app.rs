@@ -177,14 +177,13 @@ pub async fn start(
              127.0.0.1"
         );
     }
-    let audit_key = match crate::audit::load_key(settings, loopback) {
-        Ok(key) => key,
+    let auditor = match crate::audit::auditor(settings, stores.audit.clone(), loopback).await {
+        Ok(auditor) => auditor,
         Err(e) => {
             stores.close().await;
             return Err(e);
         }
     };
-    let auditor = crate::audit::Auditor::new(stores.audit.clone(), audit_key);
     if !has_keys {
         tracing::warn!(
             "no API keys exist: open mode (loopback only) until the first key is created"

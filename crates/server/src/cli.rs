@@ -57,6 +57,11 @@ pub struct GlobalArgs {
     /// [default: full]
     #[arg(long, global = true, env = "CFACTORY_SQLITE_SYNCHRONOUS", value_enum)]
     pub sqlite_synchronous: Option<SqliteSynchronous>,
+    /// The append-only file where each audit chain's newest entry is noted outside the
+    /// store, so a chain deleted or rolled back with its head is caught
+    /// [default: audit.anchor in the data dir]
+    #[arg(long, global = true, env = "CFACTORY_AUDIT_ANCHOR")]
+    pub audit_anchor: Option<PathBuf>,
 }
 
 /// What to do.
@@ -302,6 +307,7 @@ impl Cli {
             tenant: self.global.tenant.clone(),
             log_format: self.global.log_format,
             sqlite_synchronous: self.global.sqlite_synchronous,
+            audit_anchor: self.global.audit_anchor.clone(),
             api_keys: std::env::var("CFACTORY_API_KEYS").ok(),
             audit_hmac_secret: std::env::var("CFACTORY_AUDIT_HMAC_SECRET").ok(),
             ..Overrides::default()
@@ -341,11 +347,8 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 /// `cfactory keys …`.
 pub async fn keys(settings: &Settings, command: &KeysCommand) -> anyhow::Result<()> {
     let stores = Stores::open(settings).await.context("opening the store")?;
-    let result = match crate::audit::load_key(settings, true) {
-        Ok(key) => {
-            let auditor = crate::audit::Auditor::new(stores.audit.clone(), key);
-            run_keys(stores.keys.as_ref(), &auditor, &settings.tenant, command).await
-        }
+    let result = match crate::audit::auditor(settings, stores.audit.clone(), true).await {
+        Ok(auditor) => run_keys(stores.keys.as_ref(), &auditor, &settings.tenant, command).await,
         Err(e) => Err(e),
     };
     stores.close().await;
@@ -443,9 +446,8 @@ async fn run_keys(
 /// `cfactory webhooks …`.
 pub async fn webhooks(settings: &Settings, command: &WebhooksCommand) -> anyhow::Result<()> {
     let stores = Stores::open(settings).await.context("opening the store")?;
-    let result = match crate::audit::load_key(settings, true) {
-        Ok(key) => {
-            let auditor = crate::audit::Auditor::new(stores.audit.clone(), key);
+    let result = match crate::audit::auditor(settings, stores.audit.clone(), true).await {
+        Ok(auditor) => {
             let WebhooksCommand::Secret(command) = command;
             run_webhook_secrets(stores.keys.as_ref(), &auditor, &settings.tenant, command).await
         }
@@ -521,8 +523,8 @@ async fn run_webhook_secrets(
 pub async fn audit_verify(settings: &Settings) -> anyhow::Result<(String, bool)> {
     let stores = Stores::open(settings).await.context("opening the store")?;
     let result = async {
-        let key = crate::audit::load_key(settings, true)?;
-        let report = crate::audit::Auditor::new(stores.audit.clone(), key)
+        let report = crate::audit::auditor(settings, stores.audit.clone(), true)
+            .await?
             .verify(&settings.tenant)
             .await?;
         let ok = report.verdict == cfactory_domain::audit::Verdict::Ok;

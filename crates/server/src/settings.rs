@@ -156,6 +156,8 @@ pub struct FileSettings {
     pub log_format: Option<LogFormat>,
     /// See `--sqlite-synchronous`.
     pub sqlite_synchronous: Option<SqliteSynchronous>,
+    /// See `--audit-anchor`.
+    pub audit_anchor: Option<PathBuf>,
     /// See `CFACTORY_API_KEYS`.
     pub api_keys: Option<String>,
     /// See `--pfactory-url`.
@@ -237,6 +239,8 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     /// `--sqlite-synchronous` / `CFACTORY_SQLITE_SYNCHRONOUS`.
     pub sqlite_synchronous: Option<SqliteSynchronous>,
+    /// `--audit-anchor` / `CFACTORY_AUDIT_ANCHOR`.
+    pub audit_anchor: Option<PathBuf>,
     /// `CFACTORY_API_KEYS`.
     pub api_keys: Option<String>,
     /// `CFACTORY_AUDIT_HMAC_SECRET`.
@@ -306,6 +310,9 @@ pub struct Settings {
     /// The audit chain's HMAC secret, when configured (else a loopback server keeps one in
     /// the data dir).
     pub audit_secret: Option<Secret>,
+    /// Where each chain's newest entry is noted outside the store; `None` for
+    /// `audit.anchor` in the data dir.
+    pub audit_anchor: Option<PathBuf>,
 }
 
 /// The cockpit's external address: an `http` or `https` origin, kept as its parts.
@@ -449,6 +456,13 @@ fn parse_addr(name: &str, text: &str) -> anyhow::Result<SocketAddr> {
 }
 
 impl Settings {
+    /// The audit anchor file: `--audit-anchor`, else `audit.anchor` in the data dir.
+    pub fn audit_anchor_path(&self) -> PathBuf {
+        self.audit_anchor
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(crate::audit::ANCHOR_FILE))
+    }
+
     /// How far ahead of this server's clock an event's time may be, as a duration.
     pub fn max_clock_skew(&self) -> chrono::Duration {
         chrono::Duration::seconds(
@@ -598,10 +612,12 @@ impl Settings {
         {
             bail!("CFACTORY_AUDIT_HMAC_SECRET must be at least 16 characters");
         }
+        let audit_anchor = over.audit_anchor.or(file.audit_anchor);
         Ok(Self {
             upstreams,
             thresholds,
             audit_secret,
+            audit_anchor,
             database,
             data_dir,
             api_addr,

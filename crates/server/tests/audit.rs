@@ -69,7 +69,11 @@ async fn audited_changes_chain_verify_and_tampering_is_named(store: Store) {
     assert_eq!(older["next_cursor"], Value::Null);
 
     let (_, chain) = server.get("/api/audit/chain").await;
-    assert_eq!(chain, json!({"verdict": "ok", "rows": 3, "findings": []}));
+    assert_eq!(
+        chain,
+        json!({"verdict": "ok", "rows": 3, "findings": [],
+               "anchor": {"anchored_seq": 3, "chain_seq": 3, "state": "ok"}})
+    );
     server.terminate();
 
     // The CLI finds the same secret (kept in the data dir) and appends too.
@@ -124,6 +128,115 @@ async fn audited_changes_chain_verify_and_tampering_is_named(store: Store) {
             .contains(&json!({"id": fourth, "kind": "truncated"})),
         "{report}"
     );
+}
+
+/// Reads one value straight from the store's database.
+async fn read_text(store: &Store, sql: &str) -> String {
+    use sqlx::Connection;
+    if store.url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(&store.url).await.unwrap();
+        let (v,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        v
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(&store.url).await.unwrap();
+        let (v,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        v
+    }
+}
+
+async fn a_chain_deleted_or_rolled_back_with_its_head_is_caught(store: Store) {
+    // One audited change, and the state of the chain after it: an earlier copy.
+    store.create_key("read", None);
+    let copy = read_text(
+        &store,
+        "SELECT last_hash || ' ' || count || ' ' || head_mac FROM audit_heads",
+    )
+    .await;
+    let copy: Vec<&str> = copy.split(' ').collect();
+    store.create_key("read", None);
+    store.create_key("read", None);
+    let (ok, report) = verify_cli(&store);
+    assert!(ok, "{report}");
+    assert_eq!(
+        report["anchor"],
+        json!({"anchored_seq": 3, "chain_seq": 3, "state": "ok"})
+    );
+
+    // Rolled back to the copy, rows and head together: the chain alone is intact.
+    tamper(&store, "DELETE FROM audit_log WHERE seq > 1").await;
+    tamper(
+        &store,
+        &format!(
+            "UPDATE audit_heads SET last_hash = '{}', count = {}, head_mac = '{}'",
+            copy[0], copy[1], copy[2]
+        ),
+    )
+    .await;
+    let (ok, report) = verify_cli(&store);
+    assert!(!ok);
+    assert_eq!(report["verdict"], "truncated", "{report}");
+    assert_eq!(report["findings"], json!([]), "intact on its own: {report}");
+    assert_eq!(
+        report["anchor"],
+        json!({"anchored_seq": 3, "chain_seq": 1, "state": "truncated"})
+    );
+    // Appended to after the rollback: entry 2 is another one than the anchor saw.
+    let key = store.create_key("read", None);
+    let server = Server::start(&store);
+    let (_, chain) = server.get_with("/api/audit/chain", Some(&key)).await;
+    server.terminate();
+    assert_eq!(chain["verdict"], "rolled_back", "{chain}");
+    assert_eq!(
+        chain["anchor"],
+        json!({"anchored_seq": 2, "chain_seq": 2, "state": "rolled_back"})
+    );
+    let (ok, report) = verify_cli(&store);
+    assert!(!ok);
+    assert_eq!(report["verdict"], "rolled_back", "{report}");
+
+    // The whole chain and its head deleted.
+    tamper(&store, "DELETE FROM audit_log").await;
+    tamper(&store, "DELETE FROM audit_heads").await;
+    let (ok, report) = verify_cli(&store);
+    assert!(!ok);
+    assert_eq!(report["verdict"], "truncated", "{report}");
+    assert_eq!(report["rows"], 0);
+    assert_eq!(report["anchor"]["chain_seq"], 0, "{report}");
+}
+
+#[tokio::test]
+async fn sqlite_audit_anchor_catches_deletion_and_rollback() {
+    a_chain_deleted_or_rolled_back_with_its_head_is_caught(Store::sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_audit_anchor_catches_deletion_and_rollback() {
+    a_chain_deleted_or_rolled_back_with_its_head_is_caught(Store::postgres().await).await;
+}
+
+#[tokio::test]
+async fn no_new_secret_is_made_beside_an_existing_chain() {
+    let store = Store::sqlite();
+    store.create_key("read", None);
+    std::fs::remove_file(store.data_dir.path().join("audit.key")).unwrap();
+    let (status, _, err) = store.cli(&["audit", "verify"], None);
+    assert!(!status.success());
+    assert!(
+        err.contains("audit chains but their secret is not here"),
+        "{err}"
+    );
+    assert!(
+        !store.data_dir.path().join("audit.key").exists(),
+        "no secret was made"
+    );
+    let (status, _, err) = store.cli(&["keys", "create", "--scopes", "read"], None);
+    assert!(!status.success(), "a key change cannot be audited: {err}");
 }
 
 #[tokio::test]

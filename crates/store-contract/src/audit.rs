@@ -32,6 +32,7 @@ fn audit_record(n: i64) -> AuditRecord {
 pub async fn audit_chains_append_page_and_verify_per_tenant(s: &Subject) {
     let key = audit_key();
     let other = TenantId::parse("acme").unwrap();
+    assert!(!s.audit.has_chains().await.unwrap(), "a new store has none");
     let mut appended = Vec::new();
     for n in 0..5 {
         appended.push(
@@ -41,6 +42,7 @@ pub async fn audit_chains_append_page_and_verify_per_tenant(s: &Subject) {
                 .unwrap(),
         );
     }
+    assert!(s.audit.has_chains().await.unwrap());
     let theirs = s.audit.append(&key, &other, audit_record(9)).await.unwrap();
     assert_eq!(theirs.seq, 1, "each tenant has its own chain");
     assert_eq!(theirs.prev_hash, audit::GENESIS);
@@ -72,11 +74,14 @@ pub async fn audit_chains_append_page_and_verify_per_tenant(s: &Subject) {
     );
 
     let (rows, head) = s.audit.audit_chain(&tenant()).await.unwrap();
-    let report = audit::verify(&key, &tenant(), &rows, head.as_ref());
+    let report = audit::verify(&key, &tenant(), &rows, head.as_ref(), &[]);
     assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
     assert_eq!(report.rows, 5);
     let (rows, head) = s.audit.audit_chain(&other).await.unwrap();
-    assert_eq!(audit::verify(&key, &other, &rows, head.as_ref()).rows, 1);
+    assert_eq!(
+        audit::verify(&key, &other, &rows, head.as_ref(), &[]).rows,
+        1
+    );
     let (none, no_head) = s
         .audit
         .audit_chain(&TenantId::parse("nobody").unwrap())
@@ -99,7 +104,7 @@ pub async fn concurrent_audit_appends_never_fork_the_chain(s: &Subject) {
         task.await.unwrap().unwrap();
     }
     let (rows, head) = s.audit.audit_chain(&tenant()).await.unwrap();
-    let report = audit::verify(&key, &tenant(), &rows, head.as_ref());
+    let report = audit::verify(&key, &tenant(), &rows, head.as_ref(), &[]);
     assert_eq!(report.verdict, Verdict::Ok, "{report:?}");
     assert_eq!(report.rows, 24);
     assert_eq!(head.unwrap().count, 24);

@@ -164,6 +164,25 @@ export type CardSuggestion = {
   label: string;
 };
 
+/**
+ * The chain checked against the anchor file, where each append is noted outside the
+ * store.
+ */
+export type ChainAnchor = {
+  /** The place of the newest entry the anchor saw appended. */
+  anchored_seq: number;
+  /** The place of the chain's newest entry now (0 when it is empty). */
+  chain_seq: number;
+  /** What that means. */
+  state: ChainAnchorState;
+};
+
+/**
+ * How the chain compares with its anchor: `ok`, `truncated` (no entry at the anchored
+ * place) or `rolled_back` (another entry there).
+ */
+export type ChainAnchorState = 'ok' | 'truncated' | 'rolled_back';
+
 /** One finding: the row and what is wrong with it. */
 export type ChainFinding = {
   /** The row's id (0 for the head when the chain is empty). */
@@ -182,6 +201,7 @@ export type ChainFindingKind = 'altered' | 'broken_link' | 'fork' | 'truncated' 
 
 /** The verdict over a tenant's whole audit chain, each finding naming its row. */
 export type ChainReport = {
+  anchor: null | ChainAnchor;
   /** Every finding, in chain order. */
   findings: ChainFinding[];
   /** Rows checked. */
@@ -192,10 +212,11 @@ export type ChainReport = {
 
 /**
  * A chain's verdict: `ok` (every row and the head check out), `tampered` (a row was
- * edited or deleted, or the head does not match the rows) or `forked` (two rows claim
- * the same place).
+ * edited or deleted, or the head does not match the rows), `forked` (two rows claim the
+ * same place), `truncated` (the chain ends before the newest entry its anchor saw
+ * appended) or `rolled_back` (the entry at the anchored place is another one).
  */
-export type ChainVerdict = 'ok' | 'tampered' | 'forked';
+export type ChainVerdict = 'ok' | 'tampered' | 'forked' | 'truncated' | 'rolled_back';
 
 /** A chat turn. */
 export type ChatBody = {

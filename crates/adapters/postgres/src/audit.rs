@@ -203,4 +203,14 @@ impl AuditLog for PgStore {
         tx.commit().await.map_err(store_error)?;
         Ok((rows.into_iter().map(entry).collect::<Result<_, _>>()?, head))
     }
+
+    async fn has_chains(&self) -> Result<bool, StoreError> {
+        let (any,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM audit_log) OR EXISTS (SELECT 1 FROM audit_heads)",
+        )
+        .fetch_one(&self.inner.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(any)
+    }
 }

@@ -375,9 +375,11 @@ impl ActionService {
     }
 
     /// Executes the tenant's prepared action `id` once, for `actor`: claims it (`prepared
-    /// → executing`, a compare-and-set, so two confirms cannot both run it), sends its
-    /// steps in order, each only after the one before succeeded, and records `executed`
-    /// or `failed` with each step's result and one audit entry.
+    /// → executing`, a compare-and-set, so two confirms cannot both run it), audits that it
+    /// is being sent (`action.sending`), sends its steps in order, each only after the one
+    /// before succeeded, and records `executed` or `failed` with each step's result and a
+    /// second audit entry with the outcome (`action.confirmed`). When the first audit
+    /// entry cannot be written nothing is sent: the action fails with no step run.
     pub async fn confirm(
         &self,
         tenant: &TenantId,
@@ -388,6 +390,31 @@ impl ActionService {
             .decide(tenant, id, ActionStatus::Executing, actor)
             .await?;
         let steps = claimed.steps_for_confirm(&actor.id, self.0.clock.now());
+        let payloads: Vec<&Value> = steps.iter().map(|s| &s.payload).collect();
+        let hash = sha256_hex(
+            serde_json::to_string(&payloads)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        let name = Self::decision_name(&claimed, actor);
+        let mut sending = Self::entry(&claimed, &name, "action.sending", self.0.clock.now());
+        sending.payload_sha256 = Some(hash.clone());
+        if let Err(e) = self.0.auditor.record(tenant, sending).await {
+            tracing::error!(tenant = %tenant, action = %id, error = %e,
+                "the audit log cannot be written: the action fails, nothing sent");
+            self.0
+                .store
+                .transition(
+                    tenant,
+                    id,
+                    ActionStatus::Executing,
+                    ActionStatus::Failed,
+                    Vec::new(),
+                    None,
+                )
+                .await?;
+            return Err(e.into());
+        }
         let mut results: Vec<StepResult> = Vec::with_capacity(steps.len());
         for step in &steps {
             let result = self
@@ -414,18 +441,7 @@ impl ActionService {
             .transition(tenant, id, ActionStatus::Executing, to, results, None)
             .await?
             .ok_or_else(|| ActionError::Conflict("the action changed while it ran".into()))?;
-        let payloads: Vec<&Value> = steps.iter().map(|s| &s.payload).collect();
-        let hash = sha256_hex(
-            serde_json::to_string(&payloads)
-                .unwrap_or_default()
-                .as_bytes(),
-        );
-        let mut entry = Self::entry(
-            &done,
-            &Self::decision_name(&done, actor),
-            "action.confirmed",
-            self.0.clock.now(),
-        );
+        let mut entry = Self::entry(&done, &name, "action.confirmed", self.0.clock.now());
         entry.status_code = last_status;
         entry.ok = ok;
         entry.payload_sha256 = Some(hash);
@@ -533,6 +549,74 @@ mod tests {
 
     /// The world, its service refusing the proposer's confirm when `four_eyes`.
     async fn world_with(sender: RecordingSender, four_eyes: bool) -> World {
+        world_audited(sender, four_eyes, None).await
+    }
+
+    /// An audit log whose appends all fail, as a database gone read-only would.
+    struct BrokenLog;
+
+    #[async_trait::async_trait]
+    impl AuditLog for BrokenLog {
+        async fn append(
+            &self,
+            _: &AuditKey,
+            _: &TenantId,
+            _: audit::AuditRecord,
+        ) -> Result<audit::AuditEntry, StoreError> {
+            Err(StoreError::Unavailable(
+                "the audit table is read-only".into(),
+            ))
+        }
+        async fn audit_page(
+            &self,
+            _: &TenantId,
+            _: u32,
+            _: Option<i64>,
+        ) -> Result<Vec<audit::AuditEntry>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn audit_chain(
+            &self,
+            _: &TenantId,
+        ) -> Result<(Vec<audit::AuditEntry>, Option<audit::AuditHead>), StoreError> {
+            Ok((Vec::new(), None))
+        }
+        async fn has_chains(&self) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_confirm_whose_audit_cannot_be_written_sends_nothing() {
+        let w = world_audited(RecordingSender::new(), false, Some(Arc::new(BrokenLog))).await;
+        let action = w
+            .service
+            .propose(
+                &acme(),
+                &by("key_a"),
+                ActionKind::ApproveGate,
+                &key143(),
+                None,
+            )
+            .await
+            .unwrap();
+        let result = w.service.confirm(&acme(), &by("key_b"), &action.id).await;
+        assert!(
+            matches!(result, Err(ActionError::Store(StoreError::Unavailable(_)))),
+            "{result:?}"
+        );
+        assert!(w.sender.sent().is_empty(), "no step was sent");
+        let stored = w.service.get(&acme(), &action.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, ActionStatus::Failed);
+        assert!(stored.results.is_empty(), "{:?}", stored.results);
+    }
+
+    /// The world with its auditor writing to `log` (the store's own when `None`).
+    async fn world_audited(
+        sender: RecordingSender,
+        four_eyes: bool,
+        log: Option<Arc<dyn AuditLog>>,
+    ) -> World {
         let t0 = chrono::Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap();
         let clock = Arc::new(FakeClock::at(t0));
         let store = InMemoryStore::new(clock.clone());
@@ -553,7 +637,7 @@ mod tests {
             Arc::new(InMemoryActions::new()),
             Arc::new(store.clone()),
             sender.clone(),
-            Auditor::new(Arc::new(store.clone()), key.clone()),
+            Auditor::new(log.unwrap_or_else(|| Arc::new(store.clone())), key.clone()),
             clock.clone(),
             next_id,
         );
@@ -617,7 +701,11 @@ mod tests {
         let again = w.service.confirm(&acme(), &by("key_b"), &action.id).await;
         assert!(matches!(again, Err(ActionError::Conflict(_))), "{again:?}");
         assert_eq!(w.sender.sent().len(), 2, "a second confirm sends nothing");
-        assert_eq!(kinds_audited(&w).await, ["action.confirmed"]);
+        assert_eq!(
+            kinds_audited(&w).await,
+            ["action.sending", "action.confirmed"],
+            "audited before anything is sent, then with the outcome"
+        );
         assert_eq!(done.decided_by.as_deref(), Some("key_b"));
         assert_eq!(done.proposed_by, "key_a");
         let page = w.store.audit_page(&acme(), 5, None).await.unwrap();
@@ -629,7 +717,7 @@ mod tests {
             .verify(&acme())
             .await
             .unwrap();
-        assert_eq!(report.rows, 1);
+        assert_eq!(report.rows, 2);
     }
 
     #[tokio::test]

@@ -7,10 +7,11 @@ use utoipa::ToSchema;
 use cfactory_domain::audit as domain;
 
 /// A chain's verdict: `ok` (every row and the head check out), `tampered` (a row was
-/// edited or deleted, or the head does not match the rows) or `forked` (two rows claim
-/// the same place).
+/// edited or deleted, or the head does not match the rows), `forked` (two rows claim the
+/// same place), `truncated` (the chain ends before the newest entry its anchor saw
+/// appended) or `rolled_back` (the entry at the anchored place is another one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum ChainVerdict {
     /// Every row and the head check out.
     Ok,
@@ -18,6 +19,10 @@ pub enum ChainVerdict {
     Tampered,
     /// Two rows claim the same place in the chain.
     Forked,
+    /// The chain ends before the newest entry the anchor saw appended.
+    Truncated,
+    /// The entry at the anchored place is not the one the anchor saw.
+    RolledBack,
 }
 
 impl From<domain::Verdict> for ChainVerdict {
@@ -26,6 +31,47 @@ impl From<domain::Verdict> for ChainVerdict {
             domain::Verdict::Ok => Self::Ok,
             domain::Verdict::Tampered => Self::Tampered,
             domain::Verdict::Forked => Self::Forked,
+            domain::Verdict::Truncated => Self::Truncated,
+            domain::Verdict::RolledBack => Self::RolledBack,
+        }
+    }
+}
+
+/// How the chain compares with its anchor: `ok`, `truncated` (no entry at the anchored
+/// place) or `rolled_back` (another entry there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainAnchorState {
+    /// The anchored entry is in the chain, unchanged.
+    Ok,
+    /// The chain holds no entry at the anchored place.
+    Truncated,
+    /// The chain's entry at the anchored place is another one.
+    RolledBack,
+}
+
+/// The chain checked against the anchor file, where each append is noted outside the
+/// store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ChainAnchor {
+    /// The place of the newest entry the anchor saw appended.
+    pub anchored_seq: u64,
+    /// The place of the chain's newest entry now (0 when it is empty).
+    pub chain_seq: u64,
+    /// What that means.
+    pub state: ChainAnchorState,
+}
+
+impl From<&domain::AnchorCheck> for ChainAnchor {
+    fn from(a: &domain::AnchorCheck) -> Self {
+        Self {
+            anchored_seq: a.anchored_seq,
+            chain_seq: a.chain_seq,
+            state: match a.state {
+                domain::AnchorState::Ok => ChainAnchorState::Ok,
+                domain::AnchorState::Truncated => ChainAnchorState::Truncated,
+                domain::AnchorState::RolledBack => ChainAnchorState::RolledBack,
+            },
         }
     }
 }
@@ -89,6 +135,9 @@ pub struct ChainReport {
     pub rows: u64,
     /// Every finding, in chain order.
     pub findings: Vec<ChainFinding>,
+    /// The chain against its anchor; null before the first append noted one.
+    #[schema(required = true)]
+    pub anchor: Option<ChainAnchor>,
 }
 
 impl From<&domain::ChainReport> for ChainReport {
@@ -97,6 +146,7 @@ impl From<&domain::ChainReport> for ChainReport {
             verdict: r.verdict.into(),
             rows: r.rows,
             findings: r.findings.iter().map(ChainFinding::from).collect(),
+            anchor: r.anchor.as_ref().map(ChainAnchor::from),
         }
     }
 }

@@ -7,7 +7,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
-use cfactory_domain::audit::{ChainReport, Finding, FindingKind, Verdict};
+use cfactory_domain::audit::{
+    AnchorCheck, AnchorState, ChainReport, Finding, FindingKind, Verdict,
+};
 use cfactory_domain::memory::InMemoryStore;
 use cfactory_domain::ports::WorkItemStore;
 use cfactory_domain::upstream::TaskSnapshot;
@@ -173,7 +175,24 @@ fn reports() -> Vec<ChainReport> {
         verdict: Verdict::Ok,
         rows: 0,
         findings: Vec::new(),
+        anchor: None,
     }];
+    for (verdict, state) in [
+        (Verdict::Ok, AnchorState::Ok),
+        (Verdict::Truncated, AnchorState::Truncated),
+        (Verdict::RolledBack, AnchorState::RolledBack),
+    ] {
+        reports.push(ChainReport {
+            verdict,
+            rows: 3,
+            findings: Vec::new(),
+            anchor: Some(AnchorCheck {
+                anchored_seq: 5,
+                chain_seq: 3,
+                state,
+            }),
+        });
+    }
     for (verdict, kinds) in [
         (
             Verdict::Tampered,
@@ -187,6 +206,7 @@ fn reports() -> Vec<ChainReport> {
         (Verdict::Forked, vec![FindingKind::Fork]),
     ] {
         reports.push(ChainReport {
+            anchor: None,
             verdict,
             rows: 7,
             findings: kinds
