@@ -55,6 +55,10 @@ pub fn build_app(state: AppState) -> Router {
             ))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
+                crate::guard::deadline,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
                 crate::guard::guard,
             ))
             .with_state(state)
@@ -82,6 +86,10 @@ pub fn build_ui_app(state: AppState) -> Router {
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 crate::limits::limit,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::guard::deadline,
             ))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
@@ -307,6 +315,7 @@ pub async fn start(
         default_tenant: settings.tenant.clone(),
         stall_deadline,
         max_clock_skew: settings.max_clock_skew(),
+        request_timeout: Duration::from_secs(settings.request_timeout_seconds),
         hub,
         upstreams,
         ui: crate::ui::UiSource::from_env(),

@@ -165,6 +165,11 @@ pub struct ServeArgs {
     /// [default: 300]
     #[arg(long, env = "CFACTORY_MAX_CLOCK_SKEW_SECONDS")]
     pub max_clock_skew_seconds: Option<u64>,
+    /// Seconds a request may take before it is answered 503 with Retry-After (the live
+    /// WebSocket, MCP and copilot chat, bounded by their own limits, excepted)
+    /// [default: 30]
+    #[arg(long, env = "CFACTORY_REQUEST_TIMEOUT_SECONDS")]
+    pub request_timeout_seconds: Option<u64>,
     /// Seconds a proposed action waits for a confirm before it expires [default: 900]
     #[arg(long, env = "CFACTORY_ACTION_TTL_SECONDS")]
     pub action_ttl_seconds: Option<u64>,
@@ -322,6 +327,7 @@ impl Cli {
             over.ui_addr = s.ui_addr.clone();
             over.stall_deadline_seconds = s.stall_deadline_seconds;
             over.max_clock_skew_seconds = s.max_clock_skew_seconds;
+            over.request_timeout_seconds = s.request_timeout_seconds;
             over.action_ttl_seconds = s.action_ttl_seconds;
             over.public_url = s.public_url.clone();
             over.require_second_approver = s.require_second_approver.then_some(true);

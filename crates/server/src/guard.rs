@@ -12,6 +12,9 @@
 //! - **Simple requests.** A body sent to the API or `/mcp` must be declared JSON: a
 //!   cross-site form or `text/plain` fetch cannot declare it without a preflight, which
 //!   this server never grants. 415 otherwise.
+//! - **Deadlines.** [`deadline`] answers 503 when a request runs past
+//!   `--request-timeout-seconds`, so a stuck upstream or store cannot hold a connection
+//!   and its memory forever.
 //! - **Framing.** The cockpit's pages carry a `Content-Security-Policy` that forbids
 //!   framing and foreign scripts, and `X-Frame-Options: DENY`.
 
@@ -245,6 +248,35 @@ pub fn browser_origin_allowed(names: &OwnNames, headers: &HeaderMap) -> bool {
     origin
         .to_str()
         .is_ok_and(|origin| names.origin_allowed(origin, host))
+}
+
+/// Routes that hold their connection on purpose or bound themselves: the live WebSocket
+/// (upgraded at once, then long-lived), MCP (which may stream) and copilot chat (each
+/// model call bounded by the model timeout, the turns by their own limit).
+fn streams(path: &str) -> bool {
+    matches!(
+        path,
+        "/api/ws" | "/ws/cockpit" | "/mcp" | "/api/copilot/chat"
+    )
+}
+
+/// Answers 503 with `Retry-After` when a request is not answered within
+/// `--request-timeout-seconds` (streams excepted). The handler's future is dropped there.
+pub async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if streams(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let limit = state.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::TimedOut {
+            detail: format!(
+                "the request was not answered within {} s (--request-timeout-seconds)",
+                limit.as_secs()
+            ),
+        }
+        .into_response(),
+    }
 }
 
 #[cfg(test)]

@@ -98,6 +98,13 @@ pub enum ApiError {
     /// The store is down: nothing was written.
     #[error("the store is unavailable")]
     Unavailable,
+    /// The request took longer than `--request-timeout-seconds`; what it did before
+    /// the deadline may have been committed (a retry of an ingest is a duplicate).
+    #[error("{detail}")]
+    TimedOut {
+        /// The limit that was met.
+        detail: String,
+    },
     /// A bug or an unexpected store failure.
     #[error("internal error")]
     Internal,
@@ -201,6 +208,11 @@ impl ApiError {
                 "unavailable",
                 "Service unavailable",
             ),
+            Self::TimedOut { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timed-out",
+                "Request timed out",
+            ),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -254,7 +266,7 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if matches!(self, Self::Unavailable) {
+        if matches!(self, Self::Unavailable | Self::TimedOut { .. }) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         if let Self::TooManyRequests { retry_after, .. } = &self {

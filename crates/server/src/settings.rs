@@ -16,6 +16,8 @@ use cfactory_domain::{Service, TenantId};
 pub const DEFAULT_ACTION_TTL_SECONDS: u64 = 900;
 /// How far ahead of the server's clock an event's time may be, by default (5 minutes).
 pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: u64 = 300;
+/// Default for `--request-timeout-seconds`.
+pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 30;
 use serde::Deserialize;
 
 /// The default API address.
@@ -146,6 +148,8 @@ pub struct FileSettings {
     pub stall_deadline_seconds: Option<u64>,
     /// See `--max-clock-skew-seconds`.
     pub max_clock_skew_seconds: Option<u64>,
+    /// See `--request-timeout-seconds`.
+    pub request_timeout_seconds: Option<u64>,
     /// See `--action-ttl-seconds`.
     pub action_ttl_seconds: Option<u64>,
     /// See `--public-url`.
@@ -219,6 +223,8 @@ pub struct Overrides {
     pub stall_deadline_seconds: Option<u64>,
     /// `--max-clock-skew-seconds` / `CFACTORY_MAX_CLOCK_SKEW_SECONDS`.
     pub max_clock_skew_seconds: Option<u64>,
+    /// `--request-timeout-seconds` / `CFACTORY_REQUEST_TIMEOUT_SECONDS`.
+    pub request_timeout_seconds: Option<u64>,
     /// `--action-ttl-seconds` / `CFACTORY_ACTION_TTL_SECONDS`.
     pub action_ttl_seconds: Option<u64>,
     /// `--public-url` / `CFACTORY_PUBLIC_URL`.
@@ -288,6 +294,8 @@ pub struct Settings {
     pub stall_deadline_seconds: u64,
     /// How far ahead of this server's clock an event's time may be.
     pub max_clock_skew_seconds: u64,
+    /// How long a request may take before it is answered 503 (streams excepted).
+    pub request_timeout_seconds: u64,
     /// How long a proposed action waits for a confirm.
     pub action_ttl_seconds: u64,
     /// The cockpit's external origin (`https://cockpit.example.com`), when it is served
@@ -601,6 +609,13 @@ impl Settings {
         {
             bail!("[anomalies]: z_score must be positive and ewma_alpha in (0, 1]");
         }
+        let request_timeout_seconds = over
+            .request_timeout_seconds
+            .or(file.request_timeout_seconds)
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECONDS);
+        if request_timeout_seconds == 0 {
+            bail!("--request-timeout-seconds must be at least 1");
+        }
         let audit_secret = over
             .audit_hmac_secret
             .or(file.audit_hmac_secret)
@@ -628,6 +643,7 @@ impl Settings {
                 .max_clock_skew_seconds
                 .or(file.max_clock_skew_seconds)
                 .unwrap_or(DEFAULT_MAX_CLOCK_SKEW_SECONDS),
+            request_timeout_seconds,
             action_ttl_seconds,
             public_url,
             require_second_approver,

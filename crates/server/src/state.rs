@@ -54,6 +54,8 @@ pub struct AppParts {
     pub stall_deadline: chrono::Duration,
     /// How far ahead of this server's clock an event's time may be.
     pub max_clock_skew: chrono::Duration,
+    /// How long a request may take (streams excepted); see [`crate::guard::deadline`].
+    pub request_timeout: std::time::Duration,
     /// Upstream URLs set from the cockpit.
     pub services: Arc<dyn ServiceRegistry>,
     /// Fans changes out to cockpit sockets.

@@ -929,3 +929,35 @@ async fn an_event_without_an_id_is_named_by_its_content_so_a_retry_is_a_duplicat
     let text = timeline.to_string();
     assert!(text.contains("sha256:"), "the derived id is shown: {text}");
 }
+
+#[tokio::test]
+async fn a_request_past_the_deadline_is_answered_503_and_the_server_goes_on() {
+    // A service that accepts connections and never answers: the URL change's probe hangs.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let store = Store::sqlite();
+    let server = Server::start_with(&store, &["--request-timeout-seconds", "1"], &[]).unwrap();
+    let started = std::time::Instant::now();
+    let answer = server
+        .http
+        .put(server.url("/api/services/aifactory"))
+        .json(&json!({"url": format!("http://127.0.0.1:{port}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 503);
+    assert!(answer.headers().contains_key("retry-after"));
+    let problem: Value = answer.json().await.unwrap();
+    assert_eq!(problem["type"], "https://cfactory.dev/problems/timed-out");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "answered at the deadline, not at the probe's own timeout"
+    );
+    let (status, services) = server.get("/api/services").await;
+    assert_eq!(status, 200, "the server goes on answering");
+    assert!(
+        !services.to_string().contains(&port.to_string()),
+        "{services}"
+    );
+    drop(silent);
+}

@@ -3,6 +3,9 @@
 //! write has settled (same size and modification time on two scans in a row), ingested
 //! through the normal path, and read again whenever it is rewritten; the store's dedup by
 //! event id keeps that idempotent. A half-written file is retried, never half-ingested.
+//! Only regular files are read, no symbolic link is followed, and a file over 1 MiB is
+//! refused unread, so a FIFO, a link to elsewhere or a huge file can neither stall the
+//! scan nor grow the process.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,9 @@ use serde_json::value::RawValue;
 
 /// The file name services write.
 pub const SENTINEL_FILE: &str = "COMPLETED.json";
+
+/// The largest sentinel file read: one event's limit.
+pub const MAX_SENTINEL_BYTES: u64 = cfactory_domain::event::MAX_EVENT_BYTES as u64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
@@ -59,9 +65,11 @@ fn find_files(dir: &Path, out: &mut Vec<(PathBuf, Stamp)>) {
     for entry in entries.flatten() {
         let path = entry.path();
         let Ok(meta) = entry.metadata() else { continue };
+        // `DirEntry::metadata` does not follow links: a linked directory is not entered
+        // and a linked, FIFO or device `COMPLETED.json` is not taken.
         if meta.is_dir() {
             find_files(&path, out);
-        } else if entry.file_name() == SENTINEL_FILE {
+        } else if meta.is_file() && entry.file_name() == SENTINEL_FILE {
             let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             out.push((
                 path,
@@ -72,6 +80,55 @@ fn find_files(dir: &Path, out: &mut Vec<(PathBuf, Stamp)>) {
             ));
         }
     }
+}
+
+/// What reading one sentinel file gave.
+enum Read {
+    /// The file's text.
+    Text(String),
+    /// Why it was not read.
+    Refused(String),
+}
+
+/// Reads `path` if it is a regular file of at most [`MAX_SENTINEL_BYTES`], never through a
+/// symbolic link and never waiting on a FIFO (the file may have been swapped since the
+/// scan saw it).
+fn read_regular(path: &Path) -> std::io::Result<Read> {
+    use std::io::Read as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        libc::O_NOFOLLOW | libc::O_NONBLOCK,
+    );
+    let file = match options.open(path) {
+        Ok(file) => file,
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Ok(Read::Refused("is a symbolic link".into()));
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(Read::Refused("is not a regular file".into()));
+    }
+    if meta.len() > MAX_SENTINEL_BYTES {
+        return Ok(Read::Refused(format!(
+            "is {} bytes, over the {MAX_SENTINEL_BYTES}-byte limit",
+            meta.len()
+        )));
+    }
+    let mut text = String::new();
+    file.take(MAX_SENTINEL_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_SENTINEL_BYTES {
+        return Ok(Read::Refused(format!(
+            "grew past the {MAX_SENTINEL_BYTES}-byte limit while read"
+        )));
+    }
+    Ok(Read::Text(text))
 }
 
 /// Parses a sentinel file: one event object or an array of them.
@@ -150,8 +207,18 @@ impl Sentinel {
                 report.pending += 1;
                 continue;
             }
-            let text = match tokio::fs::read_to_string(&path).await {
-                Ok(t) => t,
+            let reading = path.clone();
+            let read = tokio::task::spawn_blocking(move || read_regular(&reading))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            let text = match read {
+                Ok(Read::Text(t)) => t,
+                Ok(Read::Refused(reason)) => {
+                    tracing::warn!(path = %path.display(), %reason, "sentinel file refused");
+                    report.rejected += 1;
+                    self.mark(&path, stamp);
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "cannot read sentinel file");
                     report.pending += 1;
@@ -302,5 +369,53 @@ mod tests {
                 .is_none(),
             "nothing of the file is stored"
         );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn links_fifos_and_huge_files_are_not_read_and_stall_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        // A good event in a file outside the tree, reached only through links.
+        let outside = elsewhere.path().join(SENTINEL_FILE);
+        std::fs::write(&outside, event("l-1")).unwrap();
+        std::fs::create_dir_all(dir.path().join("link")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.path().join("link").join(SENTINEL_FILE)).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("linked-dir")).unwrap();
+        // A FIFO no one writes to: opening it for reading would wait forever.
+        std::fs::create_dir_all(dir.path().join("fifo")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("fifo").join(SENTINEL_FILE))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // A file over the limit.
+        std::fs::create_dir_all(dir.path().join("huge")).unwrap();
+        let huge = format!("[{}]", vec![event("x"); 12_000].join(","));
+        assert!(huge.len() as u64 > MAX_SENTINEL_BYTES);
+        std::fs::write(dir.path().join("huge").join(SENTINEL_FILE), huge).unwrap();
+        // And one good file.
+        std::fs::create_dir_all(dir.path().join("good")).unwrap();
+        std::fs::write(dir.path().join("good").join(SENTINEL_FILE), event("g-1")).unwrap();
+
+        let (mut s, store) = sentinel(dir.path());
+        let scan = async {
+            s.scan_once().await;
+            s.scan_once().await
+        };
+        let report = tokio::time::timeout(Duration::from_secs(10), scan)
+            .await
+            .expect("the scan never waits on a FIFO");
+        assert_eq!(
+            (report.accepted, report.rejected),
+            (1, 1),
+            "only the good file is read; the huge one is refused: {report:?}"
+        );
+        let item = store
+            .get(&TenantId::default_tenant(), "31")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(item.event_count, 1, "nothing came through a link");
     }
 }
