@@ -159,9 +159,10 @@ fn file_run_figure(
     };
     let run = &mut ledger[i];
     match (terminal, run.ended_at) {
-        // The same terminal again (a resend with a new id): the later arrival wins.
+        // The same terminal again (a resend with a new id): the greater figure wins,
+        // whatever the arrival order.
         (_, Some(end)) if end == at => {
-            if terminal {
+            if terminal && figure_rank(&amounts) >= figure_rank(&run.amounts) {
                 run.amounts = amounts;
             }
         }
@@ -170,8 +171,11 @@ fn file_run_figure(
         (true, _) if run.at > at => ledger.insert(i, figure),
         // A terminal at or after the open run's latest figure: it ends that run.
         (true, _) => *run = figure,
-        // A snapshot: the run's latest figure wins.
-        (false, _) if at >= run.at => {
+        // A snapshot: the run's latest figure wins (at the same time, the greater one).
+        (false, _)
+            if at > run.at
+                || (at == run.at && figure_rank(&amounts) >= figure_rank(&run.amounts)) =>
+        {
             run.at = at;
             run.amounts = amounts;
         }
@@ -181,6 +185,16 @@ fn file_run_figure(
         let oldest = ledger.remove(0);
         ledger[0].amounts += oldest.amounts;
     }
+}
+
+/// How two figures reported at the same time are ordered: a running total only grows,
+/// so the greater one is the later.
+fn figure_rank(a: &UsageAmounts) -> (u64, u64, u64) {
+    (
+        a.total_tokens,
+        a.input_tokens.saturating_add(a.output_tokens),
+        a.cost_usd.to_bits(),
+    )
 }
 
 /// One task's usage: the running total of its current run plus the totals of the runs
@@ -238,7 +252,11 @@ impl TaskUsage {
     /// Takes one usage figure under the service's accounting rule. Returns whether the
     /// figure is the task's latest (so its model and workers describe the task now).
     fn take(&mut self, at: DateTime<Utc>, amounts: UsageAmounts, terminal: bool) -> bool {
-        let latest = self.runs == 0 || at >= self.at;
+        // The latest by time; at the same time, the greater figure (a running total only
+        // grows), so arrival order does not decide.
+        let latest = self.runs == 0
+            || at > self.at
+            || (at == self.at && figure_rank(&amounts) >= figure_rank(&self.current));
         match self.service.rules().usage {
             UsageAccounting::SumOfRuns => {
                 if self.run_figures.is_empty() && self.runs > 0 {
@@ -495,9 +513,23 @@ impl Stage {
     }
 }
 
-/// Rule 5: the later `time` wins; equal times go to the later arrival.
+/// Rule 5: the later `time` wins. Between two events at the same time the terminal one
+/// wins, then the greater event id, so the result does not depend on arrival order; a
+/// status read from the service's API at the same time goes to the later arrival.
 fn newer(candidate: &Stage, current: &Stage) -> bool {
-    (candidate.at, candidate.received_at) >= (current.at, current.received_at)
+    if candidate.at != current.at {
+        return candidate.at > current.at;
+    }
+    if candidate.from_api || current.from_api {
+        return candidate.received_at >= current.received_at;
+    }
+    (
+        candidate.status_class.is_terminal(),
+        candidate.event_id.as_ref(),
+    ) >= (
+        current.status_class.is_terminal(),
+        current.event_id.as_ref(),
+    )
 }
 
 /// The chain links known for an item.
@@ -523,20 +555,36 @@ pub struct Links {
     pub emitted_issues: Vec<u64>,
 }
 
+/// Adds `value` to a sorted list without duplicates: the list reads the same whatever
+/// order its values arrived in.
 fn push_unique(list: &mut Vec<String>, value: &str) {
-    if !list.iter().any(|v| v == value) {
-        list.push(value.to_owned());
+    if let Err(at) = list.binary_search_by(|v| v.as_str().cmp(value)) {
+        list.insert(at, value.to_owned());
+    }
+}
+
+/// As [`push_unique`], for numbers.
+fn push_unique_number(list: &mut Vec<u64>, value: u64) {
+    if let Err(at) = list.binary_search(&value) {
+        list.insert(at, value);
+    }
+}
+
+/// Fills a single-valued link; when two values meet the smaller stays, so the link reads
+/// the same whatever order they arrived in.
+fn fill<T: Ord + Clone>(slot: &mut Option<T>, other: &Option<T>) {
+    match (slot.as_ref(), other) {
+        (_, None) => {}
+        (None, Some(v)) => *slot = Some(v.clone()),
+        (Some(mine), Some(v)) if v < mine => *slot = Some(v.clone()),
+        _ => {}
     }
 }
 
 impl Links {
     fn absorb(&mut self, other: &Links) {
-        if self.session_id.is_none() {
-            self.session_id.clone_from(&other.session_id);
-        }
-        if self.issue_number.is_none() {
-            self.issue_number = other.issue_number;
-        }
+        fill(&mut self.session_id, &other.session_id);
+        fill(&mut self.issue_number, &other.issue_number);
         for t in &other.aifactory_task_ids {
             push_unique(&mut self.aifactory_task_ids, t);
         }
@@ -549,13 +597,9 @@ impl Links {
         for t in &other.tfactory_spec_ids {
             push_unique(&mut self.tfactory_spec_ids, t);
         }
-        if self.repo.is_none() {
-            self.repo.clone_from(&other.repo);
-        }
+        fill(&mut self.repo, &other.repo);
         for n in &other.emitted_issues {
-            if !self.emitted_issues.contains(n) {
-                self.emitted_issues.push(*n);
-            }
+            push_unique_number(&mut self.emitted_issues, *n);
         }
     }
 }
@@ -822,9 +866,7 @@ impl WorkItem {
             self.links.repo.clone_from(&event.repo);
         }
         for n in event.emitted_issues() {
-            if !self.links.emitted_issues.contains(&n) {
-                self.links.emitted_issues.push(n);
-            }
+            push_unique_number(&mut self.links.emitted_issues, n);
         }
         self.links.absorb(&own);
     }
@@ -868,6 +910,11 @@ impl WorkItem {
     }
 
     fn recompute_usage(&mut self) {
+        // One order whatever the arrival order: the list reads the same, and the
+        // dollar sums add in the same order.
+        self.usage_by_task.sort_by(|a, b| {
+            (a.service.as_str(), &a.task_id).cmp(&(b.service.as_str(), &b.task_id))
+        });
         let mut total = UsageAmounts::default();
         let mut per_stage = [UsageAmounts::default(); 3];
         for task in &self.usage_by_task {
@@ -1046,8 +1093,10 @@ impl WorkItem {
 
     /// Adds a key this item is also known by.
     pub fn add_alias(&mut self, key: &CorrelationKey) {
-        if key != &self.correlation_key && !self.aliases.contains(key) {
-            self.aliases.push(key.clone());
+        if key != &self.correlation_key
+            && let Err(at) = self.aliases.binary_search(key)
+        {
+            self.aliases.insert(at, key.clone());
         }
     }
 
