@@ -541,6 +541,7 @@ impl ToolRegistry {
         Ok(untrusted(json!({
             "count": page.count,
             "stalled_count": page.stalled_count,
+            "unreadable": page.unreadable,
             "shown": items.len(),
             "items": items,
         })))

@@ -270,6 +270,7 @@ impl WorkItemStore for InMemoryStore {
                 items: Vec::new(),
                 next_cursor: None,
                 stalled_count: 0,
+                unreadable: 0,
             });
         };
         let needle = q.text.as_ref().map(|t| t.to_lowercase());
@@ -324,6 +325,7 @@ impl WorkItemStore for InMemoryStore {
             items,
             next_cursor,
             stalled_count,
+            unreadable: 0,
         })
     }
 
@@ -440,10 +442,10 @@ impl WorkItemStore for InMemoryStore {
         tenant: &TenantId,
         after: Option<&CorrelationKey>,
         limit: u32,
-    ) -> Result<Vec<WorkItem>, StoreError> {
+    ) -> Result<crate::ports::ScanPage, StoreError> {
         let state = self.lock();
         let Some(data) = state.tenants.get(tenant) else {
-            return Ok(Vec::new());
+            return Ok(crate::ports::ScanPage::default());
         };
         let mut keys: Vec<&CorrelationKey> = data
             .items
@@ -451,11 +453,16 @@ impl WorkItemStore for InMemoryStore {
             .filter(|k| after.is_none_or(|a| k.as_str() > a.as_str()))
             .collect();
         keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        Ok(keys
+        let items: Vec<WorkItem> = keys
             .into_iter()
             .take(limit as usize)
             .map(|k| data.items[k].clone())
-            .collect())
+            .collect();
+        Ok(crate::ports::ScanPage {
+            last: items.last().map(|i| i.correlation_key.clone()),
+            items,
+            unreadable: Vec::new(),
+        })
     }
 
     async fn activity(

@@ -705,6 +705,25 @@ impl WorkItem {
         }
     }
 
+    /// Rebuilds the item under `key` from its timeline (the stored events' raw JSON, any
+    /// order) when its stored state can no longer be read: each event that still parses is
+    /// applied in time order. What came only from the services' APIs and the keys of items
+    /// merged into it come back with the next poll and the next event. `None` when no
+    /// event parses.
+    pub fn rebuild(key: CorrelationKey, raws: &[String]) -> Option<Self> {
+        let mut events: Vec<CompletionEvent> = raws
+            .iter()
+            .filter_map(|raw| CompletionEvent::parse(raw).ok())
+            .collect();
+        events.sort_by(|a, b| (a.time, a.id.as_ref()).cmp(&(b.time, b.id.as_ref())));
+        let first = events.first()?.time;
+        let mut item = Self::new(key, first);
+        for event in &events {
+            item.apply_event(event, event.time);
+        }
+        Some(item)
+    }
+
     /// Applies an accepted event: stage (rule 5), usage (rule 6), links and times. A
     /// worker's report or heartbeat touches only that worker's usage and the stage's
     /// progress, never the stage itself.
@@ -1269,6 +1288,28 @@ mod tests {
 
     fn at(text: &str) -> String {
         format!("2026-06-01T{text}Z")
+    }
+
+    #[test]
+    fn an_unreadable_item_is_rebuilt_from_its_timeline_in_time_order() {
+        let raws: Vec<String> = [
+            af_run("r-2", "done", "12:30:00", 300, 0.3),
+            af_run("r-1", "in_progress", "12:10:00", 100, 0.1),
+        ]
+        .iter()
+        .map(|e| e.raw.clone())
+        .chain(["not json".to_owned()])
+        .collect();
+        let key = CorrelationKey::parse("7").unwrap();
+        let item = WorkItem::rebuild(key.clone(), &raws).unwrap();
+        assert_eq!(item.event_count, 2, "what still parses");
+        let code = item.stages.code.as_ref().unwrap();
+        assert_eq!(
+            code.status, "done",
+            "the latest by time, not by order given"
+        );
+        assert_eq!(item.created_at.to_rfc3339(), "2026-06-01T12:10:00+00:00");
+        assert!(WorkItem::rebuild(key, &["{}".to_owned()]).is_none());
     }
 
     fn raw(v: serde_json::Value) -> CompletionEvent {

@@ -126,6 +126,7 @@ fn fold(events: &[Value]) -> Vec<Value> {
             .scan_items(&tenant, None, 10_000)
             .await
             .unwrap()
+            .items
             .into_iter()
             .map(|item| {
                 let mut v = serde_json::to_value(&item).unwrap();

@@ -84,6 +84,10 @@ pub enum Command {
     /// Check the audit log's HMAC chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// List stored rows that no longer decode (work items, actions), every tenant's;
+    /// exit 1 when there are any. Such an item is left out of lists and insights until
+    /// its next event rebuilds it from its timeline.
+    Doctor,
     /// Print the API's OpenAPI 3.1 document (what `GET /openapi.json` serves) and exit.
     Openapi,
     /// Webhook signing secrets (Standard Webhooks) for the `--tenant` tenant's senders.
@@ -535,6 +539,43 @@ pub async fn audit_verify(settings: &Settings) -> anyhow::Result<(String, bool)>
             .await?;
         let ok = report.verdict == cfactory_domain::audit::Verdict::Ok;
         anyhow::Ok((serde_json::to_string_pretty(&report)?, ok))
+    }
+    .await;
+    stores.close().await;
+    result
+}
+
+/// `cfactory doctor`: one line per stored row that no longer decodes.
+pub async fn doctor(settings: &Settings) -> anyhow::Result<Vec<String>> {
+    use cfactory_domain::ports::StoreError;
+    let stores = Stores::open(settings).await.context("opening the store")?;
+    let result = async {
+        let mut found = Vec::new();
+        for tenant in stores.work.tenants().await? {
+            let mut after = None;
+            loop {
+                let page = stores
+                    .work
+                    .scan_items(&tenant, after.as_ref(), 1_000)
+                    .await?;
+                for (key, why) in page.unreadable {
+                    found.push(format!("work item {tenant}/{key}: {why}"));
+                }
+                match page.last {
+                    Some(last) => after = Some(last),
+                    None => break,
+                }
+            }
+            match stores.actions.list(&tenant, None, u32::MAX).await {
+                Err(StoreError::Unreadable(why)) => {
+                    found.push(format!("actions of {tenant}: {why}"));
+                }
+                other => {
+                    other?;
+                }
+            }
+        }
+        anyhow::Ok(found)
     }
     .await;
     stores.close().await;

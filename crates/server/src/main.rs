@@ -43,6 +43,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Doctor => {
+            let found = cli::doctor(&settings).await?;
+            for line in &found {
+                println!("{line}");
+            }
+            eprintln!("doctor: {} unreadable rows", found.len());
+            if !found.is_empty() {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Command::Ingest(args) => {
             let report = cli::ingest(&settings, &args).await?;
             for reason in &report.rejected {

@@ -105,6 +105,12 @@ pub enum ApiError {
         /// The limit that was met.
         detail: String,
     },
+    /// A stored row no longer decodes: reported, never the bare internal error.
+    #[error("{detail}")]
+    Unreadable {
+        /// What cannot be read.
+        detail: String,
+    },
     /// A bug or an unexpected store failure.
     #[error("internal error")]
     Internal,
@@ -213,6 +219,11 @@ impl ApiError {
                 "timed-out",
                 "Request timed out",
             ),
+            Self::Unreadable { .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unreadable",
+                "Stored state unreadable",
+            ),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -236,6 +247,15 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(cause) => {
                 tracing::warn!(%cause, "store unavailable");
                 Self::Unavailable
+            }
+            StoreError::Unreadable(cause) => {
+                tracing::error!(%cause, "stored state unreadable");
+                Self::Unreadable {
+                    detail: "its stored state cannot be read (written by another version, \
+                             edited or damaged); the log names it, and new events for it \
+                             are kept on its timeline"
+                        .into(),
+                }
             }
             other => {
                 tracing::error!(cause = %other, "store error");

@@ -9,7 +9,7 @@
 //! cockpit hub, so a client that hears of a change and asks for insights sees that change.
 
 use std::any::Any;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -47,6 +47,8 @@ pub struct TenantView {
     pub fleet: Fleet,
     /// Search over keys, aliases, titles and ids.
     pub search: SearchIndex,
+    /// Items whose stored state cannot be read: left out of every answer, counted.
+    pub unreadable: BTreeSet<CorrelationKey>,
     /// Bumped on every applied change; memoised answers hold the version they saw.
     version: u64,
     /// Whole-fleet insight answers (rollups, anomalies, needs-you) by query, so many
@@ -66,6 +68,7 @@ impl TenantView {
         Self {
             fleet: Fleet::new(thresholds),
             search: SearchIndex::default(),
+            unreadable: BTreeSet::new(),
             version: 0,
             memo: Mutex::default(),
         }
@@ -78,8 +81,11 @@ impl TenantView {
     ) -> Option<Arc<WorkItem>> {
         let Some(item) = found else {
             self.forget(asked);
+            self.unreadable.remove(asked);
             return None;
         };
+        self.unreadable.remove(asked);
+        self.unreadable.remove(&item.correlation_key);
         if &item.correlation_key != asked {
             // `asked` was merged into `item`: it is an alias now, not an item.
             self.forget(asked);
@@ -93,6 +99,12 @@ impl TenantView {
         self.search.upsert(&item);
         self.fleet.upsert(item.clone());
         Some(item)
+    }
+
+    /// `key`'s stored state cannot be read: out of the answers until an event rebuilds it.
+    fn unreadable(&mut self, key: &CorrelationKey) {
+        self.forget(key);
+        self.unreadable.insert(key.clone());
     }
 
     fn forget(&mut self, key: &CorrelationKey) {
@@ -247,15 +259,23 @@ impl ReadModel {
 
     async fn try_load_all(&self, store: &dyn WorkItemStore) -> Result<usize, StoreError> {
         let mut total = 0;
+        let mut unreadable = 0usize;
         for tenant in store.tenants().await? {
             let mut view = TenantView::new(self.inner.thresholds.clone());
             let mut after: Option<CorrelationKey> = None;
             let mut items = Vec::new();
             loop {
                 let page = store.scan_items(&tenant, after.as_ref(), LOAD_PAGE).await?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.correlation_key.clone());
-                for item in page {
+                let Some(last) = page.last else { break };
+                after = Some(last);
+                // Left out, named once here; the rest loads.
+                for (key, why) in page.unreadable {
+                    tracing::error!(tenant = %tenant, key = %key, reason = %why,
+                        "a stored work item cannot be read; it is left out of lists and insights");
+                    unreadable += 1;
+                    view.unreadable.insert(key);
+                }
+                for item in page.items {
                     view.search.upsert(&item);
                     items.push(Arc::new(item));
                 }
@@ -263,6 +283,9 @@ impl ReadModel {
             view.fleet.extend(items);
             total += view.fleet.len();
             self.views_mut().insert(tenant, Arc::new(RwLock::new(view)));
+        }
+        if unreadable > 0 {
+            tracing::warn!(unreadable, "work items left out of the read model");
         }
         Ok(total)
     }
@@ -308,6 +331,7 @@ impl ReadModel {
                 .filter(|(key, _)| !pending.reading.contains(key))
                 .map(|(key, item)| (key, Some(item)))
                 .collect();
+            let mut unreadable: Vec<CorrelationKey> = Vec::new();
             // Read first, then take the write lock only to apply: readers wait for the
             // apply, never for the store.
             for chunk in keys.chunks(GET_CHUNK) {
@@ -318,8 +342,22 @@ impl ReadModel {
                             .cloned()
                             .zip(items.into_iter().map(|i| i.map(Arc::new))),
                     ),
+                    // One unreadable item must not hide the others' changes: read them one
+                    // by one, and set the unreadable ones apart.
                     Err(e) => {
-                        tracing::warn!(error = %e, "read model could not read changed items")
+                        tracing::warn!(error = %e, "reading changed items one by one");
+                        for key in chunk {
+                            match store.get(&tenant, key.as_str()).await {
+                                Ok(item) => found.push((key.clone(), item.map(Arc::new))),
+                                Err(StoreError::Unreadable(why)) => {
+                                    tracing::error!(tenant = %tenant, key = %key, reason = %why,
+                                        "a stored work item cannot be read; left out");
+                                    unreadable.push(key.clone());
+                                }
+                                Err(e) => tracing::warn!(error = %e, key = %key,
+                                    "read model could not read a changed item"),
+                            }
+                        }
                     }
                 }
             }
@@ -327,6 +365,9 @@ impl ReadModel {
             let mut applied = Vec::with_capacity(found.len());
             {
                 let mut view = view.write().expect("read model lock");
+                for key in &unreadable {
+                    view.unreadable(key);
+                }
                 for (key, item) in found {
                     if let Some(item) = view.apply(&key, item) {
                         applied.push((key, item));
@@ -405,6 +446,14 @@ impl ReadModel {
     /// The anomaly rules' limits.
     pub fn thresholds(&self) -> &Thresholds {
         &self.inner.thresholds
+    }
+
+    /// How many of the tenant's items are left out of every answer because their stored
+    /// state cannot be read.
+    pub async fn unreadable(&self, tenant: &TenantId) -> Result<u64, StoreError> {
+        let view = self.loaded_view(tenant).await?;
+        let n = read(&view).unreadable.len();
+        Ok(n as u64)
     }
 
     async fn loaded_view(&self, tenant: &TenantId) -> Result<Arc<RwLock<TenantView>>, StoreError> {

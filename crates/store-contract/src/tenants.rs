@@ -106,18 +106,20 @@ pub async fn tenants_and_scans_cover_every_item_once(s: &Subject) {
             .scan_items(&tenant(), after.as_ref(), 2)
             .await
             .unwrap();
-        assert!(page.len() <= 2);
-        let Some(last) = page.last() else { break };
-        after = Some(last.correlation_key.clone());
-        seen.extend(page.iter().map(|i| i.correlation_key.to_string()));
+        assert!(page.items.len() <= 2);
+        assert!(page.unreadable.is_empty());
+        let Some(last) = page.last else { break };
+        assert_eq!(page.items.last().map(|i| &i.correlation_key), Some(&last));
+        after = Some(last);
+        seen.extend(page.items.iter().map(|i| i.correlation_key.to_string()));
     }
     assert_eq!(seen, vec!["10", "9", "af-3", "pf-s1", "zz-other"]);
-    let merged = s.work.scan_items(&tenant(), None, 10).await.unwrap();
+    let merged = s.work.scan_items(&tenant(), None, 10).await.unwrap().items;
     let ten = merged
         .iter()
         .find(|i| i.correlation_key.as_str() == "10")
         .unwrap();
     assert!(ten.aliases.iter().any(|a| a.as_str() == "af-5"));
     let theirs = s.work.scan_items(&other, None, 10).await.unwrap();
-    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs.items.len(), 1);
 }

@@ -109,6 +109,8 @@ export type AnomalyList = {
   anomalies: Array<Record<string, unknown>>;
   /** How many match in all. */
   count: number;
+  /** Items left out because their stored state cannot be read (the log names each). */
+  unreadable: number;
 };
 
 /** A page of entries, newest first. */
@@ -152,6 +154,8 @@ export type Card = {
 export type CardList = {
   /** Anomaly cards (loudest first), then needs-you, then spend. */
   cards: Card[];
+  /** Items left out because their stored state cannot be read (the log names each). */
+  unreadable: number;
 };
 
 /** A proposal a card suggests. */
@@ -276,6 +280,8 @@ export type CostCounts = {
 export type Count = {
   /** The count. */
   count: number;
+  /** Items left out because their stored state cannot be read (the log names each). */
+  unreadable: number;
 };
 
 /** Ingest findings kept on the item so anomalies can surface them. */
@@ -353,6 +359,8 @@ export type NeedsList = {
   count: number;
   /** The most urgent first. */
   items: Array<Record<string, unknown>>;
+  /** Items left out because their stored state cannot be read (the log names each). */
+  unreadable: number;
 };
 
 /** What a confirm would send, for the published advise contract. */
@@ -446,6 +454,8 @@ export type SearchResults = {
   query: string;
   /** Exact key matches first, then prefixes, then substrings; each says what matched. */
   results: Array<Record<string, unknown>>;
+  /** Items left out because their stored state cannot be read (the log names each). */
+  unreadable: number;
 };
 
 /** The service that sent an event. */
@@ -649,6 +659,8 @@ export type TokensBody = {
   cost: Record<string, unknown>;
   cost_group_counts: CostCounts;
   daily: Array<Record<string, unknown>>;
+  /** Items left out because their stored state cannot be read (the log names each). */
+  unreadable: number;
   window: Record<string, unknown>;
 };
 
@@ -750,6 +762,11 @@ export type WorkItemList = {
   next_cursor?: string | null;
   /** How many matching items are stalled. */
   stalled_count: number;
+  /**
+   * Items of this page left out because their stored state cannot be read (counted
+   * in `count`; the log names each).
+   */
+  unreadable: number;
 };
 
 /** One worker's share of a task's usage, as its latest report said. */

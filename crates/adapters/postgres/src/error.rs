@@ -45,5 +45,5 @@ pub(crate) fn migrate_error(error: sqlx::migrate::MigrateError) -> StoreError {
 
 /// A stored value that this crate wrote but cannot read back.
 pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Unexpected(format!("stored {what} is unreadable: {detail}"))
+    StoreError::Unreadable(format!("stored {what} is unreadable: {detail}"))
 }

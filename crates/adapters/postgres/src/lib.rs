@@ -286,7 +286,7 @@ impl WorkItemStore for PgStore {
         tenant: &TenantId,
         after: Option<&CorrelationKey>,
         limit: u32,
-    ) -> Result<Vec<WorkItem>, StoreError> {
+    ) -> Result<cfactory_domain::ports::ScanPage, StoreError> {
         read::scan_items(&self.inner.pool, tenant, after, limit).await
     }
 

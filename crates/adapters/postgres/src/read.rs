@@ -117,7 +117,7 @@ pub(crate) async fn list(
         .push(" AND stall_at < ")
         .push_bind(query.stalled_before);
 
-    let mut page = QueryBuilder::new("SELECT doc::text FROM workitems");
+    let mut page = QueryBuilder::new("SELECT key, updated_at, doc::text FROM workitems");
     push_filter(&mut page, tenant, query);
     if let Some(cursor) = &query.cursor {
         let after = DateTime::from_timestamp_micros(cursor.updated_at_micros)
@@ -130,27 +130,38 @@ pub(crate) async fn list(
     }
     page.push(" ORDER BY updated_at DESC, key DESC LIMIT ")
         .push_bind(i64::from(query.limit) + 1);
-    let (count, stalled_count, docs): (i64, i64, Vec<(String,)>) = tokio::try_join!(
+    type PageRow = (String, DateTime<Utc>, String);
+    let (count, stalled_count, docs): (i64, i64, Vec<PageRow>) = tokio::try_join!(
         total.build_query_scalar().fetch_one(pool),
         stalled.build_query_scalar().fetch_one(pool),
         page.build_query_as().fetch_all(pool),
     )
     .map_err(store_error)?;
     let more = docs.len() > query.limit as usize;
-    let items = docs
-        .iter()
-        .take(query.limit as usize)
-        .map(|(doc,)| item_from_doc(doc))
-        .collect::<Result<Vec<WorkItem>, StoreError>>()?;
-    let next_cursor = items.last().filter(|_| more).map(|last| ListCursor {
-        updated_at_micros: last.updated_at.timestamp_micros(),
-        key: last.correlation_key.as_str().to_owned(),
-    });
+    let mut items = Vec::with_capacity(docs.len());
+    let mut unreadable = 0;
+    let mut next_cursor = None;
+    for (key, updated_at, doc) in docs.into_iter().take(query.limit as usize) {
+        match item_from_doc(&doc) {
+            Ok(item) => items.push(item),
+            Err(e) => {
+                tracing::error!(tenant = %tenant, key = %key, error = %e,
+                    "a stored work item cannot be read; left out of the list");
+                unreadable += 1;
+            }
+        }
+        // The cursor follows the rows, readable or not, so paging never stalls.
+        next_cursor = more.then_some(ListCursor {
+            updated_at_micros: updated_at.timestamp_micros(),
+            key,
+        });
+    }
     Ok(WorkItemPage {
         count: count as u64,
         items,
         next_cursor,
         stalled_count: stalled_count as u64,
+        unreadable,
     })
 }
 
@@ -316,10 +327,10 @@ pub(crate) async fn scan_items(
     tenant: &TenantId,
     after: Option<&CorrelationKey>,
     limit: u32,
-) -> Result<Vec<WorkItem>, StoreError> {
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT doc::text FROM workitems WHERE tenant_id = $1 AND ($2::text IS NULL OR key > $2) \
-         ORDER BY key LIMIT $3",
+) -> Result<cfactory_domain::ports::ScanPage, StoreError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT key, doc::text FROM workitems \
+         WHERE tenant_id = $1 AND ($2::text IS NULL OR key > $2) ORDER BY key LIMIT $3",
     )
     .bind(tenant.as_str())
     .bind(after.map(|k| pg_text(k.as_str()).into_owned()))
@@ -327,7 +338,16 @@ pub(crate) async fn scan_items(
     .fetch_all(pool)
     .await
     .map_err(store_error)?;
-    rows.iter().map(|(doc,)| item_from_doc(doc)).collect()
+    let mut page = cfactory_domain::ports::ScanPage::default();
+    for (key, doc) in &rows {
+        let key = key_from_column(key)?;
+        match item_from_doc(doc) {
+            Ok(item) => page.items.push(item),
+            Err(e) => page.unreadable.push((key.clone(), e.to_string())),
+        }
+        page.last = Some(key);
+    }
+    Ok(page)
 }
 
 /// The tenant's events, newest arrival first.

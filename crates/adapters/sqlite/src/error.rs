@@ -40,7 +40,7 @@ pub(crate) fn migrate_error(error: sqlx::migrate::MigrateError) -> StoreError {
 
 /// A stored value that this crate wrote but cannot read back.
 pub(crate) fn corrupt(what: &str, detail: impl Display) -> StoreError {
-    StoreError::Unexpected(format!("stored {what} is unreadable: {detail}"))
+    StoreError::Unreadable(format!("stored {what} is unreadable: {detail}"))
 }
 
 /// The writer task is gone (the store was closed or its task ended).

@@ -320,7 +320,7 @@ impl WorkItemStore for SqliteStore {
         tenant: &TenantId,
         after: Option<&CorrelationKey>,
         limit: u32,
-    ) -> Result<Vec<WorkItem>, StoreError> {
+    ) -> Result<cfactory_domain::ports::ScanPage, StoreError> {
         read::scan_items(&self.inner.readers, tenant, after, limit).await
     }
 

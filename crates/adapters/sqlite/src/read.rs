@@ -198,7 +198,7 @@ pub(crate) async fn list(
         ""
     };
     let page_sql = format!(
-        "SELECT w.doc FROM {source}{conditions}{after} \
+        "SELECT w.key, w.updated_at, w.doc FROM {source}{conditions}{after} \
          ORDER BY w.updated_at DESC, w.key DESC LIMIT ?"
     );
     let mut query = bind_all(
@@ -217,25 +217,33 @@ pub(crate) async fn list(
         .map_err(store_error)?;
     tx.commit().await.map_err(store_error)?;
 
-    let mut items = found
-        .iter()
-        .map(|row| rows::item(row.try_get(0).map_err(store_error)?))
-        .collect::<Result<Vec<WorkItem>, _>>()?;
-    let more = items.len() > q.limit as usize;
-    items.truncate(q.limit as usize);
-    let next_cursor = if more {
-        items.last().map(|last| ListCursor {
-            updated_at_micros: rows::micros(last.updated_at),
-            key: last.correlation_key.as_str().to_owned(),
-        })
-    } else {
-        None
-    };
+    let more = found.len() > q.limit as usize;
+    let mut items = Vec::with_capacity(found.len());
+    let mut unreadable = 0;
+    let mut next_cursor = None;
+    for row in found.iter().take(q.limit as usize) {
+        let key: String = row.try_get(0).map_err(store_error)?;
+        let updated_at_micros: i64 = row.try_get(1).map_err(store_error)?;
+        match rows::item(row.try_get(2).map_err(store_error)?) {
+            Ok(item) => items.push(item),
+            Err(e) => {
+                tracing::error!(tenant = %tenant, key = %key, error = %e,
+                    "a stored work item cannot be read; left out of the list");
+                unreadable += 1;
+            }
+        }
+        // The cursor follows the rows, readable or not, so paging never stalls.
+        next_cursor = more.then_some(ListCursor {
+            updated_at_micros,
+            key,
+        });
+    }
     Ok(WorkItemPage {
         count: count as u64,
         items,
         next_cursor,
         stalled_count: stalled_count as u64,
+        unreadable,
     })
 }
 
@@ -461,9 +469,9 @@ pub(crate) async fn scan_items(
     tenant: &TenantId,
     after: Option<&CorrelationKey>,
     limit: u32,
-) -> Result<Vec<WorkItem>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT doc FROM workitems WHERE tenant_id = ?1 AND (?2 IS NULL OR key > ?2) \
+) -> Result<cfactory_domain::ports::ScanPage, StoreError> {
+    let found = sqlx::query(
+        "SELECT key, doc FROM workitems WHERE tenant_id = ?1 AND (?2 IS NULL OR key > ?2) \
          ORDER BY key LIMIT ?3",
     )
     .bind(tenant.as_str())
@@ -472,9 +480,16 @@ pub(crate) async fn scan_items(
     .fetch_all(pool)
     .await
     .map_err(store_error)?;
-    rows.iter()
-        .map(|row| rows::item(row.try_get(0).map_err(store_error)?))
-        .collect()
+    let mut page = cfactory_domain::ports::ScanPage::default();
+    for row in &found {
+        let key = rows::key(row.try_get(0).map_err(store_error)?)?;
+        match rows::item(row.try_get(1).map_err(store_error)?) {
+            Ok(item) => page.items.push(item),
+            Err(e) => page.unreadable.push((key.clone(), e.to_string())),
+        }
+        page.last = Some(key);
+    }
+    Ok(page)
 }
 
 /// The tenant's events, newest arrival first.

@@ -357,11 +357,17 @@ impl Writer {
                 .await
                 .map_err(store_error)?;
             for row in found {
-                let item = rows::item(row.try_get("doc").map_err(store_error)?)?;
-                loaded
-                    .items
-                    .entry(item.correlation_key.clone())
-                    .or_insert(item);
+                // An unreadable item is left for its next event to rebuild; the poll goes on.
+                match rows::item(row.try_get("doc").map_err(store_error)?) {
+                    Ok(item) => {
+                        loaded
+                            .items
+                            .entry(item.correlation_key.clone())
+                            .or_insert(item);
+                    }
+                    Err(e) => tracing::warn!(tenant = %tenant, error = %e,
+                        "an unreadable work item is left out of this poll"),
+                }
             }
         }
         let mut batch = Batch::new(loaded);
@@ -459,6 +465,29 @@ fn json_list<'a>(values: impl Iterator<Item = &'a str>) -> String {
     Value::Array(values.map(|v| Value::String(v.to_owned())).collect()).to_string()
 }
 
+/// An item whose stored document no longer decodes, rebuilt from its timeline so the event
+/// at hand lands on it (and the rebuilt state is written back with it).
+async fn rebuild(
+    conn: &mut SqliteConnection,
+    tenant: &TenantId,
+    key: &CorrelationKey,
+    error: &StoreError,
+) -> Result<Option<WorkItem>, StoreError> {
+    let found = sqlx::query("SELECT raw FROM events WHERE tenant_id = ?1 AND item_key = ?2")
+        .bind(tenant.as_str())
+        .bind(key.as_str())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(store_error)?;
+    let raws = found
+        .iter()
+        .map(|row| row.try_get::<String, _>(0).map_err(store_error))
+        .collect::<Result<Vec<_>, _>>()?;
+    tracing::warn!(tenant = %tenant, key = %key, %error, events = raws.len(),
+        "rebuilding an unreadable work item from its timeline");
+    Ok(WorkItem::rebuild(key.clone(), &raws))
+}
+
 /// Loads what a batch needs: the owners of `ids`, the items they point at, and which of
 /// `event_ids` were already recorded.
 async fn load(
@@ -487,7 +516,7 @@ async fn load(
     if !loaded.owners.is_empty() {
         let keys: BTreeSet<&str> = loaded.owners.values().map(CorrelationKey::as_str).collect();
         let found = sqlx::query(
-            "SELECT w.doc FROM json_each(?2) AS j CROSS JOIN workitems AS w \
+            "SELECT w.key, w.doc FROM json_each(?2) AS j CROSS JOIN workitems AS w \
              WHERE w.tenant_id = ?1 AND w.key = j.value",
         )
         .bind(tenant.as_str())
@@ -496,8 +525,14 @@ async fn load(
         .await
         .map_err(store_error)?;
         for row in found {
-            let item = rows::item(row.try_get(0).map_err(store_error)?)?;
-            loaded.items.insert(item.correlation_key.clone(), item);
+            let key = rows::key(row.try_get(0).map_err(store_error)?)?;
+            let item = match rows::item(row.try_get(1).map_err(store_error)?) {
+                Ok(item) => Some(item),
+                Err(e) => rebuild(conn, tenant, &key, &e).await?,
+            };
+            if let Some(item) = item {
+                loaded.items.insert(key, item);
+            }
         }
     }
     if !event_ids.is_empty() {

@@ -55,9 +55,9 @@ impl StoreInsights {
         let mut after: Option<CorrelationKey> = None;
         loop {
             let page = self.store.scan_items(tenant, after.as_ref(), 100).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.correlation_key.clone());
-            all.extend(page);
+            let Some(last) = page.last else { break };
+            after = Some(last);
+            all.extend(page.items);
         }
         Ok(all)
     }

@@ -12,6 +12,10 @@ pub enum StoreError {
     /// A unique value already exists.
     #[error("duplicate: {0}")]
     Duplicate(String),
+    /// A stored row no longer decodes (written by an older version, edited by hand,
+    /// damaged); the text names it. Nothing else is affected.
+    #[error("{0}")]
+    Unreadable(String),
     /// Anything else.
     #[error("store error: {0}")]
     Unexpected(String),

@@ -27,6 +27,6 @@ pub use step_sender::StepSender;
 pub use upstream::Upstream;
 pub use work_item_store::{
     ActivityEntry, DEFAULT_LIST_LIMIT, ListCursor, ListQuery, MAX_ACTIVITY_PAGE, MAX_LIST_LIMIT,
-    MAX_TIMELINE_PAGE, Timeline, TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow,
+    MAX_TIMELINE_PAGE, ScanPage, Timeline, TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow,
     WorkItemPage, WorkItemStore,
 };

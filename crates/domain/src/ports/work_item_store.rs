@@ -96,6 +96,9 @@ pub struct WorkItemPage {
     pub next_cursor: Option<ListCursor>,
     /// How many matching items are stalled.
     pub stalled_count: u64,
+    /// Items of this page left out because their stored state no longer decodes
+    /// (counted in `count`, never in `items`).
+    pub unreadable: u64,
 }
 
 /// Where a timeline page starts: after this (time, sequence).
@@ -215,6 +218,19 @@ pub struct UsageRow {
     pub notional_cost_usd: f64,
 }
 
+/// A page of [`WorkItemStore::scan_items`].
+#[derive(Debug, Default)]
+pub struct ScanPage {
+    /// The items that decode, in key byte order.
+    pub items: Vec<WorkItem>,
+    /// Keys in this page whose stored state no longer decodes, each with why: left out
+    /// of `items`, never fatal.
+    pub unreadable: Vec<(CorrelationKey, String)>,
+    /// The last key this page covered, readable or not: the next page starts after it.
+    /// `None` when the page was empty (the scan is done).
+    pub last: Option<CorrelationKey>,
+}
+
 /// Where WorkItems and their timelines live.
 #[async_trait]
 pub trait WorkItemStore: Send + Sync {
@@ -273,13 +289,14 @@ pub trait WorkItemStore: Send + Sync {
     async fn tenants(&self) -> Result<Vec<TenantId>, StoreError>;
 
     /// At most `limit` of the tenant's items in key byte order, after `after` when given:
-    /// how a read model loads the whole tenant a page at a time.
+    /// how a read model loads the whole tenant a page at a time. An item whose stored
+    /// state no longer decodes is reported in the page's `unreadable`, not fatal.
     async fn scan_items(
         &self,
         tenant: &TenantId,
         after: Option<&CorrelationKey>,
         limit: u32,
-    ) -> Result<Vec<WorkItem>, StoreError>;
+    ) -> Result<ScanPage, StoreError>;
 
     /// The tenant's events across all items, newest arrival (highest `seq`) first: at most
     /// `limit` of them with `seq` below `before_seq` when given.

@@ -169,6 +169,8 @@ pub struct RollupsBody {
     rollups: Rollups,
     /// Entries per cost breakdown before the cut to `top`.
     cost_group_counts: CostCounts,
+    /// Items left out because their stored state cannot be read (the log names each).
+    unreadable: u64,
 }
 
 /// Counts, latency, lead time, cost and the daily series over a window.
@@ -191,12 +193,14 @@ pub async fn rollups(
     top: Paging<TopEntries>,
 ) -> Result<Json<RollupsBody>, ApiError> {
     let window = params.window()?;
-    let full = insights(&state, &caller)?
+    let model = insights(&state, &caller)?;
+    let full = model
         .rollups(&caller.tenant, window, state.clock.now())
         .await?;
     Ok(Json(RollupsBody {
         rollups: full.cut(top.limit as usize),
         cost_group_counts: CostCounts::of(&full.cost),
+        unreadable: model.unreadable(&caller.tenant).await?,
     }))
 }
 
@@ -210,6 +214,8 @@ pub struct TokensBody {
     #[schema(value_type = Vec<Object>)]
     daily: Vec<DailyPoint>,
     cost_group_counts: CostCounts,
+    /// Items left out because their stored state cannot be read (the log names each).
+    unreadable: u64,
 }
 
 /// Cost and tokens by service, model, provider, work item, worker and billing mode, with
@@ -237,12 +243,14 @@ pub async fn tokens(
     let RollupsBody {
         rollups,
         cost_group_counts,
+        unreadable,
     } = body;
     Ok(Json(TokensBody {
         window: rollups.window,
         cost: rollups.cost,
         daily: rollups.daily,
         cost_group_counts,
+        unreadable,
     }))
 }
 
@@ -266,6 +274,8 @@ pub struct AnomalyList {
     /// The first `limit` of them.
     #[schema(value_type = Vec<Object>)]
     anomalies: Vec<std::sync::Arc<Anomaly>>,
+    /// Items left out because their stored state cannot be read (the log names each).
+    unreadable: u64,
 }
 
 /// Failures, handback loops, stalls, unproven passes, injection findings, correlation
@@ -321,9 +331,11 @@ pub async fn anomalies(
                 .map_err(|e| ApiError::field("correlation_key", format!("correlation key {e}")))
         })
         .transpose()?;
-    let found = insights(&state, &caller)?
+    let model = insights(&state, &caller)?;
+    let found = model
         .anomalies(&caller.tenant, key.as_ref(), state.clock.now())
         .await?;
+    let unreadable = model.unreadable(&caller.tenant).await?;
     let matching = || {
         found
             .iter()
@@ -333,6 +345,7 @@ pub async fn anomalies(
     Ok(Json(AnomalyList {
         count: matching().count(),
         anomalies: matching().take(limit).cloned().collect(),
+        unreadable,
     }))
 }
 
@@ -344,6 +357,8 @@ pub struct NeedsList {
     /// The most urgent first.
     #[schema(value_type = Vec<Object>)]
     items: Vec<NeedsYou>,
+    /// Items left out because their stored state cannot be read (the log names each).
+    unreadable: u64,
 }
 
 /// Items awaiting a human decision, each with its reasons: a stage in review, a plan
@@ -366,12 +381,15 @@ pub async fn needs(
     page: Paging<NeedsPages>,
 ) -> Result<Json<NeedsList>, ApiError> {
     let limit = page.limit as usize;
-    let mut items = insights(&state, &caller)?
-        .needs_you(&caller.tenant, state.clock.now())
-        .await?;
+    let model = insights(&state, &caller)?;
+    let mut items = model.needs_you(&caller.tenant, state.clock.now()).await?;
     let count = items.len();
     items.truncate(limit);
-    Ok(Json(NeedsList { count, items }))
+    Ok(Json(NeedsList {
+        count,
+        items,
+        unreadable: model.unreadable(&caller.tenant).await?,
+    }))
 }
 
 /// How many items need a person.
@@ -379,6 +397,8 @@ pub async fn needs(
 pub struct Count {
     /// The count.
     count: usize,
+    /// Items left out because their stored state cannot be read (the log names each).
+    unreadable: u64,
 }
 
 /// The needs-you count alone (for a badge).
@@ -394,11 +414,15 @@ pub async fn needs_count(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Count>, ApiError> {
-    let count = insights(&state, &caller)?
+    let model = insights(&state, &caller)?;
+    let count = model
         .needs_you(&caller.tenant, state.clock.now())
         .await?
         .len();
-    Ok(Json(Count { count }))
+    Ok(Json(Count {
+        count,
+        unreadable: model.unreadable(&caller.tenant).await?,
+    }))
 }
 
 /// A search.
@@ -419,6 +443,8 @@ pub struct SearchResults {
     /// Exact key matches first, then prefixes, then substrings; each says what matched.
     #[schema(value_type = Vec<Object>)]
     results: Vec<SearchHit>,
+    /// Items left out because their stored state cannot be read (the log names each).
+    unreadable: u64,
 }
 
 /// Ranked search over keys, aliases, titles, repos, branches, PR numbers, task and spec ids.
@@ -456,13 +482,13 @@ pub async fn search(
         return Err(ApiError::field("q", "`q` is at most 200 characters"));
     }
     let limit = page.limit as usize;
-    let results = insights(&state, &caller)?
-        .search(&caller.tenant, &query, limit)
-        .await?;
+    let model = insights(&state, &caller)?;
+    let results = model.search(&caller.tenant, &query, limit).await?;
     Ok(Json(SearchResults {
         query,
         count: results.len(),
         results,
+        unreadable: model.unreadable(&caller.tenant).await?,
     }))
 }
 
@@ -609,6 +635,8 @@ impl From<cfactory_domain::insights::InsightCard> for Card {
 pub struct CardList {
     /// Anomaly cards (loudest first), then needs-you, then spend.
     cards: Vec<Card>,
+    /// Items left out because their stored state cannot be read (the log names each).
+    unreadable: u64,
 }
 
 /// The few things most worth a look now, from anomalies, needs-you and rollups, each
@@ -649,5 +677,8 @@ pub async fn cards(
         .into_iter()
         .map(Card::from)
         .collect();
-    Ok(Json(CardList { cards }))
+    Ok(Json(CardList {
+        cards,
+        unreadable: model.unreadable(&caller.tenant).await?,
+    }))
 }

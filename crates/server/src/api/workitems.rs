@@ -69,6 +69,9 @@ pub struct WorkItemList {
     pub next_cursor: Option<String>,
     /// How many matching items are stalled.
     pub stalled_count: u64,
+    /// Items of this page left out because their stored state cannot be read (counted
+    /// in `count`; the log names each).
+    pub unreadable: u64,
 }
 
 fn nonempty(text: &Option<String>) -> Option<&str> {
@@ -156,6 +159,7 @@ pub async fn list(
         items,
         next_cursor: page.next_cursor.map(|c| c.encode()),
         stalled_count: page.stalled_count,
+        unreadable: page.unreadable,
     }))
 }
 

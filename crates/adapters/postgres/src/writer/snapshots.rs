@@ -54,7 +54,14 @@ pub(crate) async fn apply_snapshots(
         for (key, doc) in live {
             let key = key_from_column(&key)?;
             if let std::collections::hash_map::Entry::Vacant(slot) = loaded.items.entry(key) {
-                slot.insert(item_from_doc(&doc)?);
+                // An unreadable item is left for its next event to rebuild; the poll goes on.
+                match item_from_doc(&doc) {
+                    Ok(item) => {
+                        slot.insert(item);
+                    }
+                    Err(e) => tracing::warn!(tenant = %tenant, key = %slot.key(), error = %e,
+                        "an unreadable work item is left out of this poll"),
+                }
             }
         }
     }

@@ -72,6 +72,7 @@ pub(super) async fn load(
     .fetch_all(&mut *conn)
     .await
     .map_err(store_error)?;
+    let mut unreadable = Vec::new();
     for (kind, a, b) in rows {
         match kind {
             0 => {
@@ -80,9 +81,13 @@ pub(super) async fn load(
                 }
             }
             1 => {
-                loaded
-                    .items
-                    .insert(key_from_column(&a)?, item_from_doc(&b)?);
+                let key = key_from_column(&a)?;
+                match item_from_doc(&b) {
+                    Ok(item) => {
+                        loaded.items.insert(key, item);
+                    }
+                    Err(e) => unreadable.push((key, e)),
+                }
             }
             _ => {
                 let id = EventId::parse(&a).map_err(|e| crate::error::corrupt("event id", e))?;
@@ -90,7 +95,33 @@ pub(super) async fn load(
             }
         }
     }
+    for (key, error) in unreadable {
+        if let Some(item) = rebuild(conn, tenant, &key, &error).await? {
+            loaded.items.insert(key, item);
+        }
+    }
     Ok(loaded)
+}
+
+/// An item whose stored document no longer decodes, rebuilt from its timeline so the event
+/// at hand lands on it (and the rebuilt state is written back with it).
+async fn rebuild(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    key: &CorrelationKey,
+    error: &StoreError,
+) -> Result<Option<WorkItem>, StoreError> {
+    let raws: Vec<(String,)> =
+        sqlx::query_as("SELECT raw FROM events WHERE tenant_id = $1 AND item_key = $2")
+            .bind(tenant.as_str())
+            .bind(pg_text(key.as_str()).into_owned())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(store_error)?;
+    let raws: Vec<String> = raws.into_iter().map(|(raw,)| raw).collect();
+    tracing::warn!(tenant = %tenant, key = %key, %error, events = raws.len(),
+        "rebuilding an unreadable work item from its timeline");
+    Ok(WorkItem::rebuild(key.clone(), &raws))
 }
 
 /// The `usage` rows a change set rewrites: every row of the items in `whole` (new items,
