@@ -385,3 +385,74 @@ async fn a_revoked_key_or_an_ended_session_closes_its_stream() {
         "a stream whose key still holds stays open"
     );
 }
+
+#[tokio::test]
+async fn another_process_writing_the_same_sqlite_file_is_seen_within_2_seconds() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let mut socket = connect(&server, "/api/ws", &[]).await.unwrap();
+    assert_eq!(next_json(&mut socket).await["type"], "snapshot");
+    // `cfactory ingest` writes the file while the server writes it too.
+    let lines: Vec<String> = (0..200)
+        .map(|i| {
+            event(
+                &format!("x{i}"),
+                &format!("{}", 700 + i),
+                "aifactory",
+                "t",
+                "in_progress",
+                T0,
+            )
+            .to_string()
+        })
+        .collect();
+    let posting = {
+        let base = server.api.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for i in 0..100 {
+                let e = event(
+                    &format!("s{i}"),
+                    &format!("{}", 1700 + i),
+                    "aifactory",
+                    "t",
+                    "done",
+                    T0,
+                );
+                let r = http
+                    .post(format!("{base}/api/events"))
+                    .header("content-type", "application/json")
+                    .body(e.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 202, "the server's own ingest goes on");
+            }
+        })
+    };
+    let (status, out, err) = store.cli(&["ingest", "-"], Some(&lines.join("\n")));
+    assert!(status.success(), "{out}{err}");
+    assert!(err.contains("200 accepted"), "{err}");
+    assert!(!err.contains("locked"), "{err}");
+    let ingested = std::time::Instant::now();
+    posting.await.unwrap();
+
+    // The server's read model, search and socket hear of the other process's items.
+    let frame = wait_for_item(&mut socket, "899").await;
+    assert_eq!(frame["item"]["stages"]["code"]["status"], "in_progress");
+    loop {
+        let (_, found) = server.get("/api/search?q=899").await;
+        if found["count"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            ingested.elapsed() < Duration::from_secs(2),
+            "search never found the other process's item: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, needs) = server.get("/api/needs-you").await;
+    let (_, list) = server.get("/api/workitems?limit=1").await;
+    assert_eq!(list["count"], 300, "{list}");
+    assert!(needs["unreadable"] == 0);
+}

@@ -12,6 +12,7 @@
 mod actions;
 mod audit;
 mod error;
+mod others;
 mod read;
 mod rows;
 mod writer;
@@ -94,6 +95,8 @@ struct Inner {
     sinks: Sinks,
     /// The writer task, until [`SqliteStore::close`] waits for it.
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The watcher of other processes' writes.
+    others: tokio::task::JoinHandle<()>,
 }
 
 /// The SQLite store; cloning shares it (one writer task, one read pool).
@@ -151,19 +154,36 @@ impl SqliteStore {
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .test_before_acquire(false)
-            .connect_with(base.read_only(true))
+            .connect_with(base.clone().read_only(true))
             .await
             .map_err(|e| unavailable("open a reader on", &e))?;
+        let seen: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&mut conn)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(store_error)?;
+        let watcher = others::connect(base.clone())
+            .await
+            .map_err(|e| unavailable("open a watcher on", &e))?;
         let sinks = Sinks::default();
+        let own = others::OwnWrites::default();
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        let writer = Writer::new(conn, options.clock, sinks.clone(), last_received);
+        let writer = Writer::new(
+            conn,
+            options.clock,
+            sinks.clone(),
+            last_received,
+            own.clone(),
+        );
         let task = tokio::spawn(writer.run(queue));
+        let others = tokio::spawn(others::watch(watcher, seen, own, sinks.clone()));
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 readers,
                 jobs,
                 sinks,
                 writer: Mutex::new(Some(task)),
+                others,
             }),
         })
     }
@@ -186,6 +206,7 @@ impl SqliteStore {
         {
             tracing::warn!(%error, "the SQLite writer task ended badly");
         }
+        self.inner.others.abort();
         self.inner.readers.close().await;
     }
 

@@ -22,6 +22,7 @@ use sqlx::{Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::store_error;
+use crate::others::OwnWrites;
 use crate::rows;
 
 /// Most events one group commit applies; a request is never split.
@@ -111,6 +112,8 @@ struct Written {
     items: Vec<Arc<WorkItem>>,
     /// Keys merged away.
     gone: Vec<CorrelationKey>,
+    /// The sequence range of the events appended, if any.
+    seqs: Option<(i64, i64)>,
 }
 
 /// The writer task's state.
@@ -120,6 +123,9 @@ pub(crate) struct Writer {
     sinks: Sinks,
     /// The last arrival stamp handed out; stamps only move forward.
     last_received: Option<DateTime<Utc>>,
+    /// Where the events this writer appended are noted, so the watcher of other
+    /// processes' writes leaves them out.
+    own: OwnWrites,
 }
 
 impl Writer {
@@ -129,12 +135,14 @@ impl Writer {
         clock: Arc<dyn Clock>,
         sinks: Sinks,
         last_received: Option<DateTime<Utc>>,
+        own: OwnWrites,
     ) -> Self {
         Self {
             conn,
             clock,
             sinks,
             last_received,
+            own,
         }
     }
 
@@ -277,6 +285,11 @@ impl Writer {
             changed.push((tenant.clone(), written));
         }
         tx.commit().await.map_err(store_error)?;
+        for (_, written) in &changed {
+            if let Some((first, last)) = written.seqs {
+                self.own.note(first, last);
+            }
+        }
         Ok(Committed { outcomes, changed })
     }
 
@@ -564,6 +577,7 @@ async fn write(
     changes: ChangeSet,
 ) -> Result<Written, StoreError> {
     let t = tenant.as_str();
+    let mut seqs = None;
     for (from, to) in &changes.redirects {
         for sql in [
             "UPDATE identifiers SET item_key = ?3 WHERE tenant_id = ?1 AND item_key = ?2",
@@ -693,7 +707,8 @@ async fn write(
                 ])
             })
             .collect();
-        sqlx::query(
+        let appended = events.len() as i64;
+        let done = sqlx::query(
             "INSERT INTO events (tenant_id, event_id, item_key, service, task_id, status, \
                time, received_at, raw) \
              SELECT ?1, j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, \
@@ -705,10 +720,14 @@ async fn write(
         .execute(&mut *conn)
         .await
         .map_err(store_error)?;
+        // One statement inside the write lock: its rows took consecutive sequences.
+        let last = done.last_insert_rowid();
+        seqs = Some((last - appended + 1, last));
     }
     Ok(Written {
         upserted,
         items: changes.upserts.into_iter().map(Arc::new).collect(),
         gone: changes.deleted,
+        seqs,
     })
 }
