@@ -62,6 +62,10 @@ pub struct GlobalArgs {
     /// [default: audit.anchor in the data dir]
     #[arg(long, global = true, env = "CFACTORY_AUDIT_ANCHOR")]
     pub audit_anchor: Option<PathBuf>,
+    /// Seconds a PostgreSQL write waits for a lock another process holds (a frozen or
+    /// cut-off peer) before it answers 503 with Retry-After [default: 5]
+    #[arg(long, global = true, env = "CFACTORY_LOCK_TIMEOUT_SECONDS")]
+    pub lock_timeout_seconds: Option<u64>,
 }
 
 /// What to do.
@@ -317,6 +321,7 @@ impl Cli {
             log_format: self.global.log_format,
             sqlite_synchronous: self.global.sqlite_synchronous,
             audit_anchor: self.global.audit_anchor.clone(),
+            lock_timeout_seconds: self.global.lock_timeout_seconds,
             api_keys: std::env::var("CFACTORY_API_KEYS").ok(),
             audit_hmac_secret: std::env::var("CFACTORY_AUDIT_HMAC_SECRET").ok(),
             ..Overrides::default()

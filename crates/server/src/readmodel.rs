@@ -28,6 +28,9 @@ use crate::live::hub::Hub;
 const LOAD_PAGE: u32 = 2_000;
 /// Most changed keys one worker round applies before it lets readers in again.
 const ROUND_KEYS: usize = 4_096;
+/// Change reports waiting for the worker. Past it reports are dropped and the model
+/// reloads from the store instead: memory stays bounded, nothing is missed.
+const QUEUE_REPORTS: usize = 65_536;
 /// Keys read per store round trip when applying changes.
 const GET_CHUNK: usize = 500;
 /// How long a request waits for the first load before answering 503.
@@ -156,7 +159,10 @@ struct Inner {
     thresholds: Thresholds,
     views: RwLock<HashMap<TenantId, Arc<RwLock<TenantView>>>>,
     loaded: watch::Sender<bool>,
-    queue: mpsc::UnboundedSender<Change>,
+    queue: mpsc::Sender<Change>,
+    /// Set when changes may have been missed (the store's listener was cut off, the queue
+    /// overflowed, a changed item could not be read): the worker reloads everything.
+    resync: std::sync::atomic::AtomicBool,
 }
 
 /// One report of changed items.
@@ -165,6 +171,8 @@ enum Change {
     Keys(TenantId, Vec<CorrelationKey>),
     /// Items as this process committed them, and keys merged away (read back).
     Written(TenantId, Vec<Arc<WorkItem>>, Vec<CorrelationKey>),
+    /// Wakes the worker to reload (the flag says so).
+    Resync,
 }
 
 impl Change {
@@ -172,6 +180,7 @@ impl Change {
         match self {
             Change::Keys(_, keys) => keys.len(),
             Change::Written(_, items, gone) => items.len() + gone.len(),
+            Change::Resync => 0,
         }
     }
 }
@@ -192,7 +201,7 @@ impl ReadModel {
     /// reported; each applied item is passed to `hub` for the cockpit's sockets. Register
     /// the model with the store's `watch` so it hears of changes.
     pub fn start(store: Arc<dyn WorkItemStore>, hub: Option<Hub>, thresholds: Thresholds) -> Self {
-        let (queue, mut changes) = mpsc::unbounded_channel();
+        let (queue, mut changes) = mpsc::channel(QUEUE_REPORTS);
         let (loaded, _) = watch::channel(false);
         let model = Self {
             inner: Arc::new(Inner {
@@ -201,6 +210,7 @@ impl ReadModel {
                 views: RwLock::default(),
                 loaded,
                 queue,
+                resync: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         let worker = model.clone();
@@ -219,6 +229,7 @@ impl ReadModel {
                     }
                 }
                 worker.apply_round(&*store, hub.as_ref(), round).await;
+                worker.resync_if_asked(&*store).await;
             }
         });
         *model.inner.worker.lock().expect("read model worker lock") = Some(handle);
@@ -255,6 +266,45 @@ impl ReadModel {
             }
         }
         self.inner.loaded.send_replace(true);
+    }
+
+    /// When changes may have been missed, reloads every tenant from the store (retrying
+    /// while it fails) so the answers catch up with whatever any process committed.
+    async fn resync_if_asked(&self, store: &dyn WorkItemStore) {
+        use std::sync::atomic::Ordering;
+        let mut delay = Duration::from_millis(200);
+        while self.inner.resync.swap(false, Ordering::AcqRel) {
+            match self.try_load_all(store).await {
+                Ok(items) => tracing::info!(items, "read model reloaded to catch up"),
+                Err(e) => {
+                    self.inner.resync.store(true, Ordering::Release);
+                    tracing::warn!(error = %e, "reloading the read model failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    /// Asks the worker to reload everything.
+    fn ask_resync(&self) {
+        self.inner
+            .resync
+            .store(true, std::sync::atomic::Ordering::Release);
+        // A full queue wakes the worker anyway.
+        let _ = self.inner.queue.try_send(Change::Resync);
+    }
+
+    /// Queues a report; when the queue is full the report is dropped for a reload.
+    fn report(&self, change: Change) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.inner.queue.try_send(change)
+            && !self
+                .inner
+                .resync
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            tracing::warn!("read model queue full; it will reload from the store");
+        }
     }
 
     async fn try_load_all(&self, store: &dyn WorkItemStore) -> Result<usize, StoreError> {
@@ -319,6 +369,7 @@ impl ReadModel {
                     }
                     gone.into_iter().for_each(|k| pending.read(k));
                 }
+                Change::Resync => {}
             }
         }
         for (tenant, pending) in by_tenant {
@@ -354,8 +405,16 @@ impl ReadModel {
                                         "a stored work item cannot be read; left out");
                                     unreadable.push(key.clone());
                                 }
-                                Err(e) => tracing::warn!(error = %e, key = %key,
-                                    "read model could not read a changed item"),
+                                // The store is failing: the rest would too. Reload
+                                // once it answers again.
+                                Err(e) => {
+                                    tracing::warn!(error = %e, key = %key,
+                                        "read model could not read a changed item; it will reload");
+                                    self.inner
+                                        .resync
+                                        .store(true, std::sync::atomic::Ordering::Release);
+                                    break;
+                                }
                             }
                         }
                     }
@@ -517,14 +576,15 @@ impl InsightSource for ReadModel {
 
 impl ChangeSink for ReadModel {
     fn items_changed(&self, tenant: &TenantId, keys: &[CorrelationKey]) {
-        let _ = self
-            .inner
-            .queue
-            .send(Change::Keys(tenant.clone(), keys.to_vec()));
+        self.report(Change::Keys(tenant.clone(), keys.to_vec()));
+    }
+
+    fn resync(&self) {
+        self.ask_resync();
     }
 
     fn items_written(&self, tenant: &TenantId, items: &[Arc<WorkItem>], gone: &[CorrelationKey]) {
-        let _ = self.inner.queue.send(Change::Written(
+        self.report(Change::Written(
             tenant.clone(),
             items.to_vec(),
             gone.to_vec(),

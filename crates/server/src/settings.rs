@@ -16,6 +16,8 @@ use cfactory_domain::{Service, TenantId};
 pub const DEFAULT_ACTION_TTL_SECONDS: u64 = 900;
 /// How far ahead of the server's clock an event's time may be, by default (5 minutes).
 pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: u64 = 300;
+/// Default for `--lock-timeout-seconds`.
+pub const DEFAULT_LOCK_TIMEOUT_SECONDS: u64 = 5;
 /// Default for `--request-timeout-seconds`.
 pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 30;
 use serde::Deserialize;
@@ -162,6 +164,8 @@ pub struct FileSettings {
     pub sqlite_synchronous: Option<SqliteSynchronous>,
     /// See `--audit-anchor`.
     pub audit_anchor: Option<PathBuf>,
+    /// See `--lock-timeout-seconds`.
+    pub lock_timeout_seconds: Option<u64>,
     /// See `CFACTORY_API_KEYS`.
     pub api_keys: Option<String>,
     /// See `--pfactory-url`.
@@ -247,6 +251,8 @@ pub struct Overrides {
     pub sqlite_synchronous: Option<SqliteSynchronous>,
     /// `--audit-anchor` / `CFACTORY_AUDIT_ANCHOR`.
     pub audit_anchor: Option<PathBuf>,
+    /// `--lock-timeout-seconds` / `CFACTORY_LOCK_TIMEOUT_SECONDS`.
+    pub lock_timeout_seconds: Option<u64>,
     /// `CFACTORY_API_KEYS`.
     pub api_keys: Option<String>,
     /// `CFACTORY_AUDIT_HMAC_SECRET`.
@@ -321,6 +327,9 @@ pub struct Settings {
     /// Where each chain's newest entry is noted outside the store; `None` for
     /// `audit.anchor` in the data dir.
     pub audit_anchor: Option<PathBuf>,
+    /// How long a PostgreSQL statement waits for a lock (a tenant's write lock held by a
+    /// frozen peer) before the request answers 503.
+    pub lock_timeout_seconds: u64,
 }
 
 /// The cockpit's external address: an `http` or `https` origin, kept as its parts.
@@ -628,11 +637,19 @@ impl Settings {
             bail!("CFACTORY_AUDIT_HMAC_SECRET must be at least 16 characters");
         }
         let audit_anchor = over.audit_anchor.or(file.audit_anchor);
+        let lock_timeout_seconds = over
+            .lock_timeout_seconds
+            .or(file.lock_timeout_seconds)
+            .unwrap_or(DEFAULT_LOCK_TIMEOUT_SECONDS);
+        if lock_timeout_seconds == 0 {
+            bail!("--lock-timeout-seconds must be at least 1");
+        }
         Ok(Self {
             upstreams,
             thresholds,
             audit_secret,
             audit_anchor,
+            lock_timeout_seconds,
             database,
             data_dir,
             api_addr,

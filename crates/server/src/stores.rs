@@ -47,6 +47,7 @@ impl Stores {
                     url.expose(),
                     PgOptions {
                         migrate: true,
+                        lock_timeout: std::time::Duration::from_secs(settings.lock_timeout_seconds),
                         ..PgOptions::default()
                     },
                 )

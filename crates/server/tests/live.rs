@@ -456,3 +456,40 @@ async fn another_process_writing_the_same_sqlite_file_is_seen_within_2_seconds()
     assert_eq!(list["count"], 300, "{list}");
     assert!(needs["unreadable"] == 0);
 }
+
+#[tokio::test]
+async fn changes_committed_while_the_change_listener_was_cut_off_are_caught_up() {
+    use sqlx::Connection;
+    let store = Store::postgres().await;
+    let server = Server::start(&store);
+    assert_eq!(server.get("/ready").await.0, 200);
+    // Cut the server's change listener off, as a network blip or a proxy restart would.
+    let mut admin = sqlx::PgConnection::connect(&store.url).await.unwrap();
+    let (cut,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(cut, 1, "the server's one listener");
+    // Another process commits while nobody listens: its notice is lost.
+    let e = event("cut-1", "990", "aifactory", "t", "human_review", T0).to_string();
+    let (status, out, err) = store.cli(&["ingest", "-"], Some(&e));
+    assert!(status.success(), "{out}{err}");
+    // The listener comes back and the read model catches up from the database.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, found) = server.get("/api/search?q=990").await;
+        if found["count"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the read model never caught up: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, needs) = server.get("/api/needs-you").await;
+    assert_eq!(needs["count"], 1, "{needs}");
+}

@@ -69,7 +69,11 @@ async fn an_unreadable_item_harms_nothing_else(store: Store) {
     assert!(!out.contains("902"), "{out}");
 
     let server = Server::start(&store);
-    assert_eq!(server.get("/ready").await.0, 200, "the rest loads");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.get("/ready").await.0 != 200 {
+        assert!(Instant::now() < deadline, "the rest loads and the server is ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (status, list) = server.get("/api/workitems").await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["count"], 2, "{list}");

@@ -9,11 +9,13 @@ fn unavailable_code(code: &str) -> bool {
     // 08: connection exception; 53: insufficient resources; 57P01-57P04: the server is
     // shutting down, crashed, not yet accepting connections, or the database was dropped;
     // 55000: the database is not accepting connections; 3D000: it does not exist.
+    // 55P03: a lock wait passed `lock_timeout` (another process holds the tenant's write
+    // lock); 57014: a statement passed `statement_timeout`.
     code.starts_with("08")
         || code.starts_with("53")
         || matches!(
             code,
-            "57P01" | "57P02" | "57P03" | "57P04" | "55000" | "3D000"
+            "57P01" | "57P02" | "57P03" | "57P04" | "55000" | "3D000" | "55P03" | "57014"
         )
 }
 

@@ -246,17 +246,26 @@ async fn listen(
     held: Arc<Held>,
 ) {
     loop {
-        match connection.recv().await {
-            Ok(notification) if notification.channel() == KEYS_CHANNEL => keys.invalidate(),
-            Ok(notification) => deliver(notification.payload(), &sinks, &held),
+        // `try_recv`, not `recv`: the latter reconnects by itself and the notices lost
+        // meanwhile would go unnoticed; a lost connection must end in a resync.
+        match connection.try_recv().await {
+            Ok(Some(notification)) if notification.channel() == KEYS_CHANNEL => {
+                keys.invalidate();
+            }
+            Ok(Some(notification)) => deliver(notification.payload(), &sinks, &held),
             Err(sqlx::Error::PoolClosed) => {
                 keys.set_listening(false);
                 held.set_listening(false);
                 return;
             }
-            Err(error) => {
-                // Whatever was announced while the connection was down is lost: keys are
-                // read from the table until a new listener runs; sinks miss those notices.
+            lost => {
+                let error = match lost {
+                    Err(error) => error.to_string(),
+                    _ => "the connection closed".to_owned(),
+                };
+                // Whatever is announced while the connection is down is lost: keys are read
+                // from the table until a new listener runs, and the sinks resynchronise
+                // once it does.
                 keys.set_listening(false);
                 held.set_listening(false);
                 tracing::warn!(%error, "change listener lost its connection; reconnecting");
@@ -267,6 +276,13 @@ async fn listen(
                             connection = fresh;
                             keys.set_listening(true);
                             held.set_listening(true);
+                            // Whatever was committed meanwhile, by any process, was never
+                            // heard: every sink reads its state again from the database.
+                            let sinks = sinks.lock().expect("sinks lock").clone();
+                            for sink in sinks {
+                                sink.resync();
+                            }
+                            tracing::info!("change listener back; sinks resynchronised");
                             break;
                         }
                         Err(sqlx::Error::PoolClosed) => return,

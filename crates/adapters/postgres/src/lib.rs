@@ -49,7 +49,13 @@ pub struct PgOptions {
     pub migrate: bool,
     /// Stamps `received_at` on arriving events.
     pub clock: Arc<dyn Clock>,
+    /// The longest any statement waits for a lock (a tenant's write lock held by a frozen
+    /// or cut-off peer process, a row lock): past it the write fails `Unavailable`.
+    pub lock_timeout: Duration,
 }
+
+/// The longest any one statement may run.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Default for PgOptions {
     fn default() -> Self {
@@ -57,6 +63,7 @@ impl Default for PgOptions {
             max_connections: 10,
             migrate: true,
             clock: Arc::new(SystemClock),
+            lock_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -101,7 +108,17 @@ impl PgStore {
     pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
         let redact = |message: String| redact_password(url, message);
         let connect_options = connect_options(url)
-            .map_err(|e| StoreError::Unavailable(redact(format!("bad database URL: {e}"))))?;
+            .map_err(|e| StoreError::Unavailable(redact(format!("bad database URL: {e}"))))?
+            .options([
+                (
+                    "lock_timeout",
+                    format!("{}ms", options.lock_timeout.as_millis()),
+                ),
+                (
+                    "statement_timeout",
+                    format!("{}ms", STATEMENT_TIMEOUT.as_millis()),
+                ),
+            ]);
         let unavailable = |detail: String| {
             StoreError::Unavailable(redact(format!(
                 "cannot connect to PostgreSQL at {}: {detail}",

@@ -732,3 +732,59 @@ async fn usage_sums_saturate_instead_of_failing() {
         assert_eq!(rows[0].input_tokens, i64::MAX as u64, "{group:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_peer_holding_the_tenant_lock_costs_an_unavailable_not_a_hang() {
+    let database = TestDatabase::create().await;
+    let store = PgStore::connect(
+        database.url(),
+        PgOptions {
+            lock_timeout: Duration::from_secs(1),
+            ..PgOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    store
+        .ingest(&tenant(), vec![event("f1", "66", "t1", 1)])
+        .await
+        .unwrap();
+    // A peer process takes the tenant's write lock and freezes (SIGSTOP, or its network
+    // cut) with the transaction open.
+    let peer = sqlx::PgPool::connect(database.url()).await.unwrap();
+    let mut frozen = peer.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('cfactory.tenant:default', 0))")
+        .execute(&mut *frozen)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        store.ingest(&tenant(), vec![event("f2", "66", "t1", 2)]),
+    )
+    .await
+    .expect("a lock wait is bounded");
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // Once the peer is gone, writes go on: nothing was half-written.
+    frozen.rollback().await.unwrap();
+    peer.close().await;
+    let outcomes = store
+        .ingest(&tenant(), vec![event("f2", "66", "t1", 2)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcomes[0], IngestOutcome::Accepted { .. }),
+        "{outcomes:?}"
+    );
+    let item = store.get(&tenant(), "66").await.unwrap().unwrap();
+    assert_eq!(item.event_count, 2);
+    store.close().await;
+}

@@ -15,6 +15,11 @@ pub trait ChangeSink: Send + Sync {
     /// listed too, and now resolves to the item that absorbed it). Must not block.
     fn items_changed(&self, tenant: &TenantId, keys: &[CorrelationKey]);
 
+    /// The store may have missed telling some changes (its change listener was cut off and
+    /// came back): whatever the sink keeps must be read again from the store. The default
+    /// does nothing. Must not block.
+    fn resync(&self) {}
+
     /// This process committed `items` of `tenant` as they are given, and merged `gone`
     /// away; a sink that keeps items can take them instead of reading them back. Stores
     /// call it in commit order with the notices of other processes. The default hears
