@@ -71,7 +71,10 @@ async fn an_unreadable_item_harms_nothing_else(store: Store) {
     let server = Server::start(&store);
     let deadline = Instant::now() + Duration::from_secs(10);
     while server.get("/ready").await.0 != 200 {
-        assert!(Instant::now() < deadline, "the rest loads and the server is ready");
+        assert!(
+            Instant::now() < deadline,
+            "the rest loads and the server is ready"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (status, list) = server.get("/api/workitems").await;
