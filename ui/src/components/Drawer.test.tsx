@@ -1,4 +1,4 @@
-import { fireEvent, screen, within } from '@testing-library/react';
+import { fireEvent, screen, waitFor, within } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
 import { mockFetch, renderWith, stage, workItem } from '../test-utils';
 import { Drawer, belowTarget, verificationText } from './Drawer';
@@ -152,11 +152,12 @@ describe('work-item drawer: repository-qualified keys, verification and notional
     renderWith(<Drawer taskKey="acme/shop#7150" />);
 
     const dialog = await screen.findByRole('dialog', { name: /^acme\/shop#7150 Cart checkout totals$/ });
+    // The drawer's other reads start after the item shows: wait for them, not a moment.
+    await waitFor(() => {
+      const asked = fetch.mock.calls.map(([u]) => String(u));
+      for (const tail of ['', '/timeline', '/process', '/actions']) expect(asked).toContain(`${path}${tail}`);
+    });
     const urls = fetch.mock.calls.map(([u]) => String(u));
-    expect(urls).toContain(path);
-    expect(urls).toContain(`${path}/timeline`);
-    expect(urls).toContain(`${path}/process`);
-    expect(urls).toContain(`${path}/actions`);
     // Nothing went out with the key raw: a bare "#" would cut the path short.
     expect(urls.filter((u) => u.includes('acme/shop'))).toEqual([]);
 
