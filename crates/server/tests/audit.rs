@@ -25,24 +25,6 @@ fn verify_cli(store: &Store) -> (bool, Value) {
     (status.success(), report)
 }
 
-/// Runs SQL straight against the store's database, as someone with database access would.
-async fn tamper(store: &Store, sql: &str) {
-    use sqlx::Connection;
-    if store.url.starts_with("postgres") {
-        let mut conn = sqlx::PgConnection::connect(&store.url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    } else {
-        let mut conn = sqlx::SqliteConnection::connect(&store.url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
-}
-
 async fn audited_changes_chain_verify_and_tampering_is_named(store: Store) {
     let server = Server::start(&store);
     for (i, service) in ["pfactory", "aifactory", "tfactory"].iter().enumerate() {
@@ -101,11 +83,11 @@ async fn audited_changes_chain_verify_and_tampering_is_named(store: Store) {
     let fourth = id_of(4, &rows);
 
     // An edited row is named.
-    tamper(
-        &store,
-        &format!("UPDATE audit_log SET endpoint = '/api/services/elsewhere' WHERE id = {second}"),
-    )
-    .await;
+    store
+        .run_sql(&format!(
+            "UPDATE audit_log SET endpoint = '/api/services/elsewhere' WHERE id = {second}"
+        ))
+        .await;
     let (ok, report) = verify_cli(&store);
     assert!(!ok);
     assert_eq!(report["verdict"], "tampered");
@@ -115,11 +97,9 @@ async fn audited_changes_chain_verify_and_tampering_is_named(store: Store) {
     );
 
     // Deleting the newest row shows at the head, naming the newest surviving row.
-    tamper(
-        &store,
-        &format!("DELETE FROM audit_log WHERE id = {newest}"),
-    )
-    .await;
+    store
+        .run_sql(&format!("DELETE FROM audit_log WHERE id = {newest}"))
+        .await;
     let (_, report) = verify_cli(&store);
     assert!(
         report["findings"]
@@ -169,15 +149,13 @@ async fn a_chain_deleted_or_rolled_back_with_its_head_is_caught(store: Store) {
     );
 
     // Rolled back to the copy, rows and head together: the chain alone is intact.
-    tamper(&store, "DELETE FROM audit_log WHERE seq > 1").await;
-    tamper(
-        &store,
-        &format!(
+    store.run_sql("DELETE FROM audit_log WHERE seq > 1").await;
+    store
+        .run_sql(&format!(
             "UPDATE audit_heads SET last_hash = '{}', count = {}, head_mac = '{}'",
             copy[0], copy[1], copy[2]
-        ),
-    )
-    .await;
+        ))
+        .await;
     let (ok, report) = verify_cli(&store);
     assert!(!ok);
     assert_eq!(report["verdict"], "truncated", "{report}");
@@ -201,8 +179,8 @@ async fn a_chain_deleted_or_rolled_back_with_its_head_is_caught(store: Store) {
     assert_eq!(report["verdict"], "rolled_back", "{report}");
 
     // The whole chain and its head deleted.
-    tamper(&store, "DELETE FROM audit_log").await;
-    tamper(&store, "DELETE FROM audit_heads").await;
+    store.run_sql("DELETE FROM audit_log").await;
+    store.run_sql("DELETE FROM audit_heads").await;
     let (ok, report) = verify_cli(&store);
     assert!(!ok);
     assert_eq!(report["verdict"], "truncated", "{report}");

@@ -13,24 +13,6 @@ use serde_json::Value;
 
 const T0: &str = "2026-06-01T12:00:00Z";
 
-/// Runs SQL straight against the store's database, as someone with database access would.
-async fn damage(store: &Store, sql: &str) {
-    use sqlx::Connection;
-    if store.url.starts_with("postgres") {
-        let mut conn = sqlx::PgConnection::connect(&store.url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    } else {
-        let mut conn = sqlx::SqliteConnection::connect(&store.url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
-}
-
 /// Polls `path` until `done` holds, for at most 10 s (the read model follows changes in
 /// the background).
 async fn eventually(server: &Server, path: &str, done: impl Fn(&Value) -> bool) -> Value {
@@ -57,11 +39,11 @@ async fn an_unreadable_item_harms_nothing_else(store: Store) {
         assert_eq!(server.post("/api/events", &e.to_string()).await.0, 202);
     }
     server.terminate();
-    damage(
-        &store,
-        "UPDATE workitems SET doc = '{\"written_by\": \"a future version\"}' WHERE key = '901'",
-    )
-    .await;
+    store
+        .run_sql(
+            "UPDATE workitems SET doc = '{\"written_by\": \"a future version\"}' WHERE key = '901'",
+        )
+        .await;
 
     let (status, out, err) = store.cli(&["doctor"], None);
     assert_eq!(status.code(), Some(1), "{out}{err}");

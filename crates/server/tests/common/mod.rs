@@ -44,6 +44,26 @@ impl Store {
         }
     }
 
+    /// Runs SQL straight against the store's database, as someone with database access
+    /// would (to damage or tamper with what is stored).
+    #[allow(dead_code)]
+    pub async fn run_sql(&self, sql: &str) {
+        use sqlx::Connection;
+        if self.url.starts_with("postgres") {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+
     /// The data dir as text, for `--data-dir`.
     pub fn data_dir(&self) -> &str {
         self.data_dir.path().to_str().unwrap()
