@@ -312,6 +312,7 @@ pub async fn start(
         },
         limits: limits.clone(),
         webhook_secrets: Arc::default(),
+        recall: crate::auth::Recall::default(),
         default_tenant: settings.tenant.clone(),
         stall_deadline,
         max_clock_skew: settings.max_clock_skew(),

@@ -1,14 +1,19 @@
 //! Who is calling: an API key from `Authorization: Bearer`, `X-API-Key`, or (on the
 //! event ingress only) `?token=`, looked up by its SHA-256 on every request so keys made
 //! or revoked by another process take effect at once. With no keys at all the server is
-//! in open mode, which only a loopback-bound server allows. Keys are never logged.
+//! in open mode, which only a loopback-bound server allows. Keys are never logged. While
+//! the store cannot be reached, reads are admitted on what it last answered ([`Recall`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use cfactory_domain::TenantId;
 use cfactory_domain::actions::{Actor, Door};
-use cfactory_domain::ports::Scope;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use cfactory_domain::ports::{ApiKey, Scope, StoreError};
 
 use crate::keys::hash_secret;
 use crate::problem::ApiError;
@@ -159,14 +164,19 @@ impl FromRequestParts<AppState> for Caller {
         // A browser session stands in for a key; a state-changing request made with it
         // must come from the cockpit's own origin.
         let from_cookie = presented.is_none();
+        let read_only = matches!(
+            parts.method,
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
         let mut session = None;
         let presented = match presented {
             Some(hash) => Some(hash),
             None => match crate::session::cookie_token(&parts.headers) {
                 Some(token) => {
-                    let hash =
+                    let found =
                         crate::session::key_hash(state.keys.as_ref(), &token, state.clock.now())
-                            .await?;
+                            .await;
+                    let hash = state.recall.session(&token, found, read_only)?;
                     session = Some(token);
                     hash
                 }
@@ -187,7 +197,8 @@ impl FromRequestParts<AppState> for Caller {
         }
         match presented {
             Some(hash) => {
-                let key = state.keys.find_key(&hash).await?;
+                let found = state.keys.find_key(&hash).await;
+                let key = state.recall.key(&hash, found, read_only)?;
                 let key = key.ok_or_else(|| ApiError::Unauthorized {
                     detail: "unknown or revoked API key".into(),
                 })?;
@@ -203,7 +214,11 @@ impl FromRequestParts<AppState> for Caller {
                 })
             }
             None => {
-                if state.open_mode_allowed && !state.keys.has_active_keys().await? {
+                if state.open_mode_allowed
+                    && !state
+                        .recall
+                        .any_keys(state.keys.has_active_keys().await, read_only)?
+                {
                     // A browser always names its origin (the guard has checked it is ours).
                     let browser = parts.headers.contains_key(header::ORIGIN);
                     return Ok(Self {
@@ -222,6 +237,126 @@ impl FromRequestParts<AppState> for Caller {
             }
         }
     }
+}
+
+/// How long a credential proved against the store is recalled while the store cannot be
+/// reached.
+pub const RECALL_FOR: Duration = Duration::from_secs(600);
+/// Most credentials recalled; past it the oldest half is forgotten.
+const RECALL_MAX: usize = 10_000;
+
+/// The credentials this server proved against the store lately. While the store cannot
+/// be reached, a read (GET or HEAD) presenting one of them is admitted as it was last
+/// proved, for at most [`RECALL_FOR`], so what the read model holds keeps being served
+/// through a database outage. Nothing that changes state is admitted this way, and
+/// nothing is recalled while the store answers: a key revoked by another process during
+/// the outage stops working the moment the store is back.
+#[derive(Default)]
+pub struct Recall {
+    inner: Mutex<Recalled>,
+}
+
+#[derive(Default)]
+struct Recalled {
+    /// Key hash → the key, when proved.
+    keys: HashMap<String, (Option<ApiKey>, Instant)>,
+    /// Session token hash → its key's hash, when proved.
+    sessions: HashMap<String, (Option<String>, Instant)>,
+    /// Whether any key was active, when last asked.
+    any_keys: Option<(bool, Instant)>,
+}
+
+fn fresh<T: Clone>(entry: Option<&(T, Instant)>) -> Option<T> {
+    entry
+        .filter(|(_, at)| at.elapsed() < RECALL_FOR)
+        .map(|(value, _)| value.clone())
+}
+
+fn bounded<V>(map: &mut HashMap<String, (V, Instant)>) {
+    if map.len() >= RECALL_MAX {
+        let mut ages: Vec<Instant> = map.values().map(|(_, at)| *at).collect();
+        ages.sort_unstable();
+        let cut = ages[ages.len() / 2];
+        map.retain(|_, (_, at)| *at > cut);
+    }
+}
+
+impl Recall {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recalled> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `found`, the store's answer for the key hashed `hash`, remembered; or, when the
+    /// store is unreachable and the request only reads, what it last answered.
+    pub fn key(
+        &self,
+        hash: &str,
+        found: Result<Option<ApiKey>, StoreError>,
+        read_only: bool,
+    ) -> Result<Option<ApiKey>, ApiError> {
+        match found {
+            Ok(key) => {
+                let mut recalled = self.lock();
+                bounded(&mut recalled.keys);
+                recalled
+                    .keys
+                    .insert(hash.to_owned(), (key.clone(), Instant::now()));
+                Ok(key)
+            }
+            Err(StoreError::Unavailable(cause)) if read_only => {
+                fresh(self.lock().keys.get(hash)).ok_or_else(|| unavailable(cause))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// As [`Recall::key`], for the session whose cookie token is `token`.
+    pub fn session(
+        &self,
+        token: &str,
+        found: Result<Option<String>, StoreError>,
+        read_only: bool,
+    ) -> Result<Option<String>, ApiError> {
+        let hash = hash_secret(token);
+        match found {
+            Ok(key) => {
+                let mut recalled = self.lock();
+                bounded(&mut recalled.sessions);
+                recalled
+                    .sessions
+                    .insert(hash, (key.clone(), Instant::now()));
+                Ok(key)
+            }
+            Err(StoreError::Unavailable(cause)) if read_only => {
+                fresh(self.lock().sessions.get(&hash)).ok_or_else(|| unavailable(cause))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// As [`Recall::key`], for whether any key is active (open mode ends with the first).
+    pub fn any_keys(
+        &self,
+        found: Result<bool, StoreError>,
+        read_only: bool,
+    ) -> Result<bool, ApiError> {
+        match found {
+            Ok(any) => {
+                self.lock().any_keys = Some((any, Instant::now()));
+                Ok(any)
+            }
+            Err(StoreError::Unavailable(cause)) if read_only => {
+                fresh(self.lock().any_keys.as_ref()).ok_or_else(|| unavailable(cause))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+fn unavailable(cause: String) -> ApiError {
+    ApiError::from(StoreError::Unavailable(cause))
 }
 
 #[cfg(test)]
@@ -249,5 +384,81 @@ mod tests {
         let p = parts("/api/events/completion?x=1&token=cfk_d", &[]);
         assert!(ingress_path(p.uri.path()));
         assert_eq!(presented_key(&p.headers, &p.uri).as_deref(), Some("cfk_d"));
+    }
+
+    fn down() -> Result<Option<ApiKey>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+
+    #[test]
+    fn a_store_outage_recalls_proved_keys_for_reads_only() {
+        let recall = Recall::default();
+        let key = ApiKey {
+            id: "k1".into(),
+            name: None,
+            tenant: TenantId::parse("acme").unwrap(),
+            scopes: vec![Scope::Read],
+            created_at: chrono::Utc::now(),
+            revoked_at: None,
+        };
+        // Nothing proved yet: the outage is reported, not a 401.
+        assert!(matches!(
+            recall.key("h1", down(), true),
+            Err(ApiError::Unavailable)
+        ));
+        assert_eq!(
+            recall.key("h1", Ok(Some(key.clone())), true).unwrap(),
+            Some(key.clone())
+        );
+        // Proved once: a read is admitted through the outage, a write is not.
+        assert_eq!(recall.key("h1", down(), true).unwrap(), Some(key.clone()));
+        assert!(matches!(
+            recall.key("h1", down(), false),
+            Err(ApiError::Unavailable)
+        ));
+        // A key last seen revoked stays refused.
+        assert_eq!(recall.key("h1", Ok(None), true).unwrap(), None);
+        assert_eq!(recall.key("h1", down(), true).unwrap(), None);
+        // Another failure than an outage is never covered up.
+        assert!(matches!(
+            recall.key("h1", Err(StoreError::Unexpected("bad".into())), true),
+            Err(ApiError::Internal)
+        ));
+        // Open mode and sessions follow the same rule.
+        assert!(
+            recall
+                .any_keys(Err(StoreError::Unavailable("x".into())), true)
+                .is_err()
+        );
+        assert!(!recall.any_keys(Ok(false), true).unwrap());
+        assert!(
+            !recall
+                .any_keys(Err(StoreError::Unavailable("x".into())), true)
+                .unwrap()
+        );
+        assert!(
+            recall
+                .any_keys(Err(StoreError::Unavailable("x".into())), false)
+                .is_err()
+        );
+        assert_eq!(
+            recall
+                .session("tok", Ok(Some("h1".into())), true)
+                .unwrap()
+                .as_deref(),
+            Some("h1")
+        );
+        assert_eq!(
+            recall
+                .session("tok", Err(StoreError::Unavailable("x".into())), true)
+                .unwrap()
+                .as_deref(),
+            Some("h1")
+        );
+        assert!(
+            recall
+                .session("other", Err(StoreError::Unavailable("x".into())), true)
+                .is_err()
+        );
     }
 }

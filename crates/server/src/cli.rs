@@ -62,8 +62,9 @@ pub struct GlobalArgs {
     /// [default: audit.anchor in the data dir]
     #[arg(long, global = true, env = "CFACTORY_AUDIT_ANCHOR")]
     pub audit_anchor: Option<PathBuf>,
-    /// Seconds a PostgreSQL write waits for a lock another process holds (a frozen or
-    /// cut-off peer) before it answers 503 with Retry-After [default: 5]
+    /// Seconds a PostgreSQL write waits, for a lock another process holds (a frozen or
+    /// cut-off peer) or for a database that does not answer, before it answers 503 with
+    /// Retry-After [default: 5]
     #[arg(long, global = true, env = "CFACTORY_LOCK_TIMEOUT_SECONDS")]
     pub lock_timeout_seconds: Option<u64>,
 }

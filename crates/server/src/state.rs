@@ -46,6 +46,8 @@ pub struct AppParts {
     pub own_names: crate::guard::OwnNames,
     /// Each tenant's active webhook secrets, briefly cached.
     pub webhook_secrets: std::sync::Arc<crate::webhooks::SecretCache>,
+    /// Credentials lately proved against the store, for reads while it is unreachable.
+    pub recall: crate::auth::Recall,
     /// The request limits' buckets.
     pub limits: std::sync::Arc<crate::limits::Limits>,
     /// The tenant of open-mode requests.

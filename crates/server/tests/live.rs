@@ -493,3 +493,173 @@ async fn changes_committed_while_the_change_listener_was_cut_off_are_caught_up()
     let (_, needs) = server.get("/api/needs-you").await;
     assert_eq!(needs["count"], 1, "{needs}");
 }
+
+/// The address of the PostgreSQL server in `url` (`postgres://user@host:port/db`).
+fn pg_address(url: &str) -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    let rest = url.split_once("://").unwrap().1;
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = host.split('/').next().unwrap();
+    host.to_socket_addrs().unwrap().next().unwrap()
+}
+
+/// A POST of `body` to `/api/events`: its status, whether it carried `Retry-After`, and
+/// how long the answer took.
+async fn timed_post(server: &Server, body: &str) -> (u16, bool, Duration) {
+    let started = std::time::Instant::now();
+    let answer = server
+        .http
+        .post(server.url("/api/events"))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    (
+        answer.status().as_u16(),
+        answer.headers().contains_key("retry-after"),
+        started.elapsed(),
+    )
+}
+
+/// Polls `check` every 100 ms until it holds; panics with `what` after `within`.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_database_costs_a_quick_503_and_all_recovers_without_a_restart() {
+    let store = Store::postgres().await;
+    let direct = store.url.clone();
+    let proxy = common::proxy::Proxy::start(pg_address(&direct));
+    let store = store.reached_at(proxy.route(&direct));
+    assert_ne!(store.url, direct, "the server must go through the proxy");
+    let server = Server::start(&store);
+    for i in 0..5 {
+        let e = event(
+            &format!("ok-{i}"),
+            &format!("{}", 700 + i),
+            "aifactory",
+            "t",
+            "in_progress",
+            T0,
+        );
+        assert_eq!(server.post("/api/events", &e.to_string()).await.0, 202);
+    }
+    eventually(
+        Duration::from_secs(5),
+        "the five items never showed",
+        || async { server.get("/api/workitems?limit=1").await.1["count"] == 5 },
+    )
+    .await;
+
+    for (fault, cut) in [("cut", true), ("frozen", false)] {
+        if cut {
+            proxy.cut();
+        } else {
+            proxy.freeze();
+        }
+        // Ingest answers 503 with Retry-After, quickly, and stores nothing.
+        for i in 0..3 {
+            let e = event(
+                &format!("{fault}-{i}"),
+                &format!("{}", 800 + i),
+                "aifactory",
+                "t",
+                "in_progress",
+                T0,
+            );
+            let (status, retry, took) = timed_post(&server, &e.to_string()).await;
+            assert_eq!(status, 503, "{fault}: ingest while the database is away");
+            assert!(retry, "{fault}: a 503 says when to retry");
+            assert!(
+                took < Duration::from_secs(5),
+                "{fault}: the 503 took {took:?}"
+            );
+        }
+        // Readiness says so; what the read model holds is still served.
+        let (ready, _) = server.get("/ready").await;
+        assert_eq!(ready, 503, "{fault}: /ready while the database is away");
+        for path in [
+            "/api/needs-you",
+            "/api/rollups",
+            "/api/anomalies",
+            "/api/insights",
+        ] {
+            assert_eq!(server.get(path).await.0, 200, "{fault}: {path} from memory");
+        }
+
+        let (status, found) = server.get("/api/search?q=701").await;
+        assert_eq!(
+            (status, found["count"].clone()),
+            (200, json!(1)),
+            "{fault}: {found}"
+        );
+
+        // Meanwhile another process commits straight to the database.
+        let e = event(
+            &format!("{fault}-other"),
+            &format!("{}", 900 + u16::from(cut)),
+            "tfactory",
+            "s",
+            "passed",
+            T0,
+        );
+        let (status, out, err) = store.cli_at(&direct, &["ingest", "-"], Some(&e.to_string()));
+        assert!(status.success(), "{out}{err}");
+
+        proxy.restore();
+        // Everything comes back without a restart: ingest, readiness, and the changes
+        // committed while the server could not hear them.
+        eventually(
+            Duration::from_secs(20),
+            &format!("{fault}: ingest never came back"),
+            || async {
+                let e = event(
+                    &format!("{fault}-back"),
+                    &format!("{}", 910 + u16::from(cut)),
+                    "aifactory",
+                    "t",
+                    "in_progress",
+                    T0,
+                );
+                timed_post(&server, &e.to_string()).await.0 == 202
+            },
+        )
+        .await;
+        eventually(
+            Duration::from_secs(10),
+            &format!("{fault}: /ready never came back"),
+            || async { server.get("/ready").await.0 == 200 },
+        )
+        .await;
+        let other = format!("/api/search?q={}", 900 + u16::from(cut));
+        eventually(
+            Duration::from_secs(15),
+            &format!("{fault}: the other process's change was never seen"),
+            || async { server.get(&other).await.1["count"] == 1 },
+        )
+        .await;
+    }
+    // Nothing refused was stored; everything accepted is there once.
+    for key in ["800", "801", "802"] {
+        assert_eq!(
+            server.get(&format!("/api/workitems/{key}")).await.0,
+            404,
+            "{key} was refused"
+        );
+    }
+    eventually(Duration::from_secs(5), "the accepted items", || async {
+        server.get("/api/workitems?limit=1").await.1["count"] == 9
+    })
+    .await;
+}

@@ -12,9 +12,9 @@ mod audit;
 mod error;
 mod feed;
 mod keys;
-mod nodelay;
 mod read;
 mod rows;
+mod tcp;
 pub mod testing;
 mod writer;
 
@@ -40,6 +40,9 @@ use crate::error::{migrate_error, store_error};
 
 /// How long `connect` waits for the server before it answers `Unavailable`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request waits for a pooled connection (opening one, or checking an idle
+/// one is alive) before it answers `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How a [`PgStore`] connects and behaves.
 pub struct PgOptions {
@@ -49,9 +52,24 @@ pub struct PgOptions {
     pub migrate: bool,
     /// Stamps `received_at` on arriving events.
     pub clock: Arc<dyn Clock>,
-    /// The longest any statement waits for a lock (a tenant's write lock held by a frozen
-    /// or cut-off peer process, a row lock): past it the write fails `Unavailable`.
+    /// The longest a write waits before it answers `Unavailable`: for a lock (a tenant's
+    /// write lock held by a frozen or cut-off peer process, a row lock) or for a database
+    /// that does not answer at all. See [`lock_wait`] and [`answer_within`].
     pub lock_timeout: Duration,
+}
+
+/// How long a statement may wait for a lock (PostgreSQL's `lock_timeout`): seven tenths
+/// of `lock_timeout`, so the lock wait fails inside the database, cleanly and with
+/// nothing written, before the caller stops waiting ([`answer_within`]).
+pub fn lock_wait(lock_timeout: Duration) -> Duration {
+    (lock_timeout * 7 / 10).max(Duration::from_millis(100))
+}
+
+/// How long an ingest waits for its commit before it answers `Unavailable`: nine tenths
+/// of `lock_timeout`, so a database that does not answer at all (frozen, cut off without
+/// a reset) costs no more than a lock held by a peer.
+pub fn answer_within(lock_timeout: Duration) -> Duration {
+    (lock_timeout * 9 / 10).max(Duration::from_millis(200))
 }
 
 /// The longest any one statement may run.
@@ -68,22 +86,22 @@ impl Default for PgOptions {
     }
 }
 
-/// Turns Nagle's algorithm off on a new TCP connection ([`nodelay`]); a failure is
-/// logged and the connection kept.
-async fn no_delay(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+/// Turns Nagle's algorithm off and keepalive on for a new TCP connection ([`tcp`]); a
+/// failure is logged and the connection kept.
+async fn tune_socket(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
     let port: Option<i32> = sqlx::query_scalar("SELECT inet_client_port()")
         .fetch_one(&mut *connection)
         .await?;
     let Some(port) = port.and_then(|p| u16::try_from(p).ok()) else {
         return Ok(());
     };
-    match nodelay::set_for_local_port(port) {
+    match tcp::tune_for_local_port(port) {
         Ok(0) => tracing::debug!(
             port,
-            "no local socket matched the connection's port; Nagle stays on"
+            "no local socket matched the connection's port; its TCP options stay as they were"
         ),
         Ok(_) => {}
-        Err(error) => tracing::debug!(%error, "could not turn Nagle off on a connection"),
+        Err(error) => tracing::debug!(%error, "could not set a connection's TCP options"),
     }
     Ok(())
 }
@@ -112,7 +130,7 @@ impl PgStore {
             .options([
                 (
                     "lock_timeout",
-                    format!("{}ms", options.lock_timeout.as_millis()),
+                    format!("{}ms", lock_wait(options.lock_timeout).as_millis()),
                 ),
                 (
                     "statement_timeout",
@@ -137,15 +155,20 @@ impl PgStore {
         }
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(2))
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .after_connect(|connection, _| Box::pin(async move { no_delay(connection).await }))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(|connection, _| Box::pin(async move { tune_socket(connection).await }))
             .connect_with(connect_options)
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         let feed = feed::Feed::new(pool.clone());
         let store = PgStore {
             inner: Arc::new(Inner {
-                writer: writer::Writer::start(pool.clone(), options.clock.clone(), feed.held()),
+                writer: writer::Writer::start(
+                    pool.clone(),
+                    options.clock.clone(),
+                    feed.held(),
+                    answer_within(options.lock_timeout),
+                ),
                 feed,
                 pool,
                 clock: options.clock,
@@ -357,7 +380,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn pooled_connections_have_nagle_off() {
+    async fn pooled_connections_have_nagle_off_and_keepalive_on() {
         let database = crate::testing::TestDatabase::create().await;
         let store = PgStore::connect(database.url(), PgOptions::default())
             .await
@@ -370,7 +393,7 @@ mod tests {
         // Over a Unix socket there is no Nagle to turn off.
         if let Some(port) = port {
             let port = u16::try_from(port).expect("a TCP port");
-            assert_eq!(nodelay::is_off_for_local_port(port), Some(true));
+            assert_eq!(tcp::is_tuned_for_local_port(port), Some(true));
         }
         drop(connection);
         store.close().await;

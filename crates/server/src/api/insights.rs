@@ -11,7 +11,7 @@ use axum::routing::get;
 use cfactory_domain::insights::{
     Anomaly, CostRollup, DailyPoint, NeedsYou, Rollups, SearchHit, Window,
 };
-use cfactory_domain::ports::{InsightSource, MAX_ACTIVITY_PAGE, Scope};
+use cfactory_domain::ports::{InsightSource, MAX_ACTIVITY_PAGE, Scope, StoreError};
 use cfactory_domain::{CorrelationKey, Service};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -665,12 +665,23 @@ pub async fn cards(
         {
             continue;
         }
-        if let Some(found) = state
+        match state
             .actions
             .available(&caller.tenant, a.correlation_key.as_str())
-            .await?
+            .await
         {
-            available.insert(a.correlation_key.clone(), found);
+            Ok(Some(found)) => {
+                available.insert(a.correlation_key.clone(), found);
+            }
+            Ok(None) => {}
+            // With the store away the cards still come from memory, without proposals
+            // (confirming one would need the store anyway).
+            Err(StoreError::Unavailable(cause)) => {
+                tracing::warn!(%cause, "insight cards without proposals: the store is unavailable");
+                available.clear();
+                break;
+            }
+            Err(error) => return Err(error.into()),
         }
     }
     let cards = cfactory_domain::insights::cards::cards(&anomalies, &needs, &rollups, &available)

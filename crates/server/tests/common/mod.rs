@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -44,6 +46,12 @@ impl Store {
         }
     }
 
+    /// The same store reached at `url` (through a proxy, say).
+    pub fn reached_at(mut self, url: String) -> Self {
+        self.url = url;
+        self
+    }
+
     /// Runs SQL straight against the store's database, as someone with database access
     /// would (to damage or tamper with what is stored).
     #[allow(dead_code)]
@@ -71,9 +79,20 @@ impl Store {
 
     /// Runs a `cfactory` subcommand against this store; returns (status, stdout, stderr).
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (ExitStatus, String, String) {
+        self.cli_at(&self.url, args, stdin)
+    }
+
+    /// Runs a `cfactory` subcommand against the database at `url` with this store's data
+    /// dir.
+    pub fn cli_at(
+        &self,
+        url: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> (ExitStatus, String, String) {
         let mut cmd = Command::new(bin());
         cmd.args(args)
-            .args(["--database-url", &self.url, "--data-dir", self.data_dir()])
+            .args(["--database-url", url, "--data-dir", self.data_dir()])
             .env_remove("CFACTORY_API_KEYS")
             .env_remove("CFACTORY_AUDIT_HMAC_SECRET")
             .env("CFACTORY_LOG", "warn")

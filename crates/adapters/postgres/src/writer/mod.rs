@@ -65,6 +65,8 @@ enum Job {
 /// The handle on a store's writer task.
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// The longest a caller waits for its commit (see [`Writer::ingest`]).
+    answer_within: std::time::Duration,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -74,16 +76,27 @@ fn closed() -> StoreError {
 
 impl Writer {
     /// Starts the writer task; it holds what it writes in `held` for the change feed.
-    pub fn start(pool: PgPool, clock: Arc<dyn Clock>, held: Arc<Held>) -> Self {
+    /// Callers wait at most `answer_within` for their commit.
+    pub fn start(
+        pool: PgPool,
+        clock: Arc<dyn Clock>,
+        held: Arc<Held>,
+        answer_within: std::time::Duration,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let task = tokio::spawn(run(pool, clock, held, queue));
         Self {
             jobs,
+            answer_within,
             task: Mutex::new(Some(task)),
         }
     }
 
-    /// Queues `events` and waits for their commit.
+    /// Queues `events` and waits for their commit, at most `answer_within`: a database
+    /// that stopped answering (frozen, cut off without a reset) costs the caller an
+    /// `Unavailable`, never a hang. The write may still land after that answer; a retry
+    /// of the same events is then a duplicate. A request whose caller has gone is
+    /// skipped if the writer has not taken it yet.
     pub async fn ingest(
         &self,
         tenant: TenantId,
@@ -95,11 +108,20 @@ impl Writer {
             events,
             reply,
         };
-        self.jobs
-            .send(Job::Ingest(request))
-            .await
-            .map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+        let waited = tokio::time::timeout(self.answer_within, async {
+            self.jobs
+                .send(Job::Ingest(request))
+                .await
+                .map_err(|_| closed())?;
+            answer.await.map_err(|_| closed())?
+        })
+        .await;
+        waited.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "the database did not commit within {:?}",
+                self.answer_within
+            )))
+        })
     }
 
     /// Lets the writer commit what is queued, then stops it.

@@ -145,6 +145,11 @@ impl Pipeline {
 
     /// Takes a request into `next` when it can be applied there, else makes it wait.
     fn take(&mut self, stamped: Stamped) {
+        // Its caller stopped waiting (the writer was held up): nobody is told of it,
+        // so it is not written; the sender retries.
+        if stamped.request.reply.is_closed() {
+            return;
+        }
         let stamped = if self.waiting.is_empty() {
             match gather(&mut self.next, &mut self.locks, stamped) {
                 Ok(()) => return,
