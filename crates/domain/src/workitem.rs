@@ -557,6 +557,52 @@ pub struct Links {
 
 /// Adds `value` to a sorted list without duplicates: the list reads the same whatever
 /// order its values arrived in.
+/// The most [`Round`]s an item keeps; past it the oldest go.
+pub const MAX_ROUNDS: usize = 512;
+
+/// A decisive coding report or test verdict, by time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Round {
+    /// The event's time.
+    pub at: DateTime<Utc>,
+    /// What it was.
+    pub mark: RoundMark,
+}
+
+/// What a [`Round`] was. At equal times coding sorts before a verdict: the verdict is
+/// taken to judge it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundMark {
+    /// AIFactory reported on its coding run.
+    Coding,
+    /// TFactory's verify failed or asked for a person.
+    TestFailed,
+    /// Any other TFactory verdict or state (passed, running, queued).
+    TestOther,
+}
+
+/// Handbacks in `rounds` (sorted by time): each failed or human-review verdict that
+/// judged earlier coding and was followed by more coding before any other verdict is one
+/// round trip back to AIFactory.
+fn count_handbacks(rounds: &[Round]) -> u32 {
+    let (mut coded, mut failed, mut count) = (false, false, 0u32);
+    for round in rounds {
+        match round.mark {
+            RoundMark::Coding => {
+                if failed {
+                    count += 1;
+                    failed = false;
+                }
+                coded = true;
+            }
+            RoundMark::TestFailed => failed = coded,
+            RoundMark::TestOther => failed = false,
+        }
+    }
+    count
+}
+
 fn push_unique(list: &mut Vec<String>, value: &str) {
     if let Err(at) = list.binary_search_by(|v| v.as_str().cmp(value)) {
         list.insert(at, value.to_owned());
@@ -661,9 +707,14 @@ pub struct WorkItem {
     pub usage_by_task: Vec<TaskUsage>,
     /// Events accepted onto this item.
     pub event_count: u64,
-    /// Round trips from a failed test back to more coding (handbacks).
+    /// Round trips from a failed test back to more coding (handbacks), counted from
+    /// `rounds`.
     #[serde(default)]
     pub handbacks: u32,
+    /// The decisive coding reports and test verdicts by time, newest [`MAX_ROUNDS`] kept,
+    /// so handbacks are counted in time order whatever order the events arrive in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<Round>,
     /// Ingest findings.
     pub flags: IngestFlags,
     /// The sender's budget, as its latest usage reported it.
@@ -697,6 +748,7 @@ impl WorkItem {
             usage_by_task: Vec::new(),
             event_count: 0,
             handbacks: 0,
+            rounds: Vec::new(),
             flags: IngestFlags::default(),
             budget: None,
             created_at: at,
@@ -754,9 +806,7 @@ impl WorkItem {
         if let Some(usage) = &event.usage {
             self.record_usage(event, usage);
         }
-        if self.is_handback(event) {
-            self.handbacks += 1;
-        }
+        self.note_round(event, name);
         let class = event.status_class();
         let candidate = Stage {
             task_id: event.task_id.clone(),
@@ -834,16 +884,35 @@ impl WorkItem {
         self.recompute_usage();
     }
 
-    /// Coding work that resumes after the test stage failed or asked for a person, where
-    /// the code stage had been shown before that verdict: one round trip of a handback.
-    fn is_handback(&self, event: &CompletionEvent) -> bool {
-        if event.service != Service::Aifactory {
-            return false;
-        }
-        let (Some(test), Some(code)) = (&self.stages.test, &self.stages.code) else {
-            return false;
+    /// Notes a decisive coding report or test verdict in `rounds` and counts the
+    /// handbacks again.
+    fn note_round(&mut self, event: &CompletionEvent, stage: StageName) {
+        let mark = match stage {
+            StageName::Code => RoundMark::Coding,
+            StageName::Test => {
+                let outcome = event.outcome.as_deref().unwrap_or("");
+                if event.status_class() == StatusClass::Failed
+                    || outcome.eq_ignore_ascii_case("failure")
+                    || outcome.eq_ignore_ascii_case("human_review")
+                {
+                    RoundMark::TestFailed
+                } else {
+                    RoundMark::TestOther
+                }
+            }
+            StageName::Plan => return,
         };
-        (test.failed() || test.needs_human_review()) && code.at <= test.at && event.time >= test.at
+        let round = Round {
+            at: event.time,
+            mark,
+        };
+        if let Err(at) = self.rounds.binary_search(&round) {
+            self.rounds.insert(at, round);
+            if self.rounds.len() > MAX_ROUNDS {
+                self.rounds.remove(0);
+            }
+            self.handbacks = count_handbacks(&self.rounds);
+        }
     }
 
     fn absorb_links(&mut self, event: &CompletionEvent) {
@@ -1165,7 +1234,13 @@ impl WorkItem {
             self.budget = Some(theirs);
         }
         self.event_count += other.event_count;
-        self.handbacks += other.handbacks;
+        self.rounds.extend(other.rounds);
+        self.rounds.sort_unstable();
+        self.rounds.dedup();
+        if self.rounds.len() > MAX_ROUNDS {
+            self.rounds.drain(..self.rounds.len() - MAX_ROUNDS);
+        }
+        self.handbacks = count_handbacks(&self.rounds);
         self.flags.missing_event_id += other.flags.missing_event_id;
         self.flags.correlation_conflict_count += other.flags.correlation_conflict_count;
         self.flags

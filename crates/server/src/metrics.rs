@@ -104,6 +104,50 @@ impl Metrics {
     }
 }
 
+/// The read model's lines of the exposition, and the process's resident memory where the
+/// system reports it.
+pub fn render_read_model(footprint: &crate::readmodel::Footprint) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP cfactory_read_model_items Work items held in memory for insights, search \
+         and the cockpit.\n\
+         # TYPE cfactory_read_model_items gauge\n\
+         cfactory_read_model_items {}\n\
+         # HELP cfactory_read_model_unreadable_items Items left out because their stored \
+         state cannot be read.\n\
+         # TYPE cfactory_read_model_unreadable_items gauge\n\
+         cfactory_read_model_unreadable_items {}\n\
+         # HELP cfactory_read_model_item_bytes Estimated memory per held item (sampled).\n\
+         # TYPE cfactory_read_model_item_bytes gauge\n\
+         cfactory_read_model_item_bytes {}\n\
+         # HELP cfactory_read_model_bytes Estimated memory of the held items.\n\
+         # TYPE cfactory_read_model_bytes gauge\n\
+         cfactory_read_model_bytes {}",
+        footprint.items,
+        footprint.unreadable,
+        footprint.bytes_per_item,
+        footprint.items * footprint.bytes_per_item,
+    );
+    if let Some(bytes) = resident_bytes() {
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n\
+             # TYPE process_resident_memory_bytes gauge\n\
+             process_resident_memory_bytes {bytes}"
+        );
+    }
+    out
+}
+
+/// This process's resident memory, from `/proc/self/status` (Linux only).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

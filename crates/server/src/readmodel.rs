@@ -43,6 +43,40 @@ const MEMO_SECONDS: i64 = 5;
 /// Cost breakdown entries kept in memoised rollups: the most the API hands out.
 pub const KEEP_TOP: usize = 1_000;
 
+/// Items sampled for [`ReadModel::footprint`].
+pub const FOOTPRINT_SAMPLE: usize = 256;
+
+/// The fixed cost of one held item beyond its text and lists: the item itself, its fleet
+/// entry and the key copies in the fleet's and the search index's maps (measured with
+/// `size_of` plus map and `Arc` overheads).
+const ITEM_FIXED_BYTES: usize =
+    std::mem::size_of::<WorkItem>() + 6 * std::mem::size_of::<CorrelationKey>() + 128;
+
+/// What the read model holds (see [`ReadModel::footprint`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    /// Items held, over all tenants.
+    pub items: usize,
+    /// Items left out because their stored state cannot be read.
+    pub unreadable: usize,
+    /// Estimated bytes of memory per held item (0 with none held).
+    pub bytes_per_item: usize,
+}
+
+/// Counts the bytes written to it.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// One tenant's items and the indexes kept beside them.
 pub struct TenantView {
     /// Items by canonical key, with the totals, findings and baselines the fleet-wide
@@ -505,6 +539,43 @@ impl ReadModel {
     /// The anomaly rules' limits.
     pub fn thresholds(&self) -> &Thresholds {
         &self.inner.thresholds
+    }
+
+    /// What the model holds and an estimate of what each item costs in memory, for
+    /// `/metrics`. The estimate samples up to [`FOOTPRINT_SAMPLE`] items across the
+    /// tenants: each costs the fixed size of an item and its fleet and index entries, plus
+    /// its text and lists, counted as their encoded length.
+    pub fn footprint(&self) -> Footprint {
+        let views: Vec<Arc<RwLock<TenantView>>> = self
+            .inner
+            .views
+            .read()
+            .expect("read model views lock")
+            .values()
+            .cloned()
+            .collect();
+        let mut footprint = Footprint::default();
+        let (mut sampled, mut sampled_bytes) = (0usize, 0usize);
+        for view in &views {
+            let view = read(view);
+            footprint.items += view.fleet.len();
+            footprint.unreadable += view.unreadable.len();
+            for item in view
+                .fleet
+                .items()
+                .take(FOOTPRINT_SAMPLE.saturating_sub(sampled))
+            {
+                let mut counter = ByteCounter(0);
+                if serde_json::to_writer(&mut counter, item.as_ref()).is_ok() {
+                    sampled += 1;
+                    sampled_bytes += counter.0;
+                }
+            }
+        }
+        if let Some(mean) = sampled_bytes.checked_div(sampled) {
+            footprint.bytes_per_item = ITEM_FIXED_BYTES + mean;
+        }
+        footprint
     }
 
     /// How many of the tenant's items are left out of every answer because their stored

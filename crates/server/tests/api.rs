@@ -423,6 +423,71 @@ async fn probes_metrics_and_the_cockpit_address_answer() {
     assert_eq!(problem["status"], 404);
 }
 
+/// The value of the unlabelled series `name` in a Prometheus exposition.
+fn series(metrics: &str, name: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_report_the_read_models_items_and_their_memory() {
+    let store = Store::sqlite();
+    let server = Server::start(&store);
+    let metrics = |server: &'_ Server| {
+        let url = server.url("/metrics");
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let empty = metrics(&server).await;
+    assert_eq!(
+        series(&empty, "cfactory_read_model_items"),
+        Some(0),
+        "{empty}"
+    );
+    assert_eq!(series(&empty, "cfactory_read_model_item_bytes"), Some(0));
+    let mut batch = Vec::new();
+    for i in 0..40 {
+        let mut e = event(
+            &format!("m{i}"),
+            &format!("{}", 300 + i),
+            "aifactory",
+            "t",
+            "running",
+            "2026-11-01T10:00:00Z",
+        );
+        e["title"] = json!("x".repeat(500));
+        batch.push(e);
+    }
+    assert_eq!(
+        server
+            .post("/api/events", &Value::Array(batch).to_string())
+            .await
+            .0,
+        202
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let full = loop {
+        let text = metrics(&server).await;
+        if series(&text, "cfactory_read_model_items") == Some(40) {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let per_item = series(&full, "cfactory_read_model_item_bytes").unwrap();
+    // Each item holds a 500-character title besides its keys, stages and ids.
+    assert!((700..20_000).contains(&per_item), "{per_item}");
+    assert_eq!(
+        series(&full, "cfactory_read_model_bytes"),
+        Some(40 * per_item)
+    );
+    assert_eq!(
+        series(&full, "cfactory_read_model_unreadable_items"),
+        Some(0)
+    );
+    assert!(series(&full, "process_resident_memory_bytes").unwrap() > 1 << 20);
+}
+
 #[tokio::test]
 async fn the_openapi_document_covers_the_published_contract_paths() {
     let store = Store::sqlite();

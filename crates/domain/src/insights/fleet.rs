@@ -140,6 +140,11 @@ impl Fleet {
         self.entries.len()
     }
 
+    /// Every item, in no particular order.
+    pub fn items(&self) -> impl Iterator<Item = &Arc<WorkItem>> {
+        self.entries.values().map(|e| &e.item)
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

@@ -43,6 +43,28 @@ fn a_triaged_run_with_a_failure_outcome_counts_as_a_failed_test() {
 }
 
 #[test]
+fn a_handback_counts_the_same_when_the_failing_verdict_arrives_last() {
+    let now = Utc::now();
+    let events = [
+        event("aifactory", "done", 0, Some(100)),
+        event("tfactory", "failed", 5, None),
+        event("aifactory", "in_progress", 6, Some(10)),
+    ];
+    for order in [[0, 1, 2], [2, 0, 1], [0, 2, 1], [2, 1, 0]] {
+        let mut w = item();
+        for i in order {
+            w.apply_event(&events[i], now);
+        }
+        assert_eq!(w.handbacks, 1, "order {order:?}");
+    }
+    // Coding only after the failing verdict judged nothing: no round trip.
+    let mut w = item();
+    w.apply_event(&events[2], now);
+    w.apply_event(&events[1], now);
+    assert_eq!(w.handbacks, 0);
+}
+
+#[test]
 fn a_failed_test_followed_by_coding_counts_one_handback() {
     let mut w = item();
     let now = Utc::now();

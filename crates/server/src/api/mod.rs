@@ -292,7 +292,9 @@ pub async fn metrics(
     caller: crate::auth::Caller,
 ) -> Result<Response, ApiError> {
     caller.require(cfactory_domain::ports::Scope::Metrics)?;
-    let mut response = (StatusCode::OK, state.metrics.render()).into_response();
+    let mut body = state.metrics.render();
+    body.push_str(&crate::metrics::render_read_model(&state.model.footprint()));
+    let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -21,6 +21,11 @@ pub type Frame = Arc<str>;
 /// How many frames a client may have waiting before it is dropped.
 pub const CLIENT_BUFFER: usize = 512;
 
+/// How many reports may wait for the hub's worker. Past it a change report drops the
+/// tenant's clients (they reconnect and start from a fresh snapshot, so they miss
+/// nothing), and a progress report is dropped (the next one supersedes it).
+pub const HUB_QUEUE: usize = 4096;
+
 enum Work {
     Changed(TenantId, Vec<CorrelationKey>),
     Live(TenantId, Service, LiveUpdate),
@@ -35,7 +40,7 @@ struct Inner {
     clients: Mutex<HashMap<TenantId, Vec<Client>>>,
     next_id: AtomicU64,
     dropped: AtomicU64,
-    work: mpsc::UnboundedSender<Work>,
+    work: mpsc::Sender<Work>,
     clock: Arc<dyn Clock>,
     stall_deadline: Duration,
 }
@@ -62,7 +67,7 @@ impl Hub {
         clock: Arc<dyn Clock>,
         stall_deadline: Duration,
     ) -> Self {
-        let (work, mut queue) = mpsc::unbounded_channel();
+        let (work, mut queue) = mpsc::channel(HUB_QUEUE);
         let hub = Self {
             inner: Arc::new(Inner {
                 clients: Mutex::new(HashMap::new()),
@@ -241,12 +246,34 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Queues `work` for the worker without waiting; see [`HUB_QUEUE`] for a full queue.
+    fn enqueue(&self, work: Work) {
+        match self.inner.work.try_send(work) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(Work::Changed(tenant, _))) => {
+                let dropped = self.clients().remove(&tenant).map_or(0, |list| list.len());
+                if dropped > 0 {
+                    tracing::warn!(
+                        %tenant,
+                        clients = dropped,
+                        "cockpit hub queue full; dropping the tenant's clients to resynchronise"
+                    );
+                    self.inner
+                        .dropped
+                        .fetch_add(dropped as u64, Ordering::Relaxed);
+                }
+            }
+            Err(mpsc::error::TrySendError::Full(Work::Live(..))) => {
+                tracing::debug!("cockpit hub queue full; a progress report is dropped");
+            }
+        }
+    }
+}
+
 impl ChangeSink for Hub {
     fn items_changed(&self, tenant: &TenantId, keys: &[CorrelationKey]) {
-        let _ = self
-            .inner
-            .work
-            .send(Work::Changed(tenant.clone(), keys.to_vec()));
+        self.enqueue(Work::Changed(tenant.clone(), keys.to_vec()));
     }
 }
 
@@ -268,8 +295,8 @@ impl Hub {
 
 impl LiveSink for TenantSink {
     fn live_update(&self, service: Service, update: LiveUpdate) {
-        let work = Work::Live(self.tenant.clone(), service, update);
-        let _ = self.hub.inner.work.send(work);
+        self.hub
+            .enqueue(Work::Live(self.tenant.clone(), service, update));
     }
 }
 
@@ -304,6 +331,44 @@ mod tests {
             .expect("a frame within 5 s")
             .expect("subscribed");
         serde_json::from_str(&frame).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_the_tenants_clients_instead_of_growing() {
+        let (hub, _store) = setup().await;
+        let acme = TenantId::parse("acme").unwrap();
+        let mut mine = hub.subscribe(&TenantId::default_tenant());
+        let theirs = hub.subscribe(&acme);
+        let key = CorrelationKey::parse("5").unwrap();
+        // The worker cannot run between these calls (one thread, no await): the queue
+        // fills, and the report past it drops the tenant's clients.
+        for _ in 0..HUB_QUEUE {
+            hub.items_changed(&TenantId::default_tenant(), std::slice::from_ref(&key));
+        }
+        assert_eq!(hub.client_count(), 2, "a queue with room keeps everyone");
+        hub.items_changed(&TenantId::default_tenant(), std::slice::from_ref(&key));
+        assert_eq!(hub.client_count(), 1, "{}", hub.dropped_count());
+        assert_eq!(hub.dropped_count(), 1);
+        // The dropped client's channel ends (its socket closes, the browser reconnects
+        // and starts from a snapshot); the other tenant's client stays.
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while mine.frames.recv().await.is_some() {}
+        })
+        .await;
+        assert!(ended.is_ok(), "the dropped client's frames end");
+        assert!(!theirs.frames.is_closed());
+        // Progress past a full queue is dropped, nobody else.
+        hub.sink_for(&acme).live_update(
+            Service::Aifactory,
+            LiveUpdate::Progress {
+                task_id: "t-5".into(),
+                phase: None,
+                percent: None,
+                message: None,
+                at: chrono::Utc::now(),
+            },
+        );
+        assert_eq!(hub.client_count(), 1);
     }
 
     #[tokio::test]
