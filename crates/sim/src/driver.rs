@@ -119,7 +119,8 @@ impl Simulator {
             }));
         }
 
-        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        // Bounded: a slow receiver holds the driver back instead of growing the queue.
+        let (out_tx, out_rx) = mpsc::channel(OUTBOX_QUEUE);
         let sender = tokio::spawn(webhook::run(shared.clone(), webhook, out_rx));
         let driver = tokio::spawn(drive(shared.clone(), out_tx, stop_rx));
         let [pfactory_url, aifactory_url, tfactory_url] =
@@ -139,10 +140,13 @@ impl Simulator {
     }
 }
 
+/// Deliveries waiting for the webhook sender before the driver waits for it.
+const OUTBOX_QUEUE: usize = 4096;
+
 /// Advances simulated time and hands the outbox to the webhook sender.
 async fn drive(
     shared: Arc<Shared>,
-    out: mpsc::UnboundedSender<crate::world::Outgoing>,
+    out: mpsc::Sender<crate::world::Outgoing>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(TICK);
@@ -158,7 +162,7 @@ async fn drive(
             std::mem::take(&mut w.outbox)
         };
         for o in outgoing {
-            if out.send(o).is_err() {
+            if out.send(o).await.is_err() {
                 return;
             }
         }

@@ -71,7 +71,7 @@ impl Webhook {
 pub(crate) async fn run(
     shared: Arc<Shared>,
     webhook: Option<Webhook>,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    mut rx: mpsc::Receiver<Outgoing>,
 ) {
     while let Some(out) = rx.recv().await {
         if let Some(event) = &out.event {
