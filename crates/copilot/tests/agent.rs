@@ -289,6 +289,7 @@ async fn a_refused_proposal_is_an_error_result_and_nothing_is_stored() {
             .list(&tenant(), None, 10)
             .await
             .unwrap()
+            .actions
             .is_empty()
     );
 }
@@ -442,6 +443,7 @@ async fn a_cut_off_answer_drops_partial_tool_calls() {
             .list(&tenant(), None, 10)
             .await
             .unwrap()
+            .actions
             .is_empty()
     );
     assert!(

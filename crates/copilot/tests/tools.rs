@@ -321,6 +321,7 @@ async fn the_propose_api_path_plans_the_same_way() {
             .list(&tenant(), Some(ActionStatus::Prepared), 10)
             .await
             .unwrap()
+            .actions
             .len(),
         1
     );
@@ -383,6 +384,7 @@ async fn refusals_and_scopes_store_nothing() {
             .list(&tenant(), None, 10)
             .await
             .unwrap()
+            .actions
             .is_empty()
     );
 }

@@ -14,8 +14,8 @@ use crate::correlate::{Batch, ChangeSet, IngestOutcome, Loaded};
 use crate::event::{CompletionEvent, Service};
 use crate::ids::{CorrelationKey, EventId, Identifier, TenantId};
 use crate::ports::{
-    ActivityEntry, ApiKey, ApiKeyStore, BrowserSession, ChangeSink, ListCursor, ListQuery,
-    ServiceRegistry, StoreError, StoredService, Timeline, TimelineCursor, TimelineEntry,
+    ActivityEntry, ApiKey, ApiKeyStore, BrowserSession, ChangeSink, EventScanPage, ListCursor,
+    ListQuery, ServiceRegistry, StoreError, StoredService, Timeline, TimelineCursor, TimelineEntry,
     UsageGroupBy, UsageRow, WebhookSecret, WorkItemPage, WorkItemStore,
 };
 use crate::upstream::TaskList;
@@ -380,6 +380,7 @@ impl WorkItemStore for InMemoryStore {
             events,
             span_seconds,
             next_cursor,
+            unreadable: 0,
         }))
     }
 
@@ -463,6 +464,35 @@ impl WorkItemStore for InMemoryStore {
             items,
             unreadable: Vec::new(),
         })
+    }
+
+    async fn scan_events(
+        &self,
+        tenant: &TenantId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<EventScanPage, StoreError> {
+        let state = self.lock();
+        let mut page = EventScanPage::default();
+        let Some(data) = state.tenants.get(tenant) else {
+            return Ok(page);
+        };
+        // Events are appended in sequence order.
+        for (e, key) in data
+            .events
+            .iter()
+            .zip(&data.event_items)
+            .filter(|(e, _)| after.is_none_or(|a| e.seq > a))
+            .take(limit as usize)
+        {
+            if let Err(why) = CompletionEvent::parse(&e.raw) {
+                page.unreadable
+                    .push((e.seq, format!("on work item {key}: {why}")));
+            }
+            page.scanned += 1;
+            page.last = Some(e.seq);
+        }
+        Ok(page)
     }
 
     async fn activity(

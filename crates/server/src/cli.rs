@@ -89,9 +89,10 @@ pub enum Command {
     /// Check the audit log's HMAC chain.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// List stored rows that no longer decode (work items, actions), every tenant's;
-    /// exit 1 when there are any. Such an item is left out of lists and insights until
-    /// its next event rebuilds it from its timeline.
+    /// List stored rows that no longer decode (work items, actions, events), every
+    /// tenant's, one line each; exit 1 when there are any. Such an item is left out of
+    /// lists and insights until its next event rebuilds it from its timeline; such an
+    /// action is left out of action lists, and such an event out of its timeline.
     Doctor,
     /// Print the API's OpenAPI 3.1 document (what `GET /openapi.json` serves) and exit.
     Openapi,
@@ -551,9 +552,9 @@ pub async fn audit_verify(settings: &Settings) -> anyhow::Result<(String, bool)>
     result
 }
 
-/// `cfactory doctor`: one line per stored row that no longer decodes.
+/// `cfactory doctor`: one line per stored row that no longer decodes: work items, actions
+/// and events, tenant by tenant.
 pub async fn doctor(settings: &Settings) -> anyhow::Result<Vec<String>> {
-    use cfactory_domain::ports::StoreError;
     let stores = Stores::open(settings).await.context("opening the store")?;
     let result = async {
         let mut found = Vec::new();
@@ -572,12 +573,19 @@ pub async fn doctor(settings: &Settings) -> anyhow::Result<Vec<String>> {
                     None => break,
                 }
             }
-            match stores.actions.list(&tenant, None, u32::MAX).await {
-                Err(StoreError::Unreadable(why)) => {
-                    found.push(format!("actions of {tenant}: {why}"));
+            let actions = stores.actions.list(&tenant, None, u32::MAX).await?;
+            for (id, why) in actions.unreadable {
+                found.push(format!("action {tenant}/{id}: {why}"));
+            }
+            let mut after = None;
+            loop {
+                let page = stores.work.scan_events(&tenant, after, 1_000).await?;
+                for (seq, why) in page.unreadable {
+                    found.push(format!("event {tenant}/{seq}: {why}"));
                 }
-                other => {
-                    other?;
+                match page.last {
+                    Some(last) => after = Some(last),
+                    None => break,
                 }
             }
         }

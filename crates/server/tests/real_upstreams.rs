@@ -608,6 +608,38 @@ async fn specs_hydrate_and_join_completion_events_on_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_serves_hydration_of_the_same_sqlite_file_is_seen_within_2_seconds() {
+    let store = Store::sqlite();
+    // This server watches nothing; the other one, on the same file, hydrates from TFactory.
+    let watcher = Server::start(&store);
+    let replay = Replay::captured();
+    let poller = start(&store, &replay.clone().serve().await, TOKEN);
+    // Hydration appends no event: only the poller's own store reads show it at first.
+    wait_for(
+        &poller,
+        "/api/workitems?limit=500",
+        "the hydrated specs",
+        |b| b["count"] == 5,
+    )
+    .await;
+    let hydrated = Instant::now();
+    // The watcher's read model (search and insights, not a store read) hears of it.
+    loop {
+        let (_, found) = watcher.get("/api/search?q=143-login-flow").await;
+        if found["count"] == 1 {
+            break;
+        }
+        assert!(
+            hydrated.elapsed() < Duration::from_secs(2),
+            "the other server's hydration was not seen: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, rollups) = watcher.get("/api/rollups").await;
+    assert_eq!(rollups["items"], 5, "{rollups}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_shows_the_feed_and_health_unauthorized() {
     let replay = Replay::captured();
     let store = Store::sqlite();

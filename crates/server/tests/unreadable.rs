@@ -2,14 +2,16 @@
 //! decodes (an older version's, a hand edit, damage) is left out of the read model, lists
 //! and insights, which say how many they left out; `/ready` stays 200; a `GET` of it
 //! answers a problem saying so; `cfactory doctor` lists it; and its next event rebuilds
-//! it from its timeline.
+//! it from its timeline. An action or an event that no longer decodes is likewise left
+//! out of the action list or the timeline, which count it; a `GET` of the action answers
+//! the problem; and `cfactory doctor` lists each.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::{Server, Store, event};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const T0: &str = "2026-06-01T12:00:00Z";
 
@@ -112,6 +114,137 @@ async fn an_unreadable_item_harms_nothing_else(store: Store) {
     server.terminate();
     let (status, out, _) = store.cli(&["doctor"], None);
     assert!(status.success(), "{out}");
+}
+
+/// The ids of a list's entries (actions, timeline events), in order.
+fn ids(list: &Value, field: &str) -> Vec<String> {
+    list[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `{field}` in {list}"))
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn an_unreadable_action_or_event_harms_nothing_else(store: Store) {
+    // Proposals are stored and never sent here: the AIFactory URL is never called.
+    let args = [
+        "--aifactory-url",
+        "http://127.0.0.1:9",
+        "--poll-interval-seconds",
+        "0",
+    ];
+    let server = Server::start_with(&store, &args, &[]).unwrap();
+    let ago = |m: i64| (chrono::Utc::now() - chrono::Duration::minutes(m)).to_rfc3339();
+    let events = vec![
+        event("s903", "903", "aifactory", "t903", "stuck", &ago(60)),
+        event("s904", "904", "aifactory", "t904", "stuck", &ago(60)),
+        event("e1", "905", "aifactory", "t905", "in_progress", &ago(50)),
+        event("e2", "905", "aifactory", "t905", "in_progress", &ago(40)),
+        event("e3", "905", "aifactory", "t905", "done", &ago(30)),
+    ];
+    let (status, body) = server
+        .post("/api/events", &Value::Array(events).to_string())
+        .await;
+    assert!(status == 200 || status == 202, "{body}");
+    let mut proposed = Vec::new();
+    for key in ["903", "904"] {
+        let body = json!({"kind": "recover", "correlation_key": key});
+        let (status, action) = server.post("/api/actions/propose", &body.to_string()).await;
+        assert_eq!(status, 201, "{action}");
+        proposed.push(action["id"].as_str().unwrap().to_owned());
+    }
+    let (bad, good) = (proposed[0].clone(), proposed[1].clone());
+    let (status, timeline) = server.get("/api/workitems/905/timeline").await;
+    assert_eq!(status, 200, "{timeline}");
+    assert_eq!(ids(&timeline, "events"), ["e1", "e2", "e3"]);
+    assert_eq!(timeline["unreadable"], 0, "{timeline}");
+    let damaged_seq = timeline["events"][1]["seq"].as_i64().unwrap();
+    let (_, list) = server.get("/api/actions").await;
+    assert_eq!(list["unreadable"], 0, "{list}");
+    server.terminate();
+
+    store
+        .run_sql(&format!(
+            "UPDATE actions SET doc = '{{\"written_by\": \"a future version\"}}' WHERE id = '{bad}'"
+        ))
+        .await;
+    store
+        .run_sql("UPDATE events SET raw = 'not json, hand-edited' WHERE event_id = 'e2'")
+        .await;
+
+    let (status, out, err) = store.cli(&["doctor"], None);
+    assert_eq!(status.code(), Some(1), "{out}{err}");
+    assert!(out.contains(&format!("action default/{bad}: ")), "{out}");
+    assert!(!out.contains(&good), "{out}");
+    assert!(
+        out.contains(&format!("event default/{damaged_seq}: on work item 905: ")),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 2, "nothing else is unreadable: {out}");
+    assert!(err.contains("doctor: 2 unreadable rows"), "{err}");
+
+    let server = Server::start_with(&store, &args, &[]).unwrap();
+    let (status, list) = server.get("/api/actions").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(ids(&list, "actions"), [good.as_str()]);
+    assert_eq!(list["unreadable"], 1, "{list}");
+    let (status, list) = server.get("/api/actions?status=prepared").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(
+        list["unreadable"], 1,
+        "the damaged row is still `prepared`: {list}"
+    );
+    let (status, problem) = server.get(&format!("/api/actions/{bad}")).await;
+    assert_eq!(status, 500, "{problem}");
+    assert_eq!(problem["type"], "https://cfactory.dev/problems/unreadable");
+    assert!(
+        problem["detail"].as_str().unwrap().contains(&bad),
+        "{problem}"
+    );
+    let (status, action) = server.get(&format!("/api/actions/{good}")).await;
+    assert_eq!(status, 200, "{action}");
+    let (status, offered) = server.get("/api/workitems/904/actions").await;
+    assert_eq!(status, 200, "{offered}");
+    assert_eq!(ids(&offered, "actions"), [good.as_str()]);
+
+    let (status, timeline) = server.get("/api/workitems/905/timeline").await;
+    assert_eq!(status, 200, "{timeline}");
+    assert_eq!(ids(&timeline, "events"), ["e1", "e3"]);
+    assert_eq!(timeline["unreadable"], 1, "{timeline}");
+    assert_eq!(timeline["event_count"], 3, "{timeline}");
+    // Paged one event at a time, the damaged one is a page of its own with nothing in it,
+    // and the cursor moves past it.
+    let mut seen = Vec::new();
+    let mut left_out = 0;
+    let mut path = "/api/workitems/905/timeline?limit=1".to_owned();
+    for _ in 0..5 {
+        let (status, page) = server.get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(ids(&page, "events"));
+        left_out += page["unreadable"].as_u64().unwrap();
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                path = format!("/api/workitems/905/timeline?limit=1&cursor={cursor}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["e1", "e3"]);
+    assert_eq!(left_out, 1);
+    let (status, item) = server.get("/api/workitems/905").await;
+    assert_eq!(status, 200, "{item}");
+    server.terminate();
+}
+
+#[tokio::test]
+async fn sqlite_an_unreadable_action_or_event_harms_nothing_else() {
+    an_unreadable_action_or_event_harms_nothing_else(Store::sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_an_unreadable_action_or_event_harms_nothing_else() {
+    an_unreadable_action_or_event_harms_nothing_else(Store::postgres().await).await;
 }
 
 #[tokio::test]

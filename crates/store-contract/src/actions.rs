@@ -55,8 +55,13 @@ pub async fn actions_are_stored_listed_and_moved_exactly_once(s: &Subject) {
     );
     assert!(s.actions.get(&other, "act_1").await.unwrap().is_none());
     let listed = s.actions.list(&tenant(), None, 10).await.unwrap();
+    assert!(listed.unreadable.is_empty(), "{:?}", listed.unreadable);
     assert_eq!(
-        listed.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        listed
+            .actions
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect::<Vec<_>>(),
         vec!["act_2", "act_1"]
     );
 
@@ -137,7 +142,8 @@ pub async fn actions_are_stored_listed_and_moved_exactly_once(s: &Subject) {
         .actions
         .list(&tenant(), Some(ActionStatus::Executed), 10)
         .await
-        .unwrap();
+        .unwrap()
+        .actions;
     assert_eq!(executed.len(), 1);
     assert!(
         s.actions

@@ -61,7 +61,7 @@ pub use snapshots::{
 };
 pub use tenants::{tenants_and_scans_cover_every_item_once, tenants_are_isolated};
 pub use timelines::{
-    activity_is_newest_first_across_items_and_follows_merges,
+    activity_is_newest_first_across_items_and_follows_merges, event_scans_cover_every_event_once,
     timeline_is_oldest_first_exact_and_paged,
 };
 pub use usage::{usage_counts_once_per_task_and_new_runs_add, usage_groups};
@@ -115,6 +115,7 @@ macro_rules! contract_tests {
             service_settings_persist_and_replace,
             tenants_and_scans_cover_every_item_once,
             activity_is_newest_first_across_items_and_follows_merges,
+            event_scans_cover_every_event_once,
             audit_chains_append_page_and_verify_per_tenant,
             concurrent_audit_appends_never_fork_the_chain,
             actions_are_stored_listed_and_moved_exactly_once,

@@ -1,4 +1,5 @@
-//! Events read back: one item's timeline, and the tenant's activity feed across items.
+//! Events read back: one item's timeline, the tenant's activity feed across items, and
+//! the scan that checks every stored event.
 
 use cfactory_domain::{CompletionEvent, TenantId};
 use serde_json::json;
@@ -46,6 +47,7 @@ pub async fn timeline_is_oldest_first_exact_and_paged(s: &Subject) {
         .unwrap()
         .unwrap();
     assert_eq!(all.event_count, 7);
+    assert_eq!(all.unreadable, 0);
     assert_eq!(all.span_seconds, 30 * 60);
     assert_eq!(all.events[0].event_id.as_ref().unwrap().as_str(), "early");
     let last = all.events.last().unwrap();
@@ -143,4 +145,78 @@ pub async fn activity_is_newest_first_across_items_and_follows_merges(s: &Subjec
             .unwrap()
             .is_empty()
     );
+}
+
+/// `scan_events` pages through every one of the tenant's events once, in arrival order,
+/// whatever item it is on (merged ones included), and none of another tenant's; events
+/// the store wrote itself all read back.
+pub async fn event_scans_cover_every_event_once(s: &Subject) {
+    let other = TenantId::parse("acme").unwrap();
+    // The last event claims task 2 for issue 7, so af-2 merges into 7.
+    let sent = [
+        ("7", "s7"),
+        ("af-2", "2"),
+        ("9", "s9"),
+        ("7", "s7"),
+        ("7", "2"),
+    ];
+    for (i, (key, task)) in sent.into_iter().enumerate() {
+        ingest_one(
+            s,
+            event_json(
+                Some(&format!("e{i}")),
+                key,
+                "aifactory",
+                task,
+                "running",
+                10 - i as i64,
+                json!({}),
+            ),
+        )
+        .await;
+    }
+    ingest_as(
+        s,
+        &other,
+        event_json(Some("x1"), "7", "aifactory", "9", "done", 0, json!({})),
+    )
+    .await;
+    let mut seqs = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.work.scan_events(&tenant(), after, 2).await.unwrap();
+        assert!(page.scanned <= 2);
+        assert!(page.unreadable.is_empty(), "{:?}", page.unreadable);
+        let Some(last) = page.last else {
+            assert_eq!(page.scanned, 0);
+            break;
+        };
+        after = Some(last);
+        seqs.push((page.scanned, last));
+    }
+    let scanned: u64 = seqs.iter().map(|(n, _)| n).sum();
+    assert_eq!(scanned, 5, "every event once");
+    assert!(
+        s.work
+            .get(&tenant(), "af-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .correlation_key
+            .as_str()
+            == "7",
+        "af-2 merged into 7"
+    );
+    assert!(seqs.windows(2).all(|w| w[0].1 < w[1].1), "arrival order");
+    let feed = s.work.activity(&tenant(), 10, None).await.unwrap();
+    assert_eq!(
+        seqs.last().map(|(_, last)| *last),
+        feed.first().map(|a| a.entry.seq),
+        "the scan ends at the newest arrival"
+    );
+    let theirs = s.work.scan_events(&other, None, 10).await.unwrap();
+    assert_eq!(theirs.scanned, 1);
+    let nobody = TenantId::parse("nobody").unwrap();
+    let none = s.work.scan_events(&nobody, None, 10).await.unwrap();
+    assert_eq!((none.scanned, none.last), (0, None));
 }

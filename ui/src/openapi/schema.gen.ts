@@ -5,6 +5,11 @@
 export type ActionList = {
   /** Newest first. */
   actions: ActionView[];
+  /**
+   * Actions left out because their stored state cannot be read (written by another
+   * version, edited or damaged); the log and `cfactory doctor` name each.
+   */
+  unreadable: number;
 };
 
 /** A proposal: what it will send, why, and where it is in its life. */
@@ -652,6 +657,11 @@ export type TimelinePage = {
   next_cursor?: string | null;
   /** Seconds from the earliest to the latest event. */
   span_seconds: number;
+  /**
+   * Events of this page left out because their stored row cannot be read (counted in
+   * `event_count`; the log and `cfactory doctor` name each).
+   */
+  unreadable: number;
 };
 
 /** Cost and tokens alone. */

@@ -4,7 +4,9 @@
 
 use async_trait::async_trait;
 use cfactory_domain::TenantId;
-use cfactory_domain::actions::{ActionStatus, ActionStore, Actor, PreparedAction, StepResult};
+use cfactory_domain::actions::{
+    ActionPage, ActionStatus, ActionStore, Actor, PreparedAction, StepResult,
+};
 use cfactory_domain::ports::{ConversationStore, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -12,8 +14,8 @@ use serde_json::Value;
 use crate::PgStore;
 use crate::error::{corrupt, store_error};
 
-fn action_from(doc: &str) -> Result<PreparedAction, StoreError> {
-    serde_json::from_str(doc).map_err(|e| corrupt("action", e))
+fn action_from(id: &str, doc: &str) -> Result<PreparedAction, StoreError> {
+    serde_json::from_str(doc).map_err(|e| corrupt(&format!("action {id}"), e))
 }
 
 fn doc_of(action: &PreparedAction) -> Result<String, StoreError> {
@@ -51,7 +53,7 @@ impl ActionStore for PgStore {
                 .fetch_optional(&self.inner.pool)
                 .await
                 .map_err(store_error)?;
-        row.map(|(doc,)| action_from(&doc)).transpose()
+        row.map(|(doc,)| action_from(id, &doc)).transpose()
     }
 
     async fn list(
@@ -59,9 +61,9 @@ impl ActionStore for PgStore {
         tenant: &TenantId,
         status: Option<ActionStatus>,
         limit: u32,
-    ) -> Result<Vec<PreparedAction>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT doc::text FROM actions WHERE tenant_id = $1 \
+    ) -> Result<ActionPage, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, doc::text FROM actions WHERE tenant_id = $1 \
              AND ($2::text IS NULL OR status = $2) ORDER BY created_at DESC, id DESC LIMIT $3",
         )
         .bind(tenant.as_str())
@@ -70,7 +72,18 @@ impl ActionStore for PgStore {
         .fetch_all(&self.inner.pool)
         .await
         .map_err(store_error)?;
-        rows.iter().map(|(doc,)| action_from(doc)).collect()
+        let mut page = ActionPage::default();
+        for (id, doc) in rows {
+            match action_from(&id, &doc) {
+                Ok(action) => page.actions.push(action),
+                Err(e) => {
+                    tracing::error!(tenant = %tenant, id = %id, error = %e,
+                        "a stored action cannot be read; left out of the list");
+                    page.unreadable.push((id, e.to_string()));
+                }
+            }
+        }
+        Ok(page)
     }
 
     async fn transition(
@@ -101,7 +114,7 @@ impl ActionStore for PgStore {
         .fetch_optional(&self.inner.pool)
         .await
         .map_err(store_error)?;
-        row.map(|(doc,)| action_from(&doc)).transpose()
+        row.map(|(doc,)| action_from(id, &doc)).transpose()
     }
 }
 

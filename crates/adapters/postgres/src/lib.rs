@@ -330,6 +330,16 @@ impl WorkItemStore for PgStore {
         read::scan_items(&self.inner.pool, tenant, after, limit).await
     }
 
+    #[tracing::instrument(name = "pg.scan_events", skip_all, fields(tenant = %tenant))]
+    async fn scan_events(
+        &self,
+        tenant: &TenantId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<cfactory_domain::ports::EventScanPage, StoreError> {
+        read::scan_events(&self.inner.pool, tenant, after, limit).await
+    }
+
     #[tracing::instrument(name = "pg.activity", skip_all, fields(tenant = %tenant))]
     async fn activity(
         &self,

@@ -2,11 +2,11 @@
 //! timelines use the indexed columns and keyset cursors; only the page's documents load.
 
 use cfactory_domain::ports::{
-    ActivityEntry, ListCursor, ListQuery, StoreError, Timeline, TimelineCursor, TimelineEntry,
-    UsageGroupBy, UsageRow, WorkItemPage,
+    ActivityEntry, EventScanPage, ListCursor, ListQuery, StoreError, Timeline, TimelineCursor,
+    TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage,
 };
 use cfactory_domain::{
-    CorrelationKey, EventId, Identifier, Service, StageName, TenantId, WorkItem,
+    CompletionEvent, CorrelationKey, EventId, Identifier, Service, StageName, TenantId, WorkItem,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
@@ -193,7 +193,16 @@ fn entry(row: EventRow) -> Result<TimelineEntry, StoreError> {
     })
 }
 
-/// A page of the timeline of the item under `key` (or an alias), oldest first.
+/// An event as the timeline shows it: its columns decode and its stored text is JSON.
+fn shown_entry(row: EventRow) -> Result<TimelineEntry, StoreError> {
+    let entry = entry(row)?;
+    serde_json::from_str::<&serde_json::value::RawValue>(&entry.raw)
+        .map_err(|e| corrupt("event text", e))?;
+    Ok(entry)
+}
+
+/// A page of the timeline of the item under `key` (or an alias), oldest first. Events
+/// whose row no longer decodes are left out, logged and counted.
 pub(crate) async fn timeline(
     pool: &PgPool,
     tenant: &TenantId,
@@ -248,14 +257,25 @@ pub(crate) async fn timeline(
     .await
     .map_err(store_error)?;
     let more = rows.len() > limit as usize;
-    let events = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(entry)
-        .collect::<Result<Vec<TimelineEntry>, StoreError>>()?;
-    let next_cursor = events.last().filter(|_| more).map(|last| TimelineCursor {
-        time_micros: last.time.timestamp_micros(),
-        seq: last.seq,
+    let mut events = Vec::with_capacity(rows.len().min(limit as usize));
+    let mut unreadable = 0;
+    let mut position = None;
+    for row in rows.into_iter().take(limit as usize) {
+        let (seq, time) = (row.0, row.5);
+        match shown_entry(row) {
+            Ok(entry) => events.push(entry),
+            Err(e) => {
+                tracing::error!(tenant = %tenant, key = %item_key, seq, error = %e,
+                    "a stored event cannot be read; left out of the timeline");
+                unreadable += 1;
+            }
+        }
+        // The cursor follows the rows, readable or not, so paging never stalls.
+        position = Some((time, seq));
+    }
+    let next_cursor = position.filter(|_| more).map(|(time, seq)| TimelineCursor {
+        time_micros: time.timestamp_micros(),
+        seq,
     });
     Ok(Some(Timeline {
         correlation_key: key_from_column(&item_key)?,
@@ -266,6 +286,7 @@ pub(crate) async fn timeline(
             _ => 0,
         },
         next_cursor,
+        unreadable,
     }))
 }
 
@@ -346,6 +367,41 @@ pub(crate) async fn scan_items(
             Err(e) => page.unreadable.push((key.clone(), e.to_string())),
         }
         page.last = Some(key);
+    }
+    Ok(page)
+}
+
+/// A page of the tenant's events in arrival order, each checked: its columns decode and
+/// its stored text parses as a completion event.
+pub(crate) async fn scan_events(
+    pool: &PgPool,
+    tenant: &TenantId,
+    after: Option<i64>,
+    limit: u32,
+) -> Result<EventScanPage, StoreError> {
+    let rows: Vec<(String, i64, Option<String>, String, String)> = sqlx::query_as(
+        "SELECT item_key, seq, event_id, service, raw FROM events \
+         WHERE tenant_id = $1 AND ($2::bigint IS NULL OR seq > $2) ORDER BY seq LIMIT $3",
+    )
+    .bind(tenant.as_str())
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    let mut page = EventScanPage::default();
+    for (key, seq, event_id, service, raw) in rows {
+        let checked = event_id
+            .map(|id| EventId::parse(&id).map_err(|e| corrupt("event id", e)))
+            .transpose()
+            .and_then(|_| Service::parse(&service).ok_or_else(|| corrupt("service", &service)))
+            .and_then(|_| CompletionEvent::parse(&raw).map_err(|e| corrupt("event text", e)));
+        if let Err(e) = checked {
+            page.unreadable
+                .push((seq, format!("on work item {key}: {e}")));
+        }
+        page.scanned += 1;
+        page.last = Some(seq);
     }
     Ok(page)
 }

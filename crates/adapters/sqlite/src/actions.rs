@@ -4,18 +4,25 @@
 
 use async_trait::async_trait;
 use cfactory_domain::TenantId;
-use cfactory_domain::actions::{ActionStatus, ActionStore, Actor, PreparedAction, StepResult};
+use cfactory_domain::actions::{
+    ActionPage, ActionStatus, ActionStore, Actor, PreparedAction, StepResult,
+};
 use cfactory_domain::ports::{ConversationStore, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 
 use crate::SqliteStore;
 use crate::error::{corrupt, store_error};
 use crate::rows;
 
-fn action_from(doc: &str) -> Result<PreparedAction, StoreError> {
-    serde_json::from_str(doc).map_err(|e| corrupt("action", e))
+/// The action `id` from the `doc` column of `row`: `Unreadable` when the column is not
+/// text or its JSON no longer decodes.
+fn action_from(id: &str, row: &SqliteRow) -> Result<PreparedAction, StoreError> {
+    let what = format!("action {id}");
+    let doc: String = row.try_get("doc").map_err(|e| corrupt(&what, e))?;
+    serde_json::from_str(&doc).map_err(|e| corrupt(&what, e))
 }
 
 #[async_trait]
@@ -63,8 +70,7 @@ impl ActionStore for SqliteStore {
             .fetch_optional(&self.inner.readers)
             .await
             .map_err(store_error)?;
-        row.map(|r| action_from(&r.try_get::<String, _>(0).map_err(store_error)?))
-            .transpose()
+        row.map(|r| action_from(id, &r)).transpose()
     }
 
     async fn list(
@@ -72,9 +78,9 @@ impl ActionStore for SqliteStore {
         tenant: &TenantId,
         status: Option<ActionStatus>,
         limit: u32,
-    ) -> Result<Vec<PreparedAction>, StoreError> {
+    ) -> Result<ActionPage, StoreError> {
         let rows = sqlx::query(
-            "SELECT doc FROM actions WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
+            "SELECT id, doc FROM actions WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
              ORDER BY created_at DESC, id DESC LIMIT ?3",
         )
         .bind(tenant.as_str())
@@ -83,9 +89,21 @@ impl ActionStore for SqliteStore {
         .fetch_all(&self.inner.readers)
         .await
         .map_err(store_error)?;
-        rows.iter()
-            .map(|r| action_from(&r.try_get::<String, _>(0).map_err(store_error)?))
-            .collect()
+        let mut page = ActionPage::default();
+        for row in &rows {
+            let id: String = row
+                .try_get("id")
+                .unwrap_or_else(|_| "(an id that is not text)".into());
+            match action_from(&id, row) {
+                Ok(action) => page.actions.push(action),
+                Err(e) => {
+                    tracing::error!(tenant = %tenant, id = %id, error = %e,
+                        "a stored action cannot be read; left out of the list");
+                    page.unreadable.push((id, e.to_string()));
+                }
+            }
+        }
+        Ok(page)
     }
 
     async fn transition(
@@ -121,8 +139,7 @@ impl ActionStore for SqliteStore {
                 .fetch_optional(conn)
                 .await
                 .map_err(store_error)?;
-                row.map(|r| action_from(&r.try_get::<String, _>(0).map_err(store_error)?))
-                    .transpose()
+                row.map(|r| action_from(&id, &r)).transpose()
             })
         })
         .await

@@ -157,11 +157,18 @@ impl SqliteStore {
             .connect_with(base.clone().read_only(true))
             .await
             .map_err(|e| unavailable("open a reader on", &e))?;
-        let seen: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
-            .fetch_one(&mut conn)
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(store_error)?;
+        let seen = others::Seen {
+            events: sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+                .fetch_one(&mut conn)
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(store_error)?,
+            changes: sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM item_changes")
+                .fetch_one(&mut conn)
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(store_error)?,
+        };
         let watcher = others::connect(base.clone())
             .await
             .map_err(|e| unavailable("open a watcher on", &e))?;
@@ -343,6 +350,16 @@ impl WorkItemStore for SqliteStore {
         limit: u32,
     ) -> Result<cfactory_domain::ports::ScanPage, StoreError> {
         read::scan_items(&self.inner.readers, tenant, after, limit).await
+    }
+
+    #[tracing::instrument(name = "sqlite.scan_events", skip_all, fields(tenant = %tenant))]
+    async fn scan_events(
+        &self,
+        tenant: &TenantId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<cfactory_domain::ports::EventScanPage, StoreError> {
+        read::scan_events(&self.inner.readers, tenant, after, limit).await
     }
 
     #[tracing::instrument(name = "sqlite.activity", skip_all, fields(tenant = %tenant))]

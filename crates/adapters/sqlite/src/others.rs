@@ -2,10 +2,10 @@
 //! beside a running server, a second `serve`); each one's writer tells only its own change
 //! sinks. This watcher tells them about the rest: it asks SQLite whether anyone else
 //! committed (`PRAGMA data_version` on a connection of its own, a cheap check), and when
-//! so reads the events appended since it last looked, leaves out the ones this process's
-//! writer appended (their sequence ranges, noted after each commit), and hands the other
-//! items' keys to the sinks. Hydration another process writes has no event and is seen
-//! with the next change to the item or the next restart.
+//! so reads what was appended since it last looked to the two logs that name changed
+//! items: `events` (ingest) and `item_changes` (hydration, which appends no event). It
+//! leaves out the rows this process's writer appended (their sequence ranges, noted after
+//! each commit) and hands the other items' keys to the sinks.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -21,13 +21,13 @@ pub(crate) const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// Events read per look.
 const PAGE: i64 = 5_000;
 
-/// Sequence ranges of the events this process's writer appended, not yet passed by the
-/// watcher.
+/// Sequence ranges of the rows this process's writer appended to one log, not yet passed
+/// by the watcher.
 #[derive(Default, Clone)]
-pub(crate) struct OwnWrites(Arc<Mutex<Vec<(i64, i64)>>>);
+pub(crate) struct Ranges(Arc<Mutex<Vec<(i64, i64)>>>);
 
-impl OwnWrites {
-    /// Notes that this process appended events `first..=last` (after the commit).
+impl Ranges {
+    /// Notes that this process appended rows `first..=last` (after the commit).
     pub(crate) fn note(&self, first: i64, last: i64) {
         self.0
             .lock()
@@ -52,8 +52,33 @@ impl OwnWrites {
     }
 }
 
-/// Watches forever over `conn` (a connection of its own), from the events after `seen`.
-pub(crate) async fn watch(mut conn: SqliteConnection, mut seen: i64, own: OwnWrites, sinks: Sinks) {
+/// What this process's writer appended: to `events` and to `item_changes`.
+#[derive(Default, Clone)]
+pub(crate) struct OwnWrites {
+    pub(crate) events: Ranges,
+    pub(crate) changes: Ranges,
+}
+
+/// The last row the watcher read of each log.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Seen {
+    pub(crate) events: i64,
+    pub(crate) changes: i64,
+}
+
+/// The two logs, as the statement reading a page after a sequence number.
+const EVENTS: &str =
+    "SELECT seq, tenant_id, item_key FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+const CHANGES: &str =
+    "SELECT seq, tenant_id, item_key FROM item_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+
+/// Watches forever over `conn` (a connection of its own), from the rows after `seen`.
+pub(crate) async fn watch(
+    mut conn: SqliteConnection,
+    mut seen: Seen,
+    own: OwnWrites,
+    sinks: Sinks,
+) {
     let mut version: Option<i64> = None;
     let mut tick = tokio::time::interval(WATCH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -74,40 +99,51 @@ pub(crate) async fn watch(mut conn: SqliteConnection, mut seen: i64, own: OwnWri
             continue;
         }
         version = Some(now);
-        loop {
-            match look(&mut conn, seen, &own).await {
-                Ok((last, changed)) => {
-                    tell(&sinks, changed);
-                    own.passed(last);
-                    let more = last > seen;
-                    seen = last;
-                    if !more {
-                        break;
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "cannot read other processes' events");
+        follow(&mut conn, EVENTS, &mut seen.events, &own.events, &sinks).await;
+        follow(&mut conn, CHANGES, &mut seen.changes, &own.changes, &sinks).await;
+    }
+}
+
+/// Reads one log from `seen` to its end, telling the sinks of other processes' rows.
+async fn follow(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    seen: &mut i64,
+    own: &Ranges,
+    sinks: &Sinks,
+) {
+    loop {
+        match look(conn, sql, *seen, own).await {
+            Ok((last, changed)) => {
+                tell(sinks, changed);
+                own.passed(last);
+                let more = last > *seen;
+                *seen = last;
+                if !more {
                     break;
                 }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read other processes' writes");
+                break;
             }
         }
     }
 }
 
-/// The events after `seen` (a page of them) not appended by this process: the last
-/// sequence read, and the keys they changed per tenant.
+/// The rows of the log read by `sql` after `seen` (a page of them) not appended by this
+/// process: the last sequence read, and the keys they changed per tenant.
 async fn look(
     conn: &mut SqliteConnection,
+    sql: &'static str,
     seen: i64,
-    own: &OwnWrites,
+    own: &Ranges,
 ) -> Result<(i64, Vec<(TenantId, Vec<CorrelationKey>)>), sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT seq, tenant_id, item_key FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    )
-    .bind(seen)
-    .bind(PAGE)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query(sql)
+        .bind(seen)
+        .bind(PAGE)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut last = seen;
     let mut changed: Vec<(TenantId, Vec<CorrelationKey>)> = Vec::new();
     for row in rows {

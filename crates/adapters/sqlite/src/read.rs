@@ -3,11 +3,13 @@
 //! agree with each other.
 
 use cfactory_domain::ports::{
-    ActivityEntry, ApiKey, ListCursor, ListQuery, StoreError, StoredService, Timeline,
-    TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage,
+    ActivityEntry, ApiKey, EventScanPage, ListCursor, ListQuery, StoreError, StoredService,
+    Timeline, TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage,
 };
 use cfactory_domain::workitem::StageName;
-use cfactory_domain::{CorrelationKey, EventId, Identifier, Service, TenantId, WorkItem};
+use cfactory_domain::{
+    CompletionEvent, CorrelationKey, EventId, Identifier, Service, TenantId, WorkItem,
+};
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool};
 use sqlx::{AssertSqlSafe, Row, Sqlite};
 
@@ -247,7 +249,8 @@ pub(crate) async fn list(
     })
 }
 
-/// A page of the timeline of the item under `key`, oldest first.
+/// A page of the timeline of the item under `key`, oldest first. Events whose row no
+/// longer decodes are left out, logged and counted.
 pub(crate) async fn timeline(
     pool: &SqlitePool,
     tenant: &TenantId,
@@ -300,27 +303,42 @@ pub(crate) async fn timeline(
     .map_err(store_error)?;
     tx.commit().await.map_err(store_error)?;
 
-    let mut events = page
-        .iter()
-        .map(timeline_entry)
-        .collect::<Result<Vec<_>, _>>()?;
-    let more = events.len() > limit as usize;
-    events.truncate(limit as usize);
-    let next_cursor = if more {
-        events.last().map(|e| TimelineCursor {
-            time_micros: rows::micros(e.time),
-            seq: e.seq,
-        })
-    } else {
-        None
-    };
+    let more = page.len() > limit as usize;
+    let mut events = Vec::with_capacity(page.len().min(limit as usize));
+    let mut unreadable = 0;
+    let mut position = None;
+    for row in page.iter().take(limit as usize) {
+        let seq: Option<i64> = row.try_get("seq").ok();
+        match shown_entry(row) {
+            Ok(entry) => events.push(entry),
+            Err(e) => {
+                tracing::error!(tenant = %tenant, key = %item_key, seq, error = %e,
+                    "a stored event cannot be read; left out of the timeline");
+                unreadable += 1;
+            }
+        }
+        // The cursor follows the rows, readable or not, so paging never stalls.
+        if let (Some(seq), Ok(time_micros)) = (seq, row.try_get::<i64, _>("time")) {
+            position = Some(TimelineCursor { time_micros, seq });
+        }
+    }
+    let next_cursor = position.filter(|_| more);
     Ok(Some(Timeline {
         correlation_key: item_key,
         event_count: event_count as u64,
         events,
         span_seconds,
         next_cursor,
+        unreadable,
     }))
+}
+
+/// An event as the timeline shows it: its columns decode and its stored text is JSON.
+fn shown_entry(row: &sqlx::sqlite::SqliteRow) -> Result<TimelineEntry, StoreError> {
+    let entry = timeline_entry(row)?;
+    serde_json::from_str::<&serde_json::value::RawValue>(&entry.raw)
+        .map_err(|e| corrupt("event text", e))?;
+    Ok(entry)
 }
 
 fn timeline_entry(row: &sqlx::sqlite::SqliteRow) -> Result<TimelineEntry, StoreError> {
@@ -488,6 +506,43 @@ pub(crate) async fn scan_items(
             Err(e) => page.unreadable.push((key.clone(), e.to_string())),
         }
         page.last = Some(key);
+    }
+    Ok(page)
+}
+
+/// A page of the tenant's events in arrival order, each checked: its columns decode and
+/// its stored text parses as a completion event.
+pub(crate) async fn scan_events(
+    pool: &SqlitePool,
+    tenant: &TenantId,
+    after: Option<i64>,
+    limit: u32,
+) -> Result<EventScanPage, StoreError> {
+    let found = sqlx::query(
+        "SELECT seq, event_id, service, task_id, status, time, received_at, raw, item_key \
+         FROM events WHERE tenant_id = ?1 AND (?2 IS NULL OR seq > ?2) ORDER BY seq LIMIT ?3",
+    )
+    .bind(tenant.as_str())
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    let mut page = EventScanPage::default();
+    for row in &found {
+        let seq: i64 = row.try_get("seq").map_err(store_error)?;
+        let key: String = row
+            .try_get("item_key")
+            .unwrap_or_else(|_| "(a key that is not text)".into());
+        let checked = timeline_entry(row).and_then(|entry| {
+            CompletionEvent::parse(&entry.raw).map_err(|e| corrupt("event text", e))
+        });
+        if let Err(e) = checked {
+            page.unreadable
+                .push((seq, format!("on work item {key}: {e}")));
+        }
+        page.scanned += 1;
+        page.last = Some(seq);
     }
     Ok(page)
 }

@@ -123,8 +123,8 @@ pub(crate) struct Writer {
     sinks: Sinks,
     /// The last arrival stamp handed out; stamps only move forward.
     last_received: Option<DateTime<Utc>>,
-    /// Where the events this writer appended are noted, so the watcher of other
-    /// processes' writes leaves them out.
+    /// Where the events and item changes this writer appended are noted, so the watcher
+    /// of other processes' writes leaves them out.
     own: OwnWrites,
 }
 
@@ -287,7 +287,7 @@ impl Writer {
         tx.commit().await.map_err(store_error)?;
         for (_, written) in &changed {
             if let Some((first, last)) = written.seqs {
-                self.own.note(first, last);
+                self.own.events.note(first, last);
             }
         }
         Ok(Committed { outcomes, changed })
@@ -392,7 +392,11 @@ impl Writer {
             batch.clear_missing(service, &present);
         }
         let written = write(&mut tx, tenant, batch.finish()).await?;
+        let changes = log_changes(&mut tx, tenant, &written, received).await?;
         tx.commit().await.map_err(store_error)?;
+        if let Some((first, last)) = changes {
+            self.own.changes.note(first, last);
+        }
         Ok(written)
     }
 
@@ -571,6 +575,50 @@ async fn load(
 
 /// Writes one tenant's change set inside the caller's transaction, with one bulk
 /// statement per table (merges, rare, row by row).
+/// How long `item_changes` rows are kept for other processes' watchers.
+const CHANGES_KEPT: Duration = Duration::hours(1);
+
+/// Appends the keys a hydration wrote to `item_changes` for other processes' watchers
+/// (it appends no event to tell them by), and prunes rows past [`CHANGES_KEPT`]. Returns
+/// the sequence range appended. Runs in the write's transaction, which holds the write
+/// lock, so the range is unbroken.
+async fn log_changes(
+    conn: &mut SqliteConnection,
+    tenant: &TenantId,
+    written: &Written,
+    at: DateTime<Utc>,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    let keys: Vec<&CorrelationKey> = written.upserted.iter().chain(&written.gone).collect();
+    sqlx::query("DELETE FROM item_changes WHERE at < ?1")
+        .bind((at - CHANGES_KEPT).timestamp())
+        .execute(&mut *conn)
+        .await
+        .map_err(store_error)?;
+    let mut range = None;
+    // Three parameters a row, well under SQLite's limit per statement.
+    for chunk in keys.chunks(300) {
+        let mut sql = String::from("INSERT INTO item_changes (tenant_id, item_key, at) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str("(?, ?, ?)");
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for key in chunk {
+            query = query
+                .bind(tenant.as_str())
+                .bind(key.as_str())
+                .bind(at.timestamp());
+        }
+        let done = query.execute(&mut *conn).await.map_err(store_error)?;
+        let last = done.last_insert_rowid();
+        let first = last - i64::try_from(chunk.len()).unwrap_or(i64::MAX) + 1;
+        range = Some(range.map_or((first, last), |(start, _): (i64, i64)| (start, last)));
+    }
+    Ok(range)
+}
+
 async fn write(
     conn: &mut SqliteConnection,
     tenant: &TenantId,

@@ -29,7 +29,7 @@ mod sender;
 mod service;
 mod store;
 
-pub use crate::ports::ActionStore;
+pub use crate::ports::{ActionPage, ActionStore};
 pub use endpoint::{Endpoint, EndpointError, HttpMethod, MAX_ENDPOINT_CHARS};
 pub use kinds::ActionKind;
 pub use placeholders::{APPROVER, CONFIRMED_AT, fill_placeholders};

@@ -14,8 +14,8 @@ use chrono::Duration;
 use serde_json::Value;
 
 use super::{
-    ActionKind, ActionStatus, ActionStore, Actor, DEFAULT_ACTION_TTL_SECONDS, PlanContext,
-    PreparedAction, StepResult, available_actions, plan_action,
+    ActionKind, ActionPage, ActionStatus, ActionStore, Actor, DEFAULT_ACTION_TTL_SECONDS,
+    PlanContext, PreparedAction, StepResult, available_actions, plan_action,
 };
 use crate::audit::{self, Auditor, sha256_hex};
 use crate::ids::{CorrelationKey, TenantId};
@@ -219,7 +219,8 @@ impl ActionService {
     }
 
     /// The item's canonical key, what may be proposed now and its proposals (among the
-    /// tenant's newest 500); `None` for an unknown key.
+    /// tenant's newest 500; those whose stored row no longer decodes are left out, as
+    /// [`Self::list`] leaves them); `None` for an unknown key.
     pub async fn for_item(
         &self,
         tenant: &TenantId,
@@ -231,6 +232,7 @@ impl ActionService {
         let actions = self
             .list(tenant, None, 500)
             .await?
+            .actions
             .into_iter()
             .filter(|a| a.correlation_key == correlation_key)
             .collect();
@@ -251,14 +253,18 @@ impl ActionService {
     }
 
     /// The tenant's actions, newest first; prepared ones past their expiry are expired
-    /// (and audited) on the way.
+    /// (and audited) on the way. Actions whose stored row no longer decodes are left out
+    /// and passed on in the page's `unreadable`.
     pub async fn list(
         &self,
         tenant: &TenantId,
         status: Option<ActionStatus>,
         limit: u32,
-    ) -> Result<Vec<PreparedAction>, StoreError> {
-        let mut actions = self.0.store.list(tenant, status, limit).await?;
+    ) -> Result<ActionPage, StoreError> {
+        let ActionPage {
+            mut actions,
+            unreadable,
+        } = self.0.store.list(tenant, status, limit).await?;
         let now = self.0.clock.now();
         for action in &mut actions {
             if action.status == ActionStatus::Prepared
@@ -271,7 +277,10 @@ impl ActionService {
         if let Some(wanted) = status {
             actions.retain(|a| a.status == wanted);
         }
-        Ok(actions)
+        Ok(ActionPage {
+            actions,
+            unreadable,
+        })
     }
 
     /// Moves a prepared action past its expiry to `expired` and audits it; `None` when
@@ -306,6 +315,7 @@ impl ActionService {
                 .store
                 .list(&tenant, Some(ActionStatus::Prepared), SWEEP_BATCH)
                 .await?
+                .actions
             {
                 if action.is_expired_at(now) && self.expire(&action).await?.is_some() {
                     expired += 1;

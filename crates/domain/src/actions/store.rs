@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{ActionStatus, ActionStore, Actor, PreparedAction, StepResult};
+use super::{ActionPage, ActionStatus, ActionStore, Actor, PreparedAction, StepResult};
 use crate::ids::TenantId;
 use crate::ports::StoreError;
 
@@ -55,7 +55,8 @@ impl ActionStore for InMemoryActions {
         tenant: &TenantId,
         status: Option<ActionStatus>,
         limit: u32,
-    ) -> Result<Vec<PreparedAction>, StoreError> {
+    ) -> Result<ActionPage, StoreError> {
+        // Held as values, every action here reads back.
         let map = self.lock()?;
         let mut found: Vec<PreparedAction> = map
             .values()
@@ -64,7 +65,10 @@ impl ActionStore for InMemoryActions {
             .collect();
         found.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         found.truncate(limit as usize);
-        Ok(found)
+        Ok(ActionPage {
+            actions: found,
+            unreadable: Vec::new(),
+        })
     }
 
     async fn transition(
@@ -119,11 +123,16 @@ mod tests {
         assert!(store.get(&other, "a1").await.unwrap().is_none());
 
         let listed = store.list(&tenant, None, 10).await.unwrap();
+        assert!(listed.unreadable.is_empty());
         assert_eq!(
-            listed.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+            listed
+                .actions
+                .iter()
+                .map(|a| a.id.as_str())
+                .collect::<Vec<_>>(),
             ["a2", "a1"]
         );
-        assert_eq!(store.list(&tenant, None, 1).await.unwrap().len(), 1);
+        assert_eq!(store.list(&tenant, None, 1).await.unwrap().actions.len(), 1);
 
         let result = StepResult {
             method: HttpMethod::Post,
@@ -179,7 +188,8 @@ mod tests {
         let prepared = store
             .list(&tenant, Some(ActionStatus::Prepared), 10)
             .await
-            .unwrap();
+            .unwrap()
+            .actions;
         assert_eq!(prepared.len(), 1);
         assert_eq!(prepared[0].id, "a2");
     }

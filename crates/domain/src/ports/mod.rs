@@ -15,7 +15,7 @@ mod work_item_store;
 
 pub use crate::clock::Clock;
 
-pub use action_store::ActionStore;
+pub use action_store::{ActionPage, ActionStore};
 pub use api_key_store::{ApiKey, ApiKeyStore, BrowserSession, Scope, WebhookSecret};
 pub use change_sink::ChangeSink;
 pub use conversation_store::ConversationStore;
@@ -26,7 +26,7 @@ pub use service_registry::{ServiceRegistry, StoredService};
 pub use step_sender::StepSender;
 pub use upstream::Upstream;
 pub use work_item_store::{
-    ActivityEntry, DEFAULT_LIST_LIMIT, ListCursor, ListQuery, MAX_ACTIVITY_PAGE, MAX_LIST_LIMIT,
-    MAX_TIMELINE_PAGE, ScanPage, Timeline, TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow,
-    WorkItemPage, WorkItemStore,
+    ActivityEntry, DEFAULT_LIST_LIMIT, EventScanPage, ListCursor, ListQuery, MAX_ACTIVITY_PAGE,
+    MAX_LIST_LIMIT, MAX_TIMELINE_PAGE, ScanPage, Timeline, TimelineCursor, TimelineEntry,
+    UsageGroupBy, UsageRow, WorkItemPage, WorkItemStore,
 };

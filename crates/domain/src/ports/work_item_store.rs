@@ -160,6 +160,9 @@ pub struct Timeline {
     pub span_seconds: i64,
     /// The next page's cursor, if there is one.
     pub next_cursor: Option<TimelineCursor>,
+    /// Events of this page left out because their stored row no longer decodes (counted
+    /// in `event_count`, never in `events`).
+    pub unreadable: u64,
 }
 
 /// One event of the tenant-wide activity feed: a timeline entry and the item it is on.
@@ -231,6 +234,19 @@ pub struct ScanPage {
     pub last: Option<CorrelationKey>,
 }
 
+/// A page of [`WorkItemStore::scan_events`].
+#[derive(Debug, Default)]
+pub struct EventScanPage {
+    /// How many events this page covered, readable or not.
+    pub scanned: u64,
+    /// Events in this page whose stored row no longer decodes, each as (store sequence,
+    /// why); the text names the item the event is on.
+    pub unreadable: Vec<(i64, String)>,
+    /// The last sequence this page covered, readable or not: the next page starts after
+    /// it. `None` when the page was empty (the scan is done).
+    pub last: Option<i64>,
+}
+
 /// Where WorkItems and their timelines live.
 #[async_trait]
 pub trait WorkItemStore: Send + Sync {
@@ -266,7 +282,10 @@ pub trait WorkItemStore: Send + Sync {
     async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<WorkItemPage, StoreError>;
 
     /// A page of the timeline of the item under `key` (or an alias), oldest first, at most
-    /// `limit` events after `cursor`; `None` when there is no such item.
+    /// `limit` events after `cursor`; `None` when there is no such item. An event whose
+    /// stored row no longer decodes (its columns, or its text is not JSON) is left out and
+    /// counted in the page's `unreadable`, never fatal; it still counts towards `limit`
+    /// and the cursor moves past it.
     async fn timeline(
         &self,
         tenant: &TenantId,
@@ -297,6 +316,19 @@ pub trait WorkItemStore: Send + Sync {
         after: Option<&CorrelationKey>,
         limit: u32,
     ) -> Result<ScanPage, StoreError>;
+
+    /// At most `limit` of the tenant's events across all items in arrival order (`seq`
+    /// ascending), after sequence `after` when given: how `cfactory doctor` checks every
+    /// stored event a page at a time. An event is unreadable when its row's columns no
+    /// longer decode or its stored text no longer parses as a completion event (what a
+    /// rebuild from the timeline replays); those are reported in the page's
+    /// `unreadable`, the others are only counted.
+    async fn scan_events(
+        &self,
+        tenant: &TenantId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<EventScanPage, StoreError>;
 
     /// The tenant's events across all items, newest arrival (highest `seq`) first: at most
     /// `limit` of them with `seq` below `before_seq` when given.

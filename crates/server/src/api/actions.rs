@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use cfactory_copilot::{Conversation, CopilotError, ToolContext, ToolError};
 use cfactory_domain::CorrelationKey;
 use cfactory_domain::actions::{ActionError, ActionKind, ActionStatus, Door};
-use cfactory_domain::ports::Scope;
+use cfactory_domain::ports::{Scope, StoreError};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -227,7 +227,7 @@ impl PageRule for ActionPages {
     operation_id = "listActions",
     params(ListParams, Paging<ActionPages>),
     responses(
-        (status = 200, description = "Actions, newest first", body = dto::ActionList),
+        (status = 200, description = "Actions, newest first; those whose stored state cannot be read are left out and counted in `unreadable`", body = dto::ActionList),
         (status = 422, description = "A bad status or limit, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
@@ -248,12 +248,13 @@ pub async fn list(
             )
         })?),
     };
-    let actions = state
+    let page = state
         .actions
         .list(&caller.tenant, status, page.limit)
         .await?;
     Ok(Json(dto::ActionList {
-        actions: actions.iter().map(dto::ActionView::from).collect(),
+        actions: page.actions.iter().map(dto::ActionView::from).collect(),
+        unreadable: page.unreadable.len() as u64,
     }))
 }
 
@@ -267,6 +268,7 @@ pub async fn list(
     responses(
         (status = 200, description = "The action", body = dto::ActionView),
         (status = 404, description = "No such action for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
+        (status = 500, description = "The action's stored state cannot be read (problem type `unreadable`)", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
@@ -276,10 +278,20 @@ pub async fn one(
     Path(id): Path<String>,
 ) -> Result<Json<dto::ActionView>, ApiError> {
     caller.require(Scope::Read)?;
-    state
-        .actions
-        .get(&caller.tenant, &id)
-        .await?
+    let found = match state.actions.get(&caller.tenant, &id).await {
+        Err(StoreError::Unreadable(cause)) => {
+            tracing::error!(tenant = %caller.tenant, id = %id, %cause,
+                "a stored action cannot be read");
+            return Err(ApiError::Unreadable {
+                detail: format!(
+                    "action `{id}`: its stored state cannot be read (written by another \
+                     version, edited or damaged); the log names why"
+                ),
+            });
+        }
+        other => other?,
+    };
+    found
         .map(|a| Json(dto::ActionView::from(&a)))
         .ok_or_else(|| ApiError::NotFound {
             detail: format!("no action `{id}` for this tenant"),

@@ -249,6 +249,9 @@ pub struct TimelinePage {
     pub span_seconds: i64,
     /// The next page's cursor, or null on the last page.
     pub next_cursor: Option<String>,
+    /// Events of this page left out because their stored row cannot be read (counted in
+    /// `event_count`; the log and `cfactory doctor` name each).
+    pub unreadable: u64,
 }
 
 /// The timeline of one WorkItem.
@@ -259,7 +262,7 @@ pub struct TimelinePage {
     operation_id = "getTimeline",
     params(("correlationKey" = String, Path, description = "The item's key or an alias"), Paging<TimelinePages>),
     responses(
-        (status = 200, description = "The item's events, oldest first", body = TimelinePage),
+        (status = 200, description = "The item's events, oldest first; those whose stored row cannot be read are left out and counted in `unreadable`", body = TimelinePage),
         (status = 404, description = "No such item for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Not a correlation key, or a bad limit or cursor, named in `field`", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
     ),
@@ -279,11 +282,17 @@ pub async fn timeline(
         .await?
         .ok_or_else(|| ApiError::no_item(&key))?;
     let mut events = Vec::with_capacity(page.events.len());
+    let mut unreadable = page.unreadable;
     for e in page.events {
-        let event = RawValue::from_string(e.raw).map_err(|err| {
-            tracing::error!(%err, seq = e.seq, "a stored event is not JSON");
-            ApiError::Internal
-        })?;
+        let event = match RawValue::from_string(e.raw) {
+            Ok(event) => event,
+            Err(err) => {
+                tracing::error!(tenant = %caller.tenant, key = %page.correlation_key,
+                    seq = e.seq, %err, "a stored event is not JSON; left out of the timeline");
+                unreadable += 1;
+                continue;
+            }
+        };
         events.push(TimelineEvent {
             seq: e.seq,
             id: e.event_id.map(|i| i.as_str().to_owned()),
@@ -301,6 +310,7 @@ pub async fn timeline(
         events,
         span_seconds: page.span_seconds,
         next_cursor: page.next_cursor.map(|c| c.encode()),
+        unreadable,
     }))
 }
 

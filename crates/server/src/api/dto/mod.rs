@@ -195,6 +195,9 @@ impl From<&PreparedAction> for AdvisedAction {
 pub struct ActionList {
     /// Newest first.
     pub actions: Vec<ActionView>,
+    /// Actions left out because their stored state cannot be read (written by another
+    /// version, edited or damaged); the log and `cfactory doctor` name each.
+    pub unreadable: u64,
 }
 
 /// A confirmed action, as it ended (`executed` or `failed`).

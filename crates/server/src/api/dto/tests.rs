@@ -164,7 +164,10 @@ async fn items() -> Vec<cfactory_domain::WorkItem> {
 #[tokio::test]
 async fn a_work_items_wire_json_is_the_domains_own() {
     for item in items().await {
-        let domain = serde_json::to_value(&item).unwrap();
+        let mut domain = serde_json::to_value(&item).unwrap();
+        // The rounds handbacks are counted from are stored, not served.
+        let rounds = domain.as_object_mut().unwrap().remove("rounds");
+        assert_eq!(rounds.is_some(), !item.rounds.is_empty());
         let wire = serde_json::to_value(super::WorkItem::from(&item)).unwrap();
         assert_eq!(wire, domain, "{}", item.correlation_key);
     }
