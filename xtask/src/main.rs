@@ -8,6 +8,7 @@ mod demo;
 mod fanout;
 mod fuzz;
 mod insights;
+mod libfuzz;
 mod postgres;
 mod queries;
 mod test;
@@ -24,8 +25,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Format check, clippy -D warnings, the architecture check, every test, and the UI's
-    /// gate (npm lint, build, size budget, Vitest, Playwright in Chromium).
+    /// Format check, clippy -D warnings, the architecture check, every test, the API
+    /// fuzzer, a bounded chaos run, 30 s of parser fuzzing, and the UI's gate (npm lint,
+    /// build, size budget, Vitest, Playwright in Chromium).
     Test {
         /// Skip fmt and clippy (tests and the architecture check still run).
         #[arg(long)]
@@ -43,6 +45,10 @@ enum Task {
         #[arg(long, default_value_t = 100)]
         max_examples: u32,
     },
+    /// Coverage-guided fuzzing with libFuzzer (`fuzz/`, built with the nightly toolchain):
+    /// runs a target on its checked-in seeds for a fixed time, keeping new inputs in a work
+    /// corpus under `target/fuzz`; fails on a crash or panic, naming the reproducer.
+    Fuzz(libfuzz::FuzzArgs),
     /// Write the server's `/openapi.json` to `ui/src/openapi/openapi.json` and regenerate the
     /// cockpit's API types (`ui/src/openapi/schema.gen.ts`) from it.
     UiTypes,
@@ -70,6 +76,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test { quick } => test::run(quick),
         Task::Arch => arch::check(),
         Task::FuzzApi { max_examples } => fuzz::run(max_examples),
+        Task::Fuzz(args) => libfuzz::run(&args),
         Task::UiTypes => ui::run_ui_types(),
         Task::Demo { args } => demo::run(&args),
         Task::Chaos(args) => chaos::run(&args),

@@ -27,7 +27,8 @@ fn has_nextest() -> bool {
 }
 
 /// Runs fmt, clippy, the architecture check, every Rust test, the API fuzzer against
-/// `/openapi.json` and the UI's gate (lint, build, size budget, component tests, browser
+/// `/openapi.json`, the bounded chaos run, 30 s of coverage-guided fuzzing of the event
+/// envelope parser, and the UI's gate (lint, build, size budget, component tests, browser
 /// end-to-end run).
 pub fn run(quick: bool) -> anyhow::Result<()> {
     if !quick {
@@ -77,6 +78,8 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     crate::fuzz::run(10)?;
     eprintln!("xtask: chaos, bounded (one SIGKILL round and the SIGTERM check per store)");
     crate::chaos::run_bounded()?;
+    eprintln!("xtask: parser fuzzing, bounded (30 s of libFuzzer on the envelope parser)");
+    crate::libfuzz::run_bounded()?;
     crate::ui::run_ui_gate()?;
     Ok(())
 }

@@ -14,9 +14,9 @@ use crate::correlate::{Batch, ChangeSet, IngestOutcome, Loaded};
 use crate::event::{CompletionEvent, Service};
 use crate::ids::{CorrelationKey, EventId, Identifier, TenantId};
 use crate::ports::{
-    ActivityEntry, ApiKey, ApiKeyStore, BrowserSession, ChangeSink, EventScanPage, ListCursor,
-    ListQuery, ServiceRegistry, StoreError, StoredService, Timeline, TimelineCursor, TimelineEntry,
-    UsageGroupBy, UsageRow, WebhookSecret, WorkItemPage, WorkItemStore,
+    ActivityEntry, ActivityRows, ApiKey, ApiKeyStore, BrowserSession, ChangeSink, EventScanPage,
+    ListCursor, ListQuery, ServiceRegistry, StoreError, StoredService, Timeline, TimelineCursor,
+    TimelineEntry, UsageGroupBy, UsageRow, WebhookSecret, WorkItemPage, WorkItemStore,
 };
 use crate::upstream::TaskList;
 use crate::workitem::StageName;
@@ -500,13 +500,13 @@ impl WorkItemStore for InMemoryStore {
         tenant: &TenantId,
         limit: u32,
         before_seq: Option<i64>,
-    ) -> Result<Vec<ActivityEntry>, StoreError> {
+    ) -> Result<ActivityRows, StoreError> {
         let state = self.lock();
         let Some(data) = state.tenants.get(tenant) else {
-            return Ok(Vec::new());
+            return Ok(ActivityRows::default());
         };
         // Events are appended in sequence order, so the newest are at the end.
-        Ok(data
+        let entries = data
             .events
             .iter()
             .zip(&data.event_items)
@@ -517,7 +517,11 @@ impl WorkItemStore for InMemoryStore {
                 correlation_key: k.clone(),
                 entry: e.clone(),
             })
-            .collect())
+            .collect();
+        Ok(ActivityRows {
+            entries,
+            unreadable: Vec::new(),
+        })
     }
 }
 

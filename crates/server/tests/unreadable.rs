@@ -172,6 +172,9 @@ async fn an_unreadable_action_or_event_harms_nothing_else(store: Store) {
     store
         .run_sql("UPDATE events SET raw = 'not json, hand-edited' WHERE event_id = 'e2'")
         .await;
+    store
+        .run_sql("UPDATE events SET service = 'a-retired-service' WHERE event_id = 's903'")
+        .await;
 
     let (status, out, err) = store.cli(&["doctor"], None);
     assert_eq!(status.code(), Some(1), "{out}{err}");
@@ -181,8 +184,9 @@ async fn an_unreadable_action_or_event_harms_nothing_else(store: Store) {
         out.contains(&format!("event default/{damaged_seq}: on work item 905: ")),
         "{out}"
     );
-    assert_eq!(out.lines().count(), 2, "nothing else is unreadable: {out}");
-    assert!(err.contains("doctor: 2 unreadable rows"), "{err}");
+    assert!(out.contains("on work item 903: "), "{out}");
+    assert_eq!(out.lines().count(), 3, "nothing else is unreadable: {out}");
+    assert!(err.contains("doctor: 3 unreadable rows"), "{err}");
 
     let server = Server::start_with(&store, &args, &[]).unwrap();
     let (status, list) = server.get("/api/actions").await;
@@ -234,6 +238,28 @@ async fn an_unreadable_action_or_event_harms_nothing_else(store: Store) {
     assert_eq!(left_out, 1);
     let (status, item) = server.get("/api/workitems/905").await;
     assert_eq!(status, 200, "{item}");
+
+    // The activity feed leaves the event whose service cannot be read out and counts
+    // it, whole and paged; the one with damaged text has its columns and stays.
+    let (status, feed) = server.get("/api/activity").await;
+    assert_eq!(status, 200, "{feed}");
+    assert_eq!(ids(&feed, "items"), ["e3", "e2", "e1", "s904"]);
+    assert_eq!(feed["unreadable"], 1, "{feed}");
+    let mut seen = Vec::new();
+    let mut left_out = 0;
+    let mut path = "/api/activity?limit=2".to_owned();
+    for _ in 0..5 {
+        let (status, page) = server.get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(ids(&page, "items"));
+        left_out += page["unreadable"].as_u64().unwrap();
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/activity?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["e3", "e2", "e1", "s904"]);
+    assert_eq!(left_out, 1);
     server.terminate();
 }
 

@@ -114,6 +114,8 @@ pub async fn activity_is_newest_first_across_items_and_follows_merges(s: &Subjec
     )
     .await;
     let feed = s.work.activity(&tenant(), 10, None).await.unwrap();
+    assert!(feed.unreadable.is_empty());
+    let feed = feed.entries;
     let ids: Vec<String> = feed
         .iter()
         .map(|a| a.entry.event_id.as_ref().unwrap().to_string())
@@ -128,21 +130,31 @@ pub async fn activity_is_newest_first_across_items_and_follows_merges(s: &Subjec
         "af-2 merged into issue 7, so its events name 7"
     );
     assert!(feed.windows(2).all(|w| w[0].entry.seq > w[1].entry.seq));
-    let first = s.work.activity(&tenant(), 2, None).await.unwrap();
+    let first = s.work.activity(&tenant(), 2, None).await.unwrap().entries;
     assert_eq!(first.len(), 2);
     let rest = s
         .work
         .activity(&tenant(), 2, Some(first[1].entry.seq))
         .await
-        .unwrap();
+        .unwrap()
+        .entries;
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].entry.event_id.as_ref().unwrap().as_str(), "a1");
-    assert_eq!(s.work.activity(&other, 10, None).await.unwrap().len(), 1);
+    assert_eq!(
+        s.work
+            .activity(&other, 10, None)
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        1
+    );
     assert!(
         s.work
             .activity(&TenantId::parse("nobody").unwrap(), 10, None)
             .await
             .unwrap()
+            .entries
             .is_empty()
     );
 }
@@ -209,6 +221,8 @@ pub async fn event_scans_cover_every_event_once(s: &Subject) {
     );
     assert!(seqs.windows(2).all(|w| w[0].1 < w[1].1), "arrival order");
     let feed = s.work.activity(&tenant(), 10, None).await.unwrap();
+    assert!(feed.unreadable.is_empty());
+    let feed = feed.entries;
     assert_eq!(
         seqs.last().map(|(_, last)| *last),
         feed.first().map(|a| a.entry.seq),

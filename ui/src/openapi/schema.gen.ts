@@ -88,6 +88,11 @@ export type ActivityPage = {
   items: ActivityItem[];
   /** The next (older) page's cursor, or null on the last page. */
   next_cursor?: string | null;
+  /**
+   * Events of this page left out because their stored row cannot be read (the log
+   * names each).
+   */
+  unreadable: number;
 };
 
 /** The published contract's advise request: `intent` names the action. */

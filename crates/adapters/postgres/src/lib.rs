@@ -25,8 +25,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cfactory_domain::correlate::IngestOutcome;
 use cfactory_domain::ports::{
-    ActivityEntry, ChangeSink, ListQuery, StoreError, Timeline, TimelineCursor, UsageGroupBy,
-    UsageRow, WorkItemPage, WorkItemStore,
+    ChangeSink, ListQuery, StoreError, Timeline, TimelineCursor, UsageGroupBy, UsageRow,
+    WorkItemPage, WorkItemStore,
 };
 use cfactory_domain::upstream::TaskList;
 use cfactory_domain::{
@@ -346,7 +346,7 @@ impl WorkItemStore for PgStore {
         tenant: &TenantId,
         limit: u32,
         before_seq: Option<i64>,
-    ) -> Result<Vec<ActivityEntry>, StoreError> {
+    ) -> Result<cfactory_domain::ports::ActivityRows, StoreError> {
         read::activity(&self.inner.pool, tenant, limit, before_seq).await
     }
 

@@ -2,8 +2,8 @@
 //! timelines use the indexed columns and keyset cursors; only the page's documents load.
 
 use cfactory_domain::ports::{
-    ActivityEntry, EventScanPage, ListCursor, ListQuery, StoreError, Timeline, TimelineCursor,
-    TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage,
+    ActivityEntry, ActivityRows, EventScanPage, ListCursor, ListQuery, StoreError, Timeline,
+    TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage,
 };
 use cfactory_domain::{
     CompletionEvent, CorrelationKey, EventId, Identifier, Service, StageName, TenantId, WorkItem,
@@ -412,7 +412,7 @@ pub(crate) async fn activity(
     tenant: &TenantId,
     limit: u32,
     before_seq: Option<i64>,
-) -> Result<Vec<ActivityEntry>, StoreError> {
+) -> Result<ActivityRows, StoreError> {
     type ActivityRow = (
         i64,
         Option<String>,
@@ -436,16 +436,24 @@ pub(crate) async fn activity(
     .fetch_all(pool)
     .await
     .map_err(store_error)?;
-    rows.into_iter()
-        .map(
-            |(seq, id, service, task, status, time, nanos, received, raw, key)| {
-                Ok(ActivityEntry {
-                    correlation_key: key_from_column(&key)?,
-                    entry: entry((seq, id, service, task, status, time, nanos, received, raw))?,
-                })
-            },
-        )
-        .collect()
+    let mut page = ActivityRows::default();
+    for (seq, id, service, task, status, time, nanos, received, raw, key) in rows {
+        let read = key_from_column(&key).and_then(|correlation_key| {
+            Ok(ActivityEntry {
+                correlation_key,
+                entry: entry((seq, id, service, task, status, time, nanos, received, raw))?,
+            })
+        });
+        match read {
+            Ok(found) => page.entries.push(found),
+            Err(e) => {
+                tracing::error!(tenant = %tenant, seq, error = %e,
+                    "a stored event cannot be read; left out of the activity feed");
+                page.unreadable.push((seq, e.to_string()));
+            }
+        }
+    }
+    Ok(page)
 }
 
 /// The items under each of `keys` (or an alias), in one query.

@@ -24,9 +24,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cfactory_domain::correlate::IngestOutcome;
 use cfactory_domain::ports::{
-    ActivityEntry, ApiKey, ApiKeyStore, BrowserSession, ChangeSink, Clock, ListQuery,
-    ServiceRegistry, StoreError, StoredService, Timeline, TimelineCursor, UsageGroupBy, UsageRow,
-    WebhookSecret, WorkItemPage, WorkItemStore,
+    ApiKey, ApiKeyStore, BrowserSession, ChangeSink, Clock, ListQuery, ServiceRegistry, StoreError,
+    StoredService, Timeline, TimelineCursor, UsageGroupBy, UsageRow, WebhookSecret, WorkItemPage,
+    WorkItemStore,
 };
 use cfactory_domain::upstream::TaskList;
 use cfactory_domain::{CompletionEvent, CorrelationKey, Service, SystemClock, TenantId, WorkItem};
@@ -368,7 +368,7 @@ impl WorkItemStore for SqliteStore {
         tenant: &TenantId,
         limit: u32,
         before_seq: Option<i64>,
-    ) -> Result<Vec<ActivityEntry>, StoreError> {
+    ) -> Result<cfactory_domain::ports::ActivityRows, StoreError> {
         read::activity(&self.inner.readers, tenant, limit, before_seq).await
     }
 

@@ -3,8 +3,8 @@
 //! agree with each other.
 
 use cfactory_domain::ports::{
-    ActivityEntry, ApiKey, EventScanPage, ListCursor, ListQuery, StoreError, StoredService,
-    Timeline, TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage,
+    ActivityEntry, ActivityRows, ApiKey, EventScanPage, ListCursor, ListQuery, StoreError,
+    StoredService, Timeline, TimelineCursor, TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage,
 };
 use cfactory_domain::workitem::StageName;
 use cfactory_domain::{
@@ -553,7 +553,7 @@ pub(crate) async fn activity(
     tenant: &TenantId,
     limit: u32,
     before_seq: Option<i64>,
-) -> Result<Vec<ActivityEntry>, StoreError> {
+) -> Result<ActivityRows, StoreError> {
     let rows = sqlx::query(
         "SELECT seq, event_id, service, task_id, status, time, received_at, raw, item_key \
          FROM events WHERE tenant_id = ?1 AND (?2 IS NULL OR seq < ?2) \
@@ -565,12 +565,23 @@ pub(crate) async fn activity(
     .fetch_all(pool)
     .await
     .map_err(store_error)?;
-    rows.iter()
-        .map(|row| {
-            Ok(ActivityEntry {
+    let mut page = ActivityRows::default();
+    for row in &rows {
+        let read = (|| {
+            Ok::<_, StoreError>(ActivityEntry {
                 correlation_key: rows::key(row.try_get("item_key").map_err(store_error)?)?,
                 entry: timeline_entry(row)?,
             })
-        })
-        .collect()
+        })();
+        match read {
+            Ok(found) => page.entries.push(found),
+            Err(e) => {
+                let seq: i64 = row.try_get("seq").map_err(store_error)?;
+                tracing::error!(tenant = %tenant, seq, error = %e,
+                    "a stored event cannot be read; left out of the activity feed");
+                page.unreadable.push((seq, e.to_string()));
+            }
+        }
+    }
+    Ok(page)
 }

@@ -26,7 +26,7 @@ pub use service_registry::{ServiceRegistry, StoredService};
 pub use step_sender::StepSender;
 pub use upstream::Upstream;
 pub use work_item_store::{
-    ActivityEntry, DEFAULT_LIST_LIMIT, EventScanPage, ListCursor, ListQuery, MAX_ACTIVITY_PAGE,
-    MAX_LIST_LIMIT, MAX_TIMELINE_PAGE, ScanPage, Timeline, TimelineCursor, TimelineEntry,
-    UsageGroupBy, UsageRow, WorkItemPage, WorkItemStore,
+    ActivityEntry, ActivityRows, DEFAULT_LIST_LIMIT, EventScanPage, ListCursor, ListQuery,
+    MAX_ACTIVITY_PAGE, MAX_LIST_LIMIT, MAX_TIMELINE_PAGE, ScanPage, Timeline, TimelineCursor,
+    TimelineEntry, UsageGroupBy, UsageRow, WorkItemPage, WorkItemStore,
 };

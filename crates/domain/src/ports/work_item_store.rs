@@ -174,6 +174,24 @@ pub struct ActivityEntry {
     pub entry: TimelineEntry,
 }
 
+/// Rows of the activity feed, newest first: the events that read, and the rows that no
+/// longer decode (damaged, edited by hand, written by another version), left out by
+/// `seq` with why. Together they are at most the `limit` asked for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActivityRows {
+    /// The events that read.
+    pub entries: Vec<ActivityEntry>,
+    /// `(seq, why)` of each row left out.
+    pub unreadable: Vec<(i64, String)>,
+}
+
+impl ActivityRows {
+    /// How many rows were read, left out or not.
+    pub fn scanned(&self) -> usize {
+        self.entries.len() + self.unreadable.len()
+    }
+}
+
 /// Largest page of the activity feed.
 pub const MAX_ACTIVITY_PAGE: u32 = 500;
 
@@ -331,13 +349,14 @@ pub trait WorkItemStore: Send + Sync {
     ) -> Result<EventScanPage, StoreError>;
 
     /// The tenant's events across all items, newest arrival (highest `seq`) first: at most
-    /// `limit` of them with `seq` below `before_seq` when given.
+    /// `limit` rows with `seq` below `before_seq` when given. A row that no longer decodes
+    /// is reported in `unreadable`, never fatal.
     async fn activity(
         &self,
         tenant: &TenantId,
         limit: u32,
         before_seq: Option<i64>,
-    ) -> Result<Vec<ActivityEntry>, StoreError>;
+    ) -> Result<ActivityRows, StoreError>;
 
     /// Applies one poll of `service`'s task list for `tenant` (hydration): each row lands
     /// on its WorkItem by the correlation rules without a timeline entry; unchanged rows

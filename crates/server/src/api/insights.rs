@@ -523,6 +523,9 @@ pub struct ActivityPage {
     items: Vec<ActivityItem>,
     /// The next (older) page's cursor, or null on the last page.
     next_cursor: Option<String>,
+    /// Events of this page left out because their stored row cannot be read (the log
+    /// names each).
+    unreadable: u64,
 }
 
 /// The event feed across all items, newest arrival first.
@@ -552,13 +555,30 @@ pub async fn activity(
         .work
         .activity(&caller.tenant, limit + 1, before)
         .await?;
-    let limit = limit as usize;
-    let more = page.len() > limit;
+    // One row more than the page was asked for, to know whether another page follows;
+    // rows left out as unreadable count as rows.
+    let more = page.scanned() > limit as usize;
+    let past = more.then(|| {
+        page.entries
+            .iter()
+            .map(|a| a.entry.seq)
+            .chain(page.unreadable.iter().map(|(seq, _)| *seq))
+            .min()
+            .unwrap_or(i64::MIN)
+    });
+    let on_page = |seq: i64| past.is_none_or(|p| seq > p);
+    let unreadable: Vec<i64> = page
+        .unreadable
+        .iter()
+        .map(|(seq, _)| *seq)
+        .filter(|seq| on_page(*seq))
+        .collect();
     let titles = state.model.tenant(&caller.tenant).await.ok();
     let titles = titles.as_deref().map(read);
     let items: Vec<ActivityItem> = page
+        .entries
         .into_iter()
-        .take(limit)
+        .filter(|a| on_page(a.entry.seq))
         .map(|a| ActivityItem {
             seq: a.entry.seq,
             title: titles
@@ -574,8 +594,18 @@ pub async fn activity(
             received_at: a.entry.received_at,
         })
         .collect();
-    let next_cursor = items.last().filter(|_| more).map(|i| i.seq.to_string());
-    Ok(Json(ActivityPage { items, next_cursor }))
+    let next_cursor = items
+        .iter()
+        .map(|i| i.seq)
+        .chain(unreadable.iter().copied())
+        .min()
+        .filter(|_| more)
+        .map(|seq| seq.to_string());
+    Ok(Json(ActivityPage {
+        items,
+        next_cursor,
+        unreadable: unreadable.len() as u64,
+    }))
 }
 
 /// One insight card; see [`cfactory_domain::insights::cards`].
