@@ -106,37 +106,50 @@ pub(crate) async fn list(
     tenant: &TenantId,
     query: &ListQuery,
 ) -> Result<WorkItemPage, StoreError> {
-    // Three statements on three connections at once. The counts are apart so that the
-    // total can be an index-only scan and the stalled count a range of the partial
-    // `workitems_stall` index, neither reading the table's rows.
-    let mut total = QueryBuilder::new("SELECT COUNT(*) FROM workitems");
-    push_filter(&mut total, tenant, query);
-    let mut stalled = QueryBuilder::new("SELECT COUNT(*) FROM workitems");
-    push_filter(&mut stalled, tenant, query);
-    stalled
-        .push(" AND stall_at < ")
-        .push_bind(query.stalled_before);
-
-    let mut page = QueryBuilder::new("SELECT key, updated_at, doc::text FROM workitems");
-    push_filter(&mut page, tenant, query);
+    // One statement, so the counts and the page come from one snapshot: a write
+    // committing meanwhile can never give a count the page does not match. The counts
+    // are scalar subqueries planned apart, so the total can be an index-only scan and
+    // the stalled count a range of the partial `workitems_stall` index, neither reading
+    // the table's rows; the page joins them (a row with no page when nothing matches).
+    let mut sql = QueryBuilder::new(
+        "SELECT t.n, s.n, p.key, p.updated_at, p.doc FROM (SELECT COUNT(*) AS n FROM workitems",
+    );
+    push_filter(&mut sql, tenant, query);
+    sql.push(") AS t CROSS JOIN (SELECT COUNT(*) AS n FROM workitems");
+    push_filter(&mut sql, tenant, query);
+    sql.push(" AND stall_at < ")
+        .push_bind(query.stalled_before)
+        .push(") AS s LEFT JOIN LATERAL (SELECT key, updated_at, doc::text AS doc FROM workitems");
+    push_filter(&mut sql, tenant, query);
     if let Some(cursor) = &query.cursor {
         let after = DateTime::from_timestamp_micros(cursor.updated_at_micros)
             .ok_or_else(|| StoreError::Unexpected("list cursor out of range".into()))?;
-        page.push(" AND (updated_at, key) < (")
+        sql.push(" AND (updated_at, key) < (")
             .push_bind(after)
             .push(", ")
             .push_bind(cursor.key.clone())
             .push(")");
     }
-    page.push(" ORDER BY updated_at DESC, key DESC LIMIT ")
-        .push_bind(i64::from(query.limit) + 1);
-    type PageRow = (String, DateTime<Utc>, String);
-    let (count, stalled_count, docs): (i64, i64, Vec<PageRow>) = tokio::try_join!(
-        total.build_query_scalar().fetch_one(pool),
-        stalled.build_query_scalar().fetch_one(pool),
-        page.build_query_as().fetch_all(pool),
-    )
-    .map_err(store_error)?;
+    sql.push(" ORDER BY updated_at DESC, key DESC LIMIT ")
+        .push_bind(i64::from(query.limit) + 1)
+        .push(") AS p ON TRUE ORDER BY p.updated_at DESC, p.key DESC");
+    type PageRow = (
+        i64,
+        i64,
+        Option<String>,
+        Option<DateTime<Utc>>,
+        Option<String>,
+    );
+    let rows: Vec<PageRow> = sql
+        .build_query_as()
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    let (count, stalled_count) = rows.first().map_or((0, 0), |r| (r.0, r.1));
+    let docs: Vec<(String, DateTime<Utc>, String)> = rows
+        .into_iter()
+        .filter_map(|(_, _, key, at, doc)| Some((key?, at?, doc?)))
+        .collect();
     let more = docs.len() > query.limit as usize;
     let mut items = Vec::with_capacity(docs.len());
     let mut unreadable = 0;
