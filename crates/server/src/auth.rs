@@ -296,20 +296,16 @@ impl Recall {
         found: Result<Option<ApiKey>, StoreError>,
         read_only: bool,
     ) -> Result<Option<ApiKey>, ApiError> {
-        match found {
-            Ok(key) => {
+        settle(
+            found,
+            read_only,
+            |key| {
                 let mut recalled = self.lock();
                 bounded(&mut recalled.keys);
-                recalled
-                    .keys
-                    .insert(hash.to_owned(), (key.clone(), Instant::now()));
-                Ok(key)
-            }
-            Err(StoreError::Unavailable(cause)) if read_only => {
-                fresh(self.lock().keys.get(hash)).ok_or_else(|| unavailable(cause))
-            }
-            Err(error) => Err(error.into()),
-        }
+                recalled.keys.insert(hash.to_owned(), (key, Instant::now()));
+            },
+            || fresh(self.lock().keys.get(hash)),
+        )
     }
 
     /// As [`Recall::key`], for the session whose cookie token is `token`.
@@ -320,20 +316,18 @@ impl Recall {
         read_only: bool,
     ) -> Result<Option<String>, ApiError> {
         let hash = hash_secret(token);
-        match found {
-            Ok(key) => {
+        settle(
+            found,
+            read_only,
+            |key| {
                 let mut recalled = self.lock();
                 bounded(&mut recalled.sessions);
                 recalled
                     .sessions
-                    .insert(hash, (key.clone(), Instant::now()));
-                Ok(key)
-            }
-            Err(StoreError::Unavailable(cause)) if read_only => {
-                fresh(self.lock().sessions.get(&hash)).ok_or_else(|| unavailable(cause))
-            }
-            Err(error) => Err(error.into()),
-        }
+                    .insert(hash.clone(), (key, Instant::now()));
+            },
+            || fresh(self.lock().sessions.get(&hash)),
+        )
     }
 
     /// As [`Recall::key`], for whether any key is active (open mode ends with the first).
@@ -342,16 +336,32 @@ impl Recall {
         found: Result<bool, StoreError>,
         read_only: bool,
     ) -> Result<bool, ApiError> {
-        match found {
-            Ok(any) => {
-                self.lock().any_keys = Some((any, Instant::now()));
-                Ok(any)
-            }
-            Err(StoreError::Unavailable(cause)) if read_only => {
-                fresh(self.lock().any_keys.as_ref()).ok_or_else(|| unavailable(cause))
-            }
-            Err(error) => Err(error.into()),
+        settle(
+            found,
+            read_only,
+            |any| self.lock().any_keys = Some((any, Instant::now())),
+            || fresh(self.lock().any_keys.as_ref()),
+        )
+    }
+}
+
+/// The store's answer `found`, handed to `remember`; or, when the store is unreachable
+/// and the request only reads, what `recall` still holds. Any other failure stands.
+fn settle<T: Clone>(
+    found: Result<T, StoreError>,
+    read_only: bool,
+    remember: impl FnOnce(T),
+    recall: impl FnOnce() -> Option<T>,
+) -> Result<T, ApiError> {
+    match found {
+        Ok(value) => {
+            remember(value.clone());
+            Ok(value)
         }
+        Err(StoreError::Unavailable(cause)) if read_only => {
+            recall().ok_or_else(|| unavailable(cause))
+        }
+        Err(error) => Err(error.into()),
     }
 }
 
