@@ -1,9 +1,18 @@
-//! Embeds the built cockpit (`ui/dist`) into the binary when it exists. No npm here: a
-//! build without `ui/dist` embeds nothing and the cockpit address shows how to build it.
-//! Cargo re-runs this whenever anything under `ui/dist` changes.
+//! Embeds the built cockpit (`ui/dist`) into the binary when it exists, each text file with
+//! its brotli and gzip copies and its content tag, made here once per build so the server
+//! never compresses a cockpit file per request. No npm here: a build without `ui/dist`
+//! embeds nothing and the cockpit address shows how to build it. Cargo re-runs this
+//! whenever anything under `ui/dist` changes.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
+#[path = "src/ui/precompress.rs"]
+mod precompress;
+
+/// Brotli's best quality: the embedded UI's copies are made once per build, so the
+/// slowest level costs nothing at run time.
+const BROTLI_BEST: u32 = 11;
 
 fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -24,8 +33,18 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
     }
 }
 
+/// Writes `bytes` to `path` (making its folder) and returns the `include_bytes!` for it.
+fn embed(path: &Path, bytes: &[u8]) -> String {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("making a folder under OUT_DIR");
+    }
+    std::fs::write(path, bytes).expect("writing a compressed copy under OUT_DIR");
+    format!("include_bytes!({:?})", path.display().to_string())
+}
+
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
     let dist = manifest.join("../../ui/dist");
     println!("cargo:rerun-if-changed={}", dist.display());
     let mut files = Vec::new();
@@ -33,18 +52,31 @@ fn main() {
         collect(&dist, &dist, &mut files);
     }
     files.sort();
+    let copies = out_dir.join("ui");
+    let _ = std::fs::remove_dir_all(&copies);
     let mut code = String::from("/// The built cockpit's files, by path under `ui/dist`.\n");
-    code.push_str("pub static FILES: &[(&str, &[u8])] = &[\n");
+    code.push_str("pub(super) static FILES: &[super::EmbeddedFile] = &[\n");
     for (rel, path) in &files {
+        let bytes = std::fs::read(path).expect("reading a file of ui/dist");
+        let made = precompress::copies(rel, &bytes, BROTLI_BEST);
         let abs = path.canonicalize().unwrap_or_else(|_| path.clone());
+        let copy = |copy: Option<Vec<u8>>, suffix: &str| match copy {
+            Some(copy) => format!(
+                "Some({})",
+                embed(&copies.join(format!("{rel}.{suffix}")), &copy)
+            ),
+            None => "None".to_owned(),
+        };
         let _ = writeln!(
             code,
-            "    ({rel:?}, include_bytes!({:?})),",
-            abs.display().to_string()
+            "    super::EmbeddedFile {{ path: {rel:?}, tag: {:?}, identity: include_bytes!({:?}), \
+             brotli: {}, gzip: {} }},",
+            precompress::content_tag(&bytes),
+            abs.display().to_string(),
+            copy(made.brotli, "br"),
+            copy(made.gzip, "gz"),
         );
     }
     code.push_str("];\n");
-    let out =
-        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("embedded_ui.rs");
-    std::fs::write(out, code).expect("writing embedded_ui.rs");
+    std::fs::write(out_dir.join("embedded_ui.rs"), code).expect("writing embedded_ui.rs");
 }

@@ -60,8 +60,9 @@ pub enum Which {
         #[arg(long, default_value_t = 1600)]
         max_rate: u32,
     },
-    /// The cockpit board with 2,000 work items in Chromium: first render and scroll frame
-    /// times.
+    /// The cockpit's first load on the wire (index.html and what it references, as sent
+    /// uncompressed, gzip and brotli), then the board with 2,000 work items in Chromium:
+    /// first render and scroll frame times.
     Ui,
     /// The insight computations in-process over the `queries` fleet: what a request pays
     /// when its answer is not memoised.
@@ -186,6 +187,8 @@ impl Server {
             .arg(data_dir)
             .env("CFACTORY_LOG", "warn")
             .env("CFACTORY_POLL_INTERVAL_SECONDS", "0")
+            // The cockpit measured is the one built into the binary.
+            .env_remove("CFACTORY_UI_DIR")
             .stdout(Stdio::null())
             .spawn()
             .context("starting cfactory serve")?;

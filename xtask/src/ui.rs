@@ -152,12 +152,121 @@ pub fn run_ui_gate() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The board benchmark: 2,000 work items in Chromium; prints first-render and scroll
-/// frame times. Builds the UI first so it measures the current sources.
+/// The `src` and `href` paths on this server that `html` names (`/assets/…`), in order.
+fn referenced_paths(html: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        for (at, _) in html.match_indices(attribute) {
+            let rest = &html[at + attribute.len()..];
+            let Some(end) = rest.find('"') else { continue };
+            let path = &rest[..end];
+            if path.starts_with('/') && !path.starts_with("//") && !paths.iter().any(|p| p == path)
+            {
+                paths.push(path.to_owned());
+            }
+        }
+    }
+    paths
+}
+
+/// The body bytes of `url` as sent for `Accept-Encoding: coding`, and the coding it came
+/// in (the client decodes nothing, so the length is what crossed the wire).
+async fn sent(
+    client: &reqwest::Client,
+    url: &str,
+    coding: &str,
+) -> anyhow::Result<(usize, String)> {
+    let answer = client
+        .get(url)
+        .header("accept-encoding", coding)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    if !answer.status().is_success() {
+        bail!("GET {url} answered {}", answer.status());
+    }
+    let came_as = answer
+        .headers()
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .to_owned();
+    Ok((answer.bytes().await?.len(), came_as))
+}
+
+/// The cockpit's first load on the wire: `index.html` and every file it references,
+/// fetched from the cockpit address of `bin` as sent uncompressed, gzip and brotli.
+async fn first_load_bytes(bin: &Path) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("cfactory-bench-wire-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let database = format!("sqlite://{}/cfactory.db", dir.display());
+    let ui_port = crate::bench::free_port()?;
+    let server =
+        crate::bench::Server::start_at(bin, &database, &dir, crate::bench::free_port()?, ui_port)
+            .await?;
+    let base = format!("http://127.0.0.1:{ui_port}");
+    let client = reqwest::Client::new();
+    let index = client.get(format!("{base}/")).send().await?.text().await?;
+    let mut paths = vec!["/".to_owned()];
+    paths.extend(referenced_paths(&index));
+    let codings = ["identity", "gzip", "br"];
+    let mut totals = [0usize; 3];
+    let mut any_plain = false;
+    println!("\ncockpit first load: body bytes on the wire by Accept-Encoding");
+    println!(
+        "{:<44} {:>10} {:>10} {:>10}",
+        "file", "identity", "gzip", "br"
+    );
+    for path in &paths {
+        let mut row = Vec::new();
+        for (i, coding) in codings.iter().enumerate() {
+            let (bytes, came_as) = sent(&client, &format!("{base}{path}"), coding).await?;
+            totals[i] += bytes;
+            let mark = if came_as == *coding {
+                ""
+            } else {
+                any_plain = true;
+                "*"
+            };
+            row.push(format!("{bytes}{mark}"));
+        }
+        let name = if path == "/" { "/ (index.html)" } else { path };
+        println!("{name:<44} {:>10} {:>10} {:>10}", row[0], row[1], row[2]);
+    }
+    let share = |n: usize| 100.0 * n as f64 / totals[0].max(1) as f64;
+    println!(
+        "{:<44} {:>10} {:>10} {:>10}",
+        format!("total ({} files)", paths.len()),
+        totals[0],
+        totals[1],
+        totals[2]
+    );
+    println!(
+        "{:<44} {:>10} {:>9.1}% {:>9.1}%",
+        "of uncompressed",
+        "100%",
+        share(totals[1]),
+        share(totals[2])
+    );
+    if any_plain {
+        println!("(* sent uncompressed: too small or not text)");
+    }
+    server.stop()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The board benchmark: first the bytes the cockpit's first load puts on the wire
+/// uncompressed, gzip and brotli, then 2,000 work items in Chromium with first-render
+/// and scroll frame times. Builds the UI first so it measures the current sources.
 pub fn run_ui_bench() -> anyhow::Result<()> {
     ensure_packages()?;
     run_step("npm run build", &mut npm(&["run", "build"]))?;
     let bin = build_server()?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(first_load_bytes(&bin))?;
     run_step(
         "npm run bench",
         npm(&["run", "bench"]).env("CFACTORY_BIN", &bin),

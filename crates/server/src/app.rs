@@ -9,13 +9,17 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::Request;
+use axum::http::{Extensions, HeaderMap, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use cfactory_domain::actions::{ActionService, ActionServiceParts, PlanContext};
 use cfactory_domain::ports::Clock;
 use cfactory_domain::{SystemClock, TenantId};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower_http::CompressionLevel;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::trace::TraceLayer;
 
 use crate::api;
@@ -35,71 +39,78 @@ async fn not_found() -> ApiError {
     }
 }
 
-/// A span per request with the method and path only: a query may carry a key.
-fn traced(router: Router) -> Router {
-    router.layer(
-        TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
-        }),
-    )
+/// Answers smaller than this go out as they are: compressing them saves no packet.
+const COMPRESS_FROM_BYTES: u16 = 1024;
+
+/// Brotli or gzip for answers of [`COMPRESS_FROM_BYTES`] and more, as `Accept-Encoding`
+/// asks, at level 4: brotli's best levels cost tens of milliseconds on a large answer,
+/// where level 4 is quick enough for answers made per request. Never a WebSocket upgrade,
+/// a stream of server-sent events (each event must reach the client when written), an
+/// image, or an answer already encoded (the cockpit's files, sent precompressed).
+fn compression() -> CompressionLayer<impl Predicate> {
+    let not_an_upgrade = |status: StatusCode, _: Version, _: &HeaderMap, _: &Extensions| {
+        status != StatusCode::SWITCHING_PROTOCOLS
+    };
+    CompressionLayer::new()
+        .quality(CompressionLevel::Precise(4))
+        .compress_when(
+            SizeAbove::new(COMPRESS_FROM_BYTES)
+                .and(NotForContentType::SSE)
+                .and(NotForContentType::IMAGES)
+                .and(not_an_upgrade),
+        )
+}
+
+/// The layers both addresses share, innermost first: the request limits, the deadline
+/// (see [`crate::guard::deadline`]) and the browser guard; then the panic catcher,
+/// compression, a trace span per request with the method and path only (a query may
+/// carry a key), and the access log outermost, so it sees every answer's final status.
+fn serving(router: Router<AppState>, state: AppState) -> Router {
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::guard::deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::guard::guard,
+        ))
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal.into_response()
+        }))
+        .layer(compression())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+            }),
+        )
+        .layer(axum::middleware::from_fn(crate::access::log))
 }
 
 /// The API address's router: the API alone.
 pub fn build_app(state: AppState) -> Router {
-    traced(
-        api::router()
-            .fallback(not_found)
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                crate::limits::limit,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                crate::guard::deadline,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                crate::guard::guard,
-            ))
-            .with_state(state)
-            .layer(CatchPanicLayer::custom(|_| {
-                ApiError::Internal.into_response()
-            })),
-    )
+    serving(api::router().fallback(not_found), state)
 }
 
 async fn cockpit(
     axum::extract::State(state): axum::extract::State<AppState>,
     uri: axum::http::Uri,
+    headers: HeaderMap,
 ) -> Response {
     if uri.path().starts_with("/api/") {
         return not_found().await.into_response();
     }
-    crate::ui::serve(&state.ui, &uri)
+    crate::ui::serve(&state.ui, &uri, &headers)
 }
 
 /// The cockpit address's router: the cockpit's files plus the same API, one origin.
 pub fn build_ui_app(state: AppState) -> Router {
-    traced(
-        api::router()
-            .fallback(cockpit)
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                crate::limits::limit,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                crate::guard::deadline,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                crate::guard::guard,
-            ))
-            .with_state(state)
-            .layer(CatchPanicLayer::custom(|_| {
-                ApiError::Internal.into_response()
-            })),
-    )
+    serving(api::router().fallback(cockpit), state)
 }
 
 /// Resolves when the process gets SIGTERM or Ctrl-C.

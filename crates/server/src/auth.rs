@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use cfactory_domain::ports::{ApiKey, Scope, StoreError};
 
+use crate::access::CallerSlot;
 use crate::keys::hash_secret;
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -157,7 +158,19 @@ fn ingress_path(path: &str) -> bool {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
+    /// The caller, also left in the request's [`CallerSlot`] for the access log.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Self::identify(parts, state).await?;
+        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+            slot.fill(&caller);
+        }
+        Ok(caller)
+    }
+}
+
+impl Caller {
+    /// Who presented what: a key, a session, or nobody in open mode.
+    async fn identify(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
         let presented = presented_key(&parts.headers, &parts.uri)
             .filter(|s| !s.is_empty())
             .map(|secret| hash_secret(&secret));

@@ -2,6 +2,7 @@
 //! line, wired over the domain's ports. Thin by design: parse a request into domain types,
 //! call the domain or a store port, map the result.
 
+pub mod access;
 pub mod actions;
 pub mod api;
 pub mod app;

@@ -1,5 +1,6 @@
 //! The `cfactory` binary.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use cfactory_server::cli::{self, Cli, Command};
@@ -13,11 +14,26 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// What is logged when neither `CFACTORY_LOG` nor `RUST_LOG` says: INFO, with the access
+/// log (`cfactory::access`) and without sqlx's per-statement lines.
+const DEFAULT_LOG: &str = "info,sqlx=warn,tower_http=info";
+
+/// The log filter: `CFACTORY_LOG`, else `RUST_LOG` (the Rust ecosystem's usual name),
+/// else [`DEFAULT_LOG`]. One that does not parse falls back to the default.
+fn log_filter() -> EnvFilter {
+    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    set("CFACTORY_LOG")
+        .or_else(|| set("RUST_LOG"))
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG))
+}
+
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("CFACTORY_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let filter = log_filter();
+    // Colours only for a person at a terminal: a file or a log shipper gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
