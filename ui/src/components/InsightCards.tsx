@@ -4,11 +4,11 @@
 // confirmed or rejected like any other.
 
 import { useState } from 'react';
-import { api, canWrite, type InsightCard, type PreparedAction, type Severity } from '../api';
+import { canWrite, type InsightCard, type PreparedAction, type Severity } from '../api';
 import { keyLabel } from '../format';
 import { openTask } from '../router';
 import { useSession } from '../session';
-import { ProposalCard, reasonOf } from './ProposalCard';
+import { ProposalCard, ProposeButton } from './ProposalCard';
 
 const RANK: Record<Severity, number> = { high: 0, warning: 1, info: 2 };
 const TONE: Record<Severity, string> = { high: 'red', warning: 'amber', info: 'grey' };
@@ -21,22 +21,7 @@ interface CardProps {
 }
 
 function Card({ card, writable, proposal, onProposed }: CardProps) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
   const s = card.suggested;
-
-  const propose = async () => {
-    if (!s) return;
-    setBusy(true);
-    setError(null);
-    try {
-      onProposed(await api.propose({ kind: s.kind, correlation_key: s.correlation_key }));
-    } catch (e) {
-      setError(reasonOf(e));
-    } finally {
-      setBusy(false);
-    }
-  };
 
   return (
     <li className="insight" data-insight={card.id} data-kind={card.kind}>
@@ -50,16 +35,7 @@ function Card({ card, writable, proposal, onProposed }: CardProps) {
         )}
       </div>
       <p className="muted small">{card.detail}</p>
-      {s && writable && !proposal && (
-        <button type="button" className="secondary" onClick={propose} disabled={busy} data-suggested={s.kind}>
-          {busy ? 'Preparing…' : s.label}
-        </button>
-      )}
-      {error && (
-        <p className="note note-error" role="alert">
-          Not proposed: {error}
-        </p>
-      )}
+      {s && writable && !proposal && <ProposeButton kind={s.kind} correlationKey={s.correlation_key} label={s.label} onProposed={onProposed} />}
       {proposal && <ProposalCard action={proposal} headingLevel={3} />}
     </li>
   );

@@ -5,7 +5,7 @@
 // read-only.
 
 import { useEffect, useId, useRef, useState } from 'react';
-import { api, ApiError, canApprove, canWrite, type ActionStatus, type ActionStep, type Door, type PreparedAction, type StepResult } from '../api';
+import { api, ApiError, canApprove, canWrite, type ActionKind, type ActionStatus, type ActionStep, type Door, type PreparedAction, type StepResult } from '../api';
 import { SERVICE_LABEL, actionLabel, countdown, keyLabel, pretty, when } from '../format';
 import { useSession } from '../session';
 
@@ -35,6 +35,52 @@ function useNow(active: boolean): number {
     return () => clearInterval(t);
   }, [active]);
   return now;
+}
+
+interface ProposeProps {
+  kind: ActionKind;
+  correlationKey: string;
+  /** The button's text. */
+  label: string;
+  /** Called with the prepared proposal, to be shown as a card to confirm or reject. */
+  onProposed: (action: PreparedAction) => void;
+  /** The id of what the button acts on, when its text alone does not say (a row's title). */
+  describedBy?: string;
+}
+
+/**
+ * One button that prepares one proposal (POST /api/actions/propose) and, when the server
+ * refuses, says why in its words. Preparing sends nothing upstream: the card does, once a
+ * person confirms it.
+ */
+export function ProposeButton({ kind, correlationKey, label, onProposed, describedBy }: ProposeProps) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  const propose = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      onProposed(await api.propose({ kind, correlation_key: correlationKey }));
+    } catch (e) {
+      setError(reasonOf(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <>
+      <button type="button" className="secondary" onClick={propose} disabled={busy} data-suggested={kind} aria-describedby={describedBy}>
+        {busy ? 'Preparing…' : label}
+      </button>
+      {error && (
+        <p className="note note-error" role="alert">
+          Not proposed: {error}
+        </p>
+      )}
+    </>
+  );
 }
 
 export function ActionStatusBadge({ status }: { status: ActionStatus }) {

@@ -55,6 +55,29 @@ describe('StageChip', () => {
     expect(screen.getByTitle('Test: not started').dataset.tone).toBe('grey');
   });
 
+  it('keeps a long status whole for hover and screen readers when the chip cuts it', () => {
+    const item = workItem(
+      '185',
+      { plan: stage({ status: 'awaiting_approval', status_class: 'review', phase: 'planning' }), code: stage({ status: 'queued_for_worker_allocation', status_class: 'queued' }) },
+      { liveness: { active_stage: 'plan', last_activity_age_seconds: 10, stalled: false } },
+    );
+    renderWith(<WorkItemCard item={item} />);
+    const chip = screen.getByTitle('Plan: awaiting_approval');
+    // What is drawn (and may be cut with an ellipsis) is hidden from screen readers...
+    const shown = chip.querySelector('.chip-text') as HTMLElement;
+    expect(shown.textContent).toBe('awaiting_approval');
+    expect(shown.getAttribute('aria-hidden')).toBe('true');
+    expect(chip.querySelector('.chip-stage')?.getAttribute('aria-hidden')).toBe('true');
+    // ...which read the whole status, once.
+    expect(chip.querySelector('.sr-only')?.textContent).toBe('Plan: awaiting_approval');
+    const card = screen.getByRole('button', { name: /Plan: awaiting_approval/ });
+    expect(card.textContent?.match(/awaiting_approval/g)).toHaveLength(2);
+    expect(screen.getByTitle('Code: queued_for_worker_allocation').querySelector('.sr-only')?.textContent).toBe('Code: queued_for_worker_allocation');
+    // The active stage's chip is the one that keeps its width.
+    expect(chip.dataset.active).toBe('true');
+    expect(screen.getByTitle('Code: queued_for_worker_allocation').dataset.active).toBeUndefined();
+  });
+
   it('shows a repository-qualified key on the card as sent and opens it encoded', () => {
     renderWith(<WorkItemCard item={workItem('acme/shop#7150', { plan: stage() })} />);
     const card = screen.getByRole('button', { name: /acme\/shop#7150/ });

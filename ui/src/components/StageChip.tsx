@@ -46,15 +46,27 @@ interface Props {
   name: StageName;
   stage: Stage | null;
   stalled?: boolean;
+  /** The item's active stage: its chip keeps its width while the others give way. */
+  active?: boolean;
 }
 
-export function StageChip({ name, stage, stalled = false }: Props) {
+/**
+ * A chip too narrow for its status (a narrow column, the copilot open) cuts it with an
+ * ellipsis; the whole status stays in the title on hover and in the text screen readers
+ * read, which is the only copy they read.
+ */
+export function StageChip({ name, stage, stalled = false, active = false }: Props) {
   const look = stageLook(stage, stalled);
+  const full = `${STAGE_LABEL[name]}: ${look.text}`;
   return (
-    <span className={`chip tone-${look.tone}`} data-tone={look.tone} title={`${STAGE_LABEL[name]}: ${look.text}`}>
-      <span className="chip-stage">{STAGE_LABEL[name]}</span>
-      <span className="sr-only">: </span>
-      {look.text}
+    <span className={`chip tone-${look.tone}`} data-tone={look.tone} data-active={active || undefined} title={full}>
+      <span className="chip-stage" aria-hidden="true">
+        {STAGE_LABEL[name]}
+      </span>
+      <span className="chip-text" aria-hidden="true">
+        {look.text}
+      </span>
+      <span className="sr-only">{full}</span>
     </span>
   );
 }

@@ -20,7 +20,7 @@ export const WorkItemCard = memo(function WorkItemCard({ item }: { item: WorkIte
       <span className="card-title">{item.title ?? <em className="muted">untitled</em>}</span>
       <span className="chips">
         {STAGES.map((s) => (
-          <StageChip key={s} name={s} stage={item.stages[s]} stalled={item.liveness.stalled && active === s} />
+          <StageChip key={s} name={s} stage={item.stages[s]} stalled={item.liveness.stalled && active === s} active={active === s} />
         ))}
       </span>
     </button>

@@ -1,8 +1,35 @@
 import { fireEvent, screen, waitFor, within } from '@testing-library/react';
-import { describe, expect, it } from 'vitest';
-import type { CostBucket, Tokens } from '../api';
+import type uPlot from 'uplot';
+import { describe, expect, it, vi } from 'vitest';
+import type { CostBucket, DailyPoint, Tokens } from '../api';
+import { addDays, dayLabel, utcDay } from '../days';
 import { json, mockFetch, renderWith } from '../test-utils';
-import { TokensView, dayAfter, windowOf } from './Tokens';
+import { TokensView, chartSpan, dayAfter, windowOf } from './Tokens';
+
+// uPlot draws on a canvas jsdom lacks: the stand-in keeps what each chart was given.
+const plots = vi.hoisted(() => [] as { opts: uPlot.Options; data: uPlot.AlignedData }[]);
+vi.mock('uplot', () => ({
+  default: class {
+    static pxRatio = 1;
+    static paths = {};
+    constructor(opts: uPlot.Options, data: uPlot.AlignedData) {
+      plots.push({ opts, data });
+    }
+    setSize() {}
+    destroy() {}
+  },
+}));
+
+const today = utcDay();
+/** The query the view opens with: the last 30 days, today included. */
+const last30 = `?since=${addDays(today, -29)}&until=${addDays(today, 1)}`;
+
+const point = (date: string, cost_usd: number, total_tokens: number): DailyPoint => ({
+  date,
+  cost_usd,
+  total_tokens,
+  lead_time: { p50_seconds: null, p95_seconds: null, max_seconds: null, samples: 0 },
+});
 
 const bucket = (key: string, records: number): CostBucket => ({
   key,
@@ -49,7 +76,8 @@ describe('Tokens window', () => {
       },
     });
     renderWith(<TokensView />);
-    expect(await screen.findByText('7')).toBeTruthy();
+    expect(await screen.findByText('3')).toBeTruthy();
+    expect(asked).toEqual([last30]);
     fireEvent.change(screen.getByLabelText('First day (UTC)'), { target: { value: '2026-11-01' } });
     fireEvent.change(screen.getByLabelText('Last day (UTC)'), { target: { value: '2026-11-30' } });
     await waitFor(() => expect(asked.at(-1)).toBe('?since=2026-11-01&until=2026-12-01'));
@@ -70,12 +98,80 @@ describe('Tokens window', () => {
     });
     renderWith(<TokensView />);
     await screen.findByText('7');
+    fireEvent.click(screen.getByRole('button', { name: 'All time' }));
     fireEvent.change(screen.getByLabelText('Last day (UTC)'), { target: { value: '2026-11-01' } });
     await waitFor(() => expect(asked.at(-1)).toBe('?until=2026-11-02'));
     const before = asked.length;
     fireEvent.change(screen.getByLabelText('First day (UTC)'), { target: { value: '2026-11-05' } });
     expect((await screen.findByRole('alert')).textContent).toContain('must not be after');
     expect(asked.length).toBe(before);
+  });
+});
+
+describe('Tokens window choice', () => {
+  it('opens on the last 30 days and offers 7 and 90 in one click', async () => {
+    const asked: string[] = [];
+    mockFetch({
+      '/api/tokens': (url: URL) => {
+        asked.push(url.search);
+        return json(answer(1, null, null));
+      },
+    });
+    renderWith(<TokensView />);
+    await screen.findByText('Usage records');
+    const presets = screen.getByRole('group', { name: 'Last days' });
+    expect(within(presets).getByRole('button', { name: '30 days' }).getAttribute('aria-pressed')).toBe('true');
+    expect((screen.getByLabelText('First day (UTC)') as HTMLInputElement).value).toBe(addDays(today, -29));
+    expect((screen.getByLabelText('Last day (UTC)') as HTMLInputElement).value).toBe(today);
+
+    fireEvent.click(within(presets).getByRole('button', { name: '7 days' }));
+    await waitFor(() => expect(asked.at(-1)).toBe(`?since=${addDays(today, -6)}&until=${addDays(today, 1)}`));
+    expect(within(presets).getByRole('button', { name: '7 days' }).getAttribute('aria-pressed')).toBe('true');
+    expect(within(presets).getByRole('button', { name: '30 days' }).getAttribute('aria-pressed')).toBe('false');
+
+    fireEvent.click(within(presets).getByRole('button', { name: '90 days' }));
+    await waitFor(() => expect(asked.at(-1)).toBe(`?since=${addDays(today, -89)}&until=${addDays(today, 1)}`));
+  });
+
+  it('spans exactly a picked window, and an open end reaches today or the first day of data', () => {
+    expect(chartSpan({ since: '2026-11-07', until: '2026-12-07' }, [point('2026-12-01', 1, 1)], '2026-12-06')).toEqual({ first: '2026-11-07', last: '2026-12-06' });
+    // All time with one day of data: the default 30 days up to today, not the one day.
+    expect(chartSpan({}, [point('2026-12-05', 1, 1)], '2026-12-06')).toEqual({ first: '2026-11-07', last: '2026-12-06' });
+    // All time with older data: from its first day.
+    expect(chartSpan({}, [point('2024-01-01', 1, 1), point('2026-12-05', 1, 1)], '2026-12-06')).toEqual({ first: '2024-01-01', last: '2026-12-06' });
+    expect(chartSpan({ until: '2026-11-02' }, [], '2026-12-06')).toEqual({ first: '2026-10-03', last: '2026-11-01' });
+  });
+
+  it('draws one day of data as 30 day slots whose axis labels run from the first day to today', async () => {
+    plots.length = 0;
+    mockFetch({ '/api/tokens': { ...answer(2, null, null), daily: [point(today, 1.5, 900)] } });
+    renderWith(<TokensView />);
+    await waitFor(() => expect(plots.length).toBe(1));
+    const { opts, data } = plots[0] as { opts: uPlot.Options; data: uPlot.AlignedData };
+    const first = addDays(today, -29);
+    const secs = (day: string) => Date.parse(`${day}T00:00:00Z`) / 1000;
+
+    // One slot per day of the window; the days without usage are zero, not missing.
+    expect(data[0]).toHaveLength(30);
+    expect(data[0][0]).toBe(secs(first));
+    expect(data[0][29]).toBe(secs(today));
+    expect(data[1]).toEqual([...Array(29).fill(0), 1.5]);
+    expect(data[2]).toEqual([...Array(29).fill(0), 900]);
+
+    // The axis covers the window and nothing more: half a day either side of its ends.
+    const u = { bbox: { width: 640 } } as uPlot;
+    const x = opts.scales?.x?.range as uPlot.Range.Function;
+    expect(x(u, secs(today), secs(today), 'x')).toEqual([secs(first) - 43_200, secs(today) + 43_200]);
+    const axis = opts.axes?.[0] as uPlot.Axis;
+    const splits = (axis.splits as (...a: unknown[]) => number[])(u, 0, 0, 0, 0, 0);
+    const labels = (axis.values as (...a: unknown[]) => string[])(u, splits, 0, 0, 0);
+    expect(labels[0]).toBe(dayLabel(first));
+    expect(labels.at(-1)).toBe(dayLabel(today));
+    expect(labels.length).toBeGreaterThan(2);
+    expect(labels.length).toBeLessThanOrEqual(11);
+
+    const caption = screen.getByText(/one per UTC day/);
+    expect(caption.querySelector('[data-span]')?.textContent).toBe(`${first} to ${today} (30 days)`);
   });
 });
 

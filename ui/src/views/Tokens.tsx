@@ -1,21 +1,26 @@
 // Tokens and cost: totals, the daily series, and the breakdowns by service, model, work
-// item and billing mode. Dollars appear as spend only where usage was metered; dollars
-// that subscription or local workers report are shown apart, as notional.
+// item and billing mode, over a window of UTC days (the last 30 by default). Dollars
+// appear as spend only where usage was metered; dollars that subscription or local
+// workers report are shown apart, as notional.
 
-import { Suspense, lazy, useState } from 'react';
-import { api } from '../api';
+import { Suspense, lazy, useMemo, useState } from 'react';
+import { api, type DailyPoint } from '../api';
 import { CostTable, costText } from '../components/CostTable';
 import { Panel } from '../components/States';
+import { addDays, daySlots, utcDay } from '../days';
 import { SERVICE_LABEL, notional, tokens } from '../format';
 import { useFetched } from '../useFetched';
 
 const DailyChart = lazy(() => import('../components/DailyChart'));
 
+/** The windows offered in one click, in days ending today. */
+export const LAST_DAYS = [7, 30, 90] as const;
+/** The window the view opens on. */
+export const DEFAULT_DAYS = 30;
+
 /** The day after `day` (YYYY-MM-DD), as the server's exclusive `until`. */
 export function dayAfter(day: string): string {
-  const d = new Date(`${day}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + 1);
-  return d.toISOString().slice(0, 10);
+  return addDays(day, 1);
 }
 
 type Window = { since?: string; until?: string };
@@ -26,11 +31,27 @@ export function windowOf(from: string, to: string): Window | string {
   return { since: from || undefined, until: to ? dayAfter(to) : undefined };
 }
 
+/**
+ * The first and last day the chart spans for the window `asked`: exactly its days when
+ * both ends are set; an open end reaches today, or back to the data's first day (at
+ * least the default number of days back).
+ */
+export function chartSpan(asked: Window, daily: DailyPoint[], today: string): { first: string; last: string } {
+  const dates = daily.map((d) => d.date).sort();
+  const latest = dates.at(-1);
+  const earliest = dates[0];
+  const last = asked.until ? addDays(asked.until, -1) : latest && latest > today ? latest : today;
+  const back = addDays(last, -(DEFAULT_DAYS - 1));
+  const first = asked.since ?? (earliest && earliest < back ? earliest : back);
+  return first <= last ? { first, last } : { first, last: first };
+}
+
 export function TokensView() {
-  const [from, setFrom] = useState('');
-  const [to, setTo] = useState('');
+  const [today] = useState(() => utcDay());
+  const [from, setFrom] = useState(() => addDays(today, -(DEFAULT_DAYS - 1)));
+  const [to, setTo] = useState(today);
   // While the picker holds an impossible range, the last good window stays on screen.
-  const [asked, setAsked] = useState<Window>({});
+  const [asked, setAsked] = useState<Window>(() => ({ since: from, until: dayAfter(to) }));
   const pick = (first: string, last: string) => {
     setFrom(first);
     setTo(last);
@@ -38,23 +59,32 @@ export function TokensView() {
     if (typeof next !== 'string') setAsked(next);
   };
   const range = windowOf(from, to);
-  const t = useFetched((signal) => api.tokens(asked, signal), [asked.since, asked.until]);
+  // Each answer keeps the window it answers, so the chart spans the days its data covers.
+  const t = useFetched((signal) => api.tokens(asked, signal).then((answer) => ({ ...answer, asked })), [asked.since, asked.until]);
   return (
     <section className="view" aria-labelledby="tokens-title">
       <div className="view-head">
         <h1 id="tokens-title">Tokens &amp; cost</h1>
         <form className="window-picker" aria-label="Time window" onSubmit={(e) => e.preventDefault()}>
+          <div className="window-presets" role="group" aria-label="Last days">
+            {LAST_DAYS.map((n) => {
+              const first = addDays(today, -(n - 1));
+              return (
+                <button key={n} type="button" className="secondary" aria-pressed={from === first && to === today} onClick={() => pick(first, today)}>
+                  {n} days
+                </button>
+              );
+            })}
+          </div>
           <label>
             First day (UTC) <input type="date" value={from} max={to || undefined} onChange={(e) => pick(e.target.value, to)} />
           </label>
           <label>
             Last day (UTC) <input type="date" value={to} min={from || undefined} onChange={(e) => pick(from, e.target.value)} />
           </label>
-          {(from || to) && (
-            <button type="button" onClick={() => pick('', '')}>
-              All time
-            </button>
-          )}
+          <button type="button" className="secondary" aria-pressed={!from && !to} onClick={() => pick('', '')}>
+            All time
+          </button>
         </form>
       </div>
       {typeof range === 'string' && (
@@ -63,7 +93,7 @@ export function TokensView() {
         </p>
       )}
       <Panel what="tokens and cost" data={t.data} error={t.error} onRetry={t.reload}>
-        {({ cost, daily }) => (
+        {({ cost, daily, asked: answered }) => (
           <>
             <div className="tiles">
               <div className="tile">
@@ -84,16 +114,7 @@ export function TokensView() {
                 <span className="tile-value">{cost.total.records}</span>
               </div>
             </div>
-            <figure className="panel">
-              <figcaption>Daily spend (solid, left axis) and tokens (dashed, right axis), UTC days</figcaption>
-              {daily.length === 0 ? (
-                <p className="muted">No daily usage yet.</p>
-              ) : (
-                <Suspense fallback={<p className="muted">Loading chart…</p>}>
-                  <DailyChart daily={daily} />
-                </Suspense>
-              )}
-            </figure>
+            <DailyFigure daily={daily} asked={answered} today={today} />
             <div className="grid-2">
               <div className="panel">
                 <CostTable caption="By service" groupLabel="Service" buckets={cost.by_service} labelOf={(k) => SERVICE_LABEL[k] ?? k} />
@@ -112,5 +133,29 @@ export function TokensView() {
         )}
       </Panel>
     </section>
+  );
+}
+
+/** The daily chart of the answered window, with a caption naming the days it spans. */
+function DailyFigure({ daily, asked, today }: { daily: DailyPoint[]; asked: Window; today: string }) {
+  const { first, last } = chartSpan(asked, daily, today);
+  // The chart draws anew when its days change, not on every render of the view.
+  const days = useMemo(() => daySlots(daily, first, last), [daily, first, last]);
+  return (
+    <figure className="panel">
+      <figcaption>
+        Daily spend (bars, left axis) and tokens (dashed line, right axis), one per UTC day:{' '}
+        <span data-span>
+          {days.length === 1 ? first : `${first} to ${last}`} ({days.length} {days.length === 1 ? 'day' : 'days'})
+        </span>
+      </figcaption>
+      {daily.length === 0 ? (
+        <p className="muted">No usage in these days.</p>
+      ) : (
+        <Suspense fallback={<p className="muted">Loading chart…</p>}>
+          <DailyChart days={days} />
+        </Suspense>
+      )}
+    </figure>
   );
 }
