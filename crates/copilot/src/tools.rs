@@ -170,9 +170,17 @@ pub fn propose_tool_names() -> &'static [&'static str] {
     &PROPOSE_TOOLS
 }
 
-const STAGES: [&str; 3] = ["plan", "code", "test"];
+/// Every stage's name, from the domain's service table.
+fn stages() -> Vec<&'static str> {
+    StageName::all().map(StageName::as_str).collect()
+}
+
+/// Every watched service's name, from the domain's service table.
+fn services() -> Vec<&'static str> {
+    Service::upstreams().map(Service::as_str).collect()
+}
+
 const CLASSES: [&str; 6] = ["failed", "done", "review", "queued", "running", "stuck"];
-const SERVICES: [&str; 3] = ["pfactory", "aifactory", "tfactory"];
 const GROUPS: [&str; 4] = ["service", "project", "workitem", "model"];
 const ANOMALY_KINDS: [&str; 13] = [
     "failure",
@@ -236,9 +244,9 @@ fn specs() -> Vec<ToolSpec> {
              text over keys, titles, repositories, branches and task ids.",
             object(
                 json!({
-                    "stage": {"type": "string", "enum": STAGES, "description": "Only items whose furthest started stage is this."},
+                    "stage": {"type": "string", "enum": stages(), "description": "Only items whose furthest started stage is this."},
                     "status": {"type": "string", "enum": CLASSES, "description": "Only items whose furthest stage is in this status class."},
-                    "service": {"type": "string", "enum": SERVICES, "description": "Only items with a stage from this service."},
+                    "service": {"type": "string", "enum": services(), "description": "Only items with a stage from this service."},
                     "q": {"type": "string", "description": "Case-insensitive text to match."},
                     "limit": limit_schema(50, 20)
                 }),
@@ -514,10 +522,10 @@ impl ToolRegistry {
         let input = Input::new(input, &["stage", "status", "service", "q", "limit"])?;
         let now = self.ports.clock.now();
         let query = ListQuery {
-            stage: input.choice("stage", &STAGES, StageName::parse)?,
+            stage: input.choice("stage", &stages(), StageName::parse)?,
             status: input.choice("status", &CLASSES, class_of)?,
-            service: input.choice("service", &SERVICES, |s| {
-                Service::parse(s).filter(|s| *s != Service::Cfactory)
+            service: input.choice("service", &services(), |s| {
+                Service::parse(s).filter(|s| *s != Service::CFACTORY)
             })?,
             text: input.opt_str("q", 200)?,
             limit: input.int("limit", 1, 50, 20)?,

@@ -610,7 +610,7 @@ mod tests {
             let (items, owners) = ingest(&events);
             assert_eq!(items.len(), 1, "{:?}", items.keys().collect::<Vec<_>>());
             let item = &items[&key("acme/shop#7150")];
-            assert!(item.stages.plan.is_some() && item.stages.code.is_some());
+            assert!(item.stages.plan().is_some() && item.stages.code().is_some());
             assert_eq!(item.links.issue_number, Some(7150));
             assert_eq!(item.links.repo.as_deref(), Some("acme/shop"));
             assert_eq!(item.links.emitted_issues, [7151]);
@@ -649,7 +649,7 @@ mod tests {
         ]);
         let shop = &items[&key("acme/shop#7150")];
         assert_eq!(shop.event_count, 2);
-        assert!(shop.stages.code.is_some());
+        assert!(shop.stages.code().is_some());
     }
 
     #[test]
@@ -735,7 +735,7 @@ mod tests {
     #[test]
     fn a_snapshot_row_that_did_not_change_writes_nothing() {
         let snap = TaskSnapshot {
-            service: Service::Aifactory,
+            service: Service::AIFACTORY,
             task_id: "p:1".into(),
             issue_number: None,
             status: "in_progress".into(),

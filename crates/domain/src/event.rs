@@ -3,7 +3,6 @@
 //! nothing a sender sent is lost, unknown fields included.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,58 +11,7 @@ use serde_json::Value;
 use crate::ids::{CorrelationKey, EventId, Identifier, parse_issue_number, parse_repo};
 use crate::taxonomy::StatusClass;
 
-/// The service that emitted an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Service {
-    /// Plans work; its task id is a plan session id.
-    Pfactory,
-    /// Does the work; its task id is a coding task id such as `proj:001`.
-    Aifactory,
-    /// Verifies it; its task id is a test spec id.
-    Tfactory,
-    /// CFactory itself: on the timeline, never on a stage.
-    Cfactory,
-}
-
-impl Service {
-    /// Parses the wire name.
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "pfactory" => Self::Pfactory,
-            "aifactory" => Self::Aifactory,
-            "tfactory" => Self::Tfactory,
-            "cfactory" => Self::Cfactory,
-            _ => return None,
-        })
-    }
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pfactory => "pfactory",
-            Self::Aifactory => "aifactory",
-            Self::Tfactory => "tfactory",
-            Self::Cfactory => "cfactory",
-        }
-    }
-
-    /// The prefix of the synthetic keys this service mints.
-    pub fn synthetic_prefix(self) -> Option<&'static str> {
-        match self {
-            Self::Pfactory => Some("pf-"),
-            Self::Aifactory => Some("af-"),
-            Self::Tfactory => Some("tf-"),
-            Self::Cfactory => None,
-        }
-    }
-}
-
-impl fmt::Display for Service {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::services::Service;
 
 /// Why an event was refused. `field` names the offending field as a dotted path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -623,7 +571,7 @@ impl CompletionEvent {
         if correlation.pr_number.is_none() {
             correlation.pr_number = loose_number(obj.get("pr_number"), "pr_number")?;
         }
-        if correlation.tfactory_spec_id.is_none() && service == Service::Tfactory {
+        if correlation.tfactory_spec_id.is_none() && service == Service::TFACTORY {
             correlation.tfactory_spec_id = optional_text(obj, "spec_id")?;
         }
         let injection_scan = block::<InjectionScan>(obj, "injection_scan")?;
@@ -704,7 +652,7 @@ impl CompletionEvent {
     /// origin issue: a link then, not the unit's identity.
     pub fn claimed_issues(&self) -> BTreeSet<u64> {
         let mut out: BTreeSet<u64> = self.correlation_key.issue_number().into_iter().collect();
-        if out.is_empty() || self.service != Service::Pfactory {
+        if out.is_empty() || self.service != Service::PFACTORY {
             out.extend(self.correlation.issue_number);
         }
         out
@@ -713,7 +661,7 @@ impl CompletionEvent {
     /// Issues this event names as links of its unit rather than as its identity: the
     /// epic and child issues PFactory created.
     pub fn emitted_issues(&self) -> Vec<u64> {
-        if self.service != Service::Pfactory {
+        if self.service != Service::PFACTORY {
             return Vec::new();
         }
         let claimed = self.claimed_issues();
@@ -737,7 +685,7 @@ impl CompletionEvent {
     /// Every identifier this event can be found by: its key, its own task, each link.
     pub fn identifiers(&self) -> Vec<Identifier> {
         let mut ids = vec![Identifier::key(&self.correlation_key)];
-        if self.service != Service::Cfactory {
+        if self.service != Service::CFACTORY {
             ids.push(Identifier::task(self.service.as_str(), &self.task_id));
         }
         for n in self
@@ -766,9 +714,9 @@ impl Correlation {
     /// snapshots both find their unit through these.
     pub fn link_identifiers(&self) -> impl Iterator<Item = Identifier> + '_ {
         [
-            (Service::Pfactory, &self.session_id),
-            (Service::Aifactory, &self.aifactory_task_id),
-            (Service::Tfactory, &self.tfactory_spec_id),
+            (Service::PFACTORY, &self.session_id),
+            (Service::AIFACTORY, &self.aifactory_task_id),
+            (Service::TFACTORY, &self.tfactory_spec_id),
         ]
         .into_iter()
         .filter_map(|(service, id)| {

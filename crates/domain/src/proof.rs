@@ -132,47 +132,47 @@ mod tests {
     #[test]
     fn plan_needs_an_integer_epic_or_a_contract_handoff() {
         let ok = evidence(json!({"epic_issue": 140, "child_count": 2}));
-        assert_eq!(gate(Service::Pfactory, Some(&ok)), Proof::Proven);
+        assert_eq!(gate(Service::PFACTORY, Some(&ok)), Proof::Proven);
         let text_epic = evidence(json!({"epic_issue": "140", "child_count": 2}));
-        assert_eq!(gate(Service::Pfactory, Some(&text_epic)), Proof::Unproven);
+        assert_eq!(gate(Service::PFACTORY, Some(&text_epic)), Proof::Unproven);
         let single = evidence(json!({"proof_kind": "issues", "epic_issue": 140, "child_count": 0}));
-        assert_eq!(gate(Service::Pfactory, Some(&single)), Proof::Proven);
+        assert_eq!(gate(Service::PFACTORY, Some(&single)), Proof::Proven);
         let no_epic =
             evidence(json!({"proof_kind": "issues", "epic_issue": null, "child_count": 3}));
-        assert_eq!(gate(Service::Pfactory, Some(&no_epic)), Proof::Unproven);
+        assert_eq!(gate(Service::PFACTORY, Some(&no_epic)), Proof::Unproven);
         let contract =
             evidence(json!({"proof_kind": "contract", "aifactory_task_id": "9d2c:031-hello"}));
-        assert_eq!(gate(Service::Pfactory, Some(&contract)), Proof::Proven);
+        assert_eq!(gate(Service::PFACTORY, Some(&contract)), Proof::Proven);
         let no_task = evidence(json!({"proof_kind": "contract", "aifactory_task_id": ""}));
-        assert_eq!(gate(Service::Pfactory, Some(&no_task)), Proof::Unproven);
-        assert_eq!(gate(Service::Pfactory, None), Proof::Unproven);
+        assert_eq!(gate(Service::PFACTORY, Some(&no_task)), Proof::Unproven);
+        assert_eq!(gate(Service::PFACTORY, None), Proof::Unproven);
     }
 
     #[test]
     fn build_needs_tokens_and_phases_when_phases_are_sent() {
         let ok = evidence(json!({"total_tokens": 10, "phases_completed": ["coding"]}));
-        assert_eq!(gate(Service::Aifactory, Some(&ok)), Proof::Proven);
+        assert_eq!(gate(Service::AIFACTORY, Some(&ok)), Proof::Proven);
         let zero = evidence(json!({"total_tokens": 0, "phases_completed": ["coding"]}));
-        assert_eq!(gate(Service::Aifactory, Some(&zero)), Proof::Unproven);
+        assert_eq!(gate(Service::AIFACTORY, Some(&zero)), Proof::Unproven);
         let no_phase = evidence(json!({"total_tokens": 10, "phases_completed": []}));
-        assert_eq!(gate(Service::Aifactory, Some(&no_phase)), Proof::Unproven);
+        assert_eq!(gate(Service::AIFACTORY, Some(&no_phase)), Proof::Unproven);
         let tokens =
             evidence(json!({"proof_kind": "tokens", "total_tokens": 900, "cost_usd": 0.3}));
-        assert_eq!(gate(Service::Aifactory, Some(&tokens)), Proof::Proven);
+        assert_eq!(gate(Service::AIFACTORY, Some(&tokens)), Proof::Proven);
         let tokens_zero = evidence(json!({"proof_kind": "tokens", "total_tokens": 0}));
         assert_eq!(
-            gate(Service::Aifactory, Some(&tokens_zero)),
+            gate(Service::AIFACTORY, Some(&tokens_zero)),
             Proof::Unproven
         );
         let tokens_no_phase =
             evidence(json!({"proof_kind": "tokens", "total_tokens": 9, "phases_completed": []}));
         assert_eq!(
-            gate(Service::Aifactory, Some(&tokens_no_phase)),
+            gate(Service::AIFACTORY, Some(&tokens_no_phase)),
             Proof::Unproven
         );
         let bare_tokens = evidence(json!({"total_tokens": 9}));
         assert_eq!(
-            gate(Service::Aifactory, Some(&bare_tokens)),
+            gate(Service::AIFACTORY, Some(&bare_tokens)),
             Proof::Unproven
         );
     }
@@ -180,18 +180,18 @@ mod tests {
     #[test]
     fn verify_accepts_both_shapes_and_refuses_failures() {
         let rfc = evidence(json!({"verdict": "pass", "tests_executed": 3}));
-        assert_eq!(gate(Service::Tfactory, Some(&rfc)), Proof::Proven);
+        assert_eq!(gate(Service::TFACTORY, Some(&rfc)), Proof::Proven);
         let fail = evidence(json!({"verdict": "fail", "tests_executed": 3}));
-        assert_eq!(gate(Service::Tfactory, Some(&fail)), Proof::Unproven);
+        assert_eq!(gate(Service::TFACTORY, Some(&fail)), Proof::Unproven);
         let none_run = evidence(json!({"verdict": "pass", "tests_executed": 0}));
-        assert_eq!(gate(Service::Tfactory, Some(&none_run)), Proof::Unproven);
+        assert_eq!(gate(Service::TFACTORY, Some(&none_run)), Proof::Unproven);
         let real = evidence(json!({"proof_kind": "tests", "verdicts": 0, "accepted": 2}));
-        assert_eq!(gate(Service::Tfactory, Some(&real)), Proof::Proven);
+        assert_eq!(gate(Service::TFACTORY, Some(&real)), Proof::Proven);
         let empty =
             evidence(json!({"proof_kind": "tests", "verdicts": 0, "accepted": 0, "flagged": 0}));
-        assert_eq!(gate(Service::Tfactory, Some(&empty)), Proof::Unproven);
+        assert_eq!(gate(Service::TFACTORY, Some(&empty)), Proof::Unproven);
         let halted = judge(GateInput {
-            service: Service::Tfactory,
+            service: Service::TFACTORY,
             class: StatusClass::Done,
             evidence: Some(&real),
             outcome: Some("success"),
@@ -199,7 +199,7 @@ mod tests {
         });
         assert_eq!(halted, Proof::Unproven);
         let failed = judge(GateInput {
-            service: Service::Tfactory,
+            service: Service::TFACTORY,
             class: StatusClass::Done,
             evidence: Some(&real),
             outcome: Some("failure"),
@@ -207,7 +207,7 @@ mod tests {
         });
         assert_eq!(failed, Proof::Unproven);
         let review = judge(GateInput {
-            service: Service::Tfactory,
+            service: Service::TFACTORY,
             class: StatusClass::Done,
             evidence: Some(&real),
             outcome: Some("human_review"),
@@ -226,7 +226,7 @@ mod tests {
             StatusClass::Stuck,
         ] {
             let p = judge(GateInput {
-                service: Service::Aifactory,
+                service: Service::AIFACTORY,
                 class,
                 evidence: None,
                 outcome: None,

@@ -11,6 +11,7 @@ use crate::event::{
 };
 use crate::ids::{CorrelationKey, EventId};
 use crate::proof::{self, GateInput, Proof};
+pub use crate::services::StageName;
 use crate::services::UsageAccounting;
 use crate::taxonomy::StatusClass;
 use crate::upstream::TaskSnapshot;
@@ -20,61 +21,6 @@ pub const DEFAULT_STALL_DEADLINE_SECONDS: i64 = 900;
 
 /// Most correlation conflicts kept on one item; older ones are summarised by the count.
 const MAX_CONFLICTS_KEPT: usize = 20;
-
-/// A pipeline stage, named in the cockpit's language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StageName {
-    /// PFactory's plan.
-    Plan,
-    /// AIFactory's coding.
-    Code,
-    /// TFactory's verification.
-    Test,
-}
-
-impl StageName {
-    /// The stage a service's events land on; CFactory's own events land on none.
-    pub fn of(service: Service) -> Option<Self> {
-        match service {
-            Service::Pfactory => Some(Self::Plan),
-            Service::Aifactory => Some(Self::Code),
-            Service::Tfactory => Some(Self::Test),
-            Service::Cfactory => None,
-        }
-    }
-
-    /// The service that owns the stage.
-    pub fn service(self) -> Service {
-        match self {
-            Self::Plan => Service::Pfactory,
-            Self::Code => Service::Aifactory,
-            Self::Test => Service::Tfactory,
-        }
-    }
-
-    /// The API spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Plan => "plan",
-            Self::Code => "code",
-            Self::Test => "test",
-        }
-    }
-
-    /// Parses the API spelling.
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "plan" => Self::Plan,
-            "code" => Self::Code,
-            "test" => Self::Test,
-            _ => return None,
-        })
-    }
-
-    /// All stages, in pipeline order.
-    pub const ALL: [StageName; 3] = [Self::Plan, Self::Code, Self::Test];
-}
 
 /// Tokens and dollars. The same fields everywhere usage appears.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -450,45 +396,94 @@ impl Stage {
     }
 }
 
-/// The three stages.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// An item's stages, one slot per staged service in pipeline order. On the wire (and in
+/// stored documents) an object with every known stage's name, `null` where it has not
+/// started: `{"plan": …, "code": null, "test": null}`.
+#[derive(Debug, Clone, Default)]
 pub struct Stages {
-    /// PFactory's plan.
-    pub plan: Option<Stage>,
-    /// AIFactory's code.
-    pub code: Option<Stage>,
-    /// TFactory's test.
-    pub test: Option<Stage>,
+    /// Indexed by [`StageName::slot`]; shorter when the later stages have not started.
+    slots: Vec<Option<Stage>>,
 }
 
 impl Stages {
     /// The stage slot by name.
     pub fn get(&self, name: StageName) -> Option<&Stage> {
-        match name {
-            StageName::Plan => self.plan.as_ref(),
-            StageName::Code => self.code.as_ref(),
-            StageName::Test => self.test.as_ref(),
-        }
+        self.slots.get(name.slot()).and_then(Option::as_ref)
+    }
+
+    /// PFactory's plan.
+    pub fn plan(&self) -> Option<&Stage> {
+        self.get(StageName::PLAN)
+    }
+
+    /// AIFactory's code.
+    pub fn code(&self) -> Option<&Stage> {
+        self.get(StageName::CODE)
+    }
+
+    /// TFactory's test.
+    pub fn test(&self) -> Option<&Stage> {
+        self.get(StageName::TEST)
+    }
+
+    /// Sets (or with `None` clears) a stage.
+    pub fn set(&mut self, name: StageName, stage: Option<Stage>) {
+        *self.slot(name) = stage;
+    }
+
+    fn get_mut(&mut self, name: StageName) -> Option<&mut Stage> {
+        self.slots.get_mut(name.slot()).and_then(Option::as_mut)
     }
 
     fn slot(&mut self, name: StageName) -> &mut Option<Stage> {
-        match name {
-            StageName::Plan => &mut self.plan,
-            StageName::Code => &mut self.code,
-            StageName::Test => &mut self.test,
+        let i = name.slot();
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
         }
+        &mut self.slots[i]
     }
 
     /// Present stages with their names, in pipeline order.
     pub fn iter(&self) -> impl Iterator<Item = (StageName, &Stage)> {
-        StageName::ALL
-            .into_iter()
-            .filter_map(|n| self.get(n).map(|s| (n, s)))
+        StageName::all().filter_map(|n| self.get(n).map(|s| (n, s)))
     }
 
     /// The furthest stage that has started.
     pub fn active(&self) -> Option<(StageName, &Stage)> {
         self.iter().last()
+    }
+}
+
+/// Equal when the same stages are present and equal, however long the slots run.
+impl PartialEq for Stages {
+    fn eq(&self, other: &Self) -> bool {
+        let len = self.slots.len().max(other.slots.len());
+        (0..len).all(|i| {
+            self.slots.get(i).and_then(Option::as_ref)
+                == other.slots.get(i).and_then(Option::as_ref)
+        })
+    }
+}
+
+impl Serialize for Stages {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for name in StageName::all() {
+            map.serialize_entry(name.as_str(), &self.get(name))?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Stages {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let named = std::collections::BTreeMap::<StageName, Option<Stage>>::deserialize(d)?;
+        let mut stages = Stages::default();
+        for (name, stage) in named {
+            stages.set(name, stage);
+        }
+        Ok(stages)
     }
 }
 
@@ -875,7 +870,7 @@ impl WorkItem {
         {
             task.take_worker(worker);
         }
-        if let Some(stage) = self.stages.slot(name)
+        if let Some(stage) = self.stages.get_mut(name)
             && stage.task_id == event.task_id
             && event.time > stage.last_activity()
         {
@@ -887,20 +882,20 @@ impl WorkItem {
     /// Notes a decisive coding report or test verdict in `rounds` and counts the
     /// handbacks again.
     fn note_round(&mut self, event: &CompletionEvent, stage: StageName) {
-        let mark = match stage {
-            StageName::Code => RoundMark::Coding,
-            StageName::Test => {
-                let outcome = event.outcome.as_deref().unwrap_or("");
-                if event.status_class() == StatusClass::Failed
-                    || outcome.eq_ignore_ascii_case("failure")
-                    || outcome.eq_ignore_ascii_case("human_review")
-                {
-                    RoundMark::TestFailed
-                } else {
-                    RoundMark::TestOther
-                }
+        let mark = if stage == StageName::CODE {
+            RoundMark::Coding
+        } else if stage == StageName::TEST {
+            let outcome = event.outcome.as_deref().unwrap_or("");
+            if event.status_class() == StatusClass::Failed
+                || outcome.eq_ignore_ascii_case("failure")
+                || outcome.eq_ignore_ascii_case("human_review")
+            {
+                RoundMark::TestFailed
+            } else {
+                RoundMark::TestOther
             }
-            StageName::Plan => return,
+        } else {
+            return;
         };
         let round = Round {
             at: event.time,
@@ -921,13 +916,13 @@ impl WorkItem {
             session_id: c
                 .session_id
                 .clone()
-                .or_else(|| (event.service == Service::Pfactory).then(|| event.task_id.clone())),
+                .or_else(|| (event.service == Service::PFACTORY).then(|| event.task_id.clone())),
             issue_number: event.claimed_issues().first().copied().or(c.issue_number),
             aifactory_task_ids: c
                 .aifactory_task_id
                 .iter()
                 .cloned()
-                .chain((event.service == Service::Aifactory).then(|| event.task_id.clone()))
+                .chain((event.service == Service::AIFACTORY).then(|| event.task_id.clone()))
                 .collect(),
             branch: c.branch.clone(),
             pr_number: c.pr_number,
@@ -935,7 +930,7 @@ impl WorkItem {
                 .tfactory_spec_id
                 .iter()
                 .cloned()
-                .chain((event.service == Service::Tfactory).then(|| event.task_id.clone()))
+                .chain((event.service == Service::TFACTORY).then(|| event.task_id.clone()))
                 .collect(),
             repo: None,
             emitted_issues: Vec::new(),
@@ -1004,18 +999,20 @@ impl WorkItem {
             (a.service.as_str(), &a.task_id).cmp(&(b.service.as_str(), &b.task_id))
         });
         let mut total = UsageAmounts::default();
-        let mut per_stage = [UsageAmounts::default(); 3];
+        let mut per_stage = vec![UsageAmounts::default(); StageName::all().count()];
         for task in &self.usage_by_task {
             let t = task.total();
             total += t;
-            if let Some(stage) = StageName::of(task.service) {
-                per_stage[stage as usize] += t;
+            if let Some(sum) =
+                StageName::of(task.service).and_then(|stage| per_stage.get_mut(stage.slot()))
+            {
+                *sum += t;
             }
         }
         self.usage_total = total;
-        for name in StageName::ALL {
-            if let Some(stage) = self.stages.slot(name) {
-                stage.usage = per_stage[name as usize];
+        for name in StageName::all() {
+            if let Some(stage) = self.stages.get_mut(name) {
+                stage.usage = per_stage[name.slot()];
             }
         }
     }
@@ -1044,13 +1041,13 @@ impl WorkItem {
             session_id: c
                 .session_id
                 .clone()
-                .or_else(|| (snap.service == Service::Pfactory).then(|| snap.task_id.clone())),
+                .or_else(|| (snap.service == Service::PFACTORY).then(|| snap.task_id.clone())),
             issue_number: c.issue_number.or(snap.issue_number),
             aifactory_task_ids: c
                 .aifactory_task_id
                 .iter()
                 .cloned()
-                .chain((snap.service == Service::Aifactory).then(|| snap.task_id.clone()))
+                .chain((snap.service == Service::AIFACTORY).then(|| snap.task_id.clone()))
                 .collect(),
             branch: c.branch.clone(),
             pr_number: c.pr_number,
@@ -1058,7 +1055,7 @@ impl WorkItem {
                 .tfactory_spec_id
                 .iter()
                 .cloned()
-                .chain((snap.service == Service::Tfactory).then(|| snap.task_id.clone()))
+                .chain((snap.service == Service::TFACTORY).then(|| snap.task_id.clone()))
                 .collect(),
             repo: None,
             emitted_issues: Vec::new(),
@@ -1202,7 +1199,7 @@ impl WorkItem {
             self.project = other.project;
         }
         self.links.absorb(&other.links);
-        for name in StageName::ALL {
+        for name in StageName::all() {
             let Some(theirs) = other.stages.get(name).cloned() else {
                 continue;
             };

@@ -239,6 +239,22 @@ pub struct UpstreamArgs {
     /// TFactory's own token (overrides --upstream-token)
     #[arg(long, env = "CFACTORY_TFACTORY_TOKEN", hide_env_values = true)]
     pub tfactory_token: Option<String>,
+    /// Any watched service's base URL as NAME=URL (repeat, or comma-separate in the
+    /// environment): the way to reach a service registered beside the family's three
+    #[arg(
+        long = "service-url",
+        env = "CFACTORY_SERVICE_URLS",
+        value_delimiter = ','
+    )]
+    pub service_urls: Vec<String>,
+    /// Any watched service's own token as NAME=TOKEN (overrides --upstream-token)
+    #[arg(
+        long = "service-token",
+        env = "CFACTORY_SERVICE_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub service_tokens: Vec<String>,
     /// Seconds between poll rounds; 0 turns polling off [default: 5]
     #[arg(long, env = "CFACTORY_POLL_INTERVAL_SECONDS")]
     pub poll_interval_seconds: Option<u64>,
@@ -274,6 +290,8 @@ impl UpstreamArgs {
         over.sentinel_dir = self.sentinel_dir.clone();
         over.sentinel_tenant = self.sentinel_tenant.clone();
         over.aifactory_projects = self.aifactory_projects.clone();
+        over.service_urls = self.service_urls.clone();
+        over.service_tokens = self.service_tokens.clone();
         over.tfactory_timezone = self.tfactory_timezone.clone();
     }
 }

@@ -57,9 +57,9 @@ pub async fn demo(settings: Settings, args: &DemoArgs) -> anyhow::Result<()> {
         }
     };
     for (service, url) in [
-        (Service::Pfactory, &sim.pfactory_url),
-        (Service::Aifactory, &sim.aifactory_url),
-        (Service::Tfactory, &sim.tfactory_url),
+        (Service::PFACTORY, &sim.pfactory_url),
+        (Service::AIFACTORY, &sim.aifactory_url),
+        (Service::TFACTORY, &sim.tfactory_url),
     ] {
         let pointed = running
             .state

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use cfactory_domain::insights::Thresholds;
-use cfactory_domain::{Service, TenantId};
+use cfactory_domain::{Service, StageName, TenantId};
 
 /// Default lifetime of a proposed action (15 minutes).
 pub const DEFAULT_ACTION_TTL_SECONDS: u64 = 900;
@@ -190,6 +190,9 @@ pub struct FileSettings {
     pub sentinel_tenant: Option<String>,
     /// See `--aifactory-project`: `["acme/shop=shop", …]`.
     pub aifactory_projects: Option<Vec<String>>,
+    /// The `[services.NAME]` tables: any watched service's `url` and `token`, by its
+    /// name in the service table (see `--service-url`).
+    pub services: Option<BTreeMap<String, FileServiceTarget>>,
     /// See `--tfactory-timezone`.
     pub tfactory_timezone: Option<String>,
     /// The `[anomalies]` table: the anomaly rules' thresholds (the stall limit is
@@ -279,6 +282,10 @@ pub struct Overrides {
     pub sentinel_tenant: Option<String>,
     /// Flag `--aifactory-project` / `CFACTORY_AIFACTORY_PROJECTS`.
     pub aifactory_projects: Vec<String>,
+    /// Flag `--service-url NAME=URL` / `CFACTORY_SERVICE_URLS`.
+    pub service_urls: Vec<String>,
+    /// Flag `--service-token NAME=TOKEN` / `CFACTORY_SERVICE_TOKENS`.
+    pub service_tokens: Vec<String>,
     /// Flag `--tfactory-timezone` / `CFACTORY_TFACTORY_TIMEZONE`.
     pub tfactory_timezone: Option<String>,
 }
@@ -383,6 +390,50 @@ impl PublicUrl {
     }
 }
 
+/// One `[services.NAME]` table of the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileServiceTarget {
+    /// Its base URL.
+    pub url: Option<String>,
+    /// Its own bearer token.
+    pub token: Option<String>,
+}
+
+/// Reads `NAME=VALUE` entries of `flag` into a map by watched service; refuses a service
+/// the table does not hold or that has no stage (nothing to watch), and a repeat.
+fn per_service(flag: &str, entries: &[String]) -> anyhow::Result<BTreeMap<Service, String>> {
+    let mut out = BTreeMap::new();
+    for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        let Some((name, value)) = entry.split_once('=') else {
+            bail!("{flag} `{}` must read NAME=VALUE", name_only(entry));
+        };
+        let service = watched_service(flag, name.trim())?;
+        if out.insert(service, value.trim().to_owned()).is_some() {
+            bail!("{flag} names {service} twice");
+        }
+    }
+    Ok(out)
+}
+
+/// The part of an entry before `=`, so an error never echoes a token.
+fn name_only(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(name, _)| name)
+}
+
+/// The watched service called `name`, or an error listing the known ones.
+fn watched_service(what: &str, name: &str) -> anyhow::Result<Service> {
+    Service::parse(name)
+        .filter(|s| Service::upstreams().any(|u| u == *s))
+        .ok_or_else(|| {
+            let known: Vec<&str> = Service::upstreams().map(Service::as_str).collect();
+            anyhow::anyhow!(
+                "{what}: `{name}` is not a watched service (known: {})",
+                known.join(", ")
+            )
+        })
+}
+
 /// How to reach one upstream service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamTarget {
@@ -452,7 +503,15 @@ fn upstream_url(name: &str, url: Option<String>) -> anyhow::Result<Option<String
                     .nth(1)
                     .is_some_and(|rest| !rest.is_empty());
             if !ok {
-                bail!("--{name}-url must be an absolute http:// or https:// URL");
+                let family = StageName::FAMILY
+                    .iter()
+                    .any(|s| s.service().as_str() == name);
+                let flag = if family {
+                    format!("--{name}-url")
+                } else {
+                    format!("--service-url {name}=URL")
+                };
+                bail!("{flag} must be an absolute http:// or https:// URL");
             }
             Ok(Some(trimmed.to_owned()))
         }
@@ -565,26 +624,51 @@ impl Settings {
                     .map(Secret::new),
             })
         };
-        let targets = [
+        // Each layer (flags, then the file) names a service's URL and token with the
+        // family's own flags or the generic `NAME=VALUE` ones; flags win over the file.
+        let flag_urls = per_service("--service-url", &over.service_urls)?;
+        let flag_tokens = per_service("--service-token", &over.service_tokens)?;
+        let mut file_services = BTreeMap::new();
+        for (name, target) in file.services.unwrap_or_default() {
+            file_services.insert(watched_service("[services]", &name)?, target);
+        }
+        let named = [
             (
-                Service::Pfactory,
-                over.pfactory_url.or(file.pfactory_url),
-                over.pfactory_token.or(file.pfactory_token),
+                Service::PFACTORY,
+                [over.pfactory_url, over.pfactory_token],
+                [file.pfactory_url, file.pfactory_token],
             ),
             (
-                Service::Aifactory,
-                over.aifactory_url.or(file.aifactory_url),
-                over.aifactory_token.or(file.aifactory_token),
+                Service::AIFACTORY,
+                [over.aifactory_url, over.aifactory_token],
+                [file.aifactory_url, file.aifactory_token],
             ),
             (
-                Service::Tfactory,
-                over.tfactory_url.or(file.tfactory_url),
-                over.tfactory_token.or(file.tfactory_token),
+                Service::TFACTORY,
+                [over.tfactory_url, over.tfactory_token],
+                [file.tfactory_url, file.tfactory_token],
             ),
-        ]
-        .into_iter()
-        .map(|(service, url, token)| Ok((service, target(service.as_str(), url, token)?)))
-        .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
+        ];
+        let mut named: BTreeMap<Service, _> = named
+            .into_iter()
+            .map(|(service, flags, file)| (service, (flags, file)))
+            .collect();
+        let targets = Service::upstreams()
+            .map(|service| {
+                let ([flag_url, flag_token], [file_url, file_token]) =
+                    named.remove(&service).unwrap_or_default();
+                let in_file = file_services.remove(&service).unwrap_or_default();
+                let url = flag_url
+                    .or_else(|| flag_urls.get(&service).cloned())
+                    .or(file_url)
+                    .or(in_file.url);
+                let token = flag_token
+                    .or_else(|| flag_tokens.get(&service).cloned())
+                    .or(file_token)
+                    .or(in_file.token);
+                Ok((service, target(service.as_str(), url, token)?))
+            })
+            .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
         let upstreams = UpstreamSettings {
             targets,
             poll_interval_seconds: over
@@ -699,7 +783,7 @@ mod tests {
         assert_eq!(s.tenant.as_str(), "default");
         assert_eq!(s.stall_deadline_seconds, 900);
         assert_eq!(s.upstreams.poll_interval_seconds, 5);
-        assert_eq!(s.upstreams.target(Service::Aifactory).url, None);
+        assert_eq!(s.upstreams.target(Service::AIFACTORY).url, None);
         assert_eq!(s.sqlite_synchronous, SqliteSynchronous::Full);
     }
 
@@ -729,20 +813,84 @@ mod tests {
         let s = Settings::resolve(FileSettings::default(), over).unwrap();
         let target = |service| s.upstreams.target(service);
         assert_eq!(
-            target(Service::Aifactory).url.as_deref(),
+            target(Service::AIFACTORY).url.as_deref(),
             Some("http://127.0.0.1:3122")
         );
         assert_eq!(
-            target(Service::Aifactory).token,
+            target(Service::AIFACTORY).token,
             Some(Secret::new("shared"))
         );
-        assert_eq!(target(Service::Tfactory).token, Some(Secret::new("own")));
+        assert_eq!(target(Service::TFACTORY).token, Some(Secret::new("own")));
         let bad = Overrides {
             pfactory_url: Some("ftp://x".into()),
             ..Overrides::default()
         };
         let err = Settings::resolve(FileSettings::default(), bad).unwrap_err();
         assert!(err.to_string().contains("--pfactory-url"), "{err}");
+    }
+
+    #[test]
+    fn any_watched_service_is_reached_by_name_from_flags_or_the_file() {
+        let file: FileSettings = toml::from_str(
+            "[services.tfactory]\nurl = \"http://file:3\"\ntoken = \"file-t\"\n\
+             [services.aifactory]\nurl = \"http://file:2\"\n",
+        )
+        .unwrap();
+        let over = Overrides {
+            service_urls: vec!["aifactory=http://flag:2/".into()],
+            service_tokens: vec!["pfactory=flag-p".into()],
+            pfactory_url: Some("http://named:1".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(file, over).unwrap();
+        let target = |service| s.upstreams.target(service);
+        assert_eq!(
+            target(Service::PFACTORY).url.as_deref(),
+            Some("http://named:1")
+        );
+        assert_eq!(target(Service::PFACTORY).token, Some(Secret::new("flag-p")));
+        assert_eq!(
+            target(Service::AIFACTORY).url.as_deref(),
+            Some("http://flag:2")
+        );
+        assert_eq!(
+            target(Service::TFACTORY).url.as_deref(),
+            Some("http://file:3")
+        );
+        assert_eq!(target(Service::TFACTORY).token, Some(Secret::new("file-t")));
+
+        for (entries, needle) in [
+            (
+                vec!["cfactory=http://x".to_owned()],
+                "not a watched service",
+            ),
+            (
+                vec!["nope=http://x".to_owned()],
+                "known: pfactory, aifactory, tfactory",
+            ),
+            (vec!["aifactory".to_owned()], "NAME=VALUE"),
+            (
+                vec![
+                    "aifactory=http://a".to_owned(),
+                    "aifactory=http://b".to_owned(),
+                ],
+                "twice",
+            ),
+        ] {
+            let over = Overrides {
+                service_urls: entries,
+                ..Overrides::default()
+            };
+            let err = Settings::resolve(FileSettings::default(), over).unwrap_err();
+            assert!(err.to_string().contains(needle), "{err}");
+        }
+        let secret = Overrides {
+            service_tokens: vec!["mystery=s3cret".into()],
+            ..Overrides::default()
+        };
+        let err = Settings::resolve(FileSettings::default(), secret).unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        assert!(toml::from_str::<FileSettings>("[services.aifactory]\nhost = \"x\"").is_err());
     }
 
     #[test]

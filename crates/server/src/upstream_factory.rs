@@ -29,13 +29,14 @@ pub fn factory(settings: &UpstreamSettings) -> anyhow::Result<Factory> {
         move |service: Service, url: &str, token: Option<&str>| {
             let config = UpstreamConfig::new(url, token.map(str::to_owned), UPSTREAM_TIMEOUT)
                 .map_err(|e| e.to_string())?;
-            let upstream: Arc<dyn Upstream> = match service {
-                Service::Pfactory => Arc::new(cfactory_pfactory::PFactory::new(config)),
-                Service::Aifactory => Arc::new(cfactory_aifactory::AIFactory::new(config)),
-                Service::Tfactory => {
-                    Arc::new(cfactory_tfactory::TFactory::with_timezone(config, zone))
-                }
-                other => return Err(format!("no adapter for {other}")),
+            let upstream: Arc<dyn Upstream> = if service == Service::PFACTORY {
+                Arc::new(cfactory_pfactory::PFactory::new(config))
+            } else if service == Service::AIFACTORY {
+                Arc::new(cfactory_aifactory::AIFactory::new(config))
+            } else if service == Service::TFACTORY {
+                Arc::new(cfactory_tfactory::TFactory::with_timezone(config, zone))
+            } else {
+                return Err(format!("no adapter for {service}"));
             };
             Ok(upstream)
         },

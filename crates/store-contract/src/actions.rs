@@ -15,7 +15,7 @@ fn action(id: &str, tenant: &TenantId, minute: i64) -> PreparedAction {
         id: id.to_owned(),
         kind: ActionKind::KickHandback,
         correlation_key: CorrelationKey::parse("142").unwrap(),
-        target_service: Service::Aifactory,
+        target_service: Service::AIFACTORY,
         method: HttpMethod::Post,
         endpoint: Endpoint::parse("/api/tasks/t1/apply-correction").unwrap(),
         payload: json!({"fix_request_md": "fix", "confirm": true, "by": "{{approver}}"}),

@@ -80,7 +80,7 @@ pub async fn a_batch_over_many_items_writes_every_one(s: &Subject) {
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("item {} is stored", 500 + i));
-        let code = item.stages.code.as_ref().expect("a code stage");
+        let code = item.stages.code().expect("a code stage");
         assert_eq!(code.task_id, format!("task-{i}"));
         let status = if i % 2 == 0 { "in_progress" } else { "done" };
         assert_eq!(code.status, status, "item {} keeps its own status", 500 + i);

@@ -40,11 +40,11 @@ pub async fn the_change_feed_hears_ingest_and_hydration(s: &Subject) {
     )
     .await;
     let rows = list(
-        vec![snap(Service::Pfactory, "s9", Some(62), "reviewing")],
+        vec![snap(Service::PFACTORY, "s9", Some(62), "reviewing")],
         true,
     );
     s.work
-        .apply_snapshots(&tenant(), Service::Pfactory, &rows, t(0))
+        .apply_snapshots(&tenant(), Service::PFACTORY, &rows, t(0))
         .await
         .unwrap();
     // Feeds that travel through the database arrive shortly after the commit.

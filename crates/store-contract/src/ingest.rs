@@ -92,7 +92,7 @@ pub async fn synthetic_key_merges_into_issue_and_alias_resolves(s: &Subject) {
     let item = s.work.get(&tenant(), "af-p:1").await.unwrap().unwrap();
     assert_eq!(item.correlation_key.as_str(), "150");
     assert!(item.aliases.iter().any(|a| a.as_str() == "af-p:1"));
-    assert!(item.stages.code.is_some() && item.stages.plan.is_some());
+    assert!(item.stages.code().is_some() && item.stages.plan().is_some());
     assert_eq!(item.usage_total.total_tokens, 15);
     assert_eq!(item.links.aifactory_task_ids, vec!["p:1".to_owned()]);
     assert_eq!(item.links.session_id.as_deref(), Some("s1"));
@@ -154,7 +154,7 @@ pub async fn test_spec_linked_to_a_coding_task_lands_on_its_issue(s: &Subject) {
             .unwrap()
             .unwrap()
             .stages
-            .test
+            .test()
             .is_some()
     );
 }
@@ -186,7 +186,7 @@ pub async fn two_issue_numbers_never_merge(s: &Subject) {
     let b = s.work.get(&tenant(), "151").await.unwrap().unwrap();
     assert_eq!(a.correlation_key.as_str(), "150");
     assert_eq!(b.correlation_key.as_str(), "151");
-    assert!(a.stages.test.is_none());
+    assert!(a.stages.test().is_none());
     assert_eq!(b.flags.correlation_conflict_count, 1);
     assert_eq!(
         b.flags.correlation_conflicts[0].issue_numbers,
@@ -217,7 +217,7 @@ pub async fn latest_time_wins_and_late_events_never_regress(s: &Subject) {
     )
     .await;
     let item = s.work.get(&tenant(), "9").await.unwrap().unwrap();
-    let code = item.stages.code.unwrap();
+    let code = item.stages.code().unwrap();
     assert_eq!(code.status, "done");
     assert_eq!(code.status_class, StatusClass::Done);
     assert_eq!(code.started_at, t(5));
@@ -254,7 +254,7 @@ pub async fn equal_times_go_to_the_later_arrival(s: &Subject) {
     )
     .await;
     let item = s.work.get(&tenant(), "9").await.unwrap().unwrap();
-    assert_eq!(item.stages.code.unwrap().status, "human_review");
+    assert_eq!(item.stages.code().unwrap().status, "human_review");
 }
 
 /// CFactory's own events go on the timeline and change no stage.
@@ -299,6 +299,6 @@ pub async fn evidence_gates_set_proof(s: &Subject) {
     .await;
     let unproven = s.work.get(&tenant(), "1").await.unwrap().unwrap();
     let proven = s.work.get(&tenant(), "2").await.unwrap().unwrap();
-    assert_eq!(unproven.stages.code.unwrap().proof, Proof::Unproven);
-    assert_eq!(proven.stages.code.unwrap().proof, Proof::Proven);
+    assert_eq!(unproven.stages.code().unwrap().proof, Proof::Unproven);
+    assert_eq!(proven.stages.code().unwrap().proof, Proof::Proven);
 }

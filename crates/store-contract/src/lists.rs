@@ -65,13 +65,13 @@ pub async fn list_filters_count_and_pages(s: &Subject) {
     assert!(third.next_cursor.is_none());
 
     let mut q = query();
-    q.stage = Some(StageName::Plan);
+    q.stage = Some(StageName::PLAN);
     assert_eq!(s.work.list(&tenant(), &q).await.unwrap().count, 3);
     let mut q = query();
     q.status = Some(StatusClass::Done);
     assert_eq!(s.work.list(&tenant(), &q).await.unwrap().count, 2);
     let mut q = query();
-    q.service = Some(cfactory_domain::Service::Aifactory);
+    q.service = Some(cfactory_domain::Service::AIFACTORY);
     assert_eq!(s.work.list(&tenant(), &q).await.unwrap().count, 2);
     let mut q = query();
     q.text = Some("NUMBER 4".into());

@@ -12,14 +12,14 @@ use crate::helpers::{accepted, event_json, ingest_one, list, query, snap, t, ten
 pub async fn snapshots_land_where_events_will(s: &Subject) {
     let rows = list(
         vec![
-            snap(Service::Aifactory, "p:1", None, "in_progress"),
-            snap(Service::Aifactory, "p:2", Some(150), "backlog"),
+            snap(Service::AIFACTORY, "p:1", None, "in_progress"),
+            snap(Service::AIFACTORY, "p:2", Some(150), "backlog"),
         ],
         true,
     );
     let mut changed = s
         .work
-        .apply_snapshots(&tenant(), Service::Aifactory, &rows, t(0))
+        .apply_snapshots(&tenant(), Service::AIFACTORY, &rows, t(0))
         .await
         .unwrap();
     changed.sort();
@@ -27,7 +27,7 @@ pub async fn snapshots_land_where_events_will(s: &Subject) {
     assert_eq!(keys, ["acme/shop#150", "af-p:1"]);
     let item = s.work.get(&tenant(), "af-p:1").await.unwrap().unwrap();
     assert_eq!(item.title.as_deref(), Some("Task p:1"));
-    assert_eq!(item.stages.code.as_ref().unwrap().at, t(0));
+    assert_eq!(item.stages.code().unwrap().at, t(0));
     let timeline = s
         .work
         .timeline(&tenant(), "af-p:1", 10, None)
@@ -52,34 +52,34 @@ pub async fn snapshots_land_where_events_will(s: &Subject) {
 /// stage's silence keeps counting from when it last changed.
 pub async fn an_unchanged_snapshot_rewrites_nothing(s: &Subject) {
     let rows = list(
-        vec![snap(Service::Tfactory, "spec1", Some(8), "executing")],
+        vec![snap(Service::TFACTORY, "spec1", Some(8), "executing")],
         true,
     );
     s.work
-        .apply_snapshots(&tenant(), Service::Tfactory, &rows, t(0))
+        .apply_snapshots(&tenant(), Service::TFACTORY, &rows, t(0))
         .await
         .unwrap();
     let again = s
         .work
-        .apply_snapshots(&tenant(), Service::Tfactory, &rows, t(20))
+        .apply_snapshots(&tenant(), Service::TFACTORY, &rows, t(20))
         .await
         .unwrap();
     assert!(again.is_empty());
     let item = s.work.get(&tenant(), "8").await.unwrap().unwrap();
-    assert_eq!(item.stages.test.as_ref().unwrap().at, t(0));
+    assert_eq!(item.stages.test().unwrap().at, t(0));
     let moved = list(
-        vec![snap(Service::Tfactory, "spec1", Some(8), "evaluating")],
+        vec![snap(Service::TFACTORY, "spec1", Some(8), "evaluating")],
         true,
     );
     let changed = s
         .work
-        .apply_snapshots(&tenant(), Service::Tfactory, &moved, t(21))
+        .apply_snapshots(&tenant(), Service::TFACTORY, &moved, t(21))
         .await
         .unwrap();
     assert_eq!(changed.len(), 1);
     let item = s.work.get(&tenant(), "8").await.unwrap().unwrap();
-    assert_eq!(item.stages.test.as_ref().unwrap().status, "evaluating");
-    assert_eq!(item.stages.test.as_ref().unwrap().at, t(21));
+    assert_eq!(item.stages.test().unwrap().status, "evaluating");
+    assert_eq!(item.stages.test().unwrap().at, t(21));
 }
 
 /// A snapshot never takes a terminal stage back to a running one.
@@ -94,13 +94,13 @@ pub async fn snapshots_never_regress_a_terminal_stage(s: &Subject) {
         json!({"evidence": {"total_tokens": 5, "phases_completed": ["coding"]}}),
     );
     ingest_one(s, done).await;
-    let mut row = snap(Service::Aifactory, "p:3", Some(31), "in_progress");
+    let mut row = snap(Service::AIFACTORY, "p:3", Some(31), "in_progress");
     row.title = None;
     row.project = None;
     let rows = list(vec![row], true);
     let changed = s
         .work
-        .apply_snapshots(&tenant(), Service::Aifactory, &rows, t(9))
+        .apply_snapshots(&tenant(), Service::AIFACTORY, &rows, t(9))
         .await
         .unwrap();
     assert!(changed.is_empty());
@@ -111,7 +111,8 @@ pub async fn snapshots_never_regress_a_terminal_stage(s: &Subject) {
         .unwrap()
         .unwrap()
         .stages
-        .code
+        .code()
+        .cloned()
         .unwrap();
     assert_eq!(code.status, "done");
     assert_eq!(code.proof, cfactory_domain::proof::Proof::Proven);
@@ -122,19 +123,19 @@ pub async fn snapshots_never_regress_a_terminal_stage(s: &Subject) {
 pub async fn only_a_complete_list_clears_vanished_tasks(s: &Subject) {
     let rows = list(
         vec![
-            snap(Service::Aifactory, "gone", Some(1), "in_progress"),
-            snap(Service::Aifactory, "finished", Some(2), "done"),
+            snap(Service::AIFACTORY, "gone", Some(1), "in_progress"),
+            snap(Service::AIFACTORY, "finished", Some(2), "done"),
         ],
         true,
     );
     s.work
-        .apply_snapshots(&tenant(), Service::Aifactory, &rows, t(0))
+        .apply_snapshots(&tenant(), Service::AIFACTORY, &rows, t(0))
         .await
         .unwrap();
     let partial = list(Vec::new(), false);
     let changed = s
         .work
-        .apply_snapshots(&tenant(), Service::Aifactory, &partial, t(1))
+        .apply_snapshots(&tenant(), Service::AIFACTORY, &partial, t(1))
         .await
         .unwrap();
     assert!(changed.is_empty());
@@ -145,13 +146,13 @@ pub async fn only_a_complete_list_clears_vanished_tasks(s: &Subject) {
             .unwrap()
             .unwrap()
             .stages
-            .code
+            .code()
             .is_some()
     );
     let empty = list(Vec::new(), true);
     let changed = s
         .work
-        .apply_snapshots(&tenant(), Service::Aifactory, &empty, t(2))
+        .apply_snapshots(&tenant(), Service::AIFACTORY, &empty, t(2))
         .await
         .unwrap();
     let keys: Vec<&str> = changed.iter().map(CorrelationKey::as_str).collect();
@@ -163,7 +164,7 @@ pub async fn only_a_complete_list_clears_vanished_tasks(s: &Subject) {
             .unwrap()
             .unwrap()
             .stages
-            .code
+            .code()
             .is_none()
     );
     assert!(
@@ -173,7 +174,7 @@ pub async fn only_a_complete_list_clears_vanished_tasks(s: &Subject) {
             .unwrap()
             .unwrap()
             .stages
-            .code
+            .code()
             .is_some()
     );
 }

@@ -100,8 +100,8 @@ pub async fn usage_counts_once_per_task_and_new_runs_add(s: &Subject) {
     let item = s.work.get(&tenant(), "5").await.unwrap().unwrap();
     assert_eq!(item.usage_total.total_tokens, 347);
     assert!((item.usage_total.cost_usd - 3.4).abs() < 1e-9);
-    assert_eq!(item.stages.code.as_ref().unwrap().usage.total_tokens, 340);
-    assert_eq!(item.stages.test.as_ref().unwrap().usage.total_tokens, 7);
+    assert_eq!(item.stages.code().unwrap().usage.total_tokens, 340);
+    assert_eq!(item.stages.test().unwrap().usage.total_tokens, 7);
 }
 
 /// Usage sums per service, project, work item and model.

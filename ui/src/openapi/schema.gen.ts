@@ -468,8 +468,8 @@ export type SearchResults = {
   unreadable: number;
 };
 
-/** The service that sent an event. */
-export type Service = 'pfactory' | 'aifactory' | 'tfactory' | 'cfactory';
+/** A service's wire name. */
+export type Service = string;
 
 /** The watched services. */
 export type ServiceList = {
@@ -549,10 +549,13 @@ export type Stage = {
   verification?: null | Verification;
 };
 
-/** A pipeline stage: `plan` (PFactory), `code` (AIFactory), `test` (TFactory). */
-export type StageName = 'plan' | 'code' | 'test';
+/** A stage's API spelling. */
+export type StageName = string;
 
-/** The three stages; null where the stage has not started. */
+/**
+ * The family's three stages, null where the stage has not started; a service registered
+ * beside them adds its stage by name once it has started.
+ */
 export type Stages = {
   code: null | Stage;
   plan: null | Stage;

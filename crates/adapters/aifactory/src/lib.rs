@@ -61,16 +61,16 @@ impl AIFactory {
 #[async_trait]
 impl Upstream for AIFactory {
     async fn send_step(&self, step: &ActionStep) -> StepResult {
-        self.client.send_step(Service::Aifactory, step).await
+        self.client.send_step(Service::AIFACTORY, step).await
     }
 
     fn service(&self) -> Service {
-        Service::Aifactory
+        Service::AIFACTORY
     }
 
     #[tracing::instrument(skip(self), fields(service = "aifactory"))]
     async fn probe(&self) -> HealthReport {
-        probe(&self.client, Service::Aifactory, &[LIST_PATH.to_owned()]).await
+        probe(&self.client, Service::AIFACTORY, &[LIST_PATH.to_owned()]).await
     }
 
     #[tracing::instrument(skip(self), fields(service = "aifactory"))]
@@ -92,15 +92,15 @@ impl Upstream for AIFactory {
             .await?;
         let task = unwrap_object(&body, &["task"]);
         Ok(ProcessGraph {
-            service: Service::Aifactory,
-            stage: StageName::Code,
+            service: Service::AIFACTORY,
+            stage: StageName::CODE,
             task_id: task_id.to_owned(),
             nodes: subtask_nodes(task),
         })
     }
 
     async fn follow(&self, sink: Arc<dyn LiveSink>) {
-        follow_feeds(&self.client, Service::Aifactory, &FEEDS, sink).await;
+        follow_feeds(&self.client, Service::AIFACTORY, &FEEDS, sink).await;
     }
 }
 
@@ -123,7 +123,7 @@ fn task_snapshot(row: &Value) -> Option<TaskSnapshot> {
     let task_id = task_id_of(row)?;
     let issue_number = number(row, &ISSUE_FIELDS);
     Some(TaskSnapshot {
-        service: Service::Aifactory,
+        service: Service::AIFACTORY,
         task_id,
         issue_number,
         status: text(row, &["status"]).unwrap_or_else(|| "unknown".into()),

@@ -132,13 +132,13 @@ fn app() -> Router {
 #[tokio::test]
 async fn tasks_map_onto_snapshots() {
     let af = aifactory(&serve(app()).await);
-    assert_eq!(af.service(), Service::Aifactory);
+    assert_eq!(af.service(), Service::AIFACTORY);
     let list = af.list_tasks().await.unwrap();
     assert!(list.complete);
     assert_eq!(list.tasks.len(), 9, "{list:?}");
 
     let a = &list.tasks[0];
-    assert_eq!(a.service, Service::Aifactory);
+    assert_eq!(a.service, Service::AIFACTORY);
     assert_eq!(a.task_id, "shop:003-refunds");
     assert_eq!(a.issue_number, Some(142));
     assert_eq!(a.key().unwrap().as_str(), "142");
@@ -235,7 +235,7 @@ async fn subtasks_become_a_code_graph() {
     let graph = af.process("shop:003-refunds").await.unwrap();
     assert_eq!(
         (graph.service, graph.stage, graph.task_id.as_str()),
-        (Service::Aifactory, StageName::Code, "shop:003-refunds")
+        (Service::AIFACTORY, StageName::CODE, "shop:003-refunds")
     );
     let ids: Vec<_> = graph.nodes.iter().map(|n| n.id.as_str()).collect();
     assert_eq!(ids, ["1.1", "1.2", "1.3"]);
@@ -330,7 +330,7 @@ async fn the_live_feed_reaches_the_sink() {
     else {
         panic!("{got:?}")
     };
-    assert_eq!(*service, Service::Aifactory);
+    assert_eq!(*service, Service::AIFACTORY);
     assert_eq!(
         (task_id.as_str(), phase.as_deref(), *percent),
         ("shop:003", Some("coding"), Some(60.0))

@@ -44,16 +44,16 @@ impl PFactory {
 #[async_trait]
 impl Upstream for PFactory {
     async fn send_step(&self, step: &ActionStep) -> StepResult {
-        self.client.send_step(Service::Pfactory, step).await
+        self.client.send_step(Service::PFACTORY, step).await
     }
 
     fn service(&self) -> Service {
-        Service::Pfactory
+        Service::PFACTORY
     }
 
     #[tracing::instrument(skip(self), fields(service = "pfactory"))]
     async fn probe(&self) -> HealthReport {
-        probe(&self.client, Service::Pfactory, &list_paths()).await
+        probe(&self.client, Service::PFACTORY, &list_paths()).await
     }
 
     #[tracing::instrument(skip(self), fields(service = "pfactory"))]
@@ -74,8 +74,8 @@ impl Upstream for PFactory {
         let (_, body) = self.client.get_first(&paths).await?;
         let session = session_of(&body);
         Ok(ProcessGraph {
-            service: Service::Pfactory,
-            stage: StageName::Plan,
+            service: Service::PFACTORY,
+            stage: StageName::PLAN,
             task_id: task_id.to_owned(),
             nodes: session_nodes(session),
         })
@@ -132,7 +132,7 @@ fn session_snapshot(row: &Value) -> Option<TaskSnapshot> {
         .then(|| "awaiting_approval".to_owned());
     let issues = PlanIssues::of(row);
     Some(TaskSnapshot {
-        service: Service::Pfactory,
+        service: Service::PFACTORY,
         task_id: session_id.clone(),
         issue_number: issues.origin.or(issues.epic),
         status,

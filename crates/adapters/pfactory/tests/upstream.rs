@@ -112,7 +112,7 @@ fn app() -> Router {
 #[tokio::test]
 async fn sessions_map_onto_snapshots() {
     let pf = pfactory(&serve(app()).await);
-    assert_eq!(pf.service(), Service::Pfactory);
+    assert_eq!(pf.service(), Service::PFACTORY);
     let list = pf.list_tasks().await.unwrap();
     assert!(list.complete);
     let [processed, origin, epic, bare, discarded, old] = &list.tasks[..] else {
@@ -120,7 +120,7 @@ async fn sessions_map_onto_snapshots() {
     };
 
     // A plan waiting for sign-off: its lifecycle, not its board column, and the reason.
-    assert_eq!(processed.service, Service::Pfactory);
+    assert_eq!(processed.service, Service::PFACTORY);
     assert_eq!(processed.task_id, "014-checkout-copy");
     assert_eq!(processed.status, "processed");
     assert_eq!(
@@ -182,7 +182,7 @@ async fn the_emitted_epic_becomes_a_plan_graph_keyed_by_child() {
     let graph = pf.process("015-refund-flow").await.unwrap();
     assert_eq!(
         (graph.service, graph.stage, graph.task_id.as_str()),
-        (Service::Pfactory, StageName::Plan, "015-refund-flow")
+        (Service::PFACTORY, StageName::PLAN, "015-refund-flow")
     );
     let ids: Vec<_> = graph.nodes.iter().map(|n| n.id.as_str()).collect();
     assert_eq!(ids, ["C1", "C2", "C3"]);

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use crate::error::{corrupt, store_error};
-use crate::rows::{has_column, item_from_doc, key_from_column, pg_text};
+use crate::rows::{has_condition, item_from_doc, key_from_column, pg_text};
 
 /// The identifier text a key is filed under, or `None` for text that is no key.
 fn key_identifier(key: &str) -> Option<String> {
@@ -86,7 +86,7 @@ fn push_filter(sql: &mut QueryBuilder<Postgres>, tenant: &TenantId, query: &List
     }
     if let Some(service) = query.service {
         match StageName::of(service) {
-            Some(stage) => sql.push(format_args!(" AND {}", has_column(stage))),
+            Some(stage) => sql.push(format_args!(" AND {}", has_condition(stage))),
             // A service without a stage is never on one.
             None => sql.push(" AND FALSE"),
         };

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use cfactory_domain::ports::StoreError;
+use cfactory_domain::taxonomy::StatusClass;
 use cfactory_domain::{CorrelationKey, StageName, WorkItem};
 use chrono::{DateTime, Utc};
 
@@ -35,22 +36,31 @@ pub(crate) fn key_from_column(text: &str) -> Result<CorrelationKey, StoreError> 
     CorrelationKey::parse(text).map_err(|e| corrupt("correlation key", e))
 }
 
-/// The name of the boolean column saying a stage is present.
-pub(crate) fn has_column(stage: StageName) -> &'static str {
-    match stage {
-        StageName::Plan => "has_plan",
-        StageName::Code => "has_code",
-        StageName::Test => "has_test",
+/// The condition that a stage is present: the family's own column, or for another
+/// service's stage a look into the document (stage names are lower-case letters, digits
+/// and `_`, so they are safe in the SQL text).
+pub(crate) fn has_condition(stage: StageName) -> String {
+    match family_slot(stage) {
+        Some(i) => ["has_plan", "has_code", "has_test"][i].to_owned(),
+        None => format!("json_typeof(doc->'stages'->'{stage}') = 'object'"),
     }
 }
 
-/// The name of the boolean column saying a stage is present and not terminal.
-pub(crate) fn open_column(stage: StageName) -> &'static str {
-    match stage {
-        StageName::Plan => "open_plan",
-        StageName::Code => "open_code",
-        StageName::Test => "open_test",
+/// The condition that a stage is present and not terminal (see [`has_condition`]).
+pub(crate) fn open_condition(stage: StageName) -> String {
+    match family_slot(stage) {
+        Some(i) => ["open_plan", "open_code", "open_test"][i].to_owned(),
+        None => format!(
+            "COALESCE(doc->'stages'->'{stage}'->>'status_class' NOT IN ('{}', '{}'), FALSE)",
+            StatusClass::Failed.as_str(),
+            StatusClass::Done.as_str()
+        ),
     }
+}
+
+/// The family stage's place in the per-stage columns.
+fn family_slot(stage: StageName) -> Option<usize> {
+    StageName::FAMILY.iter().position(|s| *s == stage)
 }
 
 /// The `workitems` columns of a batch of items, one vector per column, for `UNNEST`.
@@ -80,7 +90,7 @@ impl ItemColumns {
             .push(active.map(|(name, _)| name.as_str().to_owned()));
         self.active_class
             .push(active.map(|(_, stage)| stage.status_class.as_str().to_owned()));
-        for (i, name) in StageName::ALL.into_iter().enumerate() {
+        for (i, name) in StageName::FAMILY.into_iter().enumerate() {
             let stage = item.stages.get(name);
             self.has[i].push(stage.is_some());
             self.open[i].push(stage.is_some_and(|s| !s.status_class.is_terminal()));

@@ -113,9 +113,8 @@ fn filters(q: &ListQuery, text: bool) -> (String, Vec<String>) {
     if let Some(service) = q.service {
         match StageName::of(service) {
             Some(stage) => {
-                sql.push_str(" AND w.");
-                sql.push_str(rows::has_column(stage));
-                sql.push_str(" = 1");
+                sql.push_str(" AND ");
+                sql.push_str(&rows::has_condition(stage));
             }
             // CFactory's own events make no stage, so no item has one of its stages.
             None => sql.push_str(" AND 0"),

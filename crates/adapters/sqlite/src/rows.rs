@@ -2,6 +2,7 @@
 //! timestamps as microseconds, and the decoding of stored rows. Private to this crate.
 
 use cfactory_domain::ports::{ApiKey, Scope, StoreError};
+use cfactory_domain::taxonomy::StatusClass;
 use cfactory_domain::workitem::StageName;
 use cfactory_domain::{CorrelationKey, TenantId, WorkItem};
 use chrono::{DateTime, Utc};
@@ -59,8 +60,8 @@ impl ItemRow {
             updated_at: micros(item.updated_at),
             active_stage: active.map(|(n, _)| n.as_str()),
             active_class: active.map(|(_, s)| s.status_class.as_str()),
-            has: StageName::ALL.map(|n| stages.get(n).is_some()),
-            open: StageName::ALL
+            has: StageName::FAMILY.map(|n| stages.get(n).is_some()),
+            open: StageName::FAMILY
                 .map(|n| stages.get(n).is_some_and(|s| !s.status_class.is_terminal())),
             stall_at: item.stall_clock().map(micros),
             search_text: item.search_text(),
@@ -93,12 +94,26 @@ pub(crate) fn usage_rows(item: &WorkItem) -> impl Iterator<Item = Value> + '_ {
     })
 }
 
-/// The column holding the stage-presence flag of `name`.
-pub(crate) fn has_column(name: StageName) -> &'static str {
-    match name {
-        StageName::Plan => "has_plan",
-        StageName::Code => "has_code",
-        StageName::Test => "has_test",
+/// The condition that stage `name` is present and not terminal on item row `w` (see
+/// [`has_condition`]).
+pub(crate) fn open_condition(name: StageName) -> String {
+    match StageName::FAMILY.iter().position(|s| *s == name) {
+        Some(i) => format!("w.{} = 1", ["open_plan", "open_code", "open_test"][i]),
+        None => format!(
+            "coalesce(json_extract(w.doc, '$.stages.{name}.status_class') NOT IN ('{}', '{}'), 0)",
+            StatusClass::Failed.as_str(),
+            StatusClass::Done.as_str()
+        ),
+    }
+}
+
+/// The condition that stage `name` is present on item row `w`: the family's own column,
+/// or for another service's stage a look into the document (stage names are lower-case
+/// letters, digits and `_`, so they are safe in the SQL text).
+pub(crate) fn has_condition(name: StageName) -> String {
+    match StageName::FAMILY.iter().position(|s| *s == name) {
+        Some(i) => format!("w.{} = 1", ["has_plan", "has_code", "has_test"][i]),
+        None => format!("json_type(w.doc, '$.stages.{name}') = 'object'"),
     }
 }
 

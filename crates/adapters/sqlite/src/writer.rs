@@ -353,18 +353,11 @@ impl Writer {
         {
             // A complete list may clear stages whose task vanished: load every item with
             // this service's stage still open.
-            let sql = match stage {
-                StageName::Plan => {
-                    "SELECT doc FROM workitems WHERE tenant_id = ?1 AND open_plan = 1"
-                }
-                StageName::Code => {
-                    "SELECT doc FROM workitems WHERE tenant_id = ?1 AND open_code = 1"
-                }
-                StageName::Test => {
-                    "SELECT doc FROM workitems WHERE tenant_id = ?1 AND open_test = 1"
-                }
-            };
-            let found = sqlx::query(sql)
+            let sql = format!(
+                "SELECT doc FROM workitems AS w WHERE tenant_id = ?1 AND {}",
+                rows::open_condition(stage)
+            );
+            let found = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(tenant.as_str())
                 .fetch_all(&mut *tx)
                 .await

@@ -268,7 +268,7 @@ async fn concurrent_single_event_ingests_are_committed_in_groups() {
     let page = store.list(&tenant(), &query()).await.unwrap();
     assert_eq!(page.count, 200);
     let mut q = query();
-    q.stage = Some(StageName::Test);
+    q.stage = Some(StageName::TEST);
     q.status = Some(StatusClass::Running);
     assert_eq!(store.list(&tenant(), &q).await.unwrap().count, 200);
     store.close().await;
@@ -356,7 +356,7 @@ async fn agrees_with_the_in_memory_store() {
         let Some(cursor) = a.next_cursor else { break };
         q.cursor = Some(cursor);
     }
-    for stage in StageName::ALL {
+    for stage in StageName::all() {
         for class in [None, Some(StatusClass::Done), Some(StatusClass::Running)] {
             let mut q = query();
             q.stage = Some(stage);
@@ -366,7 +366,7 @@ async fn agrees_with_the_in_memory_store() {
             assert_eq!((a.count, &a.items), (b.count, &b.items));
         }
     }
-    for service in [Service::Pfactory, Service::Cfactory] {
+    for service in [Service::PFACTORY, Service::CFACTORY] {
         let mut q = query();
         q.service = Some(service);
         q.text = Some("ITEM".into());
@@ -442,11 +442,11 @@ async fn agrees_with_the_in_memory_store() {
     for task in ["p:0", "p:3", "nope"] {
         assert_eq!(
             sqlite
-                .find_task(&tenant(), Service::Aifactory, task)
+                .find_task(&tenant(), Service::AIFACTORY, task)
                 .await
                 .unwrap(),
             memory
-                .find_task(&tenant(), Service::Aifactory, task)
+                .find_task(&tenant(), Service::AIFACTORY, task)
                 .await
                 .unwrap()
         );

@@ -216,11 +216,11 @@ fn answered(
 #[async_trait]
 impl Upstream for TFactory {
     async fn send_step(&self, step: &ActionStep) -> StepResult {
-        self.client.send_step(Service::Tfactory, step).await
+        self.client.send_step(Service::TFACTORY, step).await
     }
 
     fn service(&self) -> Service {
-        Service::Tfactory
+        Service::TFACTORY
     }
 
     /// `GET /api/health` says whether the server is up; as it answers any token, the
@@ -229,7 +229,7 @@ impl Upstream for TFactory {
     async fn probe(&self) -> HealthReport {
         probe_with_token_check(
             &self.client,
-            Service::Tfactory,
+            Service::TFACTORY,
             &[HEALTH.to_owned()],
             &[SPECS.to_owned(), BOARD.to_owned()],
         )
@@ -280,8 +280,8 @@ impl Upstream for TFactory {
             self.spec_nodes(task_id).await?
         };
         Ok(ProcessGraph {
-            service: Service::Tfactory,
-            stage: StageName::Test,
+            service: Service::TFACTORY,
+            stage: StageName::TEST,
             task_id: task_id.to_owned(),
             nodes,
         })
@@ -289,7 +289,7 @@ impl Upstream for TFactory {
 
     async fn follow(&self, sink: Arc<dyn LiveSink>) {
         let sink: Arc<dyn LiveSink> = Arc::new(live::ReportedIds::new(sink, self.twins.clone()));
-        follow_feeds_in(&self.client, Service::Tfactory, &FEEDS, sink, &self.zone).await;
+        follow_feeds_in(&self.client, Service::TFACTORY, &FEEDS, sink, &self.zone).await;
     }
 }
 

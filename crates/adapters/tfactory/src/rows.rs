@@ -25,7 +25,7 @@ pub(crate) fn verification_snapshot(row: &Value, zone: &Tz) -> Option<TaskSnapsh
     let spec_id = text(row, &["spec_id", "task_id"])?;
     let issue_number = number(row, &["source.aifactory.github_issue"]);
     Some(TaskSnapshot {
-        service: Service::Tfactory,
+        service: Service::TFACTORY,
         task_id: spec_id,
         issue_number,
         status: text(row, &["status"]).unwrap_or_else(|| "unknown".into()),
@@ -54,7 +54,7 @@ pub(crate) fn kanban_snapshot(row: &Value, zone: &Tz) -> Option<TaskSnapshot> {
     })?;
     let issue_number = number(row, &["metadata.githubIssueNumber"]);
     Some(TaskSnapshot {
-        service: Service::Tfactory,
+        service: Service::TFACTORY,
         task_id,
         issue_number,
         status: text(row, &["status"]).unwrap_or_else(|| "unknown".into()),
@@ -282,7 +282,7 @@ mod tests {
 
     fn snapshot(task_id: &str, issue: Option<u64>, status: &str) -> TaskSnapshot {
         TaskSnapshot {
-            service: Service::Tfactory,
+            service: Service::TFACTORY,
             task_id: task_id.into(),
             issue_number: issue,
             status: status.into(),

@@ -64,7 +64,7 @@ async fn verification_specs_are_snapshots_keyed_by_their_issue() {
             ("145-price-badge", "triaged", Some(145), "145".into(), None),
         ]
     );
-    assert!(list.tasks.iter().all(|t| t.service == Service::Tfactory));
+    assert!(list.tasks.iter().all(|t| t.service == Service::TFACTORY));
     assert!(
         list.tasks
             .iter()
@@ -123,7 +123,7 @@ async fn process_graphs_have_one_node_per_lane() {
     let retry = tf.process("142-checkout-retry").await.unwrap();
     assert_eq!(
         (retry.service, retry.stage, retry.task_id.as_str()),
-        (Service::Tfactory, StageName::Test, "142-checkout-retry")
+        (Service::TFACTORY, StageName::TEST, "142-checkout-retry")
     );
     assert_eq!(
         shape(&retry),
@@ -217,7 +217,7 @@ async fn health_tells_a_missing_or_wrong_token() {
     let base = Replay::captured().serve().await;
 
     let good = tfactory(&base, Some(TOKEN), Tz::UTC).probe().await;
-    assert_eq!(good.service, Service::Tfactory);
+    assert_eq!(good.service, Service::TFACTORY);
     assert_eq!((good.status, good.detail), (Health::Online, None));
     assert!(good.latency_ms.is_some());
 
@@ -365,7 +365,7 @@ impl LiveSink for Collect {
     }
 
     fn feed_state(&self, service: Service, route: &str, state: FeedState) {
-        assert_eq!(service, Service::Tfactory);
+        assert_eq!(service, Service::TFACTORY);
         self.states.lock().unwrap().push((route.to_owned(), state));
     }
 }
@@ -424,7 +424,7 @@ async fn live_frames_reach_the_sink_under_the_reported_ids() {
     let updates = sink.updates();
     let [
         (
-            Service::Tfactory,
+            service,
             LiveUpdate::Progress {
                 task_id, message, ..
             },
@@ -433,6 +433,7 @@ async fn live_frames_reach_the_sink_under_the_reported_ids() {
     else {
         panic!("{updates:?}")
     };
+    assert_eq!(*service, Service::TFACTORY);
     assert_eq!(task_id, "142-checkout-retry");
     assert_eq!(message.as_deref(), Some("board: ai_review"));
 }

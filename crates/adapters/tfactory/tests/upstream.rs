@@ -134,7 +134,7 @@ async fn progress_frames_reach_the_sink() {
     else {
         panic!("{got:?}")
     };
-    assert_eq!(*service, Service::Tfactory);
+    assert_eq!(*service, Service::TFACTORY);
     assert_eq!(
         (task_id.as_str(), phase.as_deref(), *percent),
         ("spec-001", Some("qa_review"), Some(75.0))

@@ -131,7 +131,7 @@ async fn follows_both_feeds_skips_garbage_and_reconnects() {
         tokio::spawn(async move {
             follow_feeds(
                 &client,
-                Service::Aifactory,
+                Service::AIFACTORY,
                 &["/ws/events", "/ws/progress"],
                 sink,
             )
@@ -169,7 +169,7 @@ async fn follows_both_feeds_skips_garbage_and_reconnects() {
     follower.abort();
 
     let updates = sink.0.lock().unwrap().clone();
-    assert!(updates.iter().all(|(s, _)| *s == Service::Aifactory));
+    assert!(updates.iter().all(|(s, _)| *s == Service::AIFACTORY));
     let statuses: Vec<&str> = updates
         .iter()
         .filter_map(|(_, u)| match u {
@@ -296,7 +296,7 @@ async fn refused_feeds_are_reported_unauthorized_and_retried_late() {
         Duration::from_millis(1500),
         follow_feeds(
             &client,
-            Service::Aifactory,
+            Service::AIFACTORY,
             &["/ws/closes", "/ws/refuses", "/ws/normal-close"],
             sink.clone(),
         ),
@@ -356,7 +356,7 @@ async fn a_silent_feed_is_connected_once_it_has_stayed_open() {
     let follower = {
         let sink = sink.clone();
         tokio::spawn(async move {
-            follow_feeds(&client, Service::Tfactory, &["/ws/events"], sink).await;
+            follow_feeds(&client, Service::TFACTORY, &["/ws/events"], sink).await;
         })
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -380,7 +380,7 @@ async fn a_refused_feed_is_retried_not_fatal() {
     // Still running after several failed dials: it neither returned nor panicked.
     let run = tokio::time::timeout(
         Duration::from_millis(1200),
-        follow_feeds(&client, Service::Tfactory, &["/ws/events"], sink),
+        follow_feeds(&client, Service::TFACTORY, &["/ws/events"], sink),
     )
     .await;
     assert!(run.is_err(), "the follower gave up");
@@ -406,7 +406,7 @@ async fn an_https_upstream_is_dialled_over_tls_without_panicking() {
     let sink: Arc<dyn LiveSink> = Arc::new(Collect::default());
     let run = tokio::time::timeout(
         Duration::from_millis(1000),
-        follow_feeds(&client, Service::Aifactory, &["/ws/events"], sink),
+        follow_feeds(&client, Service::AIFACTORY, &["/ws/events"], sink),
     )
     .await;
     assert!(run.is_err(), "the follower gave up");

@@ -39,7 +39,7 @@ fn assert_no_url(text: &str, base: &str) {
 
 fn row(row: &Value) -> Option<TaskSnapshot> {
     Some(TaskSnapshot {
-        service: Service::Aifactory,
+        service: Service::AIFACTORY,
         task_id: row.get("id")?.as_str()?.to_owned(),
         issue_number: None,
         status: "running".into(),
@@ -154,7 +154,7 @@ async fn a_closed_port_is_offline_and_never_named() {
     assert!(matches!(err, UpstreamError::Offline(_)), "{err:?}");
     assert_no_url(&err.to_string(), &base);
 
-    let report = probe(&c, Service::Tfactory, &paths(&["/api/tasks"])).await;
+    let report = probe(&c, Service::TFACTORY, &paths(&["/api/tasks"])).await;
     assert_eq!(report.status, Health::Offline);
     assert_eq!(report.latency_ms, None);
     assert_no_url(report.detail.as_deref().unwrap(), &base);
@@ -178,13 +178,13 @@ async fn probes_report_online_unauthorized_and_error() {
     let c = client(&base, Duration::from_millis(300));
     let run = |p: &'static str| {
         let c = c.clone();
-        async move { probe(&c, Service::Pfactory, &paths(&[p])).await }
+        async move { probe(&c, Service::PFACTORY, &paths(&[p])).await }
     };
 
     let ok = run("/ok").await;
     assert_eq!((ok.status, ok.detail.clone()), (Health::Online, None));
     assert!(ok.latency_ms.is_some());
-    assert_eq!(ok.service, Service::Pfactory);
+    assert_eq!(ok.service, Service::PFACTORY);
 
     let unauthorized = run("/401").await;
     assert_eq!(unauthorized.status, Health::Unauthorized);
@@ -215,7 +215,7 @@ async fn a_health_route_that_ignores_the_token_is_backed_by_a_token_check() {
         async move {
             probe_with_token_check(
                 &c,
-                Service::Tfactory,
+                Service::TFACTORY,
                 &paths(&["/api/health"]),
                 &paths(&[check]),
             )
@@ -235,7 +235,7 @@ async fn a_health_route_that_ignores_the_token_is_backed_by_a_token_check() {
     assert_eq!(run("/500").await.status, Health::Online);
     // A missing health route is the verdict, whatever the check would say.
     let missing =
-        probe_with_token_check(&c, Service::Tfactory, &paths(&["/nope"]), &paths(&["/401"])).await;
+        probe_with_token_check(&c, Service::TFACTORY, &paths(&["/nope"]), &paths(&["/401"])).await;
     assert_eq!(missing.status, Health::Error);
 }
 
@@ -369,7 +369,7 @@ async fn a_step_is_sent_once_with_the_token_and_its_refusal_kept() {
 
     let ok = c
         .send_step(
-            Service::Aifactory,
+            Service::AIFACTORY,
             &step("/api/tasks/t1/approve", json!({"n": 1})),
         )
         .await;
@@ -379,7 +379,7 @@ async fn a_step_is_sent_once_with_the_token_and_its_refusal_kept() {
 
     let refused = c
         .send_step(
-            Service::Aifactory,
+            Service::AIFACTORY,
             &step("/api/tasks/busy/approve", json!({})),
         )
         .await;
@@ -433,7 +433,7 @@ async fn redirects_are_not_followed_so_the_token_stays_with_the_service() {
     let c = client(&base, T);
     let sent = c
         .send_step(
-            Service::Aifactory,
+            Service::AIFACTORY,
             &step("/api/tasks/t1/approve", json!({})),
         )
         .await;
@@ -473,7 +473,7 @@ async fn a_step_to_a_closed_port_fails_without_naming_it() {
     drop(listener);
     let sent = client(&base, T)
         .send_step(
-            Service::Tfactory,
+            Service::TFACTORY,
             &step("/api/tasks/s/approve-plan", json!({})),
         )
         .await;

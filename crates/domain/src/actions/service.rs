@@ -700,7 +700,7 @@ mod tests {
         assert_eq!(done.status, ActionStatus::Executed);
         let sent = w.sender.sent();
         assert_eq!(sent.len(), 2, "create-pr then merge");
-        assert!(sent.iter().all(|(s, _)| *s == Service::Aifactory));
+        assert!(sent.iter().all(|(s, _)| *s == Service::AIFACTORY));
         assert_eq!(
             w.sender.tenants(),
             [acme(), acme()],

@@ -167,7 +167,7 @@ mod tests {
 
     fn task(total: u64, cost: f64, workers: Vec<WorkerUsage>) -> TaskUsage {
         TaskUsage {
-            service: Service::Aifactory,
+            service: Service::AIFACTORY,
             task_id: "p:1".into(),
             model: Some("m".into()),
             at: DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z")

@@ -35,7 +35,7 @@ const REVIEW: u8 = 3;
 const UNPROVEN: u8 = 4;
 
 fn awaiting_approval(name: StageName, stage: &Stage) -> bool {
-    name == StageName::Plan && stage.awaits_approval()
+    name == StageName::PLAN && stage.awaits_approval()
 }
 
 /// One reason an item needs a person: its urgency rank, since when, and the sentence.

@@ -233,7 +233,7 @@ pub(crate) fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 
 /// An item's lead time: first event to its terminal test event, if the test stage ended.
 pub fn lead_time_seconds(item: &WorkItem) -> Option<f64> {
-    let test = item.stages.test.as_ref()?;
+    let test = item.stages.test()?;
     test.status_class
         .is_terminal()
         .then(|| seconds_between(item.created_at, test.at))
@@ -299,10 +299,10 @@ impl Rollups {
         window: Window,
         now: DateTime<Utc>,
         keep: usize,
-        instrumented: Option<[u64; 3]>,
+        instrumented: Option<Vec<u64>>,
     ) -> Self {
         let mut sums = Sums::new(names);
-        let mut stage_lat: [Vec<f64>; 3] = Default::default();
+        let mut stage_lat: Vec<Vec<f64>> = vec![Vec::new(); stage_slots()];
         let (mut lead, mut span) = (Vec::new(), Vec::new());
         let mut per_item: Vec<(&CorrelationKey, Acc)> = Vec::new();
         let mut days: BTreeMap<chrono::NaiveDate, (DaySums, Vec<f64>)> = BTreeMap::new();
@@ -320,7 +320,7 @@ impl Rollups {
             }
             for (stage, at, secs) in &f.latencies {
                 if window.contains(*at) {
-                    stage_lat[*stage as usize].push(*secs);
+                    grown(&mut stage_lat, stage.slot()).push(*secs);
                 }
             }
             if let Some((at, secs)) = f.lead
@@ -343,7 +343,7 @@ impl Rollups {
             now,
             keep,
             names,
-            stage_lat: stage_lat.map(DurationStats::of),
+            stage_lat: stage_lat.into_iter().map(DurationStats::of).collect(),
             lead: DurationStats::of(lead),
             span: DurationStats::of(span),
             items: (largest_items(per_item, keep), items),
@@ -360,12 +360,16 @@ impl Rollups {
 struct Sums {
     items: u64,
     events: u64,
-    by_stage: [u64; 4],
+    /// Items per active stage, by stage slot.
+    by_stage: Vec<u64>,
+    /// Items with no stage.
+    no_stage: u64,
     by_class: [u64; CLASSES.len() + 1],
     total: Acc,
-    services: [Acc; 3],
-    /// Items per stage service that ever reported usage.
-    instrumented: [u64; 3],
+    /// Per stage service, by stage slot.
+    services: Vec<Acc>,
+    /// Items per stage service that ever reported usage, by stage slot.
+    instrumented: Vec<u64>,
     /// Per interned name: model, provider, worker, billing mode.
     named: [Vec<Acc>; 4],
     unnamed: [Acc; 4],
@@ -378,7 +382,7 @@ struct Shape<'a> {
     now: DateTime<Utc>,
     keep: usize,
     names: &'a Names,
-    stage_lat: [DurationStats; 3],
+    stage_lat: Vec<DurationStats>,
     lead: DurationStats,
     span: DurationStats,
     /// The largest items by cost, and how many items had usage.
@@ -391,11 +395,12 @@ impl Sums {
         Self {
             items: 0,
             events: 0,
-            by_stage: [0; 4],
+            by_stage: vec![0; stage_slots()],
+            no_stage: 0,
             by_class: [0; CLASSES.len() + 1],
             total: Acc::default(),
-            services: [Acc::default(); 3],
-            instrumented: [0; 3],
+            services: vec![Acc::default(); stage_slots()],
+            instrumented: vec![0; stage_slots()],
             named: std::array::from_fn(|_| vec![Acc::default(); names.len()]),
             unnamed: [Acc::default(); 4],
         }
@@ -404,17 +409,16 @@ impl Sums {
     /// Adds (`sign` 1) or takes away (-1) the usage slices of `f` that `counts`, and
     /// the item's services; returns the item's own sums over those slices.
     fn usage(&mut self, f: &RollupFacts, sign: i64, counts: impl Fn(&Slice) -> bool) -> Acc {
-        for (seen, n) in f.usage_services.iter().zip(self.instrumented.iter_mut()) {
-            if *seen {
-                *n = n.wrapping_add_signed(sign);
-            }
+        for slot in (0..u64::BITS as usize).filter(|i| f.usage_services & (1 << i) != 0) {
+            let n = grown(&mut self.instrumented, slot);
+            *n = n.wrapping_add_signed(sign);
         }
         let mut item = Acc::default();
         for slice in f.slices.iter().filter(|s| counts(s)) {
             self.total.add(slice, sign);
             item.add(slice, 1);
             if let Some(i) = stage_index(slice.service) {
-                self.services[i].add(slice, sign);
+                grown(&mut self.services, i).add(slice, sign);
             }
             for ((name, list), none) in slice
                 .names
@@ -442,18 +446,24 @@ impl Sums {
         let add = |n: &mut u64| *n = n.wrapping_add_signed(sign);
         add(&mut self.items);
         self.events = self.events.wrapping_add_signed(sign * f.event_count as i64);
-        add(&mut self.by_stage[f.active.map_or(3, |(n, _)| n as usize)]);
+        match f.active {
+            Some((n, _)) => add(grown(&mut self.by_stage, n.slot())),
+            None => add(&mut self.no_stage),
+        }
         add(&mut self.by_class[f.active.map_or(CLASSES.len(), |(_, c)| class_index(c))]);
     }
 
     fn shape(&self, s: Shape<'_>) -> Rollups {
-        let by_service: Vec<CostBucket> = StageName::ALL
-            .iter()
+        let by_service: Vec<CostBucket> = StageName::all()
             .map(|n| {
                 let key = n.service().as_str().to_owned();
-                let i = *n as usize;
-                if self.instrumented[i] > 0 {
-                    self.services[i].bucket(key)
+                let i = n.slot();
+                if self.instrumented.get(i).is_some_and(|n| *n > 0) {
+                    self.services
+                        .get(i)
+                        .copied()
+                        .unwrap_or_default()
+                        .bucket(key)
                 } else {
                     CostBucket::uninstrumented(key)
                 }
@@ -485,22 +495,26 @@ impl Sums {
         };
         let mut latency_by_stage = BTreeMap::new();
         let mut latency_by_service = BTreeMap::new();
-        for name in StageName::ALL {
-            let stats = s.stage_lat[name as usize];
+        for name in StageName::all() {
+            let stats = s.stage_lat.get(name.slot()).copied().unwrap_or_default();
             latency_by_stage.insert(name.as_str().to_owned(), stats);
             latency_by_service.insert(name.service().as_str().to_owned(), stats);
         }
-        let stage_names = StageName::ALL.iter().map(|n| n.as_str()).chain(["none"]);
+        let by_stage = StageName::all()
+            .map(|n| {
+                (
+                    n.as_str(),
+                    self.by_stage.get(n.slot()).copied().unwrap_or(0),
+                )
+            })
+            .chain([("none", self.no_stage)]);
         let class_names = CLASSES.iter().map(|c| c.as_str()).chain(["none"]);
         Rollups {
             window: s.window,
             generated_at: s.now,
             items: self.items,
             events_total: self.events,
-            by_stage: stage_names
-                .zip(self.by_stage)
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
+            by_stage: by_stage.map(|(k, v)| (k.to_owned(), v)).collect(),
             by_status_class: class_names
                 .zip(self.by_class)
                 .map(|(k, v)| (k.to_owned(), v))
@@ -558,7 +572,7 @@ impl DaySums {
 #[derive(Debug, Clone)]
 pub(crate) struct Totals {
     sums: Sums,
-    stage_lat: [Sorted; 3],
+    stage_lat: Vec<Sorted>,
     lead: Sorted,
     span: Sorted,
     /// Items with usage, largest first.
@@ -576,7 +590,7 @@ impl Default for Totals {
     fn default() -> Self {
         Self {
             sums: Sums::new(&Names::default()),
-            stage_lat: Default::default(),
+            stage_lat: vec![Sorted::default(); stage_slots()],
             lead: Sorted::default(),
             span: Sorted::default(),
             ranked: BTreeMap::new(),
@@ -618,7 +632,7 @@ impl Totals {
             }
         }
         for (stage, _, secs) in &f.latencies {
-            put(&mut self.stage_lat[*stage as usize], *secs);
+            put(grown(&mut self.stage_lat, stage.slot()), *secs);
         }
         if let Some((at, secs)) = f.lead {
             put(&mut self.lead, secs);
@@ -651,8 +665,8 @@ impl Totals {
     }
 
     /// Items per stage service that ever reported usage.
-    pub(crate) fn instrumented(&self) -> [u64; 3] {
-        self.sums.instrumented
+    pub(crate) fn instrumented(&self) -> Vec<u64> {
+        self.sums.instrumented.clone()
     }
 
     /// Every distribution, the ones to come included: appends until [`Totals::settle`].
@@ -685,7 +699,7 @@ impl Totals {
             now,
             keep,
             names,
-            stage_lat: std::array::from_fn(|i| self.stage_lat[i].stats()),
+            stage_lat: self.stage_lat.iter().map(Sorted::stats).collect(),
             lead: self.lead.stats(),
             span: self.span.stats(),
             items: (
@@ -907,19 +921,19 @@ pub(crate) struct RollupFacts {
     latencies: Vec<(StageName, DateTime<Utc>, f64)>,
     /// (terminal test event time, lead time seconds).
     lead: Option<(DateTime<Utc>, f64)>,
-    /// Which stage services (plan, code, test) ever reported usage here.
-    usage_services: [bool; 3],
+    /// Which stage services ever reported usage here: bit `i` for stage slot `i`.
+    usage_services: u64,
     slices: Vec<Slice>,
 }
 
 impl RollupFacts {
     /// The facts of `item`, interning its names in `names`.
     pub(crate) fn of(item: &WorkItem, names: &mut Names) -> Self {
-        let mut usage_services = [false; 3];
+        let mut usage_services = 0u64;
         let mut slices = Vec::new();
         for task in &item.usage_by_task {
             if let Some(i) = stage_index(task.service) {
-                usage_services[i] = true;
+                usage_services |= 1 << i;
             }
             for c in contributions(task) {
                 slices.push(Slice {
@@ -949,7 +963,7 @@ impl RollupFacts {
                 .map(|(n, s)| (n, s.at, seconds_between(s.started_at, s.at)))
                 .collect(),
             lead: lead_time_seconds(item)
-                .zip(item.stages.test.as_ref().map(|t| t.at))
+                .zip(item.stages.test().map(|t| t.at))
                 .map(|(secs, at)| (at, secs)),
             usage_services,
             slices,
@@ -958,7 +972,20 @@ impl RollupFacts {
 }
 
 fn stage_index(service: Service) -> Option<usize> {
-    StageName::of(service).map(|n| n as usize)
+    StageName::of(service).map(StageName::slot)
+}
+
+/// How many stage slots there are now.
+fn stage_slots() -> usize {
+    StageName::all().count()
+}
+
+/// Slot `i` of `v`, growing it when a stage came after `v` was made.
+fn grown<T: Default + Clone>(v: &mut Vec<T>, i: usize) -> &mut T {
+    if v.len() <= i {
+        v.resize(i + 1, T::default());
+    }
+    &mut v[i]
 }
 
 fn class_index(class: StatusClass) -> usize {

@@ -24,7 +24,7 @@ pub(crate) fn has_token(status: &str, tokens: &[&str]) -> bool {
 
 /// A plan a person discarded: closed, not failed.
 pub(crate) fn is_discarded_plan(name: StageName, stage: &Stage) -> bool {
-    name == StageName::Plan && has_token(&stage.status, &["discard", "discarded"])
+    name == StageName::PLAN && has_token(&stage.status, &["discard", "discarded"])
 }
 
 /// How a silent stage reads.

@@ -31,7 +31,7 @@ fn a_triaged_run_with_a_failure_outcome_counts_as_a_failed_test() {
     )
     .unwrap();
     w.apply_event(&failing, now);
-    assert!(w.stages.test.as_ref().unwrap().failed());
+    assert!(w.stages.test().unwrap().failed());
     w.apply_event(&event("aifactory", "in_progress", 6, Some(10)), now);
     assert_eq!(w.handbacks, 1);
     let passing = CompletionEvent::parse(
@@ -39,7 +39,7 @@ fn a_triaged_run_with_a_failure_outcome_counts_as_a_failed_test() {
     )
     .unwrap();
     w.apply_event(&passing, now);
-    assert!(!w.stages.test.as_ref().unwrap().failed());
+    assert!(!w.stages.test().unwrap().failed());
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn a_failed_test_followed_by_coding_counts_one_handback() {
     let task = w
         .usage_by_task
         .iter()
-        .find(|t| t.service == Service::Aifactory)
+        .find(|t| t.service == Service::AIFACTORY)
         .unwrap();
     assert_eq!(task.runs, 3);
     assert_eq!(task.total().total_tokens, 100 + 50 + 5);
@@ -106,7 +106,7 @@ fn an_unreadable_item_is_rebuilt_from_its_timeline_in_time_order() {
     let key = CorrelationKey::parse("7").unwrap();
     let item = WorkItem::rebuild(key.clone(), &raws).unwrap();
     assert_eq!(item.event_count, 2, "what still parses");
-    let code = item.stages.code.as_ref().unwrap();
+    let code = item.stages.code().unwrap();
     assert_eq!(
         code.status, "done",
         "the latest by time, not by order given"
@@ -148,11 +148,11 @@ fn a_worker_event_never_decides_the_code_stage() {
     );
     w.apply_event(&worker, now);
     assert!(
-        w.stages.code.is_none(),
+        w.stages.code().is_none(),
         "a worker report alone opens no stage"
     );
     w.apply_event(&failed, now);
-    let code = w.stages.code.as_ref().unwrap();
+    let code = w.stages.code().unwrap();
     assert_eq!(code.status, "qa_failed");
     assert_eq!(code.status_class, StatusClass::Failed);
     assert_eq!(
@@ -163,7 +163,7 @@ fn a_worker_event_never_decides_the_code_stage() {
     let mut w2 = item();
     w2.apply_event(&failed, now);
     w2.apply_event(&worker, now);
-    let code = w2.stages.code.as_ref().unwrap();
+    let code = w2.stages.code().unwrap();
     assert_eq!(code.status, "qa_failed");
     assert_eq!(code.phase, "act");
     assert_eq!(code.progress_at, Some(worker.time));
@@ -196,14 +196,7 @@ fn build_runs_sum_by_time_whatever_the_delivery_order() {
         assert_eq!(w.usage_total.total_tokens, 22_000);
         assert!((w.usage_total.cost_usd - 0.33).abs() < 1e-9);
         assert_eq!(
-            w.stages
-                .code
-                .as_ref()
-                .unwrap()
-                .event_id
-                .as_ref()
-                .unwrap()
-                .as_str(),
+            w.stages.code().unwrap().event_id.as_ref().unwrap().as_str(),
             "r2"
         );
     }
@@ -256,7 +249,7 @@ fn a_human_review_verdict_is_review_and_its_correction_a_handback() {
         "evidence": {"proof_kind": "tests", "verdicts": 4, "accepted": 4}}),
     );
     w.apply_event(&review, now);
-    let test = w.stages.test.as_ref().unwrap();
+    let test = w.stages.test().unwrap();
     assert_eq!(test.status_class, StatusClass::Review);
     assert_eq!(test.proof, Proof::NotApplicable);
     let worker = raw(json!({"id": "w2", "type": "io.factory.aifactory.worker",
@@ -273,7 +266,7 @@ fn a_human_review_verdict_is_review_and_its_correction_a_handback() {
 #[test]
 fn the_event_of_a_state_the_api_showed_first_still_shows_its_details() {
     let snap = |status: &str, reason: &str| TaskSnapshot {
-        service: Service::Aifactory,
+        service: Service::AIFACTORY,
         task_id: "p:1".into(),
         issue_number: Some(142),
         status: status.into(),
@@ -305,18 +298,18 @@ fn the_event_of_a_state_the_api_showed_first_still_shows_its_details() {
         let mut w = item();
         w.apply_snapshot(&api, read_at, read_at);
         w.apply_event(event, read_at);
-        let code = w.stages.code.as_ref().unwrap();
+        let code = w.stages.code().unwrap();
         assert_eq!(code.status, status);
         assert_eq!(code.event_id, event.id);
         // The other order: the snapshot never hides the event.
         let mut w2 = item();
         w2.apply_event(event, read_at);
         w2.apply_snapshot(&api, read_at, read_at);
-        let code2 = w2.stages.code.as_ref().unwrap();
+        let code2 = w2.stages.code().unwrap();
         assert_eq!(code2.status, status);
         assert_eq!(code2.injection_scan, event.injection_scan);
     }
-    assert!(item_after(&failed).stages.code.unwrap().failed());
+    assert!(item_after(&failed).stages.code().unwrap().failed());
 }
 
 fn item_after(e: &CompletionEvent) -> WorkItem {
@@ -330,10 +323,10 @@ fn liveness_flags_only_silent_running_stages() {
     let mut w = item();
     let now = Utc::now();
     w.apply_event(&event("aifactory", "in_progress", 0, None), now);
-    let t0 = w.stages.code.as_ref().unwrap().at;
+    let t0 = w.stages.code().unwrap().at;
     w.refresh_liveness(t0 + Duration::seconds(901), Duration::seconds(900));
     assert!(w.liveness.stalled);
-    assert_eq!(w.liveness.active_stage, Some(StageName::Code));
+    assert_eq!(w.liveness.active_stage, Some(StageName::CODE));
     assert_eq!(w.liveness.last_activity_age_seconds, Some(901));
     w.refresh_liveness(t0 + Duration::seconds(899), Duration::seconds(900));
     assert!(!w.liveness.stalled);

@@ -127,7 +127,7 @@ pub async fn set_url(
         detail: e.body_text(),
     })?;
     let service = Service::parse(&name)
-        .filter(|s| crate::live::upstreams::WATCHED.contains(s))
+        .filter(|s| crate::live::upstreams::watched(*s))
         .ok_or_else(|| ApiError::NotFound {
             detail: format!("no watched service `{name}` (pfactory, aifactory, tfactory)"),
         })?;

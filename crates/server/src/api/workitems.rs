@@ -395,7 +395,7 @@ mod tests {
         }
         .into_query(page("limit=9999").unwrap(), now)
         .unwrap();
-        assert_eq!(q.stage, Some(StageName::Code));
+        assert_eq!(q.stage, Some(StageName::CODE));
         assert_eq!(q.status, Some(StatusClass::Running));
         assert_eq!(q.limit, MAX_LIST_LIMIT);
         let q = ListParams::default()

@@ -359,7 +359,7 @@ mod tests {
         assert!(!theirs.frames.is_closed());
         // Progress past a full queue is dropped, nobody else.
         hub.sink_for(&acme).live_update(
-            Service::Aifactory,
+            Service::AIFACTORY,
             LiveUpdate::Progress {
                 task_id: "t-5".into(),
                 phase: None,
@@ -388,7 +388,7 @@ mod tests {
         assert!(theirs.frames.try_recv().is_err(), "another tenant heard it");
 
         hub.sink_for(&TenantId::default_tenant()).live_update(
-            Service::Aifactory,
+            Service::AIFACTORY,
             LiveUpdate::Progress {
                 task_id: "t-5".into(),
                 phase: Some("coding".into()),

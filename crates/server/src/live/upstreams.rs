@@ -35,8 +35,11 @@ pub type UpstreamFactory =
 /// Makes the sink a tenant's live feeds report to (its own clients only).
 pub type SinkFor = Arc<dyn Fn(&TenantId) -> Arc<dyn LiveSink> + Send + Sync>;
 
-/// The three services the cockpit watches, in pipeline order.
-pub const WATCHED: [Service; 3] = [Service::Pfactory, Service::Aifactory, Service::Tfactory];
+/// Whether the cockpit watches `service`: every service with a stage in the domain's
+/// service table, in pipeline order ([`Service::upstreams`]).
+pub fn watched(service: Service) -> bool {
+    Service::upstreams().any(|s| s == service)
+}
 
 struct Slot {
     url: Option<String>,
@@ -389,7 +392,7 @@ impl Upstreams {
             }
         }
         for stored in parts.stored {
-            match Service::parse(&stored.service).filter(|s| WATCHED.contains(s)) {
+            match Service::parse(&stored.service).filter(|s| watched(*s)) {
                 Some(service) => {
                     wanted
                         .entry(stored.tenant)
@@ -476,9 +479,8 @@ impl Upstreams {
             .entry(tenant.clone())
             .or_insert_with(|| {
                 let now = self.clock.now();
-                let slots = WATCHED
-                    .iter()
-                    .map(|&service| {
+                let slots = Service::upstreams()
+                    .map(|service| {
                         let slot = Slot {
                             url: None,
                             token: None,
@@ -556,7 +558,7 @@ impl Upstreams {
             Some(set) => set.views().await,
             None => {
                 let now = self.clock.now();
-                WATCHED.iter().map(|&s| unconfigured(s, now)).collect()
+                Service::upstreams().map(|s| unconfigured(s, now)).collect()
             }
         }
     }
@@ -603,7 +605,7 @@ impl Upstreams {
         token: TokenChange,
         audit: Option<(&Auditor, &str)>,
     ) -> Result<ServiceChange, SetError> {
-        if !WATCHED.contains(&service) {
+        if !watched(service) {
             return Err(SetError::UnknownService);
         }
         let url = validate_url(url)?;
@@ -695,9 +697,8 @@ impl Upstreams {
     pub async fn round(&self, tenant: &TenantId) -> Vec<RoundReport> {
         match self.existing(tenant) {
             Some(set) => set.round(&*self.store, &*self.clock).await,
-            None => WATCHED
-                .iter()
-                .map(|&service| RoundReport::unconfigured(service))
+            None => Service::upstreams()
+                .map(RoundReport::unconfigured)
                 .collect(),
         }
     }

@@ -15,7 +15,7 @@ use super::statements::{load, write};
 use super::tenant_locks::lock_sql;
 use crate::error::store_error;
 use crate::feed::Held;
-use crate::rows::{item_from_doc, key_from_column, open_column};
+use crate::rows::{item_from_doc, key_from_column, open_condition};
 
 /// Applies one poll of `service`'s task list in its own transaction; returns the keys of
 /// the items it rewrote.
@@ -44,7 +44,7 @@ pub(crate) async fn apply_snapshots(
         // Items whose stage of this service is still live, so missing tasks can clear.
         let sql = format!(
             "SELECT key, doc::text FROM workitems WHERE tenant_id = $1 AND {}",
-            open_column(stage)
+            open_condition(stage)
         );
         let live: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(tenant.as_str())

@@ -18,9 +18,9 @@ use crate::workitem::Stage;
 pub(super) fn approve_gate(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, Refusal> {
     match find_gate(f).ok_or_else(|| no_gate(f, "approve"))? {
         Gate::TestPlan(test) => {
-            let spec = segment(Service::Tfactory, &test.task_id)?;
+            let spec = segment(Service::TFACTORY, &test.task_id)?;
             Ok(Draft {
-                service: Service::Tfactory,
+                service: Service::TFACTORY,
                 step: step(
                     HttpMethod::Post,
                     format!("/api/tasks/{spec}/approve-plan"),
@@ -42,7 +42,7 @@ pub(super) fn approve_gate(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, R
 }
 
 fn approve_code(f: &Facts<'_>, code: &Stage) -> Result<Draft, Refusal> {
-    let task = segment(Service::Aifactory, &code.task_id)?;
+    let task = segment(Service::AIFACTORY, &code.task_id)?;
     if let Some(scan) = &code.injection_scan
         && scan.verdict.eq_ignore_ascii_case("flagged")
     {
@@ -58,7 +58,7 @@ fn approve_code(f: &Facts<'_>, code: &Stage) -> Result<Draft, Refusal> {
         Some("completed") => {}
         Some("plan_review") => {
             return Ok(Draft {
-                service: Service::Aifactory,
+                service: Service::AIFACTORY,
                 step: step(
                     HttpMethod::Post,
                     format!("/api/tasks/{task}/approve-plan"),
@@ -103,7 +103,7 @@ fn approve_code(f: &Facts<'_>, code: &Stage) -> Result<Draft, Refusal> {
             )));
         }
     }
-    let test = f.item.stages.test.as_ref();
+    let test = f.item.stages.test();
     // A failure older than the review state belongs to a run before the latest correction.
     if let Some(test) = test
         && test.failed()
@@ -126,7 +126,7 @@ fn approve_code(f: &Facts<'_>, code: &Stage) -> Result<Draft, Refusal> {
         None => String::new(),
     };
     Ok(Draft {
-        service: Service::Aifactory,
+        service: Service::AIFACTORY,
         step: step(
             HttpMethod::Post,
             format!("/api/tasks/{task}/worktree/create-pr"),
@@ -154,7 +154,7 @@ fn review_reason(f: &Facts<'_>, code: &Stage) -> Option<String> {
     code.review_reason
         .clone()
         .or_else(|| {
-            f.entries_of(Service::Aifactory)
+            f.entries_of(Service::AIFACTORY)
                 .filter(|(e, _)| e.task_id == code.task_id)
                 .find_map(|(_, v)| {
                     v.get("review_reason")
@@ -242,7 +242,7 @@ fn read_review(v: &Value) -> Option<Review> {
 }
 
 fn approve_plan(f: &Facts<'_>, plan: &Stage, note: Option<&str>) -> Result<Draft, Refusal> {
-    let session = segment(Service::Pfactory, &plan.task_id)?;
+    let session = segment(Service::PFACTORY, &plan.task_id)?;
     if !plan.awaits_approval() {
         return Err(Refusal::new(format!(
             "PFactory session `{session}` on {} is `{}`: its review gates are still running, \
@@ -253,7 +253,7 @@ fn approve_plan(f: &Facts<'_>, plan: &Stage, note: Option<&str>) -> Result<Draft
         )));
     }
     let review = f
-        .entries_of(Service::Pfactory)
+        .entries_of(Service::PFACTORY)
         .filter(|(e, _)| e.task_id == plan.task_id)
         .find_map(|(_, v)| read_review(v));
     let score = |r: &Review| match (r.aggregate, r.threshold) {
@@ -288,7 +288,7 @@ fn approve_plan(f: &Facts<'_>, plan: &Stage, note: Option<&str>) -> Result<Draft
         payload.insert("feedback".into(), json!(n));
     }
     Ok(Draft {
-        service: Service::Pfactory,
+        service: Service::PFACTORY,
         step: step(
             HttpMethod::Post,
             format!("/api/plan/sessions/{session}/approve"),
@@ -323,7 +323,7 @@ mod tests {
             Some("  ship it  "),
         )
         .unwrap();
-        assert_eq!(p.target_service, Service::Pfactory);
+        assert_eq!(p.target_service, Service::PFACTORY);
         assert_eq!(p.step.method, HttpMethod::Post);
         assert_eq!(
             p.step.endpoint.as_str(),
@@ -416,7 +416,7 @@ mod tests {
             tf("planning", json!({"plan_status": "awaiting_approval"})),
         ];
         let p = plan(ActionKind::ApproveGate, &events, None).unwrap();
-        assert_eq!(p.target_service, Service::Tfactory);
+        assert_eq!(p.target_service, Service::TFACTORY);
         assert_eq!(p.step.endpoint.as_str(), "/api/tasks/spec-001/approve-plan");
         assert_eq!(p.step.payload, Value::Null);
         let r = plan(ActionKind::RejectReview, &events, None).unwrap();
@@ -441,7 +441,7 @@ mod tests {
             ),
         ];
         let p = plan(ActionKind::ApproveGate, &events, None).unwrap();
-        assert_eq!(p.target_service, Service::Aifactory);
+        assert_eq!(p.target_service, Service::AIFACTORY);
         assert_eq!(
             p.step.endpoint.as_str(),
             "/api/tasks/proj:001/worktree/create-pr"

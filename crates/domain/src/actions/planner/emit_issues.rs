@@ -14,13 +14,13 @@ use crate::event::Service;
 
 pub(super) fn emit_issues(f: &Facts<'_>) -> Result<Draft, Refusal> {
     let item = f.item;
-    let Some(plan) = &item.stages.plan else {
+    let Some(plan) = item.stages.plan() else {
         return Err(Refusal::new(format!(
             "{} has no PFactory plan whose issues could be emitted.",
             f.label()
         )));
     };
-    let session = segment(Service::Pfactory, &plan.task_id)?;
+    let session = segment(Service::PFACTORY, &plan.task_id)?;
     if !plan.status.trim().eq_ignore_ascii_case("approved") {
         let why = if plan.status.trim().eq_ignore_ascii_case("emitted") {
             "its issues are already emitted".to_owned()
@@ -47,7 +47,7 @@ pub(super) fn emit_issues(f: &Facts<'_>) -> Result<Draft, Refusal> {
         )));
     };
     Ok(Draft {
-        service: Service::Pfactory,
+        service: Service::PFACTORY,
         step: step(
             HttpMethod::Post,
             format!("/api/plan/sessions/{session}/emit"),
@@ -97,7 +97,7 @@ mod tests {
         assert!(why.contains("approve it first"), "{why}");
         let approved = pf("approved", json!({}));
         let e = plan(ActionKind::EmitIssues, &[approved], None).unwrap();
-        assert_eq!(e.target_service, Service::Pfactory);
+        assert_eq!(e.target_service, Service::PFACTORY);
         assert_eq!(
             e.step.endpoint.as_str(),
             "/api/plan/sessions/001-refund-flow/emit"

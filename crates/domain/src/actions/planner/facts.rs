@@ -125,7 +125,7 @@ pub(super) fn in_human_review(status: &str) -> bool {
 /// `planning` (where TFactory's plan gate sits).
 fn test_plan_waiting(f: &Facts<'_>, stage: &Stage) -> bool {
     let named = f
-        .entries_of(Service::Tfactory)
+        .entries_of(Service::TFACTORY)
         .filter(|(e, _)| e.task_id == stage.task_id)
         .find_map(|(_, v)| v.get("plan_status").and_then(Value::as_str));
     match named {
@@ -137,18 +137,18 @@ fn test_plan_waiting(f: &Facts<'_>, stage: &Stage) -> bool {
 pub(super) fn find_gate<'a>(f: &Facts<'a>) -> Option<Gate<'a>> {
     let item: &'a WorkItem = f.item;
     let stages = &item.stages;
-    if let Some(test) = &stages.test
+    if let Some(test) = stages.test()
         && !test.status_class.is_terminal()
         && test_plan_waiting(f, test)
     {
         return Some(Gate::TestPlan(test));
     }
-    if let Some(code) = &stages.code
+    if let Some(code) = stages.code()
         && in_human_review(&code.status)
     {
         return Some(Gate::CodeReview(code));
     }
-    if let Some(plan) = &stages.plan
+    if let Some(plan) = stages.plan()
         && (plan.awaits_approval() || plan.status_class == StatusClass::Review)
     {
         return Some(Gate::Plan(plan));

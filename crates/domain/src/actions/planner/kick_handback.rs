@@ -103,7 +103,7 @@ fn verification_line(v: &Value) -> Option<String> {
 /// The newest TFactory run that reached a verdict (or stopped), when it failed; else, when
 /// the item's test stage failed without a recorded event, what the stage says.
 fn latest_failure(f: &Facts<'_>) -> Option<Failing> {
-    let latest = f.entries_of(Service::Tfactory).find(|(e, v)| {
+    let latest = f.entries_of(Service::TFACTORY).find(|(e, v)| {
         let class = StatusClass::classify(&e.status);
         class != StatusClass::Running && class != StatusClass::Queued
             || v.get("outcome").is_some_and(|o| !o.is_null())
@@ -122,7 +122,7 @@ fn latest_failure(f: &Facts<'_>) -> Option<Failing> {
             at: e.time,
         });
     }
-    let test = f.item.stages.test.as_ref().filter(|t| t.failed())?;
+    let test = f.item.stages.test().filter(|t| t.failed())?;
     Some(Failing {
         spec: test.task_id.clone(),
         status: test.status.clone(),
@@ -173,7 +173,7 @@ fn fix_request(failing: Option<&Failing>, note: Option<&str>) -> String {
 
 pub(super) fn kick_handback(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, Refusal> {
     let item = f.item;
-    let task = match (&item.stages.code, item.links.aifactory_task_ids.last()) {
+    let task = match (item.stages.code(), item.links.aifactory_task_ids.last()) {
         (Some(code), _) => code.task_id.clone(),
         (None, Some(t)) => t.clone(),
         (None, None) => {
@@ -183,8 +183,8 @@ pub(super) fn kick_handback(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, 
             )));
         }
     };
-    let task = segment(Service::Aifactory, &task)?;
-    if let Some(code) = &item.stages.code
+    let task = segment(Service::AIFACTORY, &task)?;
+    if let Some(code) = item.stages.code()
         && matches!(
             code.status_class,
             StatusClass::Running | StatusClass::Queued
@@ -197,7 +197,7 @@ pub(super) fn kick_handback(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, 
             safe_token(&code.status)
         )));
     }
-    if let Some(test) = &item.stages.test
+    if let Some(test) = item.stages.test()
         && matches!(
             test.status_class,
             StatusClass::Running | StatusClass::Queued
@@ -244,7 +244,7 @@ pub(super) fn kick_handback(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, 
         None => "no failing verdict is on record, so the fix request is the note alone".to_owned(),
     };
     Ok(Draft {
-        service: Service::Aifactory,
+        service: Service::AIFACTORY,
         step: step(
             HttpMethod::Post,
             format!("/api/tasks/{task}/apply-correction"),
@@ -290,7 +290,7 @@ mod tests {
             Some("Mind the currency rounding."),
         )
         .unwrap();
-        assert_eq!(p.target_service, Service::Aifactory);
+        assert_eq!(p.target_service, Service::AIFACTORY);
         assert_eq!(
             p.step.endpoint.as_str(),
             "/api/tasks/proj:001/apply-correction"

@@ -15,13 +15,13 @@ use crate::taxonomy::StatusClass;
 use crate::workitem::DEFAULT_STALL_DEADLINE_SECONDS;
 
 pub(super) fn recover(f: &Facts<'_>, restart: bool) -> Result<Draft, Refusal> {
-    let Some(code) = &f.item.stages.code else {
+    let Some(code) = f.item.stages.code() else {
         return Err(Refusal::new(format!(
             "{} has no AIFactory task to recover.",
             f.label()
         )));
     };
-    let task = segment(Service::Aifactory, &code.task_id)?;
+    let task = segment(Service::AIFACTORY, &code.task_id)?;
     // The caller's stall deadline decides when it filled `liveness` (which judges only
     // running and stuck stages); otherwise the default deadline does.
     let stalled =
@@ -83,7 +83,7 @@ pub(super) fn recover(f: &Facts<'_>, restart: bool) -> Result<Draft, Refusal> {
         )
     };
     Ok(Draft {
-        service: Service::Aifactory,
+        service: Service::AIFACTORY,
         step: step(
             HttpMethod::Post,
             format!("/api/tasks/{task}/recover"),

@@ -15,9 +15,9 @@ use crate::event::Service;
 pub(super) fn reject_review(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, Refusal> {
     match find_gate(f).ok_or_else(|| no_gate(f, "reject"))? {
         Gate::TestPlan(test) => {
-            let spec = segment(Service::Tfactory, &test.task_id)?;
+            let spec = segment(Service::TFACTORY, &test.task_id)?;
             Ok(Draft {
-                service: Service::Tfactory,
+                service: Service::TFACTORY,
                 step: step(
                     HttpMethod::Post,
                     format!("/api/tasks/{spec}/reject-plan"),
@@ -33,9 +33,9 @@ pub(super) fn reject_review(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, 
             })
         }
         Gate::CodeReview(code) => {
-            let task = segment(Service::Aifactory, &code.task_id)?;
+            let task = segment(Service::AIFACTORY, &code.task_id)?;
             Ok(Draft {
-                service: Service::Aifactory,
+                service: Service::AIFACTORY,
                 step: step(
                     HttpMethod::Delete,
                     format!("/api/tasks/{task}"),
@@ -52,10 +52,10 @@ pub(super) fn reject_review(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, 
             })
         }
         Gate::Plan(plan) => {
-            let session = segment(Service::Pfactory, &plan.task_id)?;
+            let session = segment(Service::PFACTORY, &plan.task_id)?;
             let feedback = note.unwrap_or("Rejected from the CFactory cockpit.");
             Ok(Draft {
-                service: Service::Pfactory,
+                service: Service::PFACTORY,
                 step: step(
                     HttpMethod::Post,
                     format!("/api/plan/sessions/{session}/reject"),

@@ -16,7 +16,7 @@ use crate::taxonomy::StatusClass;
 
 pub(super) fn trigger_handoff(f: &Facts<'_>, note: Option<&str>) -> Result<Draft, Refusal> {
     let item = f.item;
-    let Some(plan) = &item.stages.plan else {
+    let Some(plan) = item.stages.plan() else {
         return Err(Refusal::new(format!(
             "{} has no PFactory plan, so there is no approved plan to hand to AIFactory.",
             f.label()
@@ -37,7 +37,7 @@ pub(super) fn trigger_handoff(f: &Facts<'_>, note: Option<&str>) -> Result<Draft
         .trim_end()
         .to_owned()));
     }
-    if let Some(code) = &item.stages.code {
+    if let Some(code) = item.stages.code() {
         return Err(Refusal::new(format!(
             "AIFactory already has task `{}` for {} ({}); use recover or kick_handback instead \
              of a second handoff.",
@@ -132,7 +132,7 @@ pub(super) fn trigger_handoff(f: &Facts<'_>, note: Option<&str>) -> Result<Draft
         },
     });
     Ok(Draft {
-        service: Service::Aifactory,
+        service: Service::AIFACTORY,
         step: step(HttpMethod::Post, endpoint, payload)?,
         follow_ups: Vec::new(),
         rationale: format!(
@@ -166,7 +166,7 @@ mod tests {
             Some("Keep the refund API backwards compatible."),
         )
         .unwrap();
-        assert_eq!(p.target_service, Service::Aifactory);
+        assert_eq!(p.target_service, Service::AIFACTORY);
         assert_eq!(p.step.method, HttpMethod::Post);
         let e = p.step.endpoint.as_str();
         assert!(

@@ -129,16 +129,16 @@ async fn items() -> Vec<cfactory_domain::WorkItem> {
             .any(|t| !t.workers.is_empty() && !t.run_figures.is_empty()),
         "workers and run figures"
     );
-    let test = rich.stages.test.as_ref().expect("a test stage");
+    let test = rich.stages.test().expect("a test stage");
     assert!(test.verification.is_some() && test.outcome.is_some());
-    assert!(rich.stages.plan.as_ref().unwrap().injection_scan.is_some());
-    assert!(rich.stages.code.as_ref().unwrap().progress_at.is_some());
+    assert!(rich.stages.plan().unwrap().injection_scan.is_some());
+    assert!(rich.stages.code().unwrap().progress_at.is_some());
     assert!(rich.liveness.active_stage.is_some());
 
     let mut polled = rich.clone();
     let changed = polled.apply_snapshot(
         &TaskSnapshot {
-            service: Service::Tfactory,
+            service: Service::TFACTORY,
             task_id: "spec-43".into(),
             issue_number: Some(142),
             status: "done".into(),
@@ -152,7 +152,7 @@ async fn items() -> Vec<cfactory_domain::WorkItem> {
         at("2026-06-05T14:30:00Z"),
         at("2026-06-05T14:30:01Z"),
     );
-    assert!(changed && polled.stages.test.as_ref().unwrap().from_api);
+    assert!(changed && polled.stages.test().unwrap().from_api);
 
     let bare = cfactory_domain::WorkItem::new(
         CorrelationKey::parse("pf-lonely").unwrap(),

@@ -15,50 +15,55 @@ use cfactory_domain::proof as domain_proof;
 use cfactory_domain::taxonomy as domain_taxonomy;
 use cfactory_domain::workitem as domain;
 
-/// The service that sent an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Service {
-    /// Plans work.
-    Pfactory,
-    /// Does the work.
-    Aifactory,
-    /// Verifies it.
-    Tfactory,
-    /// CFactory itself.
-    Cfactory,
-}
+/// The wire name of a service: `pfactory`, `aifactory`, `tfactory`, `cfactory`, or
+/// another service registered beside them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Service(&'static str);
 
-impl From<domain_event::Service> for Service {
-    fn from(s: domain_event::Service) -> Self {
-        match s {
-            domain_event::Service::Pfactory => Self::Pfactory,
-            domain_event::Service::Aifactory => Self::Aifactory,
-            domain_event::Service::Tfactory => Self::Tfactory,
-            domain_event::Service::Cfactory => Self::Cfactory,
-        }
+impl utoipa::PartialSchema for Service {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        name_schema("A service's wire name.", "aifactory")
     }
 }
 
-/// A pipeline stage: `plan` (PFactory), `code` (AIFactory), `test` (TFactory).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StageName {
-    /// PFactory's plan.
-    Plan,
-    /// AIFactory's coding.
-    Code,
-    /// TFactory's verification.
-    Test,
+impl ToSchema for Service {}
+
+impl From<domain_event::Service> for Service {
+    fn from(s: domain_event::Service) -> Self {
+        Self(s.as_str())
+    }
+}
+
+/// A pipeline stage: `plan` (PFactory), `code` (AIFactory), `test` (TFactory), or the
+/// stage of another service registered beside them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct StageName(&'static str);
+
+impl utoipa::PartialSchema for StageName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        name_schema("A stage's API spelling.", "code")
+    }
+}
+
+impl ToSchema for StageName {}
+
+/// A name drawn from the service table: a string, its example one of the family's.
+fn name_schema(
+    description: &str,
+    example: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(description))
+        .examples([serde_json::json!(example)])
+        .into()
 }
 
 impl From<domain::StageName> for StageName {
     fn from(s: domain::StageName) -> Self {
-        match s {
-            domain::StageName::Plan => Self::Plan,
-            domain::StageName::Code => Self::Code,
-            domain::StageName::Test => Self::Test,
-        }
+        Self(s.as_str())
     }
 }
 
@@ -441,7 +446,8 @@ impl From<&domain::Stage> for Stage {
     }
 }
 
-/// The three stages; null where the stage has not started.
+/// The family's three stages, null where the stage has not started; a service registered
+/// beside them adds its stage by name once it has started.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Stages {
     /// PFactory's plan.
@@ -453,14 +459,23 @@ pub struct Stages {
     /// TFactory's test.
     #[schema(required = true)]
     pub test: Option<Stage>,
+    /// The started stages of services registered beside the family's, by stage name
+    /// (left out of the schema: the family's names are the only ones a client can know).
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub registered: std::collections::BTreeMap<&'static str, Stage>,
 }
 
 impl From<&domain::Stages> for Stages {
     fn from(s: &domain::Stages) -> Self {
         Self {
-            plan: s.plan.as_ref().map(Stage::from),
-            code: s.code.as_ref().map(Stage::from),
-            test: s.test.as_ref().map(Stage::from),
+            plan: s.plan().map(Stage::from),
+            code: s.code().map(Stage::from),
+            test: s.test().map(Stage::from),
+            registered: domain::StageName::all()
+                .filter(|n| !domain::StageName::FAMILY.contains(n))
+                .filter_map(|n| Some((n.as_str(), Stage::from(s.get(n)?))))
+                .collect(),
         }
     }
 }
