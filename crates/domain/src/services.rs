@@ -381,6 +381,12 @@ impl StageName {
         Service::upstreams().map(Self)
     }
 
+    /// Its place among the [`FAMILY`](Self::FAMILY) stages, which the stores keep in
+    /// columns of their own; `None` for another service's stage.
+    pub fn family_slot(self) -> Option<usize> {
+        Self::FAMILY.iter().position(|s| *s == self)
+    }
+
     /// Its slot in [`crate::workitem::Stages`].
     pub(crate) fn slot(self) -> usize {
         usize::from(self.0.rank())

@@ -40,7 +40,7 @@ pub(crate) fn key_from_column(text: &str) -> Result<CorrelationKey, StoreError> 
 /// service's stage a look into the document (stage names are lower-case letters, digits
 /// and `_`, so they are safe in the SQL text).
 pub(crate) fn has_condition(stage: StageName) -> String {
-    match family_slot(stage) {
+    match stage.family_slot() {
         Some(i) => ["has_plan", "has_code", "has_test"][i].to_owned(),
         None => format!("json_typeof(doc->'stages'->'{stage}') = 'object'"),
     }
@@ -48,7 +48,7 @@ pub(crate) fn has_condition(stage: StageName) -> String {
 
 /// The condition that a stage is present and not terminal (see [`has_condition`]).
 pub(crate) fn open_condition(stage: StageName) -> String {
-    match family_slot(stage) {
+    match stage.family_slot() {
         Some(i) => ["open_plan", "open_code", "open_test"][i].to_owned(),
         None => format!(
             "COALESCE(doc->'stages'->'{stage}'->>'status_class' NOT IN ('{}', '{}'), FALSE)",
@@ -56,11 +56,6 @@ pub(crate) fn open_condition(stage: StageName) -> String {
             StatusClass::Done.as_str()
         ),
     }
-}
-
-/// The family stage's place in the per-stage columns.
-fn family_slot(stage: StageName) -> Option<usize> {
-    StageName::FAMILY.iter().position(|s| *s == stage)
 }
 
 /// The `workitems` columns of a batch of items, one vector per column, for `UNNEST`.

@@ -97,7 +97,7 @@ pub(crate) fn usage_rows(item: &WorkItem) -> impl Iterator<Item = Value> + '_ {
 /// The condition that stage `name` is present and not terminal on item row `w` (see
 /// [`has_condition`]).
 pub(crate) fn open_condition(name: StageName) -> String {
-    match StageName::FAMILY.iter().position(|s| *s == name) {
+    match name.family_slot() {
         Some(i) => format!("w.{} = 1", ["open_plan", "open_code", "open_test"][i]),
         None => format!(
             "coalesce(json_extract(w.doc, '$.stages.{name}.status_class') NOT IN ('{}', '{}'), 0)",
@@ -111,7 +111,7 @@ pub(crate) fn open_condition(name: StageName) -> String {
 /// or for another service's stage a look into the document (stage names are lower-case
 /// letters, digits and `_`, so they are safe in the SQL text).
 pub(crate) fn has_condition(name: StageName) -> String {
-    match StageName::FAMILY.iter().position(|s| *s == name) {
+    match name.family_slot() {
         Some(i) => format!("w.{} = 1", ["has_plan", "has_code", "has_test"][i]),
         None => format!("json_type(w.doc, '$.stages.{name}') = 'object'"),
     }
