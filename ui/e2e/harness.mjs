@@ -50,9 +50,12 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
  * addresses are printed. `args` are extra flags (speed, scenario, webhook token…).
  */
 export function startServer({ command = 'demo', dataDir, args = [], env = {} }) {
+  // Free ports unless `args` name the addresses (a cockpit whose address must be known
+  // before it starts, as single sign-on's callback is).
+  const addr = (flag) => (args.includes(flag) ? [] : [flag, '127.0.0.1:0']);
   const proc = spawn(
     BIN,
-    [command, '--data-dir', dataDir, '--api-addr', '127.0.0.1:0', '--ui-addr', '127.0.0.1:0', ...args],
+    [command, '--data-dir', dataDir, ...addr('--api-addr'), ...addr('--ui-addr'), ...args],
     { env: { ...process.env, CFACTORY_UI_DIR: DIST, CFACTORY_LOG: process.env.CFACTORY_LOG ?? 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   running.add(proc);

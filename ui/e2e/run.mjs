@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { UI_DIR, createKey, fail, ingest, launchBrowser, preflight, shotsDir, startServer, tempDataDir } from './harness.mjs';
+import { singleSignOn } from './sso.mjs';
 
 const AXE = join(UI_DIR, 'node_modules/axe-core/axe.min.js');
 /** The wait limit for a live change to reach the page; not a timing assertion. */
@@ -168,6 +169,54 @@ async function actions(page, server) {
   step(`  409: ${again.body?.detail}`);
 }
 
+/** A key as the cockpit labels it: `#601`, or a repository-qualified key as sent. */
+const keyLabel = (key) => (key.includes('#') ? key : `#${key}`);
+
+async function agentConsole(page, server) {
+  step('agents: a live console, listed in the Agents view and rendered in the drawer by xterm.js');
+  // The stuck scenario's stalled coder keeps its terminal open for as long as the demo runs.
+  const deadline = Date.now() + 30_000;
+  let agents;
+  for (;;) {
+    const live = await (await fetch(`${server.api}/api/live-agents`)).json();
+    if (!live.enabled) fail(`agent consoles are off in the demo: ${live.detail}`);
+    agents = live.agents;
+    if (agents.length) break;
+    if (Date.now() > deadline) fail('no work item had a live agent console within 30 s');
+    await page.waitForTimeout(250);
+  }
+  // The oldest run is the stalled one: it will not end while the page watches.
+  const agent = agents[agents.length - 1];
+  step(`  #${agent.correlation_key}: ${agent.service} task ${agent.task_id}`);
+  await visit(page, 'Agents', 'agents', () => page.locator(`[data-agent="${agent.correlation_key}"]`).waitFor({ timeout: 10_000 }));
+  await page.getByRole('button', { name: `Watch the console of ${keyLabel(agent.correlation_key)}` }).click();
+  const drawer = page.getByRole('dialog');
+  const screen = drawer.getByRole('region', { name: `Agent console of ${keyLabel(agent.correlation_key)}` });
+  const rows = screen.locator('.xterm-rows');
+  await rows.waitFor({ timeout: 10_000 }).catch(() => fail('the console panel shows no terminal'));
+  // The console opens with a banner naming its task, then prints timestamped lines; both
+  // must come through the relay and be drawn by the terminal.
+  const drawn = async (test, what) => {
+    const until = Date.now() + 10_000;
+    for (;;) {
+      const text = await rows.textContent();
+      if (test(text)) return text;
+      if (Date.now() > until) fail(`the terminal never showed ${what}; it shows: ${JSON.stringify(text.slice(0, 400))} (${await drawer.locator('.console-status').textContent()})`);
+      await page.waitForTimeout(100);
+    }
+  };
+  await drawn((t) => t.includes('agent console') && t.includes(agent.task_id), `the banner naming ${agent.task_id}`);
+  const text = await drawn((t) => /\d\d:\d\d:\d\d .+/.test(t), 'a line of agent output');
+  if (text.includes('\u001b[') || text.includes('[32m')) fail('the terminal shows raw escape codes instead of colours');
+  const state = await drawer.locator('[data-console-state]').getAttribute('data-console-state');
+  if (state !== 'live') fail(`the console reads ${state}: ${await drawer.locator('.console-status').textContent()}`);
+  await axe(page, 'agent console');
+  await shot(page, 'agent-console');
+  await page.keyboard.press('Escape');
+  await drawer.waitFor({ state: 'detached' });
+  if (new URL(page.url()).searchParams.has('console')) fail('closing the drawer left the console open in the URL');
+}
+
 async function copilot(page) {
   step('the copilot panel opens with Ctrl-J and answers (or says how to configure a model)');
   await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: 'Mission Control' }).click();
@@ -192,6 +241,64 @@ async function copilot(page) {
   await page.keyboard.press('Escape');
   await panel.waitFor({ state: 'hidden' });
   if ((await page.getByRole('button', { name: /^Copilot/ }).getAttribute('aria-expanded')) !== 'false') fail('the copilot toggle does not say the panel is closed');
+}
+
+/** A streamed copilot answer, played by the browser's router (the demo runs no model):
+ * text shows as it arrives, a tool call starts and ends, the proposal is a card; then a
+ * turn that never answers is stopped with Stop. */
+async function copilotStream(page) {
+  step('the copilot panel reads a streamed answer and stops a turn with Stop');
+  const sse = (event, data) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+  const answer = 'Nothing is stuck right now; the oldest item finished its tests.';
+  const body =
+    ': keep-alive\n\n' +
+    sse('start', { conversation_id: 'conv_e2e', model: 'anthropic:claude-sonnet-4-6' }) +
+    sse('text', { step: 1, delta: 'Checking ' }) +
+    sse('text', { step: 1, delta: 'what needs you.' }) +
+    sse('tool_start', { id: 'tu_1', name: 'needs_you' }) +
+    sse('tool_end', { id: 'tu_1', name: 'needs_you', ok: true, summary: 'answered 40 bytes in 3 ms' }) +
+    answer.split(' ').map((w, i, all) => sse('text', { step: 2, delta: i < all.length - 1 ? `${w} ` : w })).join('') +
+    sse('done', {
+      turn: { conversation_id: 'conv_e2e', answer, trace: [{ id: 'tu_1', name: 'needs_you', input: {}, output: { count: 0 }, is_error: false, ms: 3, at: new Date().toISOString() }], proposals: [], end: 'answered', steps: 2, usage: { input_tokens: 900, output_tokens: 60 } },
+      cost_usd: 0.0036,
+    });
+  let requests = 0;
+  let hang = false;
+  await page.route('**/api/copilot/chat', async (route) => {
+    requests += 1;
+    if (route.request().headers().accept !== 'text/event-stream') return route.fulfill({ status: 400, body: 'the panel must ask for a stream' });
+    if (hang) return; // Never answered: the turn only ends when the panel stops it.
+    await route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body });
+  });
+  try {
+    await page.keyboard.press('Control+J');
+    const panel = page.getByRole('complementary', { name: 'Copilot' });
+    await panel.waitFor();
+    const box = panel.getByLabel('Message to the copilot');
+    await box.fill('Is anything stuck?');
+    await page.keyboard.press('Enter');
+    const turn = panel.locator('[data-role="copilot"][data-status="done"]').last();
+    await turn.waitFor({ timeout: 10_000 }).catch(() => fail('the streamed answer never finished'));
+    if ((await turn.locator('.turn-text').textContent()) !== answer) fail(`the streamed answer reads ${await turn.locator('.turn-text').textContent()}`);
+    if (!/Tool trace: 1 call/.test(await turn.textContent())) fail('the finished streamed answer shows no tool trace');
+
+    hang = true;
+    await box.fill('And the slowest one?');
+    await page.keyboard.press('Enter');
+    const stop = panel.getByRole('button', { name: 'Stop' });
+    await stop.waitFor({ timeout: 5000 }).catch(() => fail('no Stop button while the copilot works'));
+    await stop.click();
+    await panel.locator('[data-role="copilot"][data-status="stopped"]').waitFor({ timeout: 5000 }).catch(() => fail('Stop did not stop the turn'));
+    await panel.getByRole('button', { name: 'Send' }).waitFor();
+    if (requests !== 2) fail(`the panel sent ${requests} chat requests, not 2`);
+    step('  streamed, then stopped');
+    await axe(page, 'copilot-stream');
+    await shot(page, 'copilot-stream');
+    await page.keyboard.press('Escape');
+    await panel.waitFor({ state: 'hidden' });
+  } finally {
+    await page.unroute('**/api/copilot/chat');
+  }
 }
 
 async function openMode(browser, data) {
@@ -308,8 +415,11 @@ async function openMode(browser, data) {
     await page.getByRole('dialog', { name: new RegExp(`#${key}`) }).waitFor();
     await page.keyboard.press('Escape');
 
+    // Before the actions: a recover proposal may stop the stalled coder whose console it watches.
+    await agentConsole(page, server);
     await actions(page, server);
     await copilot(page);
+    await copilotStream(page);
 
     await context.close();
   } catch (e) {
@@ -323,11 +433,14 @@ async function openMode(browser, data) {
 
 async function withKeys(browser, data) {
   step('keys: a second run on the same store, with keys made before it starts');
-  const readOnly = createKey(data.dir, 'read', 'e2e-read');
-  const writer = createKey(data.dir, 'read,write', 'e2e-write');
-  const admin = createKey(data.dir, 'admin', 'e2e-admin');
-  const webhook = createKey(data.dir, 'ingest', 'e2e-webhook');
-  const server = await startServer({ dataDir: data.dir, args: ['--speed', '10', '--webhook-token', webhook] });
+  // The demo keeps its own store in demo/ under the data dir; --keep carries it (and these
+  // keys) into the second run.
+  const demoStore = join(data.dir, 'demo');
+  const readOnly = createKey(demoStore, 'read', 'e2e-read');
+  const writer = createKey(demoStore, 'read,write', 'e2e-write');
+  const admin = createKey(demoStore, 'admin', 'e2e-admin');
+  const webhook = createKey(demoStore, 'ingest', 'e2e-webhook');
+  const server = await startServer({ dataDir: data.dir, args: ['--speed', '10', '--keep', '--webhook-token', webhook] });
   try {
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
     const page = await context.newPage();
@@ -398,6 +511,7 @@ async function main() {
   try {
     await openMode(browser, data);
     await withKeys(browser, data);
+    await singleSignOn(browser, { step, axe, shot, watchPage });
   } finally {
     await browser.close();
     data.cleanup();

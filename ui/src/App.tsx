@@ -13,6 +13,7 @@ import { VIEWS } from './routes';
 import { SessionContext } from './session';
 import { useFetched } from './useFetched';
 import { ActiveTasks } from './views/ActiveTasks';
+import { Agents } from './views/Agents';
 import { Audit } from './views/Audit';
 import { MissionControl } from './views/MissionControl';
 import { NeedsYou } from './views/NeedsYou';
@@ -26,6 +27,7 @@ const PAGES: Record<string, ComponentType> = {
   '/needs-you': NeedsYou,
   '/pipeline': Pipeline,
   '/active': ActiveTasks,
+  '/agents': Agents,
   '/tokens': TokensView,
   '/services': Services,
   '/audit': Audit,
@@ -117,6 +119,11 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
             Copilot <kbd>Ctrl J</kbd>
           </button>
           <span className="spacer" />
+          {session.user && (
+            <span className="small" title={session.user.groups.length ? `groups: ${session.user.groups.join(', ')}` : undefined}>
+              {session.user.name}
+            </span>
+          )}
           <span className="muted small">tenant {session.tenant}</span>
           {!session.open_mode && (
             <button type="button" className="secondary" onClick={onSignOut}>

@@ -10,6 +10,7 @@ export const VIEWS: readonly ViewRoute[] = [
   { path: '/needs-you', label: 'Needs you' },
   { path: '/pipeline', label: 'Pipeline' },
   { path: '/active', label: 'Active tasks' },
+  { path: '/agents', label: 'Agents' },
   { path: '/tokens', label: 'Tokens & cost' },
   { path: '/services', label: 'Services' },
   { path: '/audit', label: 'Audit' },

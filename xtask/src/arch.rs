@@ -31,6 +31,8 @@ const ADAPTERS: &[&str] = &[
     "cfactory-aifactory",
     "cfactory-tfactory",
     "cfactory-upstream-http",
+    "cfactory-oidc",
+    "cfactory-otlp",
 ];
 
 /// The plumbing adapters may share.

@@ -23,22 +23,24 @@ const CHECKS: &str = "not_a_server_error,status_code_conformance,response_schema
 /// An operation that cannot avoid a 5xx here (no language model is configured).
 const NO_MODEL: &str = "/api/copilot/chat";
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask sits in the workspace")
         .to_path_buf()
 }
 
-/// The venv's `schemathesis`, installing it first when missing.
-fn schemathesis() -> anyhow::Result<PathBuf> {
-    let venv = workspace().join("target").join("api-fuzz-venv");
-    let bin = venv.join("bin").join("schemathesis");
+/// `target/<name>`, a Python venv holding `requirement` (one pinned package), created and
+/// filled from PyPI on first use or when the pin changed; nothing is installed globally.
+pub(crate) fn python_venv(name: &str, requirement: &str) -> anyhow::Result<PathBuf> {
+    let venv = workspace().join("target").join(name);
     let pinned = venv.join(".pinned");
-    if bin.exists() && std::fs::read_to_string(&pinned).is_ok_and(|p| p == SCHEMATHESIS) {
-        return Ok(bin);
+    if venv.join("bin").join("python").exists()
+        && std::fs::read_to_string(&pinned).is_ok_and(|p| p == requirement)
+    {
+        return Ok(venv);
     }
-    eprintln!("xtask: installing {SCHEMATHESIS} into {}", venv.display());
+    eprintln!("xtask: installing {requirement} into {}", venv.display());
     let status = Command::new("python3")
         .args(["-m", "venv"])
         .arg(&venv)
@@ -52,15 +54,22 @@ fn schemathesis() -> anyhow::Result<PathBuf> {
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            SCHEMATHESIS,
+            requirement,
         ])
         .status()
         .context("running pip")?;
     if !status.success() {
-        bail!("pip install {SCHEMATHESIS} failed ({status})");
+        bail!("pip install {requirement} failed ({status})");
     }
-    std::fs::write(&pinned, SCHEMATHESIS)?;
-    Ok(bin)
+    std::fs::write(&pinned, requirement)?;
+    Ok(venv)
+}
+
+/// The venv's `schemathesis`, installing it first when missing.
+fn schemathesis() -> anyhow::Result<PathBuf> {
+    Ok(python_venv("api-fuzz-venv", SCHEMATHESIS)?
+        .join("bin")
+        .join("schemathesis"))
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -69,7 +78,8 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-struct Server(Child);
+/// A server started by [`start_server`], killed when dropped.
+pub(crate) struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -81,7 +91,7 @@ impl Drop for Server {
 /// Builds the server, creates a key with every scope but admin on a fresh SQLite store, starts
 /// the server on free ports and waits for it to answer; returns it, its base URL and
 /// the key.
-fn start_server(data: &Path) -> anyhow::Result<(Server, String, String)> {
+pub(crate) fn start_server(data: &Path) -> anyhow::Result<(Server, String, String)> {
     let status = Command::new(env!("CARGO"))
         .args([
             "build",

@@ -5,10 +5,12 @@ mod arch;
 mod bench;
 mod chaos;
 mod demo;
+mod dist;
 mod fanout;
 mod fuzz;
 mod insights;
 mod libfuzz;
+mod mcp_client;
 mod postgres;
 mod queries;
 mod test;
@@ -26,8 +28,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Format check, clippy -D warnings, the architecture check, every test, the API
-    /// fuzzer, a bounded chaos run, 30 s of parser fuzzing, and the UI's gate (npm lint,
-    /// build, size budget, Vitest, Playwright in Chromium).
+    /// fuzzer, the Python MCP SDK's client against `/mcp`, a bounded chaos run, 30 s of
+    /// parser fuzzing, the UI's gate (npm lint, build, size budget, Vitest, Playwright in
+    /// Chromium), and the dist archive's check (a dev-profile archive unpacked into an
+    /// empty folder, its `cfactory demo` run).
     Test {
         /// Skip fmt and clippy (tests and the architecture check still run).
         #[arg(long)]
@@ -45,6 +49,9 @@ enum Task {
         #[arg(long, default_value_t = 100)]
         max_examples: u32,
     },
+    /// Connect the Python MCP SDK's client to the built server's `/mcp` with an API key:
+    /// initialize (and server/discover), list the tools, call a read and a propose tool.
+    McpClient,
     /// Coverage-guided fuzzing with libFuzzer (`fuzz/`, built with the nightly toolchain):
     /// runs a target on its checked-in seeds for a fixed time, keeping new inputs in a work
     /// corpus under `target/fuzz`; fails on a crash or panic, naming the reproducer.
@@ -52,7 +59,13 @@ enum Task {
     /// Write the server's `/openapi.json` to `ui/src/openapi/openapi.json` and regenerate the
     /// cockpit's API types (`ui/src/openapi/schema.gen.ts`) from it.
     UiTypes,
-    /// Build what the demo needs and run `cfactory demo` (server + simulator).
+    /// Build the release archive for this machine:
+    /// `target/dist/cfactory-<version>-<target>.tar.gz` (the binary with the cockpit
+    /// embedded, LICENSE, CHANGELOG, the operators' README, the systemd unit and an example
+    /// config file) and its `.sha256`.
+    Dist(dist::DistArgs),
+    /// Build what the demo needs and run `cfactory demo` (server + simulator, on the
+    /// demo's own store: emptied at each start unless `--keep` is passed on).
     Demo {
         /// Arguments passed to `cfactory demo`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -71,13 +84,17 @@ enum Task {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The HTTP clients here use rustls with ring, the one provider the workspace compiles.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.task {
         Task::Test { quick } => test::run(quick),
         Task::Arch => arch::check(),
         Task::FuzzApi { max_examples } => fuzz::run(max_examples),
+        Task::McpClient => mcp_client::run(),
         Task::Fuzz(args) => libfuzz::run(&args),
         Task::UiTypes => ui::run_ui_types(),
+        Task::Dist(args) => dist::run(&args),
         Task::Demo { args } => demo::run(&args),
         Task::Chaos(args) => chaos::run(&args),
         Task::Bench { which } => bench::run(which),

@@ -94,8 +94,9 @@ pub(crate) fn item_events(
         ),
     ];
     steps.truncate(per_item.clamp(1, steps.len()));
-    if (8..12).contains(&fate) {
-        // Parked for a person: the coding task waits in review.
+    if (8..12).contains(&fate) && steps.len() >= 6 {
+        // Parked for a person: the coding task waits in review (when the item's events
+        // reach that far).
         steps.truncate(6);
         steps[5] = ("aifactory", "in_review", "review");
     }

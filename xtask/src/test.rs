@@ -27,9 +27,11 @@ fn has_nextest() -> bool {
 }
 
 /// Runs fmt, clippy, the architecture check, every Rust test, the API fuzzer against
-/// `/openapi.json`, the bounded chaos run, 30 s of coverage-guided fuzzing of the event
-/// envelope parser, and the UI's gate (lint, build, size budget, component tests, browser
-/// end-to-end run).
+/// `/openapi.json`, the Python MCP SDK's client against `/mcp`, the bounded chaos run,
+/// 30 s of coverage-guided fuzzing of the event envelope parser, the UI's gate (lint,
+/// build, size budget, component tests, browser end-to-end run), and the release archive's
+/// check on a dev-profile archive (packed from the debug build the UI gate has just made,
+/// so nothing is compiled twice).
 pub fn run(quick: bool) -> anyhow::Result<()> {
     if !quick {
         run_step(
@@ -73,13 +75,19 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         tests.args(["--features", &features.join(",")]);
     }
     tests.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    crate::ui::ensure_oidc_fixture()?;
     run_step("workspace tests", &mut tests)?;
     eprintln!("xtask: API fuzzer (schemathesis, 10 cases per operation and phase)");
     crate::fuzz::run(10)?;
+    eprintln!("xtask: MCP client (the Python SDK against /mcp)");
+    crate::mcp_client::run()?;
     eprintln!("xtask: chaos, bounded (one SIGKILL round and the SIGTERM check per store)");
     crate::chaos::run_bounded()?;
     eprintln!("xtask: parser fuzzing, bounded (30 s of libFuzzer on the envelope parser)");
     crate::libfuzz::run_bounded()?;
     crate::ui::run_ui_gate()?;
+    eprintln!("xtask: the dist archive (dev profile): unpacked and run on its own");
+    let archive = crate::dist::build(true, false)?;
+    crate::dist::check(&archive)?;
     Ok(())
 }

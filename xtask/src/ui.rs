@@ -71,6 +71,22 @@ fn ensure_packages() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Installs the packages of the single sign-on tests' identity provider (the
+/// `oidc-provider` package, run by the server's `oidc` tests and the e2e run) from its
+/// own lockfile when they are missing or stale.
+pub fn ensure_oidc_fixture() -> anyhow::Result<()> {
+    let dir = root().join("crates/server/tests/oidc-provider");
+    if packages_stale(&dir) {
+        run_step(
+            "npm ci (the OpenID provider for the single sign-on tests)",
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir),
+        )?;
+    }
+    Ok(())
+}
+
 /// Every JavaScript file under `dir`.
 fn js_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
@@ -140,6 +156,7 @@ fn build_server() -> anyhow::Result<PathBuf> {
 /// the component tests and the end-to-end run (screenshots in `target/ui-shots/`).
 pub fn run_ui_gate() -> anyhow::Result<()> {
     ensure_packages()?;
+    ensure_oidc_fixture()?;
     run_step("npm run lint", &mut npm(&["run", "lint"]))?;
     run_step("npm run build", &mut npm(&["run", "build"]))?;
     check_js_budget()?;
@@ -153,7 +170,7 @@ pub fn run_ui_gate() -> anyhow::Result<()> {
 }
 
 /// The `src` and `href` paths on this server that `html` names (`/assets/…`), in order.
-fn referenced_paths(html: &str) -> Vec<String> {
+pub(crate) fn referenced_paths(html: &str) -> Vec<String> {
     let mut paths = Vec::new();
     for attribute in ["src=\"", "href=\""] {
         for (at, _) in html.match_indices(attribute) {

@@ -5,11 +5,18 @@
 //! correct itself; only the model's own failures and the turn's timeout end a turn with an
 //! error. Proposals made along the way are already stored as prepared; the outcome lists
 //! them so the cockpit can show their Confirm buttons.
+//!
+//! A turn reads each model answer whole or as a stream ([`Delivery`]); either way the
+//! answer passes through the same events ([`ModelEvent`]), and the turn reports what it
+//! does as [`TurnEvent`]s to whoever watches: text as it arrives, tool calls as they start
+//! and finish, proposals, and the tokens used so far. A model's tool calls run once its
+//! answer is complete, so a streamed turn and a whole one store the same proposals.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -17,7 +24,8 @@ use cfactory_domain::TenantId;
 use cfactory_domain::actions::PreparedAction;
 
 use crate::model::{
-    Block, ChatRequest, LanguageModel, Message, ModelError, Role, StopReason, TokenUsage,
+    Block, ChatRequest, ChatResponse, LanguageModel, Message, ModelError, ModelEvent,
+    ResponseBuilder, Role, StopReason, TokenUsage, events_of,
 };
 use crate::tools::{ToolContext, ToolRegistry, UNTRUSTED_DATA_KEY};
 
@@ -160,6 +168,50 @@ pub struct ChatOutcome {
     pub usage: TokenUsage,
 }
 
+/// How a turn fetches the model's answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Each answer whole ([`LanguageModel::complete`]).
+    Whole,
+    /// Each answer as it is generated ([`LanguageModel::stream`]).
+    Streamed,
+}
+
+/// What a turn reports as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnEvent {
+    /// More of the model's text in model call `step` (from 1); each call's text starts
+    /// afresh, and the turn's answer is the last call's.
+    Text {
+        /// The model call.
+        step: u32,
+        /// The text to append.
+        delta: String,
+    },
+    /// The model called a tool (it runs once the model's answer is complete).
+    ToolStart {
+        /// The model's id for the call.
+        id: String,
+        /// The tool.
+        name: String,
+    },
+    /// A tool call finished, or will not run (its answer was cut off).
+    ToolEnd {
+        /// The model's id for the call.
+        id: String,
+        /// The tool.
+        name: String,
+        /// Whether it succeeded.
+        ok: bool,
+        /// One line on what it did or why it failed.
+        summary: String,
+    },
+    /// A tool prepared an action (stored, waiting for a person).
+    Proposal(Box<PreparedAction>),
+    /// The tokens the turn has used so far, model calls in progress included.
+    Usage(TokenUsage),
+}
+
 /// Why a turn failed. Tool calls made before the failure stay on the conversation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CopilotError {
@@ -246,6 +298,28 @@ impl Copilot {
         conversation: &mut Conversation,
         user_message: &str,
     ) -> Result<ChatOutcome, CopilotError> {
+        self.turn(
+            ctx,
+            conversation,
+            user_message,
+            Delivery::Whole,
+            &mut |_| {},
+        )
+        .await
+    }
+
+    /// As [`Self::chat`], reading the model's answers by `delivery` and reporting each step
+    /// to `watch` as it happens. Dropping the future stops the turn where it is (a streamed
+    /// model call is cut off); what `watch` was told until then stays true, and the last
+    /// [`TurnEvent::Usage`] counts the tokens spent.
+    pub async fn turn(
+        &self,
+        ctx: &ToolContext,
+        conversation: &mut Conversation,
+        user_message: &str,
+        delivery: Delivery,
+        watch: &mut (dyn FnMut(TurnEvent) + Send),
+    ) -> Result<ChatOutcome, CopilotError> {
         if conversation.tenant != ctx.tenant {
             return Err(CopilotError::TenantMismatch);
         }
@@ -283,9 +357,8 @@ impl Copilot {
                     .min(self.limits.max_tokens_per_call),
             };
             steps += 1;
-            let response = match tokio::time::timeout_at(deadline, self.model.complete(&request))
-                .await
-            {
+            let call = self.model_call(&request, delivery, steps, usage, watch);
+            let response = match tokio::time::timeout_at(deadline, call).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => {
                     tracing::warn!(model = %self.model.describe(), error = %e, "copilot: model call failed");
@@ -294,6 +367,7 @@ impl Copilot {
                 Err(_) => return Err(self.timeout(started)),
             };
             usage += response.usage;
+            watch(TurnEvent::Usage(usage));
             let text = response.text();
             if !text.trim().is_empty() {
                 last_text = text;
@@ -309,6 +383,14 @@ impl Copilot {
                 })
                 .collect();
             if response.stop_reason == StopReason::MaxTokens || calls.is_empty() {
+                for (id, name, _) in calls {
+                    watch(TurnEvent::ToolEnd {
+                        id,
+                        name,
+                        ok: false,
+                        summary: "not run: the answer was cut off at its length limit".into(),
+                    });
+                }
                 // A call cut off by max_tokens may be incomplete: keep only the text.
                 let kept: Vec<Block> = response
                     .content
@@ -342,6 +424,9 @@ impl Copilot {
                 };
                 let (output, is_error) = match outcome {
                     Some(Ok(out)) => {
+                        if let Some(p) = &out.proposal {
+                            watch(TurnEvent::Proposal(Box::new(p.clone())));
+                        }
                         proposals.extend(out.proposal);
                         (out.value, false)
                     }
@@ -368,6 +453,12 @@ impl Copilot {
                     ms: u64::try_from(call_started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     at,
                 };
+                watch(TurnEvent::ToolEnd {
+                    id: record.id.clone(),
+                    name: record.name.clone(),
+                    ok: !record.is_error,
+                    summary: summary(&record),
+                });
                 conversation.trace.push(record.clone());
                 trace.push(record);
             }
@@ -428,6 +519,50 @@ impl Copilot {
         })
     }
 
+    /// One model call, read by `delivery` through the same events either way: text and
+    /// tool-call starts go to `watch` as they come, with the turn's tokens (`before` plus
+    /// this call's so far) after each report.
+    async fn model_call(
+        &self,
+        request: &ChatRequest,
+        delivery: Delivery,
+        step: u32,
+        before: TokenUsage,
+        watch: &mut (dyn FnMut(TurnEvent) + Send),
+    ) -> Result<ChatResponse, ModelError> {
+        let mut events = match delivery {
+            Delivery::Whole => {
+                let whole = self.model.complete(request).await?;
+                futures::stream::iter(events_of(whole).into_iter().map(Ok)).boxed()
+            }
+            Delivery::Streamed => self.model.stream(request).await?,
+        };
+        let mut answer = ResponseBuilder::default();
+        while let Some(event) = events.next().await {
+            let event = event?;
+            match &event {
+                ModelEvent::TextDelta { text, .. } if !text.is_empty() => {
+                    watch(TurnEvent::Text {
+                        step,
+                        delta: text.clone(),
+                    });
+                }
+                ModelEvent::ToolCallStart { id, name, .. } => watch(TurnEvent::ToolStart {
+                    id: id.clone(),
+                    name: name.clone(),
+                }),
+                ModelEvent::Usage(so_far) => {
+                    let mut total = before;
+                    total += *so_far;
+                    watch(TurnEvent::Usage(total));
+                }
+                _ => {}
+            }
+            answer.push(event)?;
+        }
+        answer.finish()
+    }
+
     fn timeout(&self, started: Instant) -> CopilotError {
         tracing::warn!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -447,4 +582,24 @@ impl Copilot {
         cut.push_str("…[truncated: ask for less, e.g. a smaller limit]");
         cut
     }
+}
+
+/// One line on a finished tool call: what it prepared, how much it answered, or why it
+/// failed.
+fn summary(record: &ToolCallRecord) -> String {
+    if record.is_error {
+        return record
+            .output
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("failed")
+            .chars()
+            .take(200)
+            .collect();
+    }
+    if let Some(id) = record.output.get("action_id").and_then(Value::as_str) {
+        return format!("prepared action {id}; it waits for a person to confirm it");
+    }
+    let size = record.output.to_string().len();
+    format!("answered {size} bytes in {} ms", record.ms)
 }

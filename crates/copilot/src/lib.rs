@@ -11,7 +11,9 @@
 //! - [`model`]: the [`LanguageModel`] port and its provider-neutral messages.
 //! - [`providers`]: the Anthropic Messages and OpenAI-compatible providers, and
 //!   [`ModelConfig::from_env`].
-//! - [`agent`]: the bounded agent loop, [`Copilot::chat`], and the [`Conversation`] it keeps.
+//! - [`agent`]: the bounded agent loop, [`Copilot::chat`] (whole answers) and
+//!   [`Copilot::turn`] (streamed, reporting [`TurnEvent`]s), and the [`Conversation`] it
+//!   keeps.
 //!
 //! Nothing here executes an action: a proposal is stored as prepared through the domain's
 //! `ActionService`, which alone executes it when a person confirms.
@@ -23,14 +25,16 @@ pub mod providers;
 pub mod tools;
 
 pub use agent::{
-    ChatOutcome, Conversation, Copilot, CopilotError, Limits, ToolCallRecord, TurnEnd,
+    ChatOutcome, Conversation, Copilot, CopilotError, Delivery, Limits, ToolCallRecord, TurnEnd,
+    TurnEvent,
 };
 pub use model::{
-    Block, ChatRequest, ChatResponse, LanguageModel, Message, ModelError, Role, StopReason,
-    TokenUsage,
+    Block, ChatRequest, ChatResponse, LanguageModel, Message, ModelError, ModelEvent, ModelStream,
+    ResponseBuilder, Role, StopReason, TokenUsage, events_of,
 };
 pub use providers::{
-    AnthropicModel, ApiKey, ConfigError, ModelConfig, OpenAiModel, Provider, build_model,
+    AnthropicModel, ApiKey, ConfigError, ModelConfig, OpenAiModel, Provider, RetryPolicy, Sleeper,
+    TokioSleeper, build_model, list_cost_usd,
 };
 pub use tools::{
     CopilotPorts, ToolContext, ToolError, ToolOutput, ToolRegistry, ToolSpec, UNTRUSTED_DATA_KEY,

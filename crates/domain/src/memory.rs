@@ -22,6 +22,8 @@ use crate::upstream::TaskList;
 use crate::workitem::StageName;
 use crate::workitem::WorkItem;
 
+mod users;
+
 #[derive(Default)]
 struct TenantData {
     owners: HashMap<Identifier, CorrelationKey>,
@@ -45,6 +47,7 @@ struct State {
     audit: Vec<AuditEntry>,
     audit_heads: HashMap<TenantId, AuditHead>,
     conversations: HashMap<(TenantId, String), serde_json::Value>,
+    users: users::Users,
 }
 
 /// A store held in memory; cloning shares it.

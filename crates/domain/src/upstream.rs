@@ -234,3 +234,48 @@ impl UpstreamError {
         }
     }
 }
+
+/// A task whose agent console a service serves now: one of its running tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveConsole {
+    /// The service's own task id.
+    pub task_id: String,
+    /// The task's status as the service spells it (a running one).
+    pub status: String,
+    /// The task's title, when the service gives one.
+    pub title: Option<String>,
+}
+
+/// What a service says of its agent consoles.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleList {
+    /// Whether the service serves consoles at all (AIFactory's `rmux` capability).
+    pub enabled: bool,
+    /// Its running tasks, each with a console; empty when not `enabled`.
+    pub running: Vec<LiveConsole>,
+}
+
+/// One chunk of an agent's terminal output, exactly as the service sent it: ANSI bytes in
+/// a binary frame, or text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsoleOutput {
+    /// A text frame.
+    Text(String),
+    /// A binary frame.
+    Binary(Vec<u8>),
+}
+
+impl ConsoleOutput {
+    /// The chunk's length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Text(t) => t.len(),
+            Self::Binary(b) => b.len(),
+        }
+    }
+
+    /// Whether the chunk is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

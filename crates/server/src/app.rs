@@ -64,8 +64,10 @@ fn compression() -> CompressionLayer<impl Predicate> {
 /// The layers both addresses share, innermost first: the request limits, the deadline
 /// (see [`crate::guard::deadline`]) and the browser guard; then the panic catcher,
 /// compression, a trace span per request with the method and path only (a query may
-/// carry a key), and the access log outermost, so it sees every answer's final status.
+/// carry a key), and the access log (which also counts the request for `/metrics`)
+/// outermost, so it sees every answer's final status.
 fn serving(router: Router<AppState>, state: AppState) -> Router {
+    let metrics = state.metrics.clone();
     router
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -89,7 +91,10 @@ fn serving(router: Router<AppState>, state: AppState) -> Router {
                 tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
             }),
         )
-        .layer(axum::middleware::from_fn(crate::access::log))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::access::log,
+        ))
 }
 
 /// The API address's router: the API alone.
@@ -155,6 +160,17 @@ pub struct Running {
     stop: watch::Sender<bool>,
 }
 
+/// How often the metrics' pending histogram observations are folded in between scrapes.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+async fn metrics_upkeep(metrics: Arc<Metrics>) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP);
+    loop {
+        tick.tick().await;
+        metrics.upkeep();
+    }
+}
+
 /// How often the sentinel directory is scanned.
 const SENTINEL_SCAN: Duration = Duration::from_millis(500);
 
@@ -167,7 +183,10 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let loopback = settings.api_addr.ip().is_loopback() && settings.ui_addr.ip().is_loopback();
     tracing::info!(store = %settings.database.describe(), "opening the store");
-    let stores = Stores::open(settings).await.context("opening the store")?;
+    let metrics = Arc::new(Metrics::new());
+    let stores = Stores::open_instrumented(settings, Some(metrics.writer_instruments()))
+        .await
+        .context("opening the store")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if let Some(seeds) = &settings.seed_keys {
         let seeded = match keys::parse_seeds(seeds.expose()) {
@@ -188,12 +207,14 @@ pub async fn start(
         }
     }
     let has_keys = stores.keys.has_active_keys().await?;
-    if !has_keys && !loopback {
+    // Single sign-on ends open mode: people sign in, keys stay for automation.
+    let open_mode_allowed = loopback && settings.sso.is_none();
+    if !has_keys && !loopback && settings.sso.is_none() {
         stores.close().await;
         bail!(
             "refusing to serve without API keys on a non-loopback address; create one with \
-             `cfactory keys create --scopes read,write,approve,ingest` (same --database-url), or bind \
-             127.0.0.1"
+             `cfactory keys create --scopes read,write,approve,ingest` (same --database-url), \
+             configure single sign-on (--oidc-issuer), or bind 127.0.0.1"
         );
     }
     let auditor = match crate::audit::auditor(settings, stores.audit.clone(), loopback).await {
@@ -203,11 +224,23 @@ pub async fn start(
             return Err(e);
         }
     };
-    if !has_keys {
+    if !has_keys && open_mode_allowed {
         tracing::warn!(
             "no API keys exist: open mode (loopback only) until the first key is created"
         );
     }
+    let sso = settings
+        .sso
+        .as_ref()
+        .map(|s| crate::sso::Sso::start(s, clock.clone()))
+        .transpose();
+    let sso = match sso {
+        Ok(sso) => sso,
+        Err(e) => {
+            stores.close().await;
+            return Err(e);
+        }
+    };
     let stall_deadline = chrono::Duration::seconds(
         i64::try_from(settings.stall_deadline_seconds).unwrap_or(i64::MAX / 1_000_000),
     );
@@ -248,7 +281,7 @@ pub async fn start(
     let mut tasks = Vec::new();
     if up.poll_interval_seconds > 0 {
         let every = Duration::from_secs(up.poll_interval_seconds);
-        tasks.push(tokio::spawn(upstreams.clone().run(every)));
+        tasks.push(tokio::spawn(upstreams.clone().run(every, metrics.clone())));
     }
     if let Some(dir) = &up.sentinel_dir {
         let sentinel = Sentinel::new(
@@ -263,6 +296,9 @@ pub async fn start(
         tasks.push(tokio::spawn(sentinel.run(SENTINEL_SCAN)));
     }
 
+    let counted: Arc<dyn cfactory_domain::actions::ActionStore> = Arc::new(
+        crate::actions::CountedActions::new(stores.actions.clone(), metrics.clone()),
+    );
     let actions = ActionService::new(ActionServiceParts {
         plan_context: Arc::new(PlanContext {
             aifactory_projects: up.aifactory_projects.clone(),
@@ -271,7 +307,7 @@ pub async fn start(
         stall_deadline,
         require_second_approver: settings.require_second_approver,
         ..ActionServiceParts::new(
-            stores.actions.clone(),
+            counted,
             stores.work.clone(),
             upstreams.clone(),
             auditor.clone(),
@@ -303,6 +339,7 @@ pub async fn start(
         }
     };
     tasks.push(tokio::spawn(crate::actions::run_sweeper(actions.clone())));
+    tasks.push(tokio::spawn(metrics_upkeep(metrics.clone())));
 
     let limits = Arc::new(crate::limits::Limits::new(&settings.limits));
     tasks.push(tokio::spawn(crate::limits::run_forgetter(limits.clone())));
@@ -315,8 +352,9 @@ pub async fn start(
         keys: stores.keys.clone(),
         services: stores.services.clone(),
         clock,
-        metrics: Arc::new(Metrics::default()),
-        open_mode_allowed: loopback,
+        metrics,
+        stores: stores.clone(),
+        open_mode_allowed,
         own_names: crate::guard::OwnNames {
             ports: vec![api_addr.port(), ui_addr.port()],
             public: settings.public_url.clone(),
@@ -337,6 +375,8 @@ pub async fn start(
         tools,
         copilot,
         conversations: stores.conversations.clone(),
+        users: stores.users.clone(),
+        sso,
     });
     let (stop, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {

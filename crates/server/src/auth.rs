@@ -1,8 +1,11 @@
 //! Who is calling: an API key from `Authorization: Bearer`, `X-API-Key`, or (on the
 //! event ingress only) `?token=`, looked up by its SHA-256 on every request so keys made
 //! or revoked by another process take effect at once. With no keys at all the server is
-//! in open mode, which only a loopback-bound server allows. Keys are never logged. While
-//! the store cannot be reached, reads are admitted on what it last answered ([`Recall`]).
+//! in open mode, which only a loopback-bound server without single sign-on allows. Keys
+//! are never logged. A browser session cookie stands for a key, or for a person signed in
+//! by single sign-on, whose scopes their groups grant as the store holds them at each
+//! request. While the store cannot be reached, reads are admitted on what it last
+//! answered ([`Recall`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -13,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cfactory_domain::ports::{ApiKey, Scope, StoreError};
+use cfactory_domain::ports::{ApiKey, Scope, StoreError, User};
 
 use crate::access::CallerSlot;
 use crate::keys::hash_secret;
@@ -52,6 +55,13 @@ impl Credential {
     ) -> Result<bool, cfactory_domain::ports::StoreError> {
         match self {
             Self::Key(hash) => Ok(state.keys.find_key(hash).await?.is_some()),
+            Self::Session(token) if crate::session::is_user_token(token) => {
+                let user = state
+                    .users
+                    .find_user_session(&hash_secret(token), state.clock.now())
+                    .await?;
+                Ok(user.is_some_and(|u| user_scopes(state, &u).is_some()))
+            }
             Self::Session(token) => {
                 match crate::session::key_hash(state.keys.as_ref(), token, state.clock.now())
                     .await?
@@ -77,6 +87,15 @@ pub struct Caller {
     pub door: Door,
     /// What was presented.
     pub credential: Credential,
+    /// The person, for a single sign-on session: as the store holds them now.
+    pub user: Option<User>,
+}
+
+/// The scopes a signed-in user's groups grant now; `None` when single sign-on is not
+/// configured or none of their groups is mapped.
+fn user_scopes(state: &AppState, user: &User) -> Option<Vec<Scope>> {
+    let scopes = state.sso.as_ref()?.settings.roles.scopes_for(&user.groups);
+    (!scopes.is_empty()).then_some(scopes)
 }
 
 impl Caller {
@@ -85,9 +104,13 @@ impl Caller {
         self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
     }
 
-    /// Who the caller is, as the audit log names them: the key's id, or `local` in open
-    /// mode. Never the key itself.
+    /// Who the caller is, as the audit log names them: the person signed in by single
+    /// sign-on (`user:` and their email, else name, else subject), the key's id, or
+    /// `local` in open mode. Never the key itself.
     pub fn actor(&self) -> String {
+        if let Some(user) = &self.user {
+            return format!("user:{}", user.label());
+        }
         self.key_id
             .as_ref()
             .map_or_else(|| "local".to_owned(), |id| format!("key:{id}"))
@@ -109,7 +132,13 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::Forbidden {
-                detail: format!("this key lacks the `{}` scope", scope.as_str()),
+                detail: match &self.user {
+                    Some(_) => format!(
+                        "your groups do not grant the `{}` scope in CFactory",
+                        scope.as_str()
+                    ),
+                    None => format!("this key lacks the `{}` scope", scope.as_str()),
+                },
             })
         }
     }
@@ -185,6 +214,9 @@ impl Caller {
         let presented = match presented {
             Some(hash) => Some(hash),
             None => match crate::session::cookie_token(&parts.headers) {
+                Some(token) if crate::session::is_user_token(&token) => {
+                    return Self::signed_in_user(parts, state, token, read_only).await;
+                }
                 Some(token) => {
                     let found =
                         crate::session::key_hash(state.keys.as_ref(), &token, state.clock.now())
@@ -224,6 +256,7 @@ impl Caller {
                         Some(token) if from_cookie => Credential::Session(token),
                         _ => Credential::Key(hash),
                     },
+                    user: None,
                 })
             }
             None => {
@@ -240,6 +273,7 @@ impl Caller {
                         scopes: Scope::ALL.to_vec(),
                         door: if browser { Door::Ui } else { Door::Api },
                         credential: Credential::Open,
+                        user: None,
                     });
                 }
                 Err(ApiError::Unauthorized {
@@ -249,6 +283,47 @@ impl Caller {
                 })
             }
         }
+    }
+}
+
+impl Caller {
+    /// The person a single sign-on session belongs to, with the scopes their groups grant
+    /// now; refused when the session has ended, the user is inactive or gone, or their
+    /// groups no longer grant anything.
+    async fn signed_in_user(
+        parts: &Parts,
+        state: &AppState,
+        token: String,
+        read_only: bool,
+    ) -> Result<Self, ApiError> {
+        let found = state
+            .users
+            .find_user_session(&hash_secret(&token), state.clock.now())
+            .await;
+        let user = state
+            .recall
+            .user_session(&token, found, read_only)?
+            .ok_or_else(|| ApiError::Unauthorized {
+                detail: "your session has ended (signed out, expired, or the account was                          deactivated): sign in again"
+                    .into(),
+            })?;
+        let scopes = user_scopes(state, &user).ok_or_else(|| ApiError::Unauthorized {
+            detail: "single sign-on is not configured here, or your groups no longer grant                      any access in CFactory"
+                .into(),
+        })?;
+        if !read_only && !crate::guard::browser_origin_allowed(&state.own_names, &parts.headers) {
+            return Err(ApiError::Forbidden {
+                detail: "a session may only be used from the cockpit's own origin".into(),
+            });
+        }
+        Ok(Self {
+            tenant: user.tenant.clone(),
+            key_id: None,
+            scopes,
+            door: Door::Ui,
+            credential: Credential::Session(token),
+            user: Some(user),
+        })
     }
 }
 
@@ -275,6 +350,8 @@ struct Recalled {
     keys: HashMap<String, (Option<ApiKey>, Instant)>,
     /// Session token hash → its key's hash, when proved.
     sessions: HashMap<String, (Option<String>, Instant)>,
+    /// Single sign-on session token hash → its user, when proved.
+    user_sessions: HashMap<String, (Option<User>, Instant)>,
     /// Whether any key was active, when last asked.
     any_keys: Option<(bool, Instant)>,
 }
@@ -340,6 +417,28 @@ impl Recall {
                     .insert(hash.clone(), (key, Instant::now()));
             },
             || fresh(self.lock().sessions.get(&hash)),
+        )
+    }
+
+    /// As [`Recall::key`], for the single sign-on session whose cookie token is `token`.
+    pub fn user_session(
+        &self,
+        token: &str,
+        found: Result<Option<User>, StoreError>,
+        read_only: bool,
+    ) -> Result<Option<User>, ApiError> {
+        let hash = hash_secret(token);
+        settle(
+            found,
+            read_only,
+            |user| {
+                let mut recalled = self.lock();
+                bounded(&mut recalled.user_sessions);
+                recalled
+                    .user_sessions
+                    .insert(hash.clone(), (user, Instant::now()));
+            },
+            || fresh(self.lock().user_sessions.get(&hash)),
         )
     }
 

@@ -42,7 +42,8 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// Where the embedded store and the generated audit secret live [default: ~/.cfactory]
+    /// Where the embedded store and the generated audit secret live [default:
+    /// $STATE_DIRECTORY, else $XDG_STATE_HOME/cfactory, else ~/.local/state/cfactory]
     #[arg(long, global = true, env = "CFACTORY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Tenant for writes that come with no key (open mode, `ingest`) [default: default]
@@ -51,6 +52,10 @@ pub struct GlobalArgs {
     /// Log format [default: text]
     #[arg(long, global = true, env = "CFACTORY_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Export traces to this OpenTelemetry collector over OTLP/HTTP (protobuf), e.g.
+    /// http://collector:4318 (spans go to its /v1/traces) [default: no export]
+    #[arg(long, global = true, env = "CFACTORY_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// How the embedded SQLite store makes a commit durable: `full` flushes the log at
     /// every commit, so an acknowledged event survives a power loss; `normal` flushes at
     /// checkpoints only (faster, but a power loss may lose the last commits)
@@ -83,8 +88,15 @@ pub enum Command {
     /// (stdin) through the ingest path.
     Ingest(IngestArgs),
     /// Run simulated PFactory, AIFactory and TFactory (REST, WebSocket feeds, webhooks).
+    #[cfg(feature = "sim")]
     Sim(cfactory_sim::SimArgs),
-    /// Run the cockpit and the simulator wired to it: the whole pipeline on one machine.
+    /// Run simulated PFactory, AIFactory and TFactory (not in this build: it needs the
+    /// `sim` feature).
+    #[cfg(not(feature = "sim"))]
+    Sim(crate::demo::NotBuilt),
+    /// Run the cockpit and the simulator wired to it: the whole pipeline on one machine,
+    /// on a store of its own (`demo/` in the data dir), emptied at each start unless
+    /// `--keep`.
     Demo(DemoArgs),
     /// Check the audit log's HMAC chain.
     #[command(subcommand)]
@@ -143,8 +155,16 @@ pub struct DemoArgs {
     #[command(flatten)]
     pub serve: ServeArgs,
     /// Scenarios to play (comma-separated or repeated); none means all of them.
+    #[cfg(feature = "sim")]
     #[arg(long = "scenario", value_enum, value_delimiter = ',')]
     pub scenarios: Vec<cfactory_sim::Scenario>,
+    /// Scenarios to play (this build has no simulator).
+    #[cfg(not(feature = "sim"))]
+    #[arg(long = "scenario", value_delimiter = ',')]
+    pub scenarios: Vec<String>,
+    /// Keep the demo's store from the last run instead of starting empty.
+    #[arg(long)]
+    pub keep: bool,
     /// Seed that makes a run repeatable.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -213,6 +233,9 @@ pub struct ServeArgs {
     /// The upstream services.
     #[command(flatten)]
     pub upstreams: UpstreamArgs,
+    /// Single sign-on (OpenID Connect).
+    #[command(flatten)]
+    pub sso: crate::sso::settings::SsoArgs,
 }
 
 /// Where the upstream services are and how to watch them.
@@ -339,6 +362,7 @@ impl Cli {
             data_dir: self.global.data_dir.clone(),
             tenant: self.global.tenant.clone(),
             log_format: self.global.log_format,
+            otlp_endpoint: self.global.otlp_endpoint.clone(),
             sqlite_synchronous: self.global.sqlite_synchronous,
             audit_anchor: self.global.audit_anchor.clone(),
             lock_timeout_seconds: self.global.lock_timeout_seconds,
@@ -366,6 +390,7 @@ impl Cli {
             over.limit_signin_per_minute = s.limit_signin_per_minute;
             over.limit_copilot_turns_per_hour = s.limit_copilot_turns_per_hour;
             s.upstreams.apply(&mut over);
+            s.sso.apply(&mut over);
         }
         Settings::resolve(file, over)
     }

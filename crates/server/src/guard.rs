@@ -251,13 +251,14 @@ pub fn browser_origin_allowed(names: &OwnNames, headers: &HeaderMap) -> bool {
 }
 
 /// Routes that hold their connection on purpose or bound themselves: the live WebSocket
-/// (upgraded at once, then long-lived), MCP (which may stream) and copilot chat (each
-/// model call bounded by the model timeout, the turns by their own limit).
+/// and the agent consoles' (upgraded at once, then long-lived), MCP (which may stream)
+/// and copilot chat (each model call bounded by the model timeout, the turns by their own
+/// limit).
 fn streams(path: &str) -> bool {
     matches!(
         path,
         "/api/ws" | "/ws/cockpit" | "/mcp" | "/api/copilot/chat"
-    )
+    ) || (path.starts_with("/api/live-agents/") && path.ends_with("/ws"))
 }
 
 /// Answers 503 with `Retry-After` when a request is not answered within
@@ -337,6 +338,20 @@ mod tests {
         assert!(!n.origin_allowed("http://evil.example", Some("127.0.0.1:3110")));
         assert!(!n.origin_allowed("null", Some("127.0.0.1:3110")));
         assert!(!n.origin_allowed("http://127.0.0.1:3110", None));
+    }
+
+    #[test]
+    fn the_sockets_hold_their_connection_past_the_deadline() {
+        for long in ["/api/ws", "/ws/cockpit", "/api/live-agents/601/ws", "/mcp"] {
+            assert!(streams(long), "{long}");
+        }
+        for short in [
+            "/api/live-agents",
+            "/api/workitems/601",
+            "/api/live-agents/601",
+        ] {
+            assert!(!streams(short), "{short}");
+        }
     }
 
     #[test]

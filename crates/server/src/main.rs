@@ -4,7 +4,7 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use cfactory_server::cli::{self, Cli, Command};
-use cfactory_server::settings::LogFormat;
+use cfactory_server::settings::{LogFormat, Settings};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -15,8 +15,9 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// What is logged when neither `CFACTORY_LOG` nor `RUST_LOG` says: INFO, with the access
-/// log (`cfactory::access`) and without sqlx's per-statement lines.
-const DEFAULT_LOG: &str = "info,sqlx=warn,tower_http=info";
+/// log (`cfactory::access`) and without sqlx's per-statement lines or the MCP SDK's
+/// per-request ones.
+const DEFAULT_LOG: &str = "info,sqlx=warn,rmcp=warn,tower_http=info";
 
 /// The log filter: `CFACTORY_LOG`, else `RUST_LOG` (the Rust ecosystem's usual name),
 /// else [`DEFAULT_LOG`]. One that does not parse falls back to the default.
@@ -28,23 +29,80 @@ fn log_filter() -> EnvFilter {
         .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG))
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = log_filter();
-    // Colours only for a person at a terminal: a file or a log shipper gets plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+/// The most bytes the log writer sends to standard error in one write: a pipe's
+/// `PIPE_BUF`, so a batch of lines never interleaves with another writer's line (the
+/// `listening on` lines a supervisor reads).
+const LOG_BATCH_BYTES: usize = 4096;
+
+/// What the trace export takes when `--otlp-endpoint` is set: the server's own spans at
+/// INFO, never those of the exporter's HTTP client (which would trace its own sends).
+const EXPORT_FILTER: &str = "info,sqlx=warn,hyper=off,hyper_util=off,h2=off,reqwest=off,\
+                             opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,\
+                             opentelemetry_http=off";
+
+/// What must live until the process ends: the log writer's guard (dropping it flushes
+/// what is left) and the trace export, if any.
+struct Telemetry {
+    _logs: tracing_appender::non_blocking::WorkerGuard,
+    traces: Option<cfactory_otlp::TraceExport>,
+}
+
+impl Telemetry {
+    /// Sends the spans still batched.
+    fn finish(self) {
+        if let Some(traces) = self.traces {
+            traces.shutdown();
+        }
     }
+}
+
+/// Logs to standard error through a writer thread: a request formats its line and hands
+/// it over instead of writing it, and the thread writes whatever lines wait in one go,
+/// flushing when none are left. Lossless: past 128 000 waiting lines, loggers wait. With
+/// `otlp_endpoint`, spans are also exported there (see [`EXPORT_FILTER`]).
+fn init_tracing(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
+    use tracing_subscriber::prelude::*;
+    let (writer, logs) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("cfactory-log")
+        .finish(std::io::BufWriter::with_capacity(
+            LOG_BATCH_BYTES,
+            std::io::stderr(),
+        ));
+    // Colours only for a person at a terminal: a file or a log shipper gets plain text.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer);
+    let fmt = match format {
+        LogFormat::Json => fmt.json().with_filter(log_filter()).boxed(),
+        LogFormat::Text => fmt.with_filter(log_filter()).boxed(),
+    };
+    let traces = otlp_endpoint
+        .map(|endpoint| cfactory_otlp::TraceExport::start(endpoint, env!("CARGO_PKG_VERSION")))
+        .transpose()?;
+    let export = traces
+        .as_ref()
+        .map(|t| t.layer().with_filter(EnvFilter::new(EXPORT_FILTER)));
+    tracing_subscriber::registry().with(fmt).with(export).init();
+    Ok(Telemetry {
+        _logs: logs,
+        traces,
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = cli.settings()?;
-    init_tracing(settings.log_format);
-    match cli.command {
+    let telemetry = init_tracing(settings.log_format, settings.otlp_endpoint.as_deref())?;
+    let result = command(cli.command, settings).await;
+    telemetry.finish();
+    result
+}
+
+async fn command(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    if let Some(note) = &settings.data_dir_note {
+        tracing::warn!("{note}");
+    }
+    match command {
         Command::Sim(args) => cfactory_server::demo::sim(args).await?,
         Command::Demo(args) => cfactory_server::demo::demo(settings, &args).await?,
         Command::Serve(_) => cfactory_server::app::serve(settings).await?,

@@ -166,6 +166,24 @@ impl ApiError {
         }
     }
 
+    /// The `application/problem+json` body this error answers with (also the data of a
+    /// stream's `error` event).
+    pub fn problem_json(&self) -> String {
+        let (status, slug, title) = self.parts();
+        let field = match self {
+            Self::Unprocessable { field, .. } => field.as_deref(),
+            _ => None,
+        };
+        let body = Problem {
+            kind: format!("https://cfactory.dev/problems/{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: self.to_string(),
+            field,
+        };
+        serde_json::to_string(&body).unwrap_or_default()
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             Self::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
@@ -267,20 +285,8 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, slug, title) = self.parts();
-        let field = match &self {
-            Self::Unprocessable { field, .. } => field.as_deref(),
-            _ => None,
-        };
-        let body = Problem {
-            kind: format!("https://cfactory.dev/problems/{slug}"),
-            title,
-            status: status.as_u16(),
-            detail: self.to_string(),
-            field,
-        };
-        let mut response =
-            (status, serde_json::to_string(&body).unwrap_or_default()).into_response();
+        let (status, _, _) = self.parts();
+        let mut response = (status, self.problem_json()).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

@@ -3,7 +3,9 @@
 //! store keeps each session (`ApiKeyStore::create_session`) as the SHA-256 of its token
 //! and of the key, so a restart, or another process on the same database, honours it,
 //! and nothing read from the store signs anyone in. Every request looks the key up
-//! again, so a revoked key ends its sessions at once.
+//! again, so a revoked key ends its sessions at once. Single sign-on (`crate::sso`) opens
+//! the same cookie for a person instead of a key (`UserStore::create_user_session`); its
+//! token starts with [`USER_TOKEN_PREFIX`].
 
 use std::time::Duration;
 
@@ -13,7 +15,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use cfactory_domain::ports::{ApiKeyStore, BrowserSession, StoreError};
+use cfactory_domain::TenantId;
+use cfactory_domain::ports::{ApiKeyStore, BrowserSession, StoreError, UserSession, UserStore};
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -29,17 +32,51 @@ pub const COOKIE: &str = "cfactory_session";
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
+/// How a single sign-on session's token starts, so a request's cookie is looked up in
+/// the one place that holds it.
+pub const USER_TOKEN_PREFIX: &str = "sso_";
+
+/// A fresh cookie token: 43 random alphanumerics (over 250 bits).
+fn new_token() -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(43)
+        .map(char::from)
+        .collect()
+}
+
+/// Whether a cookie's token is a single sign-on session's.
+pub fn is_user_token(token: &str) -> bool {
+    token.starts_with(USER_TOKEN_PREFIX)
+}
+
+/// Starts a session, at `now`, for the tenant's user `user_id` (signed in by single
+/// sign-on); returns the cookie's token. The session lasts [`SESSION_TTL`].
+pub async fn start_for_user(
+    users: &dyn UserStore,
+    tenant: &TenantId,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<String, StoreError> {
+    let token = format!("{USER_TOKEN_PREFIX}{}", new_token());
+    let ttl = chrono::Duration::from_std(SESSION_TTL).expect("the session length fits");
+    let session = UserSession {
+        token_sha256: hash_secret(&token),
+        tenant: tenant.clone(),
+        user_id: user_id.to_owned(),
+        expires_at: now + ttl,
+    };
+    users.create_user_session(&session, now).await?;
+    Ok(token)
+}
+
 /// Starts a session, at `now`, for the key with this hash; returns the cookie's token.
 pub async fn start(
     keys: &dyn ApiKeyStore,
     key_sha256: String,
     now: DateTime<Utc>,
 ) -> Result<String, StoreError> {
-    let token: String = rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(43)
-        .map(char::from)
-        .collect();
+    let token = new_token();
     let ttl = chrono::Duration::from_std(SESSION_TTL).expect("the session length fits");
     let session = BrowserSession {
         token_sha256: hash_secret(&token),
@@ -86,17 +123,40 @@ pub struct SessionView {
     pub scopes: Vec<&'static str>,
     /// Whether the server has no keys at all.
     pub open_mode: bool,
+    /// The person, when signed in by single sign-on (absent for a key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<SessionUser>,
+}
+
+/// A person signed in by single sign-on, as the session shows them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionUser {
+    /// Their CFactory id (`usr_…`).
+    pub id: String,
+    /// How the cockpit names them: the email, else the display name, else the subject.
+    pub name: String,
+    /// Their email, as the identity provider last said.
+    pub email: Option<String>,
+    /// Their groups, as the identity provider last said.
+    pub groups: Vec<String>,
 }
 
 fn view(caller: &Caller) -> SessionView {
     SessionView {
         tenant: caller.tenant.to_string(),
         scopes: caller.scopes().iter().map(|s| s.as_str()).collect(),
-        open_mode: caller.key_id.is_none(),
+        open_mode: matches!(caller.credential, crate::auth::Credential::Open),
+        user: caller.user.as_ref().map(|u| SessionUser {
+            id: u.id.clone(),
+            name: u.label().to_owned(),
+            email: u.email.clone(),
+            groups: u.groups.clone(),
+        }),
     }
 }
 
-/// Who the caller is: tenant, scopes, and whether the server runs in open mode.
+/// Who the caller is: tenant, scopes, the person signed in by single sign-on, and
+/// whether the server runs in open mode.
 #[utoipa::path(
     get,
     path = "/api/session",
@@ -117,7 +177,7 @@ pub struct SignIn {
 }
 
 /// The session cookie; `Secure` when the cockpit is reached over https.
-fn cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
+pub(crate) fn cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
@@ -128,7 +188,7 @@ fn cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
 /// Whether the browser reached the cockpit over https: `--public-url` is https, or the
 /// request came so (its URI, or `X-Forwarded-Proto` from a proxy in front; the header
 /// can only add `Secure`, never take it away).
-fn over_https(state: &AppState, headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
+pub(crate) fn over_https(state: &AppState, headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
     state
         .own_names
         .public
@@ -176,6 +236,7 @@ pub async fn sign_in(
         tenant: key.tenant.to_string(),
         scopes,
         open_mode: false,
+        user: None,
     })
     .into_response();
     response.headers_mut().insert(
@@ -203,7 +264,11 @@ pub async fn sign_out(
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     if let Some(token) = cookie_token(&headers) {
-        state.keys.end_session(&hash_secret(&token)).await?;
+        if is_user_token(&token) {
+            state.users.end_user_session(&hash_secret(&token)).await?;
+        } else {
+            state.keys.end_session(&hash_secret(&token)).await?;
+        }
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(

@@ -160,6 +160,8 @@ pub struct FileSettings {
     pub require_second_approver: Option<bool>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
+    /// See `--otlp-endpoint`.
+    pub otlp_endpoint: Option<String>,
     /// See `--sqlite-synchronous`.
     pub sqlite_synchronous: Option<SqliteSynchronous>,
     /// See `--audit-anchor`.
@@ -202,6 +204,23 @@ pub struct FileSettings {
     pub limits: Option<crate::limits::LimitSettings>,
     /// See `CFACTORY_AUDIT_HMAC_SECRET`.
     pub audit_hmac_secret: Option<String>,
+    /// See `--oidc-issuer`.
+    pub oidc_issuer: Option<String>,
+    /// See `--oidc-client-id`.
+    pub oidc_client_id: Option<String>,
+    /// See `--oidc-client-secret`.
+    pub oidc_client_secret: Option<String>,
+    /// See `--oidc-scopes`.
+    pub oidc_scopes: Option<String>,
+    /// See `--oidc-groups-claim`.
+    pub oidc_groups_claim: Option<String>,
+    /// See `--oidc-tenant`.
+    pub oidc_tenant: Option<String>,
+    /// See `--oidc-tenant-claim`.
+    pub oidc_tenant_claim: Option<String>,
+    /// The `[roles]` table: `[roles.GROUP] scopes = [...]`, what each group of the
+    /// groups claim grants a person signed in by single sign-on.
+    pub roles: Option<BTreeMap<String, crate::sso::settings::RoleEntry>>,
 }
 
 impl FileSettings {
@@ -250,6 +269,8 @@ pub struct Overrides {
     pub limit_copilot_turns_per_hour: Option<u32>,
     /// `--log-format` / `CFACTORY_LOG_FORMAT`.
     pub log_format: Option<LogFormat>,
+    /// `--otlp-endpoint` / `CFACTORY_OTLP_ENDPOINT`.
+    pub otlp_endpoint: Option<String>,
     /// `--sqlite-synchronous` / `CFACTORY_SQLITE_SYNCHRONOUS`.
     pub sqlite_synchronous: Option<SqliteSynchronous>,
     /// `--audit-anchor` / `CFACTORY_AUDIT_ANCHOR`.
@@ -288,6 +309,22 @@ pub struct Overrides {
     pub service_tokens: Vec<String>,
     /// Flag `--tfactory-timezone` / `CFACTORY_TFACTORY_TIMEZONE`.
     pub tfactory_timezone: Option<String>,
+    /// `--oidc-issuer` / `CFACTORY_OIDC_ISSUER`.
+    pub oidc_issuer: Option<String>,
+    /// `--oidc-client-id` / `CFACTORY_OIDC_CLIENT_ID`.
+    pub oidc_client_id: Option<String>,
+    /// `--oidc-client-secret` / `CFACTORY_OIDC_CLIENT_SECRET`.
+    pub oidc_client_secret: Option<String>,
+    /// `--oidc-scopes` / `CFACTORY_OIDC_SCOPES`.
+    pub oidc_scopes: Option<String>,
+    /// `--oidc-groups-claim` / `CFACTORY_OIDC_GROUPS_CLAIM`.
+    pub oidc_groups_claim: Option<String>,
+    /// `--oidc-tenant` / `CFACTORY_OIDC_TENANT`.
+    pub oidc_tenant: Option<String>,
+    /// `--oidc-tenant-claim` / `CFACTORY_OIDC_TENANT_CLAIM`.
+    pub oidc_tenant_claim: Option<String>,
+    /// `--oidc-role GROUP=SCOPES` / `CFACTORY_OIDC_ROLES`.
+    pub oidc_roles: Vec<String>,
 }
 
 /// The resolved, validated configuration.
@@ -297,6 +334,8 @@ pub struct Settings {
     pub database: Database,
     /// Where the embedded store and other local state live.
     pub data_dir: PathBuf,
+    /// A note to log about the data dir (the legacy `~/.cfactory` is in use), if any.
+    pub data_dir_note: Option<String>,
     /// The API listener.
     pub api_addr: SocketAddr,
     /// The cockpit listener.
@@ -320,6 +359,8 @@ pub struct Settings {
     pub limits: crate::limits::LimitSettings,
     /// Log format.
     pub log_format: LogFormat,
+    /// The OpenTelemetry collector spans are exported to (OTLP/HTTP), when set.
+    pub otlp_endpoint: Option<String>,
     /// How SQLite makes a commit durable (ignored on PostgreSQL, which commits durably).
     pub sqlite_synchronous: SqliteSynchronous,
     /// Keys to seed at start, as `KEY:SCOPES[:TENANT]` entries.
@@ -337,6 +378,8 @@ pub struct Settings {
     /// How long a PostgreSQL statement waits for a lock (a tenant's write lock held by a
     /// frozen peer) before the request answers 503.
     pub lock_timeout_seconds: u64,
+    /// Single sign-on (OpenID Connect), when an issuer is configured.
+    pub sso: Option<crate::sso::settings::SsoSettings>,
 }
 
 /// The cockpit's external address: an `http` or `https` origin, kept as its parts.
@@ -518,13 +561,6 @@ fn upstream_url(name: &str, url: Option<String>) -> anyhow::Result<Option<String
     }
 }
 
-fn default_data_dir() -> PathBuf {
-    match std::env::var_os("HOME") {
-        Some(home) if !home.is_empty() => PathBuf::from(home).join(".cfactory"),
-        _ => PathBuf::from(".cfactory"),
-    }
-}
-
 fn parse_addr(name: &str, text: &str) -> anyhow::Result<SocketAddr> {
     text.trim()
         .parse()
@@ -548,10 +584,12 @@ impl Settings {
 
     /// Resolves defaults < `file` < `over`.
     pub fn resolve(file: FileSettings, over: Overrides) -> anyhow::Result<Self> {
-        let data_dir = over
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(default_data_dir);
+        let crate::data_dir::DataDir {
+            path: data_dir,
+            note: data_dir_note,
+        } = crate::data_dir::resolve(over.data_dir.or(file.data_dir), &|name| {
+            std::env::var_os(name)
+        })?;
         let database = match over.database_url.or(file.database_url) {
             Some(url) if !url.trim().is_empty() => Database::parse(&url)?,
             _ => Database::Sqlite(data_dir.join("cfactory.db")),
@@ -587,6 +625,16 @@ impl Settings {
             .or(file.public_url)
             .filter(|u| !u.trim().is_empty())
             .map(|u| PublicUrl::parse(&u).map_err(|e| anyhow::anyhow!("--public-url `{u}`: {e}")))
+            .transpose()?;
+        let otlp_endpoint = over
+            .otlp_endpoint
+            .or(file.otlp_endpoint)
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| {
+                cfactory_otlp::traces_url(&u)
+                    .map(|_| u.trim().to_owned())
+                    .map_err(|e| anyhow::anyhow!("--otlp-endpoint: {e}"))
+            })
             .transpose()?;
         let mut limits = file.limits.unwrap_or_default();
         for (flag, slot) in [
@@ -728,7 +776,23 @@ impl Settings {
         if lock_timeout_seconds == 0 {
             bail!("--lock-timeout-seconds must be at least 1");
         }
+        let sso = crate::sso::settings::resolve(
+            crate::sso::settings::SsoInputs {
+                issuer: over.oidc_issuer.or(file.oidc_issuer),
+                client_id: over.oidc_client_id.or(file.oidc_client_id),
+                client_secret: over.oidc_client_secret.or(file.oidc_client_secret),
+                scopes: over.oidc_scopes.or(file.oidc_scopes),
+                groups_claim: over.oidc_groups_claim.or(file.oidc_groups_claim),
+                tenant: over.oidc_tenant.or(file.oidc_tenant),
+                tenant_claim: over.oidc_tenant_claim.or(file.oidc_tenant_claim),
+                role_flags: over.oidc_roles,
+                roles: file.roles.unwrap_or_default(),
+            },
+            public_url.as_ref(),
+            &tenant,
+        )?;
         Ok(Self {
+            sso,
             upstreams,
             thresholds,
             audit_secret,
@@ -736,6 +800,7 @@ impl Settings {
             lock_timeout_seconds,
             database,
             data_dir,
+            data_dir_note,
             api_addr,
             ui_addr,
             tenant,
@@ -753,6 +818,7 @@ impl Settings {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
+            otlp_endpoint,
             sqlite_synchronous: over
                 .sqlite_synchronous
                 .or(file.sqlite_synchronous)

@@ -38,8 +38,10 @@ pub struct AppParts {
     pub keys: Arc<dyn ApiKeyStore>,
     /// Time, for liveness.
     pub clock: Arc<dyn Clock>,
-    /// Counters for `/metrics`.
+    /// This server's metrics, rendered at `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The opened store, whose writer queue and pool `/metrics` samples.
+    pub stores: crate::stores::Stores,
     /// Whether a request without a key may act while no key exists (loopback binds only).
     pub open_mode_allowed: bool,
     /// The names and origins this server answers to (the browser guard's rules).
@@ -78,4 +80,8 @@ pub struct AppParts {
     pub copilot: Option<cfactory_copilot::Copilot>,
     /// Copilot conversations.
     pub conversations: Arc<dyn cfactory_domain::ports::ConversationStore>,
+    /// People signed in by single sign-on, and their sessions.
+    pub users: Arc<dyn cfactory_domain::ports::UserStore>,
+    /// Single sign-on, when it is configured.
+    pub sso: Option<Arc<crate::sso::Sso>>,
 }

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use cfactory_domain::actions::ActionStore;
 use cfactory_domain::audit::AuditLog;
 use cfactory_domain::ports::{
-    ApiKeyStore, ConversationStore, ServiceRegistry, StoreError, WorkItemStore,
+    ApiKeyStore, ConversationStore, ServiceRegistry, StoreError, UserStore, WorkItemStore,
 };
 use cfactory_postgres::{PgOptions, PgStore};
 use cfactory_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
+use crate::metrics::{StoreLoad, WriterInstruments};
 use crate::settings::{Database, Settings, SqliteSynchronous};
 
 /// The opened store, seen through its ports.
@@ -28,6 +29,8 @@ pub struct Stores {
     pub actions: Arc<dyn ActionStore>,
     /// Copilot conversations.
     pub conversations: Arc<dyn ConversationStore>,
+    /// People signed in by single sign-on, and their sessions.
+    pub users: Arc<dyn UserStore>,
     backend: Backend,
 }
 
@@ -41,6 +44,14 @@ impl Stores {
     /// Opens the settings' database, running its migrations (SQLite always migrates on
     /// open, with the settings' `--sqlite-synchronous`).
     pub async fn open(settings: &Settings) -> Result<Self, StoreError> {
+        Self::open_instrumented(settings, None).await
+    }
+
+    /// [`Stores::open`], with the writer reporting to `instruments` when given.
+    pub async fn open_instrumented(
+        settings: &Settings,
+        instruments: Option<WriterInstruments>,
+    ) -> Result<Self, StoreError> {
         let backend = match &settings.database {
             Database::Postgres(url) => Backend::Postgres(
                 PgStore::connect(
@@ -48,6 +59,13 @@ impl Stores {
                     PgOptions {
                         migrate: true,
                         lock_timeout: std::time::Duration::from_secs(settings.lock_timeout_seconds),
+                        instruments: instruments
+                            .map(|i| cfactory_postgres::WriterInstruments {
+                                group_events: i.group_events,
+                                load_seconds: i.load_seconds,
+                                write_seconds: i.write_seconds,
+                            })
+                            .unwrap_or_default(),
                         ..PgOptions::default()
                     },
                 )
@@ -60,6 +78,13 @@ impl Stores {
                 };
                 let options = SqliteOptions {
                     synchronous,
+                    instruments: instruments
+                        .map(|i| cfactory_sqlite::WriterInstruments {
+                            group_events: i.group_events,
+                            load_seconds: i.load_seconds,
+                            write_seconds: i.write_seconds,
+                        })
+                        .unwrap_or_default(),
                     ..SqliteOptions::default()
                 };
                 Backend::Sqlite(SqliteStore::open(path, options).await?)
@@ -73,6 +98,7 @@ impl Stores {
                 audit: Arc::new(pg.clone()),
                 actions: Arc::new(pg.clone()),
                 conversations: Arc::new(pg.clone()),
+                users: Arc::new(pg.clone()),
                 backend,
             },
             Backend::Sqlite(lite) => Self {
@@ -82,9 +108,34 @@ impl Stores {
                 audit: Arc::new(lite.clone()),
                 actions: Arc::new(lite.clone()),
                 conversations: Arc::new(lite.clone()),
+                users: Arc::new(lite.clone()),
                 backend,
             },
         })
+    }
+
+    /// The writer's queue and the read connections now, for `/metrics`.
+    pub fn load(&self) -> StoreLoad {
+        match &self.backend {
+            Backend::Postgres(pg) => {
+                let l = pg.load();
+                StoreLoad {
+                    writer_queue: l.writer_queue,
+                    connections: l.connections,
+                    idle: l.idle,
+                    max_connections: l.max_connections,
+                }
+            }
+            Backend::Sqlite(lite) => {
+                let l = lite.load();
+                StoreLoad {
+                    writer_queue: l.writer_queue,
+                    connections: l.connections,
+                    idle: l.idle,
+                    max_connections: l.max_connections,
+                }
+            }
+        }
     }
 
     /// Flushes pending writes and closes connections.

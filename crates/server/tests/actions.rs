@@ -364,16 +364,20 @@ async fn an_unconfirmed_action_expires_and_the_expiry_is_audited() {
     );
 }
 
+/// One MCP request over Streamable HTTP, which asks the client to accept JSON and SSE.
 async fn rpc(server: &Server, key: &str, method: &str, params: Value) -> Value {
-    let (status, body) = post_json(
-        server,
-        "/mcp",
-        json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}),
-        Some(key),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["id"], 7);
+    let r = server
+        .http
+        .post(server.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(key)
+        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["id"], 7, "{body}");
     body
 }
 

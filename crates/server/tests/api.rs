@@ -180,11 +180,11 @@ async fn every_bad_input_is_refused_with_its_field_and_stores_nothing() {
     let (_, metrics) = server.get("/metrics").await;
     let metrics = metrics.as_str().unwrap().to_owned();
     assert!(
-        metrics.contains("cfactory_events_total{result=\"accepted\"} 1"),
+        metrics.contains("cfactory_events_total{result=\"accepted\",tenant=\"default\"} 1"),
         "{metrics}"
     );
     assert!(
-        !metrics.contains("cfactory_events_total{result=\"rejected\"} 0"),
+        !metrics.contains("cfactory_events_total{result=\"rejected\",tenant=\"default\"} 0"),
         "{metrics}"
     );
 }

@@ -188,6 +188,7 @@ async fn a_fourth_service_works_end_to_end(store: Store) {
         .await
         .unwrap();
     let base = format!("http://{}", running.api_addr);
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
 
     // Its completion event lands on its own stage, classified by its own review words.

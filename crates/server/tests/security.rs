@@ -561,45 +561,6 @@ async fn only_an_admin_points_a_service_elsewhere() {
     assert_eq!(put(admin).await.unwrap().status().as_u16(), 200);
 }
 
-#[tokio::test]
-async fn mcp_names_its_protocol_version_and_refuses_others() {
-    let store = Store::sqlite();
-    let server = Server::start(&store);
-    let call = |version: Option<&'static str>, origin: Option<&'static str>| {
-        let mut req = server
-            .http
-            .post(server.url("/mcp"))
-            .header("content-type", "application/json")
-            .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
-        if let Some(v) = version {
-            req = req.header("mcp-protocol-version", v);
-        }
-        if let Some(o) = origin {
-            req = req.header("origin", o);
-        }
-        req.send()
-    };
-    let ok = call(Some("2025-06-18"), None).await.unwrap();
-    assert_eq!(ok.status().as_u16(), 200);
-    assert_eq!(ok.headers()["mcp-protocol-version"], "2025-06-18");
-    assert_eq!(call(None, None).await.unwrap().status().as_u16(), 200);
-    let old = call(Some("2024-11-05"), None).await.unwrap();
-    assert_eq!(old.status().as_u16(), 400);
-    let body: Value = old.json().await.unwrap();
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("2024-11-05"),
-        "{body}"
-    );
-    // A web page cannot reach the MCP endpoint either.
-    let page = call(Some("2025-06-18"), Some("http://evil.example"))
-        .await
-        .unwrap();
-    assert_eq!(page.status().as_u16(), 403);
-}
-
 /// A stand-in upstream that answers every request with `[]` and records the
 /// `Authorization` header each one carried.
 async fn recording_upstream() -> (

@@ -61,8 +61,10 @@ impl Shared {
 pub struct Simulator;
 
 impl Simulator {
-    /// Binds the three addresses, starts serving and starts driving units of work.
+    /// Binds the three addresses, starts serving and starts driving units of work. HTTP
+    /// clients in this process use rustls with ring, installed here unless a provider is.
     pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         anyhow::ensure!(
             config.speed.is_finite() && config.speed > 0.0,
             "speed must be a positive number, got {}",

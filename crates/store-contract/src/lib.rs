@@ -1,5 +1,5 @@
-//! The contract every `WorkItemStore` and `ApiKeyStore` must keep, as one suite of async
-//! checks. Each store crate runs it through [`contract_tests!`] against its own fresh
+//! The contract every store port (`WorkItemStore`, `ApiKeyStore`, `UserStore`, …) must
+//! keep, as one suite of async checks. Each store crate runs it through [`contract_tests!`] against its own fresh
 //! store, and this crate runs it against the in-memory fake, so no implementation can
 //! drift from the others.
 //!
@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use cfactory_domain::actions::ActionStore;
 use cfactory_domain::audit::AuditLog;
-use cfactory_domain::ports::{ApiKeyStore, ConversationStore, ServiceRegistry, WorkItemStore};
+use cfactory_domain::ports::{
+    ApiKeyStore, ConversationStore, ServiceRegistry, UserStore, WorkItemStore,
+};
 
 mod actions;
 mod audit;
@@ -27,6 +29,7 @@ mod snapshots;
 mod tenants;
 mod timelines;
 mod usage;
+mod users;
 
 pub use actions::actions_are_stored_listed_and_moved_exactly_once;
 pub use audit::{
@@ -65,6 +68,7 @@ pub use timelines::{
     timeline_is_oldest_first_exact_and_paged,
 };
 pub use usage::{usage_counts_once_per_task_and_new_runs_add, usage_groups};
+pub use users::{user_sessions_follow_their_user, users_are_recorded_at_sign_in_per_tenant};
 
 /// A fresh, empty store under test. `guard` is dropped when the test ends (a temporary
 /// database or directory).
@@ -81,6 +85,8 @@ pub struct Subject {
     pub actions: Arc<dyn ActionStore>,
     /// The conversation port.
     pub conversations: Arc<dyn ConversationStore>,
+    /// The user port.
+    pub users: Arc<dyn UserStore>,
     /// Whatever must live as long as the store.
     pub guard: Option<Box<dyn Any + Send>>,
 }
@@ -121,6 +127,8 @@ macro_rules! contract_tests {
             actions_are_stored_listed_and_moved_exactly_once,
             conversations_persist_per_tenant,
             get_many_answers_in_order_with_aliases_and_gaps,
+            users_are_recorded_at_sign_in_per_tenant,
+            user_sessions_follow_their_user,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -14,6 +14,7 @@ async fn fresh() -> Subject {
         audit: Arc::new(store.clone()),
         actions: Arc::new(cfactory_domain::actions::InMemoryActions::new()),
         conversations: Arc::new(store.clone()),
+        users: Arc::new(store.clone()),
         services: Arc::new(store),
         guard: None,
     }

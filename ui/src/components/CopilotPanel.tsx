@@ -1,13 +1,16 @@
-// The copilot panel (header button, or Ctrl/⌘-J): ask about the pipeline in words. Each
-// answer comes with the trace of the tools it called (name, input, output, error, time)
-// and any proposals it prepared, shown as cards that still wait for Confirm. The
-// conversation lives in this component only: closing the panel keeps it, reloading the
-// page starts a new one. With no model provider configured the server answers 503 and the
-// panel says how to configure one; proposals still work from the drawer.
+// The copilot panel (header button, or Ctrl/⌘-J): ask about the pipeline in words. The
+// answer streams in as the model writes it (server-sent events read from the fetch), with
+// each tool call shown as it starts and finishes and each proposal as a card the moment
+// it is prepared; Stop aborts the request, which stops the turn on the server. A finished
+// answer comes with the trace of the tools it called (name, input, output, error, time).
+// The conversation lives in this component only: closing the panel keeps it, reloading
+// the page starts a new one. With no model provider configured the server answers 503 and
+// the panel says how to configure one; proposals still work from the drawer.
 
 import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
-import { api, ApiError, type PreparedAction, type TraceStep } from '../api';
+import { api, ApiError, type TraceStep } from '../api';
 import { pretty } from '../format';
+import { applyChatEvent, EMPTY_ANSWER, finished, stopped, type AnswerState, type ToolActivity } from './copilotTurn';
 import { ProposalCard, reasonOf } from './ProposalCard';
 
 /** Whether the key event is the copilot's shortcut (Ctrl-J or ⌘-J). */
@@ -17,7 +20,7 @@ export function isCopilotShortcut(e: { key: string; ctrlKey: boolean; metaKey: b
 
 type Turn =
   | { id: number; role: 'you'; text: string }
-  | { id: number; role: 'copilot'; text: string; trace: TraceStep[]; proposals: PreparedAction[] }
+  | { id: number; role: 'copilot'; answer: AnswerState }
   | { id: number; role: 'error'; text: string };
 
 /** A turn before it has an id (`Omit` over each member of the union). */
@@ -54,6 +57,28 @@ function Trace({ trace }: { trace: TraceStep[] }) {
   );
 }
 
+/** The tool calls of an answer still streaming (or stopped), each running, done or failed. */
+function Activity({ tools }: { tools: ToolActivity[] }) {
+  if (tools.length === 0) return null;
+  return (
+    <ul className="tool-activity" aria-label="Tool calls">
+      {tools.map((t) => (
+        <li key={t.id} data-tool={t.name} data-state={t.state}>
+          <code className="tool-name">{t.name}</code>{' '}
+          {t.state === 'running' ? (
+            <span className="muted small">running…</span>
+          ) : (
+            <>
+              <span className={`badge ${t.state === 'ok' ? 'tone-green' : 'tone-red'}`}>{t.state === 'ok' ? 'done' : 'failed'}</span>{' '}
+              {t.summary && <span className="muted small">{t.summary}</span>}
+            </>
+          )}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
 export function CopilotPanel({ open, onClose }: { open: boolean; onClose: () => void }) {
   const [conversation, setConversation] = useState<string | null>(null);
   const [turns, setTurns] = useState<Turn[]>([]);
@@ -64,6 +89,10 @@ export function CopilotPanel({ open, onClose }: { open: boolean; onClose: () => 
   const input = useRef<HTMLTextAreaElement>(null);
   const nextId = useRef(0);
   const log = useRef<HTMLDivElement>(null);
+  /** Aborts the turn in flight: the Stop button, or the panel going away. */
+  const inFlight = useRef<AbortController | null>(null);
+
+  useEffect(() => () => inFlight.current?.abort(), []);
 
   // Opening moves focus to the message box; closing gives it back to where it was.
   useEffect(() => {
@@ -80,10 +109,15 @@ export function CopilotPanel({ open, onClose }: { open: boolean; onClose: () => 
     if (el) el.scrollTop = el.scrollHeight;
   }, [turns]);
 
-  const add = (turn: NewTurn) => {
+  const add = (turn: NewTurn): number => {
     const id = nextId.current++;
     setTurns((t) => [...t, { ...turn, id } as Turn]);
+    return id;
   };
+
+  /** Changes the answer of turn `id`. */
+  const update = (id: number, change: (a: AnswerState) => AnswerState) =>
+    setTurns((all) => all.map((t) => (t.id === id && t.role === 'copilot' ? { ...t, answer: change(t.answer) } : t)));
 
   const send = async (e?: FormEvent) => {
     e?.preventDefault();
@@ -92,17 +126,41 @@ export function CopilotPanel({ open, onClose }: { open: boolean; onClose: () => 
     add({ role: 'you', text });
     setMessage('');
     setSending(true);
+    const controller = new AbortController();
+    inFlight.current = controller;
+    let answerId: number | null = null;
     try {
-      const r = await api.chat(conversation ? { conversation_id: conversation, message: text } : { message: text });
-      setConversation(r.conversation_id);
+      const done = await api.chatStream(
+        conversation ? { conversation_id: conversation, message: text } : { message: text },
+        (event) => {
+          if (event.event === 'start') {
+            setConversation(event.data.conversation_id);
+            setUnconfigured(null);
+          }
+          if (answerId === null) answerId = add({ role: 'copilot', answer: EMPTY_ANSWER });
+          update(answerId, (a) => applyChatEvent(a, event));
+        },
+        controller.signal,
+      );
+      setConversation(done.turn.conversation_id);
       setUnconfigured(null);
-      add({ role: 'copilot', text: r.answer, trace: r.trace ?? [], proposals: r.proposals ?? [] });
+      if (answerId === null) add({ role: 'copilot', answer: finished(EMPTY_ANSWER, done.turn, done.cost_usd) });
     } catch (err) {
-      if (err instanceof ApiError && err.status === 503) setUnconfigured(err.message);
+      if (controller.signal.aborted) {
+        if (answerId === null) answerId = add({ role: 'copilot', answer: EMPTY_ANSWER });
+        update(answerId, stopped);
+      } else if (err instanceof ApiError && err.status === 503 && answerId === null) setUnconfigured(err.message);
       else add({ role: 'error', text: reasonOf(err) });
     } finally {
+      inFlight.current = null;
       setSending(false);
     }
+  };
+
+  // The Stop button goes away with the turn: focus returns to the message box.
+  const stop = () => {
+    inFlight.current?.abort();
+    input.current?.focus();
   };
 
   const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
@@ -113,6 +171,7 @@ export function CopilotPanel({ open, onClose }: { open: boolean; onClose: () => 
   };
 
   const restart = () => {
+    inFlight.current?.abort();
     setConversation(null);
     setTurns([]);
     input.current?.focus();
@@ -143,12 +202,12 @@ export function CopilotPanel({ open, onClose }: { open: boolean; onClose: () => 
           Close
         </button>
       </header>
-      <div className="copilot-log" ref={log} role="log" aria-label="Conversation" aria-live="polite">
+      <div className="copilot-log" ref={log} role="log" aria-label="Conversation" aria-live="polite" aria-busy={sending}>
         {turns.length === 0 && !unconfigured && (
           <p className="muted">Ask about the pipeline: “where is #142 and why is it stuck?” The copilot reads CFactory's data and may prepare actions; nothing runs until you confirm it.</p>
         )}
         {turns.map((t) =>
-          t.role === 'you' ? (
+          t.role === 'copilot' && t.answer.status === 'failed' && !t.answer.text && t.answer.tools.length === 0 ? null : t.role === 'you' ? (
             <div key={t.id} className="turn turn-you" data-role="you">
               <span className="turn-who">You</span>
               <p className="turn-text">{t.text}</p>
@@ -158,11 +217,12 @@ export function CopilotPanel({ open, onClose }: { open: boolean; onClose: () => 
               <p className="note note-error">The copilot could not answer: {t.text}</p>
             </div>
           ) : (
-            <div key={t.id} className="turn turn-copilot" data-role="copilot">
+            <div key={t.id} className="turn turn-copilot" data-role="copilot" data-status={t.answer.status}>
               <span className="turn-who">Copilot</span>
-              <p className="turn-text">{t.text}</p>
-              <Trace trace={t.trace} />
-              {t.proposals.map((a) => (
+              {(t.answer.text || t.answer.status === 'done') && <p className="turn-text">{t.answer.text}</p>}
+              {t.answer.status === 'done' ? <Trace trace={t.answer.trace} /> : <Activity tools={t.answer.tools} />}
+              {t.answer.status === 'stopped' && <p className="muted small">Stopped: the rest of this answer was not written.</p>}
+              {t.answer.proposals.map((a) => (
                 <ProposalCard key={a.id} action={a} headingLevel={3} />
               ))}
             </div>
@@ -196,9 +256,15 @@ export function CopilotPanel({ open, onClose }: { open: boolean; onClose: () => 
           placeholder="Ask the copilot… (Enter sends, Shift-Enter adds a line)"
           maxLength={8000}
         />
-        <button type="submit" disabled={sending || !message.trim()}>
-          {sending ? 'Sending…' : 'Send'}
-        </button>
+        {sending ? (
+          <button type="button" className="secondary" onClick={stop}>
+            Stop
+          </button>
+        ) : (
+          <button type="submit" disabled={!message.trim()}>
+            Send
+          </button>
+        )}
       </form>
     </aside>
   );

@@ -1,7 +1,10 @@
 import { fireEvent, screen, waitFor, within } from '@testing-library/react';
-import { describe, expect, it } from 'vitest';
-import { mockFetch, renderWith, stage, workItem } from '../test-utils';
+import { describe, expect, it, vi } from 'vitest';
+import { FakeSocket, mockFetch, renderWith, stage, workItem } from '../test-utils';
 import { Drawer, belowTarget, verificationText } from './Drawer';
+
+// xterm.js stays out of jsdom: the console's terminal records nothing here.
+vi.mock('./terminal', () => ({ openTerminal: () => ({ write: () => {}, dispose: () => {} }) }));
 
 const item = workItem(
   '185',
@@ -228,5 +231,43 @@ describe('verification levels', () => {
     expect(belowTarget({ target_level: 'gold', achieved_level: 'silver' })).toBeNull();
     expect(verificationText({ target_level: 'VAL-2' })).toBe('no level verified of target VAL-2');
     expect(verificationText({ achieved_level: 'VAL-1' })).toBe('verified VAL-1');
+  });
+});
+
+describe('the drawer’s console', () => {
+  const running = workItem('601', { code: stage({ task_id: 'proj:001' }) });
+  const routes = (agents: unknown[]) => ({
+    '/api/workitems/601': running,
+    '/api/workitems/601/timeline': { ...timeline, correlation_key: '601', events: [] },
+    '/api/workitems/601/process': { available: false, reason: 'no graph' },
+    '/api/live-agents': { enabled: true, detail: null, agents },
+  });
+
+  it('offers the console while the item’s agent runs, and not otherwise', async () => {
+    window.history.replaceState(null, '', '/pipeline?task=601');
+    mockFetch(routes([{ correlation_key: '601', service: 'aifactory', task_id: 'proj:001', title: 'Item 601', status: 'in_progress', started_at: '2026-11-01T09:00:00Z' }]));
+    const { unmount } = renderWith(<Drawer taskKey="601" />);
+    const dialog = await screen.findByRole('dialog');
+    const watch = await within(dialog).findByRole('button', { name: 'Watch the agent’s console' });
+    expect(watch.closest('section')?.textContent).toContain('AIFactory task proj:001 is running.');
+    unmount();
+
+    mockFetch(routes([{ correlation_key: '602', service: 'aifactory', task_id: 'proj:002', title: 'Item 602', status: 'in_progress', started_at: '2026-11-01T09:00:00Z' }]));
+    renderWith(<Drawer taskKey="601" />);
+    const other = await screen.findByRole('dialog');
+    await within(other).findByRole('list', { name: 'Timeline, oldest first' });
+    await waitFor(() => expect(within(other).queryByRole('heading', { name: 'Console' })).toBeNull());
+  });
+
+  it('opens the console from the link, and closing the drawer closes it', async () => {
+    FakeSocket.install();
+    window.history.replaceState(null, '', '/agents?task=601&console=1');
+    mockFetch(routes([]));
+    renderWith(<Drawer taskKey="601" />);
+    const dialog = await screen.findByRole('dialog');
+    await within(dialog).findByRole('region', { name: 'Agent console of #601' });
+    await waitFor(() => expect(FakeSocket.last().url).toMatch(/\/api\/live-agents\/601\/ws$/));
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Close the work item' }));
+    expect(window.location.pathname + window.location.search).toBe('/agents');
   });
 });

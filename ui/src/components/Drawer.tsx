@@ -1,16 +1,18 @@
 // The work-item drawer (`?task=KEY` on any view): the chain from plan session to test
 // spec, each stage's status, proof, injection scan, verification and usage (notional
-// dollars apart from spend), the actions a person may
+// dollars apart from spend), the agent's live console while one runs (`&console=1` opens
+// it), the actions a person may
 // propose and confirm, the aliases it absorbed, the timeline and the execution graph. The
 // item itself stays live from the socket; the timeline, graph and actions are read again
 // whenever the item changes.
 
-import { useEffect, useRef, type KeyboardEvent, type ReactNode } from 'react';
+import { useEffect, useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
 import { api, STAGES, STAGE_SERVICE, type Stage, type StageName, type UsageAmounts, type Verification, type WorkItem } from '../api';
 import { SERVICE_LABEL, STAGE_LABEL, duration, keyLabel, money, notional, tokens, when } from '../format';
 import { useLive } from '../live';
-import { navigate, withParams } from '../router';
+import { navigate, useLocation, withParams } from '../router';
 import { useFetched } from '../useFetched';
+import { AgentConsole } from './AgentConsole';
 import { ItemActions } from './ItemActions';
 import { ProcessGraph } from './ProcessGraph';
 import { StageChip } from './StageChip';
@@ -221,6 +223,33 @@ function Graph({ k, version }: { k: string; version: number }) {
   );
 }
 
+/**
+ * The agent's console, offered while the item has a live one (and kept once opened, so
+ * its end can be read). xterm.js loads only when it opens.
+ */
+function ConsoleSection({ k }: { k: string }) {
+  const { params } = useLocation();
+  const [open, setOpen] = useState(params.get('console') === '1');
+  const live = useFetched((signal) => api.liveAgents(signal), [k]);
+  const agent = live.data?.agents.find((a) => a.correlation_key === k) ?? null;
+  if (!agent && !open) return null;
+  return (
+    <section aria-labelledby="d-console" data-live-console={agent ? 'live' : 'gone'}>
+      <h3 id="d-console">Console</h3>
+      {open ? (
+        <AgentConsole k={k} />
+      ) : (
+        <p className="muted">
+          {SERVICE_LABEL[agent?.service ?? ''] ?? agent?.service} task {agent?.task_id} is running.{' '}
+          <button type="button" onClick={() => setOpen(true)}>
+            Watch the agent’s console
+          </button>
+        </p>
+      )}
+    </section>
+  );
+}
+
 function Body({ item }: { item: WorkItem }) {
   const version = item.event_count;
   return (
@@ -240,6 +269,7 @@ function Body({ item }: { item: WorkItem }) {
           {item.liveness.stalled && ' · stalled'}
         </p>
       </section>
+      <ConsoleSection k={item.correlation_key} />
       <section aria-labelledby="d-actions">
         <h3 id="d-actions">Actions</h3>
         <ItemActions k={item.correlation_key} version={version} />
@@ -285,7 +315,7 @@ export function Drawer({ taskKey }: { taskKey: string }) {
   const closeButton = useRef<HTMLButtonElement>(null);
   const panel = useRef<HTMLDivElement>(null);
 
-  const close = () => navigate(withParams({ task: null }));
+  const close = () => navigate(withParams({ task: null, console: null }));
 
   useEffect(() => {
     const before = document.activeElement as HTMLElement | null;

@@ -131,6 +131,13 @@ export type AuditPage = {
   next_cursor?: string | null;
 };
 
+/** How one may sign in to this server. */
+export type AuthMethods = {
+  /** Whether API keys sign in (`POST /api/session`): always, for automation. */
+  key: boolean;
+  sso?: null | SsoMethod;
+};
+
 /** The sender's budget as its latest usage reported it. */
 export type BudgetState = {
   /** The time of the event that reported it. */
@@ -240,6 +247,92 @@ export type ChatBody = {
   message: string;
 };
 
+/** The turn's end (`done`): the answer exactly as the JSON answer has it, and its cost. */
+export type ChatDone = {
+  /**
+   * The turn's tokens at the model's list price in US dollars; null for a model
+   * without a known price.
+   */
+  cost_usd?: number | null;
+  /** The same object `Accept: application/json` answers. */
+  turn: ChatTurn;
+};
+
+/** The first event of a streamed copilot turn (`start`). */
+export type ChatStart = {
+  /** The conversation to continue with the next message (also after a stop). */
+  conversation_id: string;
+  /** The model answering, as `provider:model`. */
+  model: string;
+};
+
+/**
+ * One event of a streamed copilot turn: its SSE `event:` name and its `data:` JSON. A
+ * turn sends `start`, then `text`, `tool_start`, `tool_end` and `proposal` as they
+ * happen, and ends with `done` or `error` (a problem document with the status the JSON
+ * answer would have had).
+ */
+export type ChatStreamEvent = {
+  /** The turn started. */
+  data: ChatStart;
+  event: 'start';
+} | {
+  /** More text. */
+  data: ChatText;
+  event: 'text';
+} | {
+  /** A tool call started. */
+  data: ChatToolStart;
+  event: 'tool_start';
+} | {
+  /** A tool call finished. */
+  data: ChatToolEnd;
+  event: 'tool_end';
+} | {
+  /** An action was prepared; it waits for a person's confirm. */
+  data: ActionView;
+  event: 'proposal';
+} | {
+  /** The turn ended with an answer. */
+  data: ChatDone;
+  event: 'done';
+} | {
+  /** The turn failed. */
+  data: ProblemDoc;
+  event: 'error';
+};
+
+/** More of the model's text (`text`). */
+export type ChatText = {
+  /** The text to append. */
+  delta: string;
+  /**
+   * The model call it belongs to, from 1; each call's text starts afresh, and the
+   * answer is the last call's.
+   */
+  step: number;
+};
+
+/** A tool call finished, or will not run (`tool_end`). */
+export type ChatToolEnd = {
+  /** The model's id for the call. */
+  id: string;
+  /** The tool. */
+  name: string;
+  /** Whether it succeeded. */
+  ok: boolean;
+  /** One line on what it did or why it failed. */
+  summary: string;
+};
+
+/** The model called a tool (`tool_start`); it runs once the model's answer is complete. */
+export type ChatToolStart = {
+  /** The model's id for the call. */
+  id: string;
+  /** The tool. */
+  name: string;
+};
+
 /** One copilot turn. */
 export type ChatTurn = {
   /** The model's answer, or what stopped it. */
@@ -334,6 +427,9 @@ export type ItemActionsView = {
   correlation_key: string;
 };
 
+/** JSON-RPC's version. */
+export type JsonRpcVersion = '2.0';
+
 /** The chain links known for an item. */
 export type Links = {
   /** AIFactory tasks. */
@@ -354,6 +450,38 @@ export type Links = {
   tfactory_spec_ids: string[];
 };
 
+/** One item whose agent's terminal can be watched now. */
+export type LiveAgent = {
+  /** The WorkItem's key: open its console at `/api/live-agents/{correlation_key}/ws`. */
+  correlation_key: string;
+  /** The service that runs the agent. */
+  service: string;
+  /** When the item's stage of that service started. */
+  started_at: string;
+  /** The task's status as the service reports it. */
+  status: string;
+  /** The service's task id. */
+  task_id: string;
+  /** The item's title, else the task's. */
+  title?: string | null;
+};
+
+/** The caller's tenant's live agent consoles. */
+export type LiveAgentList = {
+  /** The items whose agent runs now with a console, newest stage first. */
+  agents: LiveAgent[];
+  /**
+   * Why consoles are off or the list may be incomplete (a service that does not
+   * serve them, or could not be asked), or null.
+   */
+  detail?: string | null;
+  /**
+   * Whether a configured service serves agent consoles now (AIFactory's `rmux`
+   * capability).
+   */
+  enabled: boolean;
+};
+
 /** Whether an item is alive, computed at read time against the clock. */
 export type Liveness = {
   active_stage: null | StageName;
@@ -362,6 +490,24 @@ export type Liveness = {
   /** A running or stuck stage silent past the stall deadline. */
   stalled: boolean;
 };
+
+/**
+ * A JSON-RPC 2.0 message to `/mcp` as the OpenAPI document describes it; the SDK parses
+ * and checks the real thing.
+ */
+export type McpMessage = {
+  /** The request's id (a string is taken too); absent on a notification. */
+  id?: number | null;
+  /** The JSON-RPC version. */
+  jsonrpc: JsonRpcVersion;
+  /** What is asked, or notified. */
+  method: McpMethod;
+  /** The method's parameters: for `tools/call`, `{"name", "arguments"}`. */
+  params?: Record<string, unknown> | null;
+};
+
+/** The methods this server answers, and the notification clients send. */
+export type McpMethod = 'initialize' | 'server/discover' | 'ping' | 'tools/list' | 'tools/call' | 'notifications/initialized';
 
 /** Items waiting on a person. */
 export type NeedsList = {
@@ -480,6 +626,18 @@ export type ServiceList = {
   services: Array<Record<string, unknown>>;
 };
 
+/** A person signed in by single sign-on, as the session shows them. */
+export type SessionUser = {
+  /** Their email, as the identity provider last said. */
+  email?: string | null;
+  /** Their groups, as the identity provider last said. */
+  groups: string[];
+  /** Their CFactory id (`usr_…`). */
+  id: string;
+  /** How the cockpit names them: the email, else the display name, else the subject. */
+  name: string;
+};
+
 /** Who the caller is. */
 export type SessionView = {
   /** Whether the server has no keys at all. */
@@ -488,6 +646,7 @@ export type SessionView = {
   scopes: string[];
   /** The tenant. */
   tenant: string;
+  user?: null | SessionUser;
 };
 
 /** A new base URL for a service, and optionally its token. */
@@ -505,6 +664,12 @@ export type SetUrl = {
 export type SignIn = {
   /** The API key. */
   key: string;
+};
+
+/** Single sign-on, as the sign-in page offers it. */
+export type SsoMethod = {
+  /** Where the browser goes to start it (add `?return_to=/path` to come back there). */
+  login_url: string;
 };
 
 /**
@@ -712,6 +877,37 @@ export type UsageRowDoc = {
   total_tokens: number;
 };
 
+/** The tenant's people. */
+export type UserList = {
+  /** Oldest first. */
+  users: UserView[];
+};
+
+/** A person of the tenant. */
+export type UserView = {
+  /** Whether they may sign in. */
+  active: boolean;
+  /** When they first signed in. */
+  created_at: string;
+  /** Their display name, as the provider last said. */
+  display_name?: string | null;
+  /** Their email, as the provider last said. */
+  email?: string | null;
+  /** Their groups, sorted. */
+  groups: string[];
+  /** Their CFactory id (`usr_…`). */
+  id: string;
+  /** When they last signed in. */
+  last_sign_in_at?: string | null;
+  /**
+   * What their groups grant now under the `[roles]` table (empty: nothing, or single
+   * sign-on is not configured).
+   */
+  scopes: string[];
+  /** The identity provider's subject identifier. */
+  subject: string;
+};
+
 /** TFactory's verification block: the level it achieved against the level it aimed for. */
 export type Verification = {
   /** The level reached (`VAL-0`). */
@@ -829,6 +1025,12 @@ export interface Operations {
   listAudit: AuditPage;
   /** GET /api/audit/chain */
   verifyAudit: ChainReport;
+  /** GET /api/auth/methods */
+  authMethods: AuthMethods;
+  /** GET /api/auth/oidc/callback */
+  ssoCallback: void;
+  /** GET /api/auth/oidc/login */
+  ssoLogin: void;
   /** POST /api/copilot/actions */
   adviseAction: AdvisedAction;
   /** POST /api/copilot/actions/{actionId}/confirm */
@@ -841,6 +1043,10 @@ export interface Operations {
   ingestCompletionEvent: IngestResult;
   /** GET /api/insights */
   insightCards: CardList;
+  /** GET /api/live-agents */
+  listLiveAgents: LiveAgentList;
+  /** GET /api/live-agents/{correlationKey}/ws */
+  agentConsoleStream: void;
   /** GET /api/needs-you */
   needsYou: NeedsList;
   /** GET /api/needs-you/count */
@@ -865,6 +1071,8 @@ export interface Operations {
   getTokens: TokensBody;
   /** GET /api/usage */
   getUsage: UsageRowDoc[];
+  /** GET /api/users */
+  listUsers: UserList;
   /** GET /api/workitems */
   listWorkItems: WorkItemList;
   /** GET /api/workitems/{correlationKey} */

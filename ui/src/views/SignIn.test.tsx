@@ -1,4 +1,4 @@
-import { fireEvent, render, screen } from '@testing-library/react';
+import { fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { App } from '../App';
 import { FakeSocket, json, mockFetch } from '../test-utils';
@@ -42,6 +42,50 @@ describe('sign-in', () => {
     expect(window.location.href).not.toContain('cfk_');
     expect(localStorage.length + sessionStorage.length).toBe(0);
     expect(document.cookie).not.toContain('cfk_');
+  });
+
+  it('offers single sign-on when the server has it, coming back to the page the person was on', async () => {
+    window.history.replaceState(null, '', '/pipeline?task=7');
+    mockFetch({
+      'GET /api/session': () => json({ title: 'Unauthorized', status: 401, detail: 'no key' }, 401),
+      'GET /api/auth/methods': () => json({ key: true, sso: { login_url: '/api/auth/oidc/login' } }),
+    });
+    render(<App />);
+    const link = await screen.findByRole('link', { name: 'Sign in with SSO' });
+    expect(link.getAttribute('href')).toBe('/api/auth/oidc/login?return_to=%2Fpipeline%3Ftask%3D7');
+    // Keys stay, for automation.
+    expect(screen.getByLabelText('API key')).toBeTruthy();
+  });
+
+  it('offers keys alone when single sign-on is not configured', async () => {
+    let asked = false;
+    mockFetch({
+      'GET /api/session': () => json({ title: 'Unauthorized', status: 401, detail: 'no key' }, 401),
+      'GET /api/auth/methods': () => {
+        asked = true;
+        return json({ key: true, sso: null });
+      },
+    });
+    render(<App />);
+    await screen.findByLabelText('API key');
+    await waitFor(() => expect(asked).toBe(true));
+    expect(screen.queryByRole('link', { name: 'Sign in with SSO' })).toBeNull();
+  });
+
+  it('names the person signed in by single sign-on', async () => {
+    mockFetch({
+      'GET /api/session': () =>
+        json({
+          tenant: 'acme',
+          scopes: ['read'],
+          open_mode: false,
+          user: { id: 'usr_1', name: 'ada@acme.test', email: 'ada@acme.test', groups: ['ops'] },
+        }),
+    });
+    render(<App />);
+    await screen.findByRole('heading', { name: 'Mission Control' });
+    expect(screen.getByText('ada@acme.test')).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'Sign out' })).toBeTruthy();
   });
 
   it('shows the sign-in page again when the session ends', async () => {

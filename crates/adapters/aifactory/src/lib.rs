@@ -1,5 +1,5 @@
 //! CFactory's AIFactory adapter: coding tasks as Upstream snapshots, health, execution
-//! graphs and live feeds.
+//! graphs, live feeds and the running agents' consoles.
 //!
 //! An adapter in the hexagon: it implements the domain's [`Upstream`] port over
 //! AIFactory's REST and WebSocket surface through `cfactory-upstream-http`, and maps
@@ -10,21 +10,25 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cfactory_domain::StatusClass;
 use cfactory_domain::actions::{ActionStep, StepResult};
 use cfactory_domain::event::{Correlation, Service};
-use cfactory_domain::ports::{LiveSink, Upstream};
+use cfactory_domain::ports::{AgentConsoles, ConsoleStream, LiveSink, Upstream};
 use cfactory_domain::upstream::{
-    HealthReport, ProcessGraph, ProcessNode, TaskList, TaskSnapshot, UpstreamError,
+    ConsoleList, HealthReport, LiveConsole, ProcessGraph, ProcessNode, TaskList, TaskSnapshot,
+    UpstreamError,
 };
 use cfactory_domain::workitem::StageName;
 use cfactory_upstream_http::fields::{as_text, list, number, text, time, unwrap_object};
 use cfactory_upstream_http::{
-    UpstreamClient, UpstreamConfig, follow_feeds, path_segment, probe, read_task_list,
+    UpstreamClient, UpstreamConfig, follow_feeds, open_console, path_segment, probe, read_task_list,
 };
 use serde_json::Value;
 
 const LIST_PATH: &str = "/api/tasks";
 const FEEDS: [&str; 2] = ["/ws/events", "/ws/progress"];
+/// `{"rmux": bool}`: whether AIFactory serves its running agents' consoles.
+const CAPABILITIES_PATH: &str = "/api/capabilities";
 
 /// Where a row may carry the GitHub issue it works on: the list's `github_issue` (from
 /// the task's provenance), the detail's `githubIssueNumber`, then older spellings.
@@ -102,6 +106,59 @@ impl Upstream for AIFactory {
     async fn follow(&self, sink: Arc<dyn LiveSink>) {
         follow_feeds(&self.client, Service::AIFACTORY, &FEEDS, sink).await;
     }
+
+    fn agent_consoles(&self) -> Option<&dyn AgentConsoles> {
+        Some(self)
+    }
+}
+
+/// AIFactory serves a running task's terminal (its rmux pane) as a WebSocket at
+/// `/api/tasks/{id}/agent-console/ws` when `GET /api/capabilities` says `rmux: true`:
+/// first a `{"type":"connected","connection_id":…}` text frame, then the pane's bytes.
+#[async_trait]
+impl AgentConsoles for AIFactory {
+    #[tracing::instrument(skip(self), fields(service = "aifactory"))]
+    async fn live_consoles(&self) -> Result<ConsoleList, UpstreamError> {
+        let capabilities = match self.client.get_json(CAPABILITIES_PATH).await {
+            Ok(body) => body,
+            // A build without the route serves no consoles.
+            Err(UpstreamError::NotFound) => return Ok(ConsoleList::default()),
+            Err(e) => return Err(e),
+        };
+        if capabilities.get("rmux").and_then(Value::as_bool) != Some(true) {
+            return Ok(ConsoleList::default());
+        }
+        let running = self
+            .list_tasks()
+            .await?
+            .tasks
+            .into_iter()
+            .filter(|t| Service::AIFACTORY.classify(&t.status, None) == StatusClass::Running)
+            .map(|t| LiveConsole {
+                task_id: t.task_id,
+                status: t.status,
+                title: t.title,
+            })
+            .collect();
+        Ok(ConsoleList {
+            enabled: true,
+            running,
+        })
+    }
+
+    #[tracing::instrument(skip(self), fields(service = "aifactory"))]
+    async fn open_console(&self, task_id: &str) -> Result<Box<dyn ConsoleStream>, UpstreamError> {
+        let path = format!("{LIST_PATH}/{}/agent-console/ws", path_segment(task_id));
+        let socket = open_console(self.client.config(), &path, is_connected_frame).await?;
+        Ok(Box::new(socket))
+    }
+}
+
+/// The console's handshake frame, `{"type":"connected","connection_id":…}`: AIFactory's
+/// own bookkeeping, not terminal output.
+fn is_connected_frame(text: &str) -> bool {
+    serde_json::from_str::<Value>(text)
+        .is_ok_and(|v| v.get("type").and_then(Value::as_str) == Some("connected"))
 }
 
 /// The task id `project_id:spec_id`, from an explicit id or composed from its parts.
@@ -231,6 +288,16 @@ fn subtask_nodes(task: &Value) -> Vec<ProcessNode> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_the_connected_handshake_is_a_control_frame() {
+        assert!(is_connected_frame(
+            r#"{"type":"connected","connection_id":"3f2c"}"#
+        ));
+        assert!(!is_connected_frame(r#"{"type":"output"}"#));
+        assert!(!is_connected_frame("connected"));
+        assert!(!is_connected_frame("\u{1b}[32m$ cargo test\r\n"));
+    }
 
     #[test]
     fn camel_case_rows_map() {

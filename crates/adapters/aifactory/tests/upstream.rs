@@ -336,3 +336,131 @@ async fn the_live_feed_reaches_the_sink() {
         ("shop:003", Some("coding"), Some(60.0))
     );
 }
+
+/// An AIFactory that serves consoles: capabilities as `rmux` says, the list with running
+/// and stopped tasks, and a console for `shop:001-run` (handshake, two chunks, then a
+/// normal close) that records the `Authorization` it was opened with.
+async fn console_server(rmux: Option<bool>, seen: Arc<Mutex<Vec<Option<String>>>>) -> String {
+    let app = Router::new()
+        .route(
+            "/api/capabilities",
+            get(move || async move {
+                match rmux {
+                    Some(on) => Json(json!({"rmux": on})).into_response(),
+                    None => StatusCode::NOT_FOUND.into_response(),
+                }
+            }),
+        )
+        .route(
+            "/api/tasks",
+            get(|| async {
+                Json(json!({"total": 4, "tasks": [
+                    row("001-run", "in_progress", None),
+                    row("002-copilot", "copilot_running", None),
+                    row("003-review", "human_review", Some("completed")),
+                    row("004-queued", "backlog", None),
+                ]}))
+            }),
+        )
+        .route(
+            "/api/tasks/{id}/agent-console/ws",
+            get(
+                move |Path(id): Path<String>, headers: HeaderMap, ws: WebSocketUpgrade| {
+                    let seen = seen.clone();
+                    async move {
+                        seen.lock().unwrap().push(
+                            headers
+                                .get("authorization")
+                                .map(|v| v.to_str().unwrap().to_owned()),
+                        );
+                        ws.on_upgrade(move |mut socket: WebSocket| async move {
+                            if id != "shop:001-run" {
+                                let _ = socket
+                                    .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                                        code: 4004,
+                                        reason: "no rmux session".into(),
+                                    })))
+                                    .await;
+                                return;
+                            }
+                            for m in [
+                                Message::Text(
+                                    r#"{"type":"connected","connection_id":"c1"}"#.into(),
+                                ),
+                                Message::Binary(b"\x1b[32mok\x1b[0m\xff\r\n".to_vec().into()),
+                                Message::Text("line two\r\n".into()),
+                                Message::Close(Some(axum::extract::ws::CloseFrame {
+                                    code: 1000,
+                                    reason: "session ended".into(),
+                                })),
+                            ] {
+                                let _ = socket.send(m).await;
+                            }
+                        })
+                    }
+                },
+            ),
+        );
+    serve(app).await
+}
+
+#[tokio::test]
+async fn consoles_are_listed_only_when_rmux_is_on_and_only_for_running_tasks() {
+    use cfactory_domain::upstream::LiveConsole;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let on = aifactory(&console_server(Some(true), seen.clone()).await);
+    let consoles = on.agent_consoles().expect("AIFactory watches consoles");
+    let list = consoles.live_consoles().await.unwrap();
+    assert!(list.enabled);
+    assert_eq!(
+        list.running,
+        [
+            LiveConsole {
+                task_id: "shop:001-run".into(),
+                status: "in_progress".into(),
+                title: Some("Task 001-run".into()),
+            },
+            LiveConsole {
+                task_id: "shop:002-copilot".into(),
+                status: "copilot_running".into(),
+                title: Some("Task 002-copilot".into()),
+            },
+        ]
+    );
+    for rmux in [Some(false), None] {
+        let off = aifactory(&console_server(rmux, seen.clone()).await);
+        let list = off.agent_consoles().unwrap().live_consoles().await.unwrap();
+        assert!(!list.enabled && list.running.is_empty(), "{rmux:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_console_yields_the_output_unchanged_without_the_handshake() {
+    use cfactory_domain::upstream::ConsoleOutput;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let af = aifactory(&console_server(Some(true), seen.clone()).await);
+    let consoles = af.agent_consoles().unwrap();
+    let mut console = consoles.open_console("shop:001-run").await.unwrap();
+    assert_eq!(
+        console.next().await,
+        Ok(Some(ConsoleOutput::Binary(
+            b"\x1b[32mok\x1b[0m\xff\r\n".to_vec()
+        )))
+    );
+    assert_eq!(
+        console.next().await,
+        Ok(Some(ConsoleOutput::Text("line two\r\n".into())))
+    );
+    assert_eq!(console.next().await, Ok(None), "a normal close ends it");
+    assert_eq!(
+        seen.lock().unwrap().first().cloned().flatten().as_deref(),
+        Some("Bearer af-token")
+    );
+
+    let mut gone = consoles.open_console("shop:004-queued").await.unwrap();
+    assert_eq!(gone.next().await, Err(UpstreamError::NotFound));
+    assert!(matches!(
+        consoles.open_console("../keys").await,
+        Err(UpstreamError::Refused(_))
+    ));
+}

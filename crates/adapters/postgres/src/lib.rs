@@ -16,7 +16,46 @@ mod read;
 mod rows;
 mod tcp;
 pub mod testing;
+mod users;
 mod writer;
+
+/// The schema (`migrations/postgres`, embedded at build time).
+mod migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+    #[cfg(test)]
+    mod tests {
+        /// The embedded list is what sqlx itself reads from the folder: same versions,
+        /// descriptions, kinds, text and checksums (so databases migrated by earlier
+        /// builds still match).
+        #[tokio::test]
+        async fn the_embedded_migrations_are_the_folders() {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../migrations/postgres");
+            let read = sqlx::migrate::Migrator::new(std::path::Path::new(dir))
+                .await
+                .unwrap();
+            let embedded = super::migrator();
+            let view = |m: &sqlx::migrate::Migrator| {
+                m.iter()
+                    .map(|m| {
+                        (
+                            m.version,
+                            m.description.to_string(),
+                            m.migration_type,
+                            m.sql.as_str().to_owned(),
+                            m.checksum.to_vec(),
+                            m.no_tx,
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert!(embedded.iter().count() >= 10, "too few migrations embedded");
+            assert_eq!(view(&embedded), view(&read));
+        }
+    }
+}
+
+pub use writer::WriterInstruments;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -56,6 +95,21 @@ pub struct PgOptions {
     /// write lock held by a frozen or cut-off peer process, a row lock) or for a database
     /// that does not answer at all. See [`lock_wait`] and [`answer_within`].
     pub lock_timeout: Duration,
+    /// Where the writer reports its groups and statements (no-ops by default).
+    pub instruments: WriterInstruments,
+}
+
+/// How busy a store is, as [`PgStore::load`] samples it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreLoad {
+    /// Ingest requests queued for the writer, not yet taken.
+    pub writer_queue: usize,
+    /// Open connections of the pool.
+    pub connections: u32,
+    /// Of which idle.
+    pub idle: usize,
+    /// Most connections the pool opens.
+    pub max_connections: u32,
 }
 
 /// How long a statement may wait for a lock (PostgreSQL's `lock_timeout`): seven tenths
@@ -82,6 +136,7 @@ impl Default for PgOptions {
             migrate: true,
             clock: Arc::new(SystemClock),
             lock_timeout: Duration::from_secs(5),
+            instruments: WriterInstruments::default(),
         }
     }
 }
@@ -168,6 +223,7 @@ impl PgStore {
                     options.clock.clone(),
                     feed.held(),
                     answer_within(options.lock_timeout),
+                    options.instruments,
                 ),
                 feed,
                 pool,
@@ -182,10 +238,21 @@ impl PgStore {
 
     /// Applies pending migrations; running it again changes nothing.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("../../../migrations/postgres")
+        migrations::migrator()
             .run(&self.inner.pool)
             .await
             .map_err(migrate_error)
+    }
+
+    /// The writer's queue and the pool's connections now.
+    pub fn load(&self) -> StoreLoad {
+        let pool = &self.inner.pool;
+        StoreLoad {
+            writer_queue: self.inner.writer.queued(),
+            connections: pool.size(),
+            idle: pool.num_idle(),
+            max_connections: pool.options().get_max_connections(),
+        }
     }
 
     /// Lets the writer finish what is queued, stops the change listener and closes the

@@ -15,6 +15,7 @@ mod error;
 mod others;
 mod read;
 mod rows;
+mod users;
 mod writer;
 
 use std::path::Path;
@@ -40,8 +41,46 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{migrate_error, store_error, writer_gone};
 use crate::writer::{IngestRequest, Job, Sinks, Writer};
 
-/// The schema, applied on open.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../../migrations/sqlite");
+pub use crate::writer::WriterInstruments;
+
+mod migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+    #[cfg(test)]
+    mod tests {
+        /// The embedded list is what sqlx itself reads from the folder: same versions,
+        /// descriptions, kinds, text and checksums (so databases migrated by earlier
+        /// builds still match).
+        #[tokio::test]
+        async fn the_embedded_migrations_are_the_folders() {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../migrations/sqlite");
+            let read = sqlx::migrate::Migrator::new(std::path::Path::new(dir))
+                .await
+                .unwrap();
+            let embedded = super::migrator();
+            let view = |m: &sqlx::migrate::Migrator| {
+                m.iter()
+                    .map(|m| {
+                        (
+                            m.version,
+                            m.description.to_string(),
+                            m.migration_type,
+                            m.sql.as_str().to_owned(),
+                            m.checksum.to_vec(),
+                            m.no_tx,
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert!(embedded.iter().count() >= 10, "too few migrations embedded");
+            assert_eq!(view(&embedded), view(&read));
+        }
+    }
+}
+
+/// The schema (`migrations/sqlite`, embedded at build time), applied on open.
+static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =
+    std::sync::LazyLock::new(migrations::migrator);
 
 /// Read-only connections in the read pool.
 const READERS: u32 = 8;
@@ -78,6 +117,8 @@ pub struct SqliteOptions {
     pub clock: Arc<dyn Clock>,
     /// How each commit is made durable.
     pub synchronous: Synchronous,
+    /// Where the writer reports its groups and statements (no-ops by default).
+    pub instruments: WriterInstruments,
 }
 
 impl Default for SqliteOptions {
@@ -85,8 +126,22 @@ impl Default for SqliteOptions {
         Self {
             clock: Arc::new(SystemClock),
             synchronous: Synchronous::default(),
+            instruments: WriterInstruments::default(),
         }
     }
+}
+
+/// How busy a store is, as [`SqliteStore::load`] samples it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreLoad {
+    /// Jobs (ingest requests and other writes) queued for the writer, not yet taken.
+    pub writer_queue: usize,
+    /// Open connections of the read pool.
+    pub connections: u32,
+    /// Of which idle.
+    pub idle: usize,
+    /// Most connections the read pool opens.
+    pub max_connections: u32,
 }
 
 struct Inner {
@@ -181,6 +236,7 @@ impl SqliteStore {
             sinks.clone(),
             last_received,
             own.clone(),
+            options.instruments,
         );
         let task = tokio::spawn(writer.run(queue));
         let others = tokio::spawn(others::watch(watcher, seen, own, sinks.clone()));
@@ -193,6 +249,17 @@ impl SqliteStore {
                 others,
             }),
         })
+    }
+
+    /// The writer's queue and the read pool's connections now.
+    pub fn load(&self) -> StoreLoad {
+        let readers = &self.inner.readers;
+        StoreLoad {
+            writer_queue: self.inner.jobs.max_capacity() - self.inner.jobs.capacity(),
+            connections: readers.size(),
+            idle: readers.num_idle(),
+            max_connections: readers.options().get_max_connections(),
+        }
     }
 
     /// Flushes the writer (everything queued is committed or answered), then closes the

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
 
 use cfactory_domain::correlate::{Batch, ChangeSet, IngestOutcome, Loaded};
 use cfactory_domain::ports::{ApiKey, ChangeSink, Clock, StoreError, StoredService};
@@ -27,6 +28,28 @@ use crate::rows;
 
 /// Most events one group commit applies; a request is never split.
 pub(crate) const MAX_GROUP_EVENTS: usize = 512;
+
+/// Where the writer reports its work: handles of the `metrics` facade, no-ops unless the
+/// caller hands it real ones (see [`crate::SqliteOptions::instruments`]).
+#[derive(Clone)]
+pub struct WriterInstruments {
+    /// Events in each group the writer commits in one transaction.
+    pub group_events: metrics::Histogram,
+    /// Seconds of each load of what a tenant's part of a group needs.
+    pub load_seconds: metrics::Histogram,
+    /// Seconds of writing a group's changes, its commit included.
+    pub write_seconds: metrics::Histogram,
+}
+
+impl Default for WriterInstruments {
+    fn default() -> Self {
+        Self {
+            group_events: metrics::Histogram::noop(),
+            load_seconds: metrics::Histogram::noop(),
+            write_seconds: metrics::Histogram::noop(),
+        }
+    }
+}
 
 /// The change sinks registered with `watch`, shared by the store and its writer.
 pub(crate) type Sinks = Arc<RwLock<Vec<Arc<dyn ChangeSink>>>>;
@@ -126,6 +149,7 @@ pub(crate) struct Writer {
     /// Where the events and item changes this writer appended are noted, so the watcher
     /// of other processes' writes leaves them out.
     own: OwnWrites,
+    instruments: WriterInstruments,
 }
 
 impl Writer {
@@ -136,6 +160,7 @@ impl Writer {
         sinks: Sinks,
         last_received: Option<DateTime<Utc>>,
         own: OwnWrites,
+        instruments: WriterInstruments,
     ) -> Self {
         Self {
             conn,
@@ -143,6 +168,7 @@ impl Writer {
             sinks,
             last_received,
             own,
+            instruments,
         }
     }
 
@@ -231,9 +257,11 @@ impl Writer {
         }
     }
 
-    /// Tells the sinks, then each waiter (so a caller that hears back finds the sinks
-    /// already told, as with the in-memory store).
+    /// Counts the committed group, tells the sinks, then each waiter (so a caller that
+    /// hears back finds the sinks already told, as with the in-memory store).
     fn answer(&self, group: Vec<IngestRequest>, done: Committed) {
+        let events: usize = group.iter().map(|r| r.events.len()).sum();
+        self.instruments.group_events.record(events as f64);
         for (tenant, written) in &done.changed {
             self.notify(tenant, written);
         }
@@ -262,6 +290,7 @@ impl Writer {
             .map_err(store_error)?;
         let mut outcomes = vec![Vec::new(); group.len()];
         let mut changed = Vec::with_capacity(tenants.len());
+        let mut writing = std::time::Duration::ZERO;
         for (tenant, members) in tenants {
             let mut ids = BTreeSet::new();
             let mut event_ids = BTreeSet::new();
@@ -270,7 +299,11 @@ impl Writer {
                 ids.extend(more_ids);
                 event_ids.extend(more_event_ids);
             }
+            let started = Instant::now();
             let loaded = load(&mut tx, tenant, &ids, &event_ids).await?;
+            self.instruments
+                .load_seconds
+                .record(started.elapsed().as_secs_f64());
             let mut batch = Batch::new(loaded);
             for &i in &members {
                 let base = stamps[i];
@@ -281,10 +314,15 @@ impl Writer {
                     .map(|(event, n)| batch.apply(event, base + Duration::microseconds(n)))
                     .collect();
             }
+            let started = Instant::now();
             let written = write(&mut tx, tenant, batch.finish()).await?;
+            writing += started.elapsed();
             changed.push((tenant.clone(), written));
         }
+        let started = Instant::now();
         tx.commit().await.map_err(store_error)?;
+        writing += started.elapsed();
+        self.instruments.write_seconds.record(writing.as_secs_f64());
         for (_, written) in &changed {
             if let Some((first, last)) = written.seqs {
                 self.own.events.note(first, last);

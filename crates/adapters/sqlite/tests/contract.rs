@@ -17,6 +17,7 @@ async fn fresh() -> Subject {
         audit: Arc::new(store.clone()),
         actions: Arc::new(store.clone()),
         conversations: Arc::new(store.clone()),
+        users: Arc::new(store.clone()),
         services: Arc::new(store),
         guard: Some(Box::new(dir)),
     }

@@ -40,6 +40,7 @@ pub struct UpstreamClient {
 impl UpstreamClient {
     /// A client for `config`'s upstream.
     pub fn new(config: UpstreamConfig) -> Self {
+        crate::feed::ensure_tls_provider();
         let http = reqwest::Client::builder()
             .timeout(config.timeout())
             .connect_timeout(config.timeout())

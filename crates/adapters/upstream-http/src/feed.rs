@@ -143,26 +143,14 @@ impl FeedStates<'_> {
     }
 }
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Dials `path`; a refusal comes back as the feed's state: unauthorized for an HTTP
 /// 401/403 answer to the upgrade, disconnected for anything else.
 async fn connect(config: &UpstreamConfig, path: &str) -> Result<Socket, FeedState> {
     let disconnected = |detail: String| FeedState::Disconnected { detail };
-    let url = config.ws_url(path);
-    if url.starts_with("wss://") {
-        ensure_tls_provider();
-    }
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| disconnected(config.scrub(&e.to_string())))?;
-    if let Some(token) = config.token() {
-        let value = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| disconnected("the token is not a valid header value".to_owned()))?;
-        request.headers_mut().insert(AUTHORIZATION, value);
-    }
+    let request = ws_request(config, path).map_err(disconnected)?;
     match tokio::time::timeout(config.timeout(), tokio_tungstenite::connect_async(request)).await {
         Ok(Ok((socket, _response))) => Ok(socket),
         Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response)))
@@ -180,9 +168,31 @@ async fn connect(config: &UpstreamConfig, path: &str) -> Result<Socket, FeedStat
     }
 }
 
-/// wss:// needs one rustls crypto provider for the process; the workspace compiles two,
-/// so pick one unless someone already did.
-fn ensure_tls_provider() {
+/// The upgrade request for `path` on `config`'s upstream, with its bearer token; why
+/// not, without the URL, when it cannot be built.
+pub(crate) fn ws_request(
+    config: &UpstreamConfig,
+    path: &str,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
+    let url = config.ws_url(path);
+    if url.starts_with("wss://") {
+        ensure_tls_provider();
+    }
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| config.scrub(&e.to_string()))?;
+    if let Some(token) = config.token() {
+        let value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| "the token is not a valid header value".to_owned())?;
+        request.headers_mut().insert(AUTHORIZATION, value);
+    }
+    Ok(request)
+}
+
+/// reqwest and wss:// need one rustls crypto provider for the process: install ring (the
+/// only one compiled in) unless someone already did.
+pub(crate) fn ensure_tls_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();

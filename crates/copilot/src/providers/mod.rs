@@ -8,20 +8,31 @@
 //! providers plus its own derive macros, schemars, uuid and url for two endpoints, and
 //! changes its API between minor releases (0.44 → 0.46). Two small typed clients keep the
 //! wire visible, testable against a local replay server, and inside this crate.
+//!
+//! Both answer whole or streamed (server-sent events, read by [`sse`]); both retry a call
+//! turned away as busy before anything of it was read ([`RetryPolicy`]).
 
 mod anthropic;
 mod openai;
+mod retry;
+mod sse;
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{Stream, StreamExt};
 use serde_json::Value;
 
 pub use anthropic::AnthropicModel;
 pub use openai::OpenAiModel;
+pub use retry::{RetryPolicy, Sleeper, TokioSleeper};
 
-use crate::model::{LanguageModel, ModelError};
+use crate::model::{
+    ChatResponse, LanguageModel, ModelError, ModelEvent, ModelStream, TokenUsage, events_of,
+};
+use sse::{SseDecoder, SseEvent};
 
 /// Anthropic's API, when `CFACTORY_ANTHROPIC_BASE_URL` is not set.
 pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
@@ -202,27 +213,64 @@ fn base_url(
     Ok(url.trim_end_matches('/').to_owned())
 }
 
-/// The provider `config` names, ready to call.
+/// The provider `config` names, ready to call, retrying busy answers by
+/// [`RetryPolicy::standard`].
 pub fn build_model(config: &ModelConfig) -> Arc<dyn LanguageModel> {
     match config.provider {
-        Provider::Anthropic => Arc::new(AnthropicModel::new(
-            &config.base_url,
-            config.api_key.clone().unwrap_or_else(|| ApiKey::new("")),
-            &config.model,
-            config.timeout,
-        )),
-        Provider::OpenAi => Arc::new(OpenAiModel::new(
-            &config.base_url,
-            config.api_key.clone(),
-            &config.model,
-            config.timeout,
-        )),
+        Provider::Anthropic => Arc::new(
+            AnthropicModel::new(
+                &config.base_url,
+                config.api_key.clone().unwrap_or_else(|| ApiKey::new("")),
+                &config.model,
+                config.timeout,
+            )
+            .with_retries(RetryPolicy::standard()),
+        ),
+        Provider::OpenAi => Arc::new(
+            OpenAiModel::new(
+                &config.base_url,
+                config.api_key.clone(),
+                &config.model,
+                config.timeout,
+            )
+            .with_retries(RetryPolicy::standard()),
+        ),
     }
 }
 
+/// List prices in US dollars per million tokens (input, output) of the hosted models whose
+/// id starts with the first column; the first match wins, so longer ids come first.
+const LIST_PRICES: [(&str, f64, f64); 9] = [
+    ("claude-opus-4-5", 5.0, 25.0),
+    ("claude-opus-4-6", 5.0, 25.0),
+    ("claude-opus-4", 15.0, 75.0),
+    ("claude-sonnet-4", 3.0, 15.0),
+    ("claude-haiku-4-5", 1.0, 5.0),
+    ("gpt-5-nano", 0.05, 0.4),
+    ("gpt-5-mini", 0.25, 2.0),
+    ("gpt-5", 1.25, 10.0),
+    ("claude-3-7-sonnet", 3.0, 15.0),
+];
+
+/// What `usage` cost at list price on the model `described` (as
+/// [`LanguageModel::describe`] names it: `anthropic:claude-sonnet-4-6`), rounded to a
+/// hundredth of a cent; `None` for a model without a known price (a local or self-hosted
+/// one, say).
+pub fn list_cost_usd(described: &str, usage: TokenUsage) -> Option<f64> {
+    let model = described.split_once(':').map_or(described, |(_, m)| m);
+    let (_, per_in, per_out) = LIST_PRICES
+        .iter()
+        .find(|(prefix, _, _)| model.starts_with(prefix))?;
+    let dollars =
+        (usage.input_tokens as f64 * per_in + usage.output_tokens as f64 * per_out) / 1_000_000.0;
+    Some((dollars * 10_000.0).round() / 10_000.0)
+}
+
 /// A reqwest client with `timeout`; the default client if TLS cannot initialise (then no
-/// client could do better).
+/// client could do better). TLS uses ring, installed as the process's rustls provider
+/// unless one already is.
 fn http_client(timeout: Duration) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
@@ -271,20 +319,225 @@ fn status_error(status: u16, body: &[u8]) -> ModelError {
     let message = truncate(&message);
     match status {
         401 | 403 => ModelError::Unauthorized { status, message },
-        429 | 529 => ModelError::RateLimited { status, message },
+        _ if retry::retryable(status) => ModelError::RateLimited { status, message },
         _ => ModelError::Status { status, message },
     }
 }
 
-/// Sends `request` and returns the JSON body of a 2xx answer, or the classified error.
-async fn send(request: reqwest::RequestBuilder) -> Result<Vec<u8>, ModelError> {
-    let response = request.send().await.map_err(transport_error)?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(transport_error)?;
-    if !status.is_success() {
-        return Err(status_error(status.as_u16(), &body));
+/// `error` with a note on why no further attempt was made.
+fn gave_up(error: ModelError, why: String) -> ModelError {
+    match error {
+        ModelError::RateLimited { status, message } => ModelError::RateLimited {
+            status,
+            message: format!("{message} ({why})"),
+        },
+        other => other,
     }
-    Ok(body.to_vec())
+}
+
+/// Sends the request `build` makes and returns the 2xx answer, its body unread; a 429,
+/// 503 or 529 is tried again as `policy` allows, any other status fails at once with the
+/// classified error.
+async fn send(
+    policy: &RetryPolicy,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ModelError> {
+    let mut attempt = 1;
+    loop {
+        let response = build().send().await.map_err(transport_error)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let code = status.as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let asked = retry::requested_wait(
+            header("retry-after-ms").as_deref(),
+            header("retry-after").as_deref(),
+            policy.clock.now(),
+        );
+        let body = response.bytes().await.map_err(transport_error)?;
+        let error = status_error(code, &body);
+        if !retry::retryable(code) || policy.max_attempts <= 1 {
+            return Err(error);
+        }
+        if attempt >= policy.max_attempts {
+            return Err(gave_up(error, format!("gave up after {attempt} attempts")));
+        }
+        let wait = asked.unwrap_or_else(|| policy.backoff(attempt));
+        if wait > policy.max_wait {
+            return Err(gave_up(
+                error,
+                format!(
+                    "it asked to wait {:.0} s, longer than the {:.0} s CFactory waits",
+                    wait.as_secs_f64().ceil(),
+                    policy.max_wait.as_secs_f64()
+                ),
+            ));
+        }
+        tracing::warn!(
+            status = code,
+            attempt,
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            "model provider busy; trying again"
+        );
+        policy.sleeper.sleep(wait).await;
+        attempt += 1;
+    }
+}
+
+/// The whole body of a 2xx answer.
+async fn body_of(response: reqwest::Response) -> Result<Vec<u8>, ModelError> {
+    Ok(response.bytes().await.map_err(transport_error)?.to_vec())
+}
+
+/// How one provider's streamed events become [`ModelEvent`]s.
+trait WireEvents: Send + 'static {
+    /// Takes one event, appending what it means to `out`; `true` once the answer is
+    /// complete (nothing after it is read).
+    fn on_event(&mut self, event: SseEvent, out: &mut Vec<ModelEvent>) -> Result<bool, ModelError>;
+
+    /// The body ended before the answer was complete: the last events, or why that is an
+    /// error.
+    fn on_end(&mut self, out: &mut Vec<ModelEvent>) -> Result<(), ModelError>;
+}
+
+/// A 2xx answer to a streaming request as [`ModelEvent`]s, read through `wire`. A server
+/// that answered JSON anyway (some OpenAI-compatible ones ignore `stream`) is read whole
+/// with `whole` and streamed as that answer's events.
+async fn event_stream(
+    response: reqwest::Response,
+    wire: impl WireEvents,
+    whole: fn(&[u8]) -> Result<ChatResponse, ModelError>,
+) -> Result<ModelStream, ModelError> {
+    let is_json = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if is_json {
+        let answer = whole(&body_of(response).await?)?;
+        return Ok(Box::pin(futures::stream::iter(
+            events_of(answer).into_iter().map(Ok),
+        )));
+    }
+    let reader = Reader {
+        body: Box::pin(response.bytes_stream()),
+        sse: SseDecoder::default(),
+        wire,
+        ready: VecDeque::new(),
+        ended: false,
+    };
+    Ok(Box::pin(futures::stream::unfold(
+        reader,
+        |mut r| async move {
+            loop {
+                if let Some(item) = r.ready.pop_front() {
+                    if item.is_err() {
+                        r.ready.clear();
+                        r.ended = true;
+                    }
+                    return Some((item, r));
+                }
+                if r.ended {
+                    return None;
+                }
+                r.pull().await;
+            }
+        },
+    )))
+}
+
+/// The state of one streamed answer.
+struct Reader<B, W> {
+    body: B,
+    sse: SseDecoder,
+    wire: W,
+    ready: VecDeque<Result<ModelEvent, ModelError>>,
+    ended: bool,
+}
+
+impl<B, C, W> Reader<B, W>
+where
+    B: Stream<Item = reqwest::Result<C>> + Unpin,
+    C: AsRef<[u8]>,
+    W: WireEvents,
+{
+    /// Reads the next chunk and queues what it completes.
+    async fn pull(&mut self) {
+        let mut out = Vec::new();
+        let outcome = match self.body.next().await {
+            Some(Ok(chunk)) => {
+                let mut events = Vec::new();
+                let fed = self.sse.feed(chunk.as_ref(), &mut events);
+                let mut outcome = Ok(false);
+                for event in events {
+                    outcome = self.wire.on_event(event, &mut out);
+                    if !matches!(outcome, Ok(false)) {
+                        break;
+                    }
+                }
+                match (outcome, fed) {
+                    (Ok(false), Err(e)) => Err(e),
+                    (outcome, _) => outcome,
+                }
+            }
+            Some(Err(e)) => Err(transport_error(e)),
+            None => self.wire.on_end(&mut out).map(|()| true),
+        };
+        self.ready.extend(out.into_iter().map(Ok));
+        match outcome {
+            Ok(false) => {}
+            Ok(true) => self.ended = true,
+            Err(e) => {
+                self.ready.push_back(Err(e));
+                self.ended = true;
+            }
+        }
+    }
+}
+
+/// The error a provider's `error` event names by its type (Anthropic's
+/// `{"type": "error", "error": {"type": "overloaded_error", "message": …}}`, or an
+/// OpenAI-compatible `{"error": {"message": …, "code": …}}` chunk), classified as the
+/// status that type answers over HTTP.
+fn error_event(data: &str) -> ModelError {
+    let parsed: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+    let kind = parsed
+        .pointer("/error/type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let status = match kind {
+        "invalid_request_error" => 400,
+        "authentication_error" => 401,
+        "permission_error" => 403,
+        "not_found_error" => 404,
+        "request_too_large" => 413,
+        "rate_limit_error" => 429,
+        "overloaded_error" => 529,
+        _ => parsed
+            .pointer("/error/code")
+            .and_then(Value::as_u64)
+            .and_then(|c| u16::try_from(c).ok())
+            .filter(|c| (400..600).contains(c))
+            .unwrap_or(500),
+    };
+    let body = if parsed.is_null() {
+        data.as_bytes().to_vec()
+    } else {
+        parsed.to_string().into_bytes()
+    };
+    status_error(status, &body)
 }
 
 #[cfg(test)]

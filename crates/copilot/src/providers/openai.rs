@@ -8,16 +8,27 @@
 //! or `finish_reason: "stop"` beside tool calls. All three are accepted; arguments that
 //! are not JSON reach the tool as a string, which the tool refuses, so the model sees an
 //! error it can correct.
+//!
+//! Streamed (`"stream": true` with `stream_options.include_usage`), the answer comes as
+//! `data:` lines of `chat.completion.chunk`s: `choices[0].delta.content` pieces of text,
+//! `delta.tool_calls` fragments keyed by `index` (the first carries the call's `id` and
+//! `function.name`, later ones more of `function.arguments`), a `finish_reason`, a last
+//! chunk with `usage` and no choices, then `data: [DONE]`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ApiKey, http_client, send};
+use super::sse::SseEvent;
+use super::{
+    ApiKey, RetryPolicy, WireEvents, body_of, error_event, event_stream, http_client, send,
+};
 use crate::model::{
-    Block, ChatRequest, ChatResponse, LanguageModel, ModelError, Role, StopReason, TokenUsage,
+    Block, ChatRequest, ChatResponse, LanguageModel, ModelError, ModelEvent, ModelStream, Role,
+    StopReason, TokenUsage,
 };
 
 /// A model behind an OpenAI-compatible chat-completions endpoint.
@@ -27,18 +38,66 @@ pub struct OpenAiModel {
     url: String,
     api_key: Option<ApiKey>,
     model: String,
+    retries: RetryPolicy,
 }
 
 impl OpenAiModel {
     /// A client for `model` at `base_url` (e.g. `https://api.openai.com/v1`,
-    /// `http://localhost:11434/v1`), each call bounded by `timeout`.
+    /// `http://localhost:11434/v1`), each call bounded by `timeout`; it does not retry
+    /// until given a policy.
     pub fn new(base_url: &str, api_key: Option<ApiKey>, model: &str, timeout: Duration) -> Self {
         Self {
             http: http_client(timeout),
             url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
             api_key,
             model: model.to_owned(),
+            retries: RetryPolicy::none(),
         }
+    }
+
+    /// Retries busy answers (429, 503, 529) by `policy`.
+    pub fn with_retries(mut self, policy: RetryPolicy) -> Self {
+        self.retries = policy;
+        self
+    }
+
+    async fn post(
+        &self,
+        request: &ChatRequest,
+        stream: bool,
+    ) -> Result<reqwest::Response, ModelError> {
+        let body = WireRequest {
+            model: &self.model,
+            max_tokens: request.max_tokens,
+            messages: wire_messages(request),
+            tools: request
+                .tools
+                .iter()
+                .map(|t| WireTool {
+                    kind: "function",
+                    function: WireFunction {
+                        name: &t.name,
+                        description: &t.description,
+                        parameters: &t.input_schema,
+                    },
+                })
+                .collect(),
+            stream,
+            stream_options: stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
+        };
+        send(&self.retries, || {
+            let mut http = self.http.post(&self.url).json(&body);
+            if let Some(key) = &self.api_key {
+                http = http.bearer_auth(key.expose());
+            }
+            if stream {
+                http = http.header("accept", "text/event-stream");
+            }
+            http
+        })
+        .await
     }
 }
 
@@ -49,6 +108,15 @@ struct WireRequest<'a> {
     messages: Vec<WireMessage>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
 }
 
 #[derive(Serialize)]
@@ -236,6 +304,204 @@ fn tool_input(arguments: Option<Value>) -> Value {
     }
 }
 
+/// A call id for a server that sent none.
+fn made_up_id(i: usize) -> String {
+    format!("call_{i}_{:08x}", rand::random::<u32>())
+}
+
+/// A whole answer's body as the loop's response.
+fn parse_response(bytes: &[u8]) -> Result<ChatResponse, ModelError> {
+    let wire: WireResponse =
+        serde_json::from_slice(bytes).map_err(|e| ModelError::Malformed(e.to_string()))?;
+    let choice = wire
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| ModelError::Malformed("no choices in the answer".into()))?;
+    let mut content = Vec::new();
+    if let Some(text) = choice.message.content.filter(|t| !t.trim().is_empty()) {
+        content.push(Block::Text { text });
+    }
+    let calls = choice.message.tool_calls.unwrap_or_default();
+    let has_calls = !calls.is_empty();
+    for (i, call) in calls.into_iter().enumerate() {
+        content.push(Block::ToolUse {
+            id: call
+                .id
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(|| made_up_id(i)),
+            name: call.function.name,
+            input: tool_input(call.function.arguments),
+        });
+    }
+    let mut stop_reason = finish_reason(choice.finish_reason.as_deref());
+    if has_calls && stop_reason == StopReason::EndTurn {
+        stop_reason = StopReason::ToolUse;
+    }
+    let usage = wire.usage.map_or_else(TokenUsage::default, |u| TokenUsage {
+        input_tokens: u.prompt_tokens,
+        output_tokens: u.completion_tokens,
+    });
+    Ok(ChatResponse {
+        content,
+        stop_reason,
+        usage,
+    })
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: Option<ChunkDelta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChunkDelta {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ChunkCall>>,
+}
+
+#[derive(Deserialize)]
+struct ChunkCall {
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<ChunkFunction>,
+}
+
+#[derive(Deserialize)]
+struct ChunkFunction {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+/// The text is block 0; tool call `i` is block `i + 1`.
+#[derive(Debug, Default)]
+pub(super) struct OpenAiStream {
+    /// Tool calls started, by their `index`: whether each has ended.
+    calls: BTreeMap<usize, bool>,
+    finish: Option<String>,
+}
+
+impl OpenAiStream {
+    fn end_calls(&mut self, out: &mut Vec<ModelEvent>) {
+        for (i, ended) in &mut self.calls {
+            if !*ended {
+                *ended = true;
+                out.push(ModelEvent::ToolCallEnd { index: i + 1 });
+            }
+        }
+    }
+
+    fn stop(&mut self, out: &mut Vec<ModelEvent>) {
+        self.end_calls(out);
+        let mut reason = finish_reason(self.finish.as_deref());
+        if !self.calls.is_empty() && reason == StopReason::EndTurn {
+            reason = StopReason::ToolUse;
+        }
+        out.push(ModelEvent::Stop(reason));
+    }
+}
+
+impl WireEvents for OpenAiStream {
+    fn on_event(&mut self, event: SseEvent, out: &mut Vec<ModelEvent>) -> Result<bool, ModelError> {
+        if event.event == "error" {
+            return Err(error_event(&event.data));
+        }
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            self.stop(out);
+            return Ok(true);
+        }
+        if data.is_empty() {
+            return Ok(false);
+        }
+        let chunk: Chunk = serde_json::from_str(data)
+            .map_err(|e| ModelError::Malformed(format!("a streamed chunk: {e}")))?;
+        if chunk.error.is_some() {
+            return Err(error_event(data));
+        }
+        if let Some(choice) = chunk.choices.into_iter().next() {
+            if let Some(delta) = choice.delta {
+                if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                    out.push(ModelEvent::TextDelta { index: 0, text });
+                }
+                for (n, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
+                    let i = call.index.unwrap_or(n);
+                    let function = call.function;
+                    if let std::collections::btree_map::Entry::Vacant(call_slot) =
+                        self.calls.entry(i)
+                    {
+                        call_slot.insert(false);
+                        out.push(ModelEvent::ToolCallStart {
+                            index: i + 1,
+                            id: call
+                                .id
+                                .filter(|id| !id.is_empty())
+                                .unwrap_or_else(|| made_up_id(i)),
+                            name: function
+                                .as_ref()
+                                .and_then(|f| f.name.clone())
+                                .unwrap_or_default(),
+                        });
+                    }
+                    let fragment = match function.and_then(|f| f.arguments) {
+                        None | Some(Value::Null) => String::new(),
+                        Some(Value::String(s)) => s,
+                        Some(other) => other.to_string(),
+                    };
+                    if !fragment.is_empty() {
+                        out.push(ModelEvent::ToolCallArgsDelta {
+                            index: i + 1,
+                            json: fragment,
+                        });
+                    }
+                }
+            }
+            if let Some(reason) = choice.finish_reason {
+                self.finish = Some(reason);
+                self.end_calls(out);
+            }
+        }
+        if let Some(u) = chunk.usage {
+            out.push(ModelEvent::Usage(TokenUsage {
+                input_tokens: u.prompt_tokens,
+                output_tokens: u.completion_tokens,
+            }));
+        }
+        Ok(false)
+    }
+
+    fn on_end(&mut self, out: &mut Vec<ModelEvent>) -> Result<(), ModelError> {
+        // Some compatible servers end the body after the finish reason without [DONE].
+        if self.finish.is_none() {
+            return Err(ModelError::Malformed(
+                "the stream ended before the answer was complete".into(),
+            ));
+        }
+        self.stop(out);
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl LanguageModel for OpenAiModel {
     fn describe(&self) -> String {
@@ -243,63 +509,12 @@ impl LanguageModel for OpenAiModel {
     }
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
-        let body = WireRequest {
-            model: &self.model,
-            max_tokens: request.max_tokens,
-            messages: wire_messages(request),
-            tools: request
-                .tools
-                .iter()
-                .map(|t| WireTool {
-                    kind: "function",
-                    function: WireFunction {
-                        name: &t.name,
-                        description: &t.description,
-                        parameters: &t.input_schema,
-                    },
-                })
-                .collect(),
-        };
-        let mut http = self.http.post(&self.url).json(&body);
-        if let Some(key) = &self.api_key {
-            http = http.bearer_auth(key.expose());
-        }
-        let bytes = send(http).await?;
-        let wire: WireResponse =
-            serde_json::from_slice(&bytes).map_err(|e| ModelError::Malformed(e.to_string()))?;
-        let choice = wire
-            .choices
-            .into_iter()
-            .next()
-            .ok_or_else(|| ModelError::Malformed("no choices in the answer".into()))?;
-        let mut content = Vec::new();
-        if let Some(text) = choice.message.content.filter(|t| !t.trim().is_empty()) {
-            content.push(Block::Text { text });
-        }
-        let calls = choice.message.tool_calls.unwrap_or_default();
-        let has_calls = !calls.is_empty();
-        for (i, call) in calls.into_iter().enumerate() {
-            content.push(Block::ToolUse {
-                id: call
-                    .id
-                    .filter(|id| !id.is_empty())
-                    .unwrap_or_else(|| format!("call_{i}_{:08x}", rand::random::<u32>())),
-                name: call.function.name,
-                input: tool_input(call.function.arguments),
-            });
-        }
-        let mut stop_reason = finish_reason(choice.finish_reason.as_deref());
-        if has_calls && stop_reason == StopReason::EndTurn {
-            stop_reason = StopReason::ToolUse;
-        }
-        let usage = wire.usage.map_or_else(TokenUsage::default, |u| TokenUsage {
-            input_tokens: u.prompt_tokens,
-            output_tokens: u.completion_tokens,
-        });
-        Ok(ChatResponse {
-            content,
-            stop_reason,
-            usage,
-        })
+        let response = self.post(request, false).await?;
+        parse_response(&body_of(response).await?)
+    }
+
+    async fn stream(&self, request: &ChatRequest) -> Result<ModelStream, ModelError> {
+        let response = self.post(request, true).await?;
+        event_stream(response, OpenAiStream::default(), parse_response).await
     }
 }

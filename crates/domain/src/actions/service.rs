@@ -128,6 +128,11 @@ impl ActionService {
     /// Plans `kind` for the item under `key` (or an alias) and stores it as `prepared`,
     /// proposed by `actor`. Nothing is sent. `NotFound` for an unknown key; `Refused`
     /// with the planner's reason.
+    #[tracing::instrument(
+        name = "action.propose",
+        skip_all,
+        fields(tenant = %tenant, kind = %kind, correlation_key = %key, action_id)
+    )]
     pub async fn propose(
         &self,
         tenant: &TenantId,
@@ -152,6 +157,7 @@ impl ActionService {
         )
         .map_err(|r| ActionError::Refused(r.reason))?;
         let action = plan.prepare((self.0.new_id)(), tenant.clone(), actor);
+        tracing::Span::current().record("action_id", action.id.as_str());
         self.0.store.save(&action).await?;
         tracing::info!(
             tenant = %tenant,
@@ -390,6 +396,7 @@ impl ActionService {
     /// before succeeded, and records `executed` or `failed` with each step's result and a
     /// second audit entry with the outcome (`action.confirmed`). When the first audit
     /// entry cannot be written nothing is sent: the action fails with no step run.
+    #[tracing::instrument(name = "action.confirm", skip_all, fields(tenant = %tenant, action_id = %id))]
     pub async fn confirm(
         &self,
         tenant: &TenantId,
@@ -461,6 +468,7 @@ impl ActionService {
     }
 
     /// Turns the tenant's prepared action `id` down for `actor`.
+    #[tracing::instrument(name = "action.reject", skip_all, fields(tenant = %tenant, action_id = %id))]
     pub async fn reject(
         &self,
         tenant: &TenantId,

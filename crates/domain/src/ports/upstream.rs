@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use std::sync::Arc;
 
-use super::LiveSink;
+use super::{AgentConsoles, LiveSink};
 use crate::actions::{ActionStep, StepResult};
 use crate::event::Service;
 use crate::upstream::{HealthReport, ProcessGraph, TaskList, UpstreamError};
@@ -40,4 +40,10 @@ pub trait Upstream: Send + Sync {
     /// token, timeouts, redirect and size rules; see
     /// [`StepSender::send_step`](super::StepSender::send_step) for what it reports.
     async fn send_step(&self, step: &ActionStep) -> StepResult;
+
+    /// The service's agent consoles, when its adapter can watch them; `None` (the
+    /// default) for a service that serves none.
+    fn agent_consoles(&self) -> Option<&dyn AgentConsoles> {
+        None
+    }
 }

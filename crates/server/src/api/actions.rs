@@ -1,4 +1,4 @@
-//! Actions and the copilot's chat. Every route calls the domain's
+//! Actions (the copilot's chat is in [`super::copilot`]). Every route calls the domain's
 //! [`ActionService`](cfactory_domain::actions::ActionService): proposing stores a
 //! prepared action and sends nothing; only `confirm` (approve scope) executes it, once.
 
@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use cfactory_copilot::{Conversation, CopilotError, ToolContext, ToolError};
+use cfactory_copilot::{ToolContext, ToolError};
 use cfactory_domain::CorrelationKey;
 use cfactory_domain::actions::{ActionError, ActionKind, ActionStatus, Door};
 use cfactory_domain::ports::{Scope, StoreError};
@@ -35,7 +35,6 @@ pub fn router() -> Router<AppState> {
             "/api/copilot/actions/{actionId}/confirm",
             post(confirm_advised),
         )
-        .route("/api/copilot/chat", post(chat))
         .route("/api/workitems/{correlationKey}/actions", get(for_item))
 }
 
@@ -416,107 +415,5 @@ pub async fn for_item(
             .map(|k| k.as_str().to_owned())
             .collect(),
         actions: found.actions.iter().map(dto::ActionView::from).collect(),
-    }))
-}
-
-/// A chat turn.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ChatBody {
-    /// The conversation to continue; a new one when absent.
-    conversation_id: Option<String>,
-    /// The person's message.
-    message: String,
-}
-
-/// One copilot turn: the model reads through CFactory's tools and may propose actions
-/// (stored as prepared; a person confirms them). 503 when no model is configured.
-#[utoipa::path(
-    post,
-    path = "/api/copilot/chat",
-    tag = "actions",
-    operation_id = "copilotChat",
-    request_body = ChatBody,
-    responses(
-        (status = 200, description = "The turn's answer, tool calls and proposals", body = dto::ChatTurn),
-        (status = 404, description = "No such conversation for this tenant", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "No language model is configured (`not-configured`), or the store is unavailable", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
-        (status = 502, description = "The language model failed", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
-        (status = 504, description = "The turn ran past its time limit", body = crate::api::ProblemDoc, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []), ("api_key" = []))
-)]
-pub async fn chat(
-    State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Json<ChatBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<dto::ChatTurn>, ApiError> {
-    caller.require(Scope::Read)?;
-    let body = json_body(body)?;
-    let Some(copilot) = &state.copilot else {
-        return Err(ApiError::NotConfigured {
-            detail: "no language model is configured: set CFACTORY_COPILOT_PROVIDER=anthropic \
-                     with ANTHROPIC_API_KEY (and optionally CFACTORY_COPILOT_MODEL, \
-                     CFACTORY_ANTHROPIC_BASE_URL), or CFACTORY_COPILOT_PROVIDER=openai with \
-                     CFACTORY_COPILOT_MODEL and CFACTORY_OPENAI_BASE_URL (and \
-                     CFACTORY_OPENAI_API_KEY when the server needs one). Proposals and \
-                     actions work without a model."
-                .into(),
-        });
-    };
-    let now = state.clock.now();
-    let mut conversation = match body.conversation_id.as_deref().map(str::trim) {
-        Some(id) if !id.is_empty() => {
-            let doc = state
-                .conversations
-                .load_conversation(&caller.tenant, id)
-                .await?
-                .ok_or_else(|| ApiError::NotFound {
-                    detail: format!("no conversation `{id}` for this tenant"),
-                })?;
-            serde_json::from_value::<Conversation>(doc).map_err(|_| ApiError::Internal)?
-        }
-        _ => Conversation::new(
-            cfactory_copilot::new_action_id().replacen("act_", "conv_", 1),
-            caller.tenant.clone(),
-            now,
-        ),
-    };
-    let outcome = copilot
-        .chat(
-            &context(&caller, Door::Copilot),
-            &mut conversation,
-            &body.message,
-        )
-        .await;
-    // The conversation keeps every call, also those of a failed turn.
-    let doc = serde_json::to_value(&conversation).map_err(|_| ApiError::Internal)?;
-    state
-        .conversations
-        .save_conversation(&caller.tenant, &conversation.id, &doc, state.clock.now())
-        .await?;
-    let outcome = outcome.map_err(|e| match e {
-        CopilotError::BadMessage => ApiError::field("message", e.to_string()),
-        CopilotError::TenantMismatch => ApiError::NotFound {
-            detail: "no such conversation for this tenant".into(),
-        },
-        CopilotError::Timeout(_) => ApiError::GatewayTimeout {
-            detail: e.to_string(),
-        },
-        CopilotError::Model(m) => ApiError::BadGateway {
-            detail: format!("the language model failed: {m}"),
-        },
-    })?;
-    Ok(Json(dto::ChatTurn {
-        conversation_id: conversation.id,
-        answer: outcome.answer,
-        trace: serde_json::to_value(&outcome.trace).unwrap_or_default(),
-        proposals: outcome
-            .proposals
-            .iter()
-            .map(dto::ActionView::from)
-            .collect(),
-        end: serde_json::to_value(outcome.end).unwrap_or_default(),
-        steps: outcome.steps,
-        usage: serde_json::to_value(outcome.usage).unwrap_or_default(),
     }))
 }

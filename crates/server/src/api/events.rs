@@ -239,17 +239,29 @@ pub async fn ingest(
     {
         Ok(parsed) => parsed,
         Err(e) => {
-            state.metrics.rejected(1);
+            state.metrics.rejected(&tenant, 1);
             return Err(e);
         }
     };
-    let outcomes = match state.work.ingest(&tenant, events).await {
-        Ok(outcomes) => outcomes,
-        Err(e) => {
-            state.metrics.store_error();
-            return Err(e.into());
-        }
-    };
+    // The span an exported trace shows for the store's part, named by its first event.
+    let span = tracing::info_span!(
+        "ingest",
+        tenant = %tenant,
+        events = events.len(),
+        event_id = events
+            .iter()
+            .find_map(|e| e.id.as_ref())
+            .map(tracing::field::display),
+        correlation_key = events.first().map(|e| tracing::field::display(&e.correlation_key)),
+    );
+    let outcomes =
+        match tracing::Instrument::instrument(state.work.ingest(&tenant, events), span).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                state.metrics.store_error();
+                return Err(e.into());
+            }
+        };
     let results: Vec<IngestResult> = outcomes.iter().map(IngestResult::from).collect();
     let accepted = outcomes
         .iter()
@@ -257,7 +269,7 @@ pub async fn ingest(
         .count() as u64;
     state
         .metrics
-        .ingested(accepted, outcomes.len() as u64 - accepted);
+        .ingested(&tenant, accepted, outcomes.len() as u64 - accepted);
     state.metrics.ingest_latency(started.elapsed());
     let status = if accepted > 0 {
         StatusCode::ACCEPTED

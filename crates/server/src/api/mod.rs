@@ -2,13 +2,16 @@
 //! document generated from the handlers' annotations.
 
 pub mod actions;
+pub mod agents;
 pub mod audit;
+pub mod copilot;
 pub mod dto;
 pub mod events;
 pub mod insights;
 pub mod mcp;
 pub mod paging;
 pub mod services;
+pub mod users;
 pub mod workitems;
 
 use axum::Json;
@@ -190,13 +193,19 @@ impl Modify for Security {
         actions::for_item,
         actions::propose_contract,
         actions::confirm_advised,
-        actions::chat,
-        mcp::handle,
-        mcp::not_streaming,
+        copilot::chat,
+        mcp::message,
+        mcp::stream,
         crate::session::current,
         crate::session::sign_in,
         crate::session::sign_out,
+        crate::sso::methods,
+        crate::sso::login,
+        crate::sso::callback,
+        users::list,
         crate::live::ws::upgrade,
+        agents::list,
+        agents::console,
         health,
         ready,
         metrics,
@@ -213,8 +222,9 @@ impl Modify for Security {
         (name = "services", description = "The upstream services: health, URLs, refresh"),
         (name = "actions", description = "Advise and confirm: proposals, confirms, rejects, and the copilot's chat"),
         (name = "mcp", description = "The Model Context Protocol endpoint over the copilot's tools"),
-        (name = "session", description = "Browser sign-in with an API key"),
-        (name = "live", description = "The cockpit's WebSocket stream"),
+        (name = "session", description = "Browser sign-in: with an API key, or single sign-on (OpenID Connect)"),
+        (name = "users", description = "The people who sign in by single sign-on"),
+        (name = "live", description = "The cockpit's WebSocket stream and the live agent consoles"),
         (name = "ops", description = "Probes and metrics"),
     )
 )]
@@ -229,8 +239,12 @@ pub fn router() -> Router<AppState> {
         .merge(insights::router())
         .merge(audit::router())
         .merge(actions::router())
+        .merge(copilot::router())
+        .merge(agents::router())
         .merge(mcp::router())
         .merge(crate::session::router())
+        .merge(crate::sso::router())
+        .merge(users::router())
         .route("/api/ws", get(crate::live::ws::upgrade))
         .route("/ws/cockpit", get(crate::live::ws::upgrade))
         .route("/health", get(health))
@@ -292,8 +306,15 @@ pub async fn metrics(
     caller: crate::auth::Caller,
 ) -> Result<Response, ApiError> {
     caller.require(cfactory_domain::ports::Scope::Metrics)?;
-    let mut body = state.metrics.render();
-    body.push_str(&crate::metrics::render_read_model(&state.model.footprint()));
+    let sampled = crate::metrics::Sampled {
+        read_model: state.model.footprint(),
+        store: state.stores.load(),
+        ws_clients: state.hub.client_count(),
+        ws_connections: state.hub.subscribed_count(),
+        ws_dropped: state.hub.dropped_count(),
+        upstreams: state.upstreams.health_tally().await,
+    };
+    let body = state.metrics.render(&sampled);
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

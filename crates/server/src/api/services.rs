@@ -165,6 +165,9 @@ pub async fn refresh(
 ) -> Result<Json<RoundList>, ApiError> {
     caller.require(Scope::Write)?;
     let services: Vec<RoundReport> = state.upstreams.round(&caller.tenant).await;
+    for report in services.iter().filter(|r| r.configured) {
+        state.metrics.upstream_poll(report.service, report.took);
+    }
     Ok(Json(RoundList { services }))
 }
 

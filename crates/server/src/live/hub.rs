@@ -119,6 +119,11 @@ impl Hub {
         self.clients().values().map(Vec::len).sum()
     }
 
+    /// Clients that subscribed, since start.
+    pub fn subscribed_count(&self) -> u64 {
+        self.inner.next_id.load(Ordering::Relaxed) - 1
+    }
+
     /// Clients dropped because they fell behind, since start.
     pub fn dropped_count(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)

@@ -148,6 +148,9 @@ pub struct RoundReport {
     pub changed: usize,
     /// What went wrong, if anything.
     pub error: Option<String>,
+    /// How long the poll took (zero for a service not configured).
+    #[serde(skip)]
+    pub took: Duration,
 }
 
 /// Why a change to a service was refused.
@@ -703,16 +706,37 @@ impl Upstreams {
         }
     }
 
-    /// Polls every tenant's services every `interval` until the task is dropped.
-    pub async fn run(self: Arc<Self>, interval: Duration) {
+    /// Polls every tenant's services every `interval` until the task is dropped, timing
+    /// each poll in `metrics`.
+    pub async fn run(self: Arc<Self>, interval: Duration, metrics: Arc<crate::metrics::Metrics>) {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let sets = self.all();
             let rounds = sets.iter().map(|set| set.round(&*self.store, &*self.clock));
-            futures::future::join_all(rounds).await;
+            for report in futures::future::join_all(rounds).await.iter().flatten() {
+                if report.configured {
+                    metrics.upstream_poll(report.service, report.took);
+                }
+            }
         }
+    }
+
+    /// Each tenant's configured services with their latest health, for `/metrics`.
+    pub async fn health_tally(&self) -> Vec<(Service, Health)> {
+        let mut tally = Vec::new();
+        for set in self.all() {
+            tally.extend(
+                set.slots
+                    .read()
+                    .await
+                    .iter()
+                    .filter(|(_, slot)| slot.upstream.is_some())
+                    .map(|(service, slot)| (*service, slot.health.status)),
+            );
+        }
+        tally
     }
 
     /// The execution graph of a task at `tenant`'s service.
@@ -788,6 +812,19 @@ impl TenantUpstreams {
         service: Service,
         upstream: Arc<dyn Upstream>,
     ) -> RoundReport {
+        let started = std::time::Instant::now();
+        let mut report = self.poll(store, clock, service, upstream).await;
+        report.took = started.elapsed();
+        report
+    }
+
+    async fn poll(
+        &self,
+        store: &dyn WorkItemStore,
+        clock: &dyn Clock,
+        service: Service,
+        upstream: Arc<dyn Upstream>,
+    ) -> RoundReport {
         let health = upstream.probe().await;
         let status = health.status;
         let mut report = RoundReport {
@@ -798,6 +835,7 @@ impl TenantUpstreams {
             complete: false,
             changed: 0,
             error: health.detail.clone().filter(|_| status != Health::Online),
+            took: Duration::ZERO,
         };
         if let Some(slot) = self.slots.write().await.get_mut(&service) {
             slot.health = health;
@@ -850,6 +888,7 @@ impl RoundReport {
             complete: false,
             changed: 0,
             error: None,
+            took: Duration::ZERO,
         }
     }
 }

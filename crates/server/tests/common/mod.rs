@@ -160,6 +160,8 @@ impl Server {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Self, String> {
+        // The tests' HTTP clients use rustls with ring, the one provider compiled in.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut cmd = Command::new(bin());
         cmd.args([command, "--database-url", &store.url])
             .args(args)

@@ -1,14 +1,17 @@
 //! AIFactory: coding tasks (`project_id:spec_id`), the handoff and handback entry
-//! points, review actions and the live feeds.
+//! points, review actions, the live feeds and the running agents' consoles.
 //!
 //! Refusals come as 400, 404 or 409 with a `detail`, or as 200 with
 //! `{"success": false, …}` where the real routes answer so (`create-pr`, a malformed
 //! `triage` on `apply-correction`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +19,10 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::{AppState, FeedSource, body_json, feed_routes, is_admin, missing, refused, reply};
-use crate::world::{AIFACTORY_PROJECTS, Refusal};
+use crate::world::{AIFACTORY_PROJECTS, ConsoleView, Refusal, console_banner, console_line};
+
+/// How often a console prints a line (wall time): a few lines a second.
+const CONSOLE_LINE_EVERY: Duration = Duration::from_millis(350);
 
 /// AIFactory's routes.
 pub(crate) fn router() -> Router<AppState> {
@@ -31,6 +37,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/tasks/{id}/worktree/create-pr", post(create_pr))
         .route("/api/tasks/{id}/worktree/merge", post(merge))
         .route("/api/tasks/{id}/recover", post(recover))
+        .route("/api/tasks/{id}/agent-console/ws", get(agent_console))
         .route("/api/capabilities", get(capabilities))
         .route("/api/providers", get(providers));
     feed_routes(
@@ -279,8 +286,93 @@ async fn delete(
     }
 }
 
+/// `{"rmux": true}`: the running tasks' consoles are served.
 async fn capabilities() -> Response {
-    reply(StatusCode::OK, json!({"rmux": false}))
+    reply(StatusCode::OK, json!({"rmux": true}))
+}
+
+/// The console of one task, as the real pane bridge serves it.
+fn console_view(s: &AppState, id: &str) -> Option<ConsoleView> {
+    s.world()
+        .tasks
+        .get(id)
+        .filter(|t| t.console_live())
+        .map(|t| t.console_view())
+}
+
+/// `GET /api/tasks/{id}/agent-console/ws`: a running task's terminal. The handshake is
+/// accepted, then a task without a run under way is closed with 4004; otherwise the
+/// first frame is `{"type":"connected","connection_id":…}` (text), then the terminal's
+/// bytes (binary frames) until the run ends (close 1000). Viewers are read-only: what
+/// they send is dropped.
+async fn agent_console(
+    ws: WebSocketUpgrade,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    ws.on_upgrade(move |socket| console_pump(socket, s, id))
+}
+
+async fn console_pump(mut socket: WebSocket, s: AppState, id: String) {
+    static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
+    let close = |code: u16, reason: String| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
+    let Some(view) = console_view(&s, &id) else {
+        let _ = socket
+            .send(close(4004, format!("no rmux session for {id}")))
+            .await;
+        return;
+    };
+    let connected = json!({
+        "type": "connected",
+        "connection_id": format!("sim-{:08x}", CONNECTIONS.fetch_add(1, Ordering::Relaxed)),
+    });
+    let first = [
+        Message::Text(connected.to_string().into()),
+        Message::Binary(console_banner(&view).into_bytes().into()),
+    ];
+    for message in first {
+        if socket.send(message).await.is_err() {
+            return;
+        }
+    }
+    let mut stop = s.shutdown.clone();
+    let mut tick = tokio::time::interval(CONSOLE_LINE_EVERY);
+    tick.tick().await;
+    let (mut ticks, mut n) = (0u64, 0u64);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let Some(view) = console_view(&s, &id) else {
+                    let _ = socket.send(close(1000, "session ended".to_owned())).await;
+                    break;
+                };
+                ticks += 1;
+                // A stalled agent retries slowly: a line every third tick.
+                if view.stalled && ticks % 3 != 0 {
+                    continue;
+                }
+                n += 1;
+                let clock = chrono::Utc::now().format("%H:%M:%S").to_string();
+                let line = console_line(&view, n, &clock);
+                if socket.send(Message::Binary(line.into_bytes().into())).await.is_err() {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+            _ = stop.changed() => {
+                let _ = socket.send(Message::Close(None)).await;
+                break;
+            }
+        }
+    }
 }
 
 async fn providers() -> Response {

@@ -7,6 +7,7 @@
 //! `tfactory`); what their REST surfaces show is in `plan`, `task` and `spec`.
 
 mod aifactory;
+mod console;
 mod pfactory;
 mod plan;
 mod spec;
@@ -25,6 +26,8 @@ use crate::envelope::{now_iso, traceparent, uuid};
 use plan::{PLAN_STEPS, Plan};
 use spec::Spec;
 use task::Task;
+
+pub(crate) use console::{ConsoleView, console_banner, console_line};
 
 /// Milliseconds between two units starting, at speed 1.0.
 pub(crate) const STAGGER_MS: u64 = 1_000;

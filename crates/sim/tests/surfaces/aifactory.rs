@@ -135,7 +135,7 @@ async fn tasks_read_as_board_rows_with_a_reason_for_every_review() {
     assert_eq!(other, json!({"tasks": [], "total": 0}));
 
     let (_, caps) = get(&format!("{a}/api/capabilities")).await;
-    assert_eq!(caps, json!({"rmux": false}));
+    assert_eq!(caps, json!({"rmux": true}));
     sim.shutdown().await;
 }
 
@@ -327,5 +327,103 @@ async fn a_correction_starts_a_new_run_even_of_a_running_task_and_only_bad_triag
         (starts >= 2).then_some(())
     })
     .await;
+    sim.shutdown().await;
+}
+
+/// The next frame of a console, within five seconds.
+async fn console_frame(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> tokio_tungstenite::tungstenite::Message {
+    use futures::StreamExt;
+    tokio::time::timeout(std::time::Duration::from_secs(5), socket.next())
+        .await
+        .expect("a frame within 5 s")
+        .expect("the console stays open")
+        .expect("a good frame")
+}
+
+#[tokio::test]
+async fn a_running_task_serves_its_console_and_a_finished_one_closes_with_4004() {
+    use tokio_tungstenite::tungstenite::Message;
+    let sim = idle(SimConfig::default()).await;
+    let a = &sim.aifactory_url;
+    let (_, list) = get(&format!("{a}/api/tasks")).await;
+    let tasks = list["tasks"].as_array().unwrap();
+    // The coder that stopped reporting still runs: its terminal stays open.
+    let running = tasks
+        .iter()
+        .find(|t| t["status"] == "in_progress")
+        .expect("the stalled coder is in progress");
+    let id = running["id"].as_str().unwrap();
+    let ws = a.replace("http://", "ws://");
+    let url = format!("{ws}/api/tasks/{id}/agent-console/ws");
+    let (mut console, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let Message::Text(hello) = console_frame(&mut console).await else {
+        panic!("the first frame is text");
+    };
+    let hello: Value = serde_json::from_str(&hello).unwrap();
+    assert_eq!(hello["type"], "connected");
+    assert!(
+        hello["connection_id"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    );
+    let Message::Binary(banner) = console_frame(&mut console).await else {
+        panic!("terminal output comes as binary frames");
+    };
+    let banner = String::from_utf8(banner.to_vec()).unwrap();
+    assert!(banner.contains(id) && banner.contains("\x1b["), "{banner}");
+    let Message::Binary(line) = console_frame(&mut console).await else {
+        panic!("terminal output comes as binary frames");
+    };
+    assert!(line.ends_with(b"\r\n") && line.starts_with(b"\x1b["));
+    // A viewer's keystrokes are dropped; the console goes on.
+    use futures::SinkExt;
+    console.send(Message::Text("q".into())).await.unwrap();
+    assert!(matches!(
+        console_frame(&mut console).await,
+        Message::Binary(_)
+    ));
+
+    let done = tasks
+        .iter()
+        .find(|t| t["status"] == "done")
+        .expect("a finished task");
+    let url = format!(
+        "{ws}/api/tasks/{}/agent-console/ws",
+        done["id"].as_str().unwrap()
+    );
+    let (mut closed, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let Message::Close(Some(frame)) = console_frame(&mut closed).await else {
+        panic!("a task without a run closes at once");
+    };
+    assert_eq!(u16::from(frame.code), 4004);
+    assert!(frame.reason.contains("no rmux session"), "{}", frame.reason);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_console_needs_the_token() {
+    let sim = Simulator::start(SimConfig {
+        token: Some("s3cret".into()),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let ws = sim.aifactory_url.replace("http://", "ws://");
+    let refused =
+        tokio_tungstenite::connect_async(format!("{ws}/api/tasks/proj:001/agent-console/ws")).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401);
+        }
+        other => panic!("a console without the token was not refused: {other:?}"),
+    }
     sim.shutdown().await;
 }

@@ -2,12 +2,14 @@
 //! in one go under the tenant locks, each request retried alone when the group fails.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
 
 use cfactory_domain::correlate::IngestOutcome;
 use cfactory_domain::ports::StoreError;
 use cfactory_domain::{Batch, EventId, Identifier, TenantId};
 use sqlx::PgConnection;
 
+use super::WriterInstruments;
 use super::feed_holding::Holding;
 use super::request_queue::Stamped;
 use super::staged::{Staged, stored};
@@ -19,20 +21,30 @@ use crate::feed::Held;
 
 /// Commits a group and answers each waiter. When the group fails, each request is tried
 /// on its own, so one bad request fails alone and the others still commit.
-pub(super) async fn commit_and_reply(locks: &mut TenantLocks, held: &Held, group: Vec<Stamped>) {
+pub(super) async fn commit_and_reply(
+    locks: &mut TenantLocks,
+    held: &Held,
+    instruments: &WriterInstruments,
+    group: Vec<Stamped>,
+) {
     let all: Vec<&Stamped> = group.iter().collect();
-    let results = match commit_group(locks, held, &all).await {
-        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+    let events =
+        |requests: &[&Stamped]| requests.iter().map(|s| s.received_at.len()).sum::<usize>() as f64;
+    let results = match commit_group(locks, held, instruments, &all).await {
+        Ok(outcomes) => {
+            instruments.group_events.record(events(&all));
+            outcomes.into_iter().map(Ok).collect()
+        }
         Err(error) if group.len() == 1 => vec![Err(error)],
         Err(error) => {
             tracing::warn!(%error, requests = group.len(), "group commit failed; retrying each request alone");
             let mut results = Vec::with_capacity(group.len());
             for one in &group {
-                results.push(
-                    commit_group(locks, held, &[one])
-                        .await
-                        .map(|mut o| o.remove(0)),
-                );
+                let result = commit_group(locks, held, instruments, &[one]).await;
+                if result.is_ok() {
+                    instruments.group_events.record(events(&[one]));
+                }
+                results.push(result.map(|mut o| o.remove(0)));
             }
             results
         }
@@ -51,9 +63,10 @@ pub(super) async fn commit_and_reply(locks: &mut TenantLocks, held: &Held, group
 async fn commit_group(
     locks: &mut TenantLocks,
     held: &Held,
+    instruments: &WriterInstruments,
     group: &[&Stamped],
 ) -> Result<Vec<Vec<IngestOutcome>>, StoreError> {
-    let result = try_commit_group(locks, held, group).await;
+    let result = try_commit_group(locks, held, instruments, group).await;
     if result.is_err() {
         locks.abandon();
     }
@@ -63,6 +76,7 @@ async fn commit_group(
 async fn try_commit_group(
     locks: &mut TenantLocks,
     held: &Held,
+    instruments: &WriterInstruments,
     group: &[&Stamped],
 ) -> Result<Vec<Vec<IngestOutcome>>, StoreError> {
     let mut by_tenant: BTreeMap<&TenantId, Vec<usize>> = BTreeMap::new();
@@ -74,7 +88,13 @@ async fn try_commit_group(
     }
     let tenants: Vec<&TenantId> = by_tenant.keys().copied().collect();
     let (conn, known) = locks.hold(&tenants).await?;
-    match apply_group(conn, known, held, group, &by_tenant, true).await? {
+    let apply = Apply {
+        held,
+        instruments,
+        group,
+        by_tenant: &by_tenant,
+    };
+    match apply_group(conn, known, &apply, true).await? {
         Applied::Committed(outcomes) => Ok(outcomes),
         Applied::Again => {
             for tenant in &tenants {
@@ -82,7 +102,7 @@ async fn try_commit_group(
                     known.cautious = CAUTIOUS_GROUPS;
                 }
             }
-            match apply_group(conn, known, held, group, &by_tenant, false).await? {
+            match apply_group(conn, known, &apply, false).await? {
                 Applied::Committed(outcomes) => Ok(outcomes),
                 Applied::Again => Err(StoreError::Unexpected(
                     "a group loaded in full met a recorded event id".into(),
@@ -101,16 +121,34 @@ enum Applied {
     Again,
 }
 
-/// Loads (or recalls, when `recall`), computes and writes `group` under the tenant locks
+/// A group to apply: its requests by tenant, where written items are held for the change
+/// feed, and where statement times go.
+struct Apply<'a> {
+    held: &'a Held,
+    instruments: &'a WriterInstruments,
+    group: &'a [&'a Stamped],
+    by_tenant: &'a BTreeMap<&'a TenantId, Vec<usize>>,
+}
+
+/// Loads (or recalls, when `recall`), computes and writes the group under the tenant locks
 /// `conn` holds.
 async fn apply_group(
     conn: &mut PgConnection,
     known: &mut HashMap<TenantId, TenantCache>,
-    held: &Held,
-    group: &[&Stamped],
-    by_tenant: &BTreeMap<&TenantId, Vec<usize>>,
+    apply: &Apply<'_>,
     recall: bool,
 ) -> Result<Applied, StoreError> {
+    let Apply {
+        held,
+        instruments,
+        group,
+        by_tenant,
+    } = *apply;
+    let timed = |started: Instant| {
+        instruments
+            .load_seconds
+            .record(started.elapsed().as_secs_f64())
+    };
     let mut outcomes: Vec<Vec<IngestOutcome>> = vec![Vec::new(); group.len()];
     // With the tenants locked, nothing else changes them: load and compute every change
     // set first, then write.
@@ -136,7 +174,9 @@ async fn apply_group(
                 if !missing.is_empty() {
                     // Only what is not known is looked up, without the items in hand.
                     let have: Vec<&str> = loaded.items.keys().map(|k| k.as_str()).collect();
+                    let started = Instant::now();
                     let more = load(&mut *conn, tenant, missing, BTreeSet::new(), &have).await?;
+                    timed(started);
                     tenant_known.learn(&more);
                     loaded.owners.extend(more.owners);
                     loaded.items.extend(more.items);
@@ -144,7 +184,9 @@ async fn apply_group(
                 loaded
             }
             None => {
+                let started = Instant::now();
                 let loaded = load(&mut *conn, tenant, ids, event_ids, &[]).await?;
+                timed(started);
                 tenant_known.learn(&loaded);
                 loaded
             }
@@ -178,7 +220,12 @@ async fn apply_group(
     }
     let mut wrote = Vec::with_capacity(changed.len());
     for (tenant, staged, before) in changed {
-        match write(&mut *conn, tenant, &staged, &before, &mut holding).await {
+        let started = Instant::now();
+        let written = write(&mut *conn, tenant, &staged, &before, &mut holding).await;
+        instruments
+            .write_seconds
+            .record(started.elapsed().as_secs_f64());
+        match written {
             Ok(_) => wrote.push((tenant, staged)),
             // The only unique key a write can break is the events' (tenant, event id).
             Err(StoreError::Duplicate(_)) if guessed => {

@@ -45,6 +45,28 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::feed::Held;
 use request_queue::run;
 
+/// Where the writer reports its work: handles of the `metrics` facade, no-ops unless the
+/// caller hands it real ones (see [`crate::PgOptions::instruments`]).
+#[derive(Clone)]
+pub struct WriterInstruments {
+    /// Events in each group the writer sends as one write.
+    pub group_events: metrics::Histogram,
+    /// Seconds of each load of what a group needs.
+    pub load_seconds: metrics::Histogram,
+    /// Seconds of each write of a group's changes.
+    pub write_seconds: metrics::Histogram,
+}
+
+impl Default for WriterInstruments {
+    fn default() -> Self {
+        Self {
+            group_events: metrics::Histogram::noop(),
+            load_seconds: metrics::Histogram::noop(),
+            write_seconds: metrics::Histogram::noop(),
+        }
+    }
+}
+
 pub(crate) use crate::rows::to_micros;
 pub(crate) use snapshots::apply_snapshots;
 
@@ -75,16 +97,18 @@ fn closed() -> StoreError {
 }
 
 impl Writer {
-    /// Starts the writer task; it holds what it writes in `held` for the change feed.
-    /// Callers wait at most `answer_within` for their commit.
+    /// Starts the writer task; it holds what it writes in `held` for the change feed and
+    /// reports its groups and statements to `instruments`. Callers wait at most
+    /// `answer_within` for their commit.
     pub fn start(
         pool: PgPool,
         clock: Arc<dyn Clock>,
         held: Arc<Held>,
         answer_within: std::time::Duration,
+        instruments: WriterInstruments,
     ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(run(pool, clock, held, queue));
+        let task = tokio::spawn(run(pool, clock, held, queue, Arc::new(instruments)));
         Self {
             jobs,
             answer_within,
@@ -122,6 +146,11 @@ impl Writer {
                 self.answer_within
             )))
         })
+    }
+
+    /// Requests queued for the writer task, not yet taken.
+    pub fn queued(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
     }
 
     /// Lets the writer commit what is queued, then stops it.

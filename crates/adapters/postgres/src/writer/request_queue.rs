@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::group_commit::commit_and_reply;
 use super::send_ahead::{Gathering, Landed, gather, send_ahead};
 use super::tenant_locks::TenantLocks;
-use super::{IngestRequest, Job, to_micros};
+use super::{IngestRequest, Job, WriterInstruments, to_micros};
 use crate::feed::Held;
 
 /// A group stops growing once it holds this many events.
@@ -38,6 +38,7 @@ pub(super) async fn run(
     clock: Arc<dyn Clock>,
     held: Arc<Held>,
     mut queue: mpsc::Receiver<Job>,
+    instruments: Arc<WriterInstruments>,
 ) {
     let mut last_received: Option<DateTime<Utc>> = None;
     let mut stamp = |request: IngestRequest| {
@@ -60,6 +61,7 @@ pub(super) async fn run(
     let mut pipeline = Pipeline {
         locks: TenantLocks::new(pool),
         held,
+        instruments,
         next: None,
         waiting: VecDeque::new(),
     };
@@ -132,6 +134,7 @@ pub(super) async fn run(
 pub(super) struct Pipeline {
     locks: TenantLocks,
     held: Arc<Held>,
+    instruments: Arc<WriterInstruments>,
     /// The next group, applied in memory.
     next: Option<Gathering>,
     /// Requests after `next`, to commit with a load, in arrival order.
@@ -171,7 +174,7 @@ impl Pipeline {
             self.locks.release().await;
         }
         if let Some(next) = self.next.take() {
-            match send_ahead(&mut self.locks, &self.held, next) {
+            match send_ahead(&mut self.locks, &self.held, &self.instruments, next) {
                 Ok(()) => return,
                 Err(group) => self.wait_first(group),
             }
@@ -190,7 +193,7 @@ impl Pipeline {
             }
         }
         if !group.is_empty() {
-            commit_and_reply(&mut self.locks, &self.held, group).await;
+            commit_and_reply(&mut self.locks, &self.held, &self.instruments, group).await;
         }
     }
 

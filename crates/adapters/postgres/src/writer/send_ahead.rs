@@ -12,6 +12,7 @@ use cfactory_domain::{Batch, CorrelationKey, Identifier, TenantId};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, Postgres};
 
+use super::WriterInstruments;
 use super::feed_holding::Holding;
 use super::request_queue::{MAX_GROUP_EVENTS, Stamped};
 use super::staged::{Staged, Stored};
@@ -30,7 +31,7 @@ pub(super) struct Gathering {
     before: HashMap<CorrelationKey, Stored>,
     pub(super) group: Vec<Stamped>,
     outcomes: Vec<Vec<IngestOutcome>>,
-    events: usize,
+    pub(super) events: usize,
 }
 
 /// Applies `stamped` to `next` (starting it when there is none) if the writer knows all
@@ -98,6 +99,7 @@ pub(super) fn gather(
 pub(super) fn send_ahead(
     locks: &mut TenantLocks,
     held: &Arc<Held>,
+    instruments: &Arc<WriterInstruments>,
     next: Gathering,
 ) -> Result<(), Vec<Stamped>> {
     let Gathering {
@@ -106,7 +108,7 @@ pub(super) fn send_ahead(
         before,
         group,
         outcomes,
-        ..
+        events,
     } = next;
     let staged = Staged::from(batch.finish());
     if staged.merges() {
@@ -122,12 +124,19 @@ pub(super) fn send_ahead(
     let held = Arc::clone(held);
     let guard = ConnectionCloseGuard(Some(session.conn));
     let task_tenant = tenant.clone();
+    let instruments = Arc::clone(instruments);
     let task = tokio::spawn(async move {
         let mut guard = guard;
         let mut holding = Holding::new(&held);
-        match write(guard.conn(), &task_tenant, &staged, &before, &mut holding).await {
+        let started = Instant::now();
+        let written = write(guard.conn(), &task_tenant, &staged, &before, &mut holding).await;
+        instruments
+            .write_seconds
+            .record(started.elapsed().as_secs_f64());
+        match written {
             Ok(_) => {
                 holding.committed();
+                instruments.group_events.record(events as f64);
                 for (stamped, outcomes) in group.into_iter().zip(outcomes) {
                     let _ = stamped.request.reply.send(Ok(outcomes));
                 }

@@ -247,5 +247,81 @@ pub struct ChatTurn {
     pub usage: Value,
 }
 
+/// The first event of a streamed copilot turn (`start`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatStart {
+    /// The conversation to continue with the next message (also after a stop).
+    pub conversation_id: String,
+    /// The model answering, as `provider:model`.
+    pub model: String,
+}
+
+/// More of the model's text (`text`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatText {
+    /// The text to append.
+    pub delta: String,
+    /// The model call it belongs to, from 1; each call's text starts afresh, and the
+    /// answer is the last call's.
+    pub step: u32,
+}
+
+/// The model called a tool (`tool_start`); it runs once the model's answer is complete.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatToolStart {
+    /// The model's id for the call.
+    pub id: String,
+    /// The tool.
+    pub name: String,
+}
+
+/// A tool call finished, or will not run (`tool_end`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatToolEnd {
+    /// The model's id for the call.
+    pub id: String,
+    /// The tool.
+    pub name: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// One line on what it did or why it failed.
+    pub summary: String,
+}
+
+/// The turn's end (`done`): the answer exactly as the JSON answer has it, and its cost.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatDone {
+    /// The same object `Accept: application/json` answers.
+    pub turn: ChatTurn,
+    /// The turn's tokens at the model's list price in US dollars; null for a model
+    /// without a known price.
+    pub cost_usd: Option<f64>,
+}
+
+/// One event of a streamed copilot turn: its SSE `event:` name and its `data:` JSON. A
+/// turn sends `start`, then `text`, `tool_start`, `tool_end` and `proposal` as they
+/// happen, and ends with `done` or `error` (a problem document with the status the JSON
+/// answer would have had).
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
+// The schema of the stream for /openapi.json: the server writes each event on its own.
+#[allow(clippy::large_enum_variant)]
+pub enum ChatStreamEvent {
+    /// The turn started.
+    Start(ChatStart),
+    /// More text.
+    Text(ChatText),
+    /// A tool call started.
+    ToolStart(ChatToolStart),
+    /// A tool call finished.
+    ToolEnd(ChatToolEnd),
+    /// An action was prepared; it waits for a person's confirm.
+    Proposal(ActionView),
+    /// The turn ended with an answer.
+    Done(ChatDone),
+    /// The turn failed.
+    Error(crate::api::ProblemDoc),
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,8 @@
+//! Embeds `migrations/sqlite` into the crate (see `migrations/embed.rs`).
+
+#[path = "../../../migrations/embed.rs"]
+mod embed;
+
+fn main() {
+    embed::write("../../../migrations/sqlite");
+}

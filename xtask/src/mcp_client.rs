@@ -1,0 +1,44 @@
+//! `cargo xtask mcp-client`: the Python MCP SDK, the protocol's reference client, against
+//! the built server's `/mcp` on a fresh embedded store, connecting as Claude Desktop or
+//! the MCP inspector would: Streamable HTTP with an API key header, the `initialize`
+//! handshake and the per-request `server/discover` lifecycle, `tools/list`, a read tool
+//! that finds a seeded item and a propose tool whose proposal is stored and not run
+//! (`xtask/mcp_client.py`).
+//!
+//! The SDK is installed into `target/mcp-client-venv` from PyPI on first use, pinned;
+//! nothing is installed globally.
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::fuzz::{python_venv, start_server, workspace};
+
+/// The client's pinned version.
+const MCP: &str = "mcp==2.3.0";
+
+/// Runs the client's checks against a freshly started server.
+pub fn run() -> anyhow::Result<()> {
+    let venv = python_venv("mcp-client-venv", MCP).context(
+        "the MCP client check needs Python 3 with venv and pip (on Debian: apt-get install \
+         python3-venv)",
+    )?;
+    let data = workspace().join("target").join("mcp-client-run");
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data)?;
+    let (_server, base, key) = start_server(&data)?;
+    let status = Command::new(venv.join("bin").join("python"))
+        .arg(workspace().join("xtask").join("mcp_client.py"))
+        .args([&base, &key])
+        .env("PYTHONUNBUFFERED", "1")
+        .status()
+        .context("running the MCP client")?;
+    if !status.success() {
+        bail!(
+            "the MCP client's checks failed (see above; the server's log is {})",
+            data.join("server.log").display()
+        );
+    }
+    eprintln!("xtask: the MCP client connected, listed and called the tools");
+    Ok(())
+}
