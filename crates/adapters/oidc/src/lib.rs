@@ -123,8 +123,6 @@ struct Cache {
     refresh_at: Instant,
     /// When a key-set fetch last failed to find a token's key.
     fruitless_fetch: Option<Instant>,
-    /// Key sets fetched so far (discovery's included), for the log and tests.
-    key_fetches: u64,
 }
 
 /// The OpenID Connect provider, as one configured client of it.
@@ -155,7 +153,6 @@ impl OidcProvider {
                 metadata: None,
                 refresh_at: Instant::now(),
                 fruitless_fetch: None,
-                key_fetches: 0,
             }),
         })
     }
@@ -164,11 +161,6 @@ impl OidcProvider {
     /// configuration early); later sign-ins use what it read.
     pub async fn discover(&self) -> Result<(), IdentityError> {
         self.metadata().await.map(|_| ())
-    }
-
-    /// How many times the key set has been fetched (with discovery or alone).
-    pub async fn key_fetches(&self) -> u64 {
-        self.cache.lock().await.key_fetches
     }
 
     /// The discovery document and key set, read again when due. A failed refresh keeps
@@ -182,7 +174,6 @@ impl OidcProvider {
         }
         match CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http).await {
             Ok(metadata) => {
-                cache.key_fetches += 1;
                 cache.refresh_at = Instant::now() + REDISCOVER_AFTER;
                 cache.metadata = Some(metadata.clone());
                 tracing::info!(
@@ -230,7 +221,6 @@ impl OidcProvider {
                     discovery_failure(&e)
                 ))
             })?;
-        cache.key_fetches += 1;
         tracing::info!(issuer = %self.config.issuer, keys = keys.keys().len(), "fetched the identity provider's keys again for an unknown key id");
         let fresh = metadata.clone().set_jwks(keys);
         cache.metadata = Some(fresh.clone());

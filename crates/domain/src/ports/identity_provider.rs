@@ -23,8 +23,10 @@ pub struct Authorization {
 
 impl std::fmt::Debug for Authorization {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL's query carries the state and nonce: only its address is printed.
+        let address = self.url.split('?').next().unwrap_or_default();
         f.debug_struct("Authorization")
-            .field("url", &self.url)
+            .field("url", &address)
             .field("state", &"***")
             .field("nonce", &"***")
             .field("pkce_verifier", &"***")
