@@ -2,7 +2,9 @@
 //! its brotli and gzip copies and its content tag, made here once per build so the server
 //! never compresses a cockpit file per request. No npm here: a build without `ui/dist`
 //! embeds nothing and the cockpit address shows how to build it. Cargo re-runs this
-//! whenever anything under `ui/dist` changes.
+//! whenever anything under `ui/dist` changes, or, while there is no `ui/dist`, whenever
+//! anything under `ui` does (so a first cockpit build is noticed; a path that does not
+//! exist would make cargo re-run this, and rebuild the server, on every build).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -46,7 +48,14 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
     let dist = manifest.join("../../ui/dist");
-    println!("cargo:rerun-if-changed={}", dist.display());
+    let ui = manifest.join("../../ui");
+    if dist.is_dir() {
+        println!("cargo:rerun-if-changed={}", dist.display());
+    } else if ui.is_dir() {
+        println!("cargo:rerun-if-changed={}", ui.display());
+    } else {
+        println!("cargo:rerun-if-changed=build.rs");
+    }
     let mut files = Vec::new();
     if dist.join("index.html").is_file() {
         collect(&dist, &dist, &mut files);

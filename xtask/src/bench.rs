@@ -96,6 +96,10 @@ pub enum Which {
         /// after changes rather than read from memos (0 for a quiet fleet).
         #[arg(long, default_value_t = 20)]
         ingest_rate: u32,
+        /// A `cfactory` binary to measure instead of building this tree's (to compare
+        /// two builds on the same machine; each binary keeps its own seeded database).
+        #[arg(long)]
+        server_bin: Option<PathBuf>,
     },
 }
 
@@ -140,12 +144,14 @@ pub fn run(which: Which) -> anyhow::Result<()> {
             requests,
             fresh,
             ingest_rate,
+            server_bin,
         } => rt.block_on(crate::queries::run(
             items,
             events_per_item,
             requests,
             fresh,
             ingest_rate,
+            server_bin,
         )),
     }
 }

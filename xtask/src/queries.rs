@@ -4,7 +4,9 @@
 //! production, then times each endpoint and prints p50/p95/p99.
 //!
 //! The seeded database is kept (`cfactory_bench_queries`) and reused while it holds the
-//! same fleet, since seeding a million events takes minutes; `--fresh` reseeds. While
+//! same fleet, since seeding a million events takes minutes; `--fresh` reseeds. A binary
+//! given with `--server-bin` keeps a database of its own (named after its path), since
+//! two builds may not share a schema. While
 //! timing, events go on arriving (`--ingest-rate`, 20 a second by default) so that the
 //! fleet-wide answers are measured as a live cockpit sees them: worked out after a
 //! change, not read back from a memo.
@@ -17,6 +19,7 @@ use serde_json::{Value, json};
 use crate::bench::{Server, build_release, percentile_ms, send_all};
 use crate::postgres::{self, Postgres};
 
+/// The kept database of this tree's build; another binary's adds a suffix.
 const DB_NAME: &str = "cfactory_bench_queries";
 /// Events per ingest request while seeding (the API's batch limit is 1,000).
 const SEED_BATCH: usize = 500;
@@ -179,9 +182,25 @@ async fn admin() -> anyhow::Result<(String, sqlx::PgConnection)> {
     Ok((url, conn))
 }
 
-fn db_url(admin_url: &str) -> String {
+/// The kept database's name for a binary given with `--server-bin`: the default name and a
+/// short hash of the binary's path, so each build seeds and keeps its own.
+fn db_name(server_bin: Option<&std::path::Path>) -> String {
+    match server_bin {
+        None => DB_NAME.to_owned(),
+        Some(bin) => {
+            let path = std::fs::canonicalize(bin).unwrap_or_else(|_| bin.to_owned());
+            let mut hash: u32 = 0x811c_9dc5;
+            for byte in path.as_os_str().as_encoded_bytes() {
+                hash = (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193);
+            }
+            format!("{DB_NAME}_{hash:08x}")
+        }
+    }
+}
+
+fn db_url(admin_url: &str, name: &str) -> String {
     let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
-    format!("{base}/{DB_NAME}")
+    format!("{base}/{name}")
 }
 
 /// How many events the kept database holds, if it exists.
@@ -257,10 +276,16 @@ pub async fn run(
     requests: usize,
     fresh: bool,
     ingest_rate: u32,
+    server_bin: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
-    let bin = build_release()?;
+    let name = db_name(server_bin.as_deref());
+    let bin = match server_bin {
+        Some(bin) => bin,
+        None => build_release()?,
+    };
+    eprintln!("bench: measuring {} on database {name}", bin.display());
     let (admin_url, mut conn) = admin().await?;
-    let url = db_url(&admin_url);
+    let url = db_url(&admin_url, &name);
     let want = expected_events(items, per_item) as i64;
     let have = if fresh {
         None
@@ -270,16 +295,16 @@ pub async fn run(
     let data_dir = tempfile_dir()?;
     if have != Some(want) {
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
         )))
         .execute(&mut conn)
         .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {DB_NAME}")))
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await?;
         seed(&bin, &url, &data_dir, items, per_item).await?;
     } else {
-        eprintln!("bench: reusing {DB_NAME} ({want} events); --fresh reseeds");
+        eprintln!("bench: reusing {name} ({want} events); --fresh reseeds");
     }
     sqlx::query("VACUUM ANALYZE")
         .execute(&mut <sqlx::PgConnection as sqlx::Connection>::connect(&url).await?)
