@@ -352,6 +352,8 @@ pub struct LoadResult {
     pub throttled: usize,
     /// Other non-2xx answers and transport failures.
     pub other_failures: usize,
+    /// The first failure's status (0: no answer) and what came back, for the message.
+    pub first_failure: Option<(u16, String)>,
 }
 
 impl LoadResult {
@@ -434,6 +436,7 @@ pub async fn send_signed(
         );
         tasks.push(tokio::spawn(async move {
             let mut mine: Vec<(usize, Duration, u16)> = Vec::new();
+            let mut failure: Option<(u16, String)> = None;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { break };
@@ -445,24 +448,39 @@ pub async fn send_signed(
                 for (name, value) in signatures.get(i).into_iter().flatten() {
                     request = request.header(*name, value);
                 }
-                let status = match request.send().await {
-                    Ok(r) => r.status().as_u16(),
-                    Err(_) => 0,
+                let (status, latency) = match request.send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let latency = t0.elapsed();
+                        if !r.status().is_success() && failure.is_none() {
+                            let text = r.text().await.unwrap_or_default();
+                            failure = Some((status, text.chars().take(500).collect()));
+                        }
+                        (status, latency)
+                    }
+                    Err(e) => {
+                        failure.get_or_insert_with(|| (0, e.to_string()));
+                        (0, t0.elapsed())
+                    }
                 };
-                mine.push((i, t0.elapsed(), status));
+                mine.push((i, latency, status));
             }
-            mine
+            (mine, failure)
         }));
     }
     let mut all: Vec<(usize, Duration, u16)> = Vec::new();
+    let mut first_failure = None;
     for t in tasks {
-        all.extend(t.await.expect("sender task"));
+        let (mine, failure) = t.await.expect("sender task");
+        all.extend(mine);
+        first_failure = first_failure.or(failure);
     }
     let elapsed = started.elapsed();
     all.sort_by_key(|(i, _, _)| *i);
     let mut result = LoadResult {
         sent: all.len(),
         elapsed,
+        first_failure,
         ..LoadResult::default()
     };
     for (_, latency, status) in all {

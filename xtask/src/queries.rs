@@ -68,7 +68,9 @@ pub(crate) fn item_events(
     let mut rng = Lcg(i as u64 * 7919 + 17);
     let key = item_key(i);
     let age_days = 30.0 * (1.0 - i as f64 / items as f64);
-    let start = now - chrono::Duration::seconds((age_days * 86_400.0) as i64 + 3_600);
+    // Room for every step (at most ten, 960 s apart) before the last hour, so no event of
+    // the newest items lands in the future, whatever the fleet's size.
+    let start = now - chrono::Duration::seconds((age_days * 86_400.0) as i64 + 3_600 + 9_600);
     let title = format!(
         "{} {} {}",
         WORDS[rng.below(16) as usize],
@@ -250,8 +252,9 @@ async fn seed(
         let n = events.len();
         let result = send_all(&server.base, bodies, 8).await;
         if result.server_errors + result.other_failures + result.throttled > 0 {
+            let (status, text) = result.first_failure.unwrap_or_default();
             bail!(
-                "seeding failed: {} server errors, {} other failures, {} throttled",
+                "seeding failed: {} server errors, {} other failures, {} throttled; the first answered {status}: {text}",
                 result.server_errors,
                 result.other_failures,
                 result.throttled
