@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { UI_DIR, createKey, fail, ingest, launchBrowser, preflight, shotsDir, startServer, tempDataDir } from './harness.mjs';
+import { people } from './people.mjs';
 import { singleSignOn } from './sso.mjs';
 
 const AXE = join(UI_DIR, 'node_modules/axe-core/axe.min.js');
@@ -495,6 +496,8 @@ async function withKeys(browser, data) {
     await page.getByRole('button', { name: /^Edit the URL/ }).first().waitFor();
     await signOut();
     await context.close();
+
+    await people(browser, { server, store: demoStore, adminKey: admin, step, axe, shot, watchPage });
   } catch (e) {
     await current?.screenshot({ path: join(shots, 'failure.png') }).catch(() => {});
     console.error(`e2e: server log tail:\n${server.log().split('\n').slice(-30).join('\n')}`);

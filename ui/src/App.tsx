@@ -2,14 +2,14 @@
 // socket, and lays out navigation, the current view, the drawer and the palette.
 
 import { useCallback, useEffect, useState, type ComponentType } from 'react';
-import { api, ApiError, onUnauthorized, type Session } from './api';
+import { api, ApiError, canAdminister, onUnauthorized, type Session } from './api';
 import { CommandPalette, isPaletteShortcut } from './components/CommandPalette';
 import { CopilotPanel, isCopilotShortcut } from './components/CopilotPanel';
 import { Drawer } from './components/Drawer';
 import { Link } from './components/Link';
 import { LiveContext, LiveStore, useCockpitSocket, type SocketStatus } from './live';
 import { useLocation } from './router';
-import { VIEWS } from './routes';
+import { viewsFor } from './routes';
 import { SessionContext } from './session';
 import { useFetched } from './useFetched';
 import { ActiveTasks } from './views/ActiveTasks';
@@ -17,6 +17,7 @@ import { Agents } from './views/Agents';
 import { Audit } from './views/Audit';
 import { MissionControl } from './views/MissionControl';
 import { NeedsYou } from './views/NeedsYou';
+import { People } from './views/People';
 import { Pipeline } from './views/Pipeline';
 import { Services } from './views/Services';
 import { SignIn } from './views/SignIn';
@@ -31,6 +32,7 @@ const PAGES: Record<string, ComponentType> = {
   '/tokens': TokensView,
   '/services': Services,
   '/audit': Audit,
+  '/people': People,
 };
 
 function LivePill({ status }: { status: SocketStatus }) {
@@ -90,7 +92,8 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
     return () => window.removeEventListener('keydown', onKey);
   }, [toggleCopilot]);
 
-  const view = VIEWS.find((v) => v.path === path);
+  const views = viewsFor(canAdminister(session));
+  const view = views.find((v) => v.path === path);
   const Page = PAGES[path] ?? NotFound;
   useEffect(() => {
     document.title = view ? `${view.label} · CFactory` : 'CFactory';
@@ -134,7 +137,7 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
         <div className={`layout${copilot === 'open' ? ' with-copilot' : ''}`}>
           <nav className="sidenav" aria-label="Views">
             <ul>
-              {VIEWS.map((v) => (
+              {views.map((v) => (
                 <li key={v.path}>
                   <Link to={v.path} current={v.path === path}>
                     {v.label}
@@ -150,7 +153,7 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
         </div>
         {copilot !== 'never' && <CopilotPanel open={copilot === 'open'} onClose={() => setCopilot('closed')} />}
         {task && <Drawer key={task} taskKey={task} />}
-        {palette && <CommandPalette onClose={() => setPalette(false)} />}
+        {palette && <CommandPalette views={views} onClose={() => setPalette(false)} />}
       </LiveContext.Provider>
     </SessionContext.Provider>
   );

@@ -352,7 +352,7 @@ async function problemOf(res: Response): Promise<ApiError> {
 }
 
 interface RequestOptions {
-  method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   body?: unknown;
   signal?: AbortSignal;
   /** Whether a 401 should end the session (not for sign-in attempts themselves). */
@@ -483,6 +483,15 @@ export const api = {
   audit: (params: { limit?: number; cursor?: string | null }, signal?: AbortSignal) =>
     request<{ entries: AuditEntry[]; next_cursor: string | null }>(`/api/audit${query(params)}`, { signal }),
   auditChain: (signal?: AbortSignal) => request<AuditChain>('/api/audit/chain', { signal }),
+
+  // The tenant's people, groups and roles table (admin).
+  users: (signal?: AbortSignal) => request<Wire.Operations['listUsers']>('/api/users', { signal }),
+  groups: (signal?: AbortSignal) => request<Wire.Operations['listGroups']>('/api/groups', { signal }),
+  roles: (signal?: AbortSignal) => request<Wire.Operations['listRoles']>('/api/roles', { signal }),
+  /** Activates or deactivates a person; answers the person as they now are. */
+  setUserActive: (id: string, active: boolean) =>
+    request<Wire.Operations['setUserActive']>(`/api/users/${key(id)}`, { method: 'PATCH', body: { active } }),
+  deleteUser: (id: string) => request<undefined>(`/api/users/${key(id)}`, { method: 'DELETE' }),
 };
 
 /** Whether a session may change things (refresh, proposing and rejecting actions). */

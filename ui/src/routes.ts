@@ -15,3 +15,11 @@ export const VIEWS: readonly ViewRoute[] = [
   { path: '/services', label: 'Services' },
   { path: '/audit', label: 'Audit' },
 ];
+
+/** Views shown only to callers with the admin scope, after the others. */
+export const ADMIN_VIEWS: readonly ViewRoute[] = [{ path: '/people', label: 'People' }];
+
+/** The views in the navigation of a caller who is (or is not) an admin. */
+export function viewsFor(admin: boolean): readonly ViewRoute[] {
+  return admin ? [...VIEWS, ...ADMIN_VIEWS] : VIEWS;
+}

@@ -13,6 +13,7 @@ mod libfuzz;
 mod mcp_client;
 mod postgres;
 mod queries;
+mod scim;
 mod test;
 mod ui;
 
@@ -28,7 +29,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Format check, clippy -D warnings, the architecture check, every test, the API
-    /// fuzzer, the Python MCP SDK's client against `/mcp`, a bounded chaos run, 30 s of
+    /// fuzzer, the Python MCP SDK's client against `/mcp`, the SCIM conformance checker
+    /// against `/scim/v2`, a bounded chaos run, 30 s of
     /// parser fuzzing, the UI's gate (npm lint, build, size budget, Vitest, Playwright in
     /// Chromium), and the dist archive's check (a dev-profile archive unpacked into an
     /// empty folder, its `cfactory demo` run).
@@ -52,6 +54,10 @@ enum Task {
     /// Connect the Python MCP SDK's client to the built server's `/mcp` with an API key:
     /// initialize (and server/discover), list the tools, call a read and a propose tool.
     McpClient,
+    /// Check `/scim/v2` with scim2-tester: discovery, then create, read, replace, PATCH
+    /// and delete of Users and Groups with a `scim` key; prints each check and fails on
+    /// any failed one.
+    ScimCheck,
     /// Coverage-guided fuzzing with libFuzzer (`fuzz/`, built with the nightly toolchain):
     /// runs a target on its checked-in seeds for a fixed time, keeping new inputs in a work
     /// corpus under `target/fuzz`; fails on a crash or panic, naming the reproducer.
@@ -92,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         Task::Arch => arch::check(),
         Task::FuzzApi { max_examples } => fuzz::run(max_examples),
         Task::McpClient => mcp_client::run(),
+        Task::ScimCheck => scim::run(),
         Task::Fuzz(args) => libfuzz::run(&args),
         Task::UiTypes => ui::run_ui_types(),
         Task::Dist(args) => dist::run(&args),

@@ -27,7 +27,8 @@ fn has_nextest() -> bool {
 }
 
 /// Runs fmt, clippy, the architecture check, every Rust test, the API fuzzer against
-/// `/openapi.json`, the Python MCP SDK's client against `/mcp`, the bounded chaos run,
+/// `/openapi.json`, the Python MCP SDK's client against `/mcp`, the SCIM checker against
+/// `/scim/v2`, the bounded chaos run,
 /// 30 s of coverage-guided fuzzing of the event envelope parser, the UI's gate (lint,
 /// build, size budget, component tests, browser end-to-end run), and the release archive's
 /// check on a dev-profile archive (packed from the debug build the UI gate has just made,
@@ -81,6 +82,8 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     crate::fuzz::run(10)?;
     eprintln!("xtask: MCP client (the Python SDK against /mcp)");
     crate::mcp_client::run()?;
+    eprintln!("xtask: SCIM conformance (scim2-tester against /scim/v2)");
+    crate::scim::run()?;
     eprintln!("xtask: chaos, bounded (one SIGKILL round and the SIGTERM check per store)");
     crate::chaos::run_bounded()?;
     eprintln!("xtask: parser fuzzing, bounded (30 s of libFuzzer on the envelope parser)");

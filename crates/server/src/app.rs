@@ -324,20 +324,10 @@ pub async fn start(
         })
         .with_stall_deadline(stall_deadline),
     );
-    let copilot = match cfactory_copilot::ModelConfig::from_env() {
-        Ok(Some(config)) => {
-            tracing::info!(provider = ?config.provider, model = %config.model, "copilot model configured");
-            Some(cfactory_copilot::Copilot::new(
-                cfactory_copilot::build_model(&config),
-                tools.clone(),
-            ))
-        }
-        Ok(None) => None,
-        Err(e) => {
-            stores.close().await;
-            return Err(anyhow::anyhow!("copilot configuration: {e}"));
-        }
-    };
+    let copilot = settings.copilot.as_ref().map(|config| {
+        tracing::info!(provider = ?config.provider, model = %config.model, "copilot model configured");
+        cfactory_copilot::Copilot::new(cfactory_copilot::build_model(config), tools.clone())
+    });
     tasks.push(tokio::spawn(crate::actions::run_sweeper(actions.clone())));
     tasks.push(tokio::spawn(metrics_upkeep(metrics.clone())));
 
@@ -368,7 +358,7 @@ pub async fn start(
         request_timeout: Duration::from_secs(settings.request_timeout_seconds),
         hub,
         upstreams,
-        ui: crate::ui::UiSource::from_env(),
+        ui: crate::ui::UiSource::from_dir(settings.ui_dir.clone()),
         model,
         auditor,
         actions,

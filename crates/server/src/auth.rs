@@ -91,10 +91,15 @@ pub struct Caller {
     pub user: Option<User>,
 }
 
-/// The scopes a signed-in user's groups grant now; `None` when single sign-on is not
-/// configured or none of their groups is mapped.
+/// The scopes a signed-in user's groups (their sign-in's and their provisioned ones)
+/// grant now; `None` when single sign-on is not configured or none of them is mapped.
 fn user_scopes(state: &AppState, user: &User) -> Option<Vec<Scope>> {
-    let scopes = state.sso.as_ref()?.settings.roles.scopes_for(&user.groups);
+    let scopes = state
+        .sso
+        .as_ref()?
+        .settings
+        .roles
+        .scopes_for(&user.role_groups());
     (!scopes.is_empty()).then_some(scopes)
 }
 

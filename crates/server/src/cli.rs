@@ -1,6 +1,10 @@
-//! The `cfactory` command line: `serve`, `migrate`, `keys`, `ingest`. Every setting flag
-//! has a `CFACTORY_*` environment twin; a TOML file given by `--config` sits beneath both.
+//! The `cfactory` command line: `serve`, `migrate`, `keys`, `ingest`, `config show`. Clap
+//! parses the flags; each one given is the top layer of the settings (see
+//! [`crate::settings::layers`]), above the environment and the `--config` file. A setting
+//! flag's `env` here only shows its variable in `--help`: the layers read the environment.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
@@ -8,17 +12,25 @@ use anyhow::{Context, bail};
 use cfactory_domain::ports::ApiKeyStore;
 use cfactory_domain::{CompletionEvent, IngestOutcome, TenantId};
 use chrono::{DateTime, Utc};
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::value::RawValue;
 
 use crate::keys;
-use crate::settings::{FileSettings, LogFormat, Overrides, Settings, SqliteSynchronous};
+use crate::settings::layers::{Layers, SETTINGS, Shape};
+use crate::settings::{LogFormat, Settings, SqliteSynchronous};
 use crate::stores::Stores;
 
 /// CFactory: the cockpit over PFactory, AIFactory and TFactory.
 #[derive(Debug, Parser)]
-#[command(name = "cfactory", version, about, long_about = None)]
+#[command(
+    name = "cfactory",
+    version,
+    about,
+    long_about = None,
+    after_help = crate::settings::layers::after_help()
+)]
 pub struct Cli {
     /// Settings every command shares.
     #[command(flatten)]
@@ -111,6 +123,21 @@ pub enum Command {
     /// Webhook signing secrets (Standard Webhooks) for the `--tenant` tenant's senders.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// The effective settings.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting as `key = value  # source` (default, file PATH, env NAME or
+    /// flag --NAME), secrets as `***`; exit 2 when the settings are refused.
+    Show {
+        /// The flags `serve` takes, to see what it would run with.
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
+    },
 }
 
 /// `webhooks` subcommands.
@@ -300,31 +327,12 @@ pub struct UpstreamArgs {
     pub tfactory_timezone: Option<String>,
 }
 
-impl UpstreamArgs {
-    fn apply(&self, over: &mut Overrides) {
-        over.pfactory_url = self.pfactory_url.clone();
-        over.aifactory_url = self.aifactory_url.clone();
-        over.tfactory_url = self.tfactory_url.clone();
-        over.upstream_token = self.upstream_token.clone();
-        over.pfactory_token = self.pfactory_token.clone();
-        over.aifactory_token = self.aifactory_token.clone();
-        over.tfactory_token = self.tfactory_token.clone();
-        over.poll_interval_seconds = self.poll_interval_seconds;
-        over.sentinel_dir = self.sentinel_dir.clone();
-        over.sentinel_tenant = self.sentinel_tenant.clone();
-        over.aifactory_projects = self.aifactory_projects.clone();
-        over.service_urls = self.service_urls.clone();
-        over.service_tokens = self.service_tokens.clone();
-        over.tfactory_timezone = self.tfactory_timezone.clone();
-    }
-}
-
 /// `keys` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create a key and print it once (only its SHA-256 is stored).
     Create {
-        /// Comma-separated: read, write, ingest, approve (confirm actions), metrics, admin.
+        /// Comma-separated: read, write, ingest, approve (confirm actions), metrics, scim (SCIM provisioning at /scim/v2), admin.
         #[arg(long)]
         scopes: String,
         /// A name to recognise the key by.
@@ -350,49 +358,104 @@ pub struct IngestArgs {
     pub batch_size: u32,
 }
 
-impl Cli {
-    /// Resolves the settings for this invocation.
-    pub fn settings(&self) -> anyhow::Result<Settings> {
-        let file = match &self.global.config {
-            Some(path) => FileSettings::load(path)?,
-            None => FileSettings::default(),
-        };
-        let mut over = Overrides {
-            database_url: self.global.database_url.clone(),
-            data_dir: self.global.data_dir.clone(),
-            tenant: self.global.tenant.clone(),
-            log_format: self.global.log_format,
-            otlp_endpoint: self.global.otlp_endpoint.clone(),
-            sqlite_synchronous: self.global.sqlite_synchronous,
-            audit_anchor: self.global.audit_anchor.clone(),
-            lock_timeout_seconds: self.global.lock_timeout_seconds,
-            api_keys: std::env::var("CFACTORY_API_KEYS").ok(),
-            audit_hmac_secret: std::env::var("CFACTORY_AUDIT_HMAC_SECRET").ok(),
-            ..Overrides::default()
-        };
-        let serve = match &self.command {
-            Command::Serve(s) => Some(s),
-            Command::Demo(d) => Some(&d.serve),
-            _ => None,
-        };
-        if let Some(s) = serve {
-            over.api_addr = s.api_addr.clone();
-            over.ui_addr = s.ui_addr.clone();
-            over.stall_deadline_seconds = s.stall_deadline_seconds;
-            over.max_clock_skew_seconds = s.max_clock_skew_seconds;
-            over.request_timeout_seconds = s.request_timeout_seconds;
-            over.action_ttl_seconds = s.action_ttl_seconds;
-            over.public_url = s.public_url.clone();
-            over.require_second_approver = s.require_second_approver.then_some(true);
-            over.limit_ingest_per_second = s.limit_ingest_per_second;
-            over.limit_read_per_second = s.limit_read_per_second;
-            over.limit_write_per_minute = s.limit_write_per_minute;
-            over.limit_signin_per_minute = s.limit_signin_per_minute;
-            over.limit_copilot_turns_per_hour = s.limit_copilot_turns_per_hour;
-            s.upstreams.apply(&mut over);
-            s.sso.apply(&mut over);
+/// The settings the flags on a command line set, each with its flag: the top layer.
+#[derive(Debug, Default, Clone)]
+pub struct FlagValues(Vec<(&'static str, &'static str, figment::value::Value)>);
+
+impl FlagValues {
+    /// Reads the flags given on the command line (not those clap filled from the
+    /// environment or a default) into values by setting key, through the settings table.
+    fn from_matches(command: &clap::Command, matches: &ArgMatches) -> Self {
+        let mut ids = BTreeMap::new();
+        long_ids(command, &mut ids);
+        let mut levels = vec![matches];
+        let mut at = matches;
+        while let Some((_, sub)) = at.subcommand() {
+            levels.push(sub);
+            at = sub;
         }
-        Settings::resolve(file, over)
+        let mut out = Vec::new();
+        for entry in SETTINGS {
+            let Some(flag) = entry.flag else { continue };
+            let Some(id) = ids.get(flag.trim_start_matches('-')) else {
+                continue;
+            };
+            let given = levels.iter().find_map(|level| {
+                let raw = level.try_get_raw(id.as_str()).ok().flatten()?;
+                (level.value_source(id.as_str()) == Some(ValueSource::CommandLine)).then(|| {
+                    raw.map(|v| v.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                })
+            });
+            let Some(mut texts) = given else { continue };
+            let value = match entry.shape {
+                Shape::List | Shape::SecretList => figment::value::Value::from(texts),
+                _ => match texts.pop() {
+                    Some(text) => figment::value::Value::from(text),
+                    None => continue,
+                },
+            };
+            out.push((entry.key, flag, value));
+        }
+        Self(out)
+    }
+}
+
+/// Every long flag's clap id, through the subcommands.
+fn long_ids(command: &clap::Command, out: &mut BTreeMap<String, clap::Id>) {
+    for arg in command.get_arguments() {
+        if let Some(long) = arg.get_long() {
+            out.entry(long.to_owned())
+                .or_insert_with(|| arg.get_id().clone());
+        }
+    }
+    for sub in command.get_subcommands() {
+        long_ids(sub, out);
+    }
+}
+
+impl Cli {
+    /// Parses the process's arguments; a usage error ends the process with clap's message
+    /// and exit code 2.
+    pub fn parse_with_flags() -> (Self, FlagValues) {
+        Self::try_parse_with_flags(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses `args` (the program name first) into the command and the settings its flags
+    /// set.
+    pub fn try_parse_with_flags<I, T>(args: I) -> Result<(Self, FlagValues), clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut command = Self::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        let cli = Self::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+        let flags = FlagValues::from_matches(&command, &matches);
+        Ok((cli, flags))
+    }
+
+    /// The layers for this invocation: the defaults, the `--config` file, the process
+    /// environment and `flags`.
+    pub fn layers(&self, flags: &FlagValues) -> anyhow::Result<Layers> {
+        self.layers_with_env(flags, |name| std::env::var(name).ok())
+    }
+
+    /// As [`Self::layers`], reading the environment through `lookup`.
+    pub fn layers_with_env(
+        &self,
+        flags: &FlagValues,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Layers> {
+        let mut layers = Layers::defaults();
+        if let Some(path) = &self.global.config {
+            layers = layers.with_file(path)?;
+        }
+        layers = layers.with_env(lookup);
+        for (key, flag, value) in &flags.0 {
+            layers = layers.with_value(format!("flag {flag}"), key, value.clone());
+        }
+        Ok(layers)
     }
 }
 

@@ -196,16 +196,16 @@ mod with_sim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::{FileSettings, Overrides};
+    use crate::settings::RawSettings;
 
     fn settings_in(dir: &Path) -> Settings {
-        let over = Overrides {
+        let raw = RawSettings {
             data_dir: Some(dir.to_owned()),
             database_url: Some("postgres://cf@db/cf".into()),
             audit_anchor: Some(dir.join("serve.anchor")),
-            ..Overrides::default()
+            ..RawSettings::default()
         };
-        Settings::resolve(FileSettings::default(), over).unwrap()
+        Settings::resolve(raw).unwrap()
     }
 
     #[test]

@@ -32,20 +32,20 @@ pub fn random_text(len: usize) -> String {
         .collect()
 }
 
-/// Parses `read,write,ingest,approve,metrics,admin` (also `+`-separated), without repeats.
+/// Parses `read,write,ingest,approve,metrics,scim,admin` (also `+`-separated), without repeats.
 pub fn parse_scopes(text: &str) -> anyhow::Result<Vec<Scope>> {
     let mut scopes = BTreeSet::new();
     for part in text.split([',', '+']).filter(|p| !p.trim().is_empty()) {
         let scope = Scope::parse(part).with_context(|| {
             format!(
-                "unknown scope `{}` (use read, write, ingest, approve, metrics, admin)",
+                "unknown scope `{}` (use read, write, ingest, approve, metrics, scim, admin)",
                 part.trim()
             )
         })?;
         scopes.insert(scope);
     }
     if scopes.is_empty() {
-        bail!("name at least one scope: read, write, ingest, approve, metrics or admin");
+        bail!("name at least one scope: read, write, ingest, approve, metrics, scim or admin");
     }
     Ok(scopes.into_iter().collect())
 }
@@ -198,6 +198,7 @@ mod tests {
                 .contains("root")
         );
         assert!(parse_scopes(" , ").is_err());
+        assert_eq!(parse_scopes("scim").unwrap(), vec![Scope::Scim]);
     }
 
     #[test]

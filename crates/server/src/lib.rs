@@ -18,6 +18,7 @@ pub mod live;
 pub mod metrics;
 pub mod problem;
 pub mod readmodel;
+pub mod scim;
 pub mod session;
 pub mod settings;
 pub mod sso;

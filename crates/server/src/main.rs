@@ -3,9 +3,8 @@
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use cfactory_server::cli::{self, Cli, Command};
-use cfactory_server::settings::{LogFormat, Settings};
-use clap::Parser;
+use cfactory_server::cli::{self, Cli, Command, ConfigCommand};
+use cfactory_server::settings::{DEFAULT_LOG, LogFormat, Settings};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc serves the many small, short-lived allocations of request handling (event
@@ -14,19 +13,10 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// What is logged when neither `CFACTORY_LOG` nor `RUST_LOG` says: INFO, with the access
-/// log (`cfactory::access`) and without sqlx's per-statement lines or the MCP SDK's
-/// per-request ones.
-const DEFAULT_LOG: &str = "info,sqlx=warn,rmcp=warn,tower_http=info";
-
-/// The log filter: `CFACTORY_LOG`, else `RUST_LOG` (the Rust ecosystem's usual name),
-/// else [`DEFAULT_LOG`]. One that does not parse falls back to the default.
-fn log_filter() -> EnvFilter {
-    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    set("CFACTORY_LOG")
-        .or_else(|| set("RUST_LOG"))
-        .and_then(|directives| EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG))
+/// The log filter the settings name (`log`: `CFACTORY_LOG`, else `RUST_LOG`, else the
+/// default). One that does not parse falls back to the default.
+fn log_filter(directives: &str) -> EnvFilter {
+    EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG))
 }
 
 /// The most bytes the log writer sends to standard error in one write: a pipe's
@@ -60,7 +50,11 @@ impl Telemetry {
 /// it over instead of writing it, and the thread writes whatever lines wait in one go,
 /// flushing when none are left. Lossless: past 128 000 waiting lines, loggers wait. With
 /// `otlp_endpoint`, spans are also exported there (see [`EXPORT_FILTER`]).
-fn init_tracing(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
+fn init_tracing(
+    format: LogFormat,
+    filter: &str,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<Telemetry> {
     use tracing_subscriber::prelude::*;
     let (writer, logs) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
@@ -74,8 +68,8 @@ fn init_tracing(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Resul
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(writer);
     let fmt = match format {
-        LogFormat::Json => fmt.json().with_filter(log_filter()).boxed(),
-        LogFormat::Text => fmt.with_filter(log_filter()).boxed(),
+        LogFormat::Json => fmt.json().with_filter(log_filter(filter)).boxed(),
+        LogFormat::Text => fmt.with_filter(log_filter(filter)).boxed(),
     };
     let traces = otlp_endpoint
         .map(|endpoint| cfactory_otlp::TraceExport::start(endpoint, env!("CARGO_PKG_VERSION")))
@@ -90,10 +84,14 @@ fn init_tracing(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Resul
     })
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = cli.settings()?;
-    let telemetry = init_tracing(settings.log_format, settings.otlp_endpoint.as_deref())?;
-    let result = command(cli.command, settings).await;
+/// Runs the command; any error is a failure while running (exit 1).
+async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    let telemetry = init_tracing(
+        settings.log_format,
+        &settings.log_filter,
+        settings.otlp_endpoint.as_deref(),
+    )?;
+    let result = self::command(command, settings).await;
     telemetry.finish();
     result
 }
@@ -108,6 +106,8 @@ async fn command(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         Command::Serve(_) => cfactory_server::app::serve(settings).await?,
         Command::Migrate => cli::migrate(&settings).await?,
         Command::Openapi => print!("{}", cfactory_server::api::openapi_document()),
+        // Answered before the settings are resolved, in `main`.
+        Command::Config(ConfigCommand::Show { .. }) => {}
         Command::Keys(command) => cli::keys(&settings, &command).await?,
         Command::Webhooks(command) => cli::webhooks(&settings, &command).await?,
         Command::Audit(cli::AuditCommand::Verify) => {
@@ -146,14 +146,44 @@ async fn command(command: Command, settings: Settings) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+/// Exit code of a usage error: a bad flag (clap's own), an unknown or malformed setting.
+const USAGE: u8 = 2;
+/// Exit code of a failure while running: the store unreachable, an address in use.
+const FAILURE: u8 = 1;
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli).await {
+    let (cli, flags) = Cli::parse_with_flags();
+    let layers = match cli.layers(&flags) {
+        Ok(layers) => layers,
+        Err(e) => return usage_error(&e),
+    };
+    if let Command::Config(ConfigCommand::Show { .. }) = cli.command {
+        return match layers.show() {
+            Ok(text) => {
+                print!("{text}");
+                match layers.settings() {
+                    Ok(_) => ExitCode::SUCCESS,
+                    Err(e) => usage_error(&e),
+                }
+            }
+            Err(e) => usage_error(&e),
+        };
+    }
+    let settings = match layers.settings() {
+        Ok(settings) => settings,
+        Err(e) => return usage_error(&e),
+    };
+    match run(cli.command, settings).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("cfactory: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(FAILURE)
         }
     }
+}
+
+fn usage_error(e: &anyhow::Error) -> ExitCode {
+    eprintln!("cfactory: {e:#}");
+    ExitCode::from(USAGE)
 }

@@ -1,16 +1,18 @@
-//! One typed `Settings`, resolved once at start: defaults, then the config file, then
-//! `CFACTORY_*` environment variables and flags (clap gives a flag precedence over its
-//! environment twin). Validation happens here so the rest of the server never sees a bad
-//! value.
+//! One typed `Settings`, resolved once at start from layers (see [`layers`]): built-in
+//! defaults, then the config file, then the environment, then flags. Validation happens
+//! here so the rest of the server never sees a bad value.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use cfactory_domain::insights::Thresholds;
 use cfactory_domain::{Service, StageName, TenantId};
+use serde::Deserialize;
+
+pub mod layers;
 
 /// Default lifetime of a proposed action (15 minutes).
 pub const DEFAULT_ACTION_TTL_SECONDS: u64 = 900;
@@ -20,14 +22,15 @@ pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: u64 = 300;
 pub const DEFAULT_LOCK_TIMEOUT_SECONDS: u64 = 5;
 /// Default for `--request-timeout-seconds`.
 pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 30;
-use serde::Deserialize;
-
 /// The default API address.
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:3111";
 /// The default cockpit address.
 pub const DEFAULT_UI_ADDR: &str = "127.0.0.1:3110";
 /// The default stall deadline.
 pub const DEFAULT_STALL_DEADLINE_SECONDS: u64 = 900;
+/// What is logged when no layer says: INFO, with the access log (`cfactory::access`) and
+/// without sqlx's per-statement lines or the MCP SDK's per-request ones.
+pub const DEFAULT_LOG: &str = "info,sqlx=warn,rmcp=warn,tower_http=info";
 
 /// A value that must never reach a log: `Debug` and `Display` print a redacted form.
 #[derive(Clone, PartialEq, Eq)]
@@ -131,11 +134,12 @@ pub enum SqliteSynchronous {
     Normal,
 }
 
-/// The config file's shape: every field optional, names as in the environment without
-/// the `CFACTORY_` prefix, lower-cased.
+/// Every setting as the layers give it, merged: every field optional, keys as in the
+/// config file (each flag's name without `--`, with `_` for `-`; see
+/// [`crate::settings::layers::SETTINGS`]). A key it does not name is refused.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileSettings {
+pub struct RawSettings {
     /// See `--database-url`.
     pub database_url: Option<String>,
     /// See `--data-dir`.
@@ -160,6 +164,8 @@ pub struct FileSettings {
     pub require_second_approver: Option<bool>,
     /// See `--log-format`.
     pub log_format: Option<LogFormat>,
+    /// The log filter (`CFACTORY_LOG`, else `RUST_LOG`): tracing directives.
+    pub log: Option<String>,
     /// See `--otlp-endpoint`.
     pub otlp_endpoint: Option<String>,
     /// See `--sqlite-synchronous`.
@@ -170,6 +176,8 @@ pub struct FileSettings {
     pub lock_timeout_seconds: Option<u64>,
     /// See `CFACTORY_API_KEYS`.
     pub api_keys: Option<String>,
+    /// See `CFACTORY_UI_DIR`.
+    pub ui_dir: Option<PathBuf>,
     /// See `--pfactory-url`.
     pub pfactory_url: Option<String>,
     /// See `--aifactory-url`.
@@ -184,6 +192,10 @@ pub struct FileSettings {
     pub aifactory_token: Option<String>,
     /// See `--tfactory-token`.
     pub tfactory_token: Option<String>,
+    /// See `--service-url`: `["NAME=URL", …]`.
+    pub service_urls: Option<Vec<String>>,
+    /// See `--service-token`: `["NAME=TOKEN", …]`.
+    pub service_tokens: Option<Vec<String>>,
     /// See `--poll-interval-seconds`.
     pub poll_interval_seconds: Option<u64>,
     /// See `--sentinel-dir`.
@@ -218,113 +230,114 @@ pub struct FileSettings {
     pub oidc_tenant: Option<String>,
     /// See `--oidc-tenant-claim`.
     pub oidc_tenant_claim: Option<String>,
+    /// See `--oidc-role`: `["GROUP=SCOPE+SCOPE", …]`, each replacing its group's
+    /// `[roles]` entry.
+    pub oidc_roles: Option<Vec<String>>,
     /// The `[roles]` table: `[roles.GROUP] scopes = [...]`, what each group of the
     /// groups claim grants a person signed in by single sign-on.
     pub roles: Option<BTreeMap<String, crate::sso::settings::RoleEntry>>,
+    /// The `[copilot]` table: the copilot's model.
+    pub copilot: Option<CopilotSettings>,
 }
 
-impl FileSettings {
-    /// Reads a TOML config file.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))
+/// The `[copilot]` table (`CFACTORY_COPILOT_*`, the providers' keys).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopilotSettings {
+    /// `anthropic` or `openai`; unset, the copilot is off.
+    pub provider: Option<String>,
+    /// The model id.
+    pub model: Option<String>,
+    /// Anthropic's key (`CFACTORY_ANTHROPIC_API_KEY`, else `ANTHROPIC_API_KEY`).
+    pub anthropic_api_key: Option<String>,
+    /// Anthropic's API address.
+    pub anthropic_base_url: Option<String>,
+    /// The OpenAI-compatible server's key (`CFACTORY_OPENAI_API_KEY`, else
+    /// `OPENAI_API_KEY`).
+    pub openai_api_key: Option<String>,
+    /// The OpenAI-compatible server's address.
+    pub openai_base_url: Option<String>,
+}
+
+impl CopilotSettings {
+    /// The model configuration these name, checked by the copilot's own rules; `None`
+    /// while no provider is set.
+    fn model(&self) -> anyhow::Result<Option<cfactory_copilot::ModelConfig>> {
+        cfactory_copilot::ModelConfig::from_lookup(|name| {
+            match name {
+                "CFACTORY_COPILOT_PROVIDER" => &self.provider,
+                "CFACTORY_COPILOT_MODEL" => &self.model,
+                "CFACTORY_ANTHROPIC_API_KEY" => &self.anthropic_api_key,
+                "CFACTORY_ANTHROPIC_BASE_URL" => &self.anthropic_base_url,
+                "CFACTORY_OPENAI_API_KEY" => &self.openai_api_key,
+                "CFACTORY_OPENAI_BASE_URL" => &self.openai_base_url,
+                _ => &None,
+            }
+            .clone()
+        })
+        .map_err(|e| anyhow::anyhow!("copilot configuration: {e}"))
     }
 }
 
-/// What flags and environment variables said (already merged by clap).
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    /// `--database-url` / `CFACTORY_DATABASE_URL`.
-    pub database_url: Option<String>,
-    /// `--data-dir` / `CFACTORY_DATA_DIR`.
-    pub data_dir: Option<PathBuf>,
-    /// `--api-addr` / `CFACTORY_API_ADDR`.
-    pub api_addr: Option<String>,
-    /// `--ui-addr` / `CFACTORY_UI_ADDR`.
-    pub ui_addr: Option<String>,
-    /// `--tenant` / `CFACTORY_TENANT`.
-    pub tenant: Option<String>,
-    /// `--stall-deadline-seconds` / `CFACTORY_STALL_DEADLINE_SECONDS`.
-    pub stall_deadline_seconds: Option<u64>,
-    /// `--max-clock-skew-seconds` / `CFACTORY_MAX_CLOCK_SKEW_SECONDS`.
-    pub max_clock_skew_seconds: Option<u64>,
-    /// `--request-timeout-seconds` / `CFACTORY_REQUEST_TIMEOUT_SECONDS`.
-    pub request_timeout_seconds: Option<u64>,
-    /// `--action-ttl-seconds` / `CFACTORY_ACTION_TTL_SECONDS`.
-    pub action_ttl_seconds: Option<u64>,
-    /// `--public-url` / `CFACTORY_PUBLIC_URL`.
-    pub public_url: Option<String>,
-    /// `--require-second-approver` / `CFACTORY_REQUIRE_SECOND_APPROVER`.
-    pub require_second_approver: Option<bool>,
-    /// `--limit-ingest-per-second`.
-    pub limit_ingest_per_second: Option<u32>,
-    /// `--limit-read-per-second`.
-    pub limit_read_per_second: Option<u32>,
-    /// `--limit-write-per-minute`.
-    pub limit_write_per_minute: Option<u32>,
-    /// `--limit-signin-per-minute`.
-    pub limit_signin_per_minute: Option<u32>,
-    /// `--limit-copilot-turns-per-hour`.
-    pub limit_copilot_turns_per_hour: Option<u32>,
-    /// `--log-format` / `CFACTORY_LOG_FORMAT`.
-    pub log_format: Option<LogFormat>,
-    /// `--otlp-endpoint` / `CFACTORY_OTLP_ENDPOINT`.
-    pub otlp_endpoint: Option<String>,
-    /// `--sqlite-synchronous` / `CFACTORY_SQLITE_SYNCHRONOUS`.
-    pub sqlite_synchronous: Option<SqliteSynchronous>,
-    /// `--audit-anchor` / `CFACTORY_AUDIT_ANCHOR`.
-    pub audit_anchor: Option<PathBuf>,
-    /// `--lock-timeout-seconds` / `CFACTORY_LOCK_TIMEOUT_SECONDS`.
-    pub lock_timeout_seconds: Option<u64>,
-    /// `CFACTORY_API_KEYS`.
-    pub api_keys: Option<String>,
-    /// `CFACTORY_AUDIT_HMAC_SECRET`.
-    pub audit_hmac_secret: Option<String>,
-    /// Flag `--pfactory-url`.
-    pub pfactory_url: Option<String>,
-    /// Flag `--aifactory-url`.
-    pub aifactory_url: Option<String>,
-    /// Flag `--tfactory-url`.
-    pub tfactory_url: Option<String>,
-    /// Flag `--upstream-token`.
-    pub upstream_token: Option<String>,
-    /// Flag `--pfactory-token`.
-    pub pfactory_token: Option<String>,
-    /// Flag `--aifactory-token`.
-    pub aifactory_token: Option<String>,
-    /// Flag `--tfactory-token`.
-    pub tfactory_token: Option<String>,
-    /// Flag `--poll-interval-seconds`.
-    pub poll_interval_seconds: Option<u64>,
-    /// Flag `--sentinel-dir`.
-    pub sentinel_dir: Option<PathBuf>,
-    /// Flag `--sentinel-tenant`.
-    pub sentinel_tenant: Option<String>,
-    /// Flag `--aifactory-project` / `CFACTORY_AIFACTORY_PROJECTS`.
-    pub aifactory_projects: Vec<String>,
-    /// Flag `--service-url NAME=URL` / `CFACTORY_SERVICE_URLS`.
-    pub service_urls: Vec<String>,
-    /// Flag `--service-token NAME=TOKEN` / `CFACTORY_SERVICE_TOKENS`.
-    pub service_tokens: Vec<String>,
-    /// Flag `--tfactory-timezone` / `CFACTORY_TFACTORY_TIMEZONE`.
-    pub tfactory_timezone: Option<String>,
-    /// `--oidc-issuer` / `CFACTORY_OIDC_ISSUER`.
-    pub oidc_issuer: Option<String>,
-    /// `--oidc-client-id` / `CFACTORY_OIDC_CLIENT_ID`.
-    pub oidc_client_id: Option<String>,
-    /// `--oidc-client-secret` / `CFACTORY_OIDC_CLIENT_SECRET`.
-    pub oidc_client_secret: Option<String>,
-    /// `--oidc-scopes` / `CFACTORY_OIDC_SCOPES`.
-    pub oidc_scopes: Option<String>,
-    /// `--oidc-groups-claim` / `CFACTORY_OIDC_GROUPS_CLAIM`.
-    pub oidc_groups_claim: Option<String>,
-    /// `--oidc-tenant` / `CFACTORY_OIDC_TENANT`.
-    pub oidc_tenant: Option<String>,
-    /// `--oidc-tenant-claim` / `CFACTORY_OIDC_TENANT_CLAIM`.
-    pub oidc_tenant_claim: Option<String>,
-    /// `--oidc-role GROUP=SCOPES` / `CFACTORY_OIDC_ROLES`.
-    pub oidc_roles: Vec<String>,
+impl RawSettings {
+    /// The built-in defaults, as the lowest layer.
+    pub fn defaults() -> figment::value::Dict {
+        use figment::value::Value;
+        let limits = crate::limits::LimitSettings::default();
+        let mut d = figment::value::Dict::new();
+        let mut put = |key: &str, value: Value| {
+            d.insert(key.to_owned(), value);
+        };
+        put("api_addr", DEFAULT_API_ADDR.into());
+        put("ui_addr", DEFAULT_UI_ADDR.into());
+        put("tenant", TenantId::default_tenant().as_str().into());
+        put("log_format", "text".into());
+        put("log", DEFAULT_LOG.into());
+        put("sqlite_synchronous", "full".into());
+        put("lock_timeout_seconds", DEFAULT_LOCK_TIMEOUT_SECONDS.into());
+        put(
+            "stall_deadline_seconds",
+            DEFAULT_STALL_DEADLINE_SECONDS.into(),
+        );
+        put(
+            "max_clock_skew_seconds",
+            DEFAULT_MAX_CLOCK_SKEW_SECONDS.into(),
+        );
+        put(
+            "request_timeout_seconds",
+            DEFAULT_REQUEST_TIMEOUT_SECONDS.into(),
+        );
+        put("action_ttl_seconds", DEFAULT_ACTION_TTL_SECONDS.into());
+        put("require_second_approver", false.into());
+        put(
+            "poll_interval_seconds",
+            DEFAULT_POLL_INTERVAL_SECONDS.into(),
+        );
+        put("tfactory_timezone", "UTC".into());
+        put(
+            "oidc_groups_claim",
+            crate::sso::settings::DEFAULT_GROUPS_CLAIM.into(),
+        );
+        put(
+            "oidc_scopes",
+            crate::sso::settings::DEFAULT_SCOPES.join(" ").into(),
+        );
+        let mut table = figment::value::Dict::new();
+        for (key, value) in [
+            ("ingest_per_second", limits.ingest_per_second),
+            ("read_per_second", limits.read_per_second),
+            ("write_per_minute", limits.write_per_minute),
+            ("signin_per_minute", limits.signin_per_minute),
+            ("copilot_turns_per_hour", limits.copilot_turns_per_hour),
+        ] {
+            table.insert(key.to_owned(), value.into());
+        }
+        put("limits", table.into());
+        if let Ok(anomalies) = Value::serialize(Thresholds::default()) {
+            put("anomalies", anomalies);
+        }
+        d
+    }
 }
 
 /// The resolved, validated configuration.
@@ -380,6 +393,12 @@ pub struct Settings {
     pub lock_timeout_seconds: u64,
     /// Single sign-on (OpenID Connect), when an issuer is configured.
     pub sso: Option<crate::sso::settings::SsoSettings>,
+    /// The log filter, as tracing directives.
+    pub log_filter: String,
+    /// A directory the cockpit's files are served from instead of the embedded ones.
+    pub ui_dir: Option<PathBuf>,
+    /// The copilot's model, when a provider is configured.
+    pub copilot: Option<cfactory_copilot::ModelConfig>,
 }
 
 /// The cockpit's external address: an `http` or `https` origin, kept as its parts.
@@ -582,53 +601,42 @@ impl Settings {
         )
     }
 
-    /// Resolves defaults < `file` < `over`.
-    pub fn resolve(file: FileSettings, over: Overrides) -> anyhow::Result<Self> {
+    /// Resolves the merged layers into checked settings; a bad value is refused with the
+    /// setting named.
+    pub fn resolve(raw: RawSettings) -> anyhow::Result<Self> {
         let crate::data_dir::DataDir {
             path: data_dir,
             note: data_dir_note,
-        } = crate::data_dir::resolve(over.data_dir.or(file.data_dir), &|name| {
-            std::env::var_os(name)
-        })?;
-        let database = match over.database_url.or(file.database_url) {
+        } = crate::data_dir::resolve(raw.data_dir, &|name| std::env::var_os(name))?;
+        let database = match raw.database_url {
             Some(url) if !url.trim().is_empty() => Database::parse(&url)?,
             _ => Database::Sqlite(data_dir.join("cfactory.db")),
         };
         let api_addr = parse_addr(
             "--api-addr",
-            &over
-                .api_addr
-                .or(file.api_addr)
-                .unwrap_or_else(|| DEFAULT_API_ADDR.into()),
+            raw.api_addr.as_deref().unwrap_or(DEFAULT_API_ADDR),
         )?;
         let ui_addr = parse_addr(
             "--ui-addr",
-            &over
-                .ui_addr
-                .or(file.ui_addr)
-                .unwrap_or_else(|| DEFAULT_UI_ADDR.into()),
+            raw.ui_addr.as_deref().unwrap_or(DEFAULT_UI_ADDR),
         )?;
-        let tenant_text = over.tenant.or(file.tenant);
-        let tenant = match tenant_text {
+        let tenant = match raw.tenant {
             Some(t) => TenantId::parse(&t).map_err(|e| anyhow::anyhow!("--tenant `{t}`: {e}"))?,
             None => TenantId::default_tenant(),
         };
-        let stall_deadline_seconds = over
+        let stall_deadline_seconds = raw
             .stall_deadline_seconds
-            .or(file.stall_deadline_seconds)
             .unwrap_or(DEFAULT_STALL_DEADLINE_SECONDS);
         if stall_deadline_seconds == 0 {
             bail!("--stall-deadline-seconds must be at least 1");
         }
-        let public_url = over
+        let public_url = raw
             .public_url
-            .or(file.public_url)
             .filter(|u| !u.trim().is_empty())
             .map(|u| PublicUrl::parse(&u).map_err(|e| anyhow::anyhow!("--public-url `{u}`: {e}")))
             .transpose()?;
-        let otlp_endpoint = over
+        let otlp_endpoint = raw
             .otlp_endpoint
-            .or(file.otlp_endpoint)
             .filter(|u| !u.trim().is_empty())
             .map(|u| {
                 cfactory_otlp::traces_url(&u)
@@ -636,33 +644,12 @@ impl Settings {
                     .map_err(|e| anyhow::anyhow!("--otlp-endpoint: {e}"))
             })
             .transpose()?;
-        let mut limits = file.limits.unwrap_or_default();
-        for (flag, slot) in [
-            (over.limit_ingest_per_second, &mut limits.ingest_per_second),
-            (over.limit_read_per_second, &mut limits.read_per_second),
-            (over.limit_write_per_minute, &mut limits.write_per_minute),
-            (over.limit_signin_per_minute, &mut limits.signin_per_minute),
-            (
-                over.limit_copilot_turns_per_hour,
-                &mut limits.copilot_turns_per_hour,
-            ),
-        ] {
-            if let Some(value) = flag {
-                *slot = value;
-            }
-        }
-        let require_second_approver = over
-            .require_second_approver
-            .or(file.require_second_approver)
-            .unwrap_or(false);
-        let action_ttl_seconds = over
-            .action_ttl_seconds
-            .or(file.action_ttl_seconds)
-            .unwrap_or(DEFAULT_ACTION_TTL_SECONDS);
+        let limits = raw.limits.unwrap_or_default();
+        let action_ttl_seconds = raw.action_ttl_seconds.unwrap_or(DEFAULT_ACTION_TTL_SECONDS);
         if !(1..=7 * 86_400).contains(&action_ttl_seconds) {
             bail!("--action-ttl-seconds must be from 1 to 604800 (a week)");
         }
-        let shared_token = over.upstream_token.or(file.upstream_token);
+        let shared_token = raw.upstream_token;
         let target = |name: &str, url: Option<String>, token: Option<String>| {
             anyhow::Ok(UpstreamTarget {
                 url: upstream_url(name, url)?,
@@ -672,77 +659,62 @@ impl Settings {
                     .map(Secret::new),
             })
         };
-        // Each layer (flags, then the file) names a service's URL and token with the
-        // family's own flags or the generic `NAME=VALUE` ones; flags win over the file.
-        let flag_urls = per_service("--service-url", &over.service_urls)?;
-        let flag_tokens = per_service("--service-token", &over.service_tokens)?;
-        let mut file_services = BTreeMap::new();
-        for (name, target) in file.services.unwrap_or_default() {
-            file_services.insert(watched_service("[services]", &name)?, target);
+        // A service's own key wins over a `NAME=VALUE` entry, which wins over its
+        // `[services.NAME]` table (an entry set in a higher layer than the own key has
+        // already replaced it: `Layers::settings`).
+        let listed_urls = per_service(
+            "--service-url",
+            raw.service_urls.as_deref().unwrap_or_default(),
+        )?;
+        let listed_tokens = per_service(
+            "--service-token",
+            raw.service_tokens.as_deref().unwrap_or_default(),
+        )?;
+        let mut tables = BTreeMap::new();
+        for (name, target) in raw.services.unwrap_or_default() {
+            tables.insert(watched_service("[services]", &name)?, target);
         }
-        let named = [
-            (
-                Service::PFACTORY,
-                [over.pfactory_url, over.pfactory_token],
-                [file.pfactory_url, file.pfactory_token],
-            ),
-            (
-                Service::AIFACTORY,
-                [over.aifactory_url, over.aifactory_token],
-                [file.aifactory_url, file.aifactory_token],
-            ),
-            (
-                Service::TFACTORY,
-                [over.tfactory_url, over.tfactory_token],
-                [file.tfactory_url, file.tfactory_token],
-            ),
-        ];
-        let mut named: BTreeMap<Service, _> = named
-            .into_iter()
-            .map(|(service, flags, file)| (service, (flags, file)))
-            .collect();
+        let mut named: BTreeMap<Service, [Option<String>; 2]> = [
+            (Service::PFACTORY, [raw.pfactory_url, raw.pfactory_token]),
+            (Service::AIFACTORY, [raw.aifactory_url, raw.aifactory_token]),
+            (Service::TFACTORY, [raw.tfactory_url, raw.tfactory_token]),
+        ]
+        .into_iter()
+        .collect();
         let targets = Service::upstreams()
             .map(|service| {
-                let ([flag_url, flag_token], [file_url, file_token]) =
-                    named.remove(&service).unwrap_or_default();
-                let in_file = file_services.remove(&service).unwrap_or_default();
-                let url = flag_url
-                    .or_else(|| flag_urls.get(&service).cloned())
-                    .or(file_url)
-                    .or(in_file.url);
-                let token = flag_token
-                    .or_else(|| flag_tokens.get(&service).cloned())
-                    .or(file_token)
-                    .or(in_file.token);
+                let [own_url, own_token] = named.remove(&service).unwrap_or_default();
+                let table = tables.remove(&service).unwrap_or_default();
+                let url = own_url
+                    .or_else(|| listed_urls.get(&service).cloned())
+                    .or(table.url);
+                let token = own_token
+                    .or_else(|| listed_tokens.get(&service).cloned())
+                    .or(table.token);
                 Ok((service, target(service.as_str(), url, token)?))
             })
             .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
         let upstreams = UpstreamSettings {
             targets,
-            poll_interval_seconds: over
+            poll_interval_seconds: raw
                 .poll_interval_seconds
-                .or(file.poll_interval_seconds)
                 .unwrap_or(DEFAULT_POLL_INTERVAL_SECONDS),
-            sentinel_dir: over.sentinel_dir.or(file.sentinel_dir),
-            sentinel_tenant: over
+            sentinel_dir: raw.sentinel_dir,
+            sentinel_tenant: raw
                 .sentinel_tenant
-                .or(file.sentinel_tenant)
                 .map(|t| {
                     TenantId::parse(&t).map_err(|e| anyhow::anyhow!("--sentinel-tenant `{t}`: {e}"))
                 })
                 .transpose()?,
-            aifactory_projects: aifactory_projects(if over.aifactory_projects.is_empty() {
-                file.aifactory_projects.as_deref().unwrap_or_default()
-            } else {
-                &over.aifactory_projects
-            })?,
-            tfactory_timezone: over
+            aifactory_projects: aifactory_projects(
+                raw.aifactory_projects.as_deref().unwrap_or_default(),
+            )?,
+            tfactory_timezone: raw
                 .tfactory_timezone
-                .or(file.tfactory_timezone)
                 .filter(|z| !z.trim().is_empty())
                 .unwrap_or_else(|| "UTC".to_owned()),
         };
-        let mut thresholds = file.anomalies.unwrap_or_default();
+        let mut thresholds = raw.anomalies.unwrap_or_default();
         thresholds.stall_seconds = i64::try_from(stall_deadline_seconds).unwrap_or(i64::MAX);
         if !(thresholds.z_score > 0.0
             && thresholds.ewma_alpha > 0.0
@@ -750,16 +722,14 @@ impl Settings {
         {
             bail!("[anomalies]: z_score must be positive and ewma_alpha in (0, 1]");
         }
-        let request_timeout_seconds = over
+        let request_timeout_seconds = raw
             .request_timeout_seconds
-            .or(file.request_timeout_seconds)
             .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECONDS);
         if request_timeout_seconds == 0 {
             bail!("--request-timeout-seconds must be at least 1");
         }
-        let audit_secret = over
+        let audit_secret = raw
             .audit_hmac_secret
-            .or(file.audit_hmac_secret)
             .filter(|k| !k.trim().is_empty())
             .map(Secret::new);
         if audit_secret
@@ -768,35 +738,34 @@ impl Settings {
         {
             bail!("CFACTORY_AUDIT_HMAC_SECRET must be at least 16 characters");
         }
-        let audit_anchor = over.audit_anchor.or(file.audit_anchor);
-        let lock_timeout_seconds = over
+        let lock_timeout_seconds = raw
             .lock_timeout_seconds
-            .or(file.lock_timeout_seconds)
             .unwrap_or(DEFAULT_LOCK_TIMEOUT_SECONDS);
         if lock_timeout_seconds == 0 {
             bail!("--lock-timeout-seconds must be at least 1");
         }
         let sso = crate::sso::settings::resolve(
             crate::sso::settings::SsoInputs {
-                issuer: over.oidc_issuer.or(file.oidc_issuer),
-                client_id: over.oidc_client_id.or(file.oidc_client_id),
-                client_secret: over.oidc_client_secret.or(file.oidc_client_secret),
-                scopes: over.oidc_scopes.or(file.oidc_scopes),
-                groups_claim: over.oidc_groups_claim.or(file.oidc_groups_claim),
-                tenant: over.oidc_tenant.or(file.oidc_tenant),
-                tenant_claim: over.oidc_tenant_claim.or(file.oidc_tenant_claim),
-                role_flags: over.oidc_roles,
-                roles: file.roles.unwrap_or_default(),
+                issuer: raw.oidc_issuer,
+                client_id: raw.oidc_client_id,
+                client_secret: raw.oidc_client_secret,
+                scopes: raw.oidc_scopes,
+                groups_claim: raw.oidc_groups_claim,
+                tenant: raw.oidc_tenant,
+                tenant_claim: raw.oidc_tenant_claim,
+                role_flags: raw.oidc_roles.unwrap_or_default(),
+                roles: raw.roles.unwrap_or_default(),
             },
             public_url.as_ref(),
             &tenant,
         )?;
+        let copilot = raw.copilot.unwrap_or_default().model()?;
         Ok(Self {
             sso,
             upstreams,
             thresholds,
             audit_secret,
-            audit_anchor,
+            audit_anchor: raw.audit_anchor,
             lock_timeout_seconds,
             database,
             data_dir,
@@ -805,29 +774,27 @@ impl Settings {
             ui_addr,
             tenant,
             stall_deadline_seconds,
-            max_clock_skew_seconds: over
+            max_clock_skew_seconds: raw
                 .max_clock_skew_seconds
-                .or(file.max_clock_skew_seconds)
                 .unwrap_or(DEFAULT_MAX_CLOCK_SKEW_SECONDS),
             request_timeout_seconds,
             action_ttl_seconds,
             public_url,
-            require_second_approver,
+            require_second_approver: raw.require_second_approver.unwrap_or(false),
             limits,
-            log_format: over
-                .log_format
-                .or(file.log_format)
-                .unwrap_or(LogFormat::Text),
+            log_format: raw.log_format.unwrap_or(LogFormat::Text),
+            log_filter: raw
+                .log
+                .filter(|l| !l.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_LOG.to_owned()),
             otlp_endpoint,
-            sqlite_synchronous: over
-                .sqlite_synchronous
-                .or(file.sqlite_synchronous)
-                .unwrap_or_default(),
-            seed_keys: over
+            sqlite_synchronous: raw.sqlite_synchronous.unwrap_or_default(),
+            seed_keys: raw
                 .api_keys
-                .or(file.api_keys)
                 .filter(|k| !k.trim().is_empty())
                 .map(Secret::new),
+            ui_dir: raw.ui_dir.filter(|d| !d.as_os_str().is_empty()),
+            copilot,
         })
     }
 }
@@ -835,14 +802,32 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use figment::value::Value;
+    use layers::Layers;
+
+    /// The defaults, then `file` as a config file, then each `(key, value)` as a flag.
+    fn layered(file: &str, flags: &[(&str, Value)]) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("cfactory.toml");
+        std::fs::write(&path, file)?;
+        let mut layers = Layers::defaults().with_file(&path)?;
+        for (key, value) in flags {
+            layers = layers.with_value(format!("flag {key}"), key, value.clone());
+        }
+        layers.settings()
+    }
+
+    fn text(value: &str) -> Value {
+        Value::from(value)
+    }
+
+    fn list(values: &[&str]) -> Value {
+        Value::from(values.iter().map(|v| Value::from(*v)).collect::<Vec<_>>())
+    }
 
     #[test]
     fn defaults_use_the_embedded_store_in_the_data_dir() {
-        let over = Overrides {
-            data_dir: Some("/tmp/cf".into()),
-            ..Overrides::default()
-        };
-        let s = Settings::resolve(FileSettings::default(), over).unwrap();
+        let s = layered("", &[("data_dir", text("/tmp/cf"))]).unwrap();
         assert_eq!(s.database, Database::Sqlite("/tmp/cf/cfactory.db".into()));
         assert_eq!(s.api_addr.to_string(), DEFAULT_API_ADDR);
         assert_eq!(s.ui_addr.to_string(), DEFAULT_UI_ADDR);
@@ -851,32 +836,33 @@ mod tests {
         assert_eq!(s.upstreams.poll_interval_seconds, 5);
         assert_eq!(s.upstreams.target(Service::AIFACTORY).url, None);
         assert_eq!(s.sqlite_synchronous, SqliteSynchronous::Full);
+        assert_eq!(s.log_filter, DEFAULT_LOG);
+        assert_eq!(s.limits, crate::limits::LimitSettings::default());
+        assert_eq!(s.ui_dir, None);
+        assert!(s.copilot.is_none());
     }
 
     #[test]
     fn sqlite_durability_is_set_by_the_file_and_beaten_by_the_flag() {
-        let file: FileSettings = toml::from_str("sqlite_synchronous = \"normal\"\n").unwrap();
-        let s = Settings::resolve(file, Overrides::default()).unwrap();
+        let file = "sqlite_synchronous = \"normal\"\n";
+        let s = layered(file, &[]).unwrap();
         assert_eq!(s.sqlite_synchronous, SqliteSynchronous::Normal);
-        let file: FileSettings = toml::from_str("sqlite_synchronous = \"normal\"\n").unwrap();
-        let over = Overrides {
-            sqlite_synchronous: Some(SqliteSynchronous::Full),
-            ..Overrides::default()
-        };
-        let s = Settings::resolve(file, over).unwrap();
+        let s = layered(file, &[("sqlite_synchronous", text("full"))]).unwrap();
         assert_eq!(s.sqlite_synchronous, SqliteSynchronous::Full);
-        assert!(toml::from_str::<FileSettings>("sqlite_synchronous = \"off\"").is_err());
+        assert!(layered("sqlite_synchronous = \"off\"", &[]).is_err());
     }
 
     #[test]
     fn upstream_tokens_fall_back_to_the_shared_one() {
-        let over = Overrides {
-            aifactory_url: Some("http://127.0.0.1:3122/".into()),
-            upstream_token: Some("shared".into()),
-            tfactory_token: Some("own".into()),
-            ..Overrides::default()
-        };
-        let s = Settings::resolve(FileSettings::default(), over).unwrap();
+        let s = layered(
+            "",
+            &[
+                ("aifactory_url", text("http://127.0.0.1:3122/")),
+                ("upstream_token", text("shared")),
+                ("tfactory_token", text("own")),
+            ],
+        )
+        .unwrap();
         let target = |service| s.upstreams.target(service);
         assert_eq!(
             target(Service::AIFACTORY).url.as_deref(),
@@ -887,28 +873,23 @@ mod tests {
             Some(Secret::new("shared"))
         );
         assert_eq!(target(Service::TFACTORY).token, Some(Secret::new("own")));
-        let bad = Overrides {
-            pfactory_url: Some("ftp://x".into()),
-            ..Overrides::default()
-        };
-        let err = Settings::resolve(FileSettings::default(), bad).unwrap_err();
+        let err = layered("", &[("pfactory_url", text("ftp://x"))]).unwrap_err();
         assert!(err.to_string().contains("--pfactory-url"), "{err}");
     }
 
     #[test]
     fn any_watched_service_is_reached_by_name_from_flags_or_the_file() {
-        let file: FileSettings = toml::from_str(
-            "[services.tfactory]\nurl = \"http://file:3\"\ntoken = \"file-t\"\n\
-             [services.aifactory]\nurl = \"http://file:2\"\n",
+        let file = "[services.tfactory]\nurl = \"http://file:3\"\ntoken = \"file-t\"\n\
+                    [services.aifactory]\nurl = \"http://file:2\"\n";
+        let s = layered(
+            file,
+            &[
+                ("service_urls", list(&["aifactory=http://flag:2/"])),
+                ("service_tokens", list(&["pfactory=flag-p"])),
+                ("pfactory_url", text("http://named:1")),
+            ],
         )
         .unwrap();
-        let over = Overrides {
-            service_urls: vec!["aifactory=http://flag:2/".into()],
-            service_tokens: vec!["pfactory=flag-p".into()],
-            pfactory_url: Some("http://named:1".into()),
-            ..Overrides::default()
-        };
-        let s = Settings::resolve(file, over).unwrap();
         let target = |service| s.upstreams.target(service);
         assert_eq!(
             target(Service::PFACTORY).url.as_deref(),
@@ -926,81 +907,97 @@ mod tests {
         assert_eq!(target(Service::TFACTORY).token, Some(Secret::new("file-t")));
 
         for (entries, needle) in [
+            (list(&["cfactory=http://x"]), "not a watched service"),
             (
-                vec!["cfactory=http://x".to_owned()],
-                "not a watched service",
-            ),
-            (
-                vec!["nope=http://x".to_owned()],
+                list(&["nope=http://x"]),
                 "known: pfactory, aifactory, tfactory",
             ),
-            (vec!["aifactory".to_owned()], "NAME=VALUE"),
-            (
-                vec![
-                    "aifactory=http://a".to_owned(),
-                    "aifactory=http://b".to_owned(),
-                ],
-                "twice",
-            ),
+            (list(&["aifactory"]), "NAME=VALUE"),
+            (list(&["aifactory=http://a", "aifactory=http://b"]), "twice"),
         ] {
-            let over = Overrides {
-                service_urls: entries,
-                ..Overrides::default()
-            };
-            let err = Settings::resolve(FileSettings::default(), over).unwrap_err();
+            let err = layered("", &[("service_urls", entries)]).unwrap_err();
             assert!(err.to_string().contains(needle), "{err}");
         }
-        let secret = Overrides {
-            service_tokens: vec!["mystery=s3cret".into()],
-            ..Overrides::default()
-        };
-        let err = Settings::resolve(FileSettings::default(), secret).unwrap_err();
+        let err = layered("", &[("service_tokens", list(&["mystery=s3cret"]))]).unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
-        assert!(toml::from_str::<FileSettings>("[services.aifactory]\nhost = \"x\"").is_err());
+        let err = layered("[services.aifactory]\nhost = \"x\"", &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("host"), "{err:#}");
     }
 
     #[test]
-    fn flags_beat_the_file_and_the_file_beats_defaults() {
-        let file: FileSettings =
-            toml::from_str("api_addr = \"127.0.0.1:4000\"\ntenant = \"acme\"\n").unwrap();
-        let over = Overrides {
-            api_addr: Some("127.0.0.1:5000".into()),
-            ..Overrides::default()
+    fn a_service_entry_from_a_higher_layer_beats_the_services_own_key_from_a_lower_one() {
+        let s = layered(
+            "aifactory_url = \"http://file:2\"\ntfactory_token = \"file-t\"\n",
+            &[
+                ("service_urls", list(&["aifactory=http://flag:2"])),
+                ("service_tokens", list(&["tfactory=flag-t"])),
+            ],
+        )
+        .unwrap();
+        let target = |service| s.upstreams.target(service);
+        assert_eq!(
+            target(Service::AIFACTORY).url.as_deref(),
+            Some("http://flag:2")
+        );
+        assert_eq!(target(Service::TFACTORY).token, Some(Secret::new("flag-t")));
+        // In the same layer the service's own key wins.
+        let s = layered(
+            "aifactory_url = \"http://own:2\"\nservice_urls = [\"aifactory=http://listed:2\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.upstreams.target(Service::AIFACTORY).url.as_deref(),
+            Some("http://own:2")
+        );
+    }
+
+    #[test]
+    fn flags_beat_the_environment_which_beats_the_file_which_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cfactory.toml");
+        std::fs::write(
+            &path,
+            "api_addr = \"127.0.0.1:4000\"\ntenant = \"acme\"\nstall_deadline_seconds = 60\n",
+        )
+        .unwrap();
+        let env = |name: &str| match name {
+            "CFACTORY_TENANT" => Some("from-env".to_owned()),
+            "CFACTORY_STALL_DEADLINE_SECONDS" => Some("120".to_owned()),
+            "CFACTORY_AIFACTORY_PROJECTS" => Some("acme/shop=shop, acme/web=web".to_owned()),
+            _ => None,
         };
-        let s = Settings::resolve(file, over).unwrap();
+        let layers = Layers::defaults()
+            .with_file(&path)
+            .unwrap()
+            .with_env(env)
+            .with_value("flag --api-addr", "api_addr", text("127.0.0.1:5000"));
+        let s = layers.settings().unwrap();
         assert_eq!(s.api_addr.port(), 5000);
-        assert_eq!(s.tenant.as_str(), "acme");
+        assert_eq!(s.tenant.as_str(), "from-env");
+        assert_eq!(s.stall_deadline_seconds, 120, "a number read from its text");
+        assert_eq!(s.upstreams.aifactory_projects.len(), 2);
+        assert_eq!(s.ui_addr.to_string(), DEFAULT_UI_ADDR);
     }
 
     #[test]
     fn bad_values_are_refused_with_the_setting_named() {
-        let bad = |over: Overrides| {
-            Settings::resolve(FileSettings::default(), over)
-                .unwrap_err()
-                .to_string()
-        };
-        assert!(
-            bad(Overrides {
-                api_addr: Some("nowhere".into()),
-                ..Overrides::default()
-            })
-            .contains("--api-addr")
+        let bad =
+            |key: &str, value: &str| layered("", &[(key, text(value))]).unwrap_err().to_string();
+        assert!(bad("api_addr", "nowhere").contains("--api-addr"));
+        assert!(bad("database_url", "mysql://x").contains("unsupported database URL"));
+        assert!(bad("tenant", "a b").contains("--tenant"));
+        assert!(bad("stall_deadline_seconds", "soon").contains("stall_deadline_seconds"));
+        let unknown = format!("{:#}", layered("colour = 1", &[]).unwrap_err());
+        assert!(unknown.contains("colour"), "{unknown}");
+        assert!(unknown.contains("cfactory.toml"), "{unknown}");
+        let nested = format!(
+            "{:#}",
+            layered("[anomalies]\nzscore = 2.0", &[]).unwrap_err()
         );
-        assert!(
-            bad(Overrides {
-                database_url: Some("mysql://x".into()),
-                ..Overrides::default()
-            })
-            .contains("unsupported database URL")
-        );
-        assert!(
-            bad(Overrides {
-                tenant: Some("a b".into()),
-                ..Overrides::default()
-            })
-            .contains("--tenant")
-        );
-        assert!(toml::from_str::<FileSettings>("colour = 1").is_err());
+        assert!(nested.contains("zscore"), "{nested}");
+        let nested = format!("{:#}", layered("[copilot]\nkey = \"k\"", &[]).unwrap_err());
+        assert!(nested.contains("`key`"), "{nested}");
     }
 
     #[test]

@@ -48,10 +48,10 @@ enum Source {
 }
 
 impl UiSource {
-    /// `CFACTORY_UI_DIR` when set, else the embedded files.
-    pub fn from_env() -> Self {
-        match std::env::var_os("CFACTORY_UI_DIR") {
-            Some(dir) if !dir.is_empty() => Self::dir(PathBuf::from(dir)),
+    /// The files under `dir` (the `ui_dir` setting) when set, else the embedded files.
+    pub fn from_dir(dir: Option<PathBuf>) -> Self {
+        match dir {
+            Some(dir) if !dir.as_os_str().is_empty() => Self::dir(dir),
             _ => Self::embedded(),
         }
     }

@@ -14,7 +14,7 @@ use axum::Json;
 use cfactory_domain::Service;
 use cfactory_domain::ports::Upstream;
 use cfactory_domain::services::{ServiceRules, UsageAccounting};
-use cfactory_server::settings::{FileSettings, Overrides, Settings};
+use cfactory_server::settings::{RawSettings, Settings};
 use serde_json::{Value, json};
 
 use common::{Store, event};
@@ -158,16 +158,16 @@ async fn eventually(
 async fn a_fourth_service_works_end_to_end(store: Store) {
     let dfactory = register_dfactory();
     let upstream_url = serve_dfactory().await;
-    let over = Overrides {
+    let raw = RawSettings {
         database_url: Some(store.url.clone()),
         data_dir: Some(store.data_dir.path().to_owned()),
         api_addr: Some("127.0.0.1:0".into()),
         ui_addr: Some("127.0.0.1:0".into()),
         poll_interval_seconds: Some(1),
-        service_urls: vec![format!("dfactory={upstream_url}")],
-        ..Overrides::default()
+        service_urls: Some(vec![format!("dfactory={upstream_url}")]),
+        ..RawSettings::default()
     };
-    let settings = Settings::resolve(FileSettings::default(), over).unwrap();
+    let settings = Settings::resolve(raw).unwrap();
     // The factory arm: the built-in factory, and DFactory's adapter for its service.
     let built_in = cfactory_server::upstream_factory::factory(&settings.upstreams).unwrap();
     let factory: cfactory_server::upstream_factory::Factory =

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use cfactory_domain::Service;
 use cfactory_server::cli::{Cli, Command};
-use cfactory_server::settings::{Database, FileSettings, LogFormat, Overrides, Settings};
+use cfactory_server::settings::layers::Layers;
+use cfactory_server::settings::{Database, LogFormat, Settings};
 use clap::Parser;
 
 fn packaging(file: &str) -> PathBuf {
@@ -23,12 +24,16 @@ fn read(file: &str) -> String {
 /// Resolves a config file as `cfactory --config FILE` would, with the data dir given
 /// (so the test does not depend on this machine's environment).
 fn resolve(path: &Path, data_dir: &Path) -> Settings {
-    let file = FileSettings::load(path).unwrap();
-    let over = Overrides {
-        data_dir: Some(data_dir.to_owned()),
-        ..Overrides::default()
-    };
-    Settings::resolve(file, over).unwrap()
+    Layers::defaults()
+        .with_file(path)
+        .unwrap()
+        .with_value(
+            "flag --data-dir",
+            "data_dir",
+            data_dir.display().to_string().into(),
+        )
+        .settings()
+        .unwrap()
 }
 
 #[test]
@@ -73,8 +78,11 @@ fn every_setting_the_example_shows_is_accepted() {
     let path = dir.path().join("cfactory.toml");
     std::fs::write(&path, &on).unwrap();
     // The file's own data_dir wins over none given; resolve it as the server would.
-    let file = FileSettings::load(&path).unwrap();
-    let s = Settings::resolve(file, Overrides::default()).unwrap();
+    let s = Layers::defaults()
+        .with_file(&path)
+        .unwrap()
+        .settings()
+        .unwrap();
     assert_eq!(s.data_dir, PathBuf::from("/var/lib/cfactory"));
     assert!(
         matches!(s.database, Database::Postgres(_)),

@@ -24,6 +24,7 @@ mod helpers;
 mod ingest;
 mod keys;
 mod lists;
+mod provisioning;
 mod services;
 mod snapshots;
 mod tenants;
@@ -56,6 +57,10 @@ pub use keys::{
 pub use lists::{
     get_many_answers_in_order_with_aliases_and_gaps, list_filters_count_and_pages,
     stalled_items_are_counted,
+};
+pub use provisioning::{
+    groups_hold_members_and_sessions_follow_provisioning,
+    provisioned_users_are_unique_per_tenant_and_bind_at_first_sign_in,
 };
 pub use services::service_settings_persist_and_replace;
 pub use snapshots::{
@@ -129,6 +134,8 @@ macro_rules! contract_tests {
             get_many_answers_in_order_with_aliases_and_gaps,
             users_are_recorded_at_sign_in_per_tenant,
             user_sessions_follow_their_user,
+            provisioned_users_are_unique_per_tenant_and_bind_at_first_sign_in,
+            groups_hold_members_and_sessions_follow_provisioning,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

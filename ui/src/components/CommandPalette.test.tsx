@@ -66,4 +66,19 @@ describe('command palette', () => {
     fireEvent.keyDown(within(screen.getByRole('dialog')).getByRole('combobox'), { key: 'Escape' });
     await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
   });
+
+  it('offers People to an admin and not to a reader', async () => {
+    for (const [scopes, offered] of [
+      [['read', 'admin'], true],
+      [['read'], false],
+    ] as const) {
+      mockFetch({ '/api/session': { ...openSession, open_mode: false, scopes }, '/api/search': { query: 'peo', count: 0, results: [] } });
+      const { unmount } = render(<App />);
+      await screen.findByRole('heading', { name: 'Mission Control' });
+      fireEvent.keyDown(window, { key: 'k', ctrlKey: true });
+      fireEvent.change(screen.getByRole('combobox'), { target: { value: 'peo' } });
+      expect(screen.queryByRole('option', { name: /Go to People/ }) !== null).toBe(offered);
+      unmount();
+    }
+  });
 });

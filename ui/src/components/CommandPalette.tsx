@@ -5,7 +5,7 @@
 import { useEffect, useId, useRef, useState, type KeyboardEvent } from 'react';
 import { api, type SearchHit } from '../api';
 import { keyLabel } from '../format';
-import { VIEWS } from '../routes';
+import { VIEWS, type ViewRoute } from '../routes';
 import { navigate, openTask } from '../router';
 
 /** Typing pauses this long before a search goes out. */
@@ -44,7 +44,8 @@ function useSearch(q: string): { hits: SearchHit[]; error: boolean } {
   return q.trim() ? state : { hits: [], error: false };
 }
 
-export function CommandPalette({ onClose }: { onClose: () => void }) {
+/** `views` are the ones the caller's navigation offers (People only for admins). */
+export function CommandPalette({ onClose, views = VIEWS }: { onClose: () => void; views?: readonly ViewRoute[] }) {
   const [q, setQ] = useState('');
   const [active, setActive] = useState(0);
   const input = useRef<HTMLInputElement>(null);
@@ -65,7 +66,7 @@ export function CommandPalette({ onClose }: { onClose: () => void }) {
       hint: `${h.matched_on.replace(/_/g, ' ')}: ${h.matched_value}`,
       run: () => openTask(h.correlation_key),
     })),
-    ...VIEWS.filter((v) => !lower || v.label.toLowerCase().includes(lower)).map((v) => ({
+    ...views.filter((v) => !lower || v.label.toLowerCase().includes(lower)).map((v) => ({
       id: `view-${v.path}`,
       label: `Go to ${v.label}`,
       hint: 'view',

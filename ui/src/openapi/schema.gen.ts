@@ -123,6 +123,32 @@ export type AnomalyList = {
   unreadable: number;
 };
 
+/** An attribute of a schema. */
+export type AttributeDoc = {
+  /** Whether its values compare with regard to case. */
+  caseExact: boolean;
+  /** What it is. */
+  description: string;
+  /** Whether it holds a list. */
+  multiValued: boolean;
+  /** `readWrite`, `readOnly`, `immutable`. */
+  mutability: string;
+  /** Its name. */
+  name: string;
+  /** For a reference: what it refers to. */
+  referenceTypes?: string[];
+  /** Whether a request must give it. */
+  required: boolean;
+  /** `always`, `default`. */
+  returned: string;
+  /** For a complex attribute: its parts. */
+  subAttributes?: AttributeDoc[];
+  /** `string`, `boolean`, `complex`, `reference`, `dateTime`. */
+  type: string;
+  /** `none` or `server`. */
+  uniqueness: string;
+};
+
 /** A page of entries, newest first. */
 export type AuditPage = {
   /** The entries. */
@@ -138,6 +164,18 @@ export type AuthMethods = {
   sso?: null | SsoMethod;
 };
 
+/** How a client authenticates. */
+export type AuthSchemeDoc = {
+  /** What to send. */
+  description: string;
+  /** Its name. */
+  name: string;
+  /** Whether it is the one to use. */
+  primary: boolean;
+  /** `oauthbearertoken`. */
+  type: string;
+};
+
 /** The sender's budget as its latest usage reported it. */
 export type BudgetState = {
   /** The time of the event that reported it. */
@@ -148,6 +186,16 @@ export type BudgetState = {
   limit_usd: number | null;
   /** What the sender counts as spent. */
   spent_usd: number | null;
+};
+
+/** Bulk's limits (bulk is not offered). */
+export type BulkDoc = {
+  /** Always 0. */
+  maxOperations: number;
+  /** Always 0. */
+  maxPayloadSize: number;
+  /** Always false. */
+  supported: boolean;
 };
 
 /** One insight card; see [`cfactory_domain::insights::cards`]. */
@@ -387,6 +435,75 @@ export type Count = {
   unreadable: number;
 };
 
+/** Metadata of a discovery resource. */
+export type DiscoveryMeta = {
+  /** Its address. */
+  location: string;
+  /** Its kind. */
+  resourceType: string;
+};
+
+/** An email of a User (this server keeps one: the primary). */
+export type EmailDoc = {
+  /** The address. */
+  value: string;
+};
+
+/** Filtering's limits. */
+export type FilterDoc = {
+  /** The most resources one list answers. */
+  maxResults: number;
+  /** Always true. */
+  supported: boolean;
+};
+
+/** The tenant's groups. */
+export type GroupList = {
+  /** Oldest first. */
+  groups: GroupView[];
+};
+
+/** A member of a group. */
+export type GroupMemberView = {
+  /** The user's id (`usr_…`). */
+  id: string;
+  /** How the user is named: email, else display name, else subject. */
+  label: string;
+};
+
+/** A SCIM Group. */
+export type GroupResource = {
+  /** Unique within the tenant without regard to case. */
+  displayName: string;
+  /** The client's id for the group. */
+  externalId?: string | null;
+  /** CFactory's id (`grp_…`). */
+  id: string;
+  /** Its members. */
+  members: MemberDoc[];
+  /** Metadata. */
+  meta: Meta;
+  /** `["urn:ietf:params:scim:schemas:core:2.0:Group"]`. */
+  schemas: string[];
+};
+
+/** A provisioned group. */
+export type GroupView = {
+  /** Its name. */
+  display_name: string;
+  /** The provisioning client's own id for it. */
+  external_id?: string | null;
+  /** Its id (`grp_…`). */
+  id: string;
+  /** Its members. */
+  members: GroupMemberView[];
+  /**
+   * The scopes the `[roles]` table maps its name to (empty: none, or single sign-on
+   * is not configured).
+   */
+  scopes: string[];
+};
+
 /** Ingest findings kept on the item so anomalies can surface them. */
 export type IngestFlags = {
   /** Correlation conflicts seen (all of them). */
@@ -450,6 +567,20 @@ export type Links = {
   tfactory_spec_ids: string[];
 };
 
+/** A list answer. */
+export type ListResponse = {
+  /** This page's resources. */
+  Resources: Array<Record<string, unknown>>;
+  /** How many this page holds. */
+  itemsPerPage: number;
+  /** `["urn:ietf:params:scim:api:messages:2.0:ListResponse"]`. */
+  schemas: string[];
+  /** The 1-based index of this page's first resource. */
+  startIndex: number;
+  /** How many resources match, over all pages. */
+  totalResults: number;
+};
+
 /** One item whose agent's terminal can be watched now. */
 export type LiveAgent = {
   /** The WorkItem's key: open its console at `/api/live-agents/{correlation_key}/ws`. */
@@ -509,6 +640,38 @@ export type McpMessage = {
 /** The methods this server answers, and the notification clients send. */
 export type McpMethod = 'initialize' | 'server/discover' | 'ping' | 'tools/list' | 'tools/call' | 'notifications/initialized';
 
+/** A member of a Group. */
+export type MemberDoc = {
+  /** The member's address. */
+  $ref: string;
+  /** The member's user id. */
+  value: string;
+};
+
+/** A resource's metadata. */
+export type Meta = {
+  /** When it was made. */
+  created: string;
+  /** When it last changed. */
+  lastModified: string;
+  /** Its address. */
+  location: string;
+  /** `User` or `Group`. */
+  resourceType: string;
+  /** A weak version tag that changes with every change. */
+  version: string;
+};
+
+/** A User's name. */
+export type NameDoc = {
+  /** Family name. */
+  familyName?: string | null;
+  /** The whole name. */
+  formatted?: string | null;
+  /** Given name. */
+  givenName?: string | null;
+};
+
 /** Items waiting on a person. */
 export type NeedsList = {
   /** How many in all. */
@@ -517,6 +680,24 @@ export type NeedsList = {
   items: Array<Record<string, unknown>>;
   /** Items left out because their stored state cannot be read (the log names each). */
   unreadable: number;
+};
+
+/** One PATCH operation. */
+export type PatchOperation = {
+  /** `add`, `replace` or `remove`, in any case. */
+  op: string;
+  /** Where it acts; without one, `value` holds attributes by name. */
+  path?: string | null;
+  /** What to add or replace with. */
+  value: Record<string, unknown>;
+};
+
+/** A PATCH request body. */
+export type PatchRequest = {
+  /** The operations, applied in order. */
+  Operations: PatchOperation[];
+  /** Must hold `urn:ietf:params:scim:api:messages:2.0:PatchOp`. */
+  schemas: string[];
 };
 
 /** What a confirm would send, for the published advise contract. */
@@ -580,10 +761,56 @@ export type ProposeBody = {
   note?: string | null;
 };
 
+/** A group of a User. */
+export type RefDoc = {
+  /** Its address. */
+  $ref: string;
+  /** How it is named. */
+  display: string;
+  /** Always `direct`. */
+  type: string;
+  /** The referenced resource's id. */
+  value: string;
+};
+
 /** A rejected action. */
 export type Rejected = {
   /** The action, now `rejected`. */
   action: ActionView;
+};
+
+/** A resource type. */
+export type ResourceTypeDoc = {
+  /** What it is. */
+  description: string;
+  /** Where its resources are, relative to `/scim/v2`. */
+  endpoint: string;
+  /** `User` or `Group`. */
+  id: string;
+  /** Metadata. */
+  meta: DiscoveryMeta;
+  /** The same. */
+  name: string;
+  /** Its core schema's URN. */
+  schema: string;
+  /** Its schema. */
+  schemas: string[];
+};
+
+/** The `[roles]` table. */
+export type RoleList = {
+  /** By group name. */
+  roles: RoleView[];
+  /** Whether single sign-on is configured (without it the table is empty). */
+  sso: boolean;
+};
+
+/** One row of the `[roles]` table. */
+export type RoleView = {
+  /** The group name (from the sign-in's groups claim or a provisioned group). */
+  group: string;
+  /** The scopes it grants, sorted. */
+  scopes: string[];
 };
 
 /** What a poll round did. */
@@ -600,6 +827,37 @@ export type RunFigure = {
   at: string;
   /** The time of the run's terminal event; null while the run is still going. */
   ended_at: string | null;
+};
+
+/** A schema. */
+export type SchemaDoc = {
+  /** Its attributes. */
+  attributes: AttributeDoc[];
+  /** What it describes. */
+  description: string;
+  /** Its URN. */
+  id: string;
+  /** Metadata. */
+  meta: DiscoveryMeta;
+  /** `User` or `Group`. */
+  name: string;
+  /** Its schema. */
+  schemas: string[];
+};
+
+/** A SCIM error body. */
+export type ScimErrorDoc = {
+  /** What went wrong. */
+  detail: string;
+  /** Always `["urn:ietf:params:scim:api:messages:2.0:Error"]`. */
+  schemas: string[];
+  /**
+   * The kind of error the RFC names (`uniqueness`, `invalidFilter`, `invalidValue`,
+   * `invalidSyntax`, `noTarget`, `mutability`, `invalidPath`, `tooMany`), when it names one.
+   */
+  scimType?: string | null;
+  /** The HTTP status, as a string. */
+  status: string;
 };
 
 /** Search results, best first. */
@@ -624,6 +882,30 @@ export type ServiceList = {
    * `feeds`; never a token.
    */
   services: Array<Record<string, unknown>>;
+};
+
+/** The ServiceProviderConfig. */
+export type ServiceProviderConfig = {
+  /** How to authenticate. */
+  authenticationSchemes: AuthSchemeDoc[];
+  /** Bulk: not offered. */
+  bulk: BulkDoc;
+  /** Changing passwords: not offered. */
+  changePassword: Supported;
+  /** Where the SCIM documentation is. */
+  documentationUri: string;
+  /** ETags: not offered (`meta.version` is informative). */
+  etag: Supported;
+  /** Filtering: `eq` on the attributes the docs list. */
+  filter: FilterDoc;
+  /** Metadata. */
+  meta: DiscoveryMeta;
+  /** PATCH: offered. */
+  patch: Supported;
+  /** Its schema. */
+  schemas: string[];
+  /** Sorting: not offered. */
+  sort: Supported;
 };
 
 /** A person signed in by single sign-on, as the session shows them. */
@@ -765,6 +1047,12 @@ export type StepView = {
   payload: Record<string, unknown> | null;
 };
 
+/** Whether a feature is offered. */
+export type Supported = {
+  /** Whether it is. */
+  supported: boolean;
+};
+
 /**
  * One task's usage: the running total of its current run plus the totals of the runs
  * before it (a correction after a handback starts a new run).
@@ -877,35 +1165,80 @@ export type UsageRowDoc = {
   total_tokens: number;
 };
 
+/** What `PATCH /api/users/{id}` changes. */
+export type UserChange = {
+  /** Whether they may sign in; `false` ends their sessions at once. */
+  active: boolean;
+};
+
+/** A provisioned group a person is a member of. */
+export type UserGroupView = {
+  /** The group's name, which the `[roles]` table maps. */
+  display_name: string;
+  /** The group's id (`grp_…`). */
+  id: string;
+};
+
 /** The tenant's people. */
 export type UserList = {
   /** Oldest first. */
   users: UserView[];
 };
 
+/** A SCIM User. */
+export type UserResource = {
+  /** Whether they may sign in. */
+  active: boolean;
+  /** Their display name. */
+  displayName?: string | null;
+  /** Their primary email. */
+  emails?: EmailDoc[];
+  /** The client's id for the person. */
+  externalId?: string | null;
+  /** The groups they are a member of (read-only). */
+  groups: RefDoc[];
+  /** CFactory's id (`usr_…`). */
+  id: string;
+  /** Metadata. */
+  meta: Meta;
+  name?: null | NameDoc;
+  /** `["urn:ietf:params:scim:schemas:core:2.0:User"]`. */
+  schemas: string[];
+  /** Unique within the tenant without regard to case. */
+  userName: string;
+};
+
 /** A person of the tenant. */
 export type UserView = {
   /** Whether they may sign in. */
   active: boolean;
-  /** When they first signed in. */
+  /** When they were first stored. */
   created_at: string;
   /** Their display name, as the provider last said. */
   display_name?: string | null;
   /** Their email, as the provider last said. */
   email?: string | null;
-  /** Their groups, sorted. */
+  /** The provisioning client's own id for them. */
+  external_id?: string | null;
+  /** The groups their last sign-in named, sorted. */
   groups: string[];
   /** Their CFactory id (`usr_…`). */
   id: string;
   /** When they last signed in. */
   last_sign_in_at?: string | null;
+  /** The provisioned (SCIM) groups they are a member of, by name. */
+  scim_groups: UserGroupView[];
   /**
-   * What their groups grant now under the `[roles]` table (empty: nothing, or single
-   * sign-on is not configured).
+   * What their groups (both kinds) grant now under the `[roles]` table (empty:
+   * nothing, or single sign-on is not configured).
    */
   scopes: string[];
+  /** `sso` when their first sign-in made them, `scim` when provisioning did. */
+  source: string;
   /** The identity provider's subject identifier. */
   subject: string;
+  /** The provisioning's user name (`null` for a person made by signing in). */
+  user_name?: string | null;
 };
 
 /** TFactory's verification block: the level it achieved against the level it aimed for. */
@@ -1041,6 +1374,8 @@ export interface Operations {
   ingestEventsAlias: IngestResult;
   /** POST /api/events/completion */
   ingestCompletionEvent: IngestResult;
+  /** GET /api/groups */
+  listGroups: GroupList;
   /** GET /api/insights */
   insightCards: CardList;
   /** GET /api/live-agents */
@@ -1053,6 +1388,8 @@ export interface Operations {
   needsYouCount: Count;
   /** POST /api/refresh */
   refresh: RoundList;
+  /** GET /api/roles */
+  listRoles: RoleList;
   /** GET /api/rollups */
   getRollups: Record<string, unknown>;
   /** GET /api/search */
@@ -1073,6 +1410,10 @@ export interface Operations {
   getUsage: UsageRowDoc[];
   /** GET /api/users */
   listUsers: UserList;
+  /** PATCH /api/users/{id} */
+  setUserActive: UserView;
+  /** DELETE /api/users/{id} */
+  deleteUser: void;
   /** GET /api/workitems */
   listWorkItems: WorkItemList;
   /** GET /api/workitems/{correlationKey} */
@@ -1097,6 +1438,46 @@ export interface Operations {
   openapi: Record<string, unknown>;
   /** GET /ready */
   ready: void;
+  /** POST /scim/v2/.search */
+  scimSearchAll: void;
+  /** GET /scim/v2/Groups */
+  scimListGroups: void;
+  /** POST /scim/v2/Groups */
+  scimCreateGroup: void;
+  /** POST /scim/v2/Groups/.search */
+  scimSearchGroups: void;
+  /** GET /scim/v2/Groups/{id} */
+  scimGetGroup: void;
+  /** PUT /scim/v2/Groups/{id} */
+  scimReplaceGroup: void;
+  /** PATCH /scim/v2/Groups/{id} */
+  scimPatchGroup: void;
+  /** DELETE /scim/v2/Groups/{id} */
+  scimDeleteGroup: void;
+  /** GET /scim/v2/ResourceTypes */
+  scimResourceTypes: void;
+  /** GET /scim/v2/ResourceTypes/{id} */
+  scimResourceType: void;
+  /** GET /scim/v2/Schemas */
+  scimSchemas: void;
+  /** GET /scim/v2/Schemas/{id} */
+  scimSchema: void;
+  /** GET /scim/v2/ServiceProviderConfig */
+  scimServiceProviderConfig: void;
+  /** GET /scim/v2/Users */
+  scimListUsers: void;
+  /** POST /scim/v2/Users */
+  scimCreateUser: void;
+  /** POST /scim/v2/Users/.search */
+  scimSearchUsers: void;
+  /** GET /scim/v2/Users/{id} */
+  scimGetUser: void;
+  /** PUT /scim/v2/Users/{id} */
+  scimReplaceUser: void;
+  /** PATCH /scim/v2/Users/{id} */
+  scimPatchUser: void;
+  /** DELETE /scim/v2/Users/{id} */
+  scimDeleteUser: void;
   /** GET /ws/cockpit */
   cockpitStreamAlias: void;
 }

@@ -1,11 +1,15 @@
-//! The user port over `users`, `user_groups` and `user_sessions`. Writes go through the
+//! The user port over `users`, `user_groups`, `user_sessions`, and provisioning's
+//! `scim_groups` and `scim_group_members`. Writes go through the
 //! writer's connection (`BEGIN IMMEDIATE`, so a sign-in's read and write are one step);
 //! reads use the pool.
 
 use async_trait::async_trait;
 use cfactory_domain::TenantId;
+use std::collections::HashMap;
+
 use cfactory_domain::ports::{
-    SignInProfile, StoreError, User, UserSession, UserStore, normalize_groups,
+    Group, GroupDraft, GroupMember, GroupRef, PersonName, ProvisionedUser, SignInProfile,
+    StoreError, User, UserSession, UserSource, UserStore, normalize_groups, person_label,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, SqliteConnection};
@@ -24,14 +28,47 @@ type UserRow = (
     i64,
     i64,
     Option<i64>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
 );
 
 const USER_COLUMNS: &str = "u.id, u.tenant_id, u.subject, u.email, u.display_name, u.active, \
-                            u.created_at, u.updated_at, u.last_sign_in_at";
+                            u.created_at, u.updated_at, u.last_sign_in_at, u.source, \
+                            u.user_name, u.external_id, u.given_name, u.family_name, \
+                            u.formatted_name";
 
 fn user_from(row: UserRow, groups: Vec<String>) -> Result<User, StoreError> {
-    let (id, tenant, subject, email, display_name, active, created, updated, last) = row;
+    let (
+        id,
+        tenant,
+        subject,
+        email,
+        display_name,
+        active,
+        created,
+        updated,
+        last,
+        source,
+        user_name,
+        external_id,
+        given,
+        family,
+        formatted,
+    ) = row;
     Ok(User {
+        source: UserSource::parse(&source).ok_or_else(|| corrupt("user source", &source))?,
+        user_name,
+        external_id,
+        name: PersonName {
+            given,
+            family,
+            formatted,
+        },
+        memberships: Vec::new(),
         tenant: TenantId::parse(&tenant).map_err(|e| corrupt("user tenant", e))?,
         subject,
         email,
@@ -46,6 +83,12 @@ fn user_from(row: UserRow, groups: Vec<String>) -> Result<User, StoreError> {
         id,
     })
 }
+
+/// The id of the user a sign-in lands on (`?1` tenant, `?2` subject, `?3` email): the
+/// one with the subject, else a provisioned user awaiting that email.
+const SIGN_IN_TARGET: &str = "SELECT id FROM users WHERE tenant_id = ?1 AND (subject = ?2 \
+     OR (source = 'scim' AND last_sign_in_at IS NULL AND lower(user_name) = lower(?3))) \
+     ORDER BY (subject = ?2) DESC, created_at, id LIMIT 1";
 
 /// The groups of user `id`, sorted.
 async fn groups_of<'e>(
@@ -81,6 +124,35 @@ async fn set_groups(
     Ok(())
 }
 
+/// The provisioned groups user `id` is a member of, by display name.
+async fn memberships_of<'e>(
+    conn: impl sqlx::SqliteExecutor<'e>,
+    id: &str,
+) -> Result<Vec<GroupRef>, StoreError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT g.id, g.display_name FROM scim_group_members m \
+         JOIN scim_groups g ON g.id = m.group_id WHERE m.user_id = ?1 \
+         ORDER BY g.display_name, g.id",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await
+    .map_err(store_error)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, display_name)| GroupRef { id, display_name })
+        .collect())
+}
+
+/// A user row with its sign-in groups and memberships, read on `conn`.
+async fn completed(conn: &mut SqliteConnection, row: UserRow) -> Result<User, StoreError> {
+    let groups = groups_of(&mut *conn, &row.0).await?;
+    let memberships = memberships_of(&mut *conn, &row.0).await?;
+    let mut user = user_from(row, groups)?;
+    user.memberships = memberships;
+    Ok(user)
+}
+
 async fn read_user(conn: &mut SqliteConnection, id: &str) -> Result<Option<User>, StoreError> {
     let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"
@@ -90,10 +162,7 @@ async fn read_user(conn: &mut SqliteConnection, id: &str) -> Result<Option<User>
     .await
     .map_err(store_error)?;
     match row {
-        Some(row) => {
-            let groups = groups_of(&mut *conn, id).await?;
-            user_from(row, groups).map(Some)
-        }
+        Some(row) => completed(conn, row).await.map(Some),
         None => Ok(None),
     }
 }
@@ -117,24 +186,24 @@ impl UserStore for SqliteStore {
                     .await
                     .map_err(store_error)?;
                 let groups = normalize_groups(&profile.groups);
-                let known: Option<String> = sqlx::query_scalar(
-                    "SELECT id FROM users WHERE tenant_id = ?1 AND subject = ?2",
-                )
-                .bind(tenant.as_str())
-                .bind(&profile.subject)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(store_error)?;
+                let known: Option<String> = sqlx::query_scalar(SIGN_IN_TARGET)
+                    .bind(tenant.as_str())
+                    .bind(&profile.subject)
+                    .bind(&profile.email)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
                 let id = match known {
                     Some(id) => {
                         sqlx::query(
                             "UPDATE users SET email = ?2, display_name = ?3, updated_at = ?4, \
-                             last_sign_in_at = ?4 WHERE id = ?1",
+                             last_sign_in_at = ?4, subject = ?5 WHERE id = ?1",
                         )
                         .bind(&id)
                         .bind(&profile.email)
                         .bind(&profile.display_name)
                         .bind(rows::micros(at))
+                        .bind(&profile.subject)
                         .execute(&mut *tx)
                         .await
                         .map_err(store_error)?;
@@ -196,15 +265,32 @@ impl UserStore for SqliteStore {
         .fetch_all(&self.inner.readers)
         .await
         .map_err(store_error)?;
-        let mut groups: std::collections::HashMap<String, Vec<String>> =
-            std::collections::HashMap::new();
+        let provisioned: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT m.user_id, g.id, g.display_name FROM scim_group_members m \
+             JOIN scim_groups g ON g.id = m.group_id \
+             WHERE g.tenant_id = ?1 ORDER BY g.display_name, g.id",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.inner.readers)
+        .await
+        .map_err(store_error)?;
+        let mut groups: HashMap<String, Vec<String>> = HashMap::new();
         for (user, group) in memberships {
             groups.entry(user).or_default().push(group);
+        }
+        let mut refs: HashMap<String, Vec<GroupRef>> = HashMap::new();
+        for (user, id, display_name) in provisioned {
+            refs.entry(user)
+                .or_default()
+                .push(GroupRef { id, display_name });
         }
         rows.into_iter()
             .map(|row| {
                 let mine = groups.remove(&row.0).unwrap_or_default();
-                user_from(row, mine)
+                let member_of = refs.remove(&row.0).unwrap_or_default();
+                let mut user = user_from(row, mine)?;
+                user.memberships = member_of;
+                Ok(user)
             })
             .collect()
     }
@@ -304,10 +390,7 @@ impl UserStore for SqliteStore {
         .await
         .map_err(store_error)?;
         match row {
-            Some(row) => {
-                let groups = groups_of(&mut *conn, &row.0).await?;
-                user_from(row, groups).map(Some)
-            }
+            Some(row) => completed(&mut conn, row).await.map(Some),
             None => Ok(None),
         }
     }
@@ -326,4 +409,395 @@ impl UserStore for SqliteStore {
         })
         .await
     }
+    async fn sign_in_user(
+        &self,
+        tenant: &TenantId,
+        subject: &str,
+        email: Option<&str>,
+    ) -> Result<Option<User>, StoreError> {
+        let mut conn = self.inner.readers.acquire().await.map_err(store_error)?;
+        let id: Option<String> = sqlx::query_scalar(SIGN_IN_TARGET)
+            .bind(tenant.as_str())
+            .bind(subject)
+            .bind(email)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(store_error)?;
+        match id {
+            Some(id) => read_user(&mut conn, &id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn provision_user(
+        &self,
+        tenant: &TenantId,
+        user: &ProvisionedUser,
+        new_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<User, StoreError> {
+        let tenant = tenant.clone();
+        let user = user.clone();
+        let new_id = new_id.to_owned();
+        self.exclusive(move |conn| {
+            Box::pin(async move {
+                let mut tx = conn
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(store_error)?;
+                let taken: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM users WHERE tenant_id = ?1 AND subject = ?2",
+                )
+                .bind(tenant.as_str())
+                .bind(user.subject())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(store_error)?;
+                if taken.is_some() {
+                    return Err(StoreError::Duplicate(format!("subject {}", user.subject())));
+                }
+                sqlx::query(
+                    "INSERT INTO users (id, tenant_id, subject, email, display_name, active, \
+                     created_at, updated_at, source, user_name, external_id, given_name, \
+                     family_name, formatted_name) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 'scim', ?8, ?9, ?10, ?11, ?12)",
+                )
+                .bind(&new_id)
+                .bind(tenant.as_str())
+                .bind(user.subject())
+                .bind(&user.email)
+                .bind(&user.display_name)
+                .bind(user.active)
+                .bind(rows::micros(at))
+                .bind(&user.user_name)
+                .bind(&user.external_id)
+                .bind(&user.name.given)
+                .bind(&user.name.family)
+                .bind(&user.name.formatted)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+                let stored = read_user(&mut tx, &new_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Unexpected(format!("user {new_id} vanished")))?;
+                tx.commit().await.map_err(store_error)?;
+                Ok(stored)
+            })
+        })
+        .await
+    }
+
+    async fn replace_user(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        user: &ProvisionedUser,
+        at: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError> {
+        let tenant = tenant.clone();
+        let user = user.clone();
+        let id = id.to_owned();
+        self.exclusive(move |conn| {
+            Box::pin(async move {
+                let mut tx = conn
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(store_error)?;
+                let done = sqlx::query(
+                    "UPDATE users SET user_name = ?3, external_id = ?4, given_name = ?5, \
+                     family_name = ?6, formatted_name = ?7, display_name = ?8, email = ?9, \
+                     active = ?10, updated_at = ?11 WHERE id = ?1 AND tenant_id = ?2",
+                )
+                .bind(&id)
+                .bind(tenant.as_str())
+                .bind(&user.user_name)
+                .bind(&user.external_id)
+                .bind(&user.name.given)
+                .bind(&user.name.family)
+                .bind(&user.name.formatted)
+                .bind(&user.display_name)
+                .bind(&user.email)
+                .bind(user.active)
+                .bind(rows::micros(at))
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                if !user.active {
+                    sqlx::query("DELETE FROM user_sessions WHERE user_id = ?1 AND tenant_id = ?2")
+                        .bind(&id)
+                        .bind(tenant.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_error)?;
+                }
+                let stored = read_user(&mut tx, &id).await?;
+                tx.commit().await.map_err(store_error)?;
+                Ok(stored)
+            })
+        })
+        .await
+    }
+
+    async fn delete_user(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {
+        let tenant = tenant.clone();
+        let id = id.to_owned();
+        self.exclusive(move |conn| {
+            Box::pin(async move {
+                let mut tx = conn
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(store_error)?;
+                let done = sqlx::query("DELETE FROM users WHERE id = ?1 AND tenant_id = ?2")
+                    .bind(&id)
+                    .bind(tenant.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                if done.rows_affected() == 1 {
+                    for sql in [
+                        "DELETE FROM user_sessions WHERE user_id = ?1",
+                        "DELETE FROM user_groups WHERE user_id = ?1",
+                        "DELETE FROM scim_group_members WHERE user_id = ?1",
+                    ] {
+                        sqlx::query(sql)
+                            .bind(&id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(store_error)?;
+                    }
+                }
+                tx.commit().await.map_err(store_error)?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
+    }
+
+    async fn create_group(
+        &self,
+        tenant: &TenantId,
+        group: &GroupDraft,
+        new_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Group, StoreError> {
+        let tenant = tenant.clone();
+        let group = group.clone();
+        let new_id = new_id.to_owned();
+        self.exclusive(move |conn| {
+            Box::pin(async move {
+                let mut tx = conn
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(store_error)?;
+                sqlx::query(
+                    "INSERT INTO scim_groups (id, tenant_id, display_name, external_id, \
+                     created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                )
+                .bind(&new_id)
+                .bind(tenant.as_str())
+                .bind(&group.display_name)
+                .bind(&group.external_id)
+                .bind(rows::micros(at))
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+                set_members(&mut tx, &tenant, &new_id, &group.members).await?;
+                let stored = read_group(&mut tx, &tenant, &new_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Unexpected(format!("group {new_id} vanished")))?;
+                tx.commit().await.map_err(store_error)?;
+                Ok(stored)
+            })
+        })
+        .await
+    }
+
+    async fn group(&self, tenant: &TenantId, id: &str) -> Result<Option<Group>, StoreError> {
+        let mut conn = self.inner.readers.acquire().await.map_err(store_error)?;
+        read_group(&mut conn, tenant, id).await
+    }
+
+    async fn groups(&self, tenant: &TenantId) -> Result<Vec<Group>, StoreError> {
+        let rows: Vec<GroupRow> = sqlx::query_as(
+            "SELECT id, tenant_id, display_name, external_id, created_at, updated_at \
+             FROM scim_groups WHERE tenant_id = ?1 ORDER BY created_at, id",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.inner.readers)
+        .await
+        .map_err(store_error)?;
+        let members: Vec<MemberRow> = sqlx::query_as(
+            "SELECT m.group_id, u.id, u.email, u.display_name, u.subject \
+             FROM scim_group_members m JOIN users u ON u.id = m.user_id \
+             WHERE u.tenant_id = ?1 ORDER BY u.id",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.inner.readers)
+        .await
+        .map_err(store_error)?;
+        let mut by_group: HashMap<String, Vec<GroupMember>> = HashMap::new();
+        for row in members {
+            let (group, member) = member_from(row);
+            by_group.entry(group).or_default().push(member);
+        }
+        rows.into_iter()
+            .map(|row| {
+                let members = by_group.remove(&row.0).unwrap_or_default();
+                group_from(row, members)
+            })
+            .collect()
+    }
+
+    async fn replace_group(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        group: &GroupDraft,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Group>, StoreError> {
+        let tenant = tenant.clone();
+        let group = group.clone();
+        let id = id.to_owned();
+        self.exclusive(move |conn| {
+            Box::pin(async move {
+                let mut tx = conn
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(store_error)?;
+                let done = sqlx::query(
+                    "UPDATE scim_groups SET display_name = ?3, external_id = ?4, \
+                     updated_at = ?5 WHERE id = ?1 AND tenant_id = ?2",
+                )
+                .bind(&id)
+                .bind(tenant.as_str())
+                .bind(&group.display_name)
+                .bind(&group.external_id)
+                .bind(rows::micros(at))
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                set_members(&mut tx, &tenant, &id, &group.members).await?;
+                let stored = read_group(&mut tx, &tenant, &id).await?;
+                tx.commit().await.map_err(store_error)?;
+                Ok(stored)
+            })
+        })
+        .await
+    }
+
+    async fn delete_group(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {
+        let tenant = tenant.clone();
+        let id = id.to_owned();
+        self.exclusive(move |conn| {
+            Box::pin(async move {
+                let mut tx = conn
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(store_error)?;
+                let done = sqlx::query("DELETE FROM scim_groups WHERE id = ?1 AND tenant_id = ?2")
+                    .bind(&id)
+                    .bind(tenant.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                if done.rows_affected() == 1 {
+                    sqlx::query("DELETE FROM scim_group_members WHERE group_id = ?1")
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_error)?;
+                }
+                tx.commit().await.map_err(store_error)?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
+    }
+}
+
+type GroupRow = (String, String, String, Option<String>, i64, i64);
+
+type MemberRow = (String, String, Option<String>, Option<String>, String);
+
+fn member_from(row: MemberRow) -> (String, GroupMember) {
+    let (group, user_id, email, display_name, subject) = row;
+    let label = person_label(email.as_deref(), display_name.as_deref(), &subject).to_owned();
+    (group, GroupMember { user_id, label })
+}
+
+fn group_from(row: GroupRow, members: Vec<GroupMember>) -> Result<Group, StoreError> {
+    let (id, tenant, display_name, external_id, created, updated) = row;
+    Ok(Group {
+        tenant: TenantId::parse(&tenant).map_err(|e| corrupt("group tenant", e))?,
+        id,
+        display_name,
+        external_id,
+        members,
+        created_at: rows::from_micros("created_at", created)?,
+        updated_at: rows::from_micros("updated_at", updated)?,
+    })
+}
+
+/// The tenant's group `id` with its members, read on `conn`.
+async fn read_group(
+    conn: &mut SqliteConnection,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<Option<Group>, StoreError> {
+    let row: Option<GroupRow> = sqlx::query_as(
+        "SELECT id, tenant_id, display_name, external_id, created_at, updated_at \
+         FROM scim_groups WHERE id = ?1 AND tenant_id = ?2",
+    )
+    .bind(id)
+    .bind(tenant.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let members: Vec<MemberRow> = sqlx::query_as(
+        "SELECT m.group_id, u.id, u.email, u.display_name, u.subject \
+         FROM scim_group_members m JOIN users u ON u.id = m.user_id \
+         WHERE m.group_id = ?1 ORDER BY u.id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    let members = members.into_iter().map(|r| member_from(r).1).collect();
+    group_from(row, members).map(Some)
+}
+
+/// Replaces group `id`'s members with those of `members` that are users of the tenant.
+async fn set_members(
+    conn: &mut SqliteConnection,
+    tenant: &TenantId,
+    id: &str,
+    members: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM scim_group_members WHERE group_id = ?1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(store_error)?;
+    for member in members {
+        sqlx::query(
+            "INSERT OR IGNORE INTO scim_group_members (group_id, user_id) \
+             SELECT ?1, id FROM users WHERE id = ?2 AND tenant_id = ?3",
+        )
+        .bind(id)
+        .bind(member)
+        .bind(tenant.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(store_error)?;
+    }
+    Ok(())
 }

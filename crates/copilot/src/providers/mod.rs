@@ -134,15 +134,16 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     /// Reads the configuration from the process environment: `CFACTORY_COPILOT_PROVIDER`
-    /// (`anthropic` | `openai`), `CFACTORY_COPILOT_MODEL`, `ANTHROPIC_API_KEY`,
-    /// `CFACTORY_ANTHROPIC_BASE_URL`, `CFACTORY_OPENAI_BASE_URL`, `CFACTORY_OPENAI_API_KEY`.
-    /// `None` when no provider is configured.
+    /// (`anthropic` | `openai`), `CFACTORY_COPILOT_MODEL`, `CFACTORY_ANTHROPIC_API_KEY`
+    /// (else `ANTHROPIC_API_KEY`), `CFACTORY_ANTHROPIC_BASE_URL`, `CFACTORY_OPENAI_BASE_URL`,
+    /// `CFACTORY_OPENAI_API_KEY` (else `OPENAI_API_KEY`). `None` when no provider is
+    /// configured.
     pub fn from_env() -> Result<Option<Self>, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// As [`Self::from_env`], reading variables through `lookup`. Empty values count as
-    /// unset. Anthropic needs `ANTHROPIC_API_KEY` and defaults the model to
+    /// unset. Anthropic needs a key and defaults the model to
     /// [`DEFAULT_ANTHROPIC_MODEL`]; OpenAI-compatible needs `CFACTORY_COPILOT_MODEL` and
     /// takes a key only when the server wants one (Ollama does not).
     pub fn from_lookup(
@@ -159,10 +160,13 @@ impl ModelConfig {
         let model = get("CFACTORY_COPILOT_MODEL");
         let config = match provider.to_ascii_lowercase().as_str() {
             "anthropic" => {
-                let key = get("ANTHROPIC_API_KEY").ok_or(ConfigError::Missing {
-                    var: "ANTHROPIC_API_KEY",
-                    provider: "anthropic",
-                })?;
+                // The provider's own variable is the usual fallback for ours.
+                let key = get("CFACTORY_ANTHROPIC_API_KEY")
+                    .or_else(|| get("ANTHROPIC_API_KEY"))
+                    .ok_or(ConfigError::Missing {
+                        var: "CFACTORY_ANTHROPIC_API_KEY (or ANTHROPIC_API_KEY)",
+                        provider: "anthropic",
+                    })?;
                 Self {
                     provider: Provider::Anthropic,
                     model: model.unwrap_or_else(|| DEFAULT_ANTHROPIC_MODEL.to_owned()),
@@ -186,7 +190,9 @@ impl ModelConfig {
                     get("CFACTORY_OPENAI_BASE_URL"),
                     DEFAULT_OPENAI_BASE_URL,
                 )?,
-                api_key: get("CFACTORY_OPENAI_API_KEY").map(ApiKey::new),
+                api_key: get("CFACTORY_OPENAI_API_KEY")
+                    .or_else(|| get("OPENAI_API_KEY"))
+                    .map(ApiKey::new),
                 timeout: DEFAULT_MODEL_TIMEOUT,
             },
             _ => return Err(ConfigError::UnknownProvider(provider)),
@@ -570,7 +576,7 @@ mod tests {
         assert_eq!(
             config(&[("CFACTORY_COPILOT_PROVIDER", "anthropic")]),
             Err(ConfigError::Missing {
-                var: "ANTHROPIC_API_KEY",
+                var: "CFACTORY_ANTHROPIC_API_KEY (or ANTHROPIC_API_KEY)",
                 provider: "anthropic"
             })
         );
@@ -624,6 +630,37 @@ mod tests {
         .unwrap();
         assert_eq!(c.base_url, DEFAULT_OPENAI_BASE_URL);
         assert_eq!(c.api_key, Some(ApiKey::new("sk-o")));
+    }
+
+    #[test]
+    fn the_providers_own_key_names_are_the_fallback_for_ours() {
+        let openai = |vars: &[(&str, &str)]| {
+            let mut all = vec![
+                ("CFACTORY_COPILOT_PROVIDER", "openai"),
+                ("CFACTORY_COPILOT_MODEL", "gpt-5"),
+            ];
+            all.extend_from_slice(vars);
+            config(&all).unwrap().unwrap().api_key
+        };
+        assert_eq!(
+            openai(&[("OPENAI_API_KEY", "sk-usual")]),
+            Some(ApiKey::new("sk-usual"))
+        );
+        assert_eq!(
+            openai(&[
+                ("OPENAI_API_KEY", "sk-usual"),
+                ("CFACTORY_OPENAI_API_KEY", "sk-ours")
+            ]),
+            Some(ApiKey::new("sk-ours"))
+        );
+        let anthropic = config(&[
+            ("CFACTORY_COPILOT_PROVIDER", "anthropic"),
+            ("ANTHROPIC_API_KEY", "sk-usual"),
+            ("CFACTORY_ANTHROPIC_API_KEY", "sk-ours"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(anthropic.api_key, Some(ApiKey::new("sk-ours")));
     }
 
     #[test]

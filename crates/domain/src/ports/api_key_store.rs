@@ -27,18 +27,22 @@ pub enum Scope {
     Approve,
     /// Read `/metrics`.
     Metrics,
+    /// Provision the tenant's users and groups over SCIM 2.0 (`/scim/v2`), and nothing
+    /// else: the identity provider's provisioning client holds it.
+    Scim,
     /// Everything, including keys and the upstream services' addresses and tokens.
     Admin,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Self::Read,
         Self::Write,
         Self::Ingest,
         Self::Approve,
         Self::Metrics,
+        Self::Scim,
         Self::Admin,
     ];
 
@@ -50,6 +54,7 @@ impl Scope {
             "ingest" => Self::Ingest,
             "approve" => Self::Approve,
             "metrics" => Self::Metrics,
+            "scim" => Self::Scim,
             "admin" => Self::Admin,
             _ => return None,
         })
@@ -63,6 +68,7 @@ impl Scope {
             Self::Ingest => "ingest",
             Self::Approve => "approve",
             Self::Metrics => "metrics",
+            Self::Scim => "scim",
             Self::Admin => "admin",
         }
     }

@@ -30,7 +30,10 @@ pub use live_sink::LiveSink;
 pub use service_registry::{ServiceRegistry, StoredService};
 pub use step_sender::StepSender;
 pub use upstream::Upstream;
-pub use user_store::{SignInProfile, User, UserSession, UserStore, normalize_groups};
+pub use user_store::{
+    Group, GroupDraft, GroupMember, GroupRef, PersonName, ProvisionedUser, SignInProfile, User,
+    UserSession, UserSource, UserStore, normalize_groups, person_label,
+};
 pub use work_item_store::{
     ActivityEntry, ActivityRows, DEFAULT_LIST_LIMIT, EventScanPage, ListCursor, ListQuery,
     MAX_ACTIVITY_PAGE, MAX_LIST_LIMIT, MAX_TIMELINE_PAGE, ScanPage, Timeline, TimelineCursor,

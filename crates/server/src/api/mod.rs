@@ -7,9 +7,11 @@ pub mod audit;
 pub mod copilot;
 pub mod dto;
 pub mod events;
+pub mod groups;
 pub mod insights;
 pub mod mcp;
 pub mod paging;
+pub mod roles;
 pub mod services;
 pub mod users;
 pub mod workitems;
@@ -96,7 +98,8 @@ impl Modify for CommonResponses {
                     add("401", "No key, or an unknown or revoked one");
                     add("403", "The key lacks the scope this operation needs");
                 }
-                if has_body {
+                // SCIM's operations document their own errors, in SCIM's format.
+                if has_body && !path.starts_with(crate::scim::PREFIX) {
                     add("400", "The body is not JSON, or not JSON of this shape");
                     add(
                         "415",
@@ -203,6 +206,30 @@ impl Modify for Security {
         crate::sso::login,
         crate::sso::callback,
         users::list,
+        users::set_active,
+        users::delete,
+        groups::list,
+        roles::list,
+        crate::scim::search_everything,
+        crate::scim::users::service_provider_config,
+        crate::scim::users::resource_types,
+        crate::scim::users::resource_type,
+        crate::scim::users::schemas,
+        crate::scim::users::schema,
+        crate::scim::users::list,
+        crate::scim::users::search,
+        crate::scim::users::create,
+        crate::scim::users::one,
+        crate::scim::users::replace,
+        crate::scim::users::change,
+        crate::scim::users::remove,
+        crate::scim::groups::list,
+        crate::scim::groups::search,
+        crate::scim::groups::create,
+        crate::scim::groups::one,
+        crate::scim::groups::replace,
+        crate::scim::groups::change,
+        crate::scim::groups::remove,
         crate::live::ws::upgrade,
         agents::list,
         agents::console,
@@ -223,7 +250,8 @@ impl Modify for Security {
         (name = "actions", description = "Advise and confirm: proposals, confirms, rejects, and the copilot's chat"),
         (name = "mcp", description = "The Model Context Protocol endpoint over the copilot's tools"),
         (name = "session", description = "Browser sign-in: with an API key, or single sign-on (OpenID Connect)"),
-        (name = "users", description = "The people who sign in by single sign-on"),
+        (name = "users", description = "The people who sign in by single sign-on, their provisioned groups and the [roles] table"),
+        (name = "scim", description = "SCIM 2.0 provisioning of users and groups (RFC 7643, RFC 7644), for a key with the `scim` scope"),
         (name = "live", description = "The cockpit's WebSocket stream and the live agent consoles"),
         (name = "ops", description = "Probes and metrics"),
     )
@@ -245,6 +273,9 @@ pub fn router() -> Router<AppState> {
         .merge(crate::session::router())
         .merge(crate::sso::router())
         .merge(users::router())
+        .merge(groups::router())
+        .merge(roles::router())
+        .merge(crate::scim::router())
         .route("/api/ws", get(crate::live::ws::upgrade))
         .route("/ws/cockpit", get(crate::live::ws::upgrade))
         .route("/health", get(health))

@@ -451,7 +451,17 @@ pub async fn callback(
             }
         },
     };
-    if sso.settings.roles.scopes_for(&identity.groups).is_empty() {
+    // The groups the [roles] table maps: the groups claim and, for a person already
+    // known (or provisioned and awaiting this sign-in), their provisioned groups.
+    let known = state
+        .users
+        .sign_in_user(&tenant, &identity.subject, identity.email.as_deref())
+        .await?;
+    let mut role_groups = identity.groups.clone();
+    if let Some(user) = &known {
+        role_groups.extend(user.memberships.iter().map(|g| g.display_name.clone()));
+    }
+    if sso.settings.roles.scopes_for(&role_groups).is_empty() {
         tracing::info!(subject = %identity.subject, groups = ?identity.groups, "single sign-on: the person's groups grant nothing");
         let groups = if identity.groups.is_empty() {
             format!("Your ID token lists no groups in its `{claim}` claim.")

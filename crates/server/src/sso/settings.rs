@@ -86,20 +86,6 @@ pub struct SsoArgs {
     pub oidc_roles: Vec<String>,
 }
 
-impl SsoArgs {
-    /// Copies the flags into the overrides.
-    pub fn apply(&self, over: &mut crate::settings::Overrides) {
-        over.oidc_issuer = self.oidc_issuer.clone();
-        over.oidc_client_id = self.oidc_client_id.clone();
-        over.oidc_client_secret = self.oidc_client_secret.clone();
-        over.oidc_scopes = self.oidc_scopes.clone();
-        over.oidc_groups_claim = self.oidc_groups_claim.clone();
-        over.oidc_tenant = self.oidc_tenant.clone();
-        over.oidc_tenant_claim = self.oidc_tenant_claim.clone();
-        over.oidc_roles = self.oidc_roles.clone();
-    }
-}
-
 /// Which tenant a signed-in person acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SsoTenant {
@@ -167,7 +153,7 @@ fn local_host(host: &str) -> bool {
 fn parse_scopes(group: &str, names: &[String]) -> anyhow::Result<Vec<Scope>> {
     if names.is_empty() {
         bail!(
-            "[roles.{group}] grants no scope; list at least one (read, write, ingest, approve, metrics, admin)"
+            "[roles.{group}] grants no scope; list at least one (read, write, ingest, approve, metrics, scim, admin)"
         );
     }
     names
@@ -176,7 +162,7 @@ fn parse_scopes(group: &str, names: &[String]) -> anyhow::Result<Vec<Scope>> {
             Scope::parse(name).ok_or_else(|| {
                 anyhow::anyhow!(
                     "[roles.{group}]: `{name}` is not a scope (read, write, ingest, approve, \
-                     metrics, admin)"
+                     metrics, scim, admin)"
                 )
             })
         })
