@@ -120,7 +120,7 @@ pub(crate) fn start_server(data: &Path) -> anyhow::Result<(Server, String, Strin
             "keys",
             "create",
             "--scopes",
-            "read,write,ingest,approve,metrics",
+            "read,write,ingest,approve,metrics,scim,admin",
         ])
         .output()
         .context("creating a key")?;

@@ -1438,8 +1438,6 @@ export interface Operations {
   openapi: Record<string, unknown>;
   /** GET /ready */
   ready: void;
-  /** POST /scim/v2/.search */
-  scimSearchAll: void;
   /** GET /scim/v2/Groups */
   scimListGroups: void;
   /** POST /scim/v2/Groups */
