@@ -23,6 +23,10 @@ const CHECKS: &str = "not_a_server_error,status_code_conformance,response_schema
 /// An operation that cannot avoid a 5xx here (no language model is configured).
 const NO_MODEL: &str = "/api/copilot/chat";
 
+/// An operation whose documented answer is 501 (SCIM's search across resource types,
+/// which this server does not offer).
+const NOT_OFFERED: &str = "/scim/v2/.search";
+
 pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -195,9 +199,12 @@ pub fn run(max_examples: u32) -> anyhow::Result<()> {
         }
         Ok(())
     };
-    fuzz(&["--exclude-path", NO_MODEL], CHECKS)?;
     fuzz(
-        &["--include-path", NO_MODEL],
+        &["--exclude-path", NO_MODEL, "--exclude-path", NOT_OFFERED],
+        CHECKS,
+    )?;
+    fuzz(
+        &["--include-path", NO_MODEL, "--include-path", NOT_OFFERED],
         "status_code_conformance,response_schema_conformance",
     )?;
     eprintln!("xtask: the API fuzzer found no problems");

@@ -1438,6 +1438,8 @@ export interface Operations {
   openapi: Record<string, unknown>;
   /** GET /ready */
   ready: void;
+  /** POST /scim/v2/.search */
+  scimSearchAll: void;
   /** GET /scim/v2/Groups */
   scimListGroups: void;
   /** POST /scim/v2/Groups */

@@ -210,6 +210,7 @@ impl Modify for Security {
         users::delete,
         groups::list,
         roles::list,
+        crate::scim::search_everything,
         crate::scim::users::service_provider_config,
         crate::scim::users::resource_types,
         crate::scim::users::resource_type,

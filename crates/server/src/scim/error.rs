@@ -85,6 +85,11 @@ impl ScimError {
         Self::new(StatusCode::NOT_FOUND, None, detail)
     }
 
+    /// 501: a feature this server does not offer.
+    pub fn not_implemented(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_IMPLEMENTED, None, detail)
+    }
+
     /// 415: a body not declared as SCIM or plain JSON.
     pub fn media_type() -> Self {
         Self::new(

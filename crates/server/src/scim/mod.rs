@@ -66,12 +66,32 @@ pub fn router() -> Router<AppState> {
                 .patch(groups::change)
                 .delete(groups::remove),
         )
+        .route("/scim/v2/.search", axum::routing::post(search_everything))
         .route("/scim/v2", axum::routing::any(no_such_endpoint))
         .route("/scim/v2/{*rest}", axum::routing::any(no_such_endpoint))
 }
 
-/// Anything else under `/scim/v2`, a search across resource types at once
-/// (`POST /scim/v2/.search`) included: search `/Users/.search` or `/Groups/.search`.
+/// A search across resource types at once (`POST /scim/v2/.search`): not offered; search
+/// `/Users/.search` or `/Groups/.search`.
+#[utoipa::path(
+    post,
+    path = "/scim/v2/.search",
+    tag = "scim",
+    operation_id = "scimSearchAll",
+    request_body(content = Object, content_type = "application/scim+json", description = "A SCIM SearchRequest"),
+    responses(
+        (status = 501, description = "Not offered: search one resource type", body = error::ScimErrorDoc, content_type = "application/scim+json"),
+        (status = 401, description = "No key, or an unknown or revoked one", body = error::ScimErrorDoc, content_type = "application/scim+json"),
+        (status = 403, description = "The key lacks the `scim` scope", body = error::ScimErrorDoc, content_type = "application/scim+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn search_everything(_scim: ScimCaller) -> ScimError {
+    ScimError::not_implemented(
+        "searching several resource types at once is not offered: POST to /Users/.search or /Groups/.search",
+    )
+}
+
 async fn no_such_endpoint() -> ScimError {
     ScimError::not_found("no such SCIM endpoint")
 }
