@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 
-fn root() -> PathBuf {
+pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 

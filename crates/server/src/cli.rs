@@ -65,7 +65,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "CFACTORY_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
     /// Export traces to this OpenTelemetry collector over OTLP/HTTP (protobuf), e.g.
-    /// http://collector:4318 (spans go to its /v1/traces) [default: no export]
+    /// http://collector:4318 (spans go to its /v1/traces); needs a build with the `otlp`
+    /// feature, as the release archive and the container are [default: no export]
     #[arg(long, global = true, env = "CFACTORY_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
     /// How the embedded SQLite store makes a commit durable: `full` flushes the log at

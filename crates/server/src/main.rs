@@ -26,6 +26,7 @@ const LOG_BATCH_BYTES: usize = 4096;
 
 /// What the trace export takes when `--otlp-endpoint` is set: the server's own spans at
 /// INFO, never those of the exporter's HTTP client (which would trace its own sends).
+#[cfg(feature = "otlp")]
 const EXPORT_FILTER: &str = "info,sqlx=warn,hyper=off,hyper_util=off,h2=off,reqwest=off,\
                              opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,\
                              opentelemetry_http=off";
@@ -34,12 +35,14 @@ const EXPORT_FILTER: &str = "info,sqlx=warn,hyper=off,hyper_util=off,h2=off,reqw
 /// what is left) and the trace export, if any.
 struct Telemetry {
     _logs: tracing_appender::non_blocking::WorkerGuard,
+    #[cfg(feature = "otlp")]
     traces: Option<cfactory_otlp::TraceExport>,
 }
 
 impl Telemetry {
     /// Sends the spans still batched.
     fn finish(self) {
+        #[cfg(feature = "otlp")]
         if let Some(traces) = self.traces {
             traces.shutdown();
         }
@@ -71,17 +74,27 @@ fn init_tracing(
         LogFormat::Json => fmt.json().with_filter(log_filter(filter)).boxed(),
         LogFormat::Text => fmt.with_filter(log_filter(filter)).boxed(),
     };
-    let traces = otlp_endpoint
-        .map(|endpoint| cfactory_otlp::TraceExport::start(endpoint, env!("CARGO_PKG_VERSION")))
-        .transpose()?;
-    let export = traces
-        .as_ref()
-        .map(|t| t.layer().with_filter(EnvFilter::new(EXPORT_FILTER)));
-    tracing_subscriber::registry().with(fmt).with(export).init();
-    Ok(Telemetry {
-        _logs: logs,
-        traces,
-    })
+    #[cfg(feature = "otlp")]
+    {
+        let traces = otlp_endpoint
+            .map(|endpoint| cfactory_otlp::TraceExport::start(endpoint, env!("CARGO_PKG_VERSION")))
+            .transpose()?;
+        let export = traces
+            .as_ref()
+            .map(|t| t.layer().with_filter(EnvFilter::new(EXPORT_FILTER)));
+        tracing_subscriber::registry().with(fmt).with(export).init();
+        Ok(Telemetry {
+            _logs: logs,
+            traces,
+        })
+    }
+    // The settings refuse an endpoint in a build without the exporter.
+    #[cfg(not(feature = "otlp"))]
+    {
+        debug_assert!(otlp_endpoint.is_none());
+        tracing_subscriber::registry().with(fmt).init();
+        Ok(Telemetry { _logs: logs })
+    }
 }
 
 /// Runs the command; any error is a failure while running (exit 1).

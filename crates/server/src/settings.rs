@@ -638,11 +638,7 @@ impl Settings {
         let otlp_endpoint = raw
             .otlp_endpoint
             .filter(|u| !u.trim().is_empty())
-            .map(|u| {
-                cfactory_otlp::traces_url(&u)
-                    .map(|_| u.trim().to_owned())
-                    .map_err(|e| anyhow::anyhow!("--otlp-endpoint: {e}"))
-            })
+            .map(|u| otlp_endpoint(&u))
             .transpose()?;
         let limits = raw.limits.unwrap_or_default();
         let action_ttl_seconds = raw.action_ttl_seconds.unwrap_or(DEFAULT_ACTION_TTL_SECONDS);
@@ -797,6 +793,25 @@ impl Settings {
             copilot,
         })
     }
+}
+
+/// Why `--otlp-endpoint` is refused by a build without trace export.
+pub const NO_TRACE_EXPORT: &str = "--otlp-endpoint: this cfactory was built without trace \
+    export (the `otlp` cargo feature); the release archive and the container have it, or \
+    build with `cargo build --release -p cfactory-server --features otlp`";
+
+/// `--otlp-endpoint` checked: an http(s) URL a collector's `/v1/traces` can be made from.
+#[cfg(feature = "otlp")]
+fn otlp_endpoint(url: &str) -> anyhow::Result<String> {
+    cfactory_otlp::traces_url(url)
+        .map(|_| url.trim().to_owned())
+        .map_err(|e| anyhow::anyhow!("--otlp-endpoint: {e}"))
+}
+
+/// `--otlp-endpoint` in a build that cannot export: refused, with how to get one that can.
+#[cfg(not(feature = "otlp"))]
+fn otlp_endpoint(_url: &str) -> anyhow::Result<String> {
+    bail!(NO_TRACE_EXPORT)
 }
 
 #[cfg(test)]

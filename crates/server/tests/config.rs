@@ -282,3 +282,28 @@ fn the_example_config_shows_cleanly() {
     assert_eq!(code, Some(0), "{err}");
     assert!(line(&out, "log_format").contains("# file "), "{out}");
 }
+
+/// A build without trace export (the default features) refuses `--otlp-endpoint`, from a
+/// flag or the file, as a usage error that says how to get a build that has it, instead
+/// of starting without the traces the operator asked for.
+#[cfg(not(feature = "otlp"))]
+#[test]
+fn a_build_without_trace_export_refuses_an_otlp_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(
+        &["--otlp-endpoint", "http://127.0.0.1:4318", "migrate"],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("built without trace export"), "{err}");
+    assert!(err.contains("--features otlp"), "{err}");
+
+    let config = write(dir.path(), "otlp_endpoint = \"http://127.0.0.1:4318\"\n");
+    let (code, _, err) = run(&["--config", &config, "migrate"], &[], dir.path());
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("built without trace export"), "{err}");
+    // An empty value is no endpoint, so nothing is refused.
+    let (code, _, err) = run(&["migrate"], &[("CFACTORY_OTLP_ENDPOINT", "")], dir.path());
+    assert_eq!(code, Some(0), "{err}");
+}

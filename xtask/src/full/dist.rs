@@ -112,6 +112,9 @@ pub fn build(debug: bool, prebuilt_ui: bool) -> anyhow::Result<Archive> {
         "cfactory-server",
         "--bin",
         "cfactory",
+        // What an operator installs exports traces; the demo's own build leaves it out.
+        "--features",
+        "otlp",
     ]);
     if !debug {
         cargo.arg("--release");

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::fuzz::{python_venv, start_server, workspace};
+use crate::fuzz::{python_venv, workspace};
 
 /// The client's pinned version.
 const MCP: &str = "mcp==2.3.0";
@@ -26,17 +26,22 @@ pub fn run() -> anyhow::Result<()> {
     let data = workspace().join("target").join("mcp-client-run");
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
-    let (_server, base, key) = start_server(&data)?;
+    let server = crate::served::start(
+        &data,
+        "mcp-client",
+        "read,write,ingest,approve,metrics,scim,admin",
+        &[],
+    )?;
     let status = Command::new(venv.join("bin").join("python"))
         .arg(workspace().join("xtask").join("mcp_client.py"))
-        .args([&base, &key])
+        .args([&server.base, &server.key])
         .env("PYTHONUNBUFFERED", "1")
         .status()
         .context("running the MCP client")?;
     if !status.success() {
         bail!(
             "the MCP client's checks failed (see above; the server's log is {})",
-            data.join("server.log").display()
+            server.log.display()
         );
     }
     eprintln!("xtask: the MCP client connected, listed and called the tools");

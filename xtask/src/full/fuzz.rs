@@ -9,8 +9,7 @@
 //! nothing is installed globally.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use anyhow::{Context, bail};
 
@@ -76,102 +75,23 @@ fn schemathesis() -> anyhow::Result<PathBuf> {
         .join("schemathesis"))
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// A server started by [`start_server`], killed when dropped.
-pub(crate) struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Builds the server, creates a key with every scope but admin on a fresh SQLite store, starts
-/// the server on free ports and waits for it to answer; returns it, its base URL and
-/// the key.
-pub(crate) fn start_server(data: &Path) -> anyhow::Result<(Server, String, String)> {
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "cfactory-server",
-            "--bin",
-            "cfactory",
-        ])
-        .current_dir(workspace())
-        .status()?;
-    if !status.success() {
-        bail!("building the server failed ({status})");
-    }
-    let bin = workspace().join("target").join("debug").join("cfactory");
-    let db = format!("sqlite://{}", data.join("cfactory.db").display());
-    let base = |cmd: &mut Command| {
-        cmd.env("CFACTORY_DATA_DIR", data)
-            .env_remove("CFACTORY_COPILOT_PROVIDER")
-            .args(["--database-url", &db]);
-    };
-    let mut keys = Command::new(&bin);
-    base(&mut keys);
-    let out = keys
-        .args([
-            "keys",
-            "create",
-            "--scopes",
-            "read,write,ingest,approve,metrics,scim,admin",
-        ])
-        .output()
-        .context("creating a key")?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let key = text
-        .split_whitespace()
-        .find(|w| w.starts_with("cfk_"))
-        .with_context(|| format!("no key in the output of `keys create`: {text}"))?
-        .to_owned();
-    let (api, ui) = (free_port()?, free_port()?);
-    let mut serve = Command::new(&bin);
-    base(&mut serve);
-    let log = std::fs::File::create(data.join("server.log"))?;
-    let child = serve
-        .args(["serve", "--api-addr", &format!("127.0.0.1:{api}")])
-        .args(["--ui-addr", &format!("127.0.0.1:{ui}")])
-        // Every operation's logic should be reached, not its limit: the fuzzer signs in
-        // far faster than a person.
-        .args(["--limit-signin-per-minute", "0"])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("starting the server")?;
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", api)).is_err() {
-        if Instant::now() > deadline {
-            bail!(
-                "the server did not listen within 60 s; see {}",
-                data.join("server.log").display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok((server, format!("http://127.0.0.1:{api}"), key))
-}
-
 /// Runs the fuzzer with `max_examples` cases per operation and phase.
 pub fn run(max_examples: u32) -> anyhow::Result<()> {
     let st = schemathesis()?;
     let data = workspace().join("target").join("api-fuzz-run");
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
-    let (_server, base, key) = start_server(&data)?;
-    let schema = format!("{base}/openapi.json");
-    let auth = format!("Authorization: Bearer {key}");
+    // Every scope, so admin and SCIM operations are fuzzed too; no sign-in limit, so each
+    // operation's logic is reached rather than its limit (the fuzzer signs in far faster
+    // than a person).
+    let server = crate::served::start(
+        &data,
+        "api-fuzz",
+        "read,write,ingest,approve,metrics,scim,admin",
+        &["--limit-signin-per-minute", "0"],
+    )?;
+    let schema = format!("{}/openapi.json", server.base);
+    let auth = format!("Authorization: Bearer {}", server.key);
     let examples = max_examples.to_string();
     let fuzz = |extra: &[&str], checks: &str| -> anyhow::Result<()> {
         let status = Command::new(&st)
@@ -194,7 +114,7 @@ pub fn run(max_examples: u32) -> anyhow::Result<()> {
         if !status.success() {
             bail!(
                 "the API fuzzer found problems (see above; the server's log is {})",
-                data.join("server.log").display()
+                server.log.display()
             );
         }
         Ok(())

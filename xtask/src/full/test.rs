@@ -45,6 +45,22 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
                 "clippy",
                 "--workspace",
                 "--all-targets",
+                "--features",
+                "xtask/full",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
+        run_step(
+            "cargo clippy -D warnings (the server with trace export)",
+            cargo().args([
+                "clippy",
+                "-p",
+                "cfactory-server",
+                "--features",
+                "otlp",
+                "--all-targets",
                 "--",
                 "-D",
                 "warnings",
@@ -53,7 +69,8 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     }
     crate::arch::check()?;
 
-    let mut features: Vec<&str> = Vec::new();
+    // The tasks' own tests live in `xtask-full`, which needs its feature.
+    let mut features: Vec<&str> = vec!["xtask/full"];
     let mut env: Vec<(&str, String)> = Vec::new();
     match postgres::locate()? {
         Postgres::Url(url) => {
@@ -78,6 +95,24 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     tests.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     crate::ui::ensure_oidc_fixture()?;
     run_step("workspace tests", &mut tests)?;
+    // Trace export is a feature off by default (the first demo build compiles less);
+    // its over-the-wire test runs on a build with it, the one the dist archive ships.
+    let mut traces = cargo();
+    if has_nextest() {
+        traces.args(["nextest", "run", "--no-fail-fast"]);
+    } else {
+        traces.args(["test", "--no-fail-fast"]);
+    }
+    traces.args([
+        "-p",
+        "cfactory-server",
+        "--features",
+        "otlp",
+        "--test",
+        "trace_export",
+    ]);
+    traces.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    run_step("trace export tests (the otlp feature)", &mut traces)?;
     eprintln!("xtask: API fuzzer (schemathesis, 10 cases per operation and phase)");
     crate::fuzz::run(10)?;
     eprintln!("xtask: MCP client (the Python SDK against /mcp)");
