@@ -77,6 +77,26 @@ fn every_setting_the_example_shows_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cfactory.toml");
     std::fs::write(&path, &on).unwrap();
+    // The example is for the installed binary, which exports traces; a build without the
+    // `otlp` feature refuses its endpoint with the reason, and takes the rest.
+    #[cfg(not(feature = "otlp"))]
+    {
+        let refused = Layers::defaults()
+            .with_file(&path)
+            .unwrap()
+            .settings()
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("built without trace export"),
+            "{refused:#}"
+        );
+        let rest: String = on
+            .lines()
+            .filter(|l| !l.starts_with("otlp_endpoint = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&path, rest).unwrap();
+    }
     // The file's own data_dir wins over none given; resolve it as the server would.
     let s = Layers::defaults()
         .with_file(&path)

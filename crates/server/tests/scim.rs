@@ -1292,3 +1292,67 @@ async fn the_people_view_lists_groups_roles_and_changes_users() {
         );
     }
 }
+
+/// Members added to one group by many PATCHes at the same instant, as a provisioning
+/// client pushing a large group in parallel sends them, through two server processes on
+/// one store: each PATCH reads the group, adds its member and writes back, so without a
+/// version check the last writer drops the members the others added. Every one must be
+/// in the group afterwards, each PATCH answered 200, and each audited.
+async fn parallel_patches_lose_no_member(store: Store) {
+    const PEOPLE: usize = 24;
+    let (_, scim) = key(&store, "scim", "acme");
+    let (_, admin) = key(&store, "admin", "acme");
+    let server = Server::start(&store);
+    let other = Server::start(&store);
+    let mut people = Vec::new();
+    for n in 0..PEOPLE {
+        people.push(create_user(&server, &scim, &format!("p{n}@acme.test")).await);
+    }
+    let group = create_group(&server, &scim, "crowd", &[]).await;
+    let path = format!("/scim/v2/Groups/{group}");
+    let answers = futures::future::join_all(people.iter().enumerate().map(|(n, person)| {
+        call(
+            if n % 2 == 0 { &server } else { &other },
+            Method::PATCH,
+            &path,
+            Some(&scim),
+            Some(patch(
+                json!([{"op": "add", "path": "members", "value": [{"value": person}]}]),
+            )),
+        )
+    }))
+    .await;
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let read = call(&server, Method::GET, &path, Some(&scim), None).await;
+    let mut members: Vec<&str> = read.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    members.sort_unstable();
+    let mut expected: Vec<&str> = people.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(members, expected, "a member added in parallel was lost");
+    let (status, audit) = server.get_with("/api/audit?limit=100", Some(&admin)).await;
+    assert_eq!(status, 200, "{audit}");
+    let patched = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "scim.group.patched")
+        .count();
+    assert_eq!(patched, PEOPLE, "one audit row per PATCH that took effect");
+}
+
+#[tokio::test]
+async fn parallel_patches_lose_no_member_on_sqlite() {
+    parallel_patches_lose_no_member(Store::sqlite()).await;
+}
+
+#[tokio::test]
+async fn parallel_patches_lose_no_member_on_postgres() {
+    parallel_patches_lose_no_member(Store::postgres().await).await;
+}

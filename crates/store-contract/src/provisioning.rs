@@ -3,7 +3,8 @@
 
 use cfactory_domain::TenantId;
 use cfactory_domain::ports::{
-    GroupDraft, PersonName, ProvisionedUser, SignInProfile, StoreError, UserSession, UserSource,
+    GroupDraft, GroupReplacement, PersonName, ProvisionedUser, SignInProfile, StoreError,
+    UserSession, UserSource,
 };
 
 use crate::Subject;
@@ -276,14 +277,39 @@ pub async fn groups_hold_members_and_sessions_follow_provisioning(s: &Subject) {
     );
 
     // Moving Ada out of Ops and Bo in shows at their next read.
-    let moved = s
+    let before = s.users.group(&acme, "grp_1").await.unwrap().unwrap();
+    assert_eq!(before.version, 1);
+    let GroupReplacement::Replaced(moved) = s
         .users
-        .replace_group(&acme, "grp_1", &draft("Operators", &["usr_b"]), t(5))
+        .replace_group(
+            &acme,
+            "grp_1",
+            &draft("Operators", &["usr_b"]),
+            t(5),
+            Some(before.version),
+        )
         .await
         .unwrap()
-        .unwrap();
+    else {
+        panic!("the version read is current")
+    };
     assert_eq!(moved.display_name, "Operators");
     assert_eq!(moved.updated_at, t(5));
+    assert_eq!(moved.version, 2);
+    // A writer that read version 1 changes nothing now: the change made since would be
+    // lost.
+    assert_eq!(
+        s.users
+            .replace_group(&acme, "grp_1", &draft("Stale", &[]), t(6), Some(1))
+            .await
+            .unwrap(),
+        GroupReplacement::Stale
+    );
+    assert_eq!(
+        s.users.group(&acme, "grp_1").await.unwrap().unwrap(),
+        moved,
+        "a stale replacement wrote nothing"
+    );
     assert_eq!(roles("tok_a").await, Some(vec!["Readers".into()]));
     assert_eq!(
         roles("tok_b").await,
@@ -291,16 +317,24 @@ pub async fn groups_hold_members_and_sessions_follow_provisioning(s: &Subject) {
     );
     assert!(matches!(
         s.users
-            .replace_group(&acme, "grp_1", &draft("readers", &[]), t(6))
+            .replace_group(&acme, "grp_1", &draft("readers", &[]), t(6), None)
             .await,
         Err(StoreError::Duplicate(_))
     ));
     assert_eq!(
         s.users
-            .replace_group(&other, "grp_1", &draft("X", &[]), t(6))
+            .replace_group(&other, "grp_1", &draft("X", &[]), t(6), None)
             .await
             .unwrap(),
-        None
+        GroupReplacement::Missing
+    );
+    assert_eq!(
+        s.users
+            .replace_group(&other, "grp_1", &draft("X", &[]), t(6), Some(2))
+            .await
+            .unwrap(),
+        GroupReplacement::Missing,
+        "another tenant's group is missing, not stale"
     );
     assert!(s.users.group(&other, "grp_1").await.unwrap().is_none());
     assert_eq!(

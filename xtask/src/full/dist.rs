@@ -6,11 +6,12 @@
 //! it is missing or stale), `LICENSE`, `CHANGELOG.md`, the operators' `README.md`, the
 //! systemd unit `cfactory.service` and `cfactory.example.toml`; beside it,
 //! `<archive>.sha256` in `sha256sum` form. `--debug` builds with the dev profile instead
-//! (the archive name ends in `-debug`), which is what the test command packs: it reuses
-//! the debug build the UI gate has just made. The check unpacks an archive into an empty
-//! folder, verifies the sum, and runs `./cfactory demo` from there with no source tree
-//! in reach and no Node.js on the `PATH`, until `/health`, the cockpit's index page and
-//! the file it loads, and an API page answer.
+//! (the archive name ends in `-debug`), which is what the test command packs. Either
+//! way the binary is built with the `otlp` feature, so what is shipped exports traces.
+//! The check unpacks an archive into an empty folder, verifies the sum, checks that the
+//! binary takes an OTLP endpoint, and runs `./cfactory demo` from there with no source
+//! tree in reach and no Node.js on the `PATH`, until `/health`, the cockpit's index page
+//! and the file it loads, and an API page answer.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -223,6 +224,24 @@ pub fn check(archive: &Archive) -> anyhow::Result<()> {
     let data = scratch.0.join("data");
     for dir in [&empty_path, &home] {
         std::fs::create_dir_all(dir)?;
+    }
+    // What an operator installs exports traces: its settings take an OTLP endpoint (a
+    // build without the `otlp` feature refuses one with exit 2).
+    let traces = Command::new(unpacked.join("cfactory"))
+        .args(["--otlp-endpoint", "http://127.0.0.1:4318", "config", "show"])
+        .arg("--data-dir")
+        .arg(&data)
+        .env_clear()
+        .env("PATH", &empty_path)
+        .env("HOME", &home)
+        .output()
+        .context("running ./cfactory config show from the unpacked archive")?;
+    if !traces.status.success() {
+        bail!(
+            "the archive's cfactory refuses an OTLP endpoint ({}): {}",
+            traces.status,
+            String::from_utf8_lossy(&traces.stderr).trim()
+        );
     }
     let child = Command::new(unpacked.join("cfactory"))
         .args([

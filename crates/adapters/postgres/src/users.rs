@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use cfactory_domain::TenantId;
 use cfactory_domain::ports::{
-    Group, GroupDraft, GroupMember, GroupRef, PersonName, ProvisionedUser, SignInProfile,
-    StoreError, User, UserSession, UserSource, UserStore, normalize_groups, person_label,
+    Group, GroupDraft, GroupMember, GroupRef, GroupReplacement, PersonName, ProvisionedUser,
+    SignInProfile, StoreError, User, UserSession, UserSource, UserStore, normalize_groups,
+    person_label,
 };
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -496,7 +497,7 @@ impl UserStore for PgStore {
     async fn groups(&self, tenant: &TenantId) -> Result<Vec<Group>, StoreError> {
         let mut tx = self.inner.pool.begin().await.map_err(store_error)?;
         let rows: Vec<GroupRow> = sqlx::query_as(
-            "SELECT id, tenant_id, display_name, external_id, created_at, updated_at \
+            "SELECT id, tenant_id, display_name, external_id, created_at, updated_at, version \
              FROM scim_groups WHERE tenant_id = $1 ORDER BY created_at, id",
         )
         .bind(tenant.as_str())
@@ -532,27 +533,42 @@ impl UserStore for PgStore {
         id: &str,
         group: &GroupDraft,
         at: DateTime<Utc>,
-    ) -> Result<Option<Group>, StoreError> {
+        read: Option<i64>,
+    ) -> Result<GroupReplacement, StoreError> {
         let mut tx = self.inner.pool.begin().await.map_err(store_error)?;
+        // The row lock taken here holds a concurrent replacement until this one commits;
+        // that one then finds the version moved.
         let done = sqlx::query(
-            "UPDATE scim_groups SET display_name = $3, external_id = $4, updated_at = $5 \
-             WHERE id = $1 AND tenant_id = $2",
+            "UPDATE scim_groups SET display_name = $3, external_id = $4, updated_at = $5, \
+             version = version + 1 \
+             WHERE id = $1 AND tenant_id = $2 AND ($6::int8 IS NULL OR version = $6)",
         )
         .bind(id)
         .bind(tenant.as_str())
         .bind(&group.display_name)
         .bind(&group.external_id)
         .bind(at)
+        .bind(read)
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
         if done.rows_affected() == 0 {
-            return Ok(None);
+            let there: Option<(i64,)> =
+                sqlx::query_as("SELECT version FROM scim_groups WHERE id = $1 AND tenant_id = $2")
+                    .bind(id)
+                    .bind(tenant.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+            return Ok(match there {
+                Some(_) => GroupReplacement::Stale,
+                None => GroupReplacement::Missing,
+            });
         }
         set_members(&mut tx, tenant, id, &group.members).await?;
         let stored = read_group(&mut tx, tenant, id).await?;
         tx.commit().await.map_err(store_error)?;
-        Ok(stored)
+        Ok(stored.map_or(GroupReplacement::Missing, GroupReplacement::Replaced))
     }
 
     async fn delete_group(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {
@@ -573,6 +589,7 @@ type GroupRow = (
     Option<String>,
     DateTime<Utc>,
     DateTime<Utc>,
+    i64,
 );
 
 type MemberRow = (String, String, Option<String>, Option<String>, String);
@@ -584,7 +601,7 @@ fn member_from(row: MemberRow) -> (String, GroupMember) {
 }
 
 fn group_from(row: GroupRow, members: Vec<GroupMember>) -> Result<Group, StoreError> {
-    let (id, tenant, display_name, external_id, created_at, updated_at) = row;
+    let (id, tenant, display_name, external_id, created_at, updated_at, version) = row;
     Ok(Group {
         tenant: TenantId::parse(&tenant).map_err(|e| corrupt("group tenant", e))?,
         id,
@@ -593,6 +610,7 @@ fn group_from(row: GroupRow, members: Vec<GroupMember>) -> Result<Group, StoreEr
         members,
         created_at,
         updated_at,
+        version,
     })
 }
 
@@ -603,7 +621,7 @@ async fn read_group(
     id: &str,
 ) -> Result<Option<Group>, StoreError> {
     let row: Option<GroupRow> = sqlx::query_as(
-        "SELECT id, tenant_id, display_name, external_id, created_at, updated_at \
+        "SELECT id, tenant_id, display_name, external_id, created_at, updated_at, version \
          FROM scim_groups WHERE id = $1 AND tenant_id = $2",
     )
     .bind(id)

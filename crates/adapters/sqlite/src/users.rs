@@ -8,8 +8,9 @@ use cfactory_domain::TenantId;
 use std::collections::HashMap;
 
 use cfactory_domain::ports::{
-    Group, GroupDraft, GroupMember, GroupRef, PersonName, ProvisionedUser, SignInProfile,
-    StoreError, User, UserSession, UserSource, UserStore, normalize_groups, person_label,
+    Group, GroupDraft, GroupMember, GroupRef, GroupReplacement, PersonName, ProvisionedUser,
+    SignInProfile, StoreError, User, UserSession, UserSource, UserStore, normalize_groups,
+    person_label,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, SqliteConnection};
@@ -622,7 +623,7 @@ impl UserStore for SqliteStore {
 
     async fn groups(&self, tenant: &TenantId) -> Result<Vec<Group>, StoreError> {
         let rows: Vec<GroupRow> = sqlx::query_as(
-            "SELECT id, tenant_id, display_name, external_id, created_at, updated_at \
+            "SELECT id, tenant_id, display_name, external_id, created_at, updated_at, version \
              FROM scim_groups WHERE tenant_id = ?1 ORDER BY created_at, id",
         )
         .bind(tenant.as_str())
@@ -657,7 +658,8 @@ impl UserStore for SqliteStore {
         id: &str,
         group: &GroupDraft,
         at: DateTime<Utc>,
-    ) -> Result<Option<Group>, StoreError> {
+        read: Option<i64>,
+    ) -> Result<GroupReplacement, StoreError> {
         let tenant = tenant.clone();
         let group = group.clone();
         let id = id.to_owned();
@@ -669,23 +671,36 @@ impl UserStore for SqliteStore {
                     .map_err(store_error)?;
                 let done = sqlx::query(
                     "UPDATE scim_groups SET display_name = ?3, external_id = ?4, \
-                     updated_at = ?5 WHERE id = ?1 AND tenant_id = ?2",
+                     updated_at = ?5, version = version + 1 \
+                     WHERE id = ?1 AND tenant_id = ?2 AND (?6 IS NULL OR version = ?6)",
                 )
                 .bind(&id)
                 .bind(tenant.as_str())
                 .bind(&group.display_name)
                 .bind(&group.external_id)
                 .bind(rows::micros(at))
+                .bind(read)
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
                 if done.rows_affected() == 0 {
-                    return Ok(None);
+                    let there: Option<(i64,)> = sqlx::query_as(
+                        "SELECT version FROM scim_groups WHERE id = ?1 AND tenant_id = ?2",
+                    )
+                    .bind(&id)
+                    .bind(tenant.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                    return Ok(match there {
+                        Some(_) => GroupReplacement::Stale,
+                        None => GroupReplacement::Missing,
+                    });
                 }
                 set_members(&mut tx, &tenant, &id, &group.members).await?;
                 let stored = read_group(&mut tx, &tenant, &id).await?;
                 tx.commit().await.map_err(store_error)?;
-                Ok(stored)
+                Ok(stored.map_or(GroupReplacement::Missing, GroupReplacement::Replaced))
             })
         })
         .await
@@ -721,7 +736,7 @@ impl UserStore for SqliteStore {
     }
 }
 
-type GroupRow = (String, String, String, Option<String>, i64, i64);
+type GroupRow = (String, String, String, Option<String>, i64, i64, i64);
 
 type MemberRow = (String, String, Option<String>, Option<String>, String);
 
@@ -732,7 +747,7 @@ fn member_from(row: MemberRow) -> (String, GroupMember) {
 }
 
 fn group_from(row: GroupRow, members: Vec<GroupMember>) -> Result<Group, StoreError> {
-    let (id, tenant, display_name, external_id, created, updated) = row;
+    let (id, tenant, display_name, external_id, created, updated, version) = row;
     Ok(Group {
         tenant: TenantId::parse(&tenant).map_err(|e| corrupt("group tenant", e))?,
         id,
@@ -741,6 +756,7 @@ fn group_from(row: GroupRow, members: Vec<GroupMember>) -> Result<Group, StoreEr
         members,
         created_at: rows::from_micros("created_at", created)?,
         updated_at: rows::from_micros("updated_at", updated)?,
+        version,
     })
 }
 
@@ -751,7 +767,7 @@ async fn read_group(
     id: &str,
 ) -> Result<Option<Group>, StoreError> {
     let row: Option<GroupRow> = sqlx::query_as(
-        "SELECT id, tenant_id, display_name, external_id, created_at, updated_at \
+        "SELECT id, tenant_id, display_name, external_id, created_at, updated_at, version \
          FROM scim_groups WHERE id = ?1 AND tenant_id = ?2",
     )
     .bind(id)

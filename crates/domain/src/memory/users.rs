@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use super::InMemoryStore;
 use crate::ids::TenantId;
 use crate::ports::{
-    Group, GroupDraft, GroupMember, GroupRef, PersonName, ProvisionedUser, SignInProfile,
-    StoreError, User, UserSession, UserSource, UserStore, normalize_groups,
+    Group, GroupDraft, GroupMember, GroupRef, GroupReplacement, PersonName, ProvisionedUser,
+    SignInProfile, StoreError, User, UserSession, UserSource, UserStore, normalize_groups,
 };
 
 /// A group as kept here: members by user id.
@@ -22,6 +22,7 @@ struct StoredGroup {
     members: BTreeSet<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    version: i64,
 }
 
 /// Users by id (kept without their memberships), sessions by token hash, groups by id.
@@ -91,6 +92,7 @@ impl Users {
                 .collect(),
             created_at: group.created_at,
             updated_at: group.updated_at,
+            version: group.version,
         }
     }
 
@@ -397,6 +399,7 @@ impl UserStore for InMemoryStore {
             members: users.members_of(tenant, group),
             created_at: at,
             updated_at: at,
+            version: 1,
         };
         let view = users.group_view(&stored);
         users.groups.insert(stored.id.clone(), stored);
@@ -432,11 +435,15 @@ impl UserStore for InMemoryStore {
         id: &str,
         group: &GroupDraft,
         at: DateTime<Utc>,
-    ) -> Result<Option<Group>, StoreError> {
+        read: Option<i64>,
+    ) -> Result<GroupReplacement, StoreError> {
         let mut state = self.lock();
         let users = &mut state.users;
         if !users.has_group(tenant, id) {
-            return Ok(None);
+            return Ok(GroupReplacement::Missing);
+        }
+        if read.is_some_and(|v| users.groups.get(id).is_some_and(|g| g.version != v)) {
+            return Ok(GroupReplacement::Stale);
         }
         if users.group_name_taken(tenant, &group.display_name, Some(id)) {
             return Err(StoreError::Duplicate(format!(
@@ -446,14 +453,15 @@ impl UserStore for InMemoryStore {
         }
         let members = users.members_of(tenant, group);
         let Some(stored) = users.groups.get_mut(id) else {
-            return Ok(None);
+            return Ok(GroupReplacement::Missing);
         };
         stored.display_name.clone_from(&group.display_name);
         stored.external_id.clone_from(&group.external_id);
         stored.members = members;
         stored.updated_at = at;
+        stored.version += 1;
         let stored = stored.clone();
-        Ok(Some(users.group_view(&stored)))
+        Ok(GroupReplacement::Replaced(users.group_view(&stored)))
     }
 
     async fn delete_group(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {

@@ -31,8 +31,8 @@ pub use service_registry::{ServiceRegistry, StoredService};
 pub use step_sender::StepSender;
 pub use upstream::Upstream;
 pub use user_store::{
-    Group, GroupDraft, GroupMember, GroupRef, PersonName, ProvisionedUser, SignInProfile, User,
-    UserSession, UserSource, UserStore, normalize_groups, person_label,
+    Group, GroupDraft, GroupMember, GroupRef, GroupReplacement, PersonName, ProvisionedUser,
+    SignInProfile, User, UserSession, UserSource, UserStore, normalize_groups, person_label,
 };
 pub use work_item_store::{
     ActivityEntry, ActivityRows, DEFAULT_LIST_LIMIT, EventScanPage, ListCursor, ListQuery,

@@ -204,6 +204,20 @@ pub struct Group {
     pub created_at: DateTime<Utc>,
     /// When it, or who belongs to it, last changed.
     pub updated_at: DateTime<Utc>,
+    /// 1 when stored, one more at each replacement: a writer that read version `n`
+    /// replaces the group only while it is still `n` ([`UserStore::replace_group`]).
+    pub version: i64,
+}
+
+/// What [`UserStore::replace_group`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupReplacement {
+    /// Replaced: the group as it is stored now.
+    Replaced(Group),
+    /// The tenant has no such group.
+    Missing,
+    /// The group is no longer at the version the writer read; nothing was written.
+    Stale,
 }
 
 /// What provisioning says about a group: the writable attributes of a SCIM Group.
@@ -364,15 +378,18 @@ pub trait UserStore: Send + Sync {
     async fn groups(&self, tenant: &TenantId) -> Result<Vec<Group>, StoreError>;
 
     /// Replaces the tenant's group `id` (name, external id and members, as in
-    /// [`UserStore::create_group`]) at `at`. `None` when the tenant has no such group;
-    /// `Duplicate` when another of its groups has the display name.
+    /// [`UserStore::create_group`]) at `at`, one version up. With `read`, only while the
+    /// group is at that version (`Stale` otherwise, and nothing is written): a
+    /// read-change-write cannot lose a change made in between. `Duplicate` when another
+    /// of its groups has the display name.
     async fn replace_group(
         &self,
         tenant: &TenantId,
         id: &str,
         group: &GroupDraft,
         at: DateTime<Utc>,
-    ) -> Result<Option<Group>, StoreError>;
+        read: Option<i64>,
+    ) -> Result<GroupReplacement, StoreError>;
 
     /// Deletes the tenant's group `id` and its memberships. `false` when it has none.
     async fn delete_group(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError>;

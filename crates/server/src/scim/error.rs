@@ -80,6 +80,12 @@ impl ScimError {
         Self::new(StatusCode::CONFLICT, Some("uniqueness"), detail)
     }
 
+    /// 409 without a type: a resource that kept changing under a PATCH; the client sends
+    /// it again.
+    pub fn kept_changing(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, None, detail)
+    }
+
     /// 404: no such resource in the caller's tenant.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, None, detail)

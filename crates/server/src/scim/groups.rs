@@ -4,12 +4,16 @@
 //! of membership changes what its members may do at their next request.
 
 use std::collections::HashSet;
+use std::hash::{Hash as _, Hasher as _};
+use std::sync::LazyLock;
+use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use cfactory_domain::ports::{Group, GroupDraft, StoreError};
+use cfactory_domain::TenantId;
+use cfactory_domain::ports::{Group, GroupDraft, GroupReplacement, StoreError};
 use serde_json::{Map, Value};
 
 use super::error::ScimError;
@@ -223,22 +227,50 @@ pub async fn one(
     )))
 }
 
+/// Stores `group` as group `id`, only while it is at version `read` when that is given;
+/// `None` when it has moved on. Audited as `kind`.
 async fn store_replacement(
     state: &AppState,
     scim: &ScimCaller,
     id: &str,
     group: &GroupDraft,
+    read: Option<i64>,
     kind: &str,
-) -> Result<ScimJson<GroupResource>, ScimError> {
+) -> Result<Option<ScimJson<GroupResource>>, ScimError> {
     check_members(state, scim, group).await?;
-    let stored = state
+    let stored = match state
         .users
-        .replace_group(&scim.caller.tenant, id, group, state.clock.now())
+        .replace_group(&scim.caller.tenant, id, group, state.clock.now(), read)
         .await
         .map_err(taken(group))?
-        .ok_or_else(|| ScimError::not_found(format!("no group `{id}`")))?;
+    {
+        GroupReplacement::Replaced(stored) => stored,
+        GroupReplacement::Missing => {
+            return Err(ScimError::not_found(format!("no group `{id}`")));
+        }
+        GroupReplacement::Stale => return Ok(None),
+    };
     scim.audit(state, kind, id).await?;
-    Ok(ScimJson::ok(group_resource(&scim.base, &stored)))
+    Ok(Some(ScimJson::ok(group_resource(&scim.base, &stored))))
+}
+
+/// How many times a PATCH reads, changes and writes a group that another server process
+/// keeps changing before it gives up with 409.
+const PATCH_ATTEMPTS: u32 = 16;
+
+/// PATCHes to one group take turns within this process (one lock per stripe, a group's
+/// stripe chosen by its tenant and id), so they do not race each other's version check;
+/// the check remains for another process writing the same store.
+static PATCH_TURNS: LazyLock<[tokio::sync::Mutex<()>; 64]> =
+    LazyLock::new(|| std::array::from_fn(|_| tokio::sync::Mutex::new(())));
+
+fn patch_turn(tenant: &TenantId, id: &str) -> &'static tokio::sync::Mutex<()> {
+    let mut hasher = std::hash::DefaultHasher::new();
+    (tenant.as_str(), id).hash(&mut hasher);
+    let turns = &*PATCH_TURNS;
+    // The remainder is below the stripe count, so it fits.
+    #[allow(clippy::cast_possible_truncation)]
+    &turns[(hasher.finish() % turns.len() as u64) as usize]
 }
 
 /// Replaces a group, its members included.
@@ -266,7 +298,10 @@ pub async fn replace(
     ScimBody(body): ScimBody,
 ) -> Result<ScimJson<GroupResource>, ScimError> {
     let group = resources::read_group(&body, true)?;
-    store_replacement(&state, &scim, &id, &group, "scim.group.replaced").await
+    // A replacement names the whole group: it does not depend on what was there.
+    store_replacement(&state, &scim, &id, &group, None, "scim.group.replaced")
+        .await?
+        .ok_or_else(|| ScimError::not_found(format!("no group `{id}`")))
 }
 
 /// Changes a group with a PatchOp: members added, or removed by
@@ -282,7 +317,7 @@ pub async fn replace(
         (status = 200, description = "The group as stored", body = GroupResource, content_type = "application/scim+json"),
         (status = 400, description = "An operation that cannot apply (`noTarget`, `invalidPath`, `invalidValue`, `invalidSyntax`)", body = super::error::ScimErrorDoc, content_type = "application/scim+json"),
         (status = 404, description = "No such group in the tenant", body = super::error::ScimErrorDoc, content_type = "application/scim+json"),
-        (status = 409, description = "The displayName is taken (`uniqueness`)", body = super::error::ScimErrorDoc, content_type = "application/scim+json"),
+        (status = 409, description = "The displayName is taken (`uniqueness`), or the group kept changing under the PATCH (no `scimType`; send it again)", body = super::error::ScimErrorDoc, content_type = "application/scim+json"),
         (status = 401, description = "No key, or an unknown or revoked one", body = super::error::ScimErrorDoc, content_type = "application/scim+json"),
         (status = 403, description = "The key lacks the `scim` scope", body = super::error::ScimErrorDoc, content_type = "application/scim+json"),
     ),
@@ -296,11 +331,29 @@ pub async fn change(
 ) -> Result<ScimJson<GroupResource>, ScimError> {
     let request: super::patch::PatchRequest = serde_json::from_value(Value::Object(body))
         .map_err(|e| ScimError::invalid_syntax(format!("not a PatchOp: {e}")))?;
-    let current = found(&state, &scim, &id).await?;
-    let mut doc = as_object(&group_resource(&scim.base, &current));
-    super::patch::apply(&mut doc, &request, &GROUP_MULTI_VALUED, &GROUP_ATTRIBUTES)?;
-    let group = resources::read_group(&doc, false)?;
-    store_replacement(&state, &scim, &id, &group, "scim.group.patched").await
+    // The operations apply to the group as read, and the result is stored only if the
+    // group is still that version; otherwise they apply again to what is there now, so
+    // two PATCHes at the same instant (members added by each) both take effect.
+    let _turn = patch_turn(&scim.caller.tenant, &id).lock().await;
+    for attempt in 0..PATCH_ATTEMPTS {
+        if attempt > 0 {
+            // Another process won the last round: give it a moment before the next read.
+            tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 5)).await;
+        }
+        let current = found(&state, &scim, &id).await?;
+        let mut doc = as_object(&group_resource(&scim.base, &current));
+        super::patch::apply(&mut doc, &request, &GROUP_MULTI_VALUED, &GROUP_ATTRIBUTES)?;
+        let group = resources::read_group(&doc, false)?;
+        let read = Some(current.version);
+        if let Some(stored) =
+            store_replacement(&state, &scim, &id, &group, read, "scim.group.patched").await?
+        {
+            return Ok(stored);
+        }
+    }
+    Err(ScimError::kept_changing(format!(
+        "group `{id}` changed under this PATCH {PATCH_ATTEMPTS} times in a row; send it again"
+    )))
 }
 
 /// Deletes a group; its members lose what it granted at their next request.
