@@ -25,7 +25,11 @@ mod ui;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "CFactory project tasks")]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "CFactory project tasks"
+)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
