@@ -1356,3 +1356,123 @@ async fn parallel_patches_lose_no_member_on_sqlite() {
 async fn parallel_patches_lose_no_member_on_postgres() {
     parallel_patches_lose_no_member(Store::postgres().await).await;
 }
+
+/// A user as a first single sign-on stores them, before provisioning knows them.
+async fn signed_in(store: &Store, tenant: &str, id: &str, subject: &str, email: &str) {
+    let now = if store.url.starts_with("postgres") {
+        "now()".to_owned()
+    } else {
+        "1767225600000000".to_owned()
+    };
+    store
+        .run_sql(&format!(
+            "INSERT INTO users (id, tenant_id, subject, email, display_name, active, \
+             created_at, updated_at, last_sign_in_at) \
+             VALUES ('{id}', '{tenant}', '{subject}', '{email}', 'Signed In', true, \
+             {now}, {now}, {now})"
+        ))
+        .await;
+}
+
+/// Provisioning turned on after people signed in: a POST for someone whose sign-in made
+/// their user adopts that user (same id, their session still good) when exactly one
+/// unprovisioned sign-in of the tenant matches by subject (Okta: externalId) or email;
+/// an ambiguous match, another tenant's user, or an already provisioned one never is.
+async fn provisioning_adopts_earlier_sign_ins(store: Store) {
+    let (_, scim) = key(&store, "scim", "acme");
+    let (_, admin) = key(&store, "admin", "acme");
+    signed_in(&store, "acme", "usr_ada", "00u_ada", "ada@acme.test").await;
+    signed_in(&store, "acme", "usr_kim", "pairwise-kim", "Kim@Acme.test").await;
+    signed_in(&store, "acme", "usr_twin1", "pairwise-t1", "twin@acme.test").await;
+    signed_in(&store, "acme", "usr_twin2", "pairwise-t2", "twin@acme.test").await;
+    signed_in(&store, "globex", "usr_zed", "pairwise-zed", "zed@acme.test").await;
+    // Ada's sign-in said she is in `readers`, which grants read.
+    store
+        .run_sql("INSERT INTO user_groups (user_id, group_name) VALUES ('usr_ada', 'readers')")
+        .await;
+    let ada_cookie = session_for(&store, "acme", "usr_ada").await;
+    let server = start_with_roles(&store);
+    let k = Some(scim.as_str());
+    let before = with_cookie(&server, "/api/workitems", &ada_cookie).await;
+    assert_eq!(before, 200);
+
+    // Okta: its user id is the OpenID subject and the SCIM externalId.
+    let ada = call(
+        &server,
+        Method::POST,
+        "/scim/v2/Users",
+        k,
+        Some(user_body("ada.lovelace@acme.test", Some("00u_ada"))),
+    )
+    .await;
+    assert_eq!(ada.status, 201, "{}", ada.body);
+    assert_eq!(ada.body["id"], "usr_ada", "{}", ada.body);
+    assert_eq!(ada.body["userName"], "ada.lovelace@acme.test");
+    assert_eq!(
+        with_cookie(&server, "/api/workitems", &ada_cookie).await,
+        before,
+        "the adopted user's session is untouched"
+    );
+    // Entra: a pairwise subject, matched by email (without regard to case).
+    let kim = call(
+        &server,
+        Method::POST,
+        "/scim/v2/Users",
+        k,
+        Some(user_body("kim@acme.test", None)),
+    )
+    .await;
+    assert_eq!(kim.status, 201, "{}", kim.body);
+    assert_eq!(kim.body["id"], "usr_kim");
+    // Provisioned now: a second POST for Kim is the usual uniqueness clash.
+    let again = call(
+        &server,
+        Method::POST,
+        "/scim/v2/Users",
+        k,
+        Some(user_body("kim@acme.test", None)),
+    )
+    .await;
+    assert_scim_error(&again, 409, Some("uniqueness"));
+
+    // Two sign-ins with the email: which one is a guess, so neither is taken.
+    let twin = create_user(&server, &scim, "twin@acme.test").await;
+    assert!(!twin.starts_with("usr_twin"), "{twin}");
+    // Another tenant's sign-in is never adopted.
+    let zed = create_user(&server, &scim, "zed@acme.test").await;
+    assert_ne!(zed, "usr_zed");
+
+    let (status, audit) = server.get_with("/api/audit?limit=100", Some(&admin)).await;
+    assert_eq!(status, 200, "{audit}");
+    let mut kinds: Vec<(String, String)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"].as_str().unwrap().starts_with("scim.user."))
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["target"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    let mut expected = vec![
+        ("scim.user.adopted".to_owned(), "usr_ada".to_owned()),
+        ("scim.user.adopted".to_owned(), "usr_kim".to_owned()),
+        ("scim.user.created".to_owned(), twin.clone()),
+        ("scim.user.created".to_owned(), zed.clone()),
+    ];
+    expected.sort();
+    assert_eq!(kinds, expected);
+}
+
+#[tokio::test]
+async fn provisioning_adopts_earlier_sign_ins_on_sqlite() {
+    provisioning_adopts_earlier_sign_ins(Store::sqlite()).await;
+}
+
+#[tokio::test]
+async fn provisioning_adopts_earlier_sign_ins_on_postgres() {
+    provisioning_adopts_earlier_sign_ins(Store::postgres().await).await;
+}

@@ -5,7 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use cfactory_domain::ports::{ProvisionedUser, StoreError, User};
+use cfactory_domain::ports::{ProvisionedUser, StoreError, User, UserSource};
 use serde_json::{Map, Value};
 
 use super::discovery::{self, ResourceTypeDoc, SchemaDoc, ServiceProviderConfig};
@@ -259,7 +259,40 @@ fn taken(user: &ProvisionedUser) -> impl FnOnce(StoreError) -> ScimError + '_ {
     }
 }
 
-/// Creates a user.
+/// The person a POST describes when they signed in by single sign-on before provisioning
+/// knew them: the one user of the tenant made by a sign-in and not yet provisioned whose
+/// subject is the POST's externalId (or userName, as [`ProvisionedUser::subject`]: an
+/// Okta user's id is also its OpenID subject), or whose email is the POST's email or
+/// userName. `None` when there is none, or more than one (which one would be a guess).
+async fn signed_in_before(
+    state: &AppState,
+    scim: &ScimCaller,
+    user: &ProvisionedUser,
+) -> Result<Option<User>, ScimError> {
+    let same_email = |email: &str| {
+        email.eq_ignore_ascii_case(&user.user_name)
+            || user
+                .email
+                .as_deref()
+                .is_some_and(|e| email.eq_ignore_ascii_case(e))
+    };
+    let mut found = state
+        .users
+        .users(&scim.caller.tenant)
+        .await?
+        .into_iter()
+        .filter(|u| u.source == UserSource::Sso && u.user_name.is_none())
+        .filter(|u| u.subject == user.subject() || u.email.as_deref().is_some_and(same_email));
+    Ok(match (found.next(), found.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    })
+}
+
+/// Creates a user, or adopts the one a person's earlier sign-in made
+/// ([`signed_in_before`]): that user keeps their id, subject and sessions and takes the
+/// POST's attributes, so provisioning turned on after people signed in links them instead
+/// of refusing them or making a second user.
 #[utoipa::path(
     post,
     path = "/scim/v2/Users",
@@ -267,7 +300,7 @@ fn taken(user: &ProvisionedUser) -> impl FnOnce(StoreError) -> ScimError + '_ {
     operation_id = "scimCreateUser",
     request_body(content = Object, content_type = "application/scim+json", description = "A SCIM User"),
     responses(
-        (status = 201, description = "The user, with `Location`", body = UserResource, content_type = "application/scim+json"),
+        (status = 201, description = "The user, with `Location`: new, or the one the person's earlier single sign-on made, now provisioned", body = UserResource, content_type = "application/scim+json"),
         (status = 400, description = "A missing or invalid attribute (`invalidValue`, `invalidSyntax`)", body = super::error::ScimErrorDoc, content_type = "application/scim+json"),
         (status = 409, description = "The userName is taken (`uniqueness`)", body = super::error::ScimErrorDoc, content_type = "application/scim+json"),
         (status = 401, description = "No key, or an unknown or revoked one", body = super::error::ScimErrorDoc, content_type = "application/scim+json"),
@@ -281,17 +314,32 @@ pub async fn create(
     ScimBody(body): ScimBody,
 ) -> Result<ScimJson<UserResource>, ScimError> {
     let user = resources::read_user(&body, true)?;
-    let stored = state
-        .users
-        .provision_user(
-            &scim.caller.tenant,
-            &user,
-            &super::new_id("usr"),
-            state.clock.now(),
-        )
-        .await
-        .map_err(taken(&user))?;
-    scim.audit(&state, "scim.user.created", &stored.id).await?;
+    let adopted = match signed_in_before(&state, &scim, &user).await? {
+        Some(earlier) => state
+            .users
+            .replace_user(&scim.caller.tenant, &earlier.id, &user, state.clock.now())
+            .await
+            .map_err(taken(&user))?,
+        None => None,
+    };
+    let (stored, kind) = match adopted {
+        Some(stored) => (stored, "scim.user.adopted"),
+        // No earlier sign-in, or its user was deleted in between: a new user.
+        None => {
+            let stored = state
+                .users
+                .provision_user(
+                    &scim.caller.tenant,
+                    &user,
+                    &super::new_id("usr"),
+                    state.clock.now(),
+                )
+                .await
+                .map_err(taken(&user))?;
+            (stored, "scim.user.created")
+        }
+    };
+    scim.audit(&state, kind, &stored.id).await?;
     let resource = user_resource(&scim.base, &stored);
     let location = resource.meta.location.clone();
     Ok(ScimJson::created(resource, location))
