@@ -1476,3 +1476,51 @@ async fn provisioning_adopts_earlier_sign_ins_on_sqlite() {
 async fn provisioning_adopts_earlier_sign_ins_on_postgres() {
     provisioning_adopts_earlier_sign_ins(Store::postgres().await).await;
 }
+
+/// PATCHes to one user at the same instant, each replacing a different attribute: each
+/// reads the user, changes its attribute and writes the whole user back, so without
+/// taking turns one PATCH writes back the attributes as it read them and undoes the
+/// others. After each round every attribute holds its round's value.
+#[tokio::test]
+async fn parallel_user_patches_keep_each_change() {
+    let store = Store::sqlite();
+    let (_, scim) = key(&store, "scim", "acme");
+    let server = Server::start(&store);
+    let ada = create_user(&server, &scim, "ada@acme.test").await;
+    let path = format!("/scim/v2/Users/{ada}");
+    let fields = [
+        ("name.givenName", "/name/givenName"),
+        ("name.familyName", "/name/familyName"),
+        ("name.formatted", "/name/formatted"),
+        ("displayName", "/displayName"),
+        ("externalId", "/externalId"),
+    ];
+    for round in 0..8 {
+        let answers = futures::future::join_all(fields.iter().map(|(field, _)| {
+            call(
+                &server,
+                Method::PATCH,
+                &path,
+                Some(&scim),
+                Some(patch(json!([{
+                    "op": "replace",
+                    "path": field,
+                    "value": format!("{field} {round}"),
+                }]))),
+            )
+        }))
+        .await;
+        for answer in &answers {
+            assert_eq!(answer.status, 200, "{}", answer.body);
+        }
+        let read = call(&server, Method::GET, &path, Some(&scim), None).await;
+        for (field, pointer) in fields {
+            assert_eq!(
+                read.body.pointer(pointer),
+                Some(&json!(format!("{field} {round}"))),
+                "round {round}: {field} was undone by a parallel PATCH: {}",
+                read.body
+            );
+        }
+    }
+}

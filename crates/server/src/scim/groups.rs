@@ -4,15 +4,12 @@
 //! of membership changes what its members may do at their next request.
 
 use std::collections::HashSet;
-use std::hash::{Hash as _, Hasher as _};
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use cfactory_domain::TenantId;
 use cfactory_domain::ports::{Group, GroupDraft, GroupReplacement, StoreError};
 use serde_json::{Map, Value};
 
@@ -258,21 +255,6 @@ async fn store_replacement(
 /// keeps changing before it gives up with 409.
 const PATCH_ATTEMPTS: u32 = 16;
 
-/// PATCHes to one group take turns within this process (one lock per stripe, a group's
-/// stripe chosen by its tenant and id), so they do not race each other's version check;
-/// the check remains for another process writing the same store.
-static PATCH_TURNS: LazyLock<[tokio::sync::Mutex<()>; 64]> =
-    LazyLock::new(|| std::array::from_fn(|_| tokio::sync::Mutex::new(())));
-
-fn patch_turn(tenant: &TenantId, id: &str) -> &'static tokio::sync::Mutex<()> {
-    let mut hasher = std::hash::DefaultHasher::new();
-    (tenant.as_str(), id).hash(&mut hasher);
-    let turns = &*PATCH_TURNS;
-    // The remainder is below the stripe count, so it fits.
-    #[allow(clippy::cast_possible_truncation)]
-    &turns[(hasher.finish() % turns.len() as u64) as usize]
-}
-
 /// Replaces a group, its members included.
 #[utoipa::path(
     put,
@@ -334,7 +316,7 @@ pub async fn change(
     // The operations apply to the group as read, and the result is stored only if the
     // group is still that version; otherwise they apply again to what is there now, so
     // two PATCHes at the same instant (members added by each) both take effect.
-    let _turn = patch_turn(&scim.caller.tenant, &id).lock().await;
+    let _turn = super::patch_turn(&scim.caller.tenant, &id).lock().await;
     for attempt in 0..PATCH_ATTEMPTS {
         if attempt > 0 {
             // Another process won the last round: give it a moment before the next read.

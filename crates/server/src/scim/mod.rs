@@ -14,6 +14,9 @@ pub mod patch;
 pub mod resources;
 pub mod users;
 
+use std::hash::{Hash as _, Hasher as _};
+use std::sync::LazyLock;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -21,6 +24,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use cfactory_domain::TenantId;
 use cfactory_domain::ports::{Scope, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -362,4 +366,21 @@ pub fn new_id(prefix: &str) -> String {
 /// A caseless comparison for attributes whose `caseExact` is false.
 pub fn same_text(a: &str, b: &str) -> bool {
     a.to_lowercase() == b.to_lowercase()
+}
+
+/// PATCHes to one resource take turns within this process (one lock per stripe, a
+/// resource's stripe chosen by its tenant and id; ids are unique across resource types),
+/// so two of them never read the same state and write over each other's change. A group's
+/// PATCH also checks the version it read, for another process writing the same store.
+static PATCH_TURNS: LazyLock<[tokio::sync::Mutex<()>; 64]> =
+    LazyLock::new(|| std::array::from_fn(|_| tokio::sync::Mutex::new(())));
+
+/// The lock a PATCH of the tenant's resource `id` holds from its read to its write.
+pub fn patch_turn(tenant: &TenantId, id: &str) -> &'static tokio::sync::Mutex<()> {
+    let mut hasher = std::hash::DefaultHasher::new();
+    (tenant.as_str(), id).hash(&mut hasher);
+    let turns = &*PATCH_TURNS;
+    // The remainder is below the stripe count, so it fits.
+    #[allow(clippy::cast_possible_truncation)]
+    &turns[(hasher.finish() % turns.len() as u64) as usize]
 }

@@ -445,6 +445,8 @@ pub async fn change(
 ) -> Result<ScimJson<UserResource>, ScimError> {
     let request: super::patch::PatchRequest = serde_json::from_value(Value::Object(body))
         .map_err(|e| ScimError::invalid_syntax(format!("not a PatchOp: {e}")))?;
+    // From the read to the write, no other PATCH of this user in this process runs.
+    let _turn = super::patch_turn(&scim.caller.tenant, &id).lock().await;
     let current = found(&state, &scim, &id).await?;
     let mut doc = as_object(&user_resource(&scim.base, &current));
     super::patch::apply(&mut doc, &request, &USER_MULTI_VALUED, &USER_ATTRIBUTES)?;
