@@ -80,16 +80,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if ui_is_stale() {
         build_ui()?;
     }
+    // Cargo's own progress shows: a first release build takes minutes.
+    eprintln!("xtask: building and starting cfactory (release; a first build takes a few minutes)");
     let status = Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "cfactory-server",
-            "--",
-            "demo",
-        ])
+        .args(["run", "--release", "-p", "cfactory-server", "--", "demo"])
         .args(args)
         .current_dir(root())
         .status()?;
