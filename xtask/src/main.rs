@@ -1,7 +1,7 @@
 //! `cargo xtask <task>`: the project's tasks. `demo` runs here, on the standard library
-//! and anyhow alone, so a first `cargo xtask demo` compiles the cockpit and little else; every other
-//! task (and `--help`) is handed to `xtask-full` (`src/full/`), which cargo builds with
-//! the package's `full` feature the first time one is asked for.
+//! and anyhow alone, so a first `cargo xtask demo` compiles the cockpit and little else;
+//! every other task (and `--help`) is handed to `xtask-full` (`src/full/`), which cargo
+//! builds with the package's `full` feature the first time one is asked for.
 
 mod demo;
 

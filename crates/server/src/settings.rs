@@ -795,11 +795,6 @@ impl Settings {
     }
 }
 
-/// Why `--otlp-endpoint` is refused by a build without trace export.
-pub const NO_TRACE_EXPORT: &str = "--otlp-endpoint: this cfactory was built without trace \
-    export (the `otlp` cargo feature); the release archive and the container have it, or \
-    build with `cargo build --release -p cfactory-server --features otlp`";
-
 /// `--otlp-endpoint` checked: an http(s) URL a collector's `/v1/traces` can be made from.
 #[cfg(feature = "otlp")]
 fn otlp_endpoint(url: &str) -> anyhow::Result<String> {
@@ -811,7 +806,11 @@ fn otlp_endpoint(url: &str) -> anyhow::Result<String> {
 /// `--otlp-endpoint` in a build that cannot export: refused, with how to get one that can.
 #[cfg(not(feature = "otlp"))]
 fn otlp_endpoint(_url: &str) -> anyhow::Result<String> {
-    bail!(NO_TRACE_EXPORT)
+    bail!(
+        "--otlp-endpoint: this cfactory was built without trace export (the `otlp` cargo \
+         feature); the release archive and the container have it, or build with `cargo build \
+         --release -p cfactory-server --features otlp`"
+    )
 }
 
 #[cfg(test)]

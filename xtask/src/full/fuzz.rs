@@ -78,14 +78,10 @@ fn schemathesis() -> anyhow::Result<PathBuf> {
 /// Runs the fuzzer with `max_examples` cases per operation and phase.
 pub fn run(max_examples: u32) -> anyhow::Result<()> {
     let st = schemathesis()?;
-    let data = workspace().join("target").join("api-fuzz-run");
-    let _ = std::fs::remove_dir_all(&data);
-    std::fs::create_dir_all(&data)?;
     // Every scope, so admin and SCIM operations are fuzzed too; no sign-in limit, so each
     // operation's logic is reached rather than its limit (the fuzzer signs in far faster
     // than a person).
     let server = crate::served::start(
-        &data,
         "api-fuzz",
         "read,write,ingest,approve,metrics,scim,admin",
         &["--limit-signin-per-minute", "0"],
@@ -108,7 +104,7 @@ pub fn run(max_examples: u32) -> anyhow::Result<()> {
             .args(["--max-examples", &examples, "--request-timeout", "30"])
             .args(["--workers", "2", "--wait-for-schema", "30"])
             .args(extra)
-            .current_dir(&data)
+            .current_dir(&server.data)
             .status()
             .context("running schemathesis")?;
         if !status.success() {

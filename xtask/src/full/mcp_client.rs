@@ -8,11 +8,9 @@
 //! The SDK is installed into `target/mcp-client-venv` from PyPI on first use, pinned;
 //! nothing is installed globally.
 
-use std::process::Command;
+use anyhow::Context;
 
-use anyhow::{Context, bail};
-
-use crate::fuzz::{python_venv, workspace};
+use crate::fuzz::python_venv;
 
 /// The client's pinned version.
 const MCP: &str = "mcp==2.3.0";
@@ -23,27 +21,12 @@ pub fn run() -> anyhow::Result<()> {
         "the MCP client check needs Python 3 with venv and pip (on Debian: apt-get install \
          python3-venv)",
     )?;
-    let data = workspace().join("target").join("mcp-client-run");
-    let _ = std::fs::remove_dir_all(&data);
-    std::fs::create_dir_all(&data)?;
     let server = crate::served::start(
-        &data,
         "mcp-client",
         "read,write,ingest,approve,metrics,scim,admin",
         &[],
     )?;
-    let status = Command::new(venv.join("bin").join("python"))
-        .arg(workspace().join("xtask").join("mcp_client.py"))
-        .args([&server.base, &server.key])
-        .env("PYTHONUNBUFFERED", "1")
-        .status()
-        .context("running the MCP client")?;
-    if !status.success() {
-        bail!(
-            "the MCP client's checks failed (see above; the server's log is {})",
-            server.log.display()
-        );
-    }
+    server.check_with_python(&venv, "mcp_client.py", "the MCP client's checks")?;
     eprintln!("xtask: the MCP client connected, listed and called the tools");
     Ok(())
 }

@@ -8,11 +8,9 @@
 //! The tester is installed into `target/scim-check-venv` from PyPI on first use, pinned;
 //! nothing is installed globally.
 
-use std::process::Command;
+use anyhow::Context;
 
-use anyhow::{Context, bail};
-
-use crate::fuzz::{python_venv, workspace};
+use crate::fuzz::python_venv;
 
 /// The checker's pinned version, with the HTTP engine its client uses.
 const TESTER: &str = "scim2-tester[httpx2]==0.5.2";
@@ -23,27 +21,8 @@ pub fn run() -> anyhow::Result<()> {
         "the SCIM check needs Python 3 with venv and pip (on Debian: apt-get install \
          python3-venv)",
     )?;
-    let data = workspace().join("target").join("scim-check-run");
-    let _ = std::fs::remove_dir_all(&data);
-    std::fs::create_dir_all(&data)?;
-    let server = crate::served::start(
-        &data,
-        "scim-check",
-        "scim",
-        &["--poll-interval-seconds", "0"],
-    )?;
-    let status = Command::new(venv.join("bin").join("python"))
-        .arg(workspace().join("xtask").join("scim_check.py"))
-        .args([&server.base, &server.key])
-        .env("PYTHONUNBUFFERED", "1")
-        .status()
-        .context("running the SCIM checker")?;
-    if !status.success() {
-        bail!(
-            "SCIM conformance checks failed (see above; the server's log is {})",
-            server.log.display()
-        );
-    }
+    let server = crate::served::start("scim-check", "scim", &["--poll-interval-seconds", "0"])?;
+    server.check_with_python(&venv, "scim_check.py", "SCIM conformance checks")?;
     eprintln!("xtask: every SCIM conformance check passed");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The debug server the HTTP checks drive from another program (the API fuzzer, the MCP
 //! client, the SCIM checker): built, given a key with the scopes the check needs on a
-//! fresh embedded store, started on free ports and awaited, and killed when dropped.
+//! fresh embedded store in `target/<name>-run`, started on free ports and awaited, and
+//! killed when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,6 +19,8 @@ pub(crate) struct Served {
     pub base: String,
     /// The key created for the check.
     pub key: String,
+    /// Its folder: the store and the log.
+    pub data: PathBuf,
     /// Where its log goes.
     pub log: PathBuf,
 }
@@ -30,14 +33,13 @@ impl Drop for Served {
 }
 
 /// Builds the server (dev profile), creates a key named `name` with `scopes` on a fresh
-/// SQLite store in `data`, and starts `serve` there with `serve_args` added; returns once
-/// the API listens (within 60 s).
-pub(crate) fn start(
-    data: &Path,
-    name: &str,
-    scopes: &str,
-    serve_args: &[&str],
-) -> anyhow::Result<Served> {
+/// SQLite store in `target/<name>-run` (emptied first), and starts `serve` there with
+/// `serve_args` added; returns once the API listens (within 60 s).
+pub(crate) fn start(name: &str, scopes: &str, serve_args: &[&str]) -> anyhow::Result<Served> {
+    let data = workspace().join("target").join(format!("{name}-run"));
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data)?;
+    let data = data.as_path();
     let status = Command::new(env!("CARGO"))
         .args([
             "build",
@@ -91,6 +93,7 @@ pub(crate) fn start(
         child,
         base: format!("http://127.0.0.1:{api}"),
         key,
+        data: data.to_owned(),
         log,
     };
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -104,4 +107,24 @@ pub(crate) fn start(
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(served)
+}
+
+impl Served {
+    /// Runs `xtask/<script>` with the Python of `venv`, given this server's base URL and
+    /// key; fails when it does, naming `what` failed and where the server's log is.
+    pub fn check_with_python(&self, venv: &Path, script: &str, what: &str) -> anyhow::Result<()> {
+        let status = Command::new(venv.join("bin").join("python"))
+            .arg(workspace().join("xtask").join(script))
+            .args([&self.base, &self.key])
+            .env("PYTHONUNBUFFERED", "1")
+            .status()
+            .with_context(|| format!("running xtask/{script}"))?;
+        if !status.success() {
+            bail!(
+                "{what} failed (see above; the server's log is {})",
+                self.log.display()
+            );
+        }
+        Ok(())
+    }
 }

@@ -276,14 +276,14 @@ async fn signed_in_before(
                 .as_deref()
                 .is_some_and(|e| email.eq_ignore_ascii_case(e))
     };
-    let mut found = state
+    let mut matching = state
         .users
         .users(&scim.caller.tenant)
         .await?
         .into_iter()
         .filter(|u| u.source == UserSource::Sso && u.user_name.is_none())
         .filter(|u| u.subject == user.subject() || u.email.as_deref().is_some_and(same_email));
-    Ok(match (found.next(), found.next()) {
+    Ok(match (matching.next(), matching.next()) {
         (Some(one), None) => Some(one),
         _ => None,
     })
